@@ -1,0 +1,106 @@
+"""Geometry checks shared by import and the API: type, coordinates, validity.
+
+All functions take EPSG:4326 geometries (lon/lat degrees) and return, per geometry,
+``None`` when it is acceptable or a short English reason when it is not.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import shapely
+
+__all__ = ["GEOMETRY_FAMILIES", "coerce_type", "geometry_problems"]
+
+# Geometry types a layer may declare, and the shapely types each accepts on input.
+GEOMETRY_FAMILIES: dict[str, tuple[str, ...]] = {
+    "Point": ("Point",),
+    "LineString": ("LineString",),
+    "Polygon": ("Polygon",),
+    "MultiPolygon": ("MultiPolygon", "Polygon"),
+    "PointOrPolygon": ("Point", "Polygon", "MultiPolygon"),
+}
+_SINGLE_OF_MULTI = {
+    "MultiPoint": "Point",
+    "MultiLineString": "LineString",
+    "MultiPolygon": "Polygon",
+}
+
+
+def coerce_type(geoms: np.ndarray, declared: str) -> np.ndarray:
+    """Return ``geoms`` brought to the declared type where that loses nothing.
+
+    A one-part multi-geometry becomes its single part for a single-type layer (Shapefile
+    and some GeoJSON writers wrap parts); a Polygon becomes a MultiPolygon for a
+    MultiPolygon layer. Anything else is returned unchanged for the checks to refuse.
+    """
+    out = np.array(geoms, dtype=object, copy=True)
+    types = shapely.get_type_id(out)
+    for i, g in enumerate(out):
+        if g is None or types[i] < 0:
+            continue
+        kind = g.geom_type
+        if declared == "MultiPolygon" and kind == "Polygon":
+            out[i] = shapely.MultiPolygon([g])
+        elif (
+            kind in _SINGLE_OF_MULTI
+            and _SINGLE_OF_MULTI[kind] in GEOMETRY_FAMILIES[declared]
+            and kind not in GEOMETRY_FAMILIES[declared]
+            and shapely.get_num_geometries(g) == 1
+        ):
+            out[i] = shapely.get_geometry(g, 0)
+    return out
+
+
+def geometry_problems(geoms: np.ndarray, declared: str) -> list[str | None]:
+    """Check geometries against a layer's declared type; one reason or ``None`` per item.
+
+    Checks, in order: present, not empty, of the declared type, finite coordinates,
+    coordinates on the planet (longitude in [-180, 180], latitude in [-90, 90]),
+    and OGC validity (self-intersections, bad rings), with shapely's reason.
+    Vectorised: only the geometries that fail are looked at one by one.
+    """
+    allowed = GEOMETRY_FAMILIES[declared]
+    geoms = np.asarray(geoms, dtype=object)
+    n = len(geoms)
+    reasons: list[str | None] = [None] * n
+    missing = shapely.is_missing(geoms)
+    present = ~missing
+    empty = np.zeros(n, dtype=bool)
+    empty[present] = shapely.is_empty(geoms[present])
+    names = np.array([None] * n, dtype=object)
+    names[present] = [g.geom_type for g in geoms[present]]
+    wrong_type = present & ~np.isin(names, allowed)
+    checkable = present & ~empty & ~wrong_type
+    coords, index = shapely.get_coordinates(geoms[checkable], return_index=True)
+    rows = np.flatnonzero(checkable)[index]
+    nonfinite = np.zeros(n, dtype=bool)
+    nonfinite[rows[~np.isfinite(coords).all(axis=1)]] = True
+    off = np.zeros(n, dtype=bool)
+    with np.errstate(invalid="ignore"):
+        off[rows[(np.abs(coords[:, 0]) > 180.0) | (np.abs(coords[:, 1]) > 90.0)]] = True
+    invalid = np.zeros(n, dtype=bool)
+    rest = checkable & ~nonfinite & ~off
+    invalid[rest] = ~shapely.is_valid(geoms[rest])
+    for i in np.flatnonzero(missing | empty | wrong_type | nonfinite | off | invalid):
+        if missing[i]:
+            reasons[i] = "geometry is missing"
+        elif empty[i]:
+            reasons[i] = "geometry is empty"
+        elif wrong_type[i]:
+            reasons[i] = f"geometry is a {names[i]}, the layer takes {' or '.join(allowed)}"
+        elif nonfinite[i]:
+            reasons[i] = "coordinates contain NaN or infinity"
+        elif off[i]:
+            reasons[i] = _off_planet(geoms[i])
+        else:
+            reasons[i] = f"invalid geometry: {shapely.is_valid_reason(geoms[i])}"
+    return reasons
+
+
+def _off_planet(geom: shapely.Geometry) -> str:
+    coords = shapely.get_coordinates(geom)
+    bad = coords[(np.abs(coords[:, 0]) > 180.0) | (np.abs(coords[:, 1]) > 90.0)][0]
+    return (
+        f"coordinate ({bad[0]:g}, {bad[1]:g}) is off the planet "
+        "(longitude must be in [-180, 180], latitude in [-90, 90]; wrong CRS?)"
+    )

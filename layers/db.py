@@ -1,0 +1,90 @@
+"""Which database safegrid talks to, its engine, and its migrations.
+
+``SAFEGRID_DATABASE_URL`` names an existing PostGIS; otherwise the managed local
+cluster (:mod:`layers.cluster`) under ``$SAFEGRID_HOME`` is used.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+
+from .cluster import Cluster, managed_cluster
+
+__all__ = [
+    "database_url",
+    "downgrade_all",
+    "engine",
+    "external_url",
+    "migrate",
+    "schema_revision",
+]
+
+_MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def external_url() -> str | None:
+    """``SAFEGRID_DATABASE_URL`` normalised to the psycopg 3 driver, or None."""
+    url = os.environ.get("SAFEGRID_DATABASE_URL", "").strip()
+    if not url:
+        return None
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres", "postgis"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def database_url(cluster: Cluster | None = None) -> str:
+    """The URL every command uses: the external one, else the managed cluster's."""
+    return external_url() or (cluster or managed_cluster()).url()
+
+
+@cache
+def engine(url: str | None = None) -> Engine:
+    """A pooled engine for ``url`` (default :func:`database_url`); one per URL."""
+    return create_engine(
+        url or database_url(),
+        pool_pre_ping=True,
+        pool_size=8,
+        max_overflow=8,
+        pool_timeout=10,
+        connect_args={"connect_timeout": 5},
+    )
+
+
+def _alembic_config(url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def migrate(url: str | None = None) -> None:
+    """Apply every Alembic migration to the database at ``url``."""
+    command.upgrade(_alembic_config(url or database_url()), "head")
+
+
+def downgrade_all(url: str | None = None) -> None:
+    """Undo every migration: drops all safegrid tables (data included)."""
+    command.downgrade(_alembic_config(url or database_url()), "base")
+
+
+def schema_revision(url: str | None = None) -> str | None:
+    """The Alembic revision the database is at, or None when unmigrated."""
+    with engine(url).connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def postgis_version(url: str | None = None) -> str:
+    """``PostgreSQL x.y / PostGIS a.b.c`` of the database at ``url``."""
+    with engine(url).connect() as conn:
+        pg = conn.execute(text("SHOW server_version")).scalar_one()
+        gis = conn.execute(text("SELECT postgis_lib_version()")).scalar_one()
+    return f"PostgreSQL {pg.split()[0]} / PostGIS {gis}"

@@ -1,0 +1,176 @@
+"""Generated demo data: three adjacent cities in Hunan, deterministic for a seed.
+
+``generate(scale, seed)`` builds every layer in memory (EPSG:4326 GeoDataFrames);
+``load(engine, scale, seed)`` replaces all layers with them in one transaction. No
+data is downloaded: shapes are invented, placed around Changsha, Xiangtan and Zhuzhou
+(长株潭) so that coordinates, the UTM zone and the GCJ-02 offset are realistic.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import geopandas as gpd
+import numpy as np
+import shapely
+from pyproj import Transformer
+from sqlalchemy import Engine, text
+
+from ..registry import LAYERS
+from ..store import q, write_in
+from ..validate import clean_features
+from .network import build_roads
+from .places import SCALES, Places, build_places
+from .safety import (
+    add_security_posts,
+    build_cameras,
+    build_checkpoints,
+    build_incidents,
+    build_key_areas,
+)
+from .settlement import build_settlement, plan_grids
+
+__all__ = ["CENTRE", "LOAD_ORDER", "SCALES", "generate", "load"]
+
+CENTRE = (112.98, 28.02)  # lon, lat of the demo region's centre
+METRIC_EPSG = 32649  # WGS 84 / UTM zone 49N
+# Layers in the order they are written (references first).
+LOAD_ORDER = ("jurisdictions", "roads", "buildings", "key_areas", "grids", "household_units",
+              "households", "cameras", "checkpoints", "incidents")
+
+
+class _Frame:
+    """Turns metric geometries of the demo plane into EPSG:4326 GeoDataFrames."""
+
+    def __init__(self, width: float, height: float):
+        fwd = Transformer.from_crs(4326, METRIC_EPSG, always_xy=True)
+        cx, cy = fwd.transform(*CENTRE)
+        self.origin = np.array([cx - width / 2, cy - height / 2])
+        self.inverse = Transformer.from_crs(METRIC_EPSG, 4326, always_xy=True)
+
+    def to_lonlat(self, geoms) -> np.ndarray:
+        def apply(xy: np.ndarray) -> np.ndarray:
+            lon, lat = self.inverse.transform(xy[:, 0] + self.origin[0],
+                                              xy[:, 1] + self.origin[1])
+            return np.column_stack([lon, lat])
+
+        return shapely.transform(np.asarray(geoms, dtype=object), apply)
+
+    def frame(self, geoms, **columns) -> gpd.GeoDataFrame:
+        return gpd.GeoDataFrame(columns, geometry=self.to_lonlat(geoms), crs=4326)
+
+
+def _points(xy: np.ndarray) -> np.ndarray:
+    return shapely.points(xy)
+
+
+def generate(scale: str = "small", seed: int = 1,
+             progress: Callable[[str], None] | None = None) -> dict[str, gpd.GeoDataFrame]:
+    """Build every demo layer for ``scale`` (small, city, province) and ``seed``."""
+    if scale not in SCALES:
+        raise ValueError(f"unknown demo scale {scale!r}; use one of {', '.join(SCALES)}")
+    say = progress or (lambda _msg: None)
+    sc = SCALES[scale]
+    rng = np.random.default_rng(seed)
+    frame = _Frame(sc.width_m, sc.height_m)
+    say("jurisdictions")
+    places = build_places(sc, rng)
+    say("neighbourhoods, buildings and households")
+    settlement = build_settlement(places, sc, rng)
+    household_codes = [f"H{i + 1:07d}" for i in range(len(settlement.households))]
+    say("roads")
+    roads, road_names, road_classes = build_roads(places, settlement, sc, rng)
+    say("key areas, cameras and checkpoints")
+    areas = build_key_areas(places, settlement, rng)
+    cameras = build_cameras(areas, roads, road_classes, settlement, places, sc.cameras, rng)
+    cp_geoms, cp_names, cp_kinds = build_checkpoints(places, roads, road_classes, rng)
+    add_security_posts(areas, cp_geoms, cp_names, cp_kinds, rng)
+    say("grids and joint-household units")
+    plan = plan_grids(places, settlement, sc, rng, household_codes)
+    _carve_dedicated_grids(plan, areas)
+    say("incidents")
+    inc_xy, inc_t, inc_cat, inc_sev = build_incidents(places, settlement, areas, sc.incidents,
+                                                      rng)
+    layers = {
+        "jurisdictions": frame.frame(
+            [shapely.MultiPolygon(shapely.get_parts(g)) for g in places.geoms],
+            code=places.codes, name=places.names, level=places.levels,
+            parent_code=places.parents),
+        "roads": frame.frame(roads, name=road_names, **{"class": road_classes}),
+        "buildings": frame.frame(settlement.buildings, height_m=settlement.building_height),
+        "key_areas": frame.frame(areas.geoms, name=areas.names, category=areas.categories,
+                                 security_staff=areas.staff),
+        "grids": frame.frame(plan.grid_geoms, code=plan.grid_codes, name=plan.grid_names,
+                             kind=plan.grid_kinds, jurisdiction_code=plan.grid_parents),
+        "household_units": frame.frame(plan.unit_geoms, code=plan.unit_codes,
+                                       grid_code=plan.unit_grids,
+                                       head_household=plan.unit_heads, size=plan.unit_sizes),
+        "households": frame.frame(_points(settlement.households), code=household_codes,
+                                  persons=settlement.persons),
+        "cameras": frame.frame(
+            _points(cameras.xy),
+            code=[f"CAM{i + 1:06d}" for i in range(len(cameras.xy))],
+            bearing=cameras.bearing, fov=cameras.fov, range_m=cameras.range_m,
+            height_m=cameras.height_m,
+            status=np.where(cameras.online, "online", "offline")),
+        "checkpoints": frame.frame(cp_geoms, name=cp_names, kind=cp_kinds),
+        "incidents": frame.frame(_points(inc_xy), occurred_at=inc_t, category=inc_cat,
+                                 severity=inc_sev),
+    }
+    layers["incidents"]["occurred_at"] = layers["incidents"]["occurred_at"].dt.tz_convert("UTC")
+    return layers
+
+
+def _carve_dedicated_grids(plan, areas) -> None:
+    """Carve dedicated grids (专属网格) for schools and hospitals out of their grid.
+
+    The site becomes its own grid and is cut out of the comprehensive grid around it.
+    """
+    tree = shapely.STRtree(plan.grid_geoms)
+    n = 0
+    for geom, name, category in zip(areas.geoms, areas.names, areas.categories, strict=True):
+        if category not in ("school", "hospital") or geom.geom_type != "Polygon":
+            continue
+        hits = [int(i) for i in tree.query(geom, predicate="intersects")]
+        if len(hits) != 1:
+            continue
+        host = plan.grid_geoms[hits[0]]
+        if not shapely.contains(host.buffer(-1.0), geom):
+            continue
+        n += 1
+        plan.grid_geoms[hits[0]] = shapely.difference(host, geom)
+        plan.grid_codes.append(f"{plan.grid_parents[hits[0]]}Z{n:02d}")
+        plan.grid_names.append(f"{name}专属网格")
+        plan.grid_kinds.append("dedicated")
+        plan.grid_parents.append(plan.grid_parents[hits[0]])
+        plan.grid_geoms.append(geom)
+
+
+def load(engine: Engine, scale: str = "small", seed: int = 1,
+         progress: Callable[[str], None] | None = None) -> dict[str, int]:
+    """Replace every layer with the demo of ``scale``/``seed`` in one transaction.
+
+    Returns the feature count per layer.
+    """
+    say = progress or (lambda _msg: None)
+    t0 = time.perf_counter()
+    layers = generate(scale, seed, progress)
+    cleaned = {name: clean_features(gdf, LAYERS[name]) for name, gdf in layers.items()}
+    counts: dict[str, int] = {}
+    with engine.begin() as conn:
+        for name in reversed(LOAD_ORDER):
+            conn.execute(text(f"DELETE FROM {q(name)}"))
+        for name in LOAD_ORDER:
+            say(f"writing {name} ({len(cleaned[name])})")
+            counts[name] = write_in(conn, LAYERS[name], cleaned[name], mode="append",
+                                    actor="demo", source=f"demo {scale} seed {seed}",
+                                    progress=False)
+        conn.execute(text("ANALYZE"))
+    say(f"done in {time.perf_counter() - t0:.1f} s")
+    return counts
+
+
+def describe(places: Places) -> str:
+    """One line naming the demo's cities."""
+    return ", ".join(places.names[i] for i in places.of_level("city"))

@@ -1,0 +1,241 @@
+"""Read and write layer files through pyogrio.
+
+Formats: GeoJSON, GeoPackage, Shapefile (also zipped), FlatGeobuf, KML and CSV (lon/lat
+or WKT columns). Reading returns features in EPSG:4326 with the file's column names mapped to the
+layer's fields; writing takes EPSG:4326 features and writes them in the CRS asked for,
+or in GCJ-02 (the offset of Chinese web maps).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import shapely
+from pyproj import CRS
+from pyproj.exceptions import CRSError
+
+from geo.crs import gcj02_to_wgs84, wgs84_to_gcj02
+
+from .errors import InputRejected
+from .registry import SYSTEM_COLUMNS, Layer
+
+__all__ = ["FORMATS", "format_of", "parse_crs", "read_file", "write_file"]
+
+# extension -> (GDAL driver, description)
+FORMATS: dict[str, tuple[str, str]] = {
+    ".geojson": ("GeoJSON", "GeoJSON"),
+    ".json": ("GeoJSON", "GeoJSON"),
+    ".gpkg": ("GPKG", "GeoPackage"),
+    ".shp": ("ESRI Shapefile", "Shapefile"),
+    ".zip": ("ESRI Shapefile", "zipped Shapefile"),
+    ".fgb": ("FlatGeobuf", "FlatGeobuf"),
+    ".kml": ("LIBKML", "KML"),
+    ".csv": ("CSV", "CSV with lon/lat or WKT columns"),
+}
+# Columns LIBKML adds to every layer it reads; dropped when empty.
+_KML_STANDARD = (
+    "description", "timestamp", "begin", "end", "altitudemode", "tessellate", "extrude",
+    "visibility", "draworder", "icon", "snippet",
+)
+_COORDS = ("wgs84", "gcj02")
+
+
+def format_of(path: str | os.PathLike) -> tuple[str, str]:
+    """Return (driver, description) for ``path`` by its extension, or raise."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMATS:
+        raise InputRejected(
+            f"{Path(path).name}: unknown file type {suffix or '(none)'!r}; "
+            f"use one of {', '.join(FORMATS)}"
+        )
+    return FORMATS[suffix]
+
+
+def parse_crs(text: str | None) -> CRS | None:
+    """A CRS from anything PROJ understands (``EPSG:4547``, WKT, PROJ string), or None."""
+    if text is None or text == "":
+        return None
+    try:
+        return CRS.from_user_input(text)
+    except CRSError as exc:
+        raise InputRejected(f"unknown CRS {text!r}: {exc}") from None
+
+
+def _check_coords(coords: str) -> None:
+    if coords not in _COORDS:
+        raise InputRejected(f"--coords must be one of {', '.join(_COORDS)}, got {coords!r}")
+
+
+def read_file(
+    path: str | os.PathLike,
+    layer: Layer,
+    crs: str | None = None,
+    coords: str = "wgs84",
+) -> gpd.GeoDataFrame:
+    """Read ``path`` as features of ``layer``, reprojected to EPSG:4326.
+
+    ``crs`` overrides the file's own CRS (files without one are taken as EPSG:4326);
+    ``coords="gcj02"`` says the lon/lat are GCJ-02 and undoes the offset. Columns keep
+    their values as read; :func:`layers.validate.clean_features` types and checks them.
+    """
+    _check_coords(coords)
+    path = Path(path)
+    if not path.exists():
+        raise InputRejected(f"{path}: no such file")
+    driver, _ = format_of(path)
+    override = parse_crs(crs)
+    gdf = _read_raw(path, driver)
+    gdf = _rename_columns(gdf, layer, driver)
+    source_crs = override or gdf.crs or CRS.from_epsg(4326)
+    gdf = gdf.set_crs(source_crs, allow_override=True)
+    if not source_crs.equals(CRS.from_epsg(4326)):
+        if not source_crs.is_geographic and not source_crs.is_projected:
+            raise InputRejected(f"{path.name}: CRS {source_crs.name!r} is not a 2D map CRS")
+        with np.errstate(all="ignore"):
+            gdf = gdf.to_crs(4326)
+    if coords == "gcj02":
+        gdf = gdf.set_geometry(_transform_lonlat(gdf.geometry, gcj02_to_wgs84))
+    return gdf
+
+
+def _read_raw(path: Path, driver: str) -> gpd.GeoDataFrame:
+    options: dict = {}
+    if driver == "CSV":
+        options = {
+            "X_POSSIBLE_NAMES": "lon,lng,longitude,x",
+            "Y_POSSIBLE_NAMES": "lat,latitude,y",
+            "GEOM_POSSIBLE_NAMES": "wkt,geometry,geom",
+            "KEEP_GEOM_COLUMNS": "NO",
+        }
+    try:
+        if path.suffix.lower() == ".zip":
+            gdf = _read_zip(path)
+        else:
+            gdf = pyogrio.read_dataframe(path, **options)
+    except InputRejected:
+        raise
+    except Exception as exc:  # pyogrio raises several GDAL error types
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputRejected(f"{path.name}: cannot read the file: {message}") from None
+    if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry.name not in gdf.columns:
+        hint = " (a CSV needs lon/lat or wkt columns)" if driver == "CSV" else ""
+        raise InputRejected(f"{path.name}: the file has no geometry{hint}")
+    return gdf
+
+
+def _read_zip(path: Path) -> gpd.GeoDataFrame:
+    """All shapefiles in a zip, one after another (a mixed layer has one per type)."""
+    names = [str(n) for n, _ in pyogrio.list_layers(path)]
+    if not names:
+        raise InputRejected(f"{path.name}: the zip holds no shapefile")
+    parts = [pyogrio.read_dataframe(path, layer=name) for name in sorted(names)]
+    crs = parts[0].crs
+    parts = [p.to_crs(crs) if p.crs and crs and not p.crs.equals(crs) else p for p in parts]
+    return gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=crs)
+
+
+def _rename_columns(gdf: gpd.GeoDataFrame, layer: Layer, driver: str) -> gpd.GeoDataFrame:
+    """Map file column names to field names: case, Shapefile's 10-character cut, KML."""
+    wanted = list(layer.field_names) + list(SYSTEM_COLUMNS)
+    geometry = gdf.geometry.name
+    renames: dict[str, str] = {}
+    drops: list[str] = []
+    for column in gdf.columns:
+        if column == geometry:
+            continue
+        low = column.lower()
+        empty = gdf[column].replace("", None).isna().all()
+        if driver == "LIBKML" and low in _KML_STANDARD and empty:
+            drops.append(column)
+            continue
+        exact = [w for w in wanted if w == low]
+        cut = [w for w in wanted if len(low) == 10 and w[:10] == low]
+        match = exact or (cut if driver == "ESRI Shapefile" and len(cut) == 1 else [])
+        if match:
+            renames[column] = match[0]
+    return gdf.drop(columns=drops).rename(columns=renames)
+
+
+def _transform_lonlat(geoms: gpd.GeoSeries, func) -> gpd.GeoSeries:
+    """Apply a vectorised (lon, lat) -> (lon, lat) function to every coordinate."""
+
+    def apply(xy: np.ndarray) -> np.ndarray:
+        lon, lat = func(xy[:, 0], xy[:, 1])
+        return np.column_stack([lon, lat])
+
+    return gpd.GeoSeries(shapely.transform(geoms.values, apply), index=geoms.index, crs=geoms.crs)
+
+
+def write_file(
+    gdf: gpd.GeoDataFrame,
+    path: str | os.PathLike,
+    crs: str | None = None,
+    coords: str = "wgs84",
+    layer_name: str = "features",
+) -> int:
+    """Write EPSG:4326 features to ``path`` (format by extension); return the count.
+
+    ``crs`` reprojects on the way out; ``coords="gcj02"`` writes GCJ-02 lon/lat.
+    Date-times go out as ISO 8601 text where the format has no time zone support.
+    """
+    _check_coords(coords)
+    if coords == "gcj02" and crs:
+        raise InputRejected("--coords gcj02 writes lon/lat; it cannot be combined with --crs")
+    path = Path(path)
+    driver, _ = format_of(path)
+    out = gdf.copy()
+    target = parse_crs(crs)
+    if target is not None:
+        out = out.to_crs(target)
+    if coords == "gcj02":
+        out = out.set_geometry(_transform_lonlat(out.geometry, wgs84_to_gcj02))
+    if driver in ("ESRI Shapefile", "LIBKML", "CSV"):
+        for column in out.columns:
+            if pd.api.types.is_datetime64_any_dtype(out[column]):
+                out[column] = out[column].map(lambda t: None if pd.isna(t) else t.isoformat())
+    families = _families(out)
+    if driver == "ESRI Shapefile" and path.suffix.lower() == ".shp" and len(families) > 1:
+        raise InputRejected(
+            f"a Shapefile holds one geometry type and this layer mixes "
+            f"{' and '.join(sorted(families))}: export to .zip (one shapefile per type), "
+            ".gpkg or .geojson"
+        )
+    if path.exists():
+        path.unlink()
+    if path.suffix.lower() == ".zip":
+        _write_zipped_shapefile(out, path, layer_name)
+    else:
+        options: dict = {"GEOMETRY": "AS_WKT"} if driver == "CSV" else {}
+        if driver == "ESRI Shapefile":
+            options["encoding"] = "UTF-8"
+        pyogrio.write_dataframe(out, path, driver=driver, layer=layer_name, **options)
+    return len(out)
+
+
+def _families(gdf: gpd.GeoDataFrame) -> dict[str, np.ndarray]:
+    """Rows by geometry family (point, line, polygon): Shapefile keeps one per file."""
+    kinds = gdf.geometry.geom_type.fillna("").str.replace("Multi", "").str.lower()
+    return {k: (kinds == k).to_numpy() for k in kinds.unique() if k}
+
+
+def _write_zipped_shapefile(gdf: gpd.GeoDataFrame, path: Path, layer_name: str) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="safegrid-shp-"))
+    try:
+        families = _families(gdf)
+        for family, rows in families.items():
+            name = layer_name if len(families) == 1 else f"{layer_name}_{family}"
+            pyogrio.write_dataframe(gdf[rows], tmp / f"{name}.shp", driver="ESRI Shapefile",
+                                    encoding="UTF-8")
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+            for part in sorted(tmp.iterdir()):
+                zf.write(part, part.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

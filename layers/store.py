@@ -1,0 +1,336 @@
+"""PostGIS storage of layers: bulk writes in one transaction, reads, summaries.
+
+A write stages the features in a temporary table (COPY), checks in SQL what needs the
+database (location near a jurisdiction, references, uniqueness), derives
+``jurisdiction_code`` and the other derived fields, inserts, and leaves an audit row;
+any problem rolls the whole write back. Table and column names come from the registry
+only; values always travel as bound parameters or COPY data.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from sqlalchemy import Connection, Engine, text
+from tqdm import tqdm
+
+from .errors import InputRejected, RowProblem
+from .registry import LAYERS, Layer
+
+__all__ = [
+    "layer_summary",
+    "read_features",
+    "refresh_derived",
+    "write_features",
+    "write_in",
+]
+
+NEAR_M = 1000.0
+_SQL_TYPES = {"text": "text", "int": "integer", "float": "double precision",
+              "datetime": "timestamptz"}
+
+
+def q(name: str) -> str:
+    """Quote an identifier taken from the registry."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+# -- writing -------------------------------------------------------------------------
+
+
+def write_features(
+    engine: Engine,
+    layer: Layer,
+    features: gpd.GeoDataFrame,
+    *,
+    mode: str = "append",
+    actor: str = "system",
+    source: str = "",
+    progress: bool | None = None,
+) -> int:
+    """Write clean EPSG:4326 features (see :func:`layers.validate.clean_features`).
+
+    ``mode`` is ``append`` or ``replace`` (the layer's rows are deleted first, in the
+    same transaction). Rows are numbered from 1 in the order given. Raises
+    :class:`InputRejected` listing every row the database checks refuse; then nothing
+    is written. Returns the number of features written.
+    """
+    with engine.begin() as conn:
+        return write_in(conn, layer, features, mode=mode, actor=actor, source=source,
+                        progress=progress)
+
+
+def write_in(
+    conn: Connection,
+    layer: Layer,
+    features: gpd.GeoDataFrame,
+    *,
+    mode: str = "append",
+    actor: str = "system",
+    source: str = "",
+    progress: bool | None = None,
+) -> int:
+    """:func:`write_features` inside the caller's transaction ``conn``."""
+    if mode not in ("append", "replace"):
+        raise InputRejected(f"mode must be append or replace, got {mode!r}")
+    show = progress if progress is not None else len(features) > 5000
+    before = conn.execute(text(f"SELECT count(*) FROM {q(layer.name)}")).scalar_one()
+    if mode == "replace":
+        conn.execute(text(f"DELETE FROM {q(layer.name)}"))
+    _stage(conn, layer, features, show)
+    problems = _database_problems(conn, layer, mode)
+    if problems:
+        raise InputRejected(
+            f"{len({p.row for p in problems})} of {len(features)} rows refused for layer "
+            f"{layer.name}; nothing was written",
+            problems,
+        )
+    _insert_from_stage(conn, layer, actor)
+    refresh_derived(conn, layer.name)
+    _audit(conn, actor, layer.name, "import" if mode == "append" else "replace",
+           {"count": before}, {"added": len(features), "mode": mode, "source": source})
+    conn.execute(text("DROP TABLE staging"))
+    conn.execute(text("DROP TABLE IF EXISTS leaf_parts"))
+    return len(features)
+
+
+def _stage(conn: Connection, layer: Layer, features: gpd.GeoDataFrame, show: bool) -> None:
+    fields = layer.input_fields
+    columns = ", ".join(f"{q(f.name)} {_SQL_TYPES[f.type]}" for f in fields)
+    conn.execute(text(
+        f"CREATE TEMP TABLE staging (row_no integer, geom geometry(Geometry, 4326), {columns},"
+        " pt geometry(Point, 4326), derived_code text) ON COMMIT DROP"
+    ))
+    geoms = shapely.to_wkb(shapely.set_srid(features.geometry.values.to_numpy(), 4326),
+                           hex=True, include_srid=True)
+    values = [_python_values(features[f.name]) for f in fields]
+    names = ", ".join(["row_no", "geom", *(q(f.name) for f in fields)])
+    cursor = conn.connection.driver_connection.cursor()
+    with cursor.copy(f"COPY staging ({names}) FROM STDIN") as copy, tqdm(
+        total=len(features), desc=f"loading {layer.name}", unit=" rows", disable=not show,
+        leave=False,
+    ) as bar:
+        for i, row in enumerate(zip(geoms, *values, strict=True)):
+            copy.write_row((i + 1, *row))
+            if i % 10000 == 9999:
+                bar.update(10000)
+        bar.update(len(features) % 10000)
+    conn.execute(text("UPDATE staging SET pt = ST_PointOnSurface(geom)"))
+    conn.execute(text("CREATE INDEX ON staging USING gist (pt)"))
+    conn.execute(text("ANALYZE staging"))
+
+
+def _python_values(series: pd.Series) -> list:
+    """Plain Python values for COPY: None for nulls, no numpy scalars."""
+    out = []
+    for value in series.tolist():
+        if value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
+            out.append(None)
+        elif isinstance(value, pd.Timestamp):
+            out.append(value.to_pydatetime())
+        elif isinstance(value, np.generic):
+            out.append(value.item())
+        else:
+            out.append(value)
+    return out
+
+
+def _database_problems(conn: Connection, layer: Layer, mode: str) -> list[RowProblem]:
+    problems: list[RowProblem] = []
+    if layer.located:
+        problems += _location_problems(conn, layer)
+    for f in layer.input_fields:
+        if f.ref:
+            problems += _reference_problems(conn, layer, f.name, f.ref)
+        if f.unique:
+            problems += _unique_problems(conn, layer, f.name)
+    return problems
+
+
+def _rows(conn: Connection, sql: str, reason: Callable[..., str], **params) -> list[RowProblem]:
+    return [RowProblem(r[0], reason(*r[1:])) for r in conn.execute(text(sql), params)]
+
+
+def _location_problems(conn: Connection, layer: Layer) -> list[RowProblem]:
+    if not conn.execute(text("SELECT EXISTS (SELECT 1 FROM jurisdictions)")).scalar_one():
+        return [RowProblem(1, "no jurisdictions are loaded: import the jurisdictions layer first")]
+    conn.execute(text(
+        "CREATE TEMP TABLE leaf_parts ON COMMIT DROP AS "
+        "SELECT code, ST_Subdivide(geom, 128) AS geom FROM jurisdictions j "
+        "WHERE NOT EXISTS (SELECT 1 FROM jurisdictions c WHERE c.parent_code = j.code)"
+    ))
+    conn.execute(text("CREATE INDEX ON leaf_parts USING gist (geom)"))
+    conn.execute(text("ANALYZE leaf_parts"))
+    conn.execute(text(
+        "UPDATE staging s SET derived_code = l.code FROM leaf_parts l "
+        "WHERE ST_Intersects(l.geom, s.pt)"
+    ))
+    conn.execute(text(f"""
+        UPDATE staging s SET derived_code = (
+            SELECT l.code FROM leaf_parts l
+            WHERE l.geom && ST_Expand(s.pt, {_degrees_for(NEAR_M)})
+              AND ST_DWithin(l.geom::geography, s.pt::geography, :near)
+            ORDER BY l.geom <-> s.pt LIMIT 1)
+        WHERE s.derived_code IS NULL"""), {"near": NEAR_M})
+    outside = _rows(
+        conn,
+        "SELECT row_no, ST_X(pt), ST_Y(pt) FROM staging WHERE derived_code IS NULL",
+        lambda x, y: f"lies outside every jurisdiction, more than {NEAR_M:g} m away "
+        f"(at {x:.5f}, {y:.5f}; wrong CRS or GCJ-02 coordinates?)",
+    )
+    far = _rows(
+        conn,
+        f"""SELECT s.row_no, s.jurisdiction_code,
+                   ST_Distance(j.geom::geography, s.pt::geography)
+            FROM staging s JOIN jurisdictions j ON j.code = s.jurisdiction_code
+            WHERE s.derived_code IS NOT NULL
+              AND NOT (j.geom && ST_Expand(s.pt, {_degrees_for(NEAR_M)})
+                       AND ST_DWithin(j.geom::geography, s.pt::geography, :near))""",
+        lambda code, dist: f"lies {dist / 1000:.1f} km outside its jurisdiction {code!r}",
+        near=NEAR_M,
+    )
+    return outside + far
+
+
+def _degrees_for(metres: float) -> str:
+    """SQL for a bounding-box margin of ``metres`` around ``s.pt`` in degrees."""
+    return f"({metres} / (111320.0 * greatest(cos(radians(ST_Y(s.pt))), 0.01)))"
+
+
+def _reference_problems(conn: Connection, layer: Layer, name: str, ref: str) -> list[RowProblem]:
+    ref_layer, ref_field = ref.split(".")
+    also_staged = (
+        f" AND NOT EXISTS (SELECT 1 FROM staging s2 WHERE s2.{q(ref_field)} = s.{q(name)})"
+        if ref_layer == layer.name else ""
+    )
+    return _rows(
+        conn,
+        f"SELECT row_no, s.{q(name)} FROM staging s WHERE s.{q(name)} IS NOT NULL "
+        f"AND NOT EXISTS (SELECT 1 FROM {q(ref_layer)} t WHERE t.{q(ref_field)} = s.{q(name)})"
+        + also_staged,
+        lambda value: f"field {name!r}: {value!r} is not a {ref_field} in {ref_layer}",
+    )
+
+
+def _unique_problems(conn: Connection, layer: Layer, name: str) -> list[RowProblem]:
+    repeated = _rows(
+        conn,
+        f"SELECT row_no, v FROM (SELECT row_no, {q(name)} AS v, "
+        f"count(*) OVER (PARTITION BY {q(name)}) AS n FROM staging) d WHERE n > 1",
+        lambda value: f"field {name!r}: {value!r} appears more than once in the input",
+    )
+    taken = _rows(
+        conn,
+        f"SELECT s.row_no, s.{q(name)} FROM staging s "
+        f"JOIN {q(layer.name)} t ON t.{q(name)} = s.{q(name)}",
+        lambda value: f"field {name!r}: {value!r} already exists in layer {layer.name}",
+    )
+    return repeated + taken
+
+
+def _insert_from_stage(conn: Connection, layer: Layer, actor: str) -> None:
+    names = [f.name for f in layer.input_fields]
+    select = [f"s.{q(n)}" for n in names]
+    if layer.located:
+        select[names.index("jurisdiction_code")] = "coalesce(s.jurisdiction_code, s.derived_code)"
+    conn.execute(
+        text(
+            f"INSERT INTO {q(layer.name)} (geom, {', '.join(map(q, names))}, updated_by) "
+            f"SELECT s.geom, {', '.join(select)}, :actor FROM staging s ORDER BY s.row_no"
+        ),
+        {"actor": actor},
+    )
+
+
+# -- derived fields --------------------------------------------------------------------
+
+_HOUSEHOLD_LINKS = """
+UPDATE households h SET
+    grid_code = (SELECT g.code FROM grids g WHERE ST_Intersects(g.geom, h.geom)
+                 ORDER BY g.id LIMIT 1),
+    unit_code = (SELECT u.code FROM household_units u WHERE ST_Intersects(u.geom, h.geom)
+                 ORDER BY u.id LIMIT 1)
+"""
+_GRID_STATS = """
+UPDATE grids g SET households = c.n, population = c.p,
+                   area_m2 = ST_Area(g.geom::geography)
+FROM (SELECT g2.id, count(h.id) AS n, coalesce(sum(h.persons), 0) AS p
+      FROM grids g2 LEFT JOIN households h ON h.grid_code = g2.code GROUP BY g2.id) c
+WHERE c.id = g.id
+"""
+# What to recompute after a layer changes.
+_CASCADE: dict[str, tuple[str, ...]] = {
+    "grids": (_HOUSEHOLD_LINKS, _GRID_STATS),
+    "households": (_HOUSEHOLD_LINKS, _GRID_STATS),
+    "household_units": (_HOUSEHOLD_LINKS,),
+}
+
+
+def refresh_derived(conn: Connection, changed: str) -> None:
+    """Recompute derived fields that depend on layer ``changed`` (grid counts, links)."""
+    for sql in _CASCADE.get(changed, ()):
+        conn.execute(text(sql))
+
+
+def _audit(conn: Connection, actor: str, layer: str, action: str, before: dict | None,
+           after: dict | None, feature_id: int | None = None) -> None:
+    conn.execute(
+        text(
+            "INSERT INTO audit (actor, layer, feature_id, action, before, after) "
+            "VALUES (:actor, :layer, :fid, :action, CAST(:before AS jsonb), CAST(:after AS jsonb))"
+        ),
+        {
+            "actor": actor, "layer": layer, "fid": feature_id, "action": action,
+            "before": None if before is None else json.dumps(before, default=str),
+            "after": None if after is None else json.dumps(after, default=str),
+        },
+    )
+
+
+# -- reading ---------------------------------------------------------------------------
+
+
+def read_features(
+    engine: Engine,
+    layer: Layer,
+    bbox: tuple[float, float, float, float] | None = None,
+    *,
+    with_id: bool = False,
+) -> gpd.GeoDataFrame:
+    """All features of ``layer`` (optionally within a lon/lat ``bbox``), EPSG:4326."""
+    columns = ", ".join(q(n) for n in layer.field_names)
+    sql = f"SELECT id, geom, {columns} FROM {q(layer.name)}"
+    params: dict = {}
+    if bbox is not None:
+        sql += " WHERE geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)"
+        params = dict(zip(("x0", "y0", "x1", "y1"), bbox, strict=True))
+    sql += " ORDER BY id"
+    with engine.connect() as conn:
+        gdf = gpd.read_postgis(text(sql), conn, geom_col="geom", params=params, crs=4326)
+    gdf = gdf.rename_geometry("geometry")
+    for f in layer.fields:
+        if f.type == "datetime":
+            gdf[f.name] = pd.to_datetime(gdf[f.name], utc=True)
+    return gdf if with_id else gdf.drop(columns="id")
+
+
+def layer_summary(engine: Engine) -> list[dict]:
+    """``{"name", "count", "extent"}`` per layer; extent ``[minx, miny, maxx, maxy]`` or None."""
+    out = []
+    with engine.connect() as conn:
+        for name in LAYERS:
+            row = conn.execute(text(
+                "SELECT n, ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) "
+                f"FROM (SELECT count(*) AS n, ST_Extent(geom) AS e FROM {q(name)}) x"
+            )).one()
+            count = row[0]
+            extent = [round(v, 6) for v in row[1:]] if row[1] is not None else None
+            out.append({"name": name, "count": count, "extent": extent})
+    return out
+

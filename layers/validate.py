@@ -1,0 +1,161 @@
+"""Check and coerce input features against a layer declaration.
+
+Used by file import and the HTTP API alike: a GeoDataFrame in EPSG:4326 comes in, a
+clean one (declared input fields only, typed, defaults filled) comes out, or
+:class:`~layers.errors.InputRejected` lists every bad row. Nothing here touches the
+database; checks that need it (location, references, uniqueness) are in
+:mod:`layers.store`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from zoneinfo import ZoneInfo
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from geo.validate import coerce_type, geometry_problems
+
+from .errors import InputRejected, RowProblem
+from .registry import SYSTEM_COLUMNS, Field, Layer
+
+__all__ = ["LOCAL_TZ", "clean_features"]
+
+# Timestamps without a zone are taken as China Standard Time.
+LOCAL_TZ = ZoneInfo("Asia/Shanghai")
+
+
+def clean_features(gdf: gpd.GeoDataFrame, layer: Layer, first_row: int = 1) -> gpd.GeoDataFrame:
+    """Validate ``gdf`` (EPSG:4326) for ``layer``; return it typed, with declared fields only.
+
+    Raises :class:`InputRejected` naming unknown or missing fields as a whole, or every
+    bad row (numbered from ``first_row``) with its reason.
+    """
+    columns = [c for c in gdf.columns if c != gdf.geometry.name]
+    known = set(layer.field_names) | set(SYSTEM_COLUMNS)
+    unknown = [c for c in columns if c not in known]
+    if unknown:
+        raise InputRejected(
+            f"unknown field(s) {', '.join(map(repr, unknown))} for layer {layer.name}; "
+            f"it takes: {', '.join(f.name for f in layer.input_fields)}"
+        )
+    absent = [f.name for f in layer.input_fields if f.required and f.name not in columns]
+    if absent:
+        raise InputRejected(
+            f"required field(s) {', '.join(map(repr, absent))} missing for layer {layer.name}"
+        )
+    problems: list[RowProblem] = []
+    out = gpd.GeoDataFrame(index=gdf.index)
+    for f in layer.input_fields:
+        raw = gdf[f.name] if f.name in columns else pd.Series([None] * len(gdf), index=gdf.index)
+        values, bad = _coerce_field(raw, f)
+        problems += [RowProblem(first_row + i, reason) for i, reason in bad]
+        out[f.name] = values
+    geoms = coerce_type(gdf.geometry.values.to_numpy(), layer.geometry)
+    for i, reason in enumerate(geometry_problems(geoms, layer.geometry)):
+        if reason:
+            problems.append(RowProblem(first_row + i, reason))
+    if problems:
+        raise InputRejected(
+            f"{len({p.row for p in problems})} of {len(gdf)} rows refused for layer "
+            f"{layer.name}; nothing was written",
+            problems,
+        )
+    return out.set_geometry(gpd.GeoSeries(geoms, index=gdf.index, crs="EPSG:4326"))
+
+
+def _is_null(value: object) -> bool:
+    if value is None or value is pd.NaT:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return isinstance(value, str) and value.strip() == ""
+
+
+def _coerce_field(raw: pd.Series, f: Field) -> tuple[list, list[tuple[int, str]]]:
+    """Coerce one column; return the values and (position, reason) of bad ones."""
+    convert = {"text": _to_text, "int": _to_int, "float": _to_float, "datetime": _to_datetime}[
+        f.type
+    ]
+    values: list = []
+    bad: list[tuple[int, str]] = []
+    for i, value in enumerate(raw.tolist()):
+        if _is_null(value):
+            if f.required:
+                bad.append((i, f"field {f.name!r} is missing a value"))
+            values.append(f.default)
+            continue
+        try:
+            converted = convert(value)
+        except (TypeError, ValueError) as exc:
+            bad.append((i, f"field {f.name!r}: {exc}"))
+            values.append(None)
+            continue
+        reason = _domain_problem(converted, f)
+        if reason:
+            bad.append((i, reason))
+        values.append(converted)
+    return values, bad
+
+
+def _domain_problem(value: object, f: Field) -> str | None:
+    if f.choices is not None and value not in f.choices:
+        return f"field {f.name!r}: {value!r} is not one of {', '.join(f.choices)}"
+    if f.type in ("int", "float"):
+        low_bad = f.minimum is not None and (
+            value <= f.minimum if f.exclusive_minimum else value < f.minimum
+        )
+        high_bad = f.maximum is not None and (
+            value >= f.maximum if f.exclusive_maximum else value > f.maximum
+        )
+        if low_bad or high_bad:
+            return f"field {f.name!r}: {value:g} is out of range {f.range_text()}"
+    return None
+
+
+def _to_text(value: object) -> str:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip()
+
+
+def _to_float(value: object) -> float:
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a number")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{value!r} is not a number") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{value!r} is not a finite number")
+    return number
+
+
+def _to_int(value: object) -> int:
+    number = _to_float(value)
+    if not number.is_integer():
+        raise ValueError(f"{value!r} is not a whole number")
+    return int(number)
+
+
+def _to_datetime(value: object) -> dt.datetime:
+    if isinstance(value, np.datetime64):
+        value = pd.Timestamp(value)
+    if isinstance(value, pd.Timestamp):
+        value = value.to_pydatetime()
+    elif isinstance(value, dt.datetime):
+        pass
+    elif isinstance(value, dt.date):
+        value = dt.datetime(value.year, value.month, value.day)
+    else:
+        text = str(value).strip().replace("/", "-")
+        try:
+            value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"{text!r} is not an ISO 8601 date-time") from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=LOCAL_TZ)
+    return value

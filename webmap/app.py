@@ -1,0 +1,67 @@
+"""Flask application factory.
+
+Configuration: :data:`DEFAULTS`, then ``SAFEGRID_*`` environment variables
+(``SAFEGRID_DATABASE_URL`` becomes ``DATABASE_URL``), then the ``config`` mapping.
+Nothing is built at import time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from flask import Flask, jsonify
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import HTTPException
+
+from layers.db import database_url, engine
+from layers.errors import InputRejected, SafegridError
+from layers.registry import UnknownLayer
+
+DEFAULTS: dict[str, object] = {
+    "DATABASE_URL": None,  # None: SAFEGRID_DATABASE_URL or the managed cluster
+    "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,
+    "JSON_AS_ASCII": False,
+}
+
+
+def create_app(config: Mapping[str, object] | None = None) -> Flask:
+    """Build the safegrid Flask app."""
+    app = Flask(__name__)
+    app.config.from_mapping(DEFAULTS)
+    app.config.from_prefixed_env("SAFEGRID")
+    if config:
+        app.config.from_mapping(config)
+    app.json.ensure_ascii = False
+    app.extensions["safegrid.engine"] = engine(app.config["DATABASE_URL"] or database_url())
+    from . import pages
+
+    app.register_blueprint(pages.bp)
+    _register_errors(app)
+    return app
+
+
+def db_engine(app: Flask) -> Engine:
+    """The database engine of ``app``."""
+    return app.extensions["safegrid.engine"]
+
+
+def _register_errors(app: Flask) -> None:
+    @app.errorhandler(SafegridError)
+    def safegrid_error(exc: SafegridError):
+        body: dict = {"error": str(exc).splitlines()[0]}
+        if isinstance(exc, InputRejected):
+            body["problems"] = [{"row": p.row, "reason": p.reason} for p in exc.problems]
+        return jsonify(body), exc.http_status
+
+    @app.errorhandler(UnknownLayer)
+    def unknown_layer(exc: UnknownLayer):
+        return jsonify({"error": str(exc)}), 404
+
+    @app.errorhandler(OperationalError)
+    def database_down(exc: OperationalError):
+        return jsonify({"error": "the database is not reachable; try again shortly"}), 503
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        return jsonify({"error": exc.description or exc.name}), exc.code

@@ -1,0 +1,274 @@
+"""The ``safegrid`` command line.
+
+Errors print one readable line per problem on stderr and exit non-zero; nothing is
+half-written.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from layers import LAYERS, get_layer
+from layers.cluster import ClusterError, managed_cluster
+from layers.db import database_url, downgrade_all, engine, external_url, migrate
+from layers.errors import SafegridError
+from layers.registry import UnknownLayer
+
+EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1
+
+
+class SafegridGroup(click.Group):
+    """Turns safegrid's typed errors into readable lines and an exit code."""
+
+    def invoke(self, ctx: click.Context):
+        """Run the command; print safegrid errors as lines and exit non-zero."""
+        try:
+            return super().invoke(ctx)
+        except SafegridError as exc:
+            for line in str(exc).splitlines():
+                click.echo(f"error: {line}" if line == str(exc).splitlines()[0] else f"  {line}",
+                           err=True)
+            sys.exit(EXIT_BAD_INPUT)
+        except UnknownLayer as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+        except ClusterError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_FAILED)
+
+
+@click.group(cls=SafegridGroup, context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """safegrid: grids, key areas, cameras, incidents and border joint defence on PostGIS.
+
+    Every command uses SAFEGRID_DATABASE_URL when it is set, else the managed local
+    PostGIS under $SAFEGRID_HOME (default ./var).
+    """
+
+
+# -- database ---------------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """Manage the database: the local PostGIS cluster, or migrations of an external one."""
+
+
+@db.command("up")
+@click.option("--port", type=int, default=None,
+              help="Also listen on TCP 127.0.0.1:PORT (default: unix socket only). Remembered.")
+def db_up(port: int | None) -> None:
+    """Create (first time) and start the local cluster, then apply migrations.
+
+    With SAFEGRID_DATABASE_URL set, only the migrations are applied to that database.
+    """
+    if external_url() is None:
+        cluster = managed_cluster()
+        cluster.up(tcp_port=port)
+    elif port is not None:
+        raise click.UsageError("--port applies to the managed cluster only")
+    migrate()
+    click.echo(f"database up: {_safe_url()}")
+
+
+@db.command("down")
+def db_down() -> None:
+    """Stop the local cluster (the data stays)."""
+    if external_url():
+        click.echo("SAFEGRID_DATABASE_URL is set: the external database is not ours to stop")
+        return
+    was = managed_cluster().down()
+    click.echo("database stopped" if was else "database was not running")
+
+
+@db.command("status")
+def db_status() -> None:
+    """Say whether the database is up, and its URL. Exit 1 when it is down."""
+    from layers.db import postgis_version, schema_revision
+
+    if external_url() is None:
+        cluster = managed_cluster()
+        if not cluster.running():
+            click.echo(f"down (data directory {cluster.datadir}"
+                       f"{'' if cluster.initialised() else ', not created yet'})")
+            click.echo(f"url: {_safe_url()}")
+            sys.exit(EXIT_FAILED)
+    try:
+        versions = postgis_version()
+        revision = schema_revision()
+    except Exception as exc:  # noqa: BLE001 - any connection failure means "down"
+        click.echo(f"down ({str(exc).splitlines()[0]})")
+        click.echo(f"url: {_safe_url()}")
+        sys.exit(EXIT_FAILED)
+    click.echo(f"up: {versions}, schema revision {revision or 'none (run safegrid db up)'}")
+    click.echo(f"url: {_safe_url()}")
+
+
+@db.command("reset")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def db_reset(yes: bool) -> None:
+    """Drop every safegrid table (all data) and create them empty again."""
+    if not yes:
+        click.confirm(f"Delete all safegrid data in {_safe_url()}?", abort=True)
+    if external_url() is None:
+        managed_cluster().up()
+    downgrade_all()
+    migrate()
+    click.echo("database reset: all layers are empty")
+
+
+def _safe_url() -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(database_url()).render_as_string(hide_password=True)
+
+
+# -- layers, import, export ---------------------------------------------------------------
+
+
+@main.command("layers")
+@click.option("--json", "as_json", is_flag=True,
+              help='Print a JSON list of {"name", "count", "extent"} objects.')
+def layers_cmd(as_json: bool) -> None:
+    """List the layers with their feature counts and extents (lon/lat)."""
+    from layers.store import layer_summary
+
+    rows = layer_summary(engine())
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False))
+        return
+    click.echo(f"{'layer':<16} {'features':>9}  {'extent (lon/lat)':<38}  title")
+    for row in rows:
+        extent = ", ".join(f"{v:.4f}" for v in row["extent"]) if row["extent"] else "-"
+        click.echo(f"{row['name']:<16} {row['count']:>9}  {extent:<38}  "
+                   f"{LAYERS[row['name']].title_zh}")
+
+
+_CRS_HELP = "CRS of the input: anything PROJ knows (EPSG:4547, a WKT or PROJ string)."
+
+
+@main.command("import")
+@click.argument("layer")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--crs", default=None,
+              help=_CRS_HELP + " Overrides the file's own; files without one are EPSG:4326.")
+@click.option("--coords", type=click.Choice(["wgs84", "gcj02"]), default="wgs84",
+              show_default=True, help="gcj02: the lon/lat are GCJ-02 (Chinese web maps).")
+@click.option("--mode", type=click.Choice(["append", "replace"]), default="append",
+              show_default=True, help="replace deletes the layer's features first.")
+@click.option("--actor", default="cli", show_default=True,
+              help="Name recorded in the audit trail.")
+def import_cmd(layer: str, file: Path, crs: str | None, coords: str, mode: str,
+               actor: str) -> None:
+    """Import FILE into LAYER: all of it, or nothing.
+
+    Reads GeoJSON, GeoPackage, Shapefile (.shp or zipped), FlatGeobuf, KML and CSV
+    (lon/lat or wkt columns). Any bad row stops the import with a line per row.
+    """
+    from layers.io import read_file
+    from layers.store import write_features
+    from layers.validate import clean_features
+
+    declaration = get_layer(layer)
+    t0 = time.perf_counter()
+    raw = read_file(file, declaration, crs=crs, coords=coords)
+    clean = clean_features(raw, declaration)
+    n = write_features(engine(), declaration, clean, mode=mode, actor=actor, source=file.name)
+    click.echo(f"imported {n} features into {layer} ({mode}) in "
+               f"{time.perf_counter() - t0:.1f} s")
+
+
+@main.command("export")
+@click.argument("layer")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--bbox", default=None, metavar="MINLON,MINLAT,MAXLON,MAXLAT",
+              help="Only features intersecting this lon/lat box (EPSG:4326).")
+@click.option("--crs", default=None, help="Write in this CRS (default EPSG:4326).")
+@click.option("--coords", type=click.Choice(["wgs84", "gcj02"]), default="wgs84",
+              show_default=True, help="gcj02: write GCJ-02 lon/lat for Chinese web maps.")
+def export_cmd(layer: str, file: Path, bbox: str | None, crs: str | None, coords: str) -> None:
+    """Export LAYER to FILE; the format follows the extension.
+
+    .geojson .json .gpkg .shp .zip (zipped Shapefile) .fgb .kml .csv (WKT geometry).
+    """
+    from layers.errors import InputRejected
+    from layers.io import format_of, write_file
+    from layers.store import read_features
+
+    declaration = get_layer(layer)
+    format_of(file)
+    box = None
+    if bbox:
+        try:
+            box = tuple(float(v) for v in bbox.split(","))
+        except ValueError:
+            box = ()
+        if len(box) != 4 or not (box[0] < box[2] and box[1] < box[3]):
+            raise InputRejected(f"--bbox {bbox!r} must be MINLON,MINLAT,MAXLON,MAXLAT")
+    features = read_features(engine(), declaration, box)
+    n = write_file(features, file, crs=crs, coords=coords, layer_name=layer)
+    click.echo(f"exported {n} features of {layer} to {file}")
+
+
+# -- demo and server ------------------------------------------------------------------
+
+
+@main.command("demo")
+@click.option("--scale", type=click.Choice(["small", "city", "province"]), default="small",
+              show_default=True,
+              help="small: seconds, for tests; city: ~100k households, 200k incidents, "
+                   "5k cameras; province: >2M incidents, for benchmarks.")
+@click.option("--seed", type=int, default=1, show_default=True,
+              help="Random seed: the same seed gives the same data.")
+@click.option("--unless-loaded", is_flag=True,
+              help="Do nothing when the database already holds jurisdictions.")
+def demo_cmd(scale: str, seed: int, unless_loaded: bool) -> None:
+    """Generate the demo (three cities around Changsha) and replace all layers with it."""
+    from sqlalchemy import text
+    from tqdm import tqdm
+
+    from layers import demo
+
+    if unless_loaded:
+        with engine().connect() as conn:
+            if conn.execute(text("SELECT EXISTS (SELECT 1 FROM jurisdictions)")).scalar_one():
+                click.echo("demo: data already loaded, left as it is")
+                return
+    t0 = time.perf_counter()
+    steps = ["jurisdictions", "neighbourhoods", "roads", "key areas", "grids", "incidents",
+             *(f"writing {n}" for n in demo.LOAD_ORDER), "done"]
+    with tqdm(total=len(steps), desc=f"demo {scale}", unit="step",
+              disable=None) as bar:
+        def step(message: str) -> None:
+            bar.set_postfix_str(message[:40])
+            bar.update(1)
+
+        counts = demo.load(engine(), scale, seed, step)
+    summary = ", ".join(f"{k} {v}" for k, v in counts.items())
+    click.echo(f"demo {scale} (seed {seed}) loaded in {time.perf_counter() - t0:.1f} s: {summary}")
+
+
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, type=int, show_default=True, help="Port to listen on.")
+@click.option("--threads", default=8, type=int, show_default=True,
+              help="Worker threads of the WSGI server.")
+def serve_cmd(host: str, port: int, threads: int) -> None:
+    """Serve the web map and API with the waitress WSGI server."""
+    from waitress import serve
+
+    from webmap import create_app
+
+    app = create_app()
+    click.echo(f"safegrid serving on http://{host}:{port}/ (map: http://{host}:{port}/map)")
+    serve(app, host=host, port=port, threads=threads, ident="safegrid")
+
+
+if __name__ == "__main__":
+    main()

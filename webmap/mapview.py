@@ -1,0 +1,201 @@
+"""The Folium map of one city: every layer in a layer control.
+
+Leaflet and its heat-map plugin are served from ``/static/vendor`` so the page works
+without internet access; only the basemap tiles come from the network (the browser's
+business: without them the layers still draw).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import folium
+import folium.plugins
+from markupsafe import escape
+from sqlalchemy import Connection, Engine, text
+
+from layers.registry import KEY_AREA_CATEGORIES, LAYERS, Layer
+from layers.store import q
+
+LANGS = ("zh", "en")
+_CATEGORY_ZH = {
+    "school": "学校", "kindergarten": "幼儿园", "hospital": "医院", "park": "公园",
+    "entertainment": "娱乐场所", "mall": "商场", "airport": "机场", "station": "车站",
+    "port": "港口", "railway": "铁路", "border_port": "口岸", "government_hall": "政务大厅",
+    "market": "市场",
+}
+_CATEGORY_COLOURS = dict(zip(KEY_AREA_CATEGORIES, (
+    "#e31a1c", "#fb9a99", "#1f78b4", "#33a02c", "#6a3d9a", "#ff7f00", "#b15928",
+    "#cab2d6", "#a6cee3", "#666666", "#b2df8a", "#fdbf6f", "#e7298a"), strict=True))
+_TEXT = {
+    "zh": {"title": "平安网格 · 地图", "city": "城市", "borders": "市界", "communities": "社区边界",
+           "heat": "警情热力图", "key": "重点区域", "lang": "English", "empty": "尚无数据"},
+    "en": {"title": "safegrid · map", "city": "City", "borders": "City borders",
+           "communities": "Community boundaries", "heat": "Incidents (heat map)",
+           "key": "Key areas", "lang": "中文", "empty": "no data loaded yet"},
+}
+
+
+@dataclass(frozen=True)
+class City:
+    """A city the map can show."""
+
+    code: str
+    name: str
+
+
+def cities(engine: Engine) -> list[City]:
+    """Jurisdictions of level city, by code."""
+    with engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT code, name FROM jurisdictions WHERE level = 'city' ORDER BY code"
+        )).all()
+    return [City(*r) for r in rows]
+
+
+def layer_title(layer: Layer, lang: str) -> str:
+    """The layer's title in ``lang``."""
+    return layer.title_zh if lang == "zh" else layer.title_en
+
+
+def _features(conn: Connection, layer: Layer, city: str, where: str = "") -> dict:
+    """GeoJSON FeatureCollection of ``layer`` features intersecting jurisdiction ``city``."""
+    fields = [f.name for f in layer.fields if not f.personal]
+    props = ", ".join(f"'{f}', t.{q(f)}" for f in fields)
+    sql = f"""
+        SELECT json_build_object('type', 'FeatureCollection', 'features',
+               coalesce(json_agg(json_build_object(
+                   'type', 'Feature', 'id', t.id,
+                   'geometry', ST_AsGeoJSON(t.geom, 6)::json,
+                   'properties', json_build_object({props}))), '[]'::json))
+        FROM {q(layer.name)} t, jurisdictions c
+        WHERE c.code = :city AND ST_Intersects(t.geom, c.geom) {where}"""
+    return conn.execute(text(sql), {"city": city}).scalar_one()
+
+
+def _tooltip(layer: Layer, lang: str, fields: list[str]) -> folium.GeoJsonTooltip:
+    aliases = [layer.get_field(f).title_zh if lang == "zh" else f for f in fields]
+    return folium.GeoJsonTooltip(fields=fields, aliases=aliases, sticky=True)
+
+
+def _style(style: dict):
+    def fn(_feature, s=style):
+        return {"color": s.get("color"), "weight": s.get("weight", 1),
+                "fillOpacity": s.get("fillOpacity", 0.2)}
+    return fn
+
+
+def _add_layer(m: folium.Map, conn: Connection, layer: Layer, city: str, lang: str,
+               tooltip_fields: list[str], *, name: str | None = None, where: str = "",
+               style: dict | None = None, show: bool = True) -> int:
+    data = _features(conn, layer, city, where)
+    n = len(data["features"])
+    style = style or layer.style
+    group = folium.FeatureGroup(name=f"{name or layer_title(layer, lang)} ({n})", show=show)
+    if n:
+        marker = None
+        if layer.geometry == "Point" or layer.geometry == "PointOrPolygon":
+            marker = folium.CircleMarker(radius=style.get("radius", 4), color=style["color"],
+                                         fill=True, fill_opacity=0.8, weight=1)
+        folium.GeoJson(data, style_function=_style(style), marker=marker,
+                       tooltip=_tooltip(layer, lang, tooltip_fields)).add_to(group)
+    group.add_to(m)
+    return n
+
+
+def build_map(engine: Engine, city: str, lang: str = "zh") -> folium.Map:
+    """A Folium map of jurisdiction ``city`` with every layer and a layer control."""
+    t = _TEXT[lang]
+    with engine.connect() as conn:
+        bounds = conn.execute(text(
+            "SELECT ST_YMin(geom), ST_XMin(geom), ST_YMax(geom), ST_XMax(geom) "
+            "FROM (SELECT ST_Envelope(geom) AS geom FROM jurisdictions WHERE code = :c) e"
+        ), {"c": city}).one()
+        m = folium.Map(tiles="OpenStreetMap", control_scale=True, prefer_canvas=True)
+        _use_local_assets(m)
+        m.fit_bounds([[bounds[0], bounds[1]], [bounds[2], bounds[3]]])
+        jur = LAYERS["jurisdictions"]
+        _add_layer(m, conn, jur, city, lang, ["name", "code"], name=t["communities"],
+                   where="AND t.level IN ('community', 'village')",
+                   style={"color": "#888888", "weight": 0.7, "fillOpacity": 0.0}, show=False)
+        _add_city_borders(m, conn, lang)
+        _add_layer(m, conn, LAYERS["roads"], city, lang, ["name", "class"])
+        _add_layer(m, conn, LAYERS["grids"], city, lang,
+                   ["code", "name", "kind", "households", "population"])
+        for category in KEY_AREA_CATEGORIES:
+            label = _CATEGORY_ZH[category] if lang == "zh" else category.replace("_", " ")
+            _add_layer(m, conn, LAYERS["key_areas"], city, lang, ["name", "category"],
+                       name=f"{t['key']} · {label}", where="AND t.category = :cat".replace(
+                           ":cat", "'" + category + "'"),
+                       style={"color": _CATEGORY_COLOURS[category], "radius": 5,
+                              "weight": 2, "fillOpacity": 0.3})
+        _add_layer(m, conn, LAYERS["cameras"], city, lang,
+                   ["code", "status", "bearing", "fov", "range_m"])
+        _add_layer(m, conn, LAYERS["checkpoints"], city, lang, ["name", "kind"])
+        _add_heat(m, conn, city, t["heat"])
+    folium.LayerControl(collapsed=False).add_to(m)
+    _add_header(m, engine, city, lang)
+    return m
+
+
+def _add_city_borders(m: folium.Map, conn: Connection, lang: str) -> None:
+    data = conn.execute(text("""
+        SELECT json_build_object('type', 'FeatureCollection', 'features',
+               coalesce(json_agg(json_build_object('type', 'Feature',
+                   'geometry', ST_AsGeoJSON(ST_Boundary(geom), 6)::json,
+                   'properties', json_build_object('name', name, 'code', code))), '[]'::json))
+        FROM jurisdictions WHERE level = 'city'""")).scalar_one()
+    group = folium.FeatureGroup(name=_TEXT[lang]["borders"])
+    if data["features"]:
+        folium.GeoJson(data, style_function=lambda _f: {"color": "#d95f02", "weight": 3,
+                                                        "dashArray": "6 4"},
+                       tooltip=folium.GeoJsonTooltip(["name", "code"])).add_to(group)
+    group.add_to(m)
+
+
+def _add_heat(m: folium.Map, conn: Connection, city: str, name: str) -> None:
+    rows = conn.execute(text("""
+        SELECT ST_Y(cell), ST_X(cell), n FROM (
+            SELECT ST_SnapToGrid(t.geom, 0.0005) AS cell, count(*) AS n
+            FROM incidents t, jurisdictions c
+            WHERE c.code = :city AND ST_Intersects(t.geom, c.geom) GROUP BY 1) s"""),
+        {"city": city}).all()
+    group = folium.FeatureGroup(name=f"{name} ({sum(r[2] for r in rows)})")
+    if rows:
+        top = max(r[2] for r in rows)
+        heat = folium.plugins.HeatMap([[r[0], r[1], r[2] / top] for r in rows], radius=12,
+                                      blur=15, min_opacity=0.3)
+        heat.default_js = [("leaflet-heat.js", "/static/vendor/leaflet_heat.min.js")]
+        heat.add_to(group)
+    group.add_to(m)
+
+
+def _use_local_assets(m: folium.Map) -> None:
+    """Serve Leaflet from this server; the page uses no jQuery, Bootstrap or icon fonts."""
+    m.default_js = [("leaflet", "/static/vendor/leaflet/leaflet.js")]
+    m.default_css = [("leaflet_css", "/static/vendor/leaflet/leaflet.css")]
+
+
+def _add_header(m: folium.Map, engine: Engine, city: str, lang: str) -> None:
+    t = _TEXT[lang]
+    other = "en" if lang == "zh" else "zh"
+    options = "".join(
+        f'<option value="{escape(c.code)}"{" selected" if c.code == city else ""}>'
+        f"{escape(c.name)}</option>" for c in cities(engine))
+    html = f"""
+    <div id="sg-header" style="position:absolute;top:10px;left:60px;z-index:1000;
+         background:white;padding:6px 10px;border-radius:4px;box-shadow:0 1px 4px #0004;
+         font:14px sans-serif">
+      <b>{escape(t['title'])}</b>
+      <form method="get" action="/map" style="display:inline;margin-left:8px">
+        <label>{escape(t['city'])}
+          <select name="city" onchange="this.form.submit()">{options}</select></label>
+        <input type="hidden" name="lang" value="{lang}">
+      </form>
+      <a style="margin-left:8px" href="/map?city={escape(city)}&lang={other}">{t['lang']}</a>
+    </div>"""
+    m.get_root().html.add_child(folium.Element(html))
+    m.get_root().header.add_child(folium.Element(
+        f"<title>{escape(t['title'])}</title><meta name='safegrid-city' "
+        f"content={json.dumps(city)}>"))

@@ -1,0 +1,57 @@
+"""HTML pages: the map."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, redirect, request, url_for
+
+from layers.errors import SafegridError
+
+from .app import db_engine
+from .mapview import LANGS, build_map, cities
+
+bp = Blueprint("pages", __name__)
+
+
+class BadParameter(SafegridError):
+    """A query parameter with a value the page cannot use."""
+
+    http_status = 400
+
+
+@bp.get("/")
+def index():
+    """Send visitors to the map."""
+    return redirect(url_for("pages.map_page"))
+
+
+@bp.get("/map")
+def map_page():
+    """The Folium map of one city (``?city=CODE``, default the first) in ``?lang=zh|en``."""
+    engine = db_engine(current_app)
+    lang = request.args.get("lang", "zh")
+    if lang not in LANGS:
+        raise BadParameter(f"lang must be one of {', '.join(LANGS)}, got {lang!r}")
+    known = cities(engine)
+    if not known:
+        return Response(
+            "<h1>safegrid</h1><p>No jurisdictions loaded yet: run "
+            "<code>safegrid demo</code> or <code>safegrid import jurisdictions FILE</code>.</p>",
+            mimetype="text/html",
+        )
+    city = request.args.get("city", known[0].code)
+    if city not in {c.code for c in known}:
+        raise BadParameter(
+            f"city {city!r} is not a city code; cities are {', '.join(c.code for c in known)}"
+        )
+    html = build_map(engine, city, lang).get_root().render()
+    return Response(html, mimetype="text/html")
+
+
+@bp.get("/healthz")
+def health():
+    """Liveness: 200 when the database answers."""
+    from sqlalchemy import text
+
+    with db_engine(current_app).connect() as conn:
+        conn.execute(text("SELECT 1"))
+    return {"status": "ok"}
