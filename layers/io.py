@@ -40,9 +40,9 @@ FORMATS: dict[str, tuple[str, str]] = {
     ".kml": ("LIBKML", "KML"),
     ".csv": ("CSV", "CSV with lon/lat or WKT columns"),
 }
-# Columns LIBKML adds to every layer it reads; dropped when empty.
+# KML's own placemark properties (styling, time span) that LIBKML reads as columns.
 _KML_STANDARD = (
-    "description", "timestamp", "begin", "end", "altitudemode", "tessellate", "extrude",
+    "name", "description", "timestamp", "begin", "end", "altitudemode", "tessellate", "extrude",
     "visibility", "draworder", "icon", "snippet",
 )
 _COORDS = ("wgs84", "gcj02")
@@ -94,6 +94,7 @@ def read_file(
     override = parse_crs(crs)
     gdf = _read_raw(path, driver)
     gdf = _rename_columns(gdf, layer, driver)
+    gdf = gdf.set_geometry(shapely.force_2d(gdf.geometry.values))  # KML and others carry Z
     source_crs = override or gdf.crs or CRS.from_epsg(4326)
     gdf = gdf.set_crs(source_crs, allow_override=True)
     if not source_crs.equals(CRS.from_epsg(4326)):
@@ -152,8 +153,7 @@ def _rename_columns(gdf: gpd.GeoDataFrame, layer: Layer, driver: str) -> gpd.Geo
         if column == geometry:
             continue
         low = column.lower()
-        empty = gdf[column].replace("", None).isna().all()
-        if driver == "LIBKML" and low in _KML_STANDARD and empty:
+        if driver == "LIBKML" and low in _KML_STANDARD and low not in wanted:
             drops.append(column)
             continue
         exact = [w for w in wanted if w == low]

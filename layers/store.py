@@ -121,7 +121,12 @@ def _stage(conn: Connection, layer: Layer, features: gpd.GeoDataFrame, show: boo
             if i % 10000 == 9999:
                 bar.update(10000)
         bar.update(len(features) % 10000)
-    conn.execute(text("UPDATE staging SET pt = ST_PointOnSurface(geom)"))
+    # A stable representative point: the middle of a line (a line's "point on surface"
+    # is an end point when it has only two vertices), a point inside a polygon.
+    conn.execute(text(
+        "UPDATE staging SET pt = CASE WHEN ST_Dimension(geom) = 1 "
+        "THEN ST_LineInterpolatePoint(geom, 0.5) ELSE ST_PointOnSurface(geom) END"
+    ))
     conn.execute(text("CREATE INDEX ON staging USING gist (pt)"))
     conn.execute(text("ANALYZE staging"))
 
@@ -186,12 +191,12 @@ def _location_problems(conn: Connection, layer: Layer) -> list[RowProblem]:
     )
     far = _rows(
         conn,
-        f"""SELECT s.row_no, s.jurisdiction_code,
-                   ST_Distance(j.geom::geography, s.pt::geography)
+        """SELECT s.row_no, s.jurisdiction_code,
+                   ST_Distance(j.geom::geography, s.geom::geography)
             FROM staging s JOIN jurisdictions j ON j.code = s.jurisdiction_code
             WHERE s.derived_code IS NOT NULL
-              AND NOT (j.geom && ST_Expand(s.pt, {_degrees_for(NEAR_M)})
-                       AND ST_DWithin(j.geom::geography, s.pt::geography, :near))""",
+              AND NOT (ST_Intersects(j.geom, s.geom)
+                       OR ST_DWithin(j.geom::geography, s.geom::geography, :near))""",
         lambda code, dist: f"lies {dist / 1000:.1f} km outside its jurisdiction {code!r}",
         near=NEAR_M,
     )

@@ -138,8 +138,12 @@ def _carve_dedicated_grids(plan, areas) -> None:
         host = plan.grid_geoms[hits[0]]
         if not shapely.contains(host.buffer(-1.0), geom):
             continue
+        # The site's own ring becomes a hole, so both grids share identical vertices.
+        carved = shapely.Polygon(host.exterior, [*host.interiors, geom.exterior])
+        if not carved.is_valid:
+            continue
         n += 1
-        plan.grid_geoms[hits[0]] = shapely.difference(host, geom)
+        plan.grid_geoms[hits[0]] = carved
         plan.grid_codes.append(f"{plan.grid_parents[hits[0]]}Z{n:02d}")
         plan.grid_names.append(f"{name}专属网格")
         plan.grid_kinds.append("dedicated")

@@ -168,7 +168,9 @@ def plan_grids(places: Places, settlement: Settlement, scale: Scale,
             seeds = _kmeans(xy[inside], settlement.persons[inside].astype(float), k, rng)
             voronoi = shapely.get_parts(shapely.voronoi_polygons(
                 shapely.multipoints(seeds), extend_to=community))
-            cells = _single_polygons(list(shapely.intersection(voronoi, community)))
+            # Snap to a millimetre grid so that neighbouring cells share identical vertices.
+            cells = _single_polygons(list(shapely.set_precision(
+                shapely.intersection(voronoi, community), 0.001)))
             if cells is None:
                 continue
         for g, cell in enumerate(cells):

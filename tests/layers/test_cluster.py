@@ -1,0 +1,66 @@
+"""The managed local PostGIS: up, status, down, reset, on a private SAFEGRID_HOME."""
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SAFEGRID
+
+pytestmark = [pytest.mark.db, pytest.mark.slow]
+
+
+def _run(home, *args):
+    env = {k: v for k, v in os.environ.items() if k != "SAFEGRID_DATABASE_URL"}
+    env["SAFEGRID_HOME"] = str(home)
+    return subprocess.run([SAFEGRID, *args], capture_output=True, text=True, env=env,
+                          timeout=180)
+
+
+def test_lifecycle_of_a_private_cluster():
+    home = Path(tempfile.mkdtemp(prefix="safegrid-home-"))
+    os.chmod(home, 0o755)  # the server user must reach it when we are root
+    down = _run(home, "db", "status")
+    assert down.returncode == 1 and "not created yet" in down.stdout
+    try:
+        up = _run(home, "db", "up")
+        assert up.returncode == 0, up.stderr
+        assert (home / "pgdata" / "PG_VERSION").exists()
+        status = _run(home, "db", "status")
+        assert status.returncode == 0, status.stdout + status.stderr
+        assert "up: PostgreSQL" in status.stdout and "PostGIS 3" in status.stdout
+        assert "revision 0001" in status.stdout
+        assert f"host={str(home / 'run').replace('/', '%2F')}" in status.stdout
+        conf = (home / "pgdata" / "postgresql.conf").read_text()
+        assert "listen_addresses = ''" in conf  # no TCP port unless asked
+        assert _run(home, "db", "up").returncode == 0  # idempotent
+        layers = _run(home, "layers", "--json")
+        assert layers.returncode == 0 and '"count": 0' in layers.stdout
+        reset = _run(home, "db", "reset", "--yes")
+        assert reset.returncode == 0 and "all layers are empty" in reset.stdout
+        stopped = _run(home, "db", "down")
+        assert stopped.returncode == 0 and "stopped" in stopped.stdout
+        after = _run(home, "db", "status")
+        assert after.returncode == 1 and after.stdout.startswith("down")
+    finally:
+        _run(home, "db", "down")
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_unreachable_home_is_a_readable_error(tmp_path):
+    from layers.cluster import _server_user
+
+    if os.geteuid() != 0:  # a normal user runs the server as themself: nothing to reach
+        assert _server_user() is None
+        return
+    assert _server_user() in ("postgres", "safegrid")
+    home = tmp_path / "private"
+    home.mkdir(mode=0o700)
+    os.chmod(tmp_path, 0o700)
+    result = _run(home, "db", "up")
+    assert result.returncode == 1
+    assert "cannot reach" in result.stderr and "SAFEGRID_HOME" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,90 @@
+"""Every layer round-trips through every file format, and GCJ-02 export/import."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from pyproj import Geod
+
+from layers import LAYERS
+from layers.errors import InputRejected
+from layers.io import read_file, write_file
+from layers.store import read_features, write_features
+from layers.validate import clean_features
+
+pytestmark = pytest.mark.db
+
+FORMATS = [".geojson", ".gpkg", ".shp", ".zip", ".fgb", ".kml", ".csv"]
+
+
+def _canonical(gdf, layer):
+    """Rows sorted by content so that ids do not matter; geometries normalised."""
+    out = gdf[list(layer.field_names)].copy()
+    out["wkt"] = shapely.to_wkt(shapely.normalize(gdf.geometry.values), rounding_precision=7)
+    return out.sort_values(["wkt", *layer.field_names[:1]]).reset_index(drop=True)
+
+
+def _assert_same(a, b, layer):
+    assert len(a) == len(b)
+    ca, cb = _canonical(a, layer), _canonical(b, layer)
+    for f in layer.fields:
+        left, right = ca[f.name], cb[f.name]
+        if f.type == "float":
+            np.testing.assert_allclose(left.astype(float), right.astype(float), rtol=1e-9,
+                                       err_msg=f.name)
+        elif f.type == "datetime":
+            assert (pd.to_datetime(left, utc=True) == pd.to_datetime(right, utc=True)).all()
+        else:
+            pd.testing.assert_series_equal(left.fillna(0) if f.type == "int" else left,
+                                           right.fillna(0) if f.type == "int" else right,
+                                           check_dtype=False, check_names=False)
+    ga = shapely.normalize(a.sort_index().geometry.values)
+    assert (ca["wkt"] == cb["wkt"]).mean() > 0.999 or all(
+        shapely.equals_exact(x, y, tolerance=1e-7)
+        for x, y in zip(shapely.from_wkt(ca["wkt"]), shapely.from_wkt(cb["wkt"]), strict=True)
+    ), ga[:1]
+
+
+@pytest.mark.parametrize("suffix", FORMATS)
+@pytest.mark.parametrize("name", list(LAYERS))
+def test_layer_round_trips(db, demo_small, tmp_path, name, suffix):
+    layer = LAYERS[name]
+    original = read_features(db, layer)
+    assert len(original) > 0
+    path = tmp_path / f"{name}{suffix}"
+    if name == "key_areas" and suffix == ".shp":
+        with pytest.raises(InputRejected, match="mixes point and polygon"):
+            write_file(original, path, layer_name=name)
+        return
+    write_file(original, path, layer_name=name)
+    again = clean_features(read_file(path, layer), layer)
+    write_features(db, layer, again, mode="replace", actor="test", source=path.name)
+    _assert_same(original, read_features(db, layer), layer)
+
+
+def test_gcj02_export_and_import_round_trip(db, demo_small, tmp_path):
+    layer = LAYERS["cameras"]
+    original = read_features(db, layer)
+    path = tmp_path / "cameras_gcj.geojson"
+    write_file(original, path, coords="gcj02")
+    shifted = read_file(path, layer)  # as written: GCJ-02 lon/lat
+    geod = Geod(ellps="WGS84")
+    a, b = original.geometry, shifted.geometry
+    _, _, offset = geod.inv(a.x.values, a.y.values, b.x.values, b.y.values)
+    assert offset.min() > 100  # GCJ-02 really moved the points
+    back = read_file(path, layer, coords="gcj02")
+    _, _, error = geod.inv(a.x.values, a.y.values, back.geometry.x.values,
+                           back.geometry.y.values)
+    assert error.max() < 0.5
+
+
+def test_export_in_a_projected_crs_and_import_with_its_crs(db, demo_small, tmp_path):
+    layer = LAYERS["checkpoints"]
+    original = read_features(db, layer)
+    path = tmp_path / "checkpoints_cgcs.csv"  # CSV keeps no CRS: --crs must say it
+    write_file(original, path, crs="EPSG:4547")
+    raw = read_file(path, layer)
+    assert raw.geometry.x.abs().max() > 1000  # metres, not degrees
+    back = read_file(path, layer, crs="EPSG:4547")
+    np.testing.assert_allclose(back.geometry.x.values, original.geometry.x.values, atol=1e-7)
+    np.testing.assert_allclose(back.geometry.y.values, original.geometry.y.values, atol=1e-7)
