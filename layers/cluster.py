@@ -13,6 +13,7 @@ import glob
 import hashlib
 import os
 import pwd
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+import psycopg.sql
 
 __all__ = ["Cluster", "ClusterError", "managed_cluster"]
 
@@ -129,15 +131,42 @@ class Cluster:
         """Initialise on first use, start if stopped, create the database with PostGIS."""
         if not self.initialised():
             self._initdb()
-        if tcp_port is not None:
+        if tcp_port == 0:  # back to the unix socket only
+            if self.tcp:
+                if self.running():
+                    self.down()
+                (self.home / "port").unlink()
+        elif tcp_port is not None:
             if not 1024 <= tcp_port <= 65535:
-                raise ClusterError(f"--port must be in 1024-65535, got {tcp_port}")
+                raise ClusterError(f"--port must be 0 or in 1024-65535, got {tcp_port}")
             if self.running() and (not self.tcp or self.port != tcp_port):
                 self.down()
             (self.home / "port").write_text(str(tcp_port))
         if not self.running():
             self._start()
         self.create_database(self.database)
+        if self.tcp:
+            self._set_tcp_password()
+
+    @property
+    def password_file(self) -> Path:
+        """Password of the superuser for TCP connections (unix sockets need none)."""
+        return self.home / "password"
+
+    def tcp_url(self, database: str | None = None) -> str | None:
+        """URL for other programs over TCP (password masked), when TCP is on."""
+        if not self.tcp:
+            return None
+        return f"postgresql://{SUPERUSER}:***@127.0.0.1:{self.port}/{database or self.database}"
+
+    def _set_tcp_password(self) -> None:
+        if not self.password_file.exists():
+            self.password_file.touch(mode=0o600)
+            self.password_file.write_text(secrets.token_urlsafe(24))
+        password = self.password_file.read_text().strip()
+        with psycopg.connect(self._dsn("postgres"), autocommit=True) as conn:
+            conn.execute(psycopg.sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                psycopg.sql.Identifier(SUPERUSER), psycopg.sql.Literal(password)))
 
     def down(self) -> bool:
         """Stop the server; return whether it was running."""
@@ -200,11 +229,26 @@ class Cluster:
                     "set SAFEGRID_HOME to a directory every user can traverse"
                 )
 
+    def _write_hba(self) -> None:
+        """Trust the private unix socket; TCP (only when asked for) needs the password."""
+        hba = self.datadir / "pg_hba.conf"
+        hba.write_text(
+            "# written by safegrid at every start\n"
+            "local all all trust\n"
+            "host all all 127.0.0.1/32 scram-sha-256\n"
+            "host all all ::1/128 scram-sha-256\n"
+        )
+        user = _server_user()
+        if user:
+            entry = pwd.getpwnam(user)
+            os.chown(hba, entry.pw_uid, entry.pw_gid)
+
     def _initdb(self) -> None:
         self._prepare_dirs()
         self._run([
             str(_pg_bindir() / "initdb"), "-D", str(self.datadir), "-U", SUPERUSER,
-            "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8",
+            "--auth-local=trust", "--auth-host=scram-sha-256", "--encoding=UTF8",
+            "--locale=C.UTF-8",
         ])
         settings = {
             "listen_addresses": "''",
@@ -221,6 +265,7 @@ class Cluster:
 
     def _start(self) -> None:
         self._prepare_dirs()
+        self._write_hba()
         listen = "127.0.0.1" if self.tcp else "''"
         self._run([
             str(_pg_bindir() / "pg_ctl"), "start", "-D", str(self.datadir), "-w", "-t", "60",

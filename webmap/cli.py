@@ -62,7 +62,9 @@ def db() -> None:
 
 @db.command("up")
 @click.option("--port", type=int, default=None,
-              help="Also listen on TCP 127.0.0.1:PORT (default: unix socket only). Remembered.")
+              help="Also listen on TCP 127.0.0.1:PORT, with a generated password kept in "
+                   "$SAFEGRID_HOME/password (default: unix socket only). Remembered; "
+                   "--port 0 goes back to the socket only.")
 def db_up(port: int | None) -> None:
     """Create (first time) and start the local cluster, then apply migrations.
 
@@ -108,6 +110,9 @@ def db_status() -> None:
         sys.exit(EXIT_FAILED)
     click.echo(f"up: {versions}, schema revision {revision or 'none (run safegrid db up)'}")
     click.echo(f"url: {_safe_url()}")
+    if external_url() is None and managed_cluster().tcp:
+        cluster = managed_cluster()
+        click.echo(f"tcp: {cluster.tcp_url()} (password in {cluster.password_file})")
 
 
 @db.command("reset")

@@ -20,6 +20,7 @@ from sqlalchemy import Engine, text
 from ..registry import LAYERS
 from ..store import q, write_in
 from ..validate import clean_features
+from .names import person_names, phone_numbers
 from .network import build_roads
 from .places import SCALES, Places, build_places
 from .safety import (
@@ -107,7 +108,9 @@ def generate(scale: str = "small", seed: int = 1,
                                        grid_code=plan.unit_grids,
                                        head_household=plan.unit_heads, size=plan.unit_sizes),
         "households": frame.frame(_points(settlement.households), code=household_codes,
-                                  persons=settlement.persons),
+                                  persons=settlement.persons,
+                                  head_name=person_names(rng, len(household_codes)),
+                                  phone=phone_numbers(rng, len(household_codes))),
         "cameras": frame.frame(
             _points(cameras.xy),
             code=[f"CAM{i + 1:06d}" for i in range(len(cameras.xy))],

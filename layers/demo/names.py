@@ -51,3 +51,22 @@ def place_name(rng: np.random.Generator, category: str) -> str:
         "government_hall": "政务服务中心", "market": "农贸市场",
     }[category]
     return f"{rng.choice(_SYLLABLES)}{label}"
+
+
+_SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘蒋蔡余杜叶程"
+_GIVEN = "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超秀兰霞平刚桂英华建国红梅玉兰志强文斌"
+
+
+def person_names(rng: np.random.Generator, n: int) -> list[str]:
+    """``n`` invented personal names (surname plus one or two characters)."""
+    surnames = rng.choice(list(_SURNAMES), size=n)
+    first = rng.choice(list(_GIVEN), size=n)
+    second = np.where(rng.random(n) < 0.6, rng.choice(list(_GIVEN), size=n), "")
+    return [a + b + c for a, b, c in zip(surnames, first, second, strict=True)]
+
+
+def phone_numbers(rng: np.random.Generator, n: int) -> list[str]:
+    """``n`` invented mobile numbers in the 1xx-xxxx-xxxx pattern."""
+    prefixes = rng.choice(["138", "139", "150", "151", "186", "187", "199"], size=n)
+    rest = rng.integers(0, 10**8, size=n)
+    return [f"{p}{r:08d}" for p, r in zip(prefixes, rest, strict=True)]

@@ -37,6 +37,7 @@ def test_lifecycle_of_a_private_cluster():
         conf = (home / "pgdata" / "postgresql.conf").read_text()
         assert "listen_addresses = ''" in conf  # no TCP port unless asked
         assert _run(home, "db", "up").returncode == 0  # idempotent
+        _check_tcp(home)
         layers = _run(home, "layers", "--json")
         assert layers.returncode == 0 and '"count": 0' in layers.stdout
         reset = _run(home, "db", "reset", "--yes")
@@ -48,6 +49,34 @@ def test_lifecycle_of_a_private_cluster():
     finally:
         _run(home, "db", "down")
         shutil.rmtree(home, ignore_errors=True)
+
+
+def _check_tcp(home):
+    """--port adds TCP on 127.0.0.1 with a password; --port 0 takes it away."""
+    import psycopg
+
+    from tests.conftest import _free_port
+
+    port = _free_port()
+    up = _run(home, "db", "up", "--port", str(port))
+    assert up.returncode == 0, up.stderr
+    status = _run(home, "db", "status").stdout
+    assert f"tcp: postgresql://safegrid:***@127.0.0.1:{port}/safegrid" in status
+    password = (home / "password").read_text().strip()
+    assert (home / "password").stat().st_mode & 0o077 == 0
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(host="127.0.0.1", port=port, user="safegrid", dbname="safegrid",
+                        password="wrong", connect_timeout=5)
+    with psycopg.connect(host="127.0.0.1", port=port, user="safegrid", dbname="safegrid",
+                         password=password, connect_timeout=5) as conn:
+        assert conn.execute("SELECT postgis_lib_version()").fetchone()[0].startswith("3")
+    assert _run(home, "db", "up", "--port", "80").returncode != 0
+    off = _run(home, "db", "up", "--port", "0")
+    assert off.returncode == 0, off.stderr
+    assert "tcp:" not in _run(home, "db", "status").stdout
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(host="127.0.0.1", port=port, user="safegrid", dbname="safegrid",
+                        password=password, connect_timeout=5)
 
 
 def test_unreachable_home_is_a_readable_error(tmp_path):

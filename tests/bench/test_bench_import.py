@@ -1,0 +1,45 @@
+"""Bulk import of the city demo's incidents: safegrid's validated, audited import
+(pyogrio read, checks, COPY, location and derived fields in SQL) against GeoPandas
+``to_postgis`` (GeoAlchemy2 inserts, no checks) into the same PostGIS."""
+
+import pytest
+
+from layers import LAYERS
+from layers.demo import generate
+from layers.io import read_file, write_file
+from layers.store import write_features
+from layers.validate import clean_features
+
+from .conftest import median_time, report
+
+pytestmark = [pytest.mark.bench, pytest.mark.db]
+
+
+def test_import_incidents_vs_geopandas_to_postgis(db, tmp_path):
+    from layers import demo
+
+    demo.load(db, "small", 1)  # jurisdictions to check the location against
+    city = generate("city", 1)
+    incidents = city["incidents"]
+    jur = city["jurisdictions"]
+    write_features(db, LAYERS["jurisdictions"], clean_features(jur, LAYERS["jurisdictions"]),
+                   mode="replace")
+    path = tmp_path / "incidents.fgb"
+    write_file(incidents, path)
+    layer = LAYERS["incidents"]
+
+    def ours():
+        clean = clean_features(read_file(path, layer), layer)
+        write_features(db, layer, clean, mode="replace", progress=False)
+
+    def reference():
+        raw = read_file(path, layer)
+        raw.to_postgis("bench_incidents", db, if_exists="replace", index=False,
+                       chunksize=50_000)
+
+    ours_s = median_time(ours)
+    ref_s = median_time(reference)
+    report(f"import {len(incidents)} incidents from FlatGeobuf", ours_s,
+           "geopandas to_postgis (no validation)", ref_s)
+    with db.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE IF EXISTS bench_incidents")
