@@ -23,6 +23,7 @@ __all__ = [
     "downgrade_all",
     "engine",
     "external_url",
+    "head_revision",
     "migrate",
     "schema_revision",
 ]
@@ -74,6 +75,13 @@ def migrate(url: str | None = None) -> None:
 def downgrade_all(url: str | None = None) -> None:
     """Undo every migration: drops all safegrid tables (data included)."""
     command.downgrade(_alembic_config(url or database_url()), "base")
+
+
+def head_revision() -> str:
+    """The newest migration's revision."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(_alembic_config("postgresql://")).get_current_head()
 
 
 def schema_revision(url: str | None = None) -> str | None:

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Float,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
@@ -24,7 +25,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from .registry import LAYERS, Field, Layer
 
-__all__ = ["audit", "layer_table", "metadata"]
+__all__ = ["api_tokens", "audit", "layer_table", "metadata", "users"]
 
 metadata = MetaData()
 
@@ -83,6 +84,28 @@ audit = Table(
     Column("after", JSONB),
 )
 Index("ix_audit_layer_feature", audit.c.layer, audit.c.feature_id)
+
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("name", Text, nullable=False, unique=True),
+    Column("role", Text, nullable=False),
+    Column("jurisdiction_code", Text),
+    Column("partner_code", Text),
+    Column("password_hash", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("user_id", BigInteger, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("token_hash", Text, nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
 
 
 def layer_table(name: str) -> Table:

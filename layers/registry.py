@@ -23,6 +23,8 @@ __all__ = [
 
 FieldType = Literal["text", "int", "float", "datetime"]
 ROLES = ("admin", "planner", "police", "border_partner", "viewer")
+# Roles that may see personal fields (a household head's name and phone).
+PERSONAL_READERS = ("admin", "police", "border_partner")
 
 # Columns every layer table has besides its fields; accepted (and ignored) on import so
 # that an export can be imported again.
@@ -167,7 +169,7 @@ _LAYER_LIST: tuple[Layer, ...] = (
             Field("unit_code", derived=True, title_zh="所属联户单元"),
         ),
         sensitive=True,
-        read_roles=("admin", "planner", "police"),
+        read_roles=("admin", "police", "border_partner"),
         write_roles=("admin", "planner"),
         style={"color": "#6a3d9a", "radius": 2},
     ),
@@ -254,7 +256,7 @@ _LAYER_LIST: tuple[Layer, ...] = (
         ),
         time_field="occurred_at",
         sensitive=True,
-        read_roles=("admin", "police"),
+        read_roles=("admin", "police", "border_partner"),
         write_roles=("admin", "police"),
         style={"color": "#d7301f", "radius": 2},
     ),

@@ -94,3 +94,42 @@ def server(db_url, demo_small):
     yield base
     proc.terminate()
     proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def tokens(db, demo_small) -> dict[str, str]:
+    """An API token for each demo user (admin, planner, police, partner, viewer)."""
+    from layers.demo import DEMO_USERS
+    from layers.users import issue_token
+
+    with db.begin() as conn:
+        return {u["name"]: issue_token(conn, u["name"]) for u in DEMO_USERS}
+
+
+@pytest.fixture(scope="session")
+def api(server, tokens):
+    """``api(user, path, **kw)``: a GET (or ``method=``) as that demo user; None: anonymous."""
+
+    def call(user: str | None, path: str, method: str = "GET", **kw) -> requests.Response:
+        headers = dict(kw.pop("headers", {}))
+        if user:
+            headers["Authorization"] = f"Bearer {tokens[user]}"
+        return requests.request(method, f"{server}{path}", headers=headers, timeout=60, **kw)
+
+    return call
+
+
+def login(server: str, user: str, password: str | None = None) -> requests.Session:
+    """A browser-like session logged in through the /login form."""
+    import re
+
+    from layers.demo import DEMO_USERS
+
+    password = password or next(u["password"] for u in DEMO_USERS if u["name"] == user)
+    s = requests.Session()
+    form = s.get(f"{server}/login", timeout=10).text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form).group(1)
+    r = s.post(f"{server}/login", data={"csrf": csrf, "name": user, "password": password,
+                                        "next": "/map"}, timeout=30, allow_redirects=False)
+    assert r.status_code == 302, r.text
+    return s

@@ -34,8 +34,10 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
         app.config.from_mapping(config)
     app.json.ensure_ascii = False
     app.extensions["safegrid.engine"] = engine(app.config["DATABASE_URL"] or database_url())
-    from . import pages
+    from . import auth, ogcapi, pages
 
+    auth.init_app(app)
+    app.register_blueprint(ogcapi.bp)
     app.register_blueprint(pages.bp)
     _register_errors(app)
     return app

@@ -17,7 +17,7 @@ from layers import LAYERS, get_layer
 from layers.cluster import ClusterError, managed_cluster
 from layers.db import database_url, downgrade_all, engine, external_url, migrate
 from layers.errors import SafegridError
-from layers.registry import UnknownLayer
+from layers.registry import ROLES, UnknownLayer
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -221,6 +221,70 @@ def export_cmd(layer: str, file: Path, bbox: str | None, crs: str | None, coords
     click.echo(f"exported {n} features of {layer} to {file}")
 
 
+# -- users --------------------------------------------------------------------------------
+
+
+@main.group()
+def users() -> None:
+    """Manage users, their roles, jurisdictions and API tokens."""
+
+
+@users.command("add")
+@click.argument("name")
+@click.option("--role", required=True, type=click.Choice(list(ROLES)),
+              help="admin, planner, police, border_partner or viewer.")
+@click.option("--jurisdiction", default=None,
+              help="Code of the user's jurisdiction (all roles but admin need one).")
+@click.option("--partner", default=None,
+              help="border_partner only: code of the neighbouring city.")
+@click.option("--password-stdin", is_flag=True, required=True,
+              help="Read the password from standard input (never from the command line).")
+def users_add(name: str, role: str, jurisdiction: str | None, partner: str | None,
+              password_stdin: bool) -> None:
+    """Add user NAME with a role and scope; the password comes on standard input."""
+    from layers.users import add_user
+
+    password = sys.stdin.readline().rstrip("\n")
+    with engine().begin() as conn:
+        user = add_user(conn, name, role, password, jurisdiction, partner)
+    click.echo(f"user {user.name} added ({user.role}"
+               f"{', ' + user.jurisdiction if user.jurisdiction else ''}"
+               f"{', partner ' + user.partner if user.partner else ''})")
+
+
+@users.command("list")
+def users_list() -> None:
+    """List users with their role, jurisdiction and partner."""
+    from layers.users import list_users
+
+    for user in list_users(engine()):
+        click.echo(f"{user.name:<16} {user.role:<15} {user.jurisdiction or '-':<14} "
+                   f"{user.partner or '-'}")
+
+
+@users.command("remove")
+@click.argument("name")
+def users_remove(name: str) -> None:
+    """Remove user NAME and their API tokens."""
+    from layers.users import remove_user
+
+    with engine().begin() as conn:
+        remove_user(conn, name)
+    click.echo(f"user {name} removed")
+
+
+@users.command("token")
+@click.argument("name")
+def users_token(name: str) -> None:
+    """Issue a new API token for NAME; it is printed once, on the last line."""
+    from layers.users import issue_token
+
+    with engine().begin() as conn:
+        token = issue_token(conn, name)
+    click.echo(f"API token for {name} (send it as 'Authorization: Bearer <token>'):")
+    click.echo(token)
+
+
 # -- demo and server ------------------------------------------------------------------
 
 
@@ -257,6 +321,12 @@ def demo_cmd(scale: str, seed: int, unless_loaded: bool) -> None:
         counts = demo.load(engine(), scale, seed, step)
     summary = ", ".join(f"{k} {v}" for k, v in counts.items())
     click.echo(f"demo {scale} (seed {seed}) loaded in {time.perf_counter() - t0:.1f} s: {summary}")
+    click.echo("demo users (name / password / role / scope):")
+    for user in demo.DEMO_USERS:
+        scope = user["jurisdiction"] or "everything"
+        if user["partner"]:
+            scope += f" with partner {user['partner']}"
+        click.echo(f"  {user['name']:<8} {user['password']:<20} {user['role']:<15} {scope}")
 
 
 @main.command("serve")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, redirect, request, url_for
+from flask import Blueprint, Response, current_app, request
 
 from layers.errors import SafegridError
 
@@ -16,12 +16,6 @@ class BadParameter(SafegridError):
     """A query parameter with a value the page cannot use."""
 
     http_status = 400
-
-
-@bp.get("/")
-def index():
-    """Send visitors to the map."""
-    return redirect(url_for("pages.map_page"))
 
 
 @bp.get("/map")

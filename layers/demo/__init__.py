@@ -19,6 +19,7 @@ from sqlalchemy import Engine, text
 
 from ..registry import LAYERS
 from ..store import q, write_in
+from ..users import add_user
 from ..validate import clean_features
 from .names import person_names, phone_numbers
 from .network import build_roads
@@ -32,7 +33,7 @@ from .safety import (
 )
 from .settlement import build_settlement, plan_grids
 
-__all__ = ["CENTRE", "LOAD_ORDER", "SCALES", "generate", "load"]
+__all__ = ["CENTRE", "DEMO_USERS", "LOAD_ORDER", "SCALES", "generate", "load"]
 
 CENTRE = (112.98, 28.02)  # lon, lat of the demo region's centre
 METRIC_EPSG = 32649  # WGS 84 / UTM zone 49N
@@ -154,6 +155,27 @@ def _carve_dedicated_grids(plan, areas) -> None:
         plan.grid_geoms.append(geom)
 
 
+# One user per role; the passwords are for the local demo only and are printed.
+DEMO_USERS = (
+    {"name": "admin", "role": "admin", "jurisdiction": None, "partner": None},
+    {"name": "planner", "role": "planner", "jurisdiction": "430100", "partner": None},
+    {"name": "police", "role": "police", "jurisdiction": "430100", "partner": None},
+    {"name": "partner", "role": "border_partner", "jurisdiction": "430100",
+     "partner": "430300"},
+    {"name": "viewer", "role": "viewer", "jurisdiction": "430100", "partner": None},
+)
+for _user in DEMO_USERS:
+    _user["password"] = f"{_user['name']}-demo-2026"
+
+
+def _create_demo_users(conn) -> None:
+    """Replace the demo users (same names) with fresh ones."""
+    for user in DEMO_USERS:
+        conn.execute(text("DELETE FROM users WHERE name = :n"), {"n": user["name"]})
+        add_user(conn, user["name"], user["role"], user["password"], user["jurisdiction"],
+                 user["partner"])
+
+
 def load(engine: Engine, scale: str = "small", seed: int = 1,
          progress: Callable[[str], None] | None = None) -> dict[str, int]:
     """Replace every layer with the demo of ``scale``/``seed`` in one transaction.
@@ -173,6 +195,7 @@ def load(engine: Engine, scale: str = "small", seed: int = 1,
             counts[name] = write_in(conn, LAYERS[name], cleaned[name], mode="append",
                                     actor="demo", source=f"demo {scale} seed {seed}",
                                     progress=False)
+        _create_demo_users(conn)
         conn.execute(text("ANALYZE"))
     say(f"done in {time.perf_counter() - t0:.1f} s")
     return counts

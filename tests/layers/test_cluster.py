@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from layers.db import head_revision
 from tests.conftest import SAFEGRID
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
@@ -32,7 +33,7 @@ def test_lifecycle_of_a_private_cluster():
         status = _run(home, "db", "status")
         assert status.returncode == 0, status.stdout + status.stderr
         assert "up: PostgreSQL" in status.stdout and "PostGIS 3" in status.stdout
-        assert "revision 0001" in status.stdout
+        assert f"revision {head_revision()}" in status.stdout
         assert f"host={str(home / 'run').replace('/', '%2F')}" in status.stdout
         conf = (home / "pgdata" / "postgresql.conf").read_text()
         assert "listen_addresses = ''" in conf  # no TCP port unless asked

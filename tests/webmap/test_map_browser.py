@@ -24,12 +24,17 @@ def _drawn(page) -> int:
 
 
 @pytest.fixture(scope="module")
-def page():
+def page(server):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         pg = browser.new_page(viewport={"width": 1280, "height": 800})
         # Basemap tiles are the network's business: the map must work without them.
         pg.route("**/tile.openstreetmap.org/**", lambda route: route.abort())
+        pg.goto(f"{server}/map", wait_until="load")  # sent to the login form
+        pg.fill("input[name=name]", "admin")
+        pg.fill("input[name=password]", "admin-demo-2026")
+        pg.click("button[type=submit]")
+        pg.wait_for_url("**/map**")
         yield pg
         browser.close()
 

@@ -5,11 +5,18 @@ import json
 import pytest
 import requests
 
+from tests.conftest import login
+
 pytestmark = pytest.mark.db
 
 
-def test_map_page_has_every_layer(server):
-    response = requests.get(f"{server}/map", timeout=30)
+@pytest.fixture(scope="module")
+def browser_session(server):
+    return login(server, "admin")
+
+
+def test_map_page_has_every_layer(server, browser_session):
+    response = browser_session.get(f"{server}/map", timeout=30)
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("text/html")
     page = response.text
@@ -21,9 +28,9 @@ def test_map_page_has_every_layer(server):
     assert "HeatMap" in page or "heatLayer" in page
 
 
-def test_english_labels_and_city_choice(server):
-    page = requests.get(f"{server}/map", params={"lang": "en", "city": "430300"},
-                        timeout=30).text
+def test_english_labels_and_city_choice(server, browser_session):
+    page = browser_session.get(f"{server}/map", params={"lang": "en", "city": "430300"},
+                               timeout=30).text
     assert "Grids" in page and "Cameras" in page and "City borders" in page
     assert 'content="430300"' in page
 
@@ -32,8 +39,8 @@ def test_english_labels_and_city_choice(server):
     ({"city": "999999"}, "is not a city code"),
     ({"lang": "fr"}, "lang must be one of"),
 ])
-def test_bad_parameters_get_json_errors(server, params, message):
-    response = requests.get(f"{server}/map", params=params, timeout=30)
+def test_bad_parameters_get_json_errors(server, browser_session, params, message):
+    response = browser_session.get(f"{server}/map", params=params, timeout=30)
     assert response.status_code == 400
     assert message in response.json()["error"]
 
@@ -45,7 +52,37 @@ def test_static_assets_are_served(server):
                         timeout=10).status_code == 200
 
 
-def test_unknown_path_is_a_json_404(server):
-    response = requests.get(f"{server}/no/such/page", timeout=10)
+def test_map_needs_a_login(server):
+    response = requests.get(f"{server}/map", timeout=10, allow_redirects=False)
+    assert response.status_code == 302
+    assert "/login?next=" in response.headers["Location"]
+
+
+def test_login_refuses_wrong_password_and_missing_csrf(server):
+    with pytest.raises(AssertionError):
+        login(server, "admin", "not-the-password")
+    s = requests.Session()
+    r = s.post(f"{server}/login", data={"name": "admin", "password": "admin-demo-2026"},
+               timeout=10, allow_redirects=False)
+    assert r.status_code == 400 and "expired" in r.text
+    assert "session" not in s.cookies.get_dict() or s.get(
+        f"{server}/map", allow_redirects=False, timeout=10).status_code == 302
+
+
+def test_login_never_redirects_off_site(server):
+    import re
+
+    s = requests.Session()
+    form = s.get(f"{server}/login?next=//evil.example/x", timeout=10).text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form).group(1)
+    r = s.post(f"{server}/login", data={"csrf": csrf, "name": "viewer",
+                                        "password": "viewer-demo-2026",
+                                        "next": "https://evil.example/"},
+               timeout=10, allow_redirects=False)
+    assert r.status_code == 302 and r.headers["Location"].endswith("/map")
+
+
+def test_unknown_path_is_a_json_404(server, browser_session):
+    response = browser_session.get(f"{server}/no/such/page", timeout=10)
     assert response.status_code == 404
     assert "error" in response.json()

@@ -1,0 +1,69 @@
+"""Who may read and write what: roles per layer, and the rows a user's scope covers.
+
+A user's scope is their jurisdiction and everything under it; a border partner
+(jurisdiction A, partner B) sees both cities' features only inside the A-B border
+zone (``BORDER_ZONE_M`` each side of the shared border, within A and B).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, text
+
+from .errors import SafegridError
+from .features import Scope
+from .registry import PERSONAL_READERS, Layer
+from .users import User
+
+__all__ = ["BORDER_ZONE_M", "Forbidden", "read_scope", "subtree_codes"]
+
+BORDER_ZONE_M = 2000.0
+
+
+class Forbidden(SafegridError):
+    """The user's role may not do this on this layer (HTTP 403)."""
+
+    http_status = 403
+
+
+def subtree_codes(conn: Connection, code: str) -> list[str]:
+    """``code`` and the codes of every jurisdiction under it."""
+    rows = conn.execute(text("""
+        WITH RECURSIVE tree(code) AS (
+            SELECT code FROM jurisdictions WHERE code = :c
+            UNION SELECT j.code FROM jurisdictions j JOIN tree t ON j.parent_code = t.code)
+        SELECT code FROM tree"""), {"c": code})
+    return [r[0] for r in rows]
+
+
+def border_zone_wkb(conn: Connection, a: str, b: str, width_m: float = BORDER_ZONE_M) -> bytes:
+    """EWKB of the zone ``width_m`` either side of the A-B border, within A and B."""
+    row = conn.execute(text("""
+        SELECT ST_AsEWKB(ST_Intersection(
+                   ST_Union(a.geom, b.geom),
+                   ST_Buffer(ST_Intersection(ST_Boundary(a.geom),
+                                             ST_Buffer(b.geom, 0.00001))::geography,
+                             :w)::geometry))
+        FROM jurisdictions a, jurisdictions b WHERE a.code = :a AND b.code = :b"""),
+        {"a": a, "b": b, "w": width_m}).first()
+    if row is None or row[0] is None:
+        raise Forbidden(f"no border zone between {a} and {b}")
+    return bytes(row[0])
+
+
+def read_scope(conn: Connection, user: User, layer: Layer) -> Scope:
+    """The rows of ``layer`` that ``user`` may read, or :class:`Forbidden`."""
+    if user.role not in layer.read_roles:
+        raise Forbidden(
+            f"role {user.role} may not read {layer.name}"
+            + (" (aggregates come with the analysis API)" if layer.sensitive else "")
+        )
+    personal = user.role in PERSONAL_READERS
+    if user.role == "admin":
+        return Scope(None, {}, personal)
+    if user.role == "border_partner":
+        zone = border_zone_wkb(conn, user.jurisdiction, user.partner)
+        return Scope("ST_Intersects(t.geom, ST_GeomFromEWKB(:scope_zone))",
+                     {"scope_zone": zone}, personal)
+    codes = subtree_codes(conn, user.jurisdiction)
+    column = "code" if layer.name == "jurisdictions" else "jurisdiction_code"
+    return Scope(f"t.{column} = ANY(:scope_codes)", {"scope_codes": codes}, personal)

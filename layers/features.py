@@ -1,0 +1,193 @@
+"""Feature queries for the HTTP API: pages of GeoJSON built in PostGIS.
+
+A page is selected by bounding box, time interval, equality filters and the caller's
+scope, ordered by ``id`` and cut by keyset (``after``/``before`` an id), so deep pages
+cost the same as the first. The GeoJSON features are assembled by PostgreSQL
+(``json_build_object``); Python only wraps the array with links.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection, text
+
+from .registry import Layer
+from .store import q
+
+__all__ = [
+    "COUNT_CAP",
+    "OUTPUT_CRS",
+    "ItemQuery",
+    "Page",
+    "Scope",
+    "collection_extent",
+    "fetch_item",
+    "fetch_page",
+]
+
+# Output CRS: URI -> (SQL geometry expression template, coordinate decimals).
+OUTPUT_CRS: dict[str, tuple[str, int]] = {
+    "http://www.opengis.net/def/crs/OGC/1.3/CRS84": ("{g}", 7),
+    "http://www.opengis.net/def/crs/EPSG/0/4326": ("ST_FlipCoordinates({g})", 7),
+    "http://www.opengis.net/def/crs/EPSG/0/3857": ("ST_Transform({g}, 3857)", 2),
+}
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+# numberMatched is exact; above this many matches it is left out rather than counted.
+COUNT_CAP = 100_000
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Rows a caller may see: a SQL condition on alias ``t`` and its parameters.
+
+    ``None`` condition means everything. Built by the web layer from the user.
+    """
+
+    condition: str | None = None
+    params: dict = field(default_factory=dict)
+    personal: bool = False  # may see personal fields (household head, phone)
+
+
+@dataclass(frozen=True)
+class ItemQuery:
+    """What a client asked of a collection's items (already parsed and checked)."""
+
+    bbox: tuple[float, float, float, float] | None = None  # lon/lat, EPSG:4326
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+    filters: dict[str, object] = field(default_factory=dict)
+    limit: int = 100
+    after: int | None = None
+    before: int | None = None
+    crs: str = CRS84
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of features: the GeoJSON array as text and how it sits in the whole."""
+
+    features_json: str
+    returned: int
+    first_id: int | None
+    last_id: int | None
+    more_after: bool
+    more_before: bool
+    matched: int | None
+
+
+def _feature_sql(layer: Layer, crs: str, personal: bool) -> str:
+    template, decimals = OUTPUT_CRS[crs]
+    fields = [f.name for f in layer.fields if personal or not f.personal]
+    props = ", ".join(f"'{f}', t.{q(f)}" for f in fields)
+    geom = template.format(g="t.geom")
+    return (
+        "json_build_object('type', 'Feature', 'id', t.id, "
+        f"'geometry', ST_AsGeoJSON({geom}, {decimals})::json, "
+        f"'properties', json_build_object({props}))"
+    )
+
+
+def _where(layer: Layer, query: ItemQuery, scope: Scope) -> tuple[list[str], dict]:
+    clauses: list[str] = []
+    params: dict = dict(scope.params)
+    if scope.condition:
+        clauses.append(f"({scope.condition})")
+    if query.bbox is not None:
+        params.update(dict(zip(("bx0", "by0", "bx1", "by1"), query.bbox, strict=True)))
+        clauses.append("t.geom && ST_MakeEnvelope(:bx0, :by0, :bx1, :by1, 4326) AND "
+                       "ST_Intersects(t.geom, ST_MakeEnvelope(:bx0, :by0, :bx1, :by1, 4326))")
+    if layer.time_field and query.start is not None:
+        clauses.append(f"t.{q(layer.time_field)} >= :t_start")
+        params["t_start"] = query.start
+    if layer.time_field and query.end is not None:
+        clauses.append(f"t.{q(layer.time_field)} <= :t_end")
+        params["t_end"] = query.end
+    for i, (name, value) in enumerate(sorted(query.filters.items())):
+        clauses.append(f"t.{q(name)} = :f{i}")
+        params[f"f{i}"] = value
+    return clauses, params
+
+
+def fetch_page(conn: Connection, layer: Layer, query: ItemQuery, scope: Scope) -> Page:
+    """One page of ``layer`` features for ``query`` within ``scope``."""
+    clauses, params = _where(layer, query, scope)
+    keyset = list(clauses)
+    backwards = query.before is not None and query.after is None
+    if query.after is not None:
+        keyset.append("t.id > :after")
+        params["after"] = query.after
+    if query.before is not None:
+        keyset.append("t.id < :before")
+        params["before"] = query.before
+    where = " AND ".join(keyset) or "TRUE"
+    params["n1"] = query.limit + 1
+    params["n"] = query.limit
+    sql = f"""
+        WITH page AS (
+            SELECT t.id, {_feature_sql(layer, query.crs, scope.personal)} AS f
+            FROM {q(layer.name)} t WHERE {where}
+            ORDER BY t.id {'DESC' if backwards else 'ASC'} LIMIT :n1),
+        kept AS (SELECT id, f FROM page ORDER BY id {'DESC' if backwards else 'ASC'} LIMIT :n)
+        SELECT (SELECT count(*) FROM page),
+               coalesce((SELECT json_agg(f ORDER BY id) FROM kept)::text, '[]'),
+               (SELECT count(*) FROM kept), (SELECT min(id) FROM kept),
+               (SELECT max(id) FROM kept)"""
+    fetched, features, returned, first, last = conn.execute(text(sql), params).one()
+    extra = fetched > query.limit
+    more_after = extra if not backwards else True
+    more_before = (query.after is not None) or (backwards and extra)
+    matched = _capped_count(conn, layer, clauses, params)
+    return Page(features, returned, first, last, more_after and returned > 0,
+                more_before and returned > 0, matched)
+
+
+def _capped_count(conn: Connection, layer: Layer, clauses: list[str],
+                  params: dict) -> int | None:
+    where = " AND ".join(clauses) or "TRUE"
+    n = conn.execute(
+        text(f"SELECT count(*) FROM (SELECT 1 FROM {q(layer.name)} t WHERE {where} "
+             f"LIMIT {COUNT_CAP + 1}) s"), params).scalar_one()
+    return None if n > COUNT_CAP else n
+
+
+def fetch_item(conn: Connection, layer: Layer, feature_id: int, scope: Scope,
+               crs: str = CRS84) -> tuple[str, int] | None:
+    """One feature as GeoJSON text and its version, or None when absent or out of scope."""
+    where = f"t.id = :fid AND ({scope.condition})" if scope.condition else "t.id = :fid"
+    row = conn.execute(
+        text(f"SELECT {_feature_sql(layer, crs, scope.personal)}::text, t.version "
+             f"FROM {q(layer.name)} t WHERE {where}"),
+        {**scope.params, "fid": feature_id},
+    ).first()
+    return None if row is None else (row[0], row[1])
+
+
+def collection_extent(conn: Connection, layer: Layer) -> dict:
+    """OGC extent object: spatial bbox (estimated for big tables) and time interval."""
+    box = conn.execute(text(
+        f"SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
+        f"(SELECT ST_Extent(geom) AS e FROM {q(layer.name)}) x"
+        if _small(conn, layer) else
+        f"SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
+        f"(SELECT ST_EstimatedExtent('{layer.name}', 'geom')::box2d AS e) x"
+    )).one()
+    extent: dict = {}
+    if box[0] is not None:
+        extent["spatial"] = {"bbox": [[round(v, 7) for v in box]], "crs": CRS84}
+    if layer.time_field:
+        lo, hi = conn.execute(text(
+            f"SELECT min({q(layer.time_field)}), max({q(layer.time_field)}) "
+            f"FROM {q(layer.name)}")).one()
+        extent["temporal"] = {
+            "interval": [[lo.isoformat() if lo else None, hi.isoformat() if hi else None]],
+            "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian",
+        }
+    return extent
+
+
+def _small(conn: Connection, layer: Layer) -> bool:
+    estimate = conn.execute(text("SELECT reltuples FROM pg_class WHERE oid = CAST(:t AS regclass)"),
+                            {"t": layer.name}).scalar_one()
+    return estimate < 200_000

@@ -1,0 +1,219 @@
+"""OGC API - Features over real HTTP: conformance, paging, bbox, datetime, filters, crs."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from pyproj import Transformer
+
+from layers import LAYERS
+from layers.store import read_features
+from webmap.params import MAX_LIMIT, _limit
+
+pytestmark = pytest.mark.db
+
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+EPSG4326 = "http://www.opengis.net/def/crs/EPSG/0/4326"
+EPSG3857 = "http://www.opengis.net/def/crs/EPSG/0/3857"
+
+
+def test_landing_conformance_and_openapi_are_public(api):
+    landing = api(None, "/", headers={"Accept": "application/json"})
+    assert landing.status_code == 200
+    rels = {link["rel"] for link in landing.json()["links"]}
+    assert {"self", "service-desc", "conformance", "data"} <= rels
+    classes = api(None, "/conformance").json()["conformsTo"]
+    for part in ("ogcapi-features-1/1.0/conf/core", "ogcapi-features-1/1.0/conf/geojson",
+                 "ogcapi-features-1/1.0/conf/oas30", "ogcapi-features-2/1.0/conf/crs"):
+        assert any(c.endswith(part) for c in classes), part
+    doc = api(None, "/openapi").json()
+    assert doc["openapi"].startswith("3.0")
+    for name in LAYERS:
+        assert f"/collections/{name}/items" in doc["paths"]
+
+
+def test_a_browser_at_the_root_is_sent_to_the_map(api):
+    r = api(None, "/", headers={"Accept": "text/html"}, allow_redirects=False)
+    assert r.status_code == 302 and r.headers["Location"].endswith("/map")
+
+
+def test_everything_else_needs_credentials(api, server):
+    for path in ("/collections", "/collections/roads/items", "/collections/roads"):
+        r = api(None, path)
+        assert r.status_code == 401, path
+        assert "authentication required" in r.json()["error"]
+        assert r.headers["WWW-Authenticate"].startswith("Bearer")
+    bad = api(None, "/collections", headers={"Authorization": "Bearer sg_not-a-token"})
+    assert bad.status_code == 401 and "not valid" in bad.json()["error"]
+
+
+def test_collections_list_what_the_role_may_read(api):
+    admin = {c["id"] for c in api("admin", "/collections").json()["collections"]}
+    assert admin == set(LAYERS)
+    planner = {c["id"] for c in api("planner", "/collections").json()["collections"]}
+    assert planner == set(LAYERS) - {"incidents", "households"}
+    incidents = api("admin", "/collections/incidents").json()
+    assert incidents["extent"]["temporal"]["interval"][0][0].startswith("2025-10-31")
+    x0, y0, x1, y1 = incidents["extent"]["spatial"]["bbox"][0]
+    assert 112 < x0 < x1 < 114 and 27 < y0 < y1 < 29
+
+
+def _path(href: str) -> str:
+    """The path and query of an absolute link."""
+    return "/" + href.split("/", 3)[3]
+
+
+def _all_pages(api, user, path, **params):
+    ids, pages, url = [], 0, path
+    r = api(user, url, params=params)
+    while True:
+        assert r.status_code == 200, r.text
+        body = r.json()
+        ids += [f["id"] for f in body["features"]]
+        pages += 1
+        nxt = [link["href"] for link in body["links"] if link["rel"] == "next"]
+        if not nxt:
+            return ids, pages, body
+        r = api(user, _path(nxt[0]))
+
+
+def test_paging_walks_every_feature_once(api, db, demo_small):
+    ids, pages, _ = _all_pages(api, "admin", "/collections/incidents/items", limit=1000)
+    assert len(ids) == len(set(ids)) == demo_small["incidents"]
+    assert pages == -(-demo_small["incidents"] // 1000)
+    assert ids == sorted(ids)
+
+
+def test_prev_link_returns_the_previous_page(api):
+    first = api("admin", "/collections/cameras/items", params={"limit": 50}).json()
+    nxt = next(link["href"] for link in first["links"] if link["rel"] == "next")
+    second = api("admin", _path(nxt)).json()
+    prev = next(link["href"] for link in second["links"] if link["rel"] == "prev")
+    again = api("admin", _path(prev)).json()
+    assert [f["id"] for f in again["features"]] == [f["id"] for f in first["features"]]
+    assert not any(link["rel"] == "prev" for link in first["links"])
+
+
+def test_limit_default_and_clamp(api, demo_small):
+    body = api("admin", "/collections/incidents/items").json()
+    assert body["numberReturned"] == 100
+    assert body["numberMatched"] == demo_small["incidents"]
+    big = api("admin", "/collections/incidents/items", params={"limit": 50000}).json()
+    assert big["numberReturned"] == demo_small["incidents"]  # < the clamp
+    assert _limit("50000") == MAX_LIMIT == 10_000
+
+
+def test_bbox_against_a_brute_force_count(api, db):
+    box = (112.96, 28.00, 113.00, 28.04)
+    points = read_features(db, LAYERS["incidents"]).geometry
+    inside = ((points.x >= box[0]) & (points.x <= box[2]) & (points.y >= box[1])
+              & (points.y <= box[3])).sum()
+    body = api("admin", "/collections/incidents/items",
+               params={"bbox": ",".join(map(str, box)), "limit": 10000}).json()
+    assert body["numberMatched"] == body["numberReturned"] == inside > 0
+    latlon = api("admin", "/collections/incidents/items", params={
+        "bbox": f"{box[1]},{box[0]},{box[3]},{box[2]}", "bbox-crs": EPSG4326, "limit": 1}).json()
+    assert latlon["numberMatched"] == inside
+
+
+def test_datetime_instants_and_intervals(api, db):
+    times = read_features(db, LAYERS["incidents"])["occurred_at"]
+    lo, hi = pd.Timestamp("2026-03-01T00:00:00Z"), pd.Timestamp("2026-03-31T23:59:59Z")
+    cases = {
+        "2026-03-01T00:00:00Z/2026-03-31T23:59:59Z": ((times >= lo) & (times <= hi)).sum(),
+        "../2026-03-01T00:00:00Z": (times <= lo).sum(),
+        "2026-03-01T00:00:00Z/..": (times >= lo).sum(),
+    }
+    for value, expected in cases.items():
+        body = api("admin", "/collections/incidents/items",
+                   params={"datetime": value, "limit": 1}).json()
+        assert body["numberMatched"] == expected, value
+    one = times.iloc[17]
+    exact = api("admin", "/collections/incidents/items",
+                params={"datetime": one.isoformat(), "limit": 5}).json()
+    assert exact["numberMatched"] == (times == one).sum() >= 1
+
+
+def test_equality_filters_on_fields(api, db):
+    cams = read_features(db, LAYERS["cameras"])
+    body = api("admin", "/collections/cameras/items",
+               params={"status": "offline", "limit": 10000}).json()
+    assert body["numberMatched"] == (cams.status == "offline").sum() > 0
+    assert {f["properties"]["status"] for f in body["features"]} == {"offline"}
+    code = cams.jurisdiction_code.iloc[0]
+    both = api("admin", "/collections/cameras/items",
+               params={"jurisdiction_code": code, "status": "online"}).json()
+    assert both["numberMatched"] == ((cams.jurisdiction_code == code)
+                                     & (cams.status == "online")).sum()
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"colour": "red"}, "unknown parameter 'colour'"),
+    ({"limit": "0"}, "limit must be at least 1"),
+    ({"limit": "ten"}, "is not a whole number"),
+    ({"bbox": "1,2,3"}, "bbox"),
+    ({"bbox": "113,28,112,29"}, "lower corner"),
+    ({"bbox": "500,0,501,1"}, "off the planet"),
+    ({"datetime": "yesterday"}, "RFC 3339"),
+    ({"datetime": "../.."}, "at least one end"),
+    ({"datetime": "2026-03-01/2026-02-01"}, "the start is after the end"),
+    ({"crs": "EPSG:2000"}, "is not supported"),
+    ({"status": "broken"}, "is not one of"),
+    ({"fov": "wide"}, "is not a valid float"),
+    ({"limit": "5", "after": "x"}, "is not a feature id"),
+    ({"f": "html"}, "is not offered"),
+])
+def test_bad_parameters_are_400_with_a_message(api, params, message):
+    layer = "incidents" if "datetime" in params else "cameras"
+    r = api("admin", f"/collections/{layer}/items", params=params)
+    assert r.status_code == 400
+    assert message in r.json()["error"]
+
+
+def test_datetime_on_a_layer_without_time_is_400(api):
+    r = api("admin", "/collections/roads/items", params={"datetime": "2026-01-01"})
+    assert r.status_code == 400 and "no time field" in r.json()["error"]
+
+
+def test_output_crs_and_content_crs_header(api):
+    plain = api("admin", "/collections/checkpoints/items", params={"limit": 5})
+    assert plain.headers["Content-Crs"] == f"<{CRS84}>"
+    lonlat = [f["geometry"]["coordinates"] for f in plain.json()["features"]]
+    flipped = api("admin", "/collections/checkpoints/items",
+                  params={"limit": 5, "crs": EPSG4326})
+    assert flipped.headers["Content-Crs"] == f"<{EPSG4326}>"
+    assert [f["geometry"]["coordinates"] for f in flipped.json()["features"]] == [
+        [c[1], c[0]] for c in lonlat]
+    merc = api("admin", "/collections/checkpoints/items", params={"limit": 5, "crs": EPSG3857})
+    xy = np.array([f["geometry"]["coordinates"] for f in merc.json()["features"]])
+    to3857 = Transformer.from_crs(4326, 3857, always_xy=True)
+    expected = np.column_stack(to3857.transform(*np.array(lonlat).T))
+    np.testing.assert_allclose(xy, expected, atol=0.01)
+
+
+def test_single_item_with_etag_and_404s(api, db):
+    first = api("admin", "/collections/grids/items", params={"limit": 1}).json()["features"][0]
+    one = api("admin", f"/collections/grids/items/{first['id']}")
+    assert one.status_code == 200
+    assert one.headers["ETag"] == '"1"'
+    assert one.json()["properties"]["code"] == first["properties"]["code"]
+    assert shapely.geometry.shape(one.json()["geometry"]).equals(
+        shapely.geometry.shape(first["geometry"]))
+    assert api("admin", "/collections/grids/items/999999999").status_code == 404
+    assert api("admin", "/collections/grids/items/abc").status_code == 404
+    assert api("admin", "/collections/nowhere/items").status_code == 404
+
+
+def test_queryables_describe_the_fields(api):
+    schema = api("admin", "/collections/incidents/queryables").json()
+    props = schema["properties"]
+    assert props["category"]["enum"][0] == "criminal"
+    assert props["occurred_at"]["format"] == "date-time"
+    assert props["severity"]["minimum"] == 1 and props["severity"]["maximum"] == 5
+
+
+def test_personal_fields_only_for_roles_that_may_see_them(api):
+    police = api("police", "/collections/households/items", params={"limit": 3}).json()
+    assert "phone" in police["features"][0]["properties"]
+    roads = api("viewer", "/collections/roads/items", params={"limit": 3})
+    assert roads.status_code == 200

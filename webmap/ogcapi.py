@@ -1,0 +1,241 @@
+"""OGC API - Features, Part 1 (core, GeoJSON, OpenAPI 3.0) and Part 2 (CRS), reading.
+
+Resources: ``/`` (landing), ``/conformance``, ``/openapi`` (service description),
+``/collections``, ``/collections/{layer}``, ``/collections/{layer}/items``,
+``/collections/{layer}/items/{id}`` and ``/collections/{layer}/queryables``.
+"""
+
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, Response, current_app, redirect, request, url_for
+
+from layers.access import Forbidden, read_scope
+from layers.features import CRS84, OUTPUT_CRS, collection_extent, fetch_item, fetch_page
+from layers.registry import LAYERS, get_layer
+
+from .app import db_engine
+from .auth import current_user
+from .openapi import openapi_document
+from .params import BadRequest, item_query, parse_crs_uri
+
+bp = Blueprint("ogcapi", __name__)
+
+GEOJSON = "application/geo+json"
+OPENAPI_TYPE = "application/vnd.oai.openapi+json;version=3.0"
+CONFORMANCE = [
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
+]
+
+
+class NotFound(BadRequest):
+    """A feature that does not exist or is outside the caller's scope (HTTP 404)."""
+
+    http_status = 404
+
+
+def _link(href: str, rel: str, type_: str = "application/json", title: str = "") -> dict:
+    link = {"href": href, "rel": rel, "type": type_}
+    if title:
+        link["title"] = title
+    return link
+
+
+def _url(endpoint: str, **values) -> str:
+    return url_for(endpoint, _external=True, **values)
+
+
+def _json(body: dict | list, status: int = 200, content_type: str = "application/json"):
+    return Response(json.dumps(body, ensure_ascii=False), status, content_type=content_type)
+
+
+def _check_no_params(allowed: set[str] = frozenset({"f"})) -> None:
+    unknown = sorted(set(request.args) - set(allowed))
+    if unknown:
+        raise BadRequest(f"unknown parameter(s) {', '.join(map(repr, unknown))}")
+    if request.args.get("f", "json") != "json":
+        raise BadRequest(f"f={request.args['f']!r} is not offered; use f=json")
+
+
+@bp.get("/")
+def landing():
+    """Landing page: links to the API description, conformance and the collections.
+
+    A browser (preferring HTML, no ``f``) is sent to the web map instead.
+    """
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    if "f" not in request.args and best == "text/html":
+        return redirect(url_for("pages.map_page"))
+    _check_no_params()
+    return _json({
+        "title": "safegrid",
+        "description": "Community-safety layers (平安建设): grids, households, key areas, "
+                       "cameras, checkpoints, roads, buildings, incidents.",
+        "links": [
+            _link(_url("ogcapi.landing"), "self", title="this document"),
+            _link(_url("ogcapi.openapi"), "service-desc", OPENAPI_TYPE, "the API definition"),
+            _link(_url("ogcapi.conformance"), "conformance", title="conformance classes"),
+            _link(_url("ogcapi.collections"), "data", title="the layers"),
+            _link(_url("pages.map_page"), "alternate", "text/html", "the web map"),
+        ],
+    })
+
+
+@bp.get("/conformance")
+def conformance():
+    """The conformance classes implemented."""
+    _check_no_params()
+    return _json({"conformsTo": CONFORMANCE})
+
+
+@bp.get("/openapi")
+def openapi():
+    """The OpenAPI 3.0 document of this service."""
+    _check_no_params()
+    return _json(openapi_document(_url("ogcapi.landing").rstrip("/")),
+                 content_type=OPENAPI_TYPE)
+
+
+def _collection(conn, layer) -> dict:
+    items = _url("ogcapi.items", layer=layer.name)
+    body = {
+        "id": layer.name,
+        "title": layer.title_zh,
+        "description": layer.title_en,
+        "itemType": "feature",
+        "links": [
+            _link(_url("ogcapi.collection", layer=layer.name), "self"),
+            _link(items, "items", GEOJSON, "the features"),
+            _link(_url("ogcapi.queryables", layer=layer.name),
+                  "http://www.opengis.net/def/rel/ogc/1.0/queryables",
+                  "application/schema+json", "queryable fields"),
+        ],
+        "crs": list(OUTPUT_CRS),
+        "storageCrs": CRS84,
+        "extent": collection_extent(conn, layer),
+    }
+    return body
+
+
+def _readable(conn, layer) -> bool:
+    """Whether the caller may read ``layer`` (the others are left out of the list)."""
+    try:
+        read_scope(conn, current_user(), layer)
+    except Forbidden:
+        return False
+    return True
+
+
+@bp.get("/collections")
+def collections():
+    """The layers the caller may read."""
+    _check_no_params()
+    with db_engine(current_app).connect() as conn:
+        listed = [_collection(conn, layer) for layer in LAYERS.values()
+                  if _readable(conn, layer)]
+    return _json({
+        "links": [_link(_url("ogcapi.collections"), "self")],
+        "collections": listed,
+        "crs": list(OUTPUT_CRS),
+    })
+
+
+@bp.get("/collections/<layer>")
+def collection(layer: str):
+    """One layer's description."""
+    _check_no_params()
+    declaration = get_layer(layer)
+    with db_engine(current_app).connect() as conn:
+        read_scope(conn, current_user(), declaration)
+        return _json(_collection(conn, declaration))
+
+
+@bp.get("/collections/<layer>/queryables")
+def queryables(layer: str):
+    """JSON Schema of the fields that can filter items (``?field=value``)."""
+    _check_no_params()
+    declaration = get_layer(layer)
+    with db_engine(current_app).connect() as conn:
+        read_scope(conn, current_user(), declaration)
+    types = {"text": "string", "int": "integer", "float": "number", "datetime": "string"}
+    properties: dict = {"geometry": {"$ref": "https://geojson.org/schema/Geometry.json"}}
+    for f in declaration.fields:
+        prop: dict = {"title": f.title_zh or f.name, "type": types[f.type]}
+        if f.type == "datetime":
+            prop["format"] = "date-time"
+        if f.choices:
+            prop["enum"] = list(f.choices)
+        if f.minimum is not None:
+            prop["exclusiveMinimum" if f.exclusive_minimum else "minimum"] = f.minimum
+        if f.maximum is not None:
+            prop["exclusiveMaximum" if f.exclusive_maximum else "maximum"] = f.maximum
+        properties[f.name] = prop
+    return _json({
+        "$schema": "https://json-schema.org/draft/2019-09/schema",
+        "$id": _url("ogcapi.queryables", layer=layer),
+        "type": "object",
+        "title": declaration.title_zh,
+        "properties": properties,
+    }, content_type="application/schema+json")
+
+
+def _page_links(layer: str, page, query) -> list[dict]:
+    args = {k: v for k, v in request.args.items() if k not in ("after", "before")}
+    links = [_link(_url("ogcapi.items", layer=layer, **request.args), "self", GEOJSON),
+             _link(_url("ogcapi.collection", layer=layer), "collection")]
+    if page.more_after:
+        links.append(_link(_url("ogcapi.items", layer=layer, **args, after=page.last_id),
+                           "next", GEOJSON, "next page"))
+    if page.more_before:
+        links.append(_link(_url("ogcapi.items", layer=layer, **args, before=page.first_id),
+                           "prev", GEOJSON, "previous page"))
+    return links
+
+
+@bp.get("/collections/<layer>/items")
+def items(layer: str):
+    """A page of features (GeoJSON built in PostGIS), with next/prev links."""
+    declaration = get_layer(layer)
+    query = item_query(request.args, declaration)
+    with db_engine(current_app).connect() as conn:
+        scope = read_scope(conn, current_user(), declaration)
+        page = fetch_page(conn, declaration, query, scope)
+    head = {"type": "FeatureCollection", "numberReturned": page.returned,
+            "links": _page_links(layer, page, query)}
+    if page.matched is not None:
+        head["numberMatched"] = page.matched
+    prefix = json.dumps(head, ensure_ascii=False)[:-1]
+    body = f'{prefix}, "features": {page.features_json}}}'
+    return Response(body, 200, content_type=GEOJSON,
+                    headers={"Content-Crs": f"<{query.crs}>"})
+
+
+@bp.get("/collections/<layer>/items/<feature_id>")
+def item(layer: str, feature_id: str):
+    """One feature, with its version as ETag."""
+    declaration = get_layer(layer)
+    unknown = sorted(set(request.args) - {"f", "crs"})
+    if unknown:
+        raise BadRequest(f"unknown parameter(s) {', '.join(map(repr, unknown))}")
+    crs = parse_crs_uri(request.args.get("crs"), "crs")
+    if not feature_id.isdigit():
+        raise NotFound(f"{layer} has no feature {feature_id!r}")
+    with db_engine(current_app).connect() as conn:
+        scope = read_scope(conn, current_user(), declaration)
+        found = fetch_item(conn, declaration, int(feature_id), scope, crs)
+    if found is None:
+        raise NotFound(f"{layer} has no feature {feature_id} that you may see")
+    feature, version = found
+    links = json.dumps([
+        _link(_url("ogcapi.item", layer=layer, feature_id=feature_id), "self", GEOJSON),
+        _link(_url("ogcapi.collection", layer=layer), "collection"),
+    ])
+    body = feature[:-1] + f', "links": {links}}}'
+    return Response(body, 200, content_type=GEOJSON,
+                    headers={"Content-Crs": f"<{crs}>", "ETag": f'"{version}"'})

@@ -1,0 +1,165 @@
+"""Parse and check OGC API query parameters; every problem is a 400 naming the parameter."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+from pyproj import CRS, Transformer
+from werkzeug.datastructures import MultiDict
+
+from layers.errors import SafegridError
+from layers.features import CRS84, OUTPUT_CRS, ItemQuery
+from layers.registry import Layer
+from layers.validate import LOCAL_TZ
+
+__all__ = ["BadRequest", "item_query", "parse_crs_uri"]
+
+MAX_LIMIT = 10_000
+DEFAULT_LIMIT = 100
+_COMMON = {"f", "limit", "bbox", "bbox-crs", "datetime", "crs", "after", "before"}
+
+
+class BadRequest(SafegridError):
+    """A query parameter that cannot be used (HTTP 400)."""
+
+    http_status = 400
+
+
+def parse_crs_uri(value: str | None, name: str) -> str:
+    """The canonical URI of a supported CRS given as URI, ``EPSG:n`` or ``CRS84``."""
+    if value is None or value == "":
+        return CRS84
+    aliases = {"CRS84": CRS84, "OGC:CRS84": CRS84, "EPSG:4326": OUTPUT_CRS_4326,
+               "EPSG:3857": OUTPUT_CRS_3857}
+    uri = aliases.get(value.strip("[]").upper(), value.strip("[]"))
+    if uri not in OUTPUT_CRS:
+        raise BadRequest(f"{name} {value!r} is not supported; use one of {', '.join(OUTPUT_CRS)}")
+    return uri
+
+
+OUTPUT_CRS_4326 = "http://www.opengis.net/def/crs/EPSG/0/4326"
+OUTPUT_CRS_3857 = "http://www.opengis.net/def/crs/EPSG/0/3857"
+
+
+def item_query(args: MultiDict, layer: Layer) -> ItemQuery:
+    """Build an :class:`ItemQuery` from the request's query string, or raise 400."""
+    scalar = {f.name: f for f in layer.fields}
+    for key in args:
+        if key not in _COMMON and key not in scalar:
+            raise BadRequest(
+                f"unknown parameter {key!r}; {layer.name} items take "
+                f"{', '.join(sorted(_COMMON))} and its fields: {', '.join(scalar)}"
+            )
+        if len(args.getlist(key)) > 1:
+            raise BadRequest(f"parameter {key!r} is given more than once")
+    fmt = args.get("f", "json")
+    if fmt not in ("json", "geojson"):
+        raise BadRequest(f"f={fmt!r} is not offered; items come as GeoJSON (f=json)")
+    start, end = _interval(args.get("datetime"), layer)
+    return ItemQuery(
+        bbox=_bbox(args.get("bbox"), parse_crs_uri(args.get("bbox-crs"), "bbox-crs")),
+        start=start,
+        end=end,
+        filters={name: _value(args[name], scalar[name]) for name in args if name in scalar},
+        limit=_limit(args.get("limit")),
+        after=_id(args.get("after"), "after"),
+        before=_id(args.get("before"), "before"),
+        crs=parse_crs_uri(args.get("crs"), "crs"),
+    )
+
+
+def _limit(value: str | None) -> int:
+    if value is None:
+        return DEFAULT_LIMIT
+    try:
+        limit = int(value)
+    except ValueError:
+        raise BadRequest(f"limit {value!r} is not a whole number") from None
+    if limit < 1:
+        raise BadRequest(f"limit must be at least 1, got {limit}")
+    return min(limit, MAX_LIMIT)
+
+
+def _id(value: str | None, name: str) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise BadRequest(f"{name} {value!r} is not a feature id") from None
+
+
+def _bbox(value: str | None, crs_uri: str) -> tuple[float, float, float, float] | None:
+    if value is None:
+        return None
+    try:
+        numbers = [float(v) for v in value.split(",")]
+    except ValueError:
+        raise BadRequest(f"bbox {value!r} must be 4 comma-separated numbers") from None
+    if len(numbers) == 6:
+        numbers = numbers[0:2] + numbers[3:5]
+    if len(numbers) != 4 or not all(math.isfinite(v) for v in numbers):
+        raise BadRequest(f"bbox {value!r} must be 4 comma-separated numbers")
+    if crs_uri == OUTPUT_CRS_4326:  # EPSG:4326 is latitude first
+        numbers = [numbers[1], numbers[0], numbers[3], numbers[2]]
+    if crs_uri == OUTPUT_CRS_3857:
+        numbers = list(Transformer.from_crs(CRS.from_epsg(3857), CRS.from_epsg(4326),
+                                            always_xy=True).transform_bounds(*numbers))
+    x0, y0, x1, y1 = numbers
+    if not (-180 <= x0 <= 180 and -180 <= x1 <= 180 and -90 <= y0 <= 90 and -90 <= y1 <= 90):
+        raise BadRequest(f"bbox {value!r} is off the planet for {crs_uri}")
+    if y0 > y1 or x0 > x1:
+        raise BadRequest(f"bbox {value!r}: the lower corner must come first")
+    return (x0, y0, x1, y1)
+
+
+def _instant(text: str, end_of_day: bool) -> dt.datetime:
+    text = text.strip()
+    try:
+        if "T" not in text.upper() and len(text) == 10:
+            day = dt.date.fromisoformat(text)
+            moment = dt.datetime.combine(day, dt.time.max if end_of_day else dt.time.min)
+        else:
+            moment = dt.datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRequest(f"datetime {text!r} is not an RFC 3339 date or date-time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=LOCAL_TZ)
+
+
+def _interval(value: str | None, layer: Layer) -> tuple[dt.datetime | None, dt.datetime | None]:
+    if value is None:
+        return None, None
+    if not layer.time_field:
+        raise BadRequest(f"datetime: layer {layer.name} has no time field")
+    if "/" not in value:
+        if len(value.strip()) == 10:
+            return _instant(value, False), _instant(value, True)
+        moment = _instant(value, False)
+        return moment, moment
+    lo, hi = value.split("/", 1)
+    start = None if lo in ("", "..") else _instant(lo, False)
+    end = None if hi in ("", "..") else _instant(hi, True)
+    if start is None and end is None:
+        raise BadRequest("datetime '../..' is not an interval: give at least one end")
+    if start and end and start > end:
+        raise BadRequest(f"datetime {value!r}: the start is after the end")
+    return start, end
+
+
+def _value(raw: str, f) -> object:
+    try:
+        if f.type == "int":
+            return int(raw)
+        if f.type == "float":
+            number = float(raw)
+            if not math.isfinite(number):
+                raise ValueError
+            return number
+        if f.type == "datetime":
+            return _instant(raw, False)
+    except ValueError:
+        raise BadRequest(f"{f.name}={raw!r} is not a valid {f.type}") from None
+    if f.choices and raw not in f.choices:
+        raise BadRequest(f"{f.name}={raw!r} is not one of {', '.join(f.choices)}")
+    return raw
