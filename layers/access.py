@@ -14,9 +14,11 @@ from .features import Scope
 from .registry import PERSONAL_READERS, Layer
 from .users import User
 
-__all__ = ["BORDER_ZONE_M", "Forbidden", "read_scope", "subtree_codes"]
+__all__ = ["APP_ROLE", "BORDER_ZONE_M", "Forbidden", "enter_scope", "read_scope",
+           "subtree_codes"]
 
 BORDER_ZONE_M = 2000.0
+APP_ROLE = "safegrid_app"  # created by migration 0003; subject to row-level security
 
 
 class Forbidden(SafegridError):
@@ -59,11 +61,27 @@ def read_scope(conn: Connection, user: User, layer: Layer) -> Scope:
         )
     personal = user.role in PERSONAL_READERS
     if user.role == "admin":
-        return Scope(None, {}, personal)
+        return Scope(None, {}, personal, {"scope_all": "on"})
     if user.role == "border_partner":
         zone = border_zone_wkb(conn, user.jurisdiction, user.partner)
         return Scope("ST_Intersects(t.geom, ST_GeomFromEWKB(:scope_zone))",
-                     {"scope_zone": zone}, personal)
+                     {"scope_zone": zone}, personal, {"scope_zone": zone.hex()})
     codes = subtree_codes(conn, user.jurisdiction)
     column = "code" if layer.name == "jurisdictions" else "jurisdiction_code"
-    return Scope(f"t.{column} = ANY(:scope_codes)", {"scope_codes": codes}, personal)
+    return Scope(f"t.{column} = ANY(:scope_codes)", {"scope_codes": codes}, personal,
+                 {"scope_codes": ",".join(codes)})
+
+
+def enter_scope(conn: Connection, scope: Scope) -> None:
+    """Run the rest of this transaction as the application role within ``scope``.
+
+    Row-level security on incidents and households then hides every row outside the
+    scope, even from a query that forgets its own filter.
+    """
+    conn.execute(text(f"SET LOCAL ROLE {APP_ROLE}"))
+    settings = {key: scope.rls.get(key, "") for key in ("scope_all", "scope_codes",
+                                                         "scope_zone")}
+    conn.execute(text(
+        "SELECT set_config('safegrid.scope_all', :scope_all, true), "
+        "set_config('safegrid.scope_codes', :scope_codes, true), "
+        "set_config('safegrid.scope_zone', :scope_zone, true)"), settings)

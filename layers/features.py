@@ -48,6 +48,8 @@ class Scope:
     condition: str | None = None
     params: dict = field(default_factory=dict)
     personal: bool = False  # may see personal fields (household head, phone)
+    # The same scope for PostgreSQL's row-level security (transaction settings).
+    rls: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import json
 
 from flask import Blueprint, Response, current_app, redirect, request, url_for
 
-from layers.access import Forbidden, read_scope
+from layers.access import Forbidden, enter_scope, read_scope
 from layers.features import CRS84, OUTPUT_CRS, collection_extent, fetch_item, fetch_page
 from layers.registry import LAYERS, get_layer
 
@@ -205,6 +205,7 @@ def items(layer: str):
     query = item_query(request.args, declaration)
     with db_engine(current_app).connect() as conn:
         scope = read_scope(conn, current_user(), declaration)
+        enter_scope(conn, scope)
         page = fetch_page(conn, declaration, query, scope)
     head = {"type": "FeatureCollection", "numberReturned": page.returned,
             "links": _page_links(layer, page, query)}
@@ -228,6 +229,7 @@ def item(layer: str, feature_id: str):
         raise NotFound(f"{layer} has no feature {feature_id!r}")
     with db_engine(current_app).connect() as conn:
         scope = read_scope(conn, current_user(), declaration)
+        enter_scope(conn, scope)
         found = fetch_item(conn, declaration, int(feature_id), scope, crs)
     if found is None:
         raise NotFound(f"{layer} has no feature {feature_id} that you may see")
