@@ -170,7 +170,7 @@ _LAYER_LIST: tuple[Layer, ...] = (
         ),
         sensitive=True,
         read_roles=("admin", "police", "border_partner"),
-        write_roles=("admin", "planner"),
+        write_roles=("admin",),
         style={"color": "#6a3d9a", "radius": 2},
     ),
     Layer(

@@ -26,7 +26,11 @@ from .registry import LAYERS, Layer
 __all__ = [
     "layer_summary",
     "read_features",
+    "audit_row",
+    "database_problems",
+    "drop_stage",
     "refresh_derived",
+    "stage",
     "write_features",
     "write_in",
 ]
@@ -83,8 +87,8 @@ def write_in(
     before = conn.execute(text(f"SELECT count(*) FROM {q(layer.name)}")).scalar_one()
     if mode == "replace":
         conn.execute(text(f"DELETE FROM {q(layer.name)}"))
-    _stage(conn, layer, features, show)
-    problems = _database_problems(conn, layer, mode)
+    stage(conn, layer, features, show)
+    problems = database_problems(conn, layer)
     if problems:
         raise InputRejected(
             f"{len({p.row for p in problems})} of {len(features)} rows refused for layer "
@@ -93,14 +97,21 @@ def write_in(
         )
     _insert_from_stage(conn, layer, actor)
     refresh_derived(conn, layer.name)
-    _audit(conn, actor, layer.name, "import" if mode == "append" else "replace",
+    audit_row(conn, actor, layer.name, "import" if mode == "append" else "replace",
            {"count": before}, {"added": len(features), "mode": mode, "source": source})
-    conn.execute(text("DROP TABLE staging"))
-    conn.execute(text("DROP TABLE IF EXISTS leaf_parts"))
+    drop_stage(conn)
     return len(features)
 
 
-def _stage(conn: Connection, layer: Layer, features: gpd.GeoDataFrame, show: bool) -> None:
+def drop_stage(conn: Connection) -> None:
+    """Drop the temporary tables of :func:`stage` (they go at commit anyway)."""
+    conn.execute(text("DROP TABLE IF EXISTS staging"))
+    conn.execute(text("DROP TABLE IF EXISTS leaf_parts"))
+
+
+def stage(conn: Connection, layer: Layer, features: gpd.GeoDataFrame,
+          show: bool = False) -> None:
+    """COPY clean features into the temporary table ``staging`` for checks in SQL."""
     fields = layer.input_fields
     columns = ", ".join(f"{q(f.name)} {_SQL_TYPES[f.type]}" for f in fields)
     conn.execute(text(
@@ -146,7 +157,13 @@ def _python_values(series: pd.Series) -> list:
     return out
 
 
-def _database_problems(conn: Connection, layer: Layer, mode: str) -> list[RowProblem]:
+def database_problems(conn: Connection, layer: Layer,
+                      exclude_id: int | None = None) -> list[RowProblem]:
+    """Check the staged rows: location, references, uniqueness; derive jurisdictions.
+
+    ``exclude_id`` is the feature being replaced (its own code is not a clash).
+    Also fills ``staging.derived_code``.
+    """
     problems: list[RowProblem] = []
     if layer.located:
         problems += _location_problems(conn, layer)
@@ -154,7 +171,7 @@ def _database_problems(conn: Connection, layer: Layer, mode: str) -> list[RowPro
         if f.ref:
             problems += _reference_problems(conn, layer, f.name, f.ref)
         if f.unique:
-            problems += _unique_problems(conn, layer, f.name)
+            problems += _unique_problems(conn, layer, f.name, exclude_id)
     return problems
 
 
@@ -223,7 +240,8 @@ def _reference_problems(conn: Connection, layer: Layer, name: str, ref: str) -> 
     )
 
 
-def _unique_problems(conn: Connection, layer: Layer, name: str) -> list[RowProblem]:
+def _unique_problems(conn: Connection, layer: Layer, name: str,
+                     exclude_id: int | None = None) -> list[RowProblem]:
     repeated = _rows(
         conn,
         f"SELECT row_no, v FROM (SELECT row_no, {q(name)} AS v, "
@@ -233,8 +251,9 @@ def _unique_problems(conn: Connection, layer: Layer, name: str) -> list[RowProbl
     taken = _rows(
         conn,
         f"SELECT s.row_no, s.{q(name)} FROM staging s "
-        f"JOIN {q(layer.name)} t ON t.{q(name)} = s.{q(name)}",
+        f"JOIN {q(layer.name)} t ON t.{q(name)} = s.{q(name)} AND t.id IS DISTINCT FROM :self",
         lambda value: f"field {name!r}: {value!r} already exists in layer {layer.name}",
+        self=exclude_id,
     )
     return repeated + taken
 
@@ -261,12 +280,14 @@ UPDATE households h SET
                  ORDER BY g.id LIMIT 1),
     unit_code = (SELECT u.code FROM household_units u WHERE ST_Intersects(u.geom, h.geom)
                  ORDER BY u.id LIMIT 1)
+WHERE {area}
 """
 _GRID_STATS = """
 UPDATE grids g SET households = c.n, population = c.p,
                    area_m2 = ST_Area(g.geom::geography)
 FROM (SELECT g2.id, count(h.id) AS n, coalesce(sum(h.persons), 0) AS p
-      FROM grids g2 LEFT JOIN households h ON h.grid_code = g2.code GROUP BY g2.id) c
+      FROM grids g2 LEFT JOIN households h ON h.grid_code = g2.code
+      WHERE {area2} GROUP BY g2.id) c
 WHERE c.id = g.id
 """
 # What to recompute after a layer changes.
@@ -277,14 +298,21 @@ _CASCADE: dict[str, tuple[str, ...]] = {
 }
 
 
-def refresh_derived(conn: Connection, changed: str) -> None:
-    """Recompute derived fields that depend on layer ``changed`` (grid counts, links)."""
+def refresh_derived(conn: Connection, changed: str, area: bytes | None = None) -> None:
+    """Recompute derived fields that depend on layer ``changed`` (grid counts, links).
+
+    ``area`` (EWKB, EPSG:4326) limits the work to what a single edit can affect.
+    """
+    where = "h.geom && ST_GeomFromEWKB(:area)" if area else "TRUE"
+    where2 = "g2.geom && ST_GeomFromEWKB(:area)" if area else "TRUE"
     for sql in _CASCADE.get(changed, ()):
-        conn.execute(text(sql))
+        conn.execute(text(sql.format(area=where, area2=where2)),
+                     {"area": area} if area else {})
 
 
-def _audit(conn: Connection, actor: str, layer: str, action: str, before: dict | None,
-           after: dict | None, feature_id: int | None = None) -> None:
+def audit_row(conn: Connection, actor: str, layer: str, action: str, before: dict | None,
+              after: dict | None, feature_id: int | None = None) -> None:
+    """Record a change: who, what (layer, feature, action), before and after."""
     conn.execute(
         text(
             "INSERT INTO audit (actor, layer, feature_id, action, before, after) "

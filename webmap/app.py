@@ -7,6 +7,7 @@ Nothing is built at import time.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 
 from flask import Flask, jsonify
@@ -34,10 +35,11 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
         app.config.from_mapping(config)
     app.json.ensure_ascii = False
     app.extensions["safegrid.engine"] = engine(app.config["DATABASE_URL"] or database_url())
-    from . import auth, ogcapi, pages
+    from . import auth, edits, ogcapi, pages
 
     auth.init_app(app)
     app.register_blueprint(ogcapi.bp)
+    app.register_blueprint(edits.bp)
     app.register_blueprint(pages.bp)
     _register_errors(app)
     return app
@@ -54,7 +56,13 @@ def _register_errors(app: Flask) -> None:
         body: dict = {"error": str(exc).splitlines()[0]}
         if isinstance(exc, InputRejected):
             body["problems"] = [{"row": p.row, "reason": p.reason} for p in exc.problems]
-        return jsonify(body), exc.http_status
+        current = getattr(exc, "current", None)
+        if current is not None:  # a stale write: send what is stored now
+            body["current"] = json.loads(current)
+        response = jsonify(body)
+        if getattr(exc, "version", None) is not None:
+            response.headers["ETag"] = f'"{exc.version}"'
+        return response, exc.http_status
 
     @app.errorhandler(UnknownLayer)
     def unknown_layer(exc: UnknownLayer):

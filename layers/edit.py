@@ -1,0 +1,257 @@
+"""Single-feature writes with optimistic locking: create, replace, update, delete.
+
+Each write is one transaction: the same checks as an import (fields, geometry,
+location, references, uniqueness), the caller's write role and scope, a version
+bump, derived fields refreshed around the feature, and an audit row with the feature
+before and after. A stale version is refused, never merged.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import geopandas as gpd
+import shapely
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import IntegrityError
+
+from .access import APP_ROLE, Forbidden, enter_scope, read_scope
+from .errors import InputRejected, SafegridError
+from .features import Scope
+from .registry import Layer
+from .store import audit_row, database_problems, drop_stage, q, refresh_derived, stage
+from .users import User
+from .validate import clean_features
+
+__all__ = ["Missing", "StaleVersion", "create", "delete", "replace", "update"]
+
+
+class StaleVersion(SafegridError):
+    """The feature changed since the caller read it (HTTP 412)."""
+
+    http_status = 412
+
+    def __init__(self, message: str, current: str | None = None, version: int | None = None):
+        super().__init__(message)
+        self.current = current
+        self.version = version
+
+
+class Missing(SafegridError):
+    """No such feature, or not one the caller may see (HTTP 404)."""
+
+    http_status = 404
+
+
+@dataclass(frozen=True)
+class Written:
+    """The outcome of a write: feature id and new version (None after a delete)."""
+
+    id: int
+    version: int | None
+
+
+def _snapshot(conn: Connection, layer: Layer, feature_id: int) -> dict | None:
+    """The stored feature as a GeoJSON dict (for the audit), or None."""
+    props = ", ".join(f"'{f.name}', t.{q(f.name)}" for f in layer.fields)
+    row = conn.execute(text(
+        f"SELECT json_build_object('type', 'Feature', 'id', t.id, "
+        f"'geometry', ST_AsGeoJSON(t.geom, 9)::json, 'properties', "
+        f"json_build_object({props}, 'version', t.version)) "
+        f"FROM {q(layer.name)} t WHERE t.id = :i"), {"i": feature_id}).first()
+    return None if row is None else row[0]
+
+
+def _check_role(user: User, layer: Layer) -> None:
+    if user.role not in layer.write_roles:
+        raise Forbidden(f"role {user.role} may not edit {layer.name}")
+
+
+def _feature_frame(feature: object) -> gpd.GeoDataFrame:
+    """A one-row GeoDataFrame from a GeoJSON Feature dict, or InputRejected."""
+    if not isinstance(feature, dict) or feature.get("type") != "Feature":
+        raise InputRejected("the body must be a GeoJSON Feature ({\"type\": \"Feature\", ...})")
+    props = feature.get("properties") or {}
+    if not isinstance(props, dict):
+        raise InputRejected("'properties' must be an object")
+    try:
+        geom = shapely.geometry.shape(feature["geometry"]) if feature.get("geometry") else None
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise InputRejected(f"'geometry' is not a GeoJSON geometry: {exc}") from None
+    except shapely.errors.GEOSException as exc:
+        raise InputRejected(f"'geometry' cannot be built: {exc}") from None
+    return gpd.GeoDataFrame([props] if props else [{}], geometry=[geom], crs=4326)
+
+
+def _check(conn: Connection, layer: Layer, clean: gpd.GeoDataFrame,
+           exclude_id: int | None) -> None:
+    stage(conn, layer, clean)
+    conn.execute(text(f"GRANT SELECT ON staging TO {APP_ROLE}"))  # the write runs as it
+    problems = database_problems(conn, layer, exclude_id)
+    if problems:
+        raise InputRejected(f"the feature was refused for layer {layer.name}; nothing was "
+                            "written", problems)
+
+
+def _in_scope(conn: Connection, scope: Scope) -> None:
+    """The staged feature must lie in the writer's scope (derived or given jurisdiction)."""
+    if scope.condition is None:
+        return
+    zone = scope.rls.get("scope_zone")
+    if zone:
+        ok = conn.execute(text(
+            "SELECT ST_Intersects(s.geom, ST_GeomFromEWKB(decode(:z, 'hex'))) FROM staging s"),
+            {"z": zone}).scalar_one()
+    else:
+        ok = conn.execute(text(
+            "SELECT coalesce(s.jurisdiction_code, s.derived_code) = ANY(:codes) FROM staging s"),
+            {"codes": scope.params["scope_codes"]}).scalar_one()
+    if not ok:
+        raise Forbidden("the feature lies outside your jurisdiction")
+
+
+def _locked(conn: Connection, layer: Layer, feature_id: int, scope: Scope,
+            if_match: int | None) -> dict:
+    """The current feature, row-locked, after checking scope and version."""
+    where = f" AND ({scope.condition})" if scope.condition else ""
+    row = conn.execute(text(
+        f"SELECT t.version FROM {q(layer.name)} t WHERE t.id = :fid{where} FOR UPDATE"),
+        {**scope.params, "fid": feature_id}).first()
+    if row is None:
+        raise Missing(f"{layer.name} has no feature {feature_id} that you may see")
+    before = _snapshot(conn, layer, feature_id)
+    if if_match is not None and row[0] != if_match:
+        raise StaleVersion(
+            f"feature {feature_id} is at version {row[0]}, not {if_match}: reload it and "
+            "apply your change again", json.dumps(before, ensure_ascii=False), row[0])
+    return before
+
+
+def _write_fields(layer: Layer) -> list[str]:
+    return [f.name for f in layer.input_fields]
+
+
+def _area(conn: Connection, *geoms: dict | None) -> bytes | None:
+    """EWKB box around the given GeoJSON geometries, for the derived-field refresh."""
+    shapes = [shapely.geometry.shape(g["geometry"]) for g in geoms if g]
+    if not shapes:
+        return None
+    box = shapely.set_srid(shapely.box(*shapely.union_all(shapes).bounds), 4326)
+    return shapely.to_wkb(box, include_srid=True)
+
+
+def _finish(conn: Connection, layer: Layer, user: User, action: str, feature_id: int,
+            before: dict | None) -> dict | None:
+    conn.execute(text("RESET ROLE"))
+    after = _snapshot(conn, layer, feature_id)
+    refresh_derived(conn, layer.name, _area(conn, before, after))
+    after = _snapshot(conn, layer, feature_id)  # with refreshed derived fields
+    audit_row(conn, user.name, layer.name, action, before, after, feature_id)
+    drop_stage(conn)
+    return after
+
+
+def _scoped(conn: Connection, user: User, layer: Layer) -> Scope:
+    _check_role(user, layer)
+    return read_scope(conn, user, layer)
+
+
+def _run(conn: Connection, fn):
+    try:
+        return fn()
+    except IntegrityError as exc:
+        detail = str(exc.orig).splitlines()[0] if exc.orig else str(exc)
+        raise InputRejected(f"the database refused the feature: {detail}") from None
+
+
+def create(conn: Connection, user: User, layer: Layer, feature: object) -> Written:
+    """Insert a feature; returns its id and version 1."""
+    scope = _scoped(conn, user, layer)
+    clean = clean_features(_feature_frame(feature), layer)
+    _check(conn, layer, clean, None)
+    _in_scope(conn, scope)
+    names = _write_fields(layer)
+    select = [f"s.{q(n)}" for n in names]
+    if layer.located:
+        select[names.index("jurisdiction_code")] = "coalesce(s.jurisdiction_code, s.derived_code)"
+    enter_scope(conn, scope)
+    new_id = _run(conn, lambda: conn.execute(text(
+        f"INSERT INTO {q(layer.name)} (geom, {', '.join(map(q, names))}, updated_by) "
+        f"SELECT s.geom, {', '.join(select)}, :actor FROM staging s RETURNING id"),
+        {"actor": user.name}).scalar_one())
+    _finish(conn, layer, user, "insert", new_id, None)
+    return Written(new_id, 1)
+
+
+def replace(conn: Connection, user: User, layer: Layer, feature_id: int, feature: object,
+            if_match: int) -> Written:
+    """Replace a feature's geometry and fields (PUT); ``if_match`` is the version read."""
+    scope = _scoped(conn, user, layer)
+    before = _locked(conn, layer, feature_id, scope, if_match)
+    clean = clean_features(_feature_frame(feature), layer)
+    return _apply(conn, user, layer, feature_id, clean, scope, before)
+
+
+def update(conn: Connection, user: User, layer: Layer, feature_id: int, patch: object,
+           if_match: int) -> Written:
+    """Merge-patch a feature (RFC 7396).
+
+    Given properties change, a null clears one; a geometry, if given, replaces the old.
+    """
+    if not isinstance(patch, dict):
+        raise InputRejected("a merge patch must be a JSON object")
+    scope = _scoped(conn, user, layer)
+    before = _locked(conn, layer, feature_id, scope, if_match)
+    props = dict(before["properties"])
+    props.pop("version", None)
+    for f in layer.fields:
+        if f.derived:
+            props.pop(f.name, None)
+    changes = patch.get("properties") or {}
+    if not isinstance(changes, dict):
+        raise InputRejected("'properties' must be an object")
+    for key, value in changes.items():
+        if value is None:
+            props.pop(key, None)
+        else:
+            props[key] = value
+    if "jurisdiction_code" in props and "geometry" in patch and \
+            "jurisdiction_code" not in changes:
+        props.pop("jurisdiction_code")  # moved: derive it again from the new geometry
+    merged = {"type": "Feature", "properties": props,
+              "geometry": patch["geometry"] if "geometry" in patch else before["geometry"]}
+    clean = clean_features(_feature_frame(merged), layer)
+    return _apply(conn, user, layer, feature_id, clean, scope, before)
+
+
+def _apply(conn: Connection, user: User, layer: Layer, feature_id: int,
+           clean: gpd.GeoDataFrame, scope: Scope, before: dict) -> Written:
+    _check(conn, layer, clean, feature_id)
+    _in_scope(conn, scope)
+    names = _write_fields(layer)
+    sets = [f"{q(n)} = s.{q(n)}" for n in names]
+    if layer.located:
+        sets[names.index("jurisdiction_code")] = (
+            "jurisdiction_code = coalesce(s.jurisdiction_code, s.derived_code)")
+    enter_scope(conn, scope)
+    version = _run(conn, lambda: conn.execute(text(
+        f"UPDATE {q(layer.name)} t SET geom = s.geom, {', '.join(sets)}, "
+        f"version = t.version + 1, updated_at = now(), updated_by = :actor "
+        f"FROM staging s WHERE t.id = :fid RETURNING t.version"),
+        {"actor": user.name, "fid": feature_id}).scalar_one())
+    _finish(conn, layer, user, "update", feature_id, before)
+    return Written(feature_id, version)
+
+
+def delete(conn: Connection, user: User, layer: Layer, feature_id: int,
+           if_match: int | None) -> Written:
+    """Delete a feature (``if_match``, when given, must be its version)."""
+    scope = _scoped(conn, user, layer)
+    before = _locked(conn, layer, feature_id, scope, if_match)
+    enter_scope(conn, scope)
+    conn.execute(text(f"DELETE FROM {q(layer.name)} WHERE id = :fid"), {"fid": feature_id})
+    conn.execute(text("RESET ROLE"))
+    refresh_derived(conn, layer.name, _area(conn, before))
+    audit_row(conn, user.name, layer.name, "delete", before, None, feature_id)
+    return Written(feature_id, None)

@@ -1,0 +1,245 @@
+"""OGC API Part 4 over real HTTP: the write cycle with ETags, bad writes, who may write."""
+
+import copy
+import json
+
+import pytest
+from sqlalchemy import text
+
+from layers import LAYERS
+from layers.demo import DEMO_USERS
+
+pytestmark = pytest.mark.db
+
+USERS = {u["name"]: u for u in DEMO_USERS}
+CAMERA = {"type": "Feature",
+          "geometry": {"type": "Point", "coordinates": [112.985, 28.03]},
+          "properties": {"code": "T-CAM-1", "bearing": 10, "fov": 70, "range_m": 90,
+                         "status": "online"}}
+
+
+def _state(db, layer, feature_id=None):
+    """Row count, audit count and (optionally) one feature's version: 'unchanged' means
+    all three equal before and after."""
+    with db.connect() as conn:
+        count = conn.execute(text(f'SELECT count(*) FROM "{layer}"')).scalar_one()
+        audits = conn.execute(text("SELECT count(*) FROM audit")).scalar_one()
+        version = None if feature_id is None else conn.execute(
+            text(f'SELECT version FROM "{layer}" WHERE id = :i'), {"i": feature_id}).scalar()
+    return count, audits, version
+
+
+def _path(response):
+    return "/" + response.headers["Location"].split("/", 3)[3]
+
+
+def test_the_whole_write_cycle(api, db):
+    created = api("police", "/collections/cameras/items", method="POST", json=CAMERA)
+    assert created.status_code == 201, created.text
+    assert created.headers["ETag"] == '"1"'
+    item = _path(created)
+    got = api("police", item)
+    assert got.status_code == 200 and got.headers["ETag"] == '"1"'
+    assert got.json()["properties"]["jurisdiction_code"].startswith("4301")  # derived
+
+    patch = {"properties": {"status": "offline", "fov": 90}}
+    patched = api("police", item, method="PATCH", data=json.dumps(patch),
+                  headers={"If-Match": '"1"', "Content-Type": "application/merge-patch+json"})
+    assert patched.status_code == 200, patched.text
+    assert patched.headers["ETag"] == '"2"'
+    assert patched.json()["properties"]["status"] == "offline"
+    assert patched.json()["properties"]["bearing"] == 10  # untouched fields stay
+
+    stale = api("police", item, method="PUT", json=CAMERA, headers={"If-Match": '"1"'})
+    assert stale.status_code == 412
+    assert stale.json()["current"]["properties"]["status"] == "offline"
+    assert stale.headers["ETag"] == '"2"'
+
+    moved = copy.deepcopy(CAMERA)
+    moved["geometry"]["coordinates"] = [112.99, 28.031]
+    put = api("police", item, method="PUT", json=moved, headers={"If-Match": '"2"'})
+    assert put.status_code == 200 and put.headers["ETag"] == '"3"'
+    assert put.json()["properties"]["status"] == "online"
+    assert put.json()["geometry"]["coordinates"] == [112.99, 28.031]
+
+    gone = api("police", item, method="DELETE", headers={"If-Match": '"3"'})
+    assert gone.status_code == 204
+    assert api("police", item).status_code == 404
+    feature_id = int(item.rsplit("/", 1)[1])
+    with db.connect() as conn:
+        trail = conn.execute(text(
+            "SELECT action, actor, before->'properties'->>'status', "
+            "after->'properties'->>'status' FROM audit WHERE layer = 'cameras' "
+            "AND feature_id = :i ORDER BY id"), {"i": feature_id}).all()
+    assert trail == [("insert", "police", None, "online"),
+                     ("update", "police", "online", "offline"),
+                     ("update", "police", "offline", "online"),
+                     ("delete", "police", "online", None)]
+
+
+def test_a_concurrent_second_write_with_the_same_etag_loses(api):
+    created = api("police", "/collections/cameras/items", method="POST",
+                  json={**CAMERA, "properties": {**CAMERA["properties"], "code": "T-CAM-2"}})
+    item = _path(created)
+    first = api("police", item, method="PATCH", data='{"properties": {"fov": 80}}',
+                headers={"If-Match": '"1"', "Content-Type": "application/merge-patch+json"})
+    second = api("police", item, method="PATCH", data='{"properties": {"fov": 60}}',
+                 headers={"If-Match": '"1"', "Content-Type": "application/merge-patch+json"})
+    assert (first.status_code, second.status_code) == (200, 412)
+    assert api("police", item).json()["properties"]["fov"] == 80
+    api("police", item, method="DELETE")
+
+
+def test_options_lists_the_methods(api):
+    r = api("police", "/collections/cameras/items", method="OPTIONS")
+    assert {"GET", "POST"} <= set(r.headers["Allow"].replace(" ", "").split(","))
+    r = api("police", "/collections/cameras/items/1", method="OPTIONS")
+    assert {"GET", "PUT", "PATCH", "DELETE"} <= set(r.headers["Allow"].replace(" ", "")
+                                                       .split(","))
+
+
+def test_moving_a_household_updates_grid_counts(api, db):
+    with db.connect() as conn:
+        hid, grid = conn.execute(text(
+            "SELECT id, grid_code FROM households WHERE grid_code IS NOT NULL "
+            "ORDER BY id LIMIT 1")).one()
+        target, x, y = conn.execute(text(
+            "SELECT code, ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom)) "
+            "FROM grids WHERE code <> :g AND kind = 'comprehensive' ORDER BY id LIMIT 1"),
+            {"g": grid}).one()
+    version = api("admin", f"/collections/households/items/{hid}").headers["ETag"]
+    r = api("admin", f"/collections/households/items/{hid}", method="PATCH",
+            data=json.dumps({"geometry": {"type": "Point", "coordinates": [x, y]}}),
+            headers={"If-Match": version, "Content-Type": "application/merge-patch+json"})
+    assert r.status_code == 200, r.text
+    assert r.json()["properties"]["grid_code"] == target
+    with db.connect() as conn:
+        for code in (grid, target):  # stored counts equal a brute-force count
+            stored, actual = conn.execute(text(
+                "SELECT g.households, (SELECT count(*) FROM households h "
+                "WHERE ST_Intersects(g.geom, h.geom)) FROM grids g WHERE g.code = :c"),
+                {"c": code}).one()
+            assert stored == actual
+
+
+def _bad_cases():
+    good = CAMERA["properties"]
+    point = CAMERA["geometry"]
+    feature = lambda props=None, geom=point: {  # noqa: E731
+        "type": "Feature", "geometry": geom, "properties": {**good, **(props or {})}}
+    line = {"type": "LineString", "coordinates": [[112.98, 28.03], [112.99, 28.04]]}
+    bowtie = {"type": "Polygon", "coordinates": [[[112.98, 28.03], [112.99, 28.04],
+                                                  [112.99, 28.03], [112.98, 28.04],
+                                                  [112.98, 28.03]]]}
+    json_type = {"Content-Type": "application/json"}
+    return [
+        ("malformed JSON", "POST", None, "{not json", json_type, 400, "not valid JSON"),
+        ("not a Feature", "POST", None, '{"type": "Point"}', json_type, 422, "GeoJSON Feature"),
+        ("wrong content type", "POST", None, json.dumps(feature()),
+         {"Content-Type": "text/plain"}, 415, "not accepted"),
+        ("wrong geometry type", "POST", None, feature(geom=line), None, 422,
+         "geometry is a LineString"),
+        ("off the planet", "POST", None,
+         feature(geom={"type": "Point", "coordinates": [190.0, 28.0]}), None, 422,
+         "off the planet"),
+        ("outside every jurisdiction", "POST", None,
+         feature(geom={"type": "Point", "coordinates": [116.39, 39.91]}), None, 422,
+         "outside every jurisdiction"),
+        ("unknown field", "POST", None, feature({"colour": "red"}), None, 422,
+         "unknown field(s) 'colour'"),
+        ("out of range", "POST", None, feature({"range_m": 5000}), None, 422,
+         "out of range"),
+        ("bad choice", "POST", None, feature({"status": "asleep"}), None, 422,
+         "'asleep' is not one of"),
+        ("missing value", "POST", None, feature({"status": None}), None, 422,
+         "missing a value"),
+        ("existing code", "POST", None, feature({"code": "CAM000001"}), None, 422,
+         "already exists"),
+        ("bad geometry json", "POST", None,
+         feature(geom={"type": "Point", "coordinates": "here"}), None, 422, "geometry"),
+        ("self-intersecting key area", "POST", "key_areas",
+         {"type": "Feature", "geometry": bowtie,
+          "properties": {"name": "坏", "category": "park"}}, None, 422, "Self-intersection"),
+        ("PUT without If-Match", "PUT", "existing", feature(), None, 428, "If-Match"),
+        ("PUT with a stale If-Match", "PUT", "stale", feature(), None, 412, "version"),
+        ("bad If-Match", "PUT", "garbage", feature(), None, 400, "not an ETag"),
+        ("PATCH with the wrong type", "PATCH", "existing", '{"properties": {}}',
+         {"Content-Type": "application/json", "If-Match": '"1"'}, 415, "merge-patch"),
+    ]
+
+
+@pytest.mark.parametrize("case", _bad_cases(), ids=[c[0] for c in _bad_cases()])
+def test_bad_writes_are_refused_and_nothing_changes(api, db, case):
+    name, method, target, body, headers, status, message = case
+    layer = "key_areas" if target == "key_areas" else "cameras"
+    with db.connect() as conn:
+        existing, version = conn.execute(text(
+            "SELECT id, version FROM cameras WHERE jurisdiction_code LIKE '4301%' "
+            "ORDER BY id LIMIT 1")).one()
+    path = f"/collections/{layer}/items"
+    headers = dict(headers or {})
+    if method != "POST":
+        path += f"/{existing}"
+        if target == "stale":
+            headers["If-Match"] = f'"{version + 7}"'
+        elif target == "garbage":
+            headers["If-Match"] = "yesterday"
+    before = _state(db, layer, existing if layer == "cameras" else None)
+    data = body if isinstance(body, str) else json.dumps(body)
+    headers.setdefault("Content-Type", "application/geo+json")
+    r = api("police" if layer == "cameras" else "planner", path, method=method, data=data,
+            headers=headers)
+    assert r.status_code == status, r.text
+    assert message in json.dumps(r.json(), ensure_ascii=False)
+    assert _state(db, layer, existing if layer == "cameras" else None) == before
+
+
+def test_too_big_a_body_is_413(api, db):
+    before = _state(db, "cameras")
+    big = json.dumps({**CAMERA, "properties": {**CAMERA["properties"],
+                                               "code": "x" * (17 * 1024 * 1024)}})
+    r = api("police", "/collections/cameras/items", method="POST", data=big,
+            headers={"Content-Type": "application/geo+json"})
+    assert r.status_code == 413
+    assert "error" in r.json()
+    assert _state(db, "cameras") == before
+
+
+def _sample(db, layer, city_prefix):
+    """A feature of ``layer`` in the city, as GeoJSON, made new (fresh code/name)."""
+    column = "code" if layer == "jurisdictions" else "jurisdiction_code"
+    fields = [f.name for f in LAYERS[layer].input_fields]
+    props = ", ".join(f"'{f}', t.\"{f}\"" for f in fields)
+    with db.connect() as conn:
+        feature = conn.execute(text(
+            f"SELECT json_build_object('type', 'Feature', 'geometry', "
+            f"ST_AsGeoJSON(t.geom)::json, 'properties', json_build_object({props})) "
+            f"FROM \"{layer}\" t WHERE t.{column} LIKE :p "
+            + ("AND t.level = 'community' " if layer == "jurisdictions" else "")
+            + "ORDER BY t.id LIMIT 1"), {"p": city_prefix + "%"}).scalar_one()
+    props = feature["properties"]
+    for unique in ("code",):
+        if unique in props:
+            props[unique] = f"{props[unique]}-T{abs(hash((layer, city_prefix))) % 10**6}"
+    if layer == "jurisdictions":
+        props["name"] = "测试社区"
+    return feature
+
+
+@pytest.mark.parametrize("layer", list(LAYERS))
+@pytest.mark.parametrize("user", list(USERS))
+def test_write_matrix(api, db, user, layer):
+    role = USERS[user]["role"]
+    for city, in_scope in (("4301", True), ("4302", False)):
+        feature = _sample(db, layer, city)
+        before = _state(db, layer)
+        r = api(user, f"/collections/{layer}/items", method="POST", json=feature)
+        allowed = role in LAYERS[layer].write_roles and (in_scope or role == "admin")
+        if allowed:
+            assert r.status_code == 201, (city, r.text)
+            item = _path(r)
+            assert api(user, item, method="DELETE").status_code == 204
+            assert _state(db, layer)[0] == before[0]
+        else:
+            assert r.status_code == 403, (city, r.status_code, r.text)
+            assert _state(db, layer) == before

@@ -1,0 +1,126 @@
+"""OGC API - Features, Part 4: create, replace, update and delete, with ETags.
+
+``POST /collections/{layer}/items`` (201 + Location), ``PUT`` and ``PATCH``
+(``application/merge-patch+json``) on an item with ``If-Match`` (missing: 428, stale:
+412 with the current feature), ``DELETE``. Bodies over the size limit get 413.
+"""
+
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, Response, current_app, request, url_for
+
+from layers import edit
+from layers.registry import get_layer
+
+from .app import db_engine
+from .auth import current_user
+from .params import BadRequest
+
+bp = Blueprint("edits", __name__)
+
+GEOJSON = "application/geo+json"
+_FEATURE_TYPES = ("application/geo+json", "application/json")
+MERGE_PATCH = "application/merge-patch+json"
+
+
+class UnsupportedMediaType(BadRequest):
+    """A body in a media type this operation does not take (HTTP 415)."""
+
+    http_status = 415
+
+
+class PreconditionRequired(BadRequest):
+    """A change without ``If-Match`` (HTTP 428)."""
+
+    http_status = 428
+
+
+def _body(allowed: tuple[str, ...]) -> object:
+    kind = (request.mimetype or "").lower()
+    if kind not in allowed:
+        raise UnsupportedMediaType(
+            f"Content-Type {request.content_type or '(none)'!r} is not accepted here; "
+            f"send {' or '.join(allowed)}")
+    try:
+        return json.loads(request.get_data(cache=False) or b"null")
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}") from None
+
+
+def _if_match(required: bool) -> int | None:
+    raw = request.headers.get("If-Match")
+    if raw is None:
+        if required:
+            raise PreconditionRequired("this change needs If-Match with the ETag you read "
+                                       "(GET the item first)")
+        return None
+    value = raw.strip().removeprefix("W/").strip('"')
+    if not value.isdigit():
+        raise BadRequest(f"If-Match {raw!r} is not an ETag of this service")
+    return int(value)
+
+
+def _feature_id(raw: str) -> int:
+    if not raw.isdigit():
+        raise edit.Missing(f"there is no feature {raw!r}")
+    return int(raw)
+
+
+def _written(layer: str, written: edit.Written, status: int) -> Response:
+    from layers.access import read_scope
+    from layers.features import fetch_item
+
+    declaration = get_layer(layer)
+    with db_engine(current_app).connect() as conn:
+        scope = read_scope(conn, current_user(), declaration)
+        found = fetch_item(conn, declaration, written.id, scope)
+    location = url_for("ogcapi.item", layer=layer, feature_id=written.id, _external=True)
+    body = found[0] if found else json.dumps({"id": written.id})
+    return Response(body, status, content_type=GEOJSON,
+                    headers={"Location": location, "ETag": f'"{written.version}"'})
+
+
+@bp.post("/collections/<layer>/items")
+def create(layer: str):
+    """Add a feature."""
+    declaration = get_layer(layer)
+    feature = _body(_FEATURE_TYPES)
+    with db_engine(current_app).begin() as conn:
+        written = edit.create(conn, current_user(), declaration, feature)
+    return _written(layer, written, 201)
+
+
+@bp.put("/collections/<layer>/items/<feature_id>")
+def replace(layer: str, feature_id: str):
+    """Replace a feature (If-Match required)."""
+    declaration = get_layer(layer)
+    version = _if_match(required=True)
+    feature = _body(_FEATURE_TYPES)
+    with db_engine(current_app).begin() as conn:
+        written = edit.replace(conn, current_user(), declaration, _feature_id(feature_id),
+                               feature, version)
+    return _written(layer, written, 200)
+
+
+@bp.patch("/collections/<layer>/items/<feature_id>")
+def update(layer: str, feature_id: str):
+    """Merge-patch a feature (If-Match required)."""
+    declaration = get_layer(layer)
+    version = _if_match(required=True)
+    patch = _body((MERGE_PATCH,))
+    with db_engine(current_app).begin() as conn:
+        written = edit.update(conn, current_user(), declaration, _feature_id(feature_id),
+                              patch, version)
+    return _written(layer, written, 200)
+
+
+@bp.delete("/collections/<layer>/items/<feature_id>")
+def delete(layer: str, feature_id: str):
+    """Delete a feature (If-Match checked when given)."""
+    declaration = get_layer(layer)
+    version = _if_match(required=False)
+    with db_engine(current_app).begin() as conn:
+        edit.delete(conn, current_user(), declaration, _feature_id(feature_id), version)
+    return Response(status=204)
