@@ -47,6 +47,33 @@ def _responses(ok: str) -> dict:
         "404": error}
 
 
+_ID = {"name": "featureId", "in": "path", "required": True, "schema": {"type": "integer"}}
+_IF_MATCH = {"name": "If-Match", "in": "header", "required": False,
+             "description": "The ETag of the version the change is based on.",
+             "schema": {"type": "string"}}
+
+
+def _errors(*codes: str) -> dict:
+    return {code: {"description": "error", "content": {"application/json": {
+        "schema": {"$ref": "#/components/schemas/Error"}}}} for code in codes}
+
+
+def _write_op(layer: Layer, summary: str, body_type: str, ok: str, etag: bool = False) -> dict:
+    op: dict = {
+        "summary": f"{summary} of {layer.name}",
+        "operationId": f"{summary.split()[0].lower()}_{layer.name}",
+        "requestBody": {"required": True, "content": {body_type: {"schema": {
+            "type": "object"}}}},
+        "responses": {ok: {"description": "written", "content": {"application/geo+json": {
+            "schema": {"type": "object"}}}},
+            **_errors("400", "401", "403", "413", "415", "422")},
+    }
+    if etag:
+        op["parameters"] = [_ID, {**_IF_MATCH, "required": True}]
+        op["responses"].update(_errors("404", "412", "428"))
+    return op
+
+
 def openapi_document(base_url: str) -> dict:
     """OpenAPI 3.0.3 description of the service at ``base_url``."""
     paths: dict = {
@@ -76,6 +103,28 @@ def openapi_document(base_url: str) -> dict:
                             "schema": {"type": "integer"}},
                            _param("crs", "CRS of the geometry.", {"type": "string"})],
             "responses": _responses("the feature")}}
+        for method, summary, body_type in (
+                ("post", "Add a feature", "application/geo+json"),):
+            paths[f"{base}/items"][method] = _write_op(layer, summary, body_type, "201")
+        item = paths[f"{base}/items/{{featureId}}"]
+        item["put"] = _write_op(layer, "Replace a feature", "application/geo+json", "200",
+                                etag=True)
+        item["patch"] = _write_op(layer, "Merge-patch a feature",
+                                  "application/merge-patch+json", "200", etag=True)
+        item["delete"] = {"summary": f"Delete a feature of {layer.name}",
+                          "operationId": f"delete_{layer.name}",
+                          "parameters": [_ID, _IF_MATCH],
+                          "responses": {"204": {"description": "deleted"},
+                                        **_errors("403", "404", "412")}}
+        paths[f"/tiles/{layer.name}/{{z}}/{{x}}/{{y}}.mvt"] = {"get": {
+            "summary": f"Vector tile of {layer.name}", "operationId": f"tile_{layer.name}",
+            "parameters": [{"name": n, "in": "path", "required": True,
+                            "schema": {"type": "integer", "minimum": 0}}
+                           for n in ("z", "x", "y")],
+            "responses": {"200": {"description": "tile", "content": {
+                "application/vnd.mapbox-vector-tile": {"schema": {
+                    "type": "string", "format": "binary"}}}},
+                "304": {"description": "unchanged"}, **_errors("401", "403", "404")}}}
     return {
         "openapi": "3.0.3",
         "info": {"title": "safegrid", "version": "0.1.0",

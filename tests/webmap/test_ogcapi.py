@@ -32,6 +32,16 @@ def test_landing_conformance_and_openapi_are_public(api):
         assert f"/collections/{name}/items" in doc["paths"]
 
 
+def test_the_openapi_document_is_valid_openapi_3(api):
+    from openapi_spec_validator import validate
+
+    doc = api(None, "/openapi").json()
+    validate(doc)  # raises on any schema error
+    assert {"get", "put", "patch", "delete"} <= set(doc["paths"]["/collections/grids/items/"
+                                                                "{featureId}"])
+    assert "/tiles/grids/{z}/{x}/{y}.mvt" in doc["paths"]
+
+
 def test_a_browser_at_the_root_is_sent_to_the_map(api):
     r = api(None, "/", headers={"Accept": "text/html"}, allow_redirects=False)
     assert r.status_code == 302 and r.headers["Location"].endswith("/map")

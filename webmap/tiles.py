@@ -1,0 +1,46 @@
+"""Vector tiles: ``/tiles/{layer}/{z}/{x}/{y}.mvt`` for every layer, in the caller's scope.
+
+Tiles are revalidated on every load (``Cache-Control: private, no-cache``) against
+an ``ETag`` of their content, so an edit shows on the next load and an unchanged
+tile costs a 304.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from flask import Blueprint, Response, current_app, request
+
+from layers.access import enter_scope, read_scope
+from layers.registry import get_layer
+from layers.tiles import MAX_ZOOM, layer_tile
+
+from .app import db_engine
+from .auth import current_user
+from .ogcapi import NotFound
+
+bp = Blueprint("tiles", __name__)
+MVT = "application/vnd.mapbox-vector-tile"
+
+
+@bp.get("/tiles/<layer>/<int:z>/<int:x>/<int:y>.mvt")
+def tile(layer: str, z: int, x: int, y: int):
+    """One Mapbox vector tile of ``layer``."""
+    declaration = get_layer(layer)
+    if request.args:
+        raise NotFound("tiles take no query parameters")
+    if z > MAX_ZOOM or x >= 2**z or y >= 2**z:
+        raise NotFound(f"there is no tile {z}/{x}/{y} (zoom 0-{MAX_ZOOM}, x and y < 2^zoom)")
+    with db_engine(current_app).connect() as conn:
+        scope = read_scope(conn, current_user(), declaration)
+        enter_scope(conn, scope)
+        data = layer_tile(conn, declaration, z, x, y, scope)
+    etag = hashlib.sha256(data).hexdigest()[:32]
+    headers = {
+        "ETag": f'"{etag}"',
+        "Cache-Control": "private, no-cache",
+        "Vary": "Authorization, Cookie",
+    }
+    if etag in request.if_none_match:
+        return Response(status=304, headers=headers)
+    return Response(data, 200, content_type=MVT, headers=headers)
