@@ -16,5 +16,9 @@ def median_time(fn, repeat: int = 3) -> float:
 
 def report(name: str, ours: float, reference_name: str, reference: float) -> None:
     """One line: our median, the reference's, and the ratio (> 1: we are faster)."""
-    print(f"\nBENCH {name}: safegrid {ours:.2f} s | {reference_name} {reference:.2f} s | "
+    print(f"\nBENCH {name}: safegrid {_fmt(ours)} | {reference_name} {_fmt(reference)} | "
           f"{reference / ours:.1f}x")
+
+
+def _fmt(seconds: float) -> str:
+    return f"{seconds:.2f} s" if seconds >= 1 else f"{seconds * 1000:.1f} ms"

@@ -22,12 +22,14 @@ SCOPED = ("incidents", "households")
 # EWKB of an empty geometry (SRID 4326): the zone when the scope has none. The zone
 # expression may be evaluated even when an earlier OR branch holds, so it must parse.
 EMPTY_ZONE = "0107000020E610000000000000"
+# Each setting is read in a sub-select: PostgreSQL evaluates it once per query (an
+# InitPlan), not once per row.
 POLICY = f"""
-    current_setting('safegrid.scope_all', true) = 'on'
-    OR jurisdiction_code = ANY (string_to_array(
-           nullif(current_setting('safegrid.scope_codes', true), ''), ','))
-    OR ST_Intersects(geom, ST_GeomFromEWKB(decode(coalesce(
-           nullif(current_setting('safegrid.scope_zone', true), ''), '{EMPTY_ZONE}'), 'hex')))
+    (SELECT current_setting('safegrid.scope_all', true) = 'on')
+    OR jurisdiction_code = ANY ((SELECT string_to_array(
+           nullif(current_setting('safegrid.scope_codes', true), ''), ','))::text[])
+    OR ST_Intersects(geom, (SELECT ST_GeomFromEWKB(decode(coalesce(
+           nullif(current_setting('safegrid.scope_zone', true), ''), '{EMPTY_ZONE}'), 'hex'))))
 """
 
 
