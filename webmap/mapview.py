@@ -15,8 +15,11 @@ import folium.plugins
 from markupsafe import escape
 from sqlalchemy import Connection, Engine, text
 
+from layers.access import Forbidden, enter_scope, read_scope
+from layers.features import Scope
 from layers.registry import KEY_AREA_CATEGORIES, LAYERS, Layer
 from layers.store import q
+from layers.users import User
 
 LANGS = ("zh", "en")
 _CATEGORY_ZH = {
@@ -30,10 +33,12 @@ _CATEGORY_COLOURS = dict(zip(KEY_AREA_CATEGORIES, (
     "#cab2d6", "#a6cee3", "#666666", "#b2df8a", "#fdbf6f", "#e7298a"), strict=True))
 _TEXT = {
     "zh": {"title": "平安网格 · 地图", "city": "城市", "borders": "市界", "communities": "社区边界",
-           "heat": "警情热力图", "key": "重点区域", "lang": "English", "empty": "尚无数据"},
+           "heat": "警情热力图", "key": "重点区域", "lang": "English", "empty": "尚无数据",
+           "logout": "退出"},
     "en": {"title": "safegrid · map", "city": "City", "borders": "City borders",
            "communities": "Community boundaries", "heat": "Incidents (heat map)",
-           "key": "Key areas", "lang": "中文", "empty": "no data loaded yet"},
+           "key": "Key areas", "lang": "中文", "empty": "no data loaded yet",
+           "logout": "Log out"},
 }
 
 
@@ -45,12 +50,20 @@ class City:
     name: str
 
 
-def cities(engine: Engine) -> list[City]:
-    """Jurisdictions of level city, by code."""
+def cities(engine: Engine, user: User) -> list[City]:
+    """Cities (by code) that overlap what ``user`` may see."""
+    if user.role == "admin":
+        where, params = "", {}
+    else:
+        codes = [user.jurisdiction] + ([user.partner] if user.partner else [])
+        where = ("AND EXISTS (SELECT 1 FROM jurisdictions u WHERE u.code = ANY(:codes) "
+                 "AND (u.code = c.code OR ST_Within(ST_PointOnSurface(u.geom), c.geom) "
+                 "OR ST_Within(ST_PointOnSurface(c.geom), u.geom)))")
+        params = {"codes": codes}
     with engine.connect() as conn:
         rows = conn.execute(text(
-            "SELECT code, name FROM jurisdictions WHERE level = 'city' ORDER BY code"
-        )).all()
+            f"SELECT c.code, c.name FROM jurisdictions c WHERE c.level = 'city' {where} "
+            "ORDER BY c.code"), params).all()
     return [City(*r) for r in rows]
 
 
@@ -59,9 +72,12 @@ def layer_title(layer: Layer, lang: str) -> str:
     return layer.title_zh if lang == "zh" else layer.title_en
 
 
-def _features(conn: Connection, layer: Layer, city: str, where: str = "") -> dict:
-    """GeoJSON FeatureCollection of ``layer`` features intersecting jurisdiction ``city``."""
+def _features(conn: Connection, layer: Layer, city: str, scope: Scope,
+              where: str = "") -> dict:
+    """GeoJSON FeatureCollection of ``layer`` features in ``city`` and the scope."""
     fields = [f.name for f in layer.fields if not f.personal]
+    if scope.condition:
+        where += f" AND ({scope.condition})"
     props = ", ".join(f"'{f}', t.{q(f)}" for f in fields)
     sql = f"""
         SELECT json_build_object('type', 'FeatureCollection', 'features',
@@ -71,7 +87,7 @@ def _features(conn: Connection, layer: Layer, city: str, where: str = "") -> dic
                    'properties', json_build_object({props}))), '[]'::json))
         FROM {q(layer.name)} t, jurisdictions c
         WHERE c.code = :city AND ST_Intersects(t.geom, c.geom) {where}"""
-    return conn.execute(text(sql), {"city": city}).scalar_one()
+    return conn.execute(text(sql), {**scope.params, "city": city}).scalar_one()
 
 
 def _tooltip(layer: Layer, lang: str, fields: list[str]) -> folium.GeoJsonTooltip:
@@ -86,10 +102,14 @@ def _style(style: dict):
     return fn
 
 
-def _add_layer(m: folium.Map, conn: Connection, layer: Layer, city: str, lang: str,
-               tooltip_fields: list[str], *, name: str | None = None, where: str = "",
-               style: dict | None = None, show: bool = True) -> int:
-    data = _features(conn, layer, city, where)
+def _add_layer(m: folium.Map, conn: Connection, user: User, layer: Layer, city: str,
+               lang: str, tooltip_fields: list[str], *, name: str | None = None,
+               where: str = "", style: dict | None = None, show: bool = True) -> int:
+    try:
+        scope = read_scope(conn, user, layer)
+    except Forbidden:
+        return 0  # the role may not see this layer: it is not on the map at all
+    data = _features(conn, layer, city, scope, where)
     n = len(data["features"])
     style = style or layer.style
     group = folium.FeatureGroup(name=f"{name or layer_title(layer, lang)} ({n})", show=show)
@@ -104,10 +124,11 @@ def _add_layer(m: folium.Map, conn: Connection, layer: Layer, city: str, lang: s
     return n
 
 
-def build_map(engine: Engine, city: str, lang: str = "zh") -> folium.Map:
-    """A Folium map of jurisdiction ``city`` with every layer and a layer control."""
+def build_map(engine: Engine, user: User, city: str, lang: str = "zh") -> folium.Map:
+    """A Folium map of jurisdiction ``city``: every layer ``user`` may see, in scope."""
     t = _TEXT[lang]
     with engine.connect() as conn:
+        enter_scope(conn, read_scope(conn, user, LAYERS["roads"]))  # RLS for the rest
         bounds = conn.execute(text(
             "SELECT ST_YMin(geom), ST_XMin(geom), ST_YMax(geom), ST_XMax(geom) "
             "FROM (SELECT ST_Envelope(geom) AS geom FROM jurisdictions WHERE code = :c) e"
@@ -116,26 +137,26 @@ def build_map(engine: Engine, city: str, lang: str = "zh") -> folium.Map:
         _use_local_assets(m)
         m.fit_bounds([[bounds[0], bounds[1]], [bounds[2], bounds[3]]])
         jur = LAYERS["jurisdictions"]
-        _add_layer(m, conn, jur, city, lang, ["name", "code"], name=t["communities"],
+        _add_layer(m, conn, user, jur, city, lang, ["name", "code"], name=t["communities"],
                    where="AND t.level IN ('community', 'village')",
                    style={"color": "#888888", "weight": 0.7, "fillOpacity": 0.0}, show=False)
         _add_city_borders(m, conn, lang)
-        _add_layer(m, conn, LAYERS["roads"], city, lang, ["name", "class"])
-        _add_layer(m, conn, LAYERS["grids"], city, lang,
+        _add_layer(m, conn, user, LAYERS["roads"], city, lang, ["name", "class"])
+        _add_layer(m, conn, user, LAYERS["grids"], city, lang,
                    ["code", "name", "kind", "households", "population"])
         for category in KEY_AREA_CATEGORIES:
             label = _CATEGORY_ZH[category] if lang == "zh" else category.replace("_", " ")
-            _add_layer(m, conn, LAYERS["key_areas"], city, lang, ["name", "category"],
+            _add_layer(m, conn, user, LAYERS["key_areas"], city, lang, ["name", "category"],
                        name=f"{t['key']} · {label}", where="AND t.category = :cat".replace(
                            ":cat", "'" + category + "'"),
                        style={"color": _CATEGORY_COLOURS[category], "radius": 5,
                               "weight": 2, "fillOpacity": 0.3})
-        _add_layer(m, conn, LAYERS["cameras"], city, lang,
+        _add_layer(m, conn, user, LAYERS["cameras"], city, lang,
                    ["code", "status", "bearing", "fov", "range_m"])
-        _add_layer(m, conn, LAYERS["checkpoints"], city, lang, ["name", "kind"])
-        _add_heat(m, conn, city, t["heat"])
+        _add_layer(m, conn, user, LAYERS["checkpoints"], city, lang, ["name", "kind"])
+        _add_heat(m, conn, user, city, t["heat"])
     folium.LayerControl(collapsed=False).add_to(m)
-    _add_header(m, engine, city, lang)
+    _add_header(m, engine, user, city, lang)
     return m
 
 
@@ -154,13 +175,18 @@ def _add_city_borders(m: folium.Map, conn: Connection, lang: str) -> None:
     group.add_to(m)
 
 
-def _add_heat(m: folium.Map, conn: Connection, city: str, name: str) -> None:
-    rows = conn.execute(text("""
+def _add_heat(m: folium.Map, conn: Connection, user: User, city: str, name: str) -> None:
+    try:
+        scope = read_scope(conn, user, LAYERS["incidents"])
+    except Forbidden:
+        return  # planners and viewers get incident aggregates from the analysis pages
+    where = f"AND ({scope.condition})" if scope.condition else ""
+    rows = conn.execute(text(f"""
         SELECT ST_Y(cell), ST_X(cell), n FROM (
             SELECT ST_SnapToGrid(t.geom, 0.0005) AS cell, count(*) AS n
             FROM incidents t, jurisdictions c
-            WHERE c.code = :city AND ST_Intersects(t.geom, c.geom) GROUP BY 1) s"""),
-        {"city": city}).all()
+            WHERE c.code = :city AND ST_Intersects(t.geom, c.geom) {where} GROUP BY 1) s"""),
+        {**scope.params, "city": city}).all()
     group = folium.FeatureGroup(name=f"{name} ({sum(r[2] for r in rows)})")
     if rows:
         top = max(r[2] for r in rows)
@@ -177,12 +203,12 @@ def _use_local_assets(m: folium.Map) -> None:
     m.default_css = [("leaflet_css", "/static/vendor/leaflet/leaflet.css")]
 
 
-def _add_header(m: folium.Map, engine: Engine, city: str, lang: str) -> None:
+def _add_header(m: folium.Map, engine: Engine, user: User, city: str, lang: str) -> None:
     t = _TEXT[lang]
     other = "en" if lang == "zh" else "zh"
     options = "".join(
         f'<option value="{escape(c.code)}"{" selected" if c.code == city else ""}>'
-        f"{escape(c.name)}</option>" for c in cities(engine))
+        f"{escape(c.name)}</option>" for c in cities(engine, user))
     html = f"""
     <div id="sg-header" style="position:absolute;top:10px;left:60px;z-index:1000;
          background:white;padding:6px 10px;border-radius:4px;box-shadow:0 1px 4px #0004;
@@ -194,6 +220,9 @@ def _add_header(m: folium.Map, engine: Engine, city: str, lang: str) -> None:
         <input type="hidden" name="lang" value="{lang}">
       </form>
       <a style="margin-left:8px" href="/map?city={escape(city)}&lang={other}">{t['lang']}</a>
+      <span style="margin-left:8px;color:#555">{escape(user.name)}</span>
+      <form method="post" action="/logout" style="display:inline;margin-left:6px">
+        <button type="submit">{t['logout']}</button></form>
     </div>"""
     m.get_root().html.add_child(folium.Element(html))
     m.get_root().header.add_child(folium.Element(

@@ -7,6 +7,7 @@ from flask import Blueprint, Response, current_app, request
 from layers.errors import SafegridError
 
 from .app import db_engine
+from .auth import current_user
 from .mapview import LANGS, build_map, cities
 
 bp = Blueprint("pages", __name__)
@@ -25,7 +26,7 @@ def map_page():
     lang = request.args.get("lang", "zh")
     if lang not in LANGS:
         raise BadParameter(f"lang must be one of {', '.join(LANGS)}, got {lang!r}")
-    known = cities(engine)
+    known = cities(engine, current_user())
     if not known:
         return Response(
             "<h1>safegrid</h1><p>No jurisdictions loaded yet: run "
@@ -35,9 +36,10 @@ def map_page():
     city = request.args.get("city", known[0].code)
     if city not in {c.code for c in known}:
         raise BadParameter(
-            f"city {city!r} is not a city code; cities are {', '.join(c.code for c in known)}"
+            f"city {city!r} is not a city you may see; yours: "
+            f"{', '.join(c.code for c in known)}"
         )
-    html = build_map(engine, city, lang).get_root().render()
+    html = build_map(engine, current_user(), city, lang).get_root().render()
     return Response(html, mimetype="text/html")
 
 

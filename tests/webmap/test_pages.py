@@ -36,7 +36,7 @@ def test_english_labels_and_city_choice(server, browser_session):
 
 
 @pytest.mark.parametrize(("params", "message"), [
-    ({"city": "999999"}, "is not a city code"),
+    ({"city": "999999"}, "is not a city you may see"),
     ({"lang": "fr"}, "lang must be one of"),
 ])
 def test_bad_parameters_get_json_errors(server, browser_session, params, message):
@@ -86,3 +86,20 @@ def test_unknown_path_is_a_json_404(server, browser_session):
     response = browser_session.get(f"{server}/no/such/page", timeout=10)
     assert response.status_code == 404
     assert "error" in response.json()
+
+
+def test_the_map_shows_only_what_the_user_may_see(server):
+    import re
+
+    viewer = login(server, "viewer")
+    page = viewer.get(f"{server}/map", timeout=30).text
+    assert re.findall(r'<option value="(\d+)"', page) == ["430100"]
+    assert "HeatMap" not in page and "heatLayer" not in page  # no incident points for viewers
+    codes = set(re.findall(r'"jurisdiction_code": "(\d+)"', page))
+    assert codes and all(code.startswith("4301") for code in codes)
+    refused = viewer.get(f"{server}/map", params={"city": "430300"}, timeout=30)
+    assert refused.status_code == 400
+    partner = login(server, "partner").get(f"{server}/map", timeout=30).text
+    assert re.findall(r'<option value="(\d+)"', partner) == ["430100", "430300"]
+    police = login(server, "police").get(f"{server}/map", timeout=30).text
+    assert "heatLayer" in police
