@@ -12,6 +12,8 @@ import json
 from flask import Blueprint, Response, current_app, request, url_for
 
 from layers import edit
+from layers.access import read_scope
+from layers.features import fetch_item
 from layers.registry import get_layer
 
 from .app import db_engine
@@ -69,9 +71,6 @@ def _feature_id(raw: str) -> int:
 
 
 def _written(layer: str, written: edit.Written, status: int) -> Response:
-    from layers.access import read_scope
-    from layers.features import fetch_item
-
     declaration = get_layer(layer)
     with db_engine(current_app).connect() as conn:
         scope = read_scope(conn, current_user(), declaration)

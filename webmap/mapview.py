@@ -33,11 +33,11 @@ _CATEGORY_COLOURS = dict(zip(KEY_AREA_CATEGORIES, (
     "#cab2d6", "#a6cee3", "#666666", "#b2df8a", "#fdbf6f", "#e7298a"), strict=True))
 _TEXT = {
     "zh": {"title": "平安网格 · 地图", "city": "城市", "borders": "市界", "communities": "社区边界",
-           "heat": "警情热力图", "key": "重点区域", "lang": "English", "empty": "尚无数据",
+           "heat": "警情热力图", "key": "重点区域", "lang": "English",
            "logout": "退出"},
     "en": {"title": "safegrid · map", "city": "City", "borders": "City borders",
            "communities": "Community boundaries", "heat": "Incidents (heat map)",
-           "key": "Key areas", "lang": "中文", "empty": "no data loaded yet",
+           "key": "Key areas", "lang": "中文",
            "logout": "Log out"},
 }
 

@@ -18,6 +18,8 @@ __all__ = ["BadRequest", "item_query", "parse_crs_uri"]
 MAX_LIMIT = 10_000
 DEFAULT_LIMIT = 100
 _COMMON = {"f", "limit", "bbox", "bbox-crs", "datetime", "crs", "after", "before"}
+OUTPUT_CRS_4326 = "http://www.opengis.net/def/crs/EPSG/0/4326"
+OUTPUT_CRS_3857 = "http://www.opengis.net/def/crs/EPSG/0/3857"
 
 
 class BadRequest(SafegridError):
@@ -36,10 +38,6 @@ def parse_crs_uri(value: str | None, name: str) -> str:
     if uri not in OUTPUT_CRS:
         raise BadRequest(f"{name} {value!r} is not supported; use one of {', '.join(OUTPUT_CRS)}")
     return uri
-
-
-OUTPUT_CRS_4326 = "http://www.opengis.net/def/crs/EPSG/0/4326"
-OUTPUT_CRS_3857 = "http://www.opengis.net/def/crs/EPSG/0/3857"
 
 
 def item_query(args: MultiDict, layer: Layer) -> ItemQuery:

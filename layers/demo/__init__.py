@@ -23,7 +23,7 @@ from ..users import add_user
 from ..validate import clean_features
 from .names import person_names, phone_numbers
 from .network import build_roads
-from .places import SCALES, Places, build_places
+from .places import SCALES, build_places
 from .safety import (
     add_security_posts,
     build_cameras,
@@ -200,7 +200,3 @@ def load(engine: Engine, scale: str = "small", seed: int = 1,
     say(f"done in {time.perf_counter() - t0:.1f} s")
     return counts
 
-
-def describe(places: Places) -> str:
-    """One line naming the demo's cities."""
-    return ", ".join(places.names[i] for i in places.of_level("city"))
