@@ -1,0 +1,108 @@
+import libpysal
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from geo.grids import (
+    coefficient_of_variation,
+    partition,
+    polsby_popper,
+    regular_grid,
+    rook_pairs,
+)
+
+
+def _lattice(n, seed=0, low=10, high=60):
+    g = regular_grid(shapely.box(0, 0, n, n), 1.0)
+    g["w"] = np.random.default_rng(seed).integers(low, high, len(g))
+    return g
+
+
+def _check_regions(units, labels, weight="w"):
+    """Independent checks: every region dissolves (shapely) to one polygon."""
+    assert len(labels) == len(units)
+    for label in np.unique(labels):
+        union = shapely.union_all(units.geometry.values[labels == label])
+        assert union.geom_type == "Polygon", label
+    return pd.Series(units[weight].to_numpy()).groupby(labels).sum()
+
+
+def test_lattice_regions_are_contiguous_balanced_and_compact():
+    units = _lattice(40)
+    labels = partition(units, "w", 1000)
+    sums = _check_regions(units, labels)
+    assert len(sums) == round(units.w.sum() / 1000)
+    assert coefficient_of_variation(sums.values) <= 0.10
+    regions = units.assign(r=labels).dissolve("r").geometry.values
+    assert np.median(polsby_popper(regions)) > 0.4
+
+
+def test_irregular_units_stay_contiguous():
+    rng = np.random.default_rng(3)
+    area = shapely.Point(0, 0).buffer(1000)
+    cells = shapely.get_parts(shapely.voronoi_polygons(
+        shapely.multipoints(rng.uniform(-1000, 1000, (800, 2))), extend_to=area))
+    cells = shapely.intersection(cells, area)
+    import geopandas as gpd
+
+    units = gpd.GeoDataFrame({"w": rng.integers(0, 30, len(cells))}, geometry=cells)
+    units = units[units.area > 0].reset_index(drop=True)
+    labels = partition(units, "w", 400)
+    sums = _check_regions(units, labels)
+    assert coefficient_of_variation(sums.values) <= 0.15
+
+
+def test_rook_pairs_match_libpysal_rook():
+    units = _lattice(12)
+    pairs = {tuple(p) for p in rook_pairs(units.geometry.values)}
+    w = libpysal.weights.Rook.from_dataframe(units, use_index=False, silence_warnings=True)
+    reference = {(i, j) for i, nbrs in w.neighbors.items() for j in nbrs if i < j}
+    assert pairs == reference
+    queen = libpysal.weights.Queen.from_dataframe(units, use_index=False,
+                                                  silence_warnings=True)
+    assert len(reference) < sum(len(v) for v in queen.neighbors.values()) / 2  # no corners
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(3, 18), seed=st.integers(0, 10_000), target=st.integers(50, 2000))
+def test_any_lattice_gives_contiguous_regions(n, seed, target):
+    units = _lattice(n, seed, 0, 40)
+    labels = partition(units, "w", target)
+    sums = _check_regions(units, labels)
+    expected = max(1, min(n * n, round(units.w.sum() / target)))
+    assert len(sums) <= expected
+    assert set(labels) == set(range(len(sums)))
+
+
+def test_bad_arguments_are_refused():
+    units = _lattice(3)
+    with pytest.raises(ValueError, match="target"):
+        partition(units, "w", 0)
+    units.loc[0, "w"] = -1
+    with pytest.raises(ValueError, match="non-negative"):
+        partition(units, "w", 10)
+
+
+def test_regular_grids_cover_the_area():
+    area = shapely.Point(0, 0).buffer(100)
+    for shape in ("square", "hex"):
+        cells = regular_grid(area, 10, shape)
+        union = shapely.union_all(cells.geometry.values)
+        assert union.symmetric_difference(area).area < 1e-6 * area.area
+        assert shapely.coverage_is_valid(cells.geometry.values)
+    hexes = regular_grid(shapely.box(-1000, -1000, 1000, 1000), 10, "hex")
+    full = hexes.area.max()
+    assert full == pytest.approx(3 * np.sqrt(3) / 2 * 100, rel=1e-6)
+    with pytest.raises(ValueError, match="shape"):
+        regular_grid(area, 10, "triangle")
+
+
+def test_polsby_popper_reference_shapes():
+    disc = shapely.Point(0, 0).buffer(1, quad_segs=256)
+    square = shapely.box(0, 0, 1, 1)
+    pp = polsby_popper(np.array([disc, square]))
+    assert pp[0] == pytest.approx(1, abs=1e-4)
+    assert pp[1] == pytest.approx(np.pi / 4)
