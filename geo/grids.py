@@ -273,3 +273,97 @@ def regular_grid(area: shapely.Geometry, size: float, shape: str = "square",
     keep = ~shapely.is_empty(clipped) & (shapely.area(clipped) > 0)
     return gpd.GeoDataFrame({"row": rows_out[keep], "col": cols_out[keep]},
                             geometry=clipped[keep], crs=crs)
+
+
+def renode(polys: np.ndarray) -> np.ndarray:
+    """Make polygons that tile an area share identical vertices along common edges.
+
+    Pieces cut separately (a block clipped by a grid line, its neighbour not) leave
+    T-junctions; noding every boundary together and re-dissolving the faces gives a
+    coverage that ``shapely.coverage_is_valid`` accepts, with the same shapes.
+    """
+    polys = np.asarray(polys, dtype=object)
+    lines = shapely.union_all(shapely.boundary(polys))
+    faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(lines)))
+    faces = faces[shapely.area(faces) > 0]
+    owner_face, owner = shapely.STRtree(polys).query(shapely.point_on_surface(faces),
+                                                     predicate="within")
+    out = np.array(polys, dtype=object, copy=True)
+    for i in np.unique(owner):
+        merged = shapely.coverage_union_all(faces[owner_face[owner == i]])
+        out[i] = merged if merged.geom_type == "Polygon" else shapely.make_valid(merged)
+    return out
+
+
+def street_blocks(area: shapely.Geometry, roads: np.ndarray,
+                  extra_lines: np.ndarray | None = None) -> np.ndarray:
+    """The faces of ``area`` cut by ``roads`` (and ``extra_lines``); dead ends cut nothing.
+
+    All lines are noded together, so neighbouring faces share identical vertices.
+    """
+    roads = np.asarray(roads, dtype=object)
+    inside = roads[shapely.intersects(roads, area)] if len(roads) else roads
+    # Clip to a box around the area, not to the area: a clipped end is computed and may
+    # miss the boundary by a rounding error, leaving a dangle instead of a cut.
+    frame = shapely.box(*area.buffer(1.0).bounds)
+    cuts = [area.boundary, *shapely.intersection(inside, frame)]
+    if extra_lines is not None:
+        cuts.extend(extra_lines)
+    lines = shapely.union_all(cuts)
+    faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(lines)))
+    keep = shapely.within(shapely.point_on_surface(faces), area) & (shapely.area(faces) > 0)
+    return faces[keep]
+
+
+def _count(polys: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Points (N, 2) per polygon."""
+    if len(points) == 0:
+        return np.zeros(len(polys), dtype=np.int64)
+    _, poly = shapely.STRtree(polys).query(shapely.points(points), predicate="intersects")
+    return np.bincount(poly, minlength=len(polys))
+
+
+def _cut_lines(block: shapely.Geometry, size: float) -> list[shapely.Geometry]:
+    """Horizontal and vertical lines every ``size`` across ``block``, clipped to it."""
+    x0, y0, x1, y1 = block.bounds
+    xs = np.arange(math.floor(x0 / size) + 1, math.ceil(x1 / size)) * size
+    ys = np.arange(math.floor(y0 / size) + 1, math.ceil(y1 / size)) * size
+    lines = [shapely.LineString([(x, y0), (x, y1)]) for x in xs]
+    lines += [shapely.LineString([(x0, y), (x1, y)]) for y in ys]
+    return [c for c in shapely.intersection(lines, block) if not c.is_empty]
+
+
+def grid_plan(area: shapely.Geometry, roads: np.ndarray, homes: np.ndarray,
+              target: float) -> gpd.GeoDataFrame:
+    """Grids for ``area``: street blocks, heavy ones cut finer, partitioned to ``target``.
+
+    Parameters
+    ----------
+    area
+        The jurisdiction (one polygon), metric CRS.
+    roads
+        Road lines in the same CRS; grid boundaries follow them where they cut the area.
+    homes
+        (N, 2) household positions in the same CRS.
+    target
+        Households wanted per grid.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        One polygon per grid with its ``households``; together they tile ``area`` as a
+        valid coverage.
+    """
+    blocks = street_blocks(area, roads)
+    weights = _count(blocks, homes)
+    cuts: list[shapely.Geometry] = []
+    for block, weight in zip(blocks, weights, strict=True):
+        if weight > target / 3:  # too coarse to balance: cut into cells of ~target/6
+            cuts += _cut_lines(block, math.sqrt(block.area * (target / 6) / weight))
+    units = street_blocks(area, roads, np.array(cuts, dtype=object)) if cuts else blocks
+    units = gpd.GeoDataFrame({"households": _count(units, homes)}, geometry=units)
+    labels = partition(units, "households", target)
+    grids = [shapely.coverage_union_all(units.geometry.values[labels == g])
+             for g in range(labels.max() + 1)]
+    counts = np.bincount(labels, weights=units["households"].to_numpy())
+    return gpd.GeoDataFrame({"households": counts.astype(int)}, geometry=grids)

@@ -106,3 +106,33 @@ def test_polsby_popper_reference_shapes():
     pp = polsby_popper(np.array([disc, square]))
     assert pp[0] == pytest.approx(1, abs=1e-4)
     assert pp[1] == pytest.approx(np.pi / 4)
+
+
+def test_grid_plan_follows_streets_and_tiles_the_area():
+    from geo.grids import grid_plan, street_blocks
+
+    rng = np.random.default_rng(5)
+    area = shapely.Polygon([(0, 0), (2000, 0), (2300, 1500), (200, 1800)])
+    roads = np.array([shapely.LineString([(-100, 700), (2500, 900)]),
+                      shapely.LineString([(1000, -100), (1100, 2000)]),
+                      shapely.LineString([(1000, 1100), (2400, 1400)]),
+                      shapely.LineString([(400, 300), (600, 500)])], dtype=object)  # dead end
+    blocks = street_blocks(area, roads)
+    assert len(blocks) == 5  # crossing streets and a side street; a dead end cuts nothing
+    homes = np.vstack([rng.normal((500, 400), 80, (900, 2)), rng.uniform(0, 2000, (600, 2))])
+    homes = homes[shapely.contains_xy(area, homes[:, 0], homes[:, 1])]
+    plan = grid_plan(area, roads, homes, 300)
+    assert (plan.geom_type == "Polygon").all()
+    assert shapely.coverage_is_valid(plan.geometry.values)
+    union = shapely.union_all(plan.geometry.values)
+    assert union.symmetric_difference(area).area < 1e-6 * area.area
+    assert plan.households.sum() == len(homes)
+    assert len(plan) == round(len(homes) / 300)
+    assert coefficient_of_variation(plan.households.values) <= 0.10
+    # grid boundaries follow the streets: a block light enough is never cut
+    light = [b for b in blocks
+             if shapely.contains_xy(b, homes[:, 0], homes[:, 1]).sum() <= 300 / 3]
+    assert light
+    for block in light:
+        shares = shapely.area(shapely.intersection(plan.geometry.values, block)) / block.area
+        assert shares.max() > 0.999
