@@ -8,8 +8,8 @@ neighbour it shares most boundary with), then boundary units move between adjace
 regions while that brings both closer to the target and keeps the donor connected.
 Contiguity is by shared edge (rook), so each region dissolves to one polygon.
 
-Coordinates are those of the input: use a metric CRS for ``regular_grid`` sizes and
-for Polsby-Popper on real data.
+Coordinates are those of the input: use a metric CRS for ``regular_grid`` sizes in
+metres and for Polsby-Popper on real data.
 """
 
 from __future__ import annotations
@@ -340,7 +340,8 @@ def grid_plan(area: shapely.Geometry, roads: np.ndarray, homes: np.ndarray,
     Parameters
     ----------
     area
-        The jurisdiction (one polygon), metric CRS.
+        The jurisdiction (one polygon), in any CRS: only areas and positions within it
+        are compared, so the stored lon/lat serve, and keep its boundary exact.
     roads
         Road lines in the same CRS; grid boundaries follow them where they cut the area.
     homes

@@ -35,12 +35,13 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
         app.config.from_mapping(config)
     app.json.ensure_ascii = False
     app.extensions["safegrid.engine"] = engine(app.config["DATABASE_URL"] or database_url())
-    from . import auth, edits, ogcapi, pages, tiles
+    from . import auth, edits, grids_api, ogcapi, pages, tiles
 
     auth.init_app(app)
     app.register_blueprint(ogcapi.bp)
     app.register_blueprint(edits.bp)
     app.register_blueprint(tiles.bp)
+    app.register_blueprint(grids_api.bp)
     app.register_blueprint(pages.bp)
     _register_errors(app)
     return app

@@ -1,0 +1,103 @@
+"""POST /api/grids/generate over HTTP: grids that tile each community, stored."""
+
+import numpy as np
+import pytest
+import shapely
+from sqlalchemy import text
+
+pytestmark = pytest.mark.db
+
+DISTRICT = "430102"
+
+
+def _grids(db):
+    with db.connect() as conn:
+        return conn.execute(text(
+            "SELECT id, code, version FROM grids ORDER BY id")).all(), conn.execute(
+            text("SELECT count(*) FROM audit")).scalar_one()
+
+
+@pytest.fixture
+def keep_district(db):
+    """Put the district's grids and joint-household units back afterwards (other tests
+    read them)."""
+    from layers.store import refresh_derived
+
+    like = {"d": DISTRICT + "%"}
+    with db.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS kept_grids, kept_units"))
+        conn.execute(text("CREATE TABLE kept_grids AS SELECT * FROM grids "
+                          "WHERE jurisdiction_code LIKE :d"), like)
+        conn.execute(text("CREATE TABLE kept_units AS SELECT * FROM household_units "
+                          "WHERE jurisdiction_code LIKE :d"), like)
+    yield
+    with db.begin() as conn:
+        conn.execute(text("DELETE FROM household_units WHERE jurisdiction_code LIKE :d"), like)
+        conn.execute(text("DELETE FROM grids WHERE jurisdiction_code LIKE :d"), like)
+        conn.execute(text("INSERT INTO grids SELECT * FROM kept_grids"))
+        conn.execute(text("INSERT INTO household_units SELECT * FROM kept_units"))
+        conn.execute(text("DROP TABLE kept_grids, kept_units"))
+        refresh_derived(conn, "grids")
+        refresh_derived(conn, "household_units")
+
+
+def test_generate_refuses_to_overwrite_then_replaces(api, db, keep_district):
+    before = _grids(db)
+    r = api("planner", "/api/grids/generate", method="POST",
+            json={"jurisdiction": DISTRICT, "target_households": 120})
+    assert r.status_code == 409 and "replace: true" in r.json()["error"]
+    assert _grids(db) == before
+    r = api("planner", "/api/grids/generate", method="POST",
+            json={"jurisdiction": DISTRICT, "target_households": 120, "replace": True})
+    assert r.status_code == 201, r.text
+    features = r.json()["features"]
+    assert features and all(f["geometry"]["type"] == "Polygon" for f in features)
+    with db.connect() as conn:
+        communities = conn.execute(text(
+            "SELECT code, ST_AsBinary(geom) FROM jurisdictions WHERE parent_code LIKE :d "
+            "AND level = 'community'"), {"d": DISTRICT + "%"}).all()
+        for code, wkb in communities:
+            area = shapely.from_wkb(bytes(wkb))
+            grids = [shapely.from_wkb(bytes(g[0])) for g in conn.execute(text(
+                "SELECT ST_AsBinary(geom) FROM grids WHERE jurisdiction_code = :c"),
+                {"c": code})]
+            assert grids, code
+            assert shapely.coverage_is_valid(np.array(grids, dtype=object)), code
+            # the grids of the community tile it: no gap, no overlap (checked in shapely)
+            union = shapely.union_all(grids)
+            assert union.symmetric_difference(area).area < 1e-9 * max(area.area, 1e-12) + 1e-12
+            overlap = sum(g.area for g in grids) - union.area
+            assert overlap < 1e-9 * area.area
+        # stored household counts equal a brute-force count
+        rows = conn.execute(text("""
+            SELECT g.households, (SELECT count(*) FROM households h
+                                  WHERE ST_Intersects(g.geom, h.geom))
+            FROM grids g WHERE g.jurisdiction_code LIKE :d"""), {"d": DISTRICT + "%"}).all()
+        assert all(stored == actual for stored, actual in rows)
+        total = conn.execute(text(
+            "SELECT count(*) FROM households WHERE jurisdiction_code LIKE :d"),
+            {"d": DISTRICT + "%"}).scalar_one()
+    assert sum(r[0] for r in rows) == total
+    heavy = [r[0] for r in rows if r[0] > 0]
+    assert np.mean(heavy) == pytest.approx(120, rel=0.6)
+
+
+@pytest.mark.parametrize(("user", "body", "status", "message"), [
+    ("planner", {"jurisdiction": DISTRICT, "target_households": 0}, 422, "whole number"),
+    ("planner", {"jurisdiction": DISTRICT, "target_households": "300"}, 400, "must be a int"),
+    ("planner", {"jurisdiction": DISTRICT, "target_households": 300, "colour": 1}, 400,
+     "unknown field"),
+    ("planner", {"target_households": 300}, 400, "missing field"),
+    ("planner", {"jurisdiction": "999999", "target_households": 300}, 422, "does not exist"),
+    ("planner", {"jurisdiction": "430302", "target_households": 300, "replace": True}, 403,
+     "outside your jurisdiction"),
+    ("viewer", {"jurisdiction": DISTRICT, "target_households": 300, "replace": True}, 403,
+     "may not edit grids"),
+    ("planner", [1, 2], 400, "JSON object"),
+])
+def test_bad_generate_requests_change_nothing(api, db, user, body, status, message):
+    before = _grids(db)
+    r = api(user, "/api/grids/generate", method="POST", json=body)
+    assert r.status_code == status, r.text
+    assert message in r.json()["error"]
+    assert _grids(db) == before

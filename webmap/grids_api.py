@@ -1,0 +1,61 @@
+"""Grid planning endpoints: ``POST /api/grids/generate``."""
+
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, Response, current_app, request
+from sqlalchemy import text
+
+from layers.gridgen import generate_grids
+
+from .app import db_engine
+from .auth import current_user
+from .params import BadRequest
+
+bp = Blueprint("grids_api", __name__)
+
+
+def _json_body(fields: dict[str, type], required: set[str]) -> dict:
+    if (request.mimetype or "") != "application/json":
+        raise BadRequest("send the parameters as application/json")
+    try:
+        body = json.loads(request.get_data(cache=False) or b"null")
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    unknown = sorted(set(body) - set(fields))
+    if unknown:
+        raise BadRequest(f"unknown field(s) {', '.join(map(repr, unknown))}; "
+                         f"this takes {', '.join(fields)}")
+    missing = sorted(required - set(body))
+    if missing:
+        raise BadRequest(f"missing field(s) {', '.join(map(repr, missing))}")
+    for name, kind in fields.items():
+        if name in body and not (isinstance(body[name], kind)
+                                 and not (kind is int and isinstance(body[name], bool))):
+            raise BadRequest(f"{name} must be a {kind.__name__}")
+    return body
+
+
+@bp.post("/api/grids/generate")
+def generate():
+    """Partition every community under ``jurisdiction`` into grids of ~N households."""
+    body = _json_body({"jurisdiction": str, "target_households": int, "replace": bool},
+                      {"jurisdiction", "target_households"})
+    engine = db_engine(current_app)
+    with engine.begin() as conn:
+        ids = generate_grids(conn, current_user(), body["jurisdiction"],
+                             body["target_households"], body.get("replace", False))
+    with engine.connect() as conn:
+        features = conn.execute(text("""
+            SELECT coalesce(json_agg(json_build_object('type', 'Feature', 'id', g.id,
+                'geometry', ST_AsGeoJSON(g.geom, 7)::json,
+                'properties', json_build_object('code', g.code, 'name', g.name,
+                    'kind', g.kind, 'jurisdiction_code', g.jurisdiction_code,
+                    'households', g.households, 'population', g.population,
+                    'area_m2', round(g.area_m2::numeric, 1))) ORDER BY g.id), '[]'::json)
+            FROM grids g WHERE g.id = ANY(:ids)"""), {"ids": ids}).scalar_one()
+    return Response(json.dumps({"type": "FeatureCollection", "features": features},
+                               ensure_ascii=False), 201, content_type="application/geo+json")
