@@ -368,3 +368,48 @@ def grid_plan(area: shapely.Geometry, roads: np.ndarray, homes: np.ndarray,
              for g in range(labels.max() + 1)]
     counts = np.bincount(labels, weights=units["households"].to_numpy())
     return gpd.GeoDataFrame({"households": counts.astype(int)}, geometry=grids)
+
+
+def coverage_problems(area: shapely.Geometry, grids: np.ndarray, *,
+                      min_area: float = 0.01, sliver_width: float = 0.5) -> gpd.GeoDataFrame:
+    """Everything that keeps ``grids`` from tiling ``area`` exactly, one row per problem.
+
+    ``kind`` is ``invalid`` (a bad ring; ``detail`` says why), ``overlap``, ``gap``,
+    ``outside`` (part of a grid beyond the area), ``sliver`` (a gap or overlap thinner
+    than ``sliver_width``) or ``unmatched_edge`` (neighbours whose shared edge has
+    different vertices). ``grids`` lists the positions of the grids involved. Units
+    are those of the CRS (use a metric one); pieces under ``min_area`` are ignored.
+    """
+    grids = np.asarray(grids, dtype=object)
+    rows: list[tuple[str, list[int], shapely.Geometry, str]] = []
+    for i in np.flatnonzero(~shapely.is_valid(grids)):
+        rows.append(("invalid", [int(i)], grids[i], shapely.is_valid_reason(grids[i])))
+    fixed = np.array([shapely.make_valid(g) for g in grids], dtype=object)
+
+    def pieces(geom: shapely.Geometry) -> list[shapely.Geometry]:
+        return [p for p in shapely.get_parts(shapely.make_valid(geom))
+                if p.geom_type in ("Polygon", "MultiPolygon") and p.area > min_area]
+
+    def kind_of(piece: shapely.Geometry, default: str) -> str:
+        width = 2 * piece.area / max(piece.length, 1e-12)  # a strip's width
+        return "sliver" if width < sliver_width else default
+
+    left, right = shapely.STRtree(fixed).query(fixed, predicate="intersects")
+    for i, j in zip(left[left < right], right[left < right], strict=True):
+        for piece in pieces(shapely.intersection(fixed[i], fixed[j])):
+            rows.append((kind_of(piece, "overlap"), [int(i), int(j)], piece, ""))
+    union = shapely.union_all(fixed) if len(fixed) else shapely.Polygon()
+    for piece in pieces(shapely.difference(area, union)):
+        rows.append((kind_of(piece, "gap"), [], piece, ""))
+    for i, grid in enumerate(fixed):
+        for piece in pieces(shapely.difference(grid, area)):
+            rows.append(("outside", [i], piece, ""))
+    if len(fixed) > 1 and not rows:
+        edges = shapely.coverage_invalid_edges(fixed)
+        for i in np.flatnonzero(~shapely.is_empty(edges)):
+            rows.append(("unmatched_edge", [int(i)], edges[i], "vertices differ from the "
+                                                               "neighbour's"))
+    return gpd.GeoDataFrame(
+        {"kind": [r[0] for r in rows], "grids": [r[1] for r in rows],
+         "detail": [r[3] for r in rows]},
+        geometry=[r[2] for r in rows])

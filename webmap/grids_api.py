@@ -7,6 +7,7 @@ import json
 from flask import Blueprint, Response, current_app, request
 from sqlalchemy import text
 
+from layers.gridcheck import validate_grids
 from layers.gridgen import generate_grids
 
 from .app import db_engine
@@ -59,3 +60,18 @@ def generate():
             FROM grids g WHERE g.id = ANY(:ids)"""), {"ids": ids}).scalar_one()
     return Response(json.dumps({"type": "FeatureCollection", "features": features},
                                ensure_ascii=False), 201, content_type="application/geo+json")
+
+
+@bp.get("/api/grids/validate")
+def validate():
+    """``{valid, problems}`` for the grids of every community under ``?jurisdiction=``."""
+    unknown = sorted(set(request.args) - {"jurisdiction"})
+    if unknown:
+        raise BadRequest(f"unknown parameter(s) {', '.join(map(repr, unknown))}")
+    code = request.args.get("jurisdiction")
+    if not code:
+        raise BadRequest("jurisdiction is required (?jurisdiction=CODE)")
+    with db_engine(current_app).connect() as conn:
+        report = validate_grids(conn, current_user(), code)
+    return Response(json.dumps(report, ensure_ascii=False), 200,
+                    content_type="application/json")

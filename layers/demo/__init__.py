@@ -8,6 +8,7 @@ data is downloaded: shapes are invented, placed around Changsha, Xiangtan and Zh
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 
@@ -89,8 +90,12 @@ def generate(scale: str = "small", seed: int = 1,
     cp_geoms, cp_names, cp_kinds = build_checkpoints(places, roads, road_classes, rng)
     add_security_posts(areas, cp_geoms, cp_names, cp_kinds, rng)
     say("grids and joint-household units")
-    plan = plan_grids(places, settlement, sc, rng, household_codes)
-    _carve_dedicated_grids(plan, areas)
+    # Planned in lon/lat: grid edges on a community boundary are then its own edges.
+    lonlat_places = dataclasses.replace(places, geoms=list(frame.to_lonlat(places.geoms)))
+    lonlat_homes = shapely.get_coordinates(frame.to_lonlat(_points(settlement.households)))
+    plan = plan_grids(lonlat_places, dataclasses.replace(settlement, households=lonlat_homes),
+                      sc, rng, household_codes, min_area=1e-10)
+    _carve_dedicated_grids(plan, frame.to_lonlat(areas.geoms), areas, margin=1e-5)
     say("incidents")
     inc_xy, inc_t, inc_cat, inc_sev = build_incidents(places, settlement, areas, sc.incidents,
                                                       rng)
@@ -103,11 +108,13 @@ def generate(scale: str = "small", seed: int = 1,
         "buildings": frame.frame(settlement.buildings, height_m=settlement.building_height),
         "key_areas": frame.frame(areas.geoms, name=areas.names, category=areas.categories,
                                  security_staff=areas.staff),
-        "grids": frame.frame(plan.grid_geoms, code=plan.grid_codes, name=plan.grid_names,
-                             kind=plan.grid_kinds, jurisdiction_code=plan.grid_parents),
-        "household_units": frame.frame(plan.unit_geoms, code=plan.unit_codes,
-                                       grid_code=plan.unit_grids,
-                                       head_household=plan.unit_heads, size=plan.unit_sizes),
+        "grids": gpd.GeoDataFrame(
+            {"code": plan.grid_codes, "name": plan.grid_names, "kind": plan.grid_kinds,
+             "jurisdiction_code": plan.grid_parents}, geometry=plan.grid_geoms, crs=4326),
+        "household_units": gpd.GeoDataFrame(
+            {"code": plan.unit_codes, "grid_code": plan.unit_grids,
+             "head_household": plan.unit_heads, "size": plan.unit_sizes},
+            geometry=plan.unit_geoms, crs=4326),
         "households": frame.frame(_points(settlement.households), code=household_codes,
                                   persons=settlement.persons,
                                   head_name=person_names(rng, len(household_codes)),
@@ -126,21 +133,21 @@ def generate(scale: str = "small", seed: int = 1,
     return layers
 
 
-def _carve_dedicated_grids(plan, areas) -> None:
+def _carve_dedicated_grids(plan, geoms, areas, margin: float) -> None:
     """Carve dedicated grids (专属网格) for schools and hospitals out of their grid.
 
     The site becomes its own grid and is cut out of the comprehensive grid around it.
     """
     tree = shapely.STRtree(plan.grid_geoms)
     n = 0
-    for geom, name, category in zip(areas.geoms, areas.names, areas.categories, strict=True):
+    for geom, name, category in zip(geoms, areas.names, areas.categories, strict=True):
         if category not in ("school", "hospital") or geom.geom_type != "Polygon":
             continue
         hits = [int(i) for i in tree.query(geom, predicate="intersects")]
         if len(hits) != 1:
             continue
         host = plan.grid_geoms[hits[0]]
-        if not shapely.contains(host.buffer(-1.0), geom):
+        if not shapely.contains(host.buffer(-margin), geom):
             continue
         # The site's own ring becomes a hole, so both grids share identical vertices.
         carved = shapely.Polygon(host.exterior, [*host.interiors, geom.exterior])

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 
+from geo.grids import renode
+
 from .places import Places, Scale
 
 HOUSEHOLDS_PER_GRID = 300
@@ -149,8 +151,14 @@ def _single_polygons(cells: list[shapely.Geometry]) -> list[shapely.Geometry] | 
 
 
 def plan_grids(places: Places, settlement: Settlement, scale: Scale,
-               rng: np.random.Generator, household_codes: list[str]) -> GridPlan:
-    """Draw grids for a share of communities and their joint-household units."""
+               rng: np.random.Generator, household_codes: list[str],
+               min_area: float = 1.0) -> GridPlan:
+    """Draw grids for a share of communities and their joint-household units.
+
+    Works in the coordinates given; the demo passes lon/lat so that grid edges on a
+    community's boundary are exactly the community's own. ``min_area`` (in those
+    units) drops crumbs.
+    """
     plan = GridPlan([], [], [], [], [], [], [], [], [], [])
     xy = settlement.households
     communities = places.of_level("community")
@@ -168,9 +176,9 @@ def plan_grids(places: Places, settlement: Settlement, scale: Scale,
             seeds = _kmeans(xy[inside], settlement.persons[inside].astype(float), k, rng)
             voronoi = shapely.get_parts(shapely.voronoi_polygons(
                 shapely.multipoints(seeds), extend_to=community))
-            # Snap to a millimetre grid so that neighbouring cells share identical vertices.
-            cells = _single_polygons(list(shapely.set_precision(
-                shapely.intersection(voronoi, community), 0.001)))
+            # Node the clipped cells together so neighbours share identical vertices and
+            # the outer edge keeps the community's own.
+            cells = _single_polygons(list(renode(shapely.intersection(voronoi, community))))
             if cells is None:
                 continue
         for g, cell in enumerate(cells):
@@ -181,7 +189,7 @@ def plan_grids(places: Places, settlement: Settlement, scale: Scale,
             plan.grid_parents.append(places.codes[ci])
             plan.grid_geoms.append(cell)
             members = inside[shapely.contains_xy(cell, xy[inside, 0], xy[inside, 1])]
-            _plan_units(plan, code, cell, members, xy, household_codes)
+            _plan_units(plan, code, cell, members, xy, household_codes, min_area)
     return plan
 
 
@@ -198,7 +206,7 @@ def _morton(points: np.ndarray) -> np.ndarray:
 
 
 def _plan_units(plan: GridPlan, grid_code: str, grid: shapely.Geometry, members: np.ndarray,
-                xy: np.ndarray, household_codes: list[str]) -> None:
+                xy: np.ndarray, household_codes: list[str], min_area: float) -> None:
     """Partition ``grid`` into units of ~10 households (one polygon each)."""
     if len(members) < 2:
         return
@@ -215,7 +223,7 @@ def _plan_units(plan: GridPlan, grid_code: str, grid: shapely.Geometry, members:
         sel = np.flatnonzero(group == gid)
         merged = shapely.make_valid(shapely.coverage_union_all(cells[sel]))
         for part in shapely.get_parts(merged):
-            if part.geom_type != "Polygon" or part.area < 1.0:
+            if part.geom_type != "Polygon" or part.area < min_area:
                 continue
             held = sel[shapely.contains_xy(part, xy[members[sel], 0], xy[members[sel], 1])]
             if len(held) == 0:

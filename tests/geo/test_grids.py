@@ -136,3 +136,28 @@ def test_grid_plan_follows_streets_and_tiles_the_area():
     for block in light:
         shares = shapely.area(shapely.intersection(plan.geometry.values, block)) / block.area
         assert shares.max() > 0.999
+
+
+def test_coverage_problems_name_each_kind():
+    from geo.grids import coverage_problems
+
+    area = shapely.box(0, 0, 100, 100)
+    good = [shapely.box(0, 0, 50, 100), shapely.box(50, 0, 100, 100)]
+    assert len(coverage_problems(area, np.array(good, dtype=object))) == 0
+    cases = {
+        "gap": [shapely.box(0, 0, 40, 100), shapely.box(50, 0, 100, 100)],
+        "overlap": [shapely.box(0, 0, 60, 100), shapely.box(50, 0, 100, 100)],
+        "sliver": [shapely.box(0, 0, 50.2, 100), shapely.box(50, 0, 100, 100)],
+        "outside": [shapely.box(-10, 0, 50, 100), shapely.box(50, 0, 100, 100)],
+        "invalid": [shapely.from_wkt("POLYGON ((0 0, 50 100, 50 0, 0 100, 0 0))"),
+                    shapely.box(50, 0, 100, 100)],
+    }
+    for kind, grids in cases.items():
+        found = coverage_problems(area, np.array(grids, dtype=object))
+        assert kind in set(found.kind), (kind, list(found.kind))
+    gap = coverage_problems(area, np.array(cases["gap"], dtype=object))
+    assert gap[gap.kind == "gap"].area.sum() == pytest.approx(1000)
+    unmatched = [shapely.Polygon([(0, 0), (50, 0), (50, 50), (50, 100), (0, 100)]),
+                 shapely.box(50, 0, 100, 100)]
+    found = coverage_problems(area, np.array(unmatched, dtype=object))
+    assert list(found.kind) == ["unmatched_edge"] * len(found) and len(found) >= 1

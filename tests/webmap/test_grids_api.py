@@ -101,3 +101,34 @@ def test_bad_generate_requests_change_nothing(api, db, user, body, status, messa
     assert r.status_code == status, r.text
     assert message in r.json()["error"]
     assert _grids(db) == before
+
+
+def test_validate_reports_a_clean_district_and_a_broken_one(api, db, keep_district):
+    clean = api("planner", "/api/grids/validate", params={"jurisdiction": DISTRICT})
+    assert clean.status_code == 200, clean.text
+    assert clean.json() == {"valid": True, "problems": {"type": "FeatureCollection",
+                                                        "features": []}}
+    with db.begin() as conn:  # break it behind the API's back: shrink one grid by 10 m
+        victim = conn.execute(text(
+            "SELECT code FROM grids WHERE jurisdiction_code LIKE :d AND kind = "
+            "'comprehensive' ORDER BY id LIMIT 1"), {"d": DISTRICT + "%"}).scalar_one()
+        conn.execute(text(
+            "UPDATE grids SET geom = ST_Buffer(geom::geography, -10)::geometry "
+            "WHERE code = :c"), {"c": victim})
+    report = api("planner", "/api/grids/validate", params={"jurisdiction": DISTRICT}).json()
+    assert report["valid"] is False
+    kinds = {f["properties"]["kind"] for f in report["problems"]["features"]}
+    assert "gap" in kinds
+    gaps = [f for f in report["problems"]["features"] if f["properties"]["kind"] == "gap"]
+    assert all(f["properties"]["area_m2"] > 0 for f in gaps)
+
+
+@pytest.mark.parametrize(("user", "params", "status"), [
+    ("planner", {}, 400), ("planner", {"jurisdiction": "999999"}, 404),
+    ("planner", {"jurisdiction": "430302"}, 403), ("planner", {"jurisdiction": DISTRICT,
+                                                               "x": "1"}, 400),
+    (None, {"jurisdiction": DISTRICT}, 401),
+])
+def test_validate_bad_requests(api, user, params, status):
+    r = api(user, "/api/grids/validate", params=params)
+    assert r.status_code == status and "error" in r.json()

@@ -1,0 +1,84 @@
+"""Check that the grids of each community tile it: gaps, overlaps, slivers, outside parts."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import shapely
+from pyproj import Transformer
+from sqlalchemy import Connection, text
+
+from geo.crs import metric_crs
+from geo.grids import coverage_problems
+
+from .access import Forbidden, read_scope, subtree_codes
+from .errors import SafegridError
+from .registry import LAYERS
+from .users import User
+
+__all__ = ["MIN_AREA_M2", "SLIVER_M", "validate_grids"]
+
+MIN_AREA_M2 = 0.01  # smaller pieces are rounding, not problems
+SLIVER_M = 0.5  # gaps and overlaps thinner than this are slivers
+
+
+class UnknownJurisdiction(SafegridError):
+    """A jurisdiction code that is not stored (HTTP 404)."""
+
+    http_status = 404
+
+
+def _transform(geoms: np.ndarray, transformer: Transformer) -> np.ndarray:
+    return shapely.transform(np.asarray(geoms, dtype=object),
+                             lambda xy: np.column_stack(transformer.transform(xy[:, 0],
+                                                                              xy[:, 1])))
+
+
+def validate_grids(conn: Connection, user: User, code: str) -> dict:
+    """``{"valid", "problems"}``: problems as a GeoJSON FeatureCollection (EPSG:4326).
+
+    Each problem has ``kind`` (gap, overlap, sliver, outside, invalid,
+    unmatched_edge), ``community``, the ``grids`` (codes) involved, ``area_m2`` and
+    ``detail``. Computed per community in its metric CRS.
+    """
+    read_scope(conn, user, LAYERS["grids"])
+    leaves = conn.execute(text("""
+        WITH RECURSIVE tree(code) AS (
+            SELECT code FROM jurisdictions WHERE code = :c
+            UNION SELECT j.code FROM jurisdictions j JOIN tree t ON j.parent_code = t.code)
+        SELECT j.code, ST_AsBinary(j.geom) FROM jurisdictions j JOIN tree USING (code)
+        WHERE NOT EXISTS (SELECT 1 FROM jurisdictions c WHERE c.parent_code = j.code)
+        ORDER BY j.code"""), {"c": code}).all()
+    if not leaves:
+        raise UnknownJurisdiction(f"jurisdiction {code!r} does not exist")
+    if user.role != "admin" and code not in subtree_codes(conn, user.jurisdiction):
+        raise Forbidden(f"jurisdiction {code} is outside your jurisdiction")
+    features = []
+    for leaf, wkb in leaves:
+        rows = conn.execute(text("SELECT code, ST_AsBinary(geom) FROM grids "
+                                 "WHERE jurisdiction_code = :c ORDER BY id"), {"c": leaf}).all()
+        if not rows:
+            continue  # no grids drawn yet: nothing to check
+        area = shapely.from_wkb(bytes(wkb))
+        # Topology is checked in the stored lon/lat (a reprojected straight edge bends, which
+        # would invent slivers); sizes are converted to and measured in metres.
+        centre = area.centroid
+        metres_per_degree = 111_320.0 * math.sqrt(math.cos(math.radians(centre.y)))
+        to_m = Transformer.from_crs(4326, metric_crs(centre.x, centre.y), always_xy=True)
+        found = coverage_problems(
+            area, np.array([shapely.from_wkb(bytes(r[1])) for r in rows], dtype=object),
+            min_area=MIN_AREA_M2 / metres_per_degree**2,
+            sliver_width=SLIVER_M / metres_per_degree)
+        for kind, involved, geom, detail in zip(found.kind, found.grids, found.geometry,
+                                                found.detail, strict=True):
+            features.append({
+                "type": "Feature",
+                "geometry": shapely.geometry.mapping(geom),
+                "properties": {"kind": kind, "community": leaf,
+                               "grids": [rows[i][0] for i in involved],
+                               "area_m2": round(float(_transform([geom], to_m)[0].area), 2),
+                               "detail": detail},
+            })
+    return {"valid": not features,
+            "problems": {"type": "FeatureCollection", "features": features}}
