@@ -270,6 +270,9 @@ def regular_grid(area: shapely.Geometry, size: float, shape: str = "square",
     # Snapping to a fine grid makes the vertices neighbours share identical (they are
     # computed per cell, and the clip adds some on the area's edge).
     clipped = shapely.set_precision(shapely.intersection(cells, area), size * 1e-7)
+    # (a WKB round trip drops the fixed precision model, which would slow every later
+    # overlay on these cells several times over)
+    clipped = shapely.from_wkb(shapely.to_wkb(clipped))
     keep = ~shapely.is_empty(clipped) & (shapely.area(clipped) > 0)
     return gpd.GeoDataFrame({"row": rows_out[keep], "col": cols_out[keep]},
                             geometry=clipped[keep], crs=crs)

@@ -14,8 +14,8 @@ from .features import Scope
 from .registry import PERSONAL_READERS, Layer
 from .users import User
 
-__all__ = ["APP_ROLE", "BORDER_ZONE_M", "Forbidden", "enter_scope", "read_scope",
-           "subtree_codes"]
+__all__ = ["APP_ROLE", "BORDER_ZONE_M", "Forbidden", "enter_scope", "leaf_jurisdictions",
+           "read_scope", "subtree_codes"]
 
 BORDER_ZONE_M = 2000.0
 APP_ROLE = "safegrid_app"  # created by migration 0003; subject to row-level security
@@ -35,6 +35,18 @@ def subtree_codes(conn: Connection, code: str) -> list[str]:
             UNION SELECT j.code FROM jurisdictions j JOIN tree t ON j.parent_code = t.code)
         SELECT code FROM tree"""), {"c": code})
     return [r[0] for r in rows]
+
+
+def leaf_jurisdictions(conn: Connection, code: str) -> list[tuple[str, str, bytes]]:
+    """(code, name, WKB) of the communities/villages at the bottom of ``code``'s tree."""
+    rows = conn.execute(text("""
+        WITH RECURSIVE tree(code) AS (
+            SELECT code FROM jurisdictions WHERE code = :c
+            UNION SELECT j.code FROM jurisdictions j JOIN tree t ON j.parent_code = t.code)
+        SELECT j.code, j.name, ST_AsBinary(j.geom) FROM jurisdictions j JOIN tree USING (code)
+        WHERE NOT EXISTS (SELECT 1 FROM jurisdictions c WHERE c.parent_code = j.code)
+        ORDER BY j.code"""), {"c": code})
+    return [(r[0], r[1], bytes(r[2])) for r in rows]
 
 
 def border_zone_wkb(conn: Connection, a: str, b: str, width_m: float = BORDER_ZONE_M) -> bytes:

@@ -12,7 +12,7 @@ from sqlalchemy import Connection, text
 from geo.crs import metric_crs
 from geo.grids import coverage_problems
 
-from .access import Forbidden, read_scope, subtree_codes
+from .access import Forbidden, leaf_jurisdictions, read_scope, subtree_codes
 from .errors import SafegridError
 from .registry import LAYERS
 from .users import User
@@ -43,24 +43,18 @@ def validate_grids(conn: Connection, user: User, code: str) -> dict:
     ``detail``. Computed per community in its metric CRS.
     """
     read_scope(conn, user, LAYERS["grids"])
-    leaves = conn.execute(text("""
-        WITH RECURSIVE tree(code) AS (
-            SELECT code FROM jurisdictions WHERE code = :c
-            UNION SELECT j.code FROM jurisdictions j JOIN tree t ON j.parent_code = t.code)
-        SELECT j.code, ST_AsBinary(j.geom) FROM jurisdictions j JOIN tree USING (code)
-        WHERE NOT EXISTS (SELECT 1 FROM jurisdictions c WHERE c.parent_code = j.code)
-        ORDER BY j.code"""), {"c": code}).all()
+    leaves = leaf_jurisdictions(conn, code)
     if not leaves:
         raise UnknownJurisdiction(f"jurisdiction {code!r} does not exist")
     if user.role != "admin" and code not in subtree_codes(conn, user.jurisdiction):
         raise Forbidden(f"jurisdiction {code} is outside your jurisdiction")
     features = []
-    for leaf, wkb in leaves:
+    for leaf, _name, wkb in leaves:
         rows = conn.execute(text("SELECT code, ST_AsBinary(geom) FROM grids "
                                  "WHERE jurisdiction_code = :c ORDER BY id"), {"c": leaf}).all()
         if not rows:
             continue  # no grids drawn yet: nothing to check
-        area = shapely.from_wkb(bytes(wkb))
+        area = shapely.from_wkb(wkb)
         # Topology is checked in the stored lon/lat (a reprojected straight edge bends, which
         # would invent slivers); sizes are converted to and measured in metres.
         centre = area.centroid

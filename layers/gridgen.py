@@ -16,7 +16,7 @@ from sqlalchemy import Connection, text
 
 from geo.grids import grid_plan
 
-from .access import Forbidden, subtree_codes
+from .access import Forbidden, leaf_jurisdictions, subtree_codes
 from .errors import SafegridError
 from .registry import LAYERS
 from .store import write_in
@@ -41,14 +41,7 @@ class BadGeneration(SafegridError):
 
 
 def _leaves(conn: Connection, code: str) -> list[tuple[str, str, shapely.Geometry]]:
-    rows = conn.execute(text("""
-        WITH RECURSIVE tree(code) AS (
-            SELECT code FROM jurisdictions WHERE code = :c
-            UNION SELECT j.code FROM jurisdictions j JOIN tree t ON j.parent_code = t.code)
-        SELECT j.code, j.name, ST_AsBinary(j.geom) FROM jurisdictions j JOIN tree USING (code)
-        WHERE NOT EXISTS (SELECT 1 FROM jurisdictions c WHERE c.parent_code = j.code)
-        ORDER BY j.code"""), {"c": code}).all()
-    return [(r[0], r[1], shapely.from_wkb(bytes(r[2]))) for r in rows]
+    return [(c, n, shapely.from_wkb(w)) for c, n, w in leaf_jurisdictions(conn, code)]
 
 
 def _plan_leaf(conn: Connection, code: str, name: str, geom: shapely.Geometry,
