@@ -68,15 +68,16 @@ def current_user() -> User:
 def _authenticate():
     g.user = None
     header = request.headers.get("Authorization", "")
-    with db_engine(current_app).connect() as conn:
-        if header.startswith("Bearer "):
-            g.user = user_for_token(conn, header[7:].strip())
-            if g.user is None:
-                return _unauthorised("the API token is not valid")
-        elif session.get("uid"):
-            found = user_by_name(conn, session.get("name", ""))
-            if found and found[0].id == session["uid"]:
-                g.user = found[0]
+    if header.startswith("Bearer ") or session.get("uid"):  # no query for anonymous calls
+        with db_engine(current_app).connect() as conn:
+            if header.startswith("Bearer "):
+                g.user = user_for_token(conn, header[7:].strip())
+                if g.user is None:
+                    return _unauthorised("the API token is not valid")
+            else:
+                found = user_by_name(conn, session.get("name", ""))
+                if found and found[0].id == session["uid"]:
+                    g.user = found[0]
     if g.user is None and request.endpoint not in PUBLIC_ENDPOINTS:
         if request.endpoint and request.endpoint.startswith("pages."):
             return redirect(url_for("auth.login", next=request.full_path))
