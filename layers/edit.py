@@ -58,7 +58,8 @@ def _snapshot(conn: Connection, layer: Layer, feature_id: int) -> dict | None:
     row = conn.execute(text(
         f"SELECT json_build_object('type', 'Feature', 'id', t.id, "
         f"'geometry', ST_AsGeoJSON(t.geom, 9)::json, 'properties', "
-        f"json_build_object({props}, 'version', t.version)) "
+        f"json_build_object({props}, 'version', t.version), "
+        f"'updated_at', t.updated_at, 'updated_by', t.updated_by) "
         f"FROM {q(layer.name)} t WHERE t.id = :i"), {"i": feature_id}).first()
     return None if row is None else row[0]
 

@@ -1,4 +1,4 @@
-"""Check that the grids of each community tile it: gaps, overlaps, slivers, outside parts."""
+"""Checks on stored grids: do they tile each community (validate), and their history."""
 
 from __future__ import annotations
 
@@ -17,10 +17,16 @@ from .errors import SafegridError
 from .registry import LAYERS
 from .users import User
 
-__all__ = ["MIN_AREA_M2", "SLIVER_M", "validate_grids"]
+__all__ = ["MIN_AREA_M2", "SLIVER_M", "grid_history", "validate_grids"]
 
 MIN_AREA_M2 = 0.01  # smaller pieces are rounding, not problems
 SLIVER_M = 0.5  # gaps and overlaps thinner than this are slivers
+
+
+class UnknownGrid(SafegridError):
+    """A grid that does not exist or that the caller may not see (HTTP 404)."""
+
+    http_status = 404
 
 
 class UnknownJurisdiction(SafegridError):
@@ -76,3 +82,32 @@ def validate_grids(conn: Connection, user: User, code: str) -> dict:
             })
     return {"valid": not features,
             "problems": {"type": "FeatureCollection", "features": features}}
+
+
+def grid_history(conn: Connection, user: User, grid_id: int) -> list[dict]:
+    """Versions of a grid, oldest first: ``{version, updated_at, updated_by, geometry}``.
+
+    From the audit trail of API edits; a grid last written by an import or the
+    generator has its current state as the latest version.
+    """
+    scope = read_scope(conn, user, LAYERS["grids"])
+    where = f" AND ({scope.condition})" if scope.condition else ""
+    current = conn.execute(text(
+        f"SELECT t.version, t.updated_at, t.updated_by, ST_AsGeoJSON(t.geom, 9)::json "
+        f"FROM grids t WHERE t.id = :i{where}"), {**scope.params, "i": grid_id}).first()
+    if current is None:
+        raise UnknownGrid(f"grids has no feature {grid_id} that you may see")
+    versions: dict[int, dict] = {}
+    for before, after in conn.execute(text(
+            "SELECT before, after FROM audit WHERE layer = 'grids' AND feature_id = :i "
+            "ORDER BY id"), {"i": grid_id}):
+        for state in (before, after):  # an edit's "before" is the version it replaced
+            if state and state["properties"]["version"] not in versions:
+                versions[state["properties"]["version"]] = {
+                    "version": state["properties"]["version"],
+                    "updated_at": state["updated_at"], "updated_by": state["updated_by"],
+                    "geometry": state["geometry"]}
+    if current[0] not in versions:
+        versions[current[0]] = {"version": current[0], "updated_at": current[1].isoformat(),
+                                "updated_by": current[2], "geometry": current[3]}
+    return [versions[v] for v in sorted(versions)]

@@ -7,7 +7,7 @@ import json
 from flask import Blueprint, Response, current_app, request
 from sqlalchemy import text
 
-from layers.gridcheck import validate_grids
+from layers.gridcheck import grid_history, validate_grids
 from layers.gridgen import generate_grids
 
 from .app import db_engine
@@ -74,4 +74,15 @@ def validate():
     with db_engine(current_app).connect() as conn:
         report = validate_grids(conn, current_user(), code)
     return Response(json.dumps(report, ensure_ascii=False), 200,
+                    content_type="application/json")
+
+
+@bp.get("/api/grids/<int:grid_id>/history")
+def history(grid_id: int):
+    """Every stored version of a grid, oldest first."""
+    if request.args:
+        raise BadRequest("history takes no query parameters")
+    with db_engine(current_app).connect() as conn:
+        versions = grid_history(conn, current_user(), grid_id)
+    return Response(json.dumps({"versions": versions}, ensure_ascii=False), 200,
                     content_type="application/json")

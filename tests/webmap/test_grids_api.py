@@ -132,3 +132,29 @@ def test_validate_reports_a_clean_district_and_a_broken_one(api, db, keep_distri
 def test_validate_bad_requests(api, user, params, status):
     r = api(user, "/api/grids/validate", params=params)
     assert r.status_code == status and "error" in r.json()
+
+
+def test_history_lists_every_version(api, db):
+    with db.connect() as conn:
+        grid_id, code = conn.execute(text(
+            "SELECT id, code FROM grids WHERE jurisdiction_code LIKE '4301%' "
+            "AND kind = 'comprehensive' ORDER BY id DESC LIMIT 1")).one()
+    item = f"/collections/grids/items/{grid_id}"
+    first = api("planner", f"/api/grids/{grid_id}/history").json()["versions"]
+    assert [v["version"] for v in first] == [1]
+    etag = api("planner", item).headers["ETag"]
+    renamed = api("planner", item, method="PATCH", data='{"properties": {"name": "改名网格"}}',
+                  headers={"If-Match": etag, "Content-Type": "application/merge-patch+json"})
+    assert renamed.status_code == 200, renamed.text
+    versions = api("planner", f"/api/grids/{grid_id}/history").json()["versions"]
+    assert [v["version"] for v in versions] == [1, 2]
+    assert versions[1]["updated_by"] == "planner"
+    assert versions[0]["geometry"]["type"] == "Polygon"
+    assert shapely.geometry.shape(versions[0]["geometry"]).equals(
+        shapely.geometry.shape(versions[1]["geometry"]))
+    assert api("planner", "/api/grids/999999999/history").status_code == 404
+    with db.connect() as conn:
+        other = conn.execute(text(
+            "SELECT id FROM grids WHERE jurisdiction_code LIKE '4302%' LIMIT 1")).scalar_one()
+    assert api("planner", f"/api/grids/{other}/history").status_code == 404  # out of scope
+    assert api("planner", f"/api/grids/{grid_id}/history", params={"x": 1}).status_code == 400
