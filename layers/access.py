@@ -15,7 +15,7 @@ from .registry import PERSONAL_READERS, Layer
 from .users import User
 
 __all__ = ["APP_ROLE", "BORDER_ZONE_M", "Forbidden", "enter_scope", "leaf_jurisdictions",
-           "read_scope", "subtree_codes"]
+           "read_scope", "require_within", "require_write", "subtree_codes"]
 
 BORDER_ZONE_M = 2000.0
 APP_ROLE = "safegrid_app"  # created by migration 0003; subject to row-level security
@@ -27,41 +27,67 @@ class Forbidden(SafegridError):
     http_status = 403
 
 
+# The jurisdiction :c and everything under it.
+_TREE = """
+    WITH RECURSIVE tree(code) AS (
+        SELECT code FROM jurisdictions WHERE code = :c
+        UNION SELECT j.code FROM jurisdictions j JOIN tree t ON j.parent_code = t.code)"""
+
+
 def subtree_codes(conn: Connection, code: str) -> list[str]:
     """``code`` and the codes of every jurisdiction under it."""
-    rows = conn.execute(text("""
-        WITH RECURSIVE tree(code) AS (
-            SELECT code FROM jurisdictions WHERE code = :c
-            UNION SELECT j.code FROM jurisdictions j JOIN tree t ON j.parent_code = t.code)
-        SELECT code FROM tree"""), {"c": code})
-    return [r[0] for r in rows]
+    return [r[0] for r in conn.execute(text(_TREE + " SELECT code FROM tree"), {"c": code})]
 
 
 def leaf_jurisdictions(conn: Connection, code: str) -> list[tuple[str, str, bytes]]:
     """(code, name, WKB) of the communities/villages at the bottom of ``code``'s tree."""
-    rows = conn.execute(text("""
-        WITH RECURSIVE tree(code) AS (
-            SELECT code FROM jurisdictions WHERE code = :c
-            UNION SELECT j.code FROM jurisdictions j JOIN tree t ON j.parent_code = t.code)
+    rows = conn.execute(text(_TREE + """
         SELECT j.code, j.name, ST_AsBinary(j.geom) FROM jurisdictions j JOIN tree USING (code)
         WHERE NOT EXISTS (SELECT 1 FROM jurisdictions c WHERE c.parent_code = j.code)
         ORDER BY j.code"""), {"c": code})
     return [(r[0], r[1], bytes(r[2])) for r in rows]
 
 
+def require_write(user: User, layer: Layer) -> None:
+    """Forbidden unless the user's role may edit ``layer``."""
+    if user.role not in layer.write_roles:
+        raise Forbidden(f"role {user.role} may not edit {layer.name}")
+
+
+def require_within(conn: Connection, user: User, code: str) -> None:
+    """Forbidden unless jurisdiction ``code`` lies in the user's own (admins: anywhere)."""
+    if user.role != "admin" and code not in subtree_codes(conn, user.jurisdiction):
+        raise Forbidden(f"jurisdiction {code} is outside your jurisdiction")
+
+
+# Border zones by (a, b, width, ids and versions of both): the geography buffer of a
+# city border costs tens of milliseconds, and every request of a border partner needs it.
+_ZONES: dict[tuple, bytes] = {}
+
+
 def border_zone_wkb(conn: Connection, a: str, b: str, width_m: float = BORDER_ZONE_M) -> bytes:
     """EWKB of the zone ``width_m`` either side of the A-B border, within A and B."""
-    row = conn.execute(text("""
-        SELECT ST_AsEWKB(ST_Intersection(
-                   ST_Union(a.geom, b.geom),
-                   ST_Buffer(ST_Intersection(ST_Boundary(a.geom),
-                                             ST_Buffer(b.geom, 0.00001))::geography,
-                             :w)::geometry))
-        FROM jurisdictions a, jurisdictions b WHERE a.code = :a AND b.code = :b"""),
-        {"a": a, "b": b, "w": width_m}).first()
-    if row is None or row[0] is None:
+    stamp = conn.execute(text(
+        "SELECT a.id, a.version, b.id, b.version FROM jurisdictions a, jurisdictions b "
+        "WHERE a.code = :a AND b.code = :b"), {"a": a, "b": b}).first()
+    if stamp is None:
         raise Forbidden(f"no border zone between {a} and {b}")
-    return bytes(row[0])
+    key = (a, b, width_m, *stamp)
+    if key not in _ZONES:
+        row = conn.execute(text("""
+            SELECT ST_AsEWKB(ST_Intersection(
+                       ST_Union(a.geom, b.geom),
+                       ST_Buffer(ST_Intersection(ST_Boundary(a.geom),
+                                                 ST_Buffer(b.geom, 0.00001))::geography,
+                                 :w)::geometry))
+            FROM jurisdictions a, jurisdictions b WHERE a.code = :a AND b.code = :b"""),
+            {"a": a, "b": b, "w": width_m}).first()
+        if row is None or row[0] is None:
+            raise Forbidden(f"no border zone between {a} and {b}")
+        if len(_ZONES) > 256:
+            _ZONES.clear()
+        _ZONES[key] = bytes(row[0])
+    return _ZONES[key]
 
 
 def read_scope(conn: Connection, user: User, layer: Layer) -> Scope:

@@ -12,7 +12,7 @@ from sqlalchemy import Connection, text
 from geo.crs import metric_crs
 from geo.grids import coverage_problems
 
-from .access import Forbidden, leaf_jurisdictions, read_scope, subtree_codes
+from .access import leaf_jurisdictions, read_scope, require_within
 from .errors import SafegridError
 from .registry import LAYERS
 from .users import User
@@ -52,8 +52,7 @@ def validate_grids(conn: Connection, user: User, code: str) -> dict:
     leaves = leaf_jurisdictions(conn, code)
     if not leaves:
         raise UnknownJurisdiction(f"jurisdiction {code!r} does not exist")
-    if user.role != "admin" and code not in subtree_codes(conn, user.jurisdiction):
-        raise Forbidden(f"jurisdiction {code} is outside your jurisdiction")
+    require_within(conn, user, code)
     features = []
     for leaf, _name, wkb in leaves:
         rows = conn.execute(text("SELECT code, ST_AsBinary(geom) FROM grids "

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, text
 
 from geo.grids import grid_plan
 
-from .access import Forbidden, leaf_jurisdictions, subtree_codes
+from .access import leaf_jurisdictions, require_within, require_write
 from .errors import SafegridError
 from .registry import LAYERS
 from .store import write_in
@@ -83,8 +83,7 @@ def generate_grids(conn: Connection, user: User, code: str, target: int,
     Existing comprehensive grids (and their joint-household units) are replaced when
     ``replace``; otherwise a community that has any is refused with 409.
     """
-    if user.role not in LAYERS["grids"].write_roles:
-        raise Forbidden(f"role {user.role} may not edit grids")
+    require_write(user, LAYERS["grids"])
     if not isinstance(target, int) or isinstance(target, bool) or not (
             MIN_TARGET <= target <= MAX_TARGET):
         raise BadGeneration(f"target_households must be a whole number in "
@@ -92,8 +91,7 @@ def generate_grids(conn: Connection, user: User, code: str, target: int,
     leaves = _leaves(conn, code)
     if not leaves:
         raise BadGeneration(f"jurisdiction {code!r} does not exist")
-    if user.role != "admin" and code not in subtree_codes(conn, user.jurisdiction):
-        raise Forbidden(f"jurisdiction {code} is outside your jurisdiction")
+    require_within(conn, user, code)
     codes = [leaf[0] for leaf in leaves]
     existing = conn.execute(text(
         "SELECT jurisdiction_code, count(*) FROM grids WHERE jurisdiction_code = ANY(:c) "

@@ -73,7 +73,7 @@ def layer_title(layer: Layer, lang: str) -> str:
 
 
 def _features(conn: Connection, layer: Layer, city: str, scope: Scope,
-              where: str = "") -> dict:
+              where: str = "", params: dict | None = None) -> dict:
     """GeoJSON FeatureCollection of ``layer`` features in ``city`` and the scope."""
     fields = [f.name for f in layer.fields if not f.personal]
     if scope.condition:
@@ -87,7 +87,8 @@ def _features(conn: Connection, layer: Layer, city: str, scope: Scope,
                    'properties', json_build_object({props}))), '[]'::json))
         FROM {q(layer.name)} t, jurisdictions c
         WHERE c.code = :city AND ST_Intersects(t.geom, c.geom) {where}"""
-    return conn.execute(text(sql), {**scope.params, "city": city}).scalar_one()
+    return conn.execute(text(sql), {**scope.params, **(params or {}), "city": city}
+                        ).scalar_one()
 
 
 def _tooltip(layer: Layer, lang: str, fields: list[str]) -> folium.GeoJsonTooltip:
@@ -102,14 +103,30 @@ def _style(style: dict):
     return fn
 
 
-def _add_layer(m: folium.Map, conn: Connection, user: User, layer: Layer, city: str,
+class _Scopes:
+    """Each layer's scope for one user, worked out once per page."""
+
+    def __init__(self, conn: Connection, user: User):
+        self.conn, self.user, self.known = conn, user, {}
+
+    def get(self, layer: Layer) -> Scope | None:
+        """The scope, or None when the role may not see the layer at all."""
+        if layer.name not in self.known:
+            try:
+                self.known[layer.name] = read_scope(self.conn, self.user, layer)
+            except Forbidden:
+                self.known[layer.name] = None
+        return self.known[layer.name]
+
+
+def _add_layer(m: folium.Map, conn: Connection, scopes: _Scopes, layer: Layer, city: str,
                lang: str, tooltip_fields: list[str], *, name: str | None = None,
-               where: str = "", style: dict | None = None, show: bool = True) -> int:
-    try:
-        scope = read_scope(conn, user, layer)
-    except Forbidden:
+               where: str = "", params: dict | None = None, style: dict | None = None,
+               show: bool = True) -> int:
+    scope = scopes.get(layer)
+    if scope is None:
         return 0  # the role may not see this layer: it is not on the map at all
-    data = _features(conn, layer, city, scope, where)
+    data = _features(conn, layer, city, scope, where, params)
     n = len(data["features"])
     style = style or layer.style
     group = folium.FeatureGroup(name=f"{name or layer_title(layer, lang)} ({n})", show=show)
@@ -128,7 +145,8 @@ def build_map(engine: Engine, user: User, city: str, lang: str = "zh") -> folium
     """A Folium map of jurisdiction ``city``: every layer ``user`` may see, in scope."""
     t = _TEXT[lang]
     with engine.connect() as conn:
-        enter_scope(conn, read_scope(conn, user, LAYERS["roads"]))  # RLS for the rest
+        scopes = _Scopes(conn, user)
+        enter_scope(conn, scopes.get(LAYERS["roads"]))  # RLS for the rest
         bounds = conn.execute(text(
             "SELECT ST_YMin(geom), ST_XMin(geom), ST_YMax(geom), ST_XMax(geom) "
             "FROM (SELECT ST_Envelope(geom) AS geom FROM jurisdictions WHERE code = :c) e"
@@ -137,24 +155,24 @@ def build_map(engine: Engine, user: User, city: str, lang: str = "zh") -> folium
         _use_local_assets(m)
         m.fit_bounds([[bounds[0], bounds[1]], [bounds[2], bounds[3]]])
         jur = LAYERS["jurisdictions"]
-        _add_layer(m, conn, user, jur, city, lang, ["name", "code"], name=t["communities"],
+        _add_layer(m, conn, scopes, jur, city, lang, ["name", "code"], name=t["communities"],
                    where="AND t.level IN ('community', 'village')",
                    style={"color": "#888888", "weight": 0.7, "fillOpacity": 0.0}, show=False)
         _add_city_borders(m, conn, lang)
-        _add_layer(m, conn, user, LAYERS["roads"], city, lang, ["name", "class"])
-        _add_layer(m, conn, user, LAYERS["grids"], city, lang,
+        _add_layer(m, conn, scopes, LAYERS["roads"], city, lang, ["name", "class"])
+        _add_layer(m, conn, scopes, LAYERS["grids"], city, lang,
                    ["code", "name", "kind", "households", "population"])
         for category in KEY_AREA_CATEGORIES:
             label = _CATEGORY_ZH[category] if lang == "zh" else category.replace("_", " ")
-            _add_layer(m, conn, user, LAYERS["key_areas"], city, lang, ["name", "category"],
-                       name=f"{t['key']} · {label}", where="AND t.category = :cat".replace(
-                           ":cat", "'" + category + "'"),
+            _add_layer(m, conn, scopes, LAYERS["key_areas"], city, lang, ["name", "category"],
+                       name=f"{t['key']} · {label}", where="AND t.category = :category",
+                       params={"category": category},
                        style={"color": _CATEGORY_COLOURS[category], "radius": 5,
                               "weight": 2, "fillOpacity": 0.3})
-        _add_layer(m, conn, user, LAYERS["cameras"], city, lang,
+        _add_layer(m, conn, scopes, LAYERS["cameras"], city, lang,
                    ["code", "status", "bearing", "fov", "range_m"])
-        _add_layer(m, conn, user, LAYERS["checkpoints"], city, lang, ["name", "kind"])
-        _add_heat(m, conn, user, city, t["heat"])
+        _add_layer(m, conn, scopes, LAYERS["checkpoints"], city, lang, ["name", "kind"])
+        _add_heat(m, conn, scopes.get(LAYERS["incidents"]), city, t["heat"])
     folium.LayerControl(collapsed=False).add_to(m)
     _add_header(m, engine, user, city, lang)
     return m
@@ -175,10 +193,9 @@ def _add_city_borders(m: folium.Map, conn: Connection, lang: str) -> None:
     group.add_to(m)
 
 
-def _add_heat(m: folium.Map, conn: Connection, user: User, city: str, name: str) -> None:
-    try:
-        scope = read_scope(conn, user, LAYERS["incidents"])
-    except Forbidden:
+def _add_heat(m: folium.Map, conn: Connection, scope: Scope | None, city: str,
+              name: str) -> None:
+    if scope is None:
         return  # planners and viewers get incident aggregates from the analysis pages
     where = f"AND ({scope.condition})" if scope.condition else ""
     rows = conn.execute(text(f"""
