@@ -16,11 +16,19 @@ import shapely
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError
 
-from .access import APP_ROLE, Forbidden, enter_scope, read_scope
+from .access import APP_ROLE, Forbidden, enter_scope, read_scope, require_write
 from .errors import InputRejected, SafegridError
 from .features import Scope
 from .registry import Layer
-from .store import audit_row, database_problems, drop_stage, q, refresh_derived, stage
+from .store import (
+    audit_row,
+    database_problems,
+    drop_stage,
+    q,
+    refresh_derived,
+    stage,
+    staged_columns,
+)
 from .users import User
 from .validate import clean_features
 
@@ -62,11 +70,6 @@ def _snapshot(conn: Connection, layer: Layer, feature_id: int) -> dict | None:
         f"'updated_at', t.updated_at, 'updated_by', t.updated_by) "
         f"FROM {q(layer.name)} t WHERE t.id = :i"), {"i": feature_id}).first()
     return None if row is None else row[0]
-
-
-def _check_role(user: User, layer: Layer) -> None:
-    if user.role not in layer.write_roles:
-        raise Forbidden(f"role {user.role} may not edit {layer.name}")
 
 
 def _feature_frame(feature: object) -> gpd.GeoDataFrame:
@@ -129,13 +132,11 @@ def _locked(conn: Connection, layer: Layer, feature_id: int, scope: Scope,
     return before
 
 
-def _write_fields(layer: Layer) -> list[str]:
-    return [f.name for f in layer.input_fields]
-
-
-def _area(conn: Connection, *geoms: dict | None) -> bytes | None:
-    """EWKB box around the given GeoJSON geometries, for the derived-field refresh."""
-    shapes = [shapely.geometry.shape(g["geometry"]) for g in geoms if g]
+def _area(before: dict | None, new: shapely.Geometry | None) -> bytes | None:
+    """EWKB box around the old (GeoJSON) and new geometry: what the edit can affect."""
+    shapes = [shapely.geometry.shape(before["geometry"])] if before else []
+    if new is not None:
+        shapes.append(new)
     if not shapes:
         return None
     box = shapely.set_srid(shapely.box(*shapely.union_all(shapes).bounds), 4326)
@@ -143,18 +144,17 @@ def _area(conn: Connection, *geoms: dict | None) -> bytes | None:
 
 
 def _finish(conn: Connection, layer: Layer, user: User, action: str, feature_id: int,
-            before: dict | None) -> dict | None:
+            before: dict | None, new: shapely.Geometry | None) -> None:
+    """Back to the owner role: refresh derived fields around the edit, then audit it."""
     conn.execute(text("RESET ROLE"))
-    after = _snapshot(conn, layer, feature_id)
-    refresh_derived(conn, layer.name, _area(conn, before, after))
-    after = _snapshot(conn, layer, feature_id)  # with refreshed derived fields
+    refresh_derived(conn, layer.name, _area(before, new))
+    after = None if new is None else _snapshot(conn, layer, feature_id)
     audit_row(conn, user.name, layer.name, action, before, after, feature_id)
     drop_stage(conn)
-    return after
 
 
 def _scoped(conn: Connection, user: User, layer: Layer) -> Scope:
-    _check_role(user, layer)
+    require_write(user, layer)
     return read_scope(conn, user, layer)
 
 
@@ -172,16 +172,13 @@ def create(conn: Connection, user: User, layer: Layer, feature: object) -> Writt
     clean = clean_features(_feature_frame(feature), layer)
     _check(conn, layer, clean, None)
     _in_scope(conn, scope)
-    names = _write_fields(layer)
-    select = [f"s.{q(n)}" for n in names]
-    if layer.located:
-        select[names.index("jurisdiction_code")] = "coalesce(s.jurisdiction_code, s.derived_code)"
+    names, select = staged_columns(layer)
     enter_scope(conn, scope)
     new_id = _run(conn, lambda: conn.execute(text(
         f"INSERT INTO {q(layer.name)} (geom, {', '.join(map(q, names))}, updated_by) "
         f"SELECT s.geom, {', '.join(select)}, :actor FROM staging s RETURNING id"),
         {"actor": user.name}).scalar_one())
-    _finish(conn, layer, user, "insert", new_id, None)
+    _finish(conn, layer, user, "insert", new_id, None, clean.geometry.iloc[0])
     return Written(new_id, 1)
 
 
@@ -230,18 +227,15 @@ def _apply(conn: Connection, user: User, layer: Layer, feature_id: int,
            clean: gpd.GeoDataFrame, scope: Scope, before: dict) -> Written:
     _check(conn, layer, clean, feature_id)
     _in_scope(conn, scope)
-    names = _write_fields(layer)
-    sets = [f"{q(n)} = s.{q(n)}" for n in names]
-    if layer.located:
-        sets[names.index("jurisdiction_code")] = (
-            "jurisdiction_code = coalesce(s.jurisdiction_code, s.derived_code)")
+    names, select = staged_columns(layer)
+    sets = [f"{q(n)} = {expr}" for n, expr in zip(names, select, strict=True)]
     enter_scope(conn, scope)
     version = _run(conn, lambda: conn.execute(text(
         f"UPDATE {q(layer.name)} t SET geom = s.geom, {', '.join(sets)}, "
         f"version = t.version + 1, updated_at = now(), updated_by = :actor "
         f"FROM staging s WHERE t.id = :fid RETURNING t.version"),
         {"actor": user.name, "fid": feature_id}).scalar_one())
-    _finish(conn, layer, user, "update", feature_id, before)
+    _finish(conn, layer, user, "update", feature_id, before, clean.geometry.iloc[0])
     return Written(feature_id, version)
 
 
@@ -252,7 +246,5 @@ def delete(conn: Connection, user: User, layer: Layer, feature_id: int,
     before = _locked(conn, layer, feature_id, scope, if_match)
     enter_scope(conn, scope)
     conn.execute(text(f"DELETE FROM {q(layer.name)} WHERE id = :fid"), {"fid": feature_id})
-    conn.execute(text("RESET ROLE"))
-    refresh_derived(conn, layer.name, _area(conn, before))
-    audit_row(conn, user.name, layer.name, "delete", before, None, feature_id)
+    _finish(conn, layer, user, "delete", feature_id, before, None)
     return Written(feature_id, None)

@@ -23,6 +23,7 @@ __all__ = [
     "Page",
     "Scope",
     "collection_extent",
+    "fetch_ids",
     "fetch_item",
     "fetch_page",
 ]
@@ -166,6 +167,16 @@ def fetch_item(conn: Connection, layer: Layer, feature_id: int, scope: Scope,
         {**scope.params, "fid": feature_id},
     ).first()
     return None if row is None else (row[0], row[1])
+
+
+def fetch_ids(conn: Connection, layer: Layer, ids: list[int], scope: Scope) -> str:
+    """The features with these ids (within ``scope``) as a GeoJSON array, in id order."""
+    where = f" AND ({scope.condition})" if scope.condition else ""
+    return conn.execute(
+        text(f"SELECT coalesce(json_agg({_feature_sql(layer, CRS84, scope.personal)} "
+             f"ORDER BY t.id), '[]')::text FROM {q(layer.name)} t "
+             f"WHERE t.id = ANY(:ids){where}"),
+        {**scope.params, "ids": list(ids)}).scalar_one()
 
 
 def collection_extent(conn: Connection, layer: Layer) -> dict:

@@ -31,6 +31,7 @@ __all__ = [
     "drop_stage",
     "refresh_derived",
     "stage",
+    "staged_columns",
     "write_features",
     "write_in",
 ]
@@ -258,11 +259,20 @@ def _unique_problems(conn: Connection, layer: Layer, name: str,
     return repeated + taken
 
 
-def _insert_from_stage(conn: Connection, layer: Layer, actor: str) -> None:
+def staged_columns(layer: Layer) -> tuple[list[str], list[str]]:
+    """Input field names and the SQL that takes each from ``staging s``.
+
+    A missing ``jurisdiction_code`` is the one derived from the geometry.
+    """
     names = [f.name for f in layer.input_fields]
     select = [f"s.{q(n)}" for n in names]
     if layer.located:
         select[names.index("jurisdiction_code")] = "coalesce(s.jurisdiction_code, s.derived_code)"
+    return names, select
+
+
+def _insert_from_stage(conn: Connection, layer: Layer, actor: str) -> None:
+    names, select = staged_columns(layer)
     conn.execute(
         text(
             f"INSERT INTO {q(layer.name)} (geom, {', '.join(map(q, names))}, updated_by) "

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 
 from flask import Blueprint, Response, current_app, request
-from sqlalchemy import text
 
+from layers.access import read_scope
+from layers.features import fetch_ids
 from layers.gridcheck import grid_history, validate_grids
 from layers.gridgen import generate_grids
+from layers.registry import LAYERS
 
 from .app import db_engine
 from .auth import current_user
@@ -50,16 +52,10 @@ def generate():
         ids = generate_grids(conn, current_user(), body["jurisdiction"],
                              body["target_households"], body.get("replace", False))
     with engine.connect() as conn:
-        features = conn.execute(text("""
-            SELECT coalesce(json_agg(json_build_object('type', 'Feature', 'id', g.id,
-                'geometry', ST_AsGeoJSON(g.geom, 7)::json,
-                'properties', json_build_object('code', g.code, 'name', g.name,
-                    'kind', g.kind, 'jurisdiction_code', g.jurisdiction_code,
-                    'households', g.households, 'population', g.population,
-                    'area_m2', round(g.area_m2::numeric, 1))) ORDER BY g.id), '[]'::json)
-            FROM grids g WHERE g.id = ANY(:ids)"""), {"ids": ids}).scalar_one()
-    return Response(json.dumps({"type": "FeatureCollection", "features": features},
-                               ensure_ascii=False), 201, content_type="application/geo+json")
+        features = fetch_ids(conn, LAYERS["grids"], ids,
+                             read_scope(conn, current_user(), LAYERS["grids"]))
+    return Response(f'{{"type": "FeatureCollection", "features": {features}}}', 201,
+                    content_type="application/geo+json")
 
 
 @bp.get("/api/grids/validate")
