@@ -189,7 +189,7 @@ def queryables(layer: str):
     }, content_type="application/schema+json")
 
 
-def _page_links(layer: str, page, query) -> list[dict]:
+def _page_links(layer: str, page) -> list[dict]:
     args = {k: v for k, v in request.args.items() if k not in ("after", "before")}
     links = [_link(_url("ogcapi.items", layer=layer, **request.args), "self", GEOJSON),
              _link(_url("ogcapi.collection", layer=layer), "collection")]
@@ -212,7 +212,7 @@ def items(layer: str):
         enter_scope(conn, scope)
         page = fetch_page(conn, declaration, query, scope)
     head = {"type": "FeatureCollection", "numberReturned": page.returned,
-            "links": _page_links(layer, page, query)}
+            "links": _page_links(layer, page)}
     if page.matched is not None:
         head["numberMatched"] = page.matched
     prefix = json.dumps(head, ensure_ascii=False)[:-1]
@@ -225,9 +225,7 @@ def items(layer: str):
 def item(layer: str, feature_id: str):
     """One feature, with its version as ETag."""
     declaration = get_layer(layer)
-    unknown = sorted(set(request.args) - {"f", "crs"})
-    if unknown:
-        raise BadRequest(f"unknown parameter(s) {', '.join(map(repr, unknown))}")
+    _check_no_params({"f", "crs"})
     crs = parse_crs_uri(request.args.get("crs"), "crs")
     if not feature_id.isdigit():
         raise NotFound(f"{layer} has no feature {feature_id!r}")
