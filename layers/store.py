@@ -300,11 +300,23 @@ FROM (SELECT g2.id, count(h.id) AS n, coalesce(sum(h.persons), 0) AS p
       WHERE {area2} GROUP BY g2.id) c
 WHERE c.id = g.id
 """
+# Grid counts of what lies in them (key areas, recent incidents).
+_GRID_CONTEXT = """
+UPDATE grids g SET
+    key_areas = (SELECT count(*) FROM key_areas k
+                 WHERE k.geom && g.geom AND ST_Intersects(k.geom, g.geom)),
+    incidents_30d = (SELECT count(*) FROM incidents i
+                     WHERE i.occurred_at >= now() - interval '30 days'
+                     AND i.geom && g.geom AND ST_Intersects(i.geom, g.geom))
+WHERE {area2_g}
+"""
 # What to recompute after a layer changes.
 _CASCADE: dict[str, tuple[str, ...]] = {
-    "grids": (_HOUSEHOLD_LINKS, _GRID_STATS),
+    "grids": (_HOUSEHOLD_LINKS, _GRID_STATS, _GRID_CONTEXT),
     "households": (_HOUSEHOLD_LINKS, _GRID_STATS),
     "household_units": (_HOUSEHOLD_LINKS,),
+    "key_areas": (_GRID_CONTEXT,),
+    "incidents": (_GRID_CONTEXT,),
 }
 
 
@@ -315,8 +327,9 @@ def refresh_derived(conn: Connection, changed: str, area: bytes | None = None) -
     """
     where = "h.geom && ST_GeomFromEWKB(:area)" if area else "TRUE"
     where2 = "g2.geom && ST_GeomFromEWKB(:area)" if area else "TRUE"
+    where_g = "g.geom && ST_GeomFromEWKB(:area)" if area else "TRUE"
     for sql in _CASCADE.get(changed, ()):
-        conn.execute(text(sql.format(area=where, area2=where2)),
+        conn.execute(text(sql.format(area=where, area2=where2, area2_g=where_g)),
                      {"area": area} if area else {})
 
 

@@ -11,10 +11,10 @@ import json
 
 from flask import Blueprint, Response, current_app, request, url_for
 
-from layers import edit
+from layers import edit, gridedit
 from layers.access import read_scope
-from layers.features import fetch_item
-from layers.registry import get_layer
+from layers.features import fetch_ids, fetch_item
+from layers.registry import LAYERS, get_layer
 
 from .app import db_engine
 from .auth import current_user
@@ -51,7 +51,8 @@ def _body(allowed: tuple[str, ...]) -> object:
         raise BadRequest(f"the body is not valid JSON: {exc}") from None
 
 
-def _if_match(required: bool) -> int | None:
+def if_match_version(required: bool) -> int | None:
+    """The version named by ``If-Match`` (428 when required and missing)."""
     raw = request.headers.get("If-Match")
     if raw is None:
         if required:
@@ -81,13 +82,44 @@ def _written(layer: str, written: edit.Written, status: int) -> Response:
                     headers={"Location": location, "ETag": f'"{written.version}"'})
 
 
+def grid_edit_response(result: gridedit.GridEdit, status: int) -> Response:
+    """The edited grid (when there is one) plus ``changed``, ``versions`` and ``removed``.
+
+    ``changed`` is a FeatureCollection of every grid the edit changed, ``versions`` maps
+    their ids to their new versions (the ETags to edit them next) and ``removed`` lists
+    the ids of grids it deleted; all three are GeoJSON foreign members.
+    """
+    grids = LAYERS["grids"]
+    with db_engine(current_app).connect() as conn:
+        scope = read_scope(conn, current_user(), grids)
+        changed = json.loads(fetch_ids(conn, grids, result.changed, scope))
+        versions = gridedit.versions(conn, result.changed)
+        found = fetch_item(conn, grids, result.edited, scope) if result.edited else None
+    body = json.loads(found[0]) if found else {"type": "FeatureCollection", "features": []}
+    body["changed"] = {"type": "FeatureCollection", "features": changed}
+    body["versions"] = {str(k): v for k, v in versions.items()}
+    body["removed"] = result.removed
+    headers = {}
+    if found:
+        headers["Location"] = url_for("ogcapi.item", layer="grids", feature_id=result.edited,
+                                      _external=True)
+        headers["ETag"] = f'"{found[1]}"'
+    return Response(json.dumps(body, ensure_ascii=False), status,
+                    content_type=GEOJSON, headers=headers)
+
+
 @bp.post("/collections/<layer>/items")
 def create(layer: str):
-    """Add a feature."""
+    """Add a feature (a grid takes its area from the grids it covers)."""
     declaration = get_layer(layer)
     feature = _body(_FEATURE_TYPES)
     with db_engine(current_app).begin() as conn:
-        written = edit.create(conn, current_user(), declaration, feature)
+        if layer == "grids":
+            result = gridedit.create_grid(conn, current_user(), feature)
+        else:
+            written = edit.create(conn, current_user(), declaration, feature)
+    if layer == "grids":
+        return grid_edit_response(result, 201)
     return _written(layer, written, 201)
 
 
@@ -95,11 +127,17 @@ def create(layer: str):
 def replace(layer: str, feature_id: str):
     """Replace a feature (If-Match required)."""
     declaration = get_layer(layer)
-    version = _if_match(required=True)
+    version = if_match_version(required=True)
     feature = _body(_FEATURE_TYPES)
     with db_engine(current_app).begin() as conn:
-        written = edit.replace(conn, current_user(), declaration, _feature_id(feature_id),
-                               feature, version)
+        if layer == "grids":
+            result = gridedit.replace_grid(conn, current_user(), _feature_id(feature_id),
+                                           feature, version)
+        else:
+            written = edit.replace(conn, current_user(), declaration,
+                                   _feature_id(feature_id), feature, version)
+    if layer == "grids":
+        return grid_edit_response(result, 200)
     return _written(layer, written, 200)
 
 
@@ -107,11 +145,17 @@ def replace(layer: str, feature_id: str):
 def update(layer: str, feature_id: str):
     """Merge-patch a feature (If-Match required)."""
     declaration = get_layer(layer)
-    version = _if_match(required=True)
+    version = if_match_version(required=True)
     patch = _body((MERGE_PATCH,))
     with db_engine(current_app).begin() as conn:
-        written = edit.update(conn, current_user(), declaration, _feature_id(feature_id),
-                              patch, version)
+        if layer == "grids":
+            result = gridedit.update_grid(conn, current_user(), _feature_id(feature_id),
+                                          patch, version)
+        else:
+            written = edit.update(conn, current_user(), declaration,
+                                  _feature_id(feature_id), patch, version)
+    if layer == "grids":
+        return grid_edit_response(result, 200)
     return _written(layer, written, 200)
 
 
@@ -119,7 +163,13 @@ def update(layer: str, feature_id: str):
 def delete(layer: str, feature_id: str):
     """Delete a feature (If-Match checked when given)."""
     declaration = get_layer(layer)
-    version = _if_match(required=False)
+    version = if_match_version(required=False)
     with db_engine(current_app).begin() as conn:
-        edit.delete(conn, current_user(), declaration, _feature_id(feature_id), version)
+        if layer == "grids":  # neighbours take the area: say which changed
+            result = gridedit.delete_grid(conn, current_user(), _feature_id(feature_id),
+                                          version)
+        else:
+            edit.delete(conn, current_user(), declaration, _feature_id(feature_id), version)
+    if layer == "grids":
+        return grid_edit_response(result, 200)
     return Response(status=204)

@@ -1,4 +1,9 @@
-"""Grid planning endpoints: ``POST /api/grids/generate``."""
+"""Grid planning endpoints: generate, validate, history, split, merge, restore.
+
+Split, merge and restore answer like a grid edit through the items endpoint: the
+edited grid (if any) with ``changed`` (every grid changed, a FeatureCollection) and
+``removed`` (ids). ``If-Match`` on split and restore is checked when given.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +14,13 @@ from flask import Blueprint, Response, current_app, request
 from layers.access import read_scope
 from layers.features import fetch_ids
 from layers.gridcheck import grid_history, validate_grids
+from layers.gridedit import merge_grids, restore_grid, split_grid
 from layers.gridgen import generate_grids
 from layers.registry import LAYERS
 
 from .app import db_engine
 from .auth import current_user
+from .edits import grid_edit_response, if_match_version
 from .params import BadRequest
 
 bp = Blueprint("grids_api", __name__)
@@ -82,3 +89,40 @@ def history(grid_id: int):
         versions = grid_history(conn, current_user(), grid_id)
     return Response(json.dumps({"versions": versions}, ensure_ascii=False), 200,
                     content_type="application/json")
+
+
+@bp.post("/api/grids/<int:grid_id>/split")
+def split(grid_id: int):
+    """Cut a grid in two along ``line`` (a GeoJSON LineString crossing it)."""
+    body = _json_body({"line": dict}, {"line"})
+    version = if_match_version(required=False)
+    with db_engine(current_app).begin() as conn:
+        result = split_grid(conn, current_user(), grid_id, body["line"], version)
+    return grid_edit_response(result, 200)
+
+
+@bp.post("/api/grids/merge")
+def merge():
+    """Dissolve adjacent grids ``ids`` into the first (optional ``versions`` as read)."""
+    body = _json_body({"ids": list, "versions": dict}, {"ids"})
+    ids = body["ids"]
+    if not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+        raise BadRequest("ids must be a list of grid ids (integers)")
+    versions = body.get("versions") or {}
+    try:
+        versions = {int(k): int(v) for k, v in versions.items()}
+    except (TypeError, ValueError):
+        raise BadRequest("versions must map grid ids to the versions you read") from None
+    with db_engine(current_app).begin() as conn:
+        result = merge_grids(conn, current_user(), ids, versions)
+    return grid_edit_response(result, 200)
+
+
+@bp.post("/api/grids/<int:grid_id>/restore")
+def restore(grid_id: int):
+    """Give a grid the shape of an earlier ``version`` (see its history)."""
+    body = _json_body({"version": int}, {"version"})
+    version = if_match_version(required=False)
+    with db_engine(current_app).begin() as conn:
+        result = restore_grid(conn, current_user(), grid_id, body["version"], version)
+    return grid_edit_response(result, 200)

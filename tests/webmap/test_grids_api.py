@@ -18,27 +18,9 @@ def _grids(db):
 
 
 @pytest.fixture
-def keep_district(db):
-    """Put the district's grids and joint-household units back afterwards (other tests
-    read them)."""
-    from layers.store import refresh_derived
-
-    like = {"d": DISTRICT + "%"}
-    with db.begin() as conn:
-        conn.execute(text("DROP TABLE IF EXISTS kept_grids, kept_units"))
-        conn.execute(text("CREATE TABLE kept_grids AS SELECT * FROM grids "
-                          "WHERE jurisdiction_code LIKE :d"), like)
-        conn.execute(text("CREATE TABLE kept_units AS SELECT * FROM household_units "
-                          "WHERE jurisdiction_code LIKE :d"), like)
-    yield
-    with db.begin() as conn:
-        conn.execute(text("DELETE FROM household_units WHERE jurisdiction_code LIKE :d"), like)
-        conn.execute(text("DELETE FROM grids WHERE jurisdiction_code LIKE :d"), like)
-        conn.execute(text("INSERT INTO grids SELECT * FROM kept_grids"))
-        conn.execute(text("INSERT INTO household_units SELECT * FROM kept_units"))
-        conn.execute(text("DROP TABLE kept_grids, kept_units"))
-        refresh_derived(conn, "grids")
-        refresh_derived(conn, "household_units")
+def keep_district(keep_grids):
+    """Put the district's grids and units back afterwards (other tests read them)."""
+    keep_grids(DISTRICT)
 
 
 def test_generate_refuses_to_overwrite_then_replaces(api, db, keep_district):

@@ -1,0 +1,368 @@
+"""Topology-safe grid edits in the database: reshape, create, delete, split, merge, restore.
+
+Each edit is one transaction. It takes a lock on the grids' jurisdiction (so two
+edits of one jurisdiction run one after the other and each sees the other's
+result), checks the caller's version of the edited grid (412 when stale), lets
+:mod:`geo.gridedit` re-tile the grids near the edit in the stored lon/lat, and
+writes every grid that changed with a version bump and an audit row. Derived
+fields are refreshed around the edit and the joint-household units of every changed
+grid are marked stale.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import geopandas as gpd
+import shapely
+from sqlalchemy import Connection, text
+
+from geo import gridedit
+from geo.gridedit import NEW, EditRefused
+
+from .access import require_within
+from .edit import (
+    Missing,
+    StaleVersion,
+    Written,
+    _apply,
+    _feature_frame,
+    _locked,
+    _scoped,
+    _snapshot,
+    create,
+)
+from .errors import SafegridError
+from .registry import LAYERS
+from .store import audit_row, refresh_derived
+from .users import User
+from .validate import clean_features
+
+__all__ = ["GridEdit", "GridEditRefused", "StaleVersion", "create_grid", "delete_grid",
+           "merge_grids", "replace_grid", "restore_grid", "split_grid", "update_grid",
+           "versions"]
+
+GRIDS = LAYERS["grids"]
+METRES_PER_DEGREE = 111_320.0  # the longest a degree gets, so tolerances stay within
+SNAP_M = 0.5  # vertices this close to an existing one land on it
+SLIVER_M = 0.5  # faces thinner than this are absorbed
+MARGIN = 0.2  # grids within this share of the edit's size around it are re-tiled
+
+
+class GridEditRefused(SafegridError):
+    """An edit that would break the grids' coverage (HTTP 422); nothing was written."""
+
+    http_status = 422
+
+
+class GridEdit:
+    """The outcome of an edit: ids of the grids it changed, created and removed."""
+
+    def __init__(self, changed: list[int], removed: list[int], edited: int | None,
+                 version: int | None):
+        self.changed = changed
+        self.removed = removed
+        self.edited = edited
+        self.version = version
+
+    def as_written(self) -> Written:
+        """The edited grid as a single-feature write outcome."""
+        return Written(self.edited, self.version)
+
+
+def _jurisdiction_of(conn: Connection, grid_id: int) -> str:
+    row = conn.execute(text("SELECT jurisdiction_code FROM grids WHERE id = :i"),
+                       {"i": grid_id}).first()
+    if row is None:
+        raise Missing(f"grids has no feature {grid_id} that you may see")
+    return row[0]
+
+
+def _lock(conn: Connection, code: str) -> shapely.Geometry:
+    """Serialise edits of one jurisdiction's grids; return its polygon (EPSG:4326)."""
+    conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('grids:' || :c))"), {"c": code})
+    row = conn.execute(text("SELECT ST_AsBinary(geom) FROM jurisdictions WHERE code = :c"),
+                       {"c": code}).first()
+    if row is None:
+        raise GridEditRefused(f"jurisdiction {code!r} of this grid does not exist")
+    return shapely.from_wkb(bytes(row[0]))
+
+
+def _nearby(conn: Connection, code: str, shapes: list[shapely.Geometry]
+            ) -> tuple[dict[int, shapely.Geometry], dict[int, str]]:
+    """Grids of jurisdiction ``code`` within a margin of ``shapes``: geometry and code."""
+    x0, y0, x1, y1 = shapely.union_all(shapes).bounds
+    pad = MARGIN * max(x1 - x0, y1 - y0) + SNAP_M / METRES_PER_DEGREE
+    rows = conn.execute(text(
+        "SELECT id, code, ST_AsBinary(geom) FROM grids WHERE jurisdiction_code = :c "
+        "AND geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326) ORDER BY id"),
+        {"c": code, "x0": x0 - pad, "y0": y0 - pad, "x1": x1 + pad, "y1": y1 + pad}).all()
+    return ({r[0]: shapely.from_wkb(bytes(r[2])) for r in rows},
+            {r[0]: r[1] for r in rows})
+
+
+def _namer(codes: dict[int, str]):
+    return lambda key: "the new grid" if key == NEW else f"grid {codes.get(key, key)}"
+
+
+def _refused(fn):
+    try:
+        return fn()
+    except EditRefused as exc:
+        raise GridEditRefused(str(exc)) from None
+
+
+_TOLERANCES = {"tolerance": SNAP_M / METRES_PER_DEGREE, "sliver": SLIVER_M / METRES_PER_DEGREE}
+
+
+def _ewkb(geom: shapely.Geometry) -> bytes:
+    return shapely.to_wkb(shapely.set_srid(geom, 4326), include_srid=True)
+
+
+def _write_neighbour(conn: Connection, user: User, grid_id: int, geom: shapely.Geometry) -> None:
+    before = _snapshot(conn, GRIDS, grid_id)
+    conn.execute(text(
+        "UPDATE grids SET geom = ST_GeomFromEWKB(:g), version = version + 1, "
+        "updated_at = now(), updated_by = :actor WHERE id = :i"),
+        {"g": _ewkb(geom), "actor": user.name, "i": grid_id})
+    audit_row(conn, user.name, "grids", "update", before, _snapshot(conn, GRIDS, grid_id),
+              grid_id)
+
+
+def _remove(conn: Connection, user: User, grid_id: int, heir: str | None) -> None:
+    """Delete a grid; its units go to ``heir`` (a grid code), stale, or are deleted."""
+    before = _snapshot(conn, GRIDS, grid_id)
+    code = before["properties"]["code"]
+    if heir:
+        conn.execute(text("UPDATE household_units SET grid_code = :h, status = 'stale' "
+                          "WHERE grid_code = :c"), {"h": heir, "c": code})
+    else:
+        conn.execute(text("DELETE FROM household_units WHERE grid_code = :c"), {"c": code})
+    conn.execute(text("DELETE FROM grids WHERE id = :i"), {"i": grid_id})
+    audit_row(conn, user.name, "grids", "delete", before, None, grid_id)
+
+
+def _finish(conn: Connection, user: User, changed_ids: list[int],
+            shapes: list[shapely.Geometry]) -> None:
+    """Refresh derived fields around the edit; mark changed grids' units stale."""
+    if shapes:
+        box = shapely.box(*shapely.union_all(shapes).bounds)
+        refresh_derived(conn, "grids", _ewkb(box))
+    conn.execute(text(
+        "UPDATE household_units SET status = 'stale' WHERE grid_code IN "
+        "(SELECT code FROM grids WHERE id = ANY(:ids))"), {"ids": changed_ids})
+
+
+def _prepare(conn: Connection, user: User, grid_id: int, if_match: int | None
+             ) -> tuple[dict, str, shapely.Geometry]:
+    """Scope and write checks, the jurisdiction lock, then the version check."""
+    scope = _scoped(conn, user, GRIDS)
+    code = _jurisdiction_of(conn, grid_id)
+    area = _lock(conn, code)
+    before = _locked(conn, GRIDS, grid_id, scope, if_match)
+    return before, code, area
+
+
+def _clean(feature: object, code: str) -> gpd.GeoDataFrame:
+    frame = _feature_frame(feature)
+    given = frame.get("jurisdiction_code")
+    if given is not None and given.iloc[0] not in (None, code):
+        raise GridEditRefused(f"a grid cannot move from jurisdiction {code} to "
+                              f"{given.iloc[0]}; draw a new grid there instead")
+    frame["jurisdiction_code"] = code
+    return clean_features(frame, GRIDS)
+
+
+def _reshaped(conn: Connection, user: User, grid_id: int, clean: gpd.GeoDataFrame,
+              before: dict, code: str, area: shapely.Geometry) -> GridEdit:
+    """Apply the cleaned feature to grid ``grid_id`` and re-tile its neighbours."""
+    old = shapely.geometry.shape(before["geometry"])
+    new = clean.geometry.iloc[0]
+    grids, codes = _nearby(conn, code, [old, new])
+    result = _refused(lambda: gridedit.reshape(area, grids, grid_id, new,
+                                               grid_name=_namer(codes), **_TOLERANCES))
+    clean = clean.set_geometry([result.changed.get(grid_id, old)], crs=4326)
+    scope = _scoped(conn, user, GRIDS)
+    written = _apply(conn, user, GRIDS, grid_id, clean, scope, before)
+    for key, geom in result.changed.items():
+        if key != grid_id:
+            _write_neighbour(conn, user, key, geom)
+    changed = sorted(set(result.changed) | {grid_id})
+    _finish(conn, user, changed, [old, *result.changed.values()])
+    return GridEdit(changed, [], grid_id, written.version)
+
+
+def replace_grid(conn: Connection, user: User, grid_id: int, feature: object,
+                 if_match: int) -> GridEdit:
+    """PUT a grid: new fields and shape; neighbours give or take the difference."""
+    before, code, area = _prepare(conn, user, grid_id, if_match)
+    return _reshaped(conn, user, grid_id, _clean(feature, code), before, code, area)
+
+
+def update_grid(conn: Connection, user: User, grid_id: int, patch: object,
+                if_match: int) -> GridEdit:
+    """Merge-patch a grid (RFC 7396); a new geometry is applied as in :func:`replace_grid`."""
+    if not isinstance(patch, dict):
+        raise GridEditRefused("a merge patch must be a JSON object")
+    before, code, area = _prepare(conn, user, grid_id, if_match)
+    changes = patch.get("properties") or {}
+    if not isinstance(changes, dict):
+        raise GridEditRefused("'properties' must be an object")
+    props = {k: v for k, v in before["properties"].items()
+             if k in GRIDS.field_names and not GRIDS.get_field(k).derived}
+    props.update(changes)
+    props = {k: v for k, v in props.items() if v is not None}
+    merged = {"type": "Feature", "properties": props,
+              "geometry": patch.get("geometry", before["geometry"])}
+    return _reshaped(conn, user, grid_id, _clean(merged, code), before, code, area)
+
+
+def restore_grid(conn: Connection, user: User, grid_id: int, version: int,
+                 if_match: int | None) -> GridEdit:
+    """Give a grid the shape it had at ``version`` again (its neighbours adjust)."""
+    from .gridcheck import grid_history  # history reads what this module writes
+
+    before, code, area = _prepare(conn, user, grid_id, if_match)
+    versions = {v["version"]: v for v in grid_history(conn, user, grid_id)}
+    if version not in versions:
+        raise GridEditRefused(f"grid {grid_id} has no version {version}; it has "
+                              f"{', '.join(map(str, sorted(versions)))}")
+    if version == before["properties"]["version"]:
+        raise GridEditRefused(f"grid {grid_id} is at version {version} already")
+    feature = {"type": "Feature", "geometry": versions[version]["geometry"],
+               "properties": {k: v for k, v in before["properties"].items()
+                              if k in GRIDS.field_names and not GRIDS.get_field(k).derived}}
+    return _reshaped(conn, user, grid_id, _clean(feature, code), before, code, area)
+
+
+def create_grid(conn: Connection, user: User, feature: object) -> GridEdit:
+    """Draw a new grid: its area is taken from the grids it covers."""
+    _scoped(conn, user, GRIDS)
+    clean = clean_features(_feature_frame(feature), GRIDS)
+    new = clean.geometry.iloc[0]
+    code = clean["jurisdiction_code"].iloc[0] if "jurisdiction_code" in clean else None
+    if code is None:
+        code = _containing_jurisdiction(conn, new)
+    require_within(conn, user, code)
+    area = _lock(conn, code)
+    grids, codes = _nearby(conn, code, [new])
+    result = _refused(lambda: gridedit.reshape(area, grids, NEW, new,
+                                               grid_name=_namer(codes), **_TOLERANCES))
+    clean["jurisdiction_code"] = code
+    clean = clean.set_geometry([result.changed[NEW]], crs=4326)
+    written = create(conn, user, GRIDS, json.loads(clean.to_json(drop_id=True))["features"][0])
+    for key, geom in result.changed.items():
+        if key != NEW:
+            _write_neighbour(conn, user, key, geom)
+    changed = sorted({k for k in result.changed if k != NEW} | {written.id})
+    _finish(conn, user, changed, list(result.changed.values()))
+    return GridEdit(changed, [], written.id, written.version)
+
+
+def _containing_jurisdiction(conn: Connection, geom: shapely.Geometry) -> str:
+    """The lowest-level jurisdiction holding most of ``geom``."""
+    row = conn.execute(text(
+        "SELECT code FROM jurisdictions j WHERE ST_Intersects(j.geom, ST_GeomFromEWKB(:g)) "
+        "AND NOT EXISTS (SELECT 1 FROM jurisdictions c WHERE c.parent_code = j.code) "
+        "ORDER BY ST_Area(ST_Intersection(j.geom, ST_GeomFromEWKB(:g))) DESC LIMIT 1"),
+        {"g": _ewkb(geom)}).first()
+    if row is None:
+        raise GridEditRefused("the new grid lies in no jurisdiction")
+    return row[0]
+
+
+def delete_grid(conn: Connection, user: User, grid_id: int, if_match: int | None) -> GridEdit:
+    """Remove a grid; each piece of its area joins the neighbour it shares most edge with."""
+    before, code, area = _prepare(conn, user, grid_id, if_match)
+    old = shapely.geometry.shape(before["geometry"])
+    grids, codes = _nearby(conn, code, [old])
+    if len(grids) > 1:
+        result = _refused(lambda: gridedit.reshape(area, grids, grid_id, None,
+                                                   grid_name=_namer(codes), **_TOLERANCES))
+    else:
+        result = gridedit.Retiled({}, (grid_id,))  # the last grid: nothing to hand on
+    for key, geom in result.changed.items():
+        _write_neighbour(conn, user, key, geom)
+    _remove(conn, user, grid_id, None)
+    changed = sorted(result.changed)
+    _finish(conn, user, changed, [old])
+    return GridEdit(changed, [grid_id], None, None)
+
+
+def split_grid(conn: Connection, user: User, grid_id: int, line: object,
+               if_match: int | None) -> GridEdit:
+    """Cut a grid in two along a GeoJSON LineString; the smaller half is a new grid."""
+    try:
+        cut = shapely.geometry.shape(line)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError,
+            shapely.errors.ShapelyError) as exc:
+        raise GridEditRefused(f"'line' is not a GeoJSON LineString: {exc}") from None
+    before, code, area = _prepare(conn, user, grid_id, if_match)
+    old = shapely.geometry.shape(before["geometry"])
+    grids, codes = _nearby(conn, code, [old])
+    result = _refused(lambda: gridedit.split(area, grids, grid_id, cut,
+                                             grid_name=_namer(codes), **_TOLERANCES))
+    props = before["properties"]
+    new_code, new_name = _next_code(conn, code, props["code"], props["name"])
+    _write_neighbour(conn, user, grid_id, result.changed[grid_id])
+    written = create(conn, user, GRIDS, {
+        "type": "Feature", "geometry": shapely.geometry.mapping(result.changed[NEW]),
+        "properties": {"code": new_code, "name": new_name, "kind": props["kind"],
+                       "jurisdiction_code": code}})
+    for key, geom in result.changed.items():
+        if key not in (NEW, grid_id):
+            _write_neighbour(conn, user, key, geom)
+    changed = sorted({k for k in result.changed if k != NEW} | {written.id})
+    _finish(conn, user, changed, [old])
+    return GridEdit(changed, [], grid_id, None)
+
+
+def versions(conn: Connection, ids: list[int]) -> dict[int, int]:
+    """``id -> version`` of the stored grids ``ids``."""
+    return dict(conn.execute(text("SELECT id, version FROM grids WHERE id = ANY(:i)"),
+                             {"i": list(ids)}).all())
+
+
+def _next_code(conn: Connection, jurisdiction: str, code: str, name: str) -> tuple[str, str]:
+    """A free code (and name) for a grid cut from grid ``code``."""
+    taken = {r[0] for r in conn.execute(text("SELECT code FROM grids WHERE code LIKE :p"),
+                                        {"p": f"{jurisdiction}%"})}
+    numbers = [int(m.group(1)) for c in taken
+               if (m := re.fullmatch(re.escape(jurisdiction) + r"(\d+)", c))]
+    if numbers:
+        n = max(numbers) + 1
+        width = len(code) - len(jurisdiction) if code.startswith(jurisdiction) else 3
+        return f"{jurisdiction}{n:0{max(width, 1)}d}", re.sub(r"第\d+网格$", "", name) + \
+            f"第{n}网格"
+    n = 2
+    while f"{code}-{n}" in taken:
+        n += 1
+    return f"{code}-{n}", f"{name}-{n}"
+
+
+def merge_grids(conn: Connection, user: User, ids: list[int],
+                versions: dict[int, int] | None = None) -> GridEdit:
+    """Dissolve adjacent grids into the first; their units join it (stale)."""
+    scope = _scoped(conn, user, GRIDS)
+    if len(ids) < 2 or len(set(ids)) != len(ids):
+        raise GridEditRefused("merge needs two or more different grid ids")
+    codes = {_jurisdiction_of(conn, i) for i in ids}
+    if len(codes) > 1:
+        raise GridEditRefused(f"the grids belong to different jurisdictions "
+                              f"({', '.join(sorted(codes))}); only grids of one can be merged")
+    code = codes.pop()
+    _lock(conn, code)
+    befores = {i: _locked(conn, GRIDS, i, scope, (versions or {}).get(i)) for i in ids}
+    grids = {r[0]: shapely.from_wkb(bytes(r[1])) for r in conn.execute(text(
+        "SELECT id, ST_AsBinary(geom) FROM grids WHERE id = ANY(:i)"), {"i": ids})}
+    names = {i: b["properties"]["code"] for i, b in befores.items()}
+    result = _refused(lambda: gridedit.merge(grids, ids, grid_name=_namer(names)))
+    _write_neighbour(conn, user, ids[0], result.changed[ids[0]])
+    for gone in result.removed:
+        _remove(conn, user, gone, names[ids[0]])
+    _finish(conn, user, [ids[0]], list(grids.values()))
+    return GridEdit([ids[0]], list(result.removed), ids[0], None)
+
+
+

@@ -1,0 +1,304 @@
+"""Topology-safe grid edits over HTTP: reshape (PUT), split, merge, restore, delete.
+
+Each test plans one community into several grids first, edits them through the API
+and checks the database: the grids still tile the community, neighbours changed as
+the response says, derived counts match a brute-force count, refused edits wrote
+nothing.
+"""
+
+import threading
+
+import numpy as np
+import pytest
+import shapely
+from sqlalchemy import text
+
+pytestmark = pytest.mark.db
+
+COMMUNITY = "430103002001"
+
+
+@pytest.fixture
+def planned(api, keep_grids):
+    """The community planned into grids of ~40 households; their ids."""
+    keep_grids(COMMUNITY)
+    r = api("planner", "/api/grids/generate", method="POST",
+            json={"jurisdiction": COMMUNITY, "target_households": 40, "replace": True})
+    assert r.status_code == 201, r.text
+    ids = [f["id"] for f in r.json()["features"]]
+    assert len(ids) >= 5
+    return ids
+
+
+def state(db) -> tuple:
+    """Everything an edit may touch: grids, units and the audit length."""
+    with db.connect() as conn:
+        grids = conn.execute(text(
+            "SELECT id, code, name, version, ST_AsText(geom), households FROM grids "
+            "WHERE jurisdiction_code = :c ORDER BY id"), {"c": COMMUNITY}).all()
+        units = conn.execute(text("SELECT code, grid_code, status FROM household_units "
+                                  "ORDER BY code")).all()
+        audit = conn.execute(text("SELECT count(*) FROM audit")).scalar_one()
+    return grids, units, audit
+
+
+def geoms(db) -> dict[int, shapely.Geometry]:
+    with db.connect() as conn:
+        return {r[0]: shapely.from_wkb(bytes(r[1])) for r in conn.execute(text(
+            "SELECT id, ST_AsBinary(geom) FROM grids WHERE jurisdiction_code = :c"),
+            {"c": COMMUNITY})}
+
+
+def assert_tiles(db):
+    grids = geoms(db)
+    with db.connect() as conn:
+        area = shapely.from_wkb(bytes(conn.execute(text(
+            "SELECT ST_AsBinary(geom) FROM jurisdictions WHERE code = :c"),
+            {"c": COMMUNITY}).scalar_one()))
+        counts = conn.execute(text(
+            "SELECT g.households, (SELECT count(*) FROM households h "
+            "WHERE ST_Intersects(g.geom, h.geom)), g.key_areas, (SELECT count(*) FROM "
+            "key_areas k WHERE ST_Intersects(k.geom, g.geom)) FROM grids g "
+            "WHERE g.jurisdiction_code = :c"), {"c": COMMUNITY}).all()
+    values = np.array(list(grids.values()), dtype=object)
+    assert shapely.coverage_is_valid(values)
+    union = shapely.coverage_union_all(values)
+    assert union.symmetric_difference(area).area < 1e-12
+    assert all(a == b and c == d for a, b, c, d in counts)  # derived = brute force
+
+
+def shared_vertex(grids: dict, key: int) -> tuple[int, tuple[float, float]]:
+    """A neighbour of grid ``key`` and a vertex on their common edge, off the outline."""
+    outline = shapely.coverage_union_all(np.array(list(grids.values()), dtype=object)).boundary
+    mine = grids[key]
+    for other, geom in grids.items():
+        if other == key or mine.intersection(geom).length == 0:
+            continue
+        for xy in mine.exterior.coords[:-1]:
+            p = shapely.Point(xy)
+            if geom.exterior.distance(p) == 0 and outline.distance(p) > 1e-5:
+                return other, xy
+    raise AssertionError(f"grid {key} has no inner shared vertex")
+
+
+def moved(geom: shapely.Polygon, xy, dx: float, dy: float) -> dict:
+    ring = [(x + dx, y + dy) if (x, y) == tuple(xy) else (x, y)
+            for x, y in geom.exterior.coords]
+    return shapely.geometry.mapping(shapely.Polygon(ring))
+
+
+def item(api, grid_id):
+    r = api("planner", f"/collections/grids/items/{grid_id}")
+    assert r.status_code == 200
+    return r.json(), r.headers["ETag"]
+
+
+def put(api, grid_id, feature, etag, user="planner"):
+    return api(user, f"/collections/grids/items/{grid_id}", method="PUT", json=feature,
+               headers={"If-Match": etag, "Content-Type": "application/geo+json"})
+
+
+def test_reshape_moves_a_shared_vertex_and_updates_the_neighbour(api, db, planned):
+    grids = geoms(db)
+    key = planned[0]
+    neighbour, xy = shared_vertex(grids, key)
+    feature, etag = item(api, key)
+    feature["geometry"] = moved(grids[key], xy, 0.0003, 0.0002)  # ~30 m
+    with db.begin() as conn:  # its units must turn stale
+        conn.execute(text("INSERT INTO household_units (geom, code, grid_code, head_household,"
+                          " size, jurisdiction_code) SELECT geom, 'U-test', code, 'H', 5, "
+                          "jurisdiction_code FROM grids WHERE id = :i"), {"i": neighbour})
+    r = put(api, key, feature, etag)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    changed = {f["id"] for f in body["changed"]["features"]}
+    assert key in changed and neighbour in changed
+    assert r.headers["ETag"] == f'"{int(etag.strip(chr(34))) + 1}"'
+    assert body["versions"][str(neighbour)] == 2
+    after = geoms(db)
+    assert {k for k in after if not after[k].equals_exact(grids[k], 0)} == changed
+    assert_tiles(db)
+    with db.connect() as conn:
+        assert conn.execute(text("SELECT status FROM household_units WHERE code = 'U-test'")
+                            ).scalar_one() == "stale"
+        # one audit row per changed grid, by the planner
+        n = conn.execute(text("SELECT count(*) FROM audit WHERE layer = 'grids' AND "
+                              "actor = 'planner' AND action = 'update' AND "
+                              "feature_id = ANY(:i) AND at > now() - interval '1 minute'"),
+                         {"i": list(changed)}).scalar_one()
+    assert n == len(changed)
+    # the neighbour's history now has two versions
+    versions = api("planner", f"/api/grids/{neighbour}/history").json()["versions"]
+    assert [v["version"] for v in versions][-2:] == [1, 2]
+
+
+def test_stale_version_gets_412_with_the_current_grid_and_writes_nothing(api, db, planned):
+    grids = geoms(db)
+    key = planned[1]
+    _other, xy = shared_vertex(grids, key)
+    feature, etag = item(api, key)
+    feature["geometry"] = moved(grids[key], xy, 0.0002, 0.0)
+    assert put(api, key, feature, etag).status_code == 200
+    before = state(db)
+    feature["geometry"] = moved(grids[key], xy, -0.0002, 0.0)
+    r = put(api, key, feature, etag)  # the old ETag
+    assert r.status_code == 412
+    assert r.json()["current"]["properties"]["version"] == int(etag.strip(chr(34))) + 1
+    assert r.headers["ETag"] == f'"{int(etag.strip(chr(34))) + 1}"'
+    assert state(db) == before
+
+
+@pytest.mark.parametrize("case", ["outside", "swallow", "bowtie", "moved_away", "wrong_type",
+                                  "other_jurisdiction"])
+def test_refused_reshapes_say_why_and_write_nothing(api, db, planned, case):
+    grids = geoms(db)
+    key = planned[0]
+    neighbour, _xy = shared_vertex(grids, key)
+    feature, etag = item(api, key)
+    g = grids[key]
+    x0, y0, x1, y1 = g.bounds
+    if case == "outside":
+        shape, expect = shapely.box(x0 + 1, y0, x1 + 1, y1), "outside its jurisdiction"
+    elif case == "swallow":
+        shape, expect = shapely.union_all([g, grids[neighbour]]).convex_hull, "swallow"
+        shape = shape.intersection(shapely.union_all(list(grids.values())))
+    elif case == "bowtie":
+        shape, expect = shapely.Polygon([(x0, y0), (x1, y1), (x1, y0), (x0, y1)]), "valid"
+    elif case == "moved_away":
+        far = grids[next(k for k in planned if grids[k].distance(g) > 0)]
+        shape, expect = far.point_on_surface().buffer(0.00005, 1), "overlap"
+    elif case == "wrong_type":
+        shape, expect = shapely.LineString([(x0, y0), (x1, y1)]), "Polygon"
+    else:
+        shape, expect = g, "cannot move"
+        feature["properties"]["jurisdiction_code"] = "430103002002"
+    feature["geometry"] = shapely.geometry.mapping(shape)
+    before = state(db)
+    r = put(api, key, feature, etag)
+    assert 400 <= r.status_code < 500, r.text
+    assert expect in r.json()["error"] + str(r.json().get("problems", "")), r.json()
+    assert state(db) == before
+
+
+def test_split_merge_and_restore(api, db, planned):
+    grids = geoms(db)
+    key = planned[2]
+    g = grids[key]
+    c = g.centroid
+    x0, y0, x1, y1 = g.bounds
+    line = {"type": "LineString", "coordinates": [[c.x, y0 - 0.001], [c.x, y1 + 0.001]]}
+    n_before = len(grids)
+    r = api("planner", f"/api/grids/{key}/split", method="POST", json={"line": line})
+    assert r.status_code == 200, r.text
+    changed = {f["id"]: f for f in r.json()["changed"]["features"]}
+    new_ids = set(changed) - set(grids)
+    assert len(new_ids) == 1
+    (half,) = new_ids
+    assert changed[half]["properties"]["code"].startswith(COMMUNITY)
+    after = geoms(db)
+    assert len(after) == n_before + 1
+    assert after[key].area + after[half].area == pytest.approx(g.area, rel=1e-9)
+    assert_tiles(db)
+
+    r = api("planner", "/api/grids/merge", method="POST", json={"ids": [key, half]})
+    assert r.status_code == 200, r.text
+    assert r.json()["removed"] == [half]
+    merged = geoms(db)
+    # back to the original shape (up to the rounding of the nodes the line added)
+    assert half not in merged and merged[key].symmetric_difference(g).area < 1e-6 * g.area
+    assert_tiles(db)
+
+    versions = api("planner", f"/api/grids/{key}/history").json()["versions"]
+    assert len(versions) >= 3
+    r = api("planner", f"/api/grids/{key}/restore", method="POST",
+            json={"version": versions[1]["version"]})  # the split-off state
+    assert r.status_code == 200, r.text
+    restored = geoms(db)
+    assert restored[key].symmetric_difference(
+        shapely.geometry.shape(versions[1]["geometry"])).area < 1e-6 * g.area
+    assert_tiles(db)
+
+
+@pytest.mark.parametrize("path,body,status,expect", [
+    ("/api/grids/{a}/split", {"line": {"type": "LineString", "coordinates": [[0, 0], [1, 1]]}},
+     422, "part"),
+    ("/api/grids/{a}/split", {"line": {"type": "Nope"}}, 422, "LineString"),
+    ("/api/grids/{a}/split", {"line": "x"}, 400, "line must be"),
+    ("/api/grids/{a}/split", {}, 400, "missing"),
+    ("/api/grids/merge", {"ids": ["{a}", "{far}"]}, 422, "no edge"),
+    ("/api/grids/merge", {"ids": ["{a}"]}, 422, "two or more"),
+    ("/api/grids/merge", {"ids": "{a}"}, 400, "ids must be"),
+    ("/api/grids/merge", {"ids": ["{a}", 1.5]}, 400, "integers"),
+    ("/api/grids/{a}/restore", {"version": 99}, 422, "no version"),
+    ("/api/grids/{a}/restore", {"version": 1}, 422, "already"),
+    ("/api/grids/{a}/restore", {"version": "1"}, 400, "version must be"),
+    ("/api/grids/999999/restore", {"version": 1}, 404, "no feature"),
+])
+def test_bad_split_merge_restore(api, db, planned, path, body, status, expect):
+    grids = geoms(db)
+    a = planned[0]
+    far = next(k for k in planned if grids[k].distance(grids[a]) > 0)
+    fill = {"a": a, "far": far}
+    path = path.format(**fill)
+    if "ids" in body and isinstance(body["ids"], list):
+        body = {"ids": [int(i.format(**fill)) if isinstance(i, str) else i
+                        for i in body["ids"]]}
+    elif "ids" in body:
+        body = {"ids": body["ids"].format(**fill)}
+    before = state(db)
+    r = api("planner", path, method="POST", json=body)
+    assert r.status_code == status, r.text
+    assert expect in r.json()["error"]
+    assert state(db) == before
+
+
+def test_only_grid_writers_edit_grids(api, db, planned):
+    before = state(db)
+    for user in ("viewer", "police"):
+        r = api(user, "/api/grids/merge", method="POST", json={"ids": planned[:2]})
+        assert r.status_code == 403, r.text
+    assert state(db) == before
+
+
+def test_delete_gives_the_area_to_neighbours(api, db, planned):
+    key = planned[3]
+    _feature, etag = item(api, key)
+    r = api("planner", f"/collections/grids/items/{key}", method="DELETE",
+            headers={"If-Match": etag})
+    assert r.status_code == 200, r.text
+    assert r.json()["removed"] == [key] and r.json()["changed"]["features"]
+    assert key not in geoms(db)
+    assert_tiles(db)
+
+
+def test_concurrent_edits_of_neighbours_lose_nothing(api, db, planned):
+    grids = geoms(db)
+    key = planned[0]
+    neighbour, xy = shared_vertex(grids, key)
+    mine, etag_a = item(api, key)
+    theirs, etag_b = item(api, neighbour)
+    mine["geometry"] = moved(grids[key], xy, 0.0002, 0.0001)
+    theirs["geometry"] = moved(grids[neighbour], xy, -0.0001, -0.0002)
+    results = {}
+
+    def go(name, grid_id, feature, etag):
+        results[name] = put(api, grid_id, feature, etag)
+
+    threads = [threading.Thread(target=go, args=("a", key, mine, etag_a)),
+               threading.Thread(target=go, args=("b", neighbour, theirs, etag_b))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    codes = sorted(r.status_code for r in results.values())
+    # Both move the vertex they share: whichever runs second finds its grid changed.
+    assert codes == [200, 412], {k: r.text for k, r in results.items()}
+    winner = next(r for r in results.values() if r.status_code == 200)
+    loser = next(r for r in results.values() if r.status_code == 412)
+    after = geoms(db)
+    won = winner.json()
+    # what the winner was told is what is stored (GeoJSON carries 7 decimals)
+    assert after[won["id"]].equals_exact(shapely.geometry.shape(won["geometry"]), 1e-7)
+    # the loser gets the current state, changed by the winner
+    assert loser.json()["current"]["properties"]["version"] == 2
+    assert_tiles(db)
