@@ -80,8 +80,13 @@ def write_in(
     actor: str = "system",
     source: str = "",
     progress: bool | None = None,
+    area: bytes | None = None,
 ) -> int:
-    """:func:`write_features` inside the caller's transaction ``conn``."""
+    """:func:`write_features` inside the caller's transaction ``conn``.
+
+    ``area`` (EWKB, EPSG:4326), when given, bounds what the new rows can affect, so
+    derived fields are refreshed only there.
+    """
     if mode not in ("append", "replace"):
         raise InputRejected(f"mode must be append or replace, got {mode!r}")
     show = progress if progress is not None else len(features) > 5000
@@ -97,7 +102,7 @@ def write_in(
             problems,
         )
     _insert_from_stage(conn, layer, actor)
-    refresh_derived(conn, layer.name)
+    refresh_derived(conn, layer.name, area)
     audit_row(conn, actor, layer.name, "import" if mode == "append" else "replace",
            {"count": before}, {"added": len(features), "mode": mode, "source": source})
     drop_stage(conn)

@@ -1,4 +1,4 @@
-"""Grid planning endpoints: generate, validate, history, split, merge, restore.
+"""Grid planning endpoints: generate, validate, history, split, merge, restore, units.
 
 Split, merge and restore answer like a grid edit through the items endpoint: the
 edited grid (if any) with ``changed`` (every grid changed, a FeatureCollection) and
@@ -17,6 +17,7 @@ from layers.gridcheck import grid_history, validate_grids
 from layers.gridedit import merge_grids, restore_grid, split_grid
 from layers.gridgen import generate_grids
 from layers.registry import LAYERS
+from layers.units import regenerate_units
 
 from .app import db_engine
 from .auth import current_user
@@ -126,3 +127,20 @@ def restore(grid_id: int):
     with db_engine(current_app).begin() as conn:
         result = restore_grid(conn, current_user(), grid_id, body["version"], version)
     return grid_edit_response(result, 200)
+
+
+@bp.post("/api/grids/<int:grid_id>/units")
+def units(grid_id: int):
+    """Regenerate the joint-household units of a grid (5-15 households, ~10)."""
+    if request.get_data(cache=False).strip() not in (b"", b"{}"):
+        raise BadRequest("this takes no body (send {} or nothing)")
+    if request.args:
+        raise BadRequest("this takes no query parameters")
+    engine = db_engine(current_app)
+    with engine.begin() as conn:
+        ids = regenerate_units(conn, current_user(), grid_id)
+    with engine.connect() as conn:
+        layer = LAYERS["household_units"]
+        features = fetch_ids(conn, layer, ids, read_scope(conn, current_user(), layer))
+    return Response(f'{{"type": "FeatureCollection", "features": {features}}}', 201,
+                    content_type="application/geo+json")

@@ -5,8 +5,8 @@ villages); each is a rotated block pattern of buildings, and households sit insi
 residential buildings. Grids are drawn for a share of the communities: a Voronoi
 partition of the community around household-weighted k-means seeds (~300 households
 a grid), with dedicated grids (专属网格) carved out for schools and hospitals later.
-Joint-household units group ~10 neighbouring households (Morton order) and partition
-their grid exactly.
+Joint-household units are planned by the product's own unit planner
+(:func:`layers.units.plan_units`): 5-15 neighbouring households each.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ import shapely
 
 from geo.grids import renode
 
+from ..units import plan_units
 from .places import Places, Scale
 
 HOUSEHOLDS_PER_GRID = 300
-HOUSEHOLDS_PER_UNIT = 10
 
 
 @dataclass
@@ -193,46 +193,17 @@ def plan_grids(places: Places, settlement: Settlement, scale: Scale,
     return plan
 
 
-def _morton(points: np.ndarray) -> np.ndarray:
-    """Morton (Z-order) keys of points, for grouping neighbours together."""
-    lo = points.min(axis=0)
-    span = np.maximum(points.max(axis=0) - lo, 1e-9)
-    q = ((points - lo) / span * 65535).astype(np.uint64)
-    key = np.zeros(len(points), dtype=np.uint64)
-    for bit in range(16):
-        key |= ((q[:, 0] >> np.uint64(bit)) & np.uint64(1)) << np.uint64(2 * bit)
-        key |= ((q[:, 1] >> np.uint64(bit)) & np.uint64(1)) << np.uint64(2 * bit + 1)
-    return key
-
-
 def _plan_units(plan: GridPlan, grid_code: str, grid: shapely.Geometry, members: np.ndarray,
                 xy: np.ndarray, household_codes: list[str], min_area: float) -> None:
-    """Partition ``grid`` into units of ~10 households (one polygon each)."""
+    """Group the grid's households (lon/lat ``xy[members]``) into joint-household units."""
     if len(members) < 2:
         return
-    members = members[np.argsort(_morton(xy[members]), kind="stable")]
-    group = np.arange(len(members)) // HOUSEHOLDS_PER_UNIT
-    if len(members) % HOUSEHOLDS_PER_UNIT and group.max() > 0:
-        group[group == group.max()] = group.max() - 1  # fold a short tail into the last unit
-    # Exact duplicates would collapse Voronoi cells; households never share a position here.
-    cells = shapely.get_parts(shapely.voronoi_polygons(
-        shapely.multipoints(xy[members]), extend_to=grid, ordered=True))
-    cells = shapely.intersection(cells, grid)
-    n = 0
-    for gid in range(group.max() + 1):
-        sel = np.flatnonzero(group == gid)
-        merged = shapely.make_valid(shapely.coverage_union_all(cells[sel]))
-        for part in shapely.get_parts(merged):
-            if part.geom_type != "Polygon" or part.area < min_area:
-                continue
-            held = sel[shapely.contains_xy(part, xy[members[sel], 0], xy[members[sel], 1])]
-            if len(held) == 0:
-                continue
-            n += 1
-            centre = np.asarray(part.centroid.coords[0])
-            head = members[held[np.argmin(np.linalg.norm(xy[members[held]] - centre, axis=1))]]
-            plan.unit_codes.append(f"{grid_code}-{n:03d}")
-            plan.unit_grids.append(grid_code)
-            plan.unit_heads.append(household_codes[head])
-            plan.unit_sizes.append(len(held))
-            plan.unit_geoms.append(part)
+    units = plan_units(grid, xy[members])
+    for j, polygon in enumerate(units.polygons):
+        if polygon.geom_type != "Polygon" or polygon.area < min_area:
+            continue
+        plan.unit_codes.append(f"{grid_code}-{j + 1:03d}")
+        plan.unit_grids.append(grid_code)
+        plan.unit_heads.append(household_codes[members[units.heads[j]]])
+        plan.unit_sizes.append(int(units.sizes[j]))
+        plan.unit_geoms.append(polygon)

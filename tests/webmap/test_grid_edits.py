@@ -302,3 +302,54 @@ def test_concurrent_edits_of_neighbours_lose_nothing(api, db, planned):
     # the loser gets the current state, changed by the winner
     assert loser.json()["current"]["properties"]["version"] == 2
     assert_tiles(db)
+
+
+def test_units_are_regenerated_for_a_grid_and_go_stale_when_it_changes(api, db, planned):
+    key = planned[0]
+    r = api("planner", f"/api/grids/{key}/units", method="POST")
+    assert r.status_code == 201, r.text
+    units = r.json()["features"]
+    with db.connect() as conn:
+        code, homes = conn.execute(text(
+            "SELECT g.code, (SELECT count(*) FROM households h WHERE "
+            "ST_Intersects(g.geom, h.geom)) FROM grids g WHERE g.id = :i"), {"i": key}).one()
+        linked = conn.execute(text(
+            "SELECT h.unit_code, count(*) FROM households h JOIN grids g ON "
+            "ST_Intersects(g.geom, h.geom) WHERE g.id = :i GROUP BY 1"), {"i": key}).all()
+    sizes = {f["properties"]["code"]: f["properties"]["size"] for f in units}
+    assert sum(sizes.values()) == homes
+    if homes >= 5:
+        assert min(sizes.values()) >= 5 and max(sizes.values()) <= 15
+    # every household of the grid is linked to the unit that counts it
+    assert dict(linked) == sizes
+    assert all(f["properties"]["grid_code"] == code and f["properties"]["status"] == "current"
+               for f in units)
+
+    grids = geoms(db)
+    _other, xy = shared_vertex(grids, key)
+    feature, etag = item(api, key)
+    feature["geometry"] = moved(grids[key], xy, 0.0002, 0.0001)
+    assert put(api, key, feature, etag).status_code == 200
+    with db.connect() as conn:
+        statuses = conn.execute(text("SELECT DISTINCT status FROM household_units "
+                                     "WHERE grid_code = :c"), {"c": code}).scalars().all()
+    assert statuses == ["stale"]
+    assert api("planner", f"/api/grids/{key}/units", method="POST").status_code == 201
+    with db.connect() as conn:
+        statuses = conn.execute(text("SELECT DISTINCT status FROM household_units "
+                                     "WHERE grid_code = :c"), {"c": code}).scalars().all()
+    assert statuses == ["current"]
+
+
+@pytest.mark.parametrize("user,path,kw,status", [
+    ("viewer", "/api/grids/{a}/units", {}, 403),
+    ("planner", "/api/grids/999999/units", {}, 404),
+    ("planner", "/api/grids/{a}/units", {"json": {"target": 12}}, 400),
+    ("planner", "/api/grids/{a}/units?x=1", {}, 400),
+])
+def test_bad_unit_requests_write_nothing(api, db, planned, user, path, kw, status):
+    before = state(db)
+    r = api(user, path.format(a=planned[0]), method="POST", **kw)
+    assert r.status_code == status, r.text
+    assert r.json()["error"]
+    assert state(db) == before
