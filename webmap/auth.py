@@ -31,6 +31,7 @@ from .app import db_engine
 
 bp = Blueprint("auth", __name__)
 
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 PUBLIC_ENDPOINTS = {
     "ogcapi.landing", "ogcapi.conformance", "ogcapi.openapi", "auth.login", "auth.logout",
     "pages.health", "static",
@@ -78,8 +79,16 @@ def _authenticate():
                 found = user_by_name(conn, session.get("name", ""))
                 if found and found[0].id == session["uid"]:
                     g.user = found[0]
+    if g.user is not None and not header.startswith("Bearer ") and \
+            request.method not in SAFE_METHODS and request.endpoint not in PUBLIC_ENDPOINTS:
+        sent = request.headers.get("X-CSRF-Token", "")
+        if not sent or not secrets.compare_digest(sent, session.get("csrf", "")):
+            response = jsonify({"error": "a change from the browser needs the page's "
+                                         "X-CSRF-Token header: reload the page"})
+            response.status_code = 403
+            return response
     if g.user is None and request.endpoint not in PUBLIC_ENDPOINTS:
-        if request.endpoint and request.endpoint.startswith("pages."):
+        if request.endpoint and request.endpoint.split(".")[0] in ("pages", "planner"):
             return redirect(url_for("auth.login", next=request.full_path))
         return _unauthorised("authentication required: send 'Authorization: Bearer <token>' "
                              "(safegrid users token NAME) or log in at /login")
@@ -93,7 +102,8 @@ def _unauthorised(message: str):
     return response
 
 
-def _csrf_token() -> str:
+def csrf_token() -> str:
+    """The CSRF token of the session (made on first use)."""
     if "csrf" not in session:
         session["csrf"] = secrets.token_urlsafe(24)
     return session["csrf"]
@@ -139,7 +149,7 @@ def login():
             error, status = "用户名或密码错误 (wrong user name or password)", 401
     html = _FORM.format(
         error=f'<p class="error">{escape(error)}</p>' if error else "",
-        csrf=escape(_csrf_token()), next=escape(_safe_next(request.args.get("next")
+        csrf=escape(csrf_token()), next=escape(_safe_next(request.args.get("next")
                                                           or request.form.get("next"))))
     return html, status, {"Content-Type": "text/html; charset=utf-8"}
 

@@ -3,6 +3,8 @@
 import pytest
 from sqlalchemy import text
 
+from .gridhelp import COMMUNITY
+
 
 @pytest.fixture
 def keep_grids(db):
@@ -34,3 +36,15 @@ def keep_grids(db):
         if kept:
             refresh_derived(conn, "grids")
             refresh_derived(conn, "household_units")
+
+
+@pytest.fixture
+def planned(api, keep_grids):
+    """The community planned into grids of ~40 households; their ids."""
+    keep_grids(COMMUNITY)
+    r = api("planner", "/api/grids/generate", method="POST",
+            json={"jurisdiction": COMMUNITY, "target_households": 40, "replace": True})
+    assert r.status_code == 201, r.text
+    ids = [f["id"] for f in r.json()["features"]]
+    assert len(ids) >= 5
+    return ids

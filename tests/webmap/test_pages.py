@@ -4,6 +4,7 @@ import json
 
 import pytest
 import requests
+from sqlalchemy import text
 
 from tests.conftest import login
 
@@ -103,3 +104,41 @@ def test_the_map_shows_only_what_the_user_may_see(server):
     assert re.findall(r'<option value="(\d+)"', partner) == ["430100", "430300"]
     police = login(server, "police").get(f"{server}/map", timeout=30).text
     assert "heatLayer" in police
+
+
+def test_planner_page_needs_a_login_and_loads_grids_from_the_api(server):
+    r = requests.get(f"{server}/map/plan", allow_redirects=False, timeout=10)
+    assert r.status_code == 302 and "/login?next=" in r.headers["Location"]
+    planner = login(server, "planner")
+    page = planner.get(f"{server}/map/plan", timeout=30)
+    assert page.status_code == 200
+    assert "/static/vendor/geoman/leaflet-geoman.js" in page.text
+    assert "safegridPlanner(" in page.text and '"canWrite": true' in page.text
+    # no grid geometry is inlined: the page fetches grids for the view from the API
+    assert '"type": "Polygon"' not in page.text and "FeatureCollection" not in page.text
+    viewer = login(server, "viewer").get(f"{server}/map/plan", timeout=30)
+    assert '"canWrite": false' in viewer.text
+
+
+@pytest.mark.parametrize("params,message", [
+    ({"jurisdiction": "999"}, "not a community you may plan"),
+    ({"jurisdiction": "430201001001"}, "not a community you may plan"),  # another city
+    ({"lang": "fr"}, "lang must be"),
+])
+def test_planner_page_bad_parameters(server, params, message):
+    r = login(server, "planner").get(f"{server}/map/plan", params=params, timeout=30)
+    assert r.status_code == 400 and message in r.json()["error"]
+
+
+def test_browser_writes_need_the_csrf_header(server, db):
+    planner = login(server, "planner")
+    with db.connect() as conn:
+        grid_id, before = conn.execute(text(
+            "SELECT id, version FROM grids WHERE jurisdiction_code LIKE '4301%' "
+            "ORDER BY id LIMIT 1")).one()
+    r = planner.post(f"{server}/api/grids/merge", json={"ids": [grid_id, grid_id + 1]},
+                     timeout=10)
+    assert r.status_code == 403 and "X-CSRF-Token" in r.json()["error"]
+    with db.connect() as conn:
+        assert conn.execute(text("SELECT version FROM grids WHERE id = :i"),
+                            {"i": grid_id}).scalar_one() == before

@@ -1,0 +1,64 @@
+"""Helpers of the grid-editing tests: the community they plan, its state, its vertices."""
+
+import numpy as np
+import shapely
+from sqlalchemy import text
+
+COMMUNITY = "430103002001"
+
+
+def state(db) -> tuple:
+    """Everything an edit may touch: grids, units and the audit length."""
+    with db.connect() as conn:
+        grids = conn.execute(text(
+            "SELECT id, code, name, version, ST_AsText(geom), households FROM grids "
+            "WHERE jurisdiction_code = :c ORDER BY id"), {"c": COMMUNITY}).all()
+        units = conn.execute(text("SELECT code, grid_code, status FROM household_units "
+                                  "ORDER BY code")).all()
+        audit = conn.execute(text("SELECT count(*) FROM audit")).scalar_one()
+    return grids, units, audit
+
+
+def geoms(db) -> dict[int, shapely.Geometry]:
+    with db.connect() as conn:
+        return {r[0]: shapely.from_wkb(bytes(r[1])) for r in conn.execute(text(
+            "SELECT id, ST_AsBinary(geom) FROM grids WHERE jurisdiction_code = :c"),
+            {"c": COMMUNITY})}
+
+
+def assert_tiles(db):
+    grids = geoms(db)
+    with db.connect() as conn:
+        area = shapely.from_wkb(bytes(conn.execute(text(
+            "SELECT ST_AsBinary(geom) FROM jurisdictions WHERE code = :c"),
+            {"c": COMMUNITY}).scalar_one()))
+        counts = conn.execute(text(
+            "SELECT g.households, (SELECT count(*) FROM households h "
+            "WHERE ST_Intersects(g.geom, h.geom)), g.key_areas, (SELECT count(*) FROM "
+            "key_areas k WHERE ST_Intersects(k.geom, g.geom)) FROM grids g "
+            "WHERE g.jurisdiction_code = :c"), {"c": COMMUNITY}).all()
+    values = np.array(list(grids.values()), dtype=object)
+    assert shapely.coverage_is_valid(values)
+    union = shapely.coverage_union_all(values)
+    assert union.symmetric_difference(area).area < 1e-12
+    assert all(a == b and c == d for a, b, c, d in counts)  # derived = brute force
+
+
+def shared_vertex(grids: dict, key: int) -> tuple[int, tuple[float, float]]:
+    """A neighbour of grid ``key`` and a vertex on their common edge, off the outline."""
+    outline = shapely.coverage_union_all(np.array(list(grids.values()), dtype=object)).boundary
+    mine = grids[key]
+    for other, geom in grids.items():
+        if other == key or mine.intersection(geom).length == 0:
+            continue
+        for xy in mine.exterior.coords[:-1]:
+            p = shapely.Point(xy)
+            if geom.exterior.distance(p) == 0 and outline.distance(p) > 1e-5:
+                return other, xy
+    raise AssertionError(f"grid {key} has no inner shared vertex")
+
+
+def moved(geom: shapely.Polygon, xy, dx: float, dy: float) -> dict:
+    ring = [(x + dx, y + dy) if (x, y) == tuple(xy) else (x, y)
+            for x, y in geom.exterior.coords]
+    return shapely.geometry.mapping(shapely.Polygon(ring))

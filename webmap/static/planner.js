@@ -1,0 +1,363 @@
+/* safegrid grid planner: select, resize (GeoMan), split, merge, history, validation.
+ *
+ * Grids come from the items API for the area in view; every change goes to the API
+ * with If-Match and the grids it changed are redrawn from the answer. Errors (412
+ * conflicts, 4xx refusals) are shown in #sg-message, never swallowed.
+ */
+/* exported safegridPlanner */
+function safegridPlanner(map, config) {
+  "use strict";
+  const t = config.text;
+  const KIND_STYLE = {
+    comprehensive: {color: "#1f78b4", weight: 2, fillOpacity: 0.08},
+    dedicated: {color: "#6a3d9a", weight: 2, fillOpacity: 0.2, dashArray: "5 3"},
+  };
+  const SELECTED = {color: "#e31a1c", weight: 3, fillOpacity: 0.15};
+  const byId = new Map();       // grid id -> Leaflet layer
+  const versions = new Map();   // grid id -> version (the ETag to send)
+  const gridLayer = L.featureGroup().addTo(map);
+  const outline = L.featureGroup().addTo(map);
+  const problems = L.featureGroup().addTo(map);
+  let selected = null;          // id of the selected grid
+  let editing = false;
+  let mode = null;              // "merge" | "split" | null
+  const state = {busy: 0};
+  window.safegridPlannerState = {map, byId, versions, gridLayer, state,
+                                 selected: () => selected};
+
+  function message(text, kind) {
+    const box = document.getElementById("sg-message");
+    box.textContent = text;
+    box.className = kind || "";
+  }
+
+  async function call(method, url, body, headers) {
+    state.busy += 1;
+    try {
+      const options = {method, headers: Object.assign({"X-CSRF-Token": config.csrf},
+                                                      headers || {}),
+                       credentials: "same-origin"};
+      if (body !== undefined) {
+        options.body = JSON.stringify(body);
+        if (!options.headers["Content-Type"]) options.headers["Content-Type"] = "application/json";
+      }
+      const response = await fetch(url, options);
+      let data = null;
+      try { data = await response.json(); } catch (e) { data = null; }
+      return {status: response.status, ok: response.ok, data, etag: response.headers.get("ETag")};
+    } finally {
+      state.busy -= 1;
+    }
+  }
+
+  function errorText(result) {
+    const data = result.data || {};
+    let text = data.error || ("HTTP " + result.status);
+    if (Array.isArray(data.problems) && data.problems.length) {
+      text += ": " + data.problems.map(p => p.reason || JSON.stringify(p)).join("; ");
+    }
+    return t.refused + " (" + result.status + "): " + text;
+  }
+
+  function label(feature) {
+    const p = feature.properties;
+    return p.code + " · " + (p.households == null ? "–" : p.households) + "户";
+  }
+
+  function styleOf(feature) {
+    return KIND_STYLE[feature.properties.kind] || KIND_STYLE.comprehensive;
+  }
+
+  function draw(feature) {
+    const old = byId.get(feature.id);
+    if (old) {
+      gridLayer.removeLayer(old);
+    }
+    const layer = L.geoJSON(feature, {style: styleOf}).getLayers()[0];
+    layer.feature = feature;
+    layer.bindTooltip(label(feature), {permanent: map.getZoom() >= 15, direction: "center",
+                                       className: "sg-label"});
+    layer.on("click", (e) => { L.DomEvent.stopPropagation(e); onGridClick(feature.id); });
+    gridLayer.addLayer(layer);
+    byId.set(feature.id, layer);
+    if (feature.id === selected) layer.setStyle(SELECTED);
+    return layer;
+  }
+
+  function remove(id) {
+    const layer = byId.get(id);
+    if (layer) gridLayer.removeLayer(layer);
+    byId.delete(id);
+    versions.delete(id);
+    if (selected === id) select(null);
+  }
+
+  async function loadGrids() {
+    if (map.getZoom() < 13) {
+      message(t.zoom);
+      return;
+    }
+    const b = map.getBounds();
+    let url = "/collections/grids/items?limit=1000&bbox=" +
+      [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map(v => v.toFixed(6)).join(",");
+    while (url) {
+      const result = await call("GET", url);
+      if (!result.ok) { message(errorText(result), "error"); return; }
+      for (const feature of result.data.features) {
+        if (editing && feature.id === selected) continue;  // keep the shape being edited
+        draw(feature);
+      }
+      const next = (result.data.links || []).find(l => l.rel === "next");
+      url = next ? next.href : null;
+    }
+  }
+
+  async function loadOutline() {
+    const result = await call("GET", "/collections/jurisdictions/items/" + config.jurisdictionId);
+    if (result.ok) {
+      L.geoJSON(result.data, {style: {color: "#333", weight: 3, fill: false},
+                              interactive: false}).addTo(outline);
+    }
+  }
+
+  function applyChanges(data) {
+    for (const [id, version] of Object.entries(data.versions || {})) {
+      versions.set(Number(id), version);
+    }
+    for (const feature of (data.changed || {}).features || []) draw(feature);
+    for (const id of data.removed || []) remove(id);
+  }
+
+  async function select(id) {
+    if (editing) stopEditing(false);
+    if (selected !== null && byId.get(selected)) {
+      byId.get(selected).setStyle(styleOf(byId.get(selected).feature));
+    }
+    selected = id;
+    document.getElementById("sg-history").innerHTML = "";
+    if (id === null) {
+      document.getElementById("sg-attributes").textContent = t.select;
+      renderActions();
+      return;
+    }
+    byId.get(id).setStyle(SELECTED);
+    const result = await call("GET", "/collections/grids/items/" + id);
+    if (!result.ok) { message(errorText(result), "error"); return; }
+    versions.set(id, Number((result.etag || "").replace(/[W/"]/g, "")));
+    draw(result.data);
+    showAttributes(result.data);
+    renderActions();
+  }
+
+  function showAttributes(feature) {
+    const p = feature.properties;
+    const rows = ["code", "name", "kind", "households", "population", "area_m2", "key_areas",
+                  "incidents_30d"].map(key => {
+      let value = p[key];
+      if (key === "kind") value = t[value] || value;
+      if (key === "area_m2" && value != null) value = Math.round(value).toLocaleString();
+      return "<tr><th>" + escapeHtml(t[key] || key) + "</th><td data-field='" + key + "'>" +
+        escapeHtml(value == null ? "–" : String(value)) + "</td></tr>";
+    });
+    rows.push("<tr><th>" + escapeHtml(t.version) + "</th><td data-field='version'>" +
+              versions.get(feature.id) + "</td></tr>");
+    document.getElementById("sg-attributes").innerHTML = "<table>" + rows.join("") + "</table>";
+  }
+
+  function escapeHtml(text) {
+    return text.replace(/[&<>"']/g, c => ({"&": "&amp;", "<": "&lt;", ">": "&gt;",
+                                           '"': "&quot;", "'": "&#39;"}[c]));
+  }
+
+  function button(id, text, handler) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.id = id;
+    b.textContent = text;
+    b.addEventListener("click", handler);
+    return b;
+  }
+
+  function renderActions() {
+    const box = document.getElementById("sg-actions");
+    box.innerHTML = "";
+    if (selected === null || !config.canWrite) return;
+    if (editing) {
+      box.append(button("sg-save", t.save, save), button("sg-cancel", t.cancel,
+                                                         () => stopEditing(true)));
+      return;
+    }
+    box.append(button("sg-edit", t.edit, startEditing),
+               button("sg-split", t.split, startSplit),
+               button("sg-merge", t.merge, startMerge),
+               button("sg-history-button", t.history, showHistory),
+               button("sg-units", t.units, regenerateUnits));
+  }
+
+  function startEditing() {
+    const layer = byId.get(selected);
+    editing = true;
+    layer.pm.enable({snappable: true, snapDistance: 15, allowSelfIntersection: false,
+                     draggable: false, removeLayerBelowMinVertexCount: false});
+    renderActions();
+  }
+
+  function stopEditing(revert) {
+    const layer = byId.get(selected);
+    if (layer && layer.pm.enabled()) layer.pm.disable();
+    editing = false;
+    if (revert && layer) draw(layer.feature);
+    renderActions();
+  }
+
+  async function save() {
+    const layer = byId.get(selected);
+    const p = layer.feature.properties;
+    const feature = {type: "Feature", geometry: layer.toGeoJSON(9).geometry,
+                     properties: {code: p.code, name: p.name, kind: p.kind,
+                                  jurisdiction_code: p.jurisdiction_code}};
+    const id = selected;
+    const result = await call("PUT", "/collections/grids/items/" + id, feature,
+                              {"Content-Type": "application/geo+json",
+                               "If-Match": '"' + versions.get(id) + '"'});
+    layer.pm.disable();
+    editing = false;
+    if (result.ok) {
+      applyChanges(result.data);
+      showAttributes(result.data);
+      message(t.saved + ": " + result.data.changed.features.map(f => f.properties.code)
+        .join(", "), "ok");
+    } else if (result.status === 412) {
+      const current = result.data.current;
+      if (current) {
+        versions.set(id, current.properties.version);
+        const fresh = {type: "Feature", id, geometry: current.geometry,
+                       properties: current.properties};
+        draw(fresh);
+        showAttributes(fresh);
+      }
+      message(t.conflict + " (412): " + result.data.error, "error");
+    } else {
+      draw(layer.feature);
+      message(errorText(result), "error");
+    }
+    renderActions();
+  }
+
+  function startMerge() {
+    mode = "merge";
+    message(t.pick_merge);
+  }
+
+  async function onGridClick(id) {
+    if (mode === "merge" && selected !== null && id !== selected) {
+      mode = null;
+      const result = await call("POST", "/api/grids/merge",
+                                {ids: [selected, id], versions: {[selected]: versions.get(selected)}});
+      if (result.ok) {
+        applyChanges(result.data);
+        message(t.merged, "ok");
+        select(result.data.id);
+      } else {
+        message(errorText(result), "error");
+      }
+      return;
+    }
+    if (!editing) select(id);
+  }
+
+  function startSplit() {
+    mode = "split";
+    message(t.draw_split);
+    map.pm.enableDraw("Line", {snappable: true, snapDistance: 15});
+  }
+
+  map.on("pm:create", async (e) => {
+    map.removeLayer(e.layer);
+    if (mode !== "split" || selected === null) return;
+    mode = null;
+    const line = e.layer.toGeoJSON(9).geometry;
+    const result = await call("POST", "/api/grids/" + selected + "/split", {line},
+                              {"If-Match": '"' + versions.get(selected) + '"'});
+    if (result.ok) {
+      applyChanges(result.data);
+      message(t.split_done + ": " + result.data.changed.features.map(f => f.properties.code)
+        .join(", "), "ok");
+    } else {
+      message(errorText(result), "error");
+    }
+  });
+
+  async function showHistory() {
+    const id = selected;
+    const result = await call("GET", "/api/grids/" + id + "/history");
+    const box = document.getElementById("sg-history");
+    if (!result.ok) { message(errorText(result), "error"); return; }
+    box.innerHTML = "";
+    const list = document.createElement("ol");
+    for (const v of result.data.versions.slice().reverse()) {
+      const item = document.createElement("li");
+      item.textContent = t.version + " " + v.version + " · " + (v.updated_by || "") + " · " +
+        (v.updated_at || "").slice(0, 19).replace("T", " ") + " ";
+      if (v.version !== versions.get(id) && config.canWrite) {
+        item.append(button("sg-restore-" + v.version, t.restore, () => restore(id, v.version)));
+      }
+      list.append(item);
+    }
+    box.append(list);
+  }
+
+  async function restore(id, version) {
+    const result = await call("POST", "/api/grids/" + id + "/restore", {version},
+                              {"If-Match": '"' + versions.get(id) + '"'});
+    if (result.ok) {
+      applyChanges(result.data);
+      showAttributes(result.data);
+      message(t.restored + ": " + t.version + " " + version, "ok");
+      showHistory();
+    } else {
+      message(errorText(result), "error");
+    }
+  }
+
+  async function regenerateUnits() {
+    const result = await call("POST", "/api/grids/" + selected + "/units");
+    if (result.ok) {
+      message(t.units_done + ": " + result.data.features.length, "ok");
+    } else {
+      message(errorText(result), "error");
+    }
+  }
+
+  async function validate() {
+    problems.clearLayers();
+    const result = await call("GET", "/api/grids/validate?jurisdiction=" +
+                              encodeURIComponent(config.jurisdiction));
+    if (!result.ok) { message(errorText(result), "error"); return; }
+    if (result.data.valid) {
+      message(t.valid, "ok");
+      return;
+    }
+    L.geoJSON(result.data.problems, {
+      style: {color: "#ff0000", weight: 3, fillOpacity: 0.5},
+      onEachFeature: (f, layer) => layer.bindTooltip(f.properties.kind + " " +
+                                                     f.properties.area_m2 + " m²"),
+    }).addTo(problems);
+    message(t.problems + ": " + result.data.problems.features.map(f => f.properties.kind)
+      .join(", "), "error");
+  }
+
+  document.getElementById("sg-validate").addEventListener("click", validate);
+  map.on("click", () => { if (!editing && mode === null) select(null); });
+  map.on("moveend", loadGrids);
+  map.on("zoomend", () => {
+    const permanent = map.getZoom() >= 15;
+    byId.forEach(layer => {
+      layer.unbindTooltip();
+      layer.bindTooltip(label(layer.feature), {permanent, direction: "center",
+                                               className: "sg-label"});
+    });
+  });
+  loadOutline();
+  loadGrids();
+}
