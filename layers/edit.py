@@ -72,6 +72,13 @@ def _snapshot(conn: Connection, layer: Layer, feature_id: int) -> dict | None:
     return None if row is None else row[0]
 
 
+def stored_geometry(conn: Connection, layer: Layer, feature_id: int) -> dict:
+    """The stored geometry as GeoJSON with every bit of its coordinates (no rounding)."""
+    wkb = conn.execute(text(f"SELECT ST_AsBinary(geom) FROM {q(layer.name)} WHERE id = :i"),
+                       {"i": feature_id}).scalar_one()
+    return shapely.geometry.mapping(shapely.from_wkb(bytes(wkb)))
+
+
 def _feature_frame(feature: object) -> gpd.GeoDataFrame:
     """A one-row GeoDataFrame from a GeoJSON Feature dict, or InputRejected."""
     if not isinstance(feature, dict) or feature.get("type") != "Feature":
@@ -144,10 +151,14 @@ def _area(before: dict | None, new: shapely.Geometry | None) -> bytes | None:
 
 
 def _finish(conn: Connection, layer: Layer, user: User, action: str, feature_id: int,
-            before: dict | None, new: shapely.Geometry | None) -> None:
-    """Back to the owner role: refresh derived fields around the edit, then audit it."""
+            before: dict | None, new: shapely.Geometry | None, refresh: bool = True) -> None:
+    """Back to the owner role: refresh derived fields around the edit, then audit it.
+
+    ``refresh`` False leaves the derived fields to a caller that changes more.
+    """
     conn.execute(text("RESET ROLE"))
-    refresh_derived(conn, layer.name, _area(before, new))
+    if refresh:
+        refresh_derived(conn, layer.name, _area(before, new))
     after = None if new is None else _snapshot(conn, layer, feature_id)
     audit_row(conn, user.name, layer.name, action, before, after, feature_id)
     drop_stage(conn)
@@ -218,13 +229,15 @@ def update(conn: Connection, user: User, layer: Layer, feature_id: int, patch: o
             "jurisdiction_code" not in changes:
         props.pop("jurisdiction_code")  # moved: derive it again from the new geometry
     merged = {"type": "Feature", "properties": props,
-              "geometry": patch["geometry"] if "geometry" in patch else before["geometry"]}
+              "geometry": patch["geometry"] if "geometry" in patch
+              else stored_geometry(conn, layer, feature_id)}
     clean = clean_features(_feature_frame(merged), layer)
     return _apply(conn, user, layer, feature_id, clean, scope, before)
 
 
 def _apply(conn: Connection, user: User, layer: Layer, feature_id: int,
-           clean: gpd.GeoDataFrame, scope: Scope, before: dict) -> Written:
+           clean: gpd.GeoDataFrame, scope: Scope, before: dict,
+           refresh: bool = True) -> Written:
     _check(conn, layer, clean, feature_id)
     _in_scope(conn, scope)
     names, select = staged_columns(layer)
@@ -235,7 +248,7 @@ def _apply(conn: Connection, user: User, layer: Layer, feature_id: int,
         f"version = t.version + 1, updated_at = now(), updated_by = :actor "
         f"FROM staging s WHERE t.id = :fid RETURNING t.version"),
         {"actor": user.name, "fid": feature_id}).scalar_one())
-    _finish(conn, layer, user, "update", feature_id, before, clean.geometry.iloc[0])
+    _finish(conn, layer, user, "update", feature_id, before, clean.geometry.iloc[0], refresh)
     return Written(feature_id, version)
 
 

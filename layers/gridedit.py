@@ -32,6 +32,7 @@ from .edit import (
     _scoped,
     _snapshot,
     create,
+    stored_geometry,
 )
 from .errors import SafegridError
 from .registry import LAYERS
@@ -143,15 +144,23 @@ def _remove(conn: Connection, user: User, grid_id: int, heir: str | None) -> Non
     audit_row(conn, user.name, "grids", "delete", before, None, grid_id)
 
 
+def _moved(old: dict[int, shapely.Geometry], new: dict[int, shapely.Geometry]
+           ) -> shapely.Geometry:
+    """Where grid membership can have changed: the symmetric differences of the shapes."""
+    return shapely.union_all([shapely.symmetric_difference(old[k], g)
+                              for k, g in new.items() if k in old])
+
+
 def _finish(conn: Connection, user: User, changed_ids: list[int],
-            shapes: list[shapely.Geometry]) -> None:
-    """Refresh derived fields around the edit; mark changed grids' units stale."""
-    if shapes:
-        box = shapely.box(*shapely.union_all(shapes).bounds)
-        refresh_derived(conn, "grids", _ewkb(box))
-    conn.execute(text(
-        "UPDATE household_units SET status = 'stale' WHERE grid_code IN "
-        "(SELECT code FROM grids WHERE id = ANY(:ids))"), {"ids": changed_ids})
+            area: shapely.Geometry) -> None:
+    """Refresh derived fields where the grids changed; mark reshaped grids' units stale."""
+    if not area.is_empty:
+        refresh_derived(conn, "grids", _ewkb(area))
+    if changed_ids:
+        conn.execute(text(
+            "UPDATE household_units SET status = 'stale' WHERE status IS DISTINCT FROM "
+            "'stale' AND grid_code IN (SELECT code FROM grids WHERE id = ANY(:ids))"),
+            {"ids": changed_ids})
 
 
 def _prepare(conn: Connection, user: User, grid_id: int, if_match: int | None
@@ -177,20 +186,22 @@ def _clean(feature: object, code: str) -> gpd.GeoDataFrame:
 def _reshaped(conn: Connection, user: User, grid_id: int, clean: gpd.GeoDataFrame,
               before: dict, code: str, area: shapely.Geometry) -> GridEdit:
     """Apply the cleaned feature to grid ``grid_id`` and re-tile its neighbours."""
-    old = shapely.geometry.shape(before["geometry"])
+    old = shapely.geometry.shape(stored_geometry(conn, GRIDS, grid_id))
     new = clean.geometry.iloc[0]
     grids, codes = _nearby(conn, code, [old, new])
     result = _refused(lambda: gridedit.reshape(area, grids, grid_id, new,
                                                grid_name=_namer(codes), **_TOLERANCES))
-    clean = clean.set_geometry([result.changed.get(grid_id, old)], crs=4326)
+    clean = clean.set_geometry([result.changed.get(grid_id, grids[grid_id])], crs=4326)
     scope = _scoped(conn, user, GRIDS)
-    written = _apply(conn, user, GRIDS, grid_id, clean, scope, before)
+    written = _apply(conn, user, GRIDS, grid_id, clean, scope, before, refresh=False)
     for key, geom in result.changed.items():
         if key != grid_id:
             _write_neighbour(conn, user, key, geom)
-    changed = sorted(set(result.changed) | {grid_id})
-    _finish(conn, user, changed, [old, *result.changed.values()])
-    return GridEdit(changed, [], grid_id, written.version)
+    area = _moved(grids, result.changed)
+    if clean["code"].iloc[0] != before["properties"]["code"]:
+        area = shapely.union_all([area, result.changed.get(grid_id, grids[grid_id])])
+    _finish(conn, user, sorted(result.changed), area)
+    return GridEdit(sorted(set(result.changed) | {grid_id}), [], grid_id, written.version)
 
 
 def replace_grid(conn: Connection, user: User, grid_id: int, feature: object,
@@ -214,7 +225,8 @@ def update_grid(conn: Connection, user: User, grid_id: int, patch: object,
     props.update(changes)
     props = {k: v for k, v in props.items() if v is not None}
     merged = {"type": "Feature", "properties": props,
-              "geometry": patch.get("geometry", before["geometry"])}
+              "geometry": patch["geometry"] if "geometry" in patch
+              else stored_geometry(conn, GRIDS, grid_id)}
     return _reshaped(conn, user, grid_id, _clean(merged, code), before, code, area)
 
 
@@ -256,7 +268,7 @@ def create_grid(conn: Connection, user: User, feature: object) -> GridEdit:
         if key != NEW:
             _write_neighbour(conn, user, key, geom)
     changed = sorted({k for k in result.changed if k != NEW} | {written.id})
-    _finish(conn, user, changed, list(result.changed.values()))
+    _finish(conn, user, changed, result.changed[NEW])
     return GridEdit(changed, [], written.id, written.version)
 
 
@@ -275,7 +287,7 @@ def _containing_jurisdiction(conn: Connection, geom: shapely.Geometry) -> str:
 def delete_grid(conn: Connection, user: User, grid_id: int, if_match: int | None) -> GridEdit:
     """Remove a grid; each piece of its area joins the neighbour it shares most edge with."""
     before, code, area = _prepare(conn, user, grid_id, if_match)
-    old = shapely.geometry.shape(before["geometry"])
+    old = shapely.geometry.shape(stored_geometry(conn, GRIDS, grid_id))
     grids, codes = _nearby(conn, code, [old])
     if len(grids) > 1:
         result = _refused(lambda: gridedit.reshape(area, grids, grid_id, None,
@@ -286,7 +298,7 @@ def delete_grid(conn: Connection, user: User, grid_id: int, if_match: int | None
         _write_neighbour(conn, user, key, geom)
     _remove(conn, user, grid_id, None)
     changed = sorted(result.changed)
-    _finish(conn, user, changed, [old])
+    _finish(conn, user, changed, old)
     return GridEdit(changed, [grid_id], None, None)
 
 
@@ -299,7 +311,7 @@ def split_grid(conn: Connection, user: User, grid_id: int, line: object,
             shapely.errors.ShapelyError) as exc:
         raise GridEditRefused(f"'line' is not a GeoJSON LineString: {exc}") from None
     before, code, area = _prepare(conn, user, grid_id, if_match)
-    old = shapely.geometry.shape(before["geometry"])
+    old = shapely.geometry.shape(stored_geometry(conn, GRIDS, grid_id))
     grids, codes = _nearby(conn, code, [old])
     result = _refused(lambda: gridedit.split(area, grids, grid_id, cut,
                                              grid_name=_namer(codes), **_TOLERANCES))
@@ -314,7 +326,7 @@ def split_grid(conn: Connection, user: User, grid_id: int, line: object,
         if key not in (NEW, grid_id):
             _write_neighbour(conn, user, key, geom)
     changed = sorted({k for k in result.changed if k != NEW} | {written.id})
-    _finish(conn, user, changed, [old])
+    _finish(conn, user, changed, result.changed[NEW])
     return GridEdit(changed, [], grid_id, None)
 
 
@@ -361,7 +373,7 @@ def merge_grids(conn: Connection, user: User, ids: list[int],
     _write_neighbour(conn, user, ids[0], result.changed[ids[0]])
     for gone in result.removed:
         _remove(conn, user, gone, names[ids[0]])
-    _finish(conn, user, [ids[0]], list(grids.values()))
+    _finish(conn, user, [ids[0]], shapely.union_all([grids[k] for k in result.removed]))
     return GridEdit([ids[0]], list(result.removed), ids[0], None)
 
 

@@ -144,8 +144,9 @@ def stage(conn: Connection, layer: Layer, features: gpd.GeoDataFrame,
         "UPDATE staging SET pt = CASE WHEN ST_Dimension(geom) = 1 "
         "THEN ST_LineInterpolatePoint(geom, 0.5) ELSE ST_PointOnSurface(geom) END"
     ))
-    conn.execute(text("CREATE INDEX ON staging USING gist (pt)"))
-    conn.execute(text("ANALYZE staging"))
+    if len(features) > 50:  # a single edit needs neither
+        conn.execute(text("CREATE INDEX ON staging USING gist (pt)"))
+        conn.execute(text("ANALYZE staging"))
 
 
 def _python_values(series: pd.Series) -> list:
@@ -188,20 +189,23 @@ def _rows(conn: Connection, sql: str, reason: Callable[..., str], **params) -> l
 def _location_problems(conn: Connection, layer: Layer) -> list[RowProblem]:
     if not conn.execute(text("SELECT EXISTS (SELECT 1 FROM jurisdictions)")).scalar_one():
         return [RowProblem(1, "no jurisdictions are loaded: import the jurisdictions layer first")]
+    leaves = ("SELECT code, geom FROM jurisdictions j WHERE NOT EXISTS "
+              "(SELECT 1 FROM jurisdictions c WHERE c.parent_code = j.code)")
+    if conn.execute(text("SELECT count(*) > 50 FROM staging")).scalar_one():
+        # many rows: subdivided leaves make each point-in-polygon test cheap
+        conn.execute(text(
+            "CREATE TEMP TABLE leaf_parts ON COMMIT DROP AS "
+            f"SELECT code, ST_Subdivide(geom, 128) AS geom FROM ({leaves}) j"))
+        conn.execute(text("CREATE INDEX ON leaf_parts USING gist (geom)"))
+        conn.execute(text("ANALYZE leaf_parts"))
+        leaves = "SELECT code, geom FROM leaf_parts"
     conn.execute(text(
-        "CREATE TEMP TABLE leaf_parts ON COMMIT DROP AS "
-        "SELECT code, ST_Subdivide(geom, 128) AS geom FROM jurisdictions j "
-        "WHERE NOT EXISTS (SELECT 1 FROM jurisdictions c WHERE c.parent_code = j.code)"
-    ))
-    conn.execute(text("CREATE INDEX ON leaf_parts USING gist (geom)"))
-    conn.execute(text("ANALYZE leaf_parts"))
-    conn.execute(text(
-        "UPDATE staging s SET derived_code = l.code FROM leaf_parts l "
+        f"UPDATE staging s SET derived_code = l.code FROM ({leaves}) l "
         "WHERE ST_Intersects(l.geom, s.pt)"
     ))
     conn.execute(text(f"""
         UPDATE staging s SET derived_code = (
-            SELECT l.code FROM leaf_parts l
+            SELECT l.code FROM ({leaves}) l
             WHERE l.geom && ST_Expand(s.pt, {_degrees_for(NEAR_M)})
               AND ST_DWithin(l.geom::geography, s.pt::geography, :near)
             ORDER BY l.geom <-> s.pt LIMIT 1)
@@ -289,31 +293,39 @@ def _insert_from_stage(conn: Connection, layer: Layer, actor: str) -> None:
 
 # -- derived fields --------------------------------------------------------------------
 
+# Each statement writes only the rows whose derived values change: an edit touches a
+# handful of rows, not every row in its box.
 _HOUSEHOLD_LINKS = """
-UPDATE households h SET
-    grid_code = (SELECT g.code FROM grids g WHERE ST_Intersects(g.geom, h.geom)
-                 ORDER BY g.id LIMIT 1),
-    unit_code = (SELECT u.code FROM household_units u WHERE ST_Intersects(u.geom, h.geom)
-                 ORDER BY u.id LIMIT 1)
-WHERE {area}
+UPDATE households h SET grid_code = n.grid_code, unit_code = n.unit_code
+FROM (SELECT h2.id,
+             (SELECT g.code FROM grids g WHERE g.geom && h2.geom
+              AND ST_Intersects(g.geom, h2.geom) ORDER BY g.id LIMIT 1) AS grid_code,
+             (SELECT u.code FROM household_units u WHERE u.geom && h2.geom
+              AND ST_Intersects(u.geom, h2.geom) ORDER BY u.id LIMIT 1) AS unit_code
+      FROM households h2 WHERE {box_h2}) n
+WHERE h.id = n.id AND (h.grid_code IS DISTINCT FROM n.grid_code
+                       OR h.unit_code IS DISTINCT FROM n.unit_code)
 """
 _GRID_STATS = """
-UPDATE grids g SET households = c.n, population = c.p,
-                   area_m2 = ST_Area(g.geom::geography)
-FROM (SELECT g2.id, count(h.id) AS n, coalesce(sum(h.persons), 0) AS p
-      FROM grids g2 LEFT JOIN households h ON h.grid_code = g2.code
-      WHERE {area2} GROUP BY g2.id) c
-WHERE c.id = g.id
+UPDATE grids g SET households = c.n, population = c.p, area_m2 = c.a
+FROM (SELECT g2.id, count(h.id) AS n, coalesce(sum(h.persons), 0) AS p,
+             ST_Area(g2.geom::geography) AS a
+      FROM grids g2 LEFT JOIN households h ON h.geom && g2.geom AND h.grid_code = g2.code
+      WHERE {box_g2} GROUP BY g2.id) c
+WHERE c.id = g.id AND (g.households IS DISTINCT FROM c.n OR g.population IS DISTINCT FROM c.p
+                       OR g.area_m2 IS DISTINCT FROM c.a)
 """
 # Grid counts of what lies in them (key areas, recent incidents).
 _GRID_CONTEXT = """
-UPDATE grids g SET
-    key_areas = (SELECT count(*) FROM key_areas k
-                 WHERE k.geom && g.geom AND ST_Intersects(k.geom, g.geom)),
-    incidents_30d = (SELECT count(*) FROM incidents i
-                     WHERE i.occurred_at >= now() - interval '30 days'
-                     AND i.geom && g.geom AND ST_Intersects(i.geom, g.geom))
-WHERE {area2_g}
+UPDATE grids g SET key_areas = c.k, incidents_30d = c.i
+FROM (SELECT g2.id,
+             (SELECT count(*) FROM key_areas k
+              WHERE k.geom && g2.geom AND ST_Intersects(k.geom, g2.geom)) AS k,
+             (SELECT count(*) FROM incidents i
+              WHERE i.occurred_at >= now() - interval '30 days'
+              AND i.geom && g2.geom AND ST_Intersects(i.geom, g2.geom)) AS i
+      FROM grids g2 WHERE {box_g2}) c
+WHERE c.id = g.id AND (g.key_areas IS DISTINCT FROM c.k OR g.incidents_30d IS DISTINCT FROM c.i)
 """
 # What to recompute after a layer changes.
 _CASCADE: dict[str, tuple[str, ...]] = {
@@ -328,13 +340,14 @@ _CASCADE: dict[str, tuple[str, ...]] = {
 def refresh_derived(conn: Connection, changed: str, area: bytes | None = None) -> None:
     """Recompute derived fields that depend on layer ``changed`` (grid counts, links).
 
-    ``area`` (EWKB, EPSG:4326) limits the work to what a single edit can affect.
+    ``area`` (EWKB, EPSG:4326) limits the work to what an edit can affect: households
+    in it are linked again, grids touching it are counted again.
     """
-    where = "h.geom && ST_GeomFromEWKB(:area)" if area else "TRUE"
-    where2 = "g2.geom && ST_GeomFromEWKB(:area)" if area else "TRUE"
-    where_g = "g.geom && ST_GeomFromEWKB(:area)" if area else "TRUE"
+    def box(alias: str) -> str:
+        return f"ST_Intersects({alias}.geom, ST_GeomFromEWKB(:area))" if area else "TRUE"
+
     for sql in _CASCADE.get(changed, ()):
-        conn.execute(text(sql.format(area=where, area2=where2, area2_g=where_g)),
+        conn.execute(text(sql.format(box_h2=box("h2"), box_g2=box("g2"))),
                      {"area": area} if area else {})
 
 

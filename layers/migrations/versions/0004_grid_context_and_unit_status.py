@@ -6,7 +6,7 @@ Create Date: 2026-11-23
 
 Grids gain two derived counts (key areas they touch, incidents in the last 30 days);
 joint-household units gain ``status``: ``stale`` once their grid's shape changed,
-``current`` again when they are regenerated.
+``current`` again when they are regenerated (found by grid code, hence its index).
 """
 
 import sqlalchemy as sa
@@ -23,9 +23,11 @@ def upgrade() -> None:
     op.add_column("grids", sa.Column("incidents_30d", sa.Integer(), nullable=True))
     op.add_column("household_units",
                   sa.Column("status", sa.Text(), nullable=True, server_default="current"))
+    op.create_index("ix_household_units_grid_code", "household_units", ["grid_code"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_household_units_grid_code", "household_units")
     op.drop_column("household_units", "status")
     op.drop_column("grids", "incidents_30d")
     op.drop_column("grids", "key_areas")
