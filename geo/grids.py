@@ -183,7 +183,7 @@ def _balance(labels: np.ndarray, weight: np.ndarray, neighbours: list[np.ndarray
 
 
 def partition(units: gpd.GeoDataFrame, weight: str, target: float, *,
-              balance_passes: int = 30) -> np.ndarray:
+              balance_passes: int = 30, initial: np.ndarray | None = None) -> np.ndarray:
     """Label contiguous, compact regions of ``units`` with ``weight`` near ``target``.
 
     Parameters
@@ -194,6 +194,9 @@ def partition(units: gpd.GeoDataFrame, weight: str, target: float, *,
         Column of non-negative weights (households, population...).
     target
         Wanted weight per region; the number of regions is ``round(total / target)``.
+    initial
+        Start from these labels (say, a coarser partition carried down to finer
+        units) instead of the bisection; the number of regions is then theirs.
 
     Returns
     -------
@@ -208,16 +211,20 @@ def partition(units: gpd.GeoDataFrame, weight: str, target: float, *,
     n = len(units)
     if n == 0:
         return np.empty(0, dtype=np.int64)
-    k = max(1, min(n, round(w.sum() / target)))
     geoms = units.geometry.to_numpy()
-    xy = shapely.get_coordinates(shapely.centroid(geoms))
-    labels = _bisect(xy, w, k)
+    if initial is not None:
+        _, labels = np.unique(np.asarray(initial), return_inverse=True)
+        k = int(labels.max()) + 1
+    else:
+        k = max(1, min(n, round(w.sum() / target)))
+        labels = _bisect(shapely.get_coordinates(shapely.centroid(geoms)), w, k)
     pairs = rook_pairs(geoms)
     if len(pairs) == 0:
         return labels
     neighbours = _neighbours(n, pairs)
     labels = _mend(labels, w, neighbours, pairs)
-    labels = _balance(labels, w, neighbours, pairs, target, balance_passes)
+    # balance towards the mean the k regions can reach, not the nominal target
+    labels = _balance(labels, w, neighbours, pairs, w.sum() / k, balance_passes)
     _, labels = np.unique(labels, return_inverse=True)  # dense 0..k-1
     return labels
 
@@ -336,6 +343,36 @@ def _cut_lines(block: shapely.Geometry, size: float) -> list[shapely.Geometry]:
     return [c for c in shapely.intersection(lines, block) if not c.is_empty]
 
 
+def _refine_boundaries(area: shapely.Geometry, roads: np.ndarray, homes: np.ndarray,
+                       cuts: list, units: gpd.GeoDataFrame, labels: np.ndarray,
+                       target: float) -> tuple[gpd.GeoDataFrame, np.ndarray]:
+    """Cut the units along grid boundaries finer and balance again from ``labels``.
+
+    Interior blocks stay whole (their streets stay grid boundaries); only where two
+    grids meet is a block split, and only as far as balancing moves its cells.
+    """
+    pairs = rook_pairs(units.geometry.values)
+    if len(pairs) == 0 or labels.max() == 0:
+        return units, labels
+    weight = units["households"].to_numpy()
+    edge = np.unique(pairs[labels[pairs[:, 0]] != labels[pairs[:, 1]]])
+    fine = [c for i in edge if weight[i] > target / 30
+            for c in _cut_lines(units.geometry.values[i],
+                                math.sqrt(units.geometry.values[i].area * (target / 30)
+                                          / weight[i]))]
+    if not fine:
+        return units, labels
+    cells = street_blocks(area, roads, np.array(cuts + fine, dtype=object))
+    parent_cell, parent = shapely.STRtree(units.geometry.values).query(
+        shapely.point_on_surface(cells), predicate="within")
+    if len(np.unique(parent_cell)) != len(cells):
+        return units, labels  # a cell straddles two units (rounding): keep the coarse plan
+    start = np.empty(len(cells), dtype=np.int64)
+    start[parent_cell] = labels[parent]
+    cells = gpd.GeoDataFrame({"households": _count(cells, homes)}, geometry=cells)
+    return cells, partition(cells, "households", target, initial=start)
+
+
 def grid_plan(area: shapely.Geometry, roads: np.ndarray, homes: np.ndarray,
               target: float) -> gpd.GeoDataFrame:
     """Grids for ``area``: street blocks, heavy ones cut finer, partitioned to ``target``.
@@ -358,17 +395,34 @@ def grid_plan(area: shapely.Geometry, roads: np.ndarray, homes: np.ndarray,
         One polygon per grid with its ``households``; together they tile ``area`` as a
         valid coverage.
     """
-    blocks = street_blocks(area, roads)
-    weights = _count(blocks, homes)
+    units = street_blocks(area, roads)
     cuts: list[shapely.Geometry] = []
-    for block, weight in zip(blocks, weights, strict=True):
-        if weight > target / 3:  # too coarse to balance: cut into cells of ~target/6
-            cuts += _cut_lines(block, math.sqrt(block.area * (target / 6) / weight))
-    units = street_blocks(area, roads, np.array(cuts, dtype=object)) if cuts else blocks
+    smallest = math.sqrt(area.area) / 2000  # homes closer than this stay together
+    for _ in range(5):  # households cluster: a cell may need cutting again
+        weights = _count(units, homes)
+        new = []
+        for unit, weight in zip(units, weights, strict=True):
+            size = math.sqrt(unit.area * (target / 6) / max(weight, 1))
+            if weight > target / 3 and size > smallest:  # too coarse: ~target/6 cells
+                new += _cut_lines(unit, size)
+        if not new:
+            break
+        cuts += new
+        units = street_blocks(area, roads, np.array(cuts, dtype=object))
     units = gpd.GeoDataFrame({"households": _count(units, homes)}, geometry=units)
     labels = partition(units, "households", target)
-    grids = [shapely.coverage_union_all(units.geometry.values[labels == g])
-             for g in range(labels.max() + 1)]
+    units, labels = _refine_boundaries(area, roads, homes, cuts, units, labels, target)
+    grids = np.array([shapely.coverage_union_all(units.geometry.values[labels == g])
+                      for g in range(labels.max() + 1)], dtype=object)
+    if len(grids) > 1:
+        # Drop the vertices that cutting left along straight shared edges (the outline
+        # stays exactly the area's); a vertex is removed only where that moves no
+        # household across an edge.
+        simpler = shapely.coverage_simplify(grids, math.sqrt(area.area) * 1e-5,
+                                            simplify_boundary=False)
+        if (_count(simpler, homes) == _count(grids, homes)).all() and \
+                shapely.coverage_is_valid(simpler):
+            grids = simpler
     counts = np.bincount(labels, weights=units["households"].to_numpy())
     return gpd.GeoDataFrame({"households": counts.astype(int)}, geometry=grids)
 

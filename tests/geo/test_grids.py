@@ -161,3 +161,15 @@ def test_coverage_problems_name_each_kind():
                  shapely.box(50, 0, 100, 100)]
     found = coverage_problems(area, np.array(unmatched, dtype=object))
     assert list(found.kind) == ["unmatched_edge"] * len(found) and len(found) >= 1
+
+
+def test_grid_plan_balances_households_clustered_in_one_compound():
+    from geo.grids import grid_plan
+
+    rng = np.random.default_rng(2)
+    area = shapely.box(0, 0, 4000, 1500)  # one street block, no roads
+    homes = rng.normal((3100, 700), 12, (192, 2))  # one compound of ~50 m
+    plan = grid_plan(area, np.array([], dtype=object), homes, 120)
+    assert len(plan) == 2
+    assert plan.households.min() >= 0.9 * 96  # split inside the compound, not 0 / 192
+    assert shapely.coverage_is_valid(plan.geometry.values)

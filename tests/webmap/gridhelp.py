@@ -45,20 +45,39 @@ def assert_tiles(db):
 
 
 def shared_vertex(grids: dict, key: int) -> tuple[int, tuple[float, float]]:
-    """A neighbour of grid ``key`` and a vertex on their common edge, off the outline."""
+    """A neighbour of grid ``key`` and a vertex on their common edge, off the outline:
+    the one farthest from the grid's other vertices (the easiest to grab and move)."""
     outline = shapely.coverage_union_all(np.array(list(grids.values()), dtype=object)).boundary
     mine = grids[key]
+    found = []
     for other, geom in grids.items():
         if other == key or mine.intersection(geom).length == 0:
             continue
         for xy in mine.exterior.coords[:-1]:
             p = shapely.Point(xy)
             if geom.exterior.distance(p) == 0 and outline.distance(p) > 1e-5:
-                return other, xy
-    raise AssertionError(f"grid {key} has no inner shared vertex")
+                found.append((room(mine, xy), other, xy))
+    if not found:
+        raise AssertionError(f"grid {key} has no inner shared vertex")
+    _room, other, xy = max(found)
+    return other, xy
+
+
+def room(geom: shapely.Polygon, xy) -> float:
+    """Distance from vertex ``xy`` to the nearest other vertex of the grid's outline."""
+    others = [p for p in geom.exterior.coords[:-1] if p != tuple(xy)]
+    return float(min(np.hypot(x - xy[0], y - xy[1]) for x, y in others))
 
 
 def moved(geom: shapely.Polygon, xy, dx: float, dy: float) -> dict:
-    ring = [(x + dx, y + dy) if (x, y) == tuple(xy) else (x, y)
-            for x, y in geom.exterior.coords]
-    return shapely.geometry.mapping(shapely.Polygon(ring))
+    """The grid with vertex ``xy`` moved by (dx, dy), shortened until the outline stays
+    simple (a drag on the map cannot cross the outline either)."""
+    scale = min(1.0, 0.4 * room(geom, xy) / max(np.hypot(dx, dy), 1e-12))
+    for _ in range(6):
+        ring = [(x + dx * scale, y + dy * scale) if (x, y) == tuple(xy) else (x, y)
+                for x, y in geom.exterior.coords]
+        shape = shapely.Polygon(ring)
+        if shape.is_valid:
+            return shapely.geometry.mapping(shape)
+        scale /= 2
+    raise AssertionError(f"vertex {xy} cannot move by ({dx}, {dy}) without crossing")

@@ -8,7 +8,7 @@ import shapely
 from playwright.sync_api import sync_playwright
 from sqlalchemy import text
 
-from .gridhelp import COMMUNITY, assert_tiles, geoms, shared_vertex
+from .gridhelp import COMMUNITY, assert_tiles, geoms, room, shared_vertex
 from .test_map_browser import ARGS, CHROMIUM
 
 pytestmark = [pytest.mark.db, pytest.mark.browser]
@@ -53,9 +53,13 @@ def open_grid(page, grid_id: int, geom: shapely.Polygon) -> None:
     page.wait_for_selector("#sg-edit")
 
 
-def drag_vertex(page, xy: tuple[float, float], towards: shapely.Point, pixels: float) -> None:
-    """Press on the vertex at ``xy`` (lon, lat) and drag it ``pixels`` towards a point."""
+def drag_vertex(page, grid: shapely.Polygon, xy: tuple[float, float],
+                towards: shapely.Point) -> None:
+    """Press on the grid's vertex at ``xy`` (lon, lat) and drag it towards a point, by
+    a third of the way to its nearest other vertex (at most 25 pixels)."""
     x, y = pixel(page, *xy)
+    near = pixel(page, xy[0] + room(grid, xy), xy[1])
+    pixels = min(25.0, max(6.0, abs(near[0] - x) / 3))
     tx, ty = pixel(page, towards.x, towards.y)
     length = ((tx - x) ** 2 + (ty - y) ** 2) ** 0.5
     dx, dy = (tx - x) / length * pixels, (ty - y) / length * pixels
@@ -83,7 +87,7 @@ def test_planner_drags_a_shared_vertex_and_saves(planner_page, db, planned):
     open_grid(page, key, grids[key])
     page.click("#sg-edit")
     page.wait_for_selector(".marker-icon")
-    drag_vertex(page, xy, grids[neighbour].centroid, 25)
+    drag_vertex(page, grids[key], xy, grids[neighbour].centroid)
     page.screenshot(path=str(OUTPUT / "planner-dragged.png"))
     page.click("#sg-save")
     page.wait_for_selector("#sg-message.ok")
@@ -111,7 +115,7 @@ def test_a_conflicting_save_shows_the_412_message(planner_page, db, api, planned
     open_grid(page, key, grids[key])
     page.click("#sg-edit")
     page.wait_for_selector(".marker-icon")
-    drag_vertex(page, xy, grids[neighbour].centroid, 25)
+    drag_vertex(page, grids[key], xy, grids[neighbour].centroid)
     # Meanwhile someone renames the grid through the API.
     etag = api("planner", f"/collections/grids/items/{key}").headers["ETag"]
     r = api("planner", f"/collections/grids/items/{key}", method="PATCH",

@@ -197,6 +197,8 @@ function safegridPlanner(map, config) {
   function startEditing() {
     const layer = byId.get(selected);
     editing = true;
+    // close enough that every vertex can be grabbed
+    map.fitBounds(layer.getBounds(), {maxZoom: 19, animate: false, padding: [40, 40]});
     layer.pm.enable({snappable: true, snapDistance: 15, allowSelfIntersection: false,
                      draggable: false, removeLayerBelowMinVertexCount: false});
     renderActions();
