@@ -74,6 +74,67 @@ def _write_op(layer: Layer, summary: str, body_type: str, ok: str, etag: bool = 
     return op
 
 
+def _json_op(summary: str, operation: str, properties: dict, required: list[str],
+             ok: str = "200", path_id: bool = False, if_match: bool = False) -> dict:
+    body = {"type": "object", "properties": properties, "required": required,
+            "additionalProperties": False}
+    op: dict = {"summary": summary, "operationId": operation,
+                "requestBody": {"required": True, "content": {"application/json": {
+                    "schema": body}}},
+                "responses": {ok: {"description": "done", "content": {
+                    "application/geo+json": {"schema": {"type": "object"}}}},
+                    **_errors("400", "401", "403", "404", "409", "412", "422")}}
+    params = ([{**_ID, "name": "gridId"}] if path_id else []) + \
+        ([_IF_MATCH] if if_match else [])
+    if params:
+        op["parameters"] = params
+    return op
+
+
+def _grid_paths() -> dict:
+    """The grid-planning operations (``/api/grids/...``)."""
+    grid_id = [{**_ID, "name": "gridId"}]
+    line = {"type": "object", "description": "GeoJSON LineString crossing the grid"}
+    return {
+        "/api/grids/generate": {"post": _json_op(
+            "Partition every community under a jurisdiction into grids", "generate_grids",
+            {"jurisdiction": {"type": "string"},
+             "target_households": {"type": "integer", "minimum": 20, "maximum": 5000},
+             "replace": {"type": "boolean"}}, ["jurisdiction", "target_households"],
+            ok="201")},
+        "/api/grids/validate": {"get": {
+            "summary": "Gaps, overlaps, slivers, outside parts and invalid rings",
+            "operationId": "validate_grids",
+            "parameters": [_param("jurisdiction", "Jurisdiction code.", {"type": "string"},
+                                  required=True)],
+            "responses": {"200": {"description": "{valid, problems}"},
+                          **_errors("400", "401", "403", "404")}}},
+        "/api/grids/{gridId}/history": {"get": {
+            "summary": "Every version of a grid", "operationId": "grid_history",
+            "parameters": grid_id,
+            "responses": {"200": {"description": "{versions}"},
+                          **_errors("400", "401", "403", "404")}}},
+        "/api/grids/{gridId}/split": {"post": _json_op(
+            "Cut a grid in two along a line", "split_grid", {"line": line}, ["line"],
+            path_id=True, if_match=True)},
+        "/api/grids/merge": {"post": _json_op(
+            "Dissolve adjacent grids into the first", "merge_grids",
+            {"ids": {"type": "array", "items": {"type": "integer"}, "minItems": 2},
+             "versions": {"type": "object", "additionalProperties": {"type": "integer"}}},
+            ["ids"])},
+        "/api/grids/{gridId}/restore": {"post": _json_op(
+            "Give a grid the shape of an earlier version", "restore_grid",
+            {"version": {"type": "integer", "minimum": 1}}, ["version"], path_id=True,
+            if_match=True)},
+        "/api/grids/{gridId}/units": {"post": {
+            "summary": "Regenerate the joint-household units of a grid",
+            "operationId": "grid_units", "parameters": grid_id,
+            "responses": {"201": {"description": "the units", "content": {
+                "application/geo+json": {"schema": {"type": "object"}}}},
+                **_errors("400", "401", "403", "404")}}},
+    }
+
+
 def openapi_document(base_url: str) -> dict:
     """OpenAPI 3.0.3 description of the service at ``base_url``."""
     paths: dict = {
@@ -125,6 +186,7 @@ def openapi_document(base_url: str) -> dict:
                 "application/vnd.mapbox-vector-tile": {"schema": {
                     "type": "string", "format": "binary"}}}},
                 "304": {"description": "unchanged"}, **_errors("401", "403", "404")}}}
+    paths.update(_grid_paths())
     return {
         "openapi": "3.0.3",
         "info": {"title": "safegrid", "version": "0.1.0",

@@ -42,6 +42,21 @@ def test_the_openapi_document_is_valid_openapi_3(api):
     assert "/tiles/grids/{z}/{x}/{y}.mvt" in doc["paths"]
 
 
+def test_every_api_route_is_in_the_openapi_document(api, db_url):
+    import re
+
+    from webmap.app import create_app
+
+    doc = api(None, "/openapi").json()
+    shapes = {re.sub(r"\{[^}]+\}", "{}", path): set(ops) for path, ops in doc["paths"].items()}
+    for rule in create_app({"DATABASE_URL": db_url}).url_map.iter_rules():
+        if not rule.rule.startswith("/api/"):
+            continue
+        shape = re.sub(r"<[^>]+>", "{}", rule.rule)
+        assert shape in shapes, rule.rule
+        assert {m.lower() for m in rule.methods} - {"head", "options"} <= shapes[shape]
+
+
 def test_a_browser_at_the_root_is_sent_to_the_map(api):
     r = api(None, "/", headers={"Accept": "text/html"}, allow_redirects=False)
     assert r.status_code == 302 and r.headers["Location"].endswith("/map")
