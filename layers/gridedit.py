@@ -42,7 +42,7 @@ from .validate import clean_features
 
 __all__ = ["GridEdit", "GridEditRefused", "StaleVersion", "create_grid", "delete_grid",
            "merge_grids", "replace_grid", "restore_grid", "split_grid", "update_grid",
-           "versions"]
+           "versions", "write_shape"]
 
 GRIDS = LAYERS["grids"]
 METRES_PER_DEGREE = 111_320.0  # the longest a degree gets, so tolerances stay within
@@ -121,7 +121,8 @@ def _ewkb(geom: shapely.Geometry) -> bytes:
     return shapely.to_wkb(shapely.set_srid(geom, 4326), include_srid=True)
 
 
-def _write_neighbour(conn: Connection, user: User, grid_id: int, geom: shapely.Geometry) -> None:
+def write_shape(conn: Connection, user: User, grid_id: int, geom: shapely.Geometry) -> None:
+    """Store a new shape for a grid (version bump, audit row); no checks, no refresh."""
     before = _snapshot(conn, GRIDS, grid_id)
     conn.execute(text(
         "UPDATE grids SET geom = ST_GeomFromEWKB(:g), version = version + 1, "
@@ -196,7 +197,7 @@ def _reshaped(conn: Connection, user: User, grid_id: int, clean: gpd.GeoDataFram
     written = _apply(conn, user, GRIDS, grid_id, clean, scope, before, refresh=False)
     for key, geom in result.changed.items():
         if key != grid_id:
-            _write_neighbour(conn, user, key, geom)
+            write_shape(conn, user, key, geom)
     area = _moved(grids, result.changed)
     if clean["code"].iloc[0] != before["properties"]["code"]:
         area = shapely.union_all([area, result.changed.get(grid_id, grids[grid_id])])
@@ -266,7 +267,7 @@ def create_grid(conn: Connection, user: User, feature: object) -> GridEdit:
     written = create(conn, user, GRIDS, json.loads(clean.to_json(drop_id=True))["features"][0])
     for key, geom in result.changed.items():
         if key != NEW:
-            _write_neighbour(conn, user, key, geom)
+            write_shape(conn, user, key, geom)
     changed = sorted({k for k in result.changed if k != NEW} | {written.id})
     _finish(conn, user, changed, result.changed[NEW])
     return GridEdit(changed, [], written.id, written.version)
@@ -295,7 +296,7 @@ def delete_grid(conn: Connection, user: User, grid_id: int, if_match: int | None
     else:
         result = gridedit.Retiled({}, (grid_id,))  # the last grid: nothing to hand on
     for key, geom in result.changed.items():
-        _write_neighbour(conn, user, key, geom)
+        write_shape(conn, user, key, geom)
     _remove(conn, user, grid_id, None)
     changed = sorted(result.changed)
     _finish(conn, user, changed, old)
@@ -317,14 +318,14 @@ def split_grid(conn: Connection, user: User, grid_id: int, line: object,
                                              grid_name=_namer(codes), **_TOLERANCES))
     props = before["properties"]
     new_code, new_name = _next_code(conn, code, props["code"], props["name"])
-    _write_neighbour(conn, user, grid_id, result.changed[grid_id])
+    write_shape(conn, user, grid_id, result.changed[grid_id])
     written = create(conn, user, GRIDS, {
         "type": "Feature", "geometry": shapely.geometry.mapping(result.changed[NEW]),
         "properties": {"code": new_code, "name": new_name, "kind": props["kind"],
                        "jurisdiction_code": code}})
     for key, geom in result.changed.items():
         if key not in (NEW, grid_id):
-            _write_neighbour(conn, user, key, geom)
+            write_shape(conn, user, key, geom)
     changed = sorted({k for k in result.changed if k != NEW} | {written.id})
     _finish(conn, user, changed, result.changed[NEW])
     return GridEdit(changed, [], grid_id, None)
@@ -370,7 +371,7 @@ def merge_grids(conn: Connection, user: User, ids: list[int],
         "SELECT id, ST_AsBinary(geom) FROM grids WHERE id = ANY(:i)"), {"i": ids})}
     names = {i: b["properties"]["code"] for i, b in befores.items()}
     result = _refused(lambda: gridedit.merge(grids, ids, grid_name=_namer(names)))
-    _write_neighbour(conn, user, ids[0], result.changed[ids[0]])
+    write_shape(conn, user, ids[0], result.changed[ids[0]])
     for gone in result.removed:
         _remove(conn, user, gone, names[ids[0]])
     _finish(conn, user, [ids[0]], shapely.union_all([grids[k] for k in result.removed]))

@@ -14,10 +14,11 @@ import pandas as pd
 import shapely
 from sqlalchemy import Connection, text
 
-from geo.grids import grid_plan
+from geo.grids import grid_plan, renode
 
 from .access import leaf_jurisdictions, require_within, require_write
 from .errors import SafegridError
+from .gridedit import write_shape
 from .registry import LAYERS
 from .store import write_in
 from .users import User
@@ -45,12 +46,13 @@ def _leaves(conn: Connection, code: str) -> list[tuple[str, str, shapely.Geometr
 
 
 def _plan_leaf(conn: Connection, code: str, name: str, geom: shapely.Geometry,
-               target: int) -> gpd.GeoDataFrame:
+               target: int, renoded: dict[int, shapely.Geometry]) -> gpd.GeoDataFrame:
     """New comprehensive grids (EPSG:4326) for one community.
 
     Planned in the stored lon/lat themselves: the plan only compares areas and
     positions within one community, and staying in the stored coordinates keeps the
-    community's own boundary vertices, so the grids tile it exactly.
+    community's own boundary vertices, so the grids tile it exactly. Dedicated grids
+    that gain vertices where new grids meet their edges are put in ``renoded``.
     """
     wkb = shapely.to_wkb(shapely.set_srid(geom, 4326), include_srid=True)
     roads = np.array([shapely.from_wkb(bytes(r[0])) for r in conn.execute(text(
@@ -60,14 +62,23 @@ def _plan_leaf(conn: Connection, code: str, name: str, geom: shapely.Geometry,
         "SELECT ST_X(h.geom), ST_Y(h.geom) FROM households h "
         "WHERE ST_Intersects(h.geom, ST_GeomFromEWKB(:g))"), {"g": wkb}).all(),
         dtype=float).reshape(-1, 2)
-    dedicated = [shapely.from_wkb(bytes(r[0])) for r in conn.execute(text(
-        "SELECT ST_AsBinary(geom) FROM grids WHERE jurisdiction_code = :c "
-        "AND kind = 'dedicated'"), {"c": code})]
+    kept = conn.execute(text(
+        "SELECT id, ST_AsBinary(geom) FROM grids WHERE jurisdiction_code = :c "
+        "AND kind = 'dedicated' ORDER BY id"), {"c": code}).all()
+    dedicated = [shapely.from_wkb(bytes(r[1])) for r in kept]
     area = shapely.difference(geom, shapely.union_all(dedicated)) if dedicated else geom
     grids: list[shapely.Geometry] = []
     for part in sorted(shapely.get_parts(area), key=lambda p: -p.area):
         inside = homes[shapely.contains_xy(part, homes[:, 0], homes[:, 1])]
         grids.extend(grid_plan(part, roads, inside, target).geometry)
+    if dedicated and grids:
+        # New grid corners on a dedicated grid's edge must be its vertices too.
+        noded = renode(np.array([*dedicated, *grids], dtype=object))
+        for (grid_id, _wkb), old, new in zip(kept, dedicated, noded[:len(dedicated)],
+                                             strict=True):
+            if shapely.get_num_coordinates(new) != shapely.get_num_coordinates(old):
+                renoded[grid_id] = new
+        grids = list(noded[len(dedicated):])
     return gpd.GeoDataFrame({
         "code": [f"{code}{i + 1:03d}" for i in range(len(grids))],
         "name": [f"{name}第{i + 1}网格" for i in range(len(grids))],
@@ -100,7 +111,8 @@ def generate_grids(conn: Connection, user: User, code: str, target: int,
         first, n = existing[0]
         raise GridsExist(f"community {first} already has {n} grids "
                          f"({len(existing)} communities have some): send replace: true")
-    new = pd.concat([_plan_leaf(conn, *leaf, target) for leaf in leaves],
+    renoded: dict[int, shapely.Geometry] = {}
+    new = pd.concat([_plan_leaf(conn, *leaf, target, renoded) for leaf in leaves],
                     ignore_index=True)
     conn.execute(text(
         "DELETE FROM household_units WHERE grid_code IN (SELECT code FROM grids "
@@ -111,5 +123,7 @@ def generate_grids(conn: Connection, user: User, code: str, target: int,
     before = conn.execute(text("SELECT coalesce(max(id), 0) FROM grids")).scalar_one()
     write_in(conn, LAYERS["grids"], clean, actor=user.name,
              source=f"generated for {code}, target {target} households")
+    for grid_id, geom in renoded.items():  # same shapes, the new corners added
+        write_shape(conn, user, grid_id, geom)
     rows = conn.execute(text("SELECT id FROM grids WHERE id > :b ORDER BY id"), {"b": before})
     return [r[0] for r in rows]

@@ -60,6 +60,9 @@ def test_generate_refuses_to_overwrite_then_replaces(api, db, keep_district):
             "SELECT count(*) FROM households WHERE jurisdiction_code LIKE :d"),
             {"d": DISTRICT + "%"}).scalar_one()
     assert sum(r[0] for r in rows) == total
+    # dedicated grids kept their shapes and took the new corners on their edges
+    report = api("planner", f"/api/grids/validate?jurisdiction={DISTRICT}").json()
+    assert report["valid"], report["problems"]["features"][:3]
     heavy = [r[0] for r in rows if r[0] > 0]
     assert np.mean(heavy) == pytest.approx(120, rel=0.6)
 
@@ -140,3 +143,27 @@ def test_history_lists_every_version(api, db):
             "SELECT id FROM grids WHERE jurisdiction_code LIKE '4302%' LIMIT 1")).scalar_one()
     assert api("planner", f"/api/grids/{other}/history").status_code == 404  # out of scope
     assert api("planner", f"/api/grids/{grid_id}/history", params={"x": 1}).status_code == 400
+
+
+def test_generation_keeps_dedicated_grids_and_nodes_their_edges(api, db, keep_district):
+    with db.connect() as conn:
+        code, x, y = conn.execute(text(
+            "SELECT j.code, ST_X(ST_PointOnSurface(j.geom)), ST_Y(ST_PointOnSurface(j.geom)) "
+            "FROM jurisdictions j WHERE j.level = 'community' AND j.code LIKE :d "
+            "ORDER BY j.code LIMIT 1"), {"d": DISTRICT + "%"}).one()
+    school = shapely.Point(x, y).buffer(0.0015, 2)  # an octagon of ~300 m across
+    r = api("planner", "/collections/grids/items", method="POST", json={
+        "type": "Feature", "geometry": shapely.geometry.mapping(school),
+        "properties": {"code": code + "Z99", "name": "学校专属网格", "kind": "dedicated"}})
+    assert r.status_code == 201, r.text
+    dedicated = r.json()["id"]
+    r = api("planner", "/api/grids/generate", method="POST",
+            json={"jurisdiction": code, "target_households": 40, "replace": True})
+    assert r.status_code == 201, r.text
+    assert dedicated not in {f["id"] for f in r.json()["features"]}
+    with db.connect() as conn:
+        kept = shapely.from_wkb(bytes(conn.execute(text(
+            "SELECT ST_AsBinary(geom) FROM grids WHERE id = :i"), {"i": dedicated}).scalar_one()))
+    assert kept.symmetric_difference(school.intersection(kept)).area < 1e-12  # same place
+    report = api("planner", f"/api/grids/validate?jurisdiction={code}").json()
+    assert report["valid"], report["problems"]["features"][:3]
