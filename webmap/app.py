@@ -35,13 +35,14 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
         app.config.from_mapping(config)
     app.json.ensure_ascii = False
     app.extensions["safegrid.engine"] = engine(app.config["DATABASE_URL"] or database_url())
-    from . import auth, edits, grids_api, ogcapi, pages, planner, tiles
+    from . import auth, edits, grids_api, hotspots_api, ogcapi, pages, planner, tiles
 
     auth.init_app(app)
     app.register_blueprint(ogcapi.bp)
     app.register_blueprint(edits.bp)
     app.register_blueprint(tiles.bp)
     app.register_blueprint(grids_api.bp)
+    app.register_blueprint(hotspots_api.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(planner.bp)
     _register_errors(app)

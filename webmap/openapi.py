@@ -135,6 +135,61 @@ def _grid_paths() -> dict:
     }
 
 
+def _hotspot_paths() -> dict:
+    """The hot-spot operations (``/api/hotspots...``)."""
+    common = [
+        _param("jurisdiction", "Jurisdiction code.", {"type": "string"}, required=True),
+        _param("cell", "Cell size in metres (> 1); chosen from the data when absent.",
+               {"type": "number", "minimum": 1, "exclusiveMinimum": True}),
+        _param("category", "Incident category.", {"type": "string"}),
+        _param("shape", "Cell shape.", {"type": "string", "enum": ["square", "hex"]}),
+        _param("neighbours", "'queen' or a distance band in metres.", {"type": "string"}),
+    ]
+    period = [_param("from", "Start (date or date-time; default a year before `to`).",
+                     {"type": "string"}),
+              _param("to", "End (date or date-time; default now).", {"type": "string"})]
+
+    def op(summary: str, operation: str, params: list) -> dict:
+        return {"get": {"summary": summary, "operationId": operation,
+                        "parameters": common + params,
+                        "responses": {"200": {"description": "cells or figures"},
+                                      **_errors("400", "401", "403")}}}
+
+    return {
+        "/api/hotspots": op("Cells with Gi* (z, p, p_fdr, class), KDE density or counts",
+                            "hotspots", period + [
+                                _param("method", "gi, kde or count.", {
+                                    "type": "string", "enum": ["gi", "kde", "count"]}),
+                                _param("fdr", "Classes from FDR-corrected p (default true).",
+                                       {"type": "boolean"}),
+                                _param("bandwidth", "KDE search radius in metres.",
+                                       {"type": "number"})]),
+        "/api/hotspots/emerging": op("Emerging hot-spot category per cell",
+                                     "emerging_hotspots", period + [
+                                         _param("step", "week or month.", {
+                                             "type": "string", "enum": ["week", "month"]}),
+                                         _param("time_window", "Previous steps in the "
+                                                "neighbourhood.", {"type": "integer"})]),
+        "/api/hotspots/evaluate": op("PAI, PEI and RRI of a method", "evaluate_hotspots", [
+            _param(n, d, {"type": "string"}) for n, d in (
+                ("train_from", "Training start."), ("train_to", "Training end."),
+                ("test_from", "Test start (default: the training end)."),
+                ("test_to", "Test end."))] + [
+            _param("method", "gi, kde or count.", {"type": "string"}),
+            _param("share", "Share of the area in the hot-spot map (default 0.05).",
+                   {"type": "number"})]),
+        "/api/hotspots/runs": {"get": {
+            "summary": "Saved runs, newest first", "operationId": "hotspot_runs",
+            "parameters": [_param("jurisdiction", "Only this jurisdiction's runs.",
+                                  {"type": "string"})],
+            "responses": {"200": {"description": "{runs}"}, **_errors("400", "401")}}},
+        "/api/hotspots/runs/{runId}": {"get": {
+            "summary": "One saved run", "operationId": "hotspot_run",
+            "parameters": [{**_ID, "name": "runId"}],
+            "responses": {"200": {"description": "the run"}, **_errors("401", "404")}}},
+    }
+
+
 def openapi_document(base_url: str) -> dict:
     """OpenAPI 3.0.3 description of the service at ``base_url``."""
     paths: dict = {
@@ -187,6 +242,7 @@ def openapi_document(base_url: str) -> dict:
                     "type": "string", "format": "binary"}}}},
                 "304": {"description": "unchanged"}, **_errors("401", "403", "404")}}}
     paths.update(_grid_paths())
+    paths.update(_hotspot_paths())
     return {
         "openapi": "3.0.3",
         "info": {"title": "safegrid", "version": "0.1.0",

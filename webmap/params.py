@@ -112,7 +112,7 @@ def _bbox(value: str | None, crs_uri: str) -> tuple[float, float, float, float] 
     return (x0, y0, x1, y1)
 
 
-def _instant(text: str, end_of_day: bool) -> dt.datetime:
+def instant(text: str, end_of_day: bool) -> dt.datetime:
     text = text.strip()
     try:
         if "T" not in text.upper() and len(text) == 10:
@@ -132,12 +132,12 @@ def _interval(value: str | None, layer: Layer) -> tuple[dt.datetime | None, dt.d
         raise BadRequest(f"datetime: layer {layer.name} has no time field")
     if "/" not in value:
         if len(value.strip()) == 10:
-            return _instant(value, False), _instant(value, True)
-        moment = _instant(value, False)
+            return instant(value, False), instant(value, True)
+        moment = instant(value, False)
         return moment, moment
     lo, hi = value.split("/", 1)
-    start = None if lo in ("", "..") else _instant(lo, False)
-    end = None if hi in ("", "..") else _instant(hi, True)
+    start = None if lo in ("", "..") else instant(lo, False)
+    end = None if hi in ("", "..") else instant(hi, True)
     if start is None and end is None:
         raise BadRequest("datetime '../..' is not an interval: give at least one end")
     if start and end and start > end:
@@ -155,7 +155,7 @@ def _value(raw: str, f) -> object:
                 raise ValueError
             return number
         if f.type == "datetime":
-            return _instant(raw, False)
+            return instant(raw, False)
     except ValueError:
         raise BadRequest(f"{f.name}={raw!r} is not a valid {f.type}") from None
     if f.choices and raw not in f.choices:

@@ -1,0 +1,348 @@
+"""Hot-spot runs over stored incidents: Gi*, KDE and counts, emerging hot spots, evaluation.
+
+Incidents of a jurisdiction and period are read as the database owner (aggregates are
+for every role; raw points stay behind row-level security), projected to the
+jurisdiction's UTM zone, analysed by :mod:`geo.hotspots` / :mod:`geo.emerging`, and the
+cells returned in lon/lat. Planners and viewers do not get cells holding fewer than
+:data:`MIN_SHOWN` incidents. Every run is stored in ``hotspot_runs``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import shapely
+from pyproj import Transformer
+from sqlalchemy import Connection, text
+
+from geo.crs import metric_crs
+from geo.emerging import emerging_hotspots
+from geo.hotspots import (
+    Lattice,
+    benjamini_hochberg,
+    classify,
+    count_points,
+    default_bandwidth,
+    evaluate,
+    gi_star,
+    hex_cells,
+    kde,
+    optimal_cell_size,
+    square_cells,
+    two_sided_p,
+)
+
+from .access import require_within
+from .errors import SafegridError
+from .registry import INCIDENT_CATEGORIES
+from .users import User
+
+__all__ = ["BadHotspotRequest", "HotspotQuery", "MIN_SHOWN", "get_run", "list_runs",
+           "run_emerging", "run_evaluation", "run_hotspots"]
+
+MIN_SHOWN = 3  # planners and viewers see no cell with fewer incidents than this
+AGGREGATE_ONLY = ("planner", "viewer")
+METHODS = ("gi", "kde", "count")
+MAX_CELLS = 5_000_000
+
+
+class BadHotspotRequest(SafegridError):
+    """Parameters a hot-spot run cannot use (HTTP 400)."""
+
+    http_status = 400
+
+
+@dataclass(frozen=True)
+class HotspotQuery:
+    """What to analyse: where, when, which incidents, on which cells."""
+
+    jurisdiction: str
+    start: dt.datetime
+    end: dt.datetime
+    category: str | None = None
+    cell: float | None = None  # metres; None: chosen from the data
+    shape: str = "square"
+    neighbours: str | float = "queen"
+
+    def check(self) -> None:
+        """BadHotspotRequest naming the first unusable parameter."""
+        if self.start >= self.end:
+            raise BadHotspotRequest(f"from ({self.start.isoformat()}) must be before to "
+                                    f"({self.end.isoformat()})")
+        if self.category is not None and self.category not in INCIDENT_CATEGORIES:
+            raise BadHotspotRequest(f"unknown category {self.category!r}; categories are "
+                                    f"{', '.join(INCIDENT_CATEGORIES)}")
+        if self.cell is not None and not (math.isfinite(self.cell) and self.cell > 1):
+            raise BadHotspotRequest(f"cell must be more than 1 metre, got {self.cell!r}")
+        if self.shape not in ("square", "hex"):
+            raise BadHotspotRequest(f"shape must be square or hex, got {self.shape!r}")
+
+
+@dataclass
+class _Data:
+    area: shapely.Geometry  # metric
+    xy: np.ndarray  # metric
+    when: np.ndarray  # datetime64[s]
+    to_lonlat: Transformer
+    crs: str
+
+
+def _load(conn: Connection, user: User, query: HotspotQuery) -> _Data:
+    query.check()
+    row = conn.execute(text("SELECT ST_AsBinary(geom), ST_X(ST_Centroid(geom)), "
+                            "ST_Y(ST_Centroid(geom)) FROM jurisdictions WHERE code = :c"),
+                       {"c": query.jurisdiction}).first()
+    if row is None:
+        raise BadHotspotRequest(f"unknown jurisdiction {query.jurisdiction!r}")
+    require_within(conn, user, query.jurisdiction)
+    crs = metric_crs(row[1], row[2])
+    forward = Transformer.from_crs(4326, crs, always_xy=True)
+    area = shapely.transform(shapely.from_wkb(bytes(row[0])),
+                             lambda c: np.column_stack(forward.transform(c[:, 0], c[:, 1])))
+    where = " AND i.category = :cat" if query.category else ""
+    points = conn.execute(text(
+        "SELECT ST_X(i.geom), ST_Y(i.geom), extract(epoch FROM i.occurred_at) "
+        "FROM incidents i, jurisdictions j WHERE j.code = :c AND i.geom && j.geom "
+        "AND ST_Intersects(i.geom, j.geom) AND i.occurred_at >= :s AND i.occurred_at < :e"
+        + where),
+        {"c": query.jurisdiction, "s": query.start, "e": query.end,
+         "cat": query.category}).all()
+    raw = np.array(points, dtype=float).reshape(-1, 3)
+    xy = np.column_stack(forward.transform(raw[:, 0], raw[:, 1])) if len(raw) else \
+        np.empty((0, 2))
+    return _Data(area, xy, raw[:, 2].astype("datetime64[s]"),
+                 Transformer.from_crs(crs, 4326, always_xy=True), crs.to_string())
+
+
+def _lattice(data: _Data, query: HotspotQuery) -> tuple[Lattice, float, bool]:
+    chosen = query.cell is None
+    if chosen:
+        if len(data.xy) < 3:
+            raise BadHotspotRequest("too few incidents in the period to choose a cell size; "
+                                    "give cell=METRES")
+        size = optimal_cell_size(data.xy, data.area)
+    else:
+        size = float(query.cell)
+    make = square_cells if query.shape == "square" else hex_cells
+    try:
+        return make(data.area, size, max_cells=MAX_CELLS), size, chosen
+    except ValueError as exc:
+        raise BadHotspotRequest(str(exc)) from None
+
+
+def _features(lattice: Lattice, data: _Data, columns: dict[str, np.ndarray],
+              keep: np.ndarray) -> list[dict]:
+    inverse = data.to_lonlat
+    geoms = shapely.transform(lattice.cells.geometry.values[keep],
+                              lambda c: np.column_stack(inverse.transform(c[:, 0], c[:, 1])))
+    geoms = shapely.set_precision(geoms, 1e-7)
+    shapes = json.loads(shapely.to_geojson(shapely.GeometryCollection(list(geoms))))
+    rows = lattice.cells["row"].to_numpy()[keep]
+    cols = lattice.cells["col"].to_numpy()[keep]
+    picked = {k: np.asarray(v)[keep] for k, v in columns.items()}
+    out = []
+    for i, geometry in enumerate(shapes["geometries"]):
+        props = {"row": int(rows[i]), "col": int(cols[i])}
+        for k, v in picked.items():
+            value = v[i]
+            props[k] = value if isinstance(value, str) else (
+                int(value) if k == "count" else round(float(value), 6))
+        out.append({"type": "Feature", "geometry": geometry, "properties": props})
+    return out
+
+
+def _shown(user: User, counts: np.ndarray) -> np.ndarray:
+    return counts >= MIN_SHOWN if user.role in AGGREGATE_ONLY else np.ones(len(counts), bool)
+
+
+def _save(conn: Connection, user: User, kind: str, query: HotspotQuery, parameters: dict,
+          summary: dict, body: dict) -> int:
+    return conn.execute(text(
+        "INSERT INTO hotspot_runs (kind, jurisdiction_code, parameters, summary, result, "
+        "created_by) VALUES (:k, :j, CAST(:p AS jsonb), CAST(:s AS jsonb), "
+        "CAST(:r AS jsonb), :u) RETURNING id"),
+        {"k": kind, "j": query.jurisdiction, "p": json.dumps(parameters, default=str),
+         "s": json.dumps(summary, default=str), "r": json.dumps(body, default=str),
+         "u": user.name}).scalar_one()
+
+
+def _parameters(query: HotspotQuery, size: float, chosen: bool, data: _Data, **extra) -> dict:
+    out = {k: v for k, v in asdict(query).items() if k not in ("start", "end")}
+    out.update({"from": query.start.isoformat(), "to": query.end.isoformat(), "cell": size,
+                "cell_chosen": chosen, "metric_crs": data.crs, **extra})
+    return out
+
+
+def run_hotspots(conn: Connection, user: User, query: HotspotQuery, method: str = "gi",
+                 fdr: bool = True, bandwidth: float | None = None) -> dict:
+    """A FeatureCollection of cells with the method's scores, plus the parameters used."""
+    if method not in METHODS:
+        raise BadHotspotRequest(f"unknown method {method!r}; methods are {', '.join(METHODS)}")
+    data = _load(conn, user, query)
+    lattice, size, chosen = _lattice(data, query)
+    counts = count_points(lattice, data.xy)
+    columns: dict[str, np.ndarray] = {"count": counts}
+    extra: dict = {"method": method, "incidents": int(len(data.xy))}
+    if method == "gi":
+        z = gi_star(lattice, counts, query.neighbours)
+        p = two_sided_p(z)
+        p_fdr = benjamini_hochberg(p)
+        columns.update({"z": z, "p": p, "p_fdr": p_fdr,
+                        "class": classify(z, p_fdr if fdr else p)})
+        extra["fdr"] = fdr
+    elif method == "kde":
+        if len(data.xy) < 2 and bandwidth is None:
+            raise BadHotspotRequest("too few incidents for a density; give bandwidth=METRES")
+        h = bandwidth or default_bandwidth(data.xy)
+        columns["density"] = kde(lattice, data.xy, h) * 1e6  # per km²
+        extra.update({"bandwidth": h, "bandwidth_chosen": bandwidth is None,
+                      "density_unit": "incidents per km²"})
+    keep = _shown(user, counts)
+    if method != "gi":
+        keep &= counts > 0 if method == "count" else columns["density"] > 0
+    parameters = _parameters(query, size, chosen, data, **extra)
+    summary = {"cells": int(len(counts)), "shown": int(keep.sum())}
+    if method == "gi":
+        summary["classes"] = {c: int(n) for c, n in zip(*np.unique(columns["class"][keep],
+                                                                   return_counts=True),
+                                                        strict=True)}
+    body = {"type": "FeatureCollection", "parameters": parameters, "summary": summary,
+            "features": _features(lattice, data, columns, keep)}
+    body["run"] = _save(conn, user, method, query, parameters, summary, body)
+    return body
+
+
+def _steps(start: dt.datetime, end: dt.datetime, step: str) -> np.ndarray:
+    """Edges (UTC) of the time steps from ``start`` to ``end``.
+
+    7-day weeks from the start, or calendar months in the start's own time zone (the
+    first and last may be partial).
+    """
+    if step not in ("week", "month"):
+        raise BadHotspotRequest(f"step must be week or month, got {step!r}")
+    edges = [start]
+    while True:
+        last = edges[-1]
+        if step == "week":
+            nxt = last + dt.timedelta(days=7)
+        else:
+            year, month = (last.year + 1, 1) if last.month == 12 else (last.year, last.month + 1)
+            nxt = last.replace(year=year, month=month, day=1, hour=0, minute=0, second=0,
+                               microsecond=0)
+        if nxt >= end:
+            break
+        edges.append(nxt)
+    edges.append(end)
+    return np.array([np.datetime64(e.astimezone(dt.UTC).replace(tzinfo=None), "s")
+                     for e in edges])
+
+
+def run_emerging(conn: Connection, user: User, query: HotspotQuery, step: str = "month",
+                 time_window: int = 1) -> dict:
+    """Cells with their emerging hot-spot category over the period in weekly/monthly steps."""
+    query.check()
+    edges = _steps(query.start, query.end, step)
+    if len(edges) < 3:
+        raise BadHotspotRequest("the period holds fewer than two time steps")
+    data = _load(conn, user, query)
+    lattice, size, chosen = _lattice(data, query)
+    at = np.searchsorted(edges, data.when, side="right") - 1
+    cube = np.stack([count_points(lattice, data.xy[at == t]) for t in range(len(edges) - 1)])
+    result = emerging_hotspots(lattice, cube.astype(float), query.neighbours, time_window)
+    counts = cube.sum(axis=0)
+    keep = _shown(user, counts) & ((counts > 0) | (result["category"] != "no_pattern"))
+    parameters = _parameters(query, size, chosen, data, step=step, steps=len(edges) - 1,
+                             time_window=time_window, incidents=int(len(data.xy)))
+    kinds, n = np.unique(result["category"][keep], return_counts=True)
+    summary = {"cells": int(len(counts)), "shown": int(keep.sum()),
+               "categories": {k: int(v) for k, v in zip(kinds, n, strict=True)}}
+    columns = {"count": counts, "category": result["category"],
+               "trend_z": result["trend_z"], "trend_p": result["trend_p"]}
+    features = _features(lattice, data, columns, keep)
+    series = cube.T[keep]
+    for feature, counts_t in zip(features, series, strict=True):
+        feature["properties"]["counts"] = [int(c) for c in counts_t]
+    body = {"type": "FeatureCollection", "parameters": parameters, "summary": summary,
+            "steps": [str(e) for e in edges[:-1]], "features": features}
+    body["run"] = _save(conn, user, "emerging", query, parameters, summary, body)
+    return body
+
+
+def run_evaluation(conn: Connection, user: User, train: HotspotQuery, test: HotspotQuery,
+                   method: str = "gi", share: float = 0.05) -> dict:
+    """PAI, PEI and RRI of ``method`` trained on one period and tested on the next.
+
+    The hot-spot map is the ``share`` of the area ranked highest by the method (Gi* z,
+    density or count) on the training period.
+    """
+    if method not in METHODS:
+        raise BadHotspotRequest(f"unknown method {method!r}; methods are {', '.join(METHODS)}")
+    if not 0 < share < 1:
+        raise BadHotspotRequest(f"share must be between 0 and 1, got {share!r}")
+    trained = _load(conn, user, train)
+    lattice, size, chosen = _lattice(trained, train)
+    tested = _load(conn, user, test)
+    train_counts = count_points(lattice, trained.xy)
+    test_counts = count_points(lattice, tested.xy)
+    if test_counts.sum() == 0:
+        raise BadHotspotRequest("the test period has no incidents")
+    if method == "gi":
+        score = gi_star(lattice, train_counts, train.neighbours)
+    elif method == "kde":
+        score = kde(lattice, trained.xy) if len(trained.xy) >= 2 else train_counts
+    else:
+        score = train_counts.astype(float)
+    chosen_cells = np.zeros(len(score), dtype=bool)
+    chosen_cells[np.argsort(-score, kind="stable")[:max(1, round(share * len(score)))]] = True
+    areas = shapely.area(lattice.cells.geometry.values)
+    result = evaluate(chosen_cells, test_counts, areas, train_counts)
+    parameters = _parameters(train, size, chosen, trained, method=method, share=share,
+                             test_from=test.start.isoformat(), test_to=test.end.isoformat())
+    body = {**{k: (round(v, 6) if isinstance(v, float) else v) for k, v in result.items()},
+            "parameters": parameters}
+    body["run"] = _save(conn, user, "evaluate", train, parameters, result, body)
+    return body
+
+
+def list_runs(conn: Connection, user: User, jurisdiction: str | None = None) -> list[dict]:
+    """Saved runs the user may see (their own jurisdiction's), newest first."""
+    rows = conn.execute(text(
+        "SELECT id, kind, jurisdiction_code, parameters, summary, created_at, created_by "
+        "FROM hotspot_runs WHERE (CAST(:j AS text) IS NULL OR jurisdiction_code = :j) "
+        "ORDER BY id DESC LIMIT 200"), {"j": jurisdiction}).all()
+    out = []
+    for r in rows:
+        try:
+            require_within(conn, user, r[2])
+        except SafegridError:
+            continue
+        out.append({"id": r[0], "kind": r[1], "jurisdiction": r[2], "parameters": r[3],
+                    "summary": r[4], "created_at": r[5].isoformat(), "created_by": r[6]})
+    return out
+
+
+class UnknownRun(SafegridError):
+    """No such saved run, or not one the user may see (HTTP 404)."""
+
+    http_status = 404
+
+
+def get_run(conn: Connection, user: User, run_id: int) -> dict:
+    """A saved run's result as it was answered (cells hidden from aggregate roles stay so)."""
+    row = conn.execute(text("SELECT jurisdiction_code, result, created_by FROM hotspot_runs "
+                            "WHERE id = :i"), {"i": run_id}).first()
+    if row is None:
+        raise UnknownRun(f"there is no hot-spot run {run_id}")
+    try:
+        require_within(conn, user, row[0])
+    except SafegridError:
+        raise UnknownRun(f"there is no hot-spot run {run_id} that you may see") from None
+    result = row[1]
+    if user.role in AGGREGATE_ONLY and "features" in result:
+        result["features"] = [f for f in result["features"]
+                              if f["properties"].get("count", MIN_SHOWN) >= MIN_SHOWN]
+    return result

@@ -1,0 +1,151 @@
+"""Hot-spot endpoints over HTTP on the small demo: counts against SQL, Gi* against esda
+on the returned cells, what each role sees, saved runs, and the bad-parameter corpus."""
+
+import numpy as np
+import pytest
+import shapely
+from sqlalchemy import text
+
+from geo.emerging import CATEGORIES
+
+pytestmark = pytest.mark.db
+
+CITY = "430100"
+PERIOD = "from=2025-11-01&to=2026-10-31"
+
+
+def test_gi_cells_count_the_incidents_and_score_like_esda(api, db):
+    import esda
+    import geopandas as gpd
+    from libpysal.weights import Queen
+
+    r = api("police", f"/api/hotspots?jurisdiction={CITY}&cell=400&{PERIOD}")
+    assert r.status_code == 200, r.text[:300]
+    body = r.json()
+    assert body["parameters"]["cell"] == 400 and not body["parameters"]["cell_chosen"]
+    cells = gpd.GeoDataFrame.from_features(body["features"])
+    assert len(cells) == body["summary"]["cells"]  # police see every cell
+    # the busiest cells hold the city's incidents SQL finds in them (a point on a cell's
+    # edge, give or take a millimetre, belongs to one of the two cells)
+    with db.connect() as conn:
+        for _, cell in cells.nlargest(5, "count").iterrows():
+            inside, touching = conn.execute(text(
+                "SELECT count(*) FILTER (WHERE ST_Contains(ST_Buffer(g, -1e-8), i.geom)), "
+                "count(*) FILTER (WHERE ST_Intersects(ST_Buffer(g, 1e-8), i.geom)) "
+                "FROM incidents i, ST_GeomFromText(:g, 4326) AS g, jurisdictions j "
+                "WHERE j.code = :c AND ST_Intersects(j.geom, i.geom) "
+                "AND occurred_at >= '2025-11-01T00:00:00+08:00' "
+                "AND occurred_at < '2026-11-01T00:00:00+08:00'"),
+                {"g": cell.geometry.wkt, "c": CITY}).one()
+            assert inside <= cell["count"] <= touching and touching - inside <= 3
+    w = Queen.from_dataframe(cells, use_index=False, silence_warnings=True)
+    g = esda.G_Local(cells["count"].to_numpy(float), w, transform="B", star=True,
+                     permutations=0)
+    assert np.allclose(cells["z"], g.Zs, atol=1e-5)  # z is answered with 6 decimals
+    assert body["summary"]["classes"].get("hot_99", 0) > 0
+
+
+@pytest.mark.parametrize("user", ["planner", "viewer"])
+def test_aggregate_roles_get_no_cell_with_fewer_than_three_incidents(api, user):
+    r = api(user, f"/api/hotspots?jurisdiction={CITY}&cell=400&{PERIOD}")
+    assert r.status_code == 200, r.text[:300]
+    counts = [f["properties"]["count"] for f in r.json()["features"]]
+    assert counts and min(counts) >= 3
+    police = api("police", f"/api/hotspots?jurisdiction={CITY}&cell=400&{PERIOD}").json()
+    assert len(counts) == sum(f["properties"]["count"] >= 3 for f in police["features"])
+
+
+def test_kde_and_count_methods(api):
+    kde = api("police", f"/api/hotspots?jurisdiction={CITY}&method=kde&cell=300&{PERIOD}")
+    assert kde.status_code == 200, kde.text[:300]
+    params = kde.json()["parameters"]
+    assert params["bandwidth"] > 0 and params["bandwidth_chosen"]
+    assert all(f["properties"]["density"] > 0 for f in kde.json()["features"])
+    count = api("police", f"/api/hotspots?jurisdiction={CITY}&method=count&cell=300&"
+                          f"category=fraud&{PERIOD}")
+    assert count.status_code == 200, count.text[:300]
+    assert all(f["properties"]["count"] > 0 for f in count.json()["features"])
+
+
+def test_the_cell_size_is_chosen_and_said_when_not_given(api):
+    r = api("police", f"/api/hotspots?jurisdiction={CITY}&{PERIOD}")
+    assert r.status_code == 200, r.text[:300]
+    assert r.json()["parameters"]["cell_chosen"] and r.json()["parameters"]["cell"] > 1
+
+
+def test_runs_are_saved_and_reopened(api):
+    r = api("police", f"/api/hotspots?jurisdiction={CITY}&cell=500&{PERIOD}")
+    run = r.json()["run"]
+    listed = api("police", f"/api/hotspots/runs?jurisdiction={CITY}").json()["runs"]
+    assert run in [x["id"] for x in listed]
+    again = api("police", f"/api/hotspots/runs/{run}").json()
+    assert again["features"] == r.json()["features"]
+    viewer = api("viewer", f"/api/hotspots/runs/{run}").json()
+    assert all(f["properties"]["count"] >= 3 for f in viewer["features"])
+    assert api("police", "/api/hotspots/runs/999999").status_code == 404
+
+
+def test_emerging_hot_spots_by_month(api):
+    r = api("police", f"/api/hotspots/emerging?jurisdiction={CITY}&cell=500&step=month&"
+                      f"{PERIOD}")
+    assert r.status_code == 200, r.text[:300]
+    body = r.json()
+    assert len(body["steps"]) == 12
+    assert {f["properties"]["category"] for f in body["features"]} <= set(CATEGORIES)
+    for f in body["features"]:
+        assert len(f["properties"]["counts"]) == 12
+        assert sum(f["properties"]["counts"]) == f["properties"]["count"]
+
+
+def test_evaluation_trains_on_one_period_and_tests_on_the_next(api):
+    r = api("police", f"/api/hotspots/evaluate?jurisdiction={CITY}&cell=400&method=gi&"
+                      "train_from=2026-01-01&train_to=2026-06-30&test_from=2026-07-01&"
+                      "test_to=2026-09-30")
+    assert r.status_code == 200, r.text[:300]
+    body = r.json()
+    assert 0 <= body["hit_rate"] <= 1 and body["pai"] >= 0 and 0 < body["pei"] <= 1 + 1e-9
+    assert body["area_share"] == pytest.approx(0.05, abs=0.01)
+    assert body["pai"] == pytest.approx(body["hit_rate"] / body["area_share"], rel=1e-4)
+
+
+@pytest.mark.parametrize("path,message", [
+    (f"/api/hotspots?jurisdiction={CITY}&method=x", "unknown method"),
+    (f"/api/hotspots?jurisdiction={CITY}&cell=1", "more than 1 metre"),
+    (f"/api/hotspots?jurisdiction={CITY}&cell=-4", "more than 1 metre"),
+    (f"/api/hotspots?jurisdiction={CITY}&cell=abc", "not a number"),
+    (f"/api/hotspots?jurisdiction={CITY}&cell=3", "more than 5,000,000"),
+    (f"/api/hotspots?jurisdiction={CITY}&from=2026-05-01&to=2026-01-01", "must be before"),
+    (f"/api/hotspots?jurisdiction={CITY}&from=yesterday", "not an RFC 3339"),
+    ("/api/hotspots?jurisdiction=999999", "unknown jurisdiction"),
+    ("/api/hotspots", "jurisdiction is required"),
+    (f"/api/hotspots?jurisdiction={CITY}&category=nope", "unknown category"),
+    (f"/api/hotspots?jurisdiction={CITY}&neighbours=far", "neighbours"),
+    (f"/api/hotspots?jurisdiction={CITY}&shape=tri", "square or hex"),
+    (f"/api/hotspots?jurisdiction={CITY}&fdr=maybe", "true or false"),
+    (f"/api/hotspots?jurisdiction={CITY}&colour=red", "unknown parameter"),
+    (f"/api/hotspots/emerging?jurisdiction={CITY}&step=day", "week or month"),
+    (f"/api/hotspots/emerging?jurisdiction={CITY}&from=2026-01-01&to=2026-01-20&step=month",
+     "fewer than two time steps"),
+    (f"/api/hotspots/evaluate?jurisdiction={CITY}&share=2", "share"),
+    (f"/api/hotspots/evaluate?jurisdiction={CITY}&method=x", "unknown method"),
+])
+def test_bad_parameters_get_400_with_a_message(api, path, message):
+    r = api("police", path)
+    assert r.status_code == 400, r.text[:300]
+    assert message in r.json()["error"]
+
+
+def test_another_jurisdiction_is_forbidden(api):
+    r = api("viewer", f"/api/hotspots?jurisdiction=430200&cell=500&{PERIOD}")
+    assert r.status_code == 403 and "outside your jurisdiction" in r.json()["error"]
+
+
+def test_hot_cells_lie_in_the_jurisdiction(api, db):
+    body = api("police", f"/api/hotspots?jurisdiction={CITY}&cell=400&{PERIOD}").json()
+    with db.connect() as conn:
+        city = shapely.from_wkb(bytes(conn.execute(text(
+            "SELECT ST_AsBinary(geom) FROM jurisdictions WHERE code = :c"),
+            {"c": CITY}).scalar_one()))
+    centres = shapely.centroid([shapely.geometry.shape(f["geometry"])
+                                for f in body["features"]])
+    assert shapely.contains(city, centres).all()

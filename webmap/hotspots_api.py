@@ -1,0 +1,153 @@
+"""Hot-spot endpoints.
+
+``/api/hotspots`` (gi, kde, count), ``/api/hotspots/emerging``, ``/api/hotspots/evaluate``
+and the saved runs (``/api/hotspots/runs``, ``/api/hotspots/runs/{id}``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+
+from flask import Blueprint, Response, current_app, request
+
+from layers.hotspots import (
+    HotspotQuery,
+    get_run,
+    list_runs,
+    run_emerging,
+    run_evaluation,
+    run_hotspots,
+)
+
+from .app import db_engine
+from .auth import current_user
+from .params import BadRequest, instant
+
+bp = Blueprint("hotspots_api", __name__)
+
+_COMMON = {"jurisdiction", "cell", "category", "shape", "neighbours"}
+DEFAULT_DAYS = 365
+
+
+def _known(allowed: set[str]) -> None:
+    unknown = sorted(set(request.args) - allowed)
+    if unknown:
+        raise BadRequest(f"unknown parameter(s) {', '.join(map(repr, unknown))}; this takes "
+                         f"{', '.join(sorted(allowed))}")
+
+
+def _number(name: str) -> float | None:
+    raw = request.args.get(name)
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise BadRequest(f"{name}={raw!r} is not a number") from None
+    if not math.isfinite(value):
+        raise BadRequest(f"{name}={raw!r} is not a finite number")
+    return value
+
+
+def _neighbours() -> str | float:
+    raw = request.args.get("neighbours", "queen")
+    if raw == "queen":
+        return raw
+    value = _number("neighbours")
+    if value is None or value <= 0:
+        raise BadRequest(f"neighbours must be 'queen' or a distance in metres, got {raw!r}")
+    return value
+
+
+def _period(start_name: str, end_name: str) -> tuple[dt.datetime, dt.datetime]:
+    end_raw, start_raw = request.args.get(end_name), request.args.get(start_name)
+    end = instant(end_raw, True) if end_raw else dt.datetime.now(dt.UTC)
+    start = instant(start_raw, False) if start_raw else end - dt.timedelta(days=DEFAULT_DAYS)
+    return start, end
+
+
+def _query(start_name: str = "from", end_name: str = "to") -> HotspotQuery:
+    code = request.args.get("jurisdiction")
+    if not code:
+        raise BadRequest("jurisdiction is required (?jurisdiction=CODE)")
+    start, end = _period(start_name, end_name)
+    return HotspotQuery(jurisdiction=code, start=start, end=end,
+                        category=request.args.get("category"), cell=_number("cell"),
+                        shape=request.args.get("shape", "square"), neighbours=_neighbours())
+
+
+def _flag(name: str, default: bool) -> bool:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if raw.lower() not in ("true", "false"):
+        raise BadRequest(f"{name} must be true or false, got {raw!r}")
+    return raw.lower() == "true"
+
+
+def _answer(body: dict) -> Response:
+    return Response(json.dumps(body, ensure_ascii=False, default=str), 200,
+                    content_type="application/geo+json" if "features" in body
+                    else "application/json")
+
+
+@bp.get("/api/hotspots")
+def hotspots():
+    """Cells with counts and Gi* (z, p, p_fdr, class), KDE density or counts."""
+    _known(_COMMON | {"method", "from", "to", "fdr", "bandwidth"})
+    query = _query()
+    method = request.args.get("method", "gi")
+    with db_engine(current_app).begin() as conn:
+        body = run_hotspots(conn, current_user(), query, method, _flag("fdr", True),
+                            _number("bandwidth"))
+    return _answer(body)
+
+
+@bp.get("/api/hotspots/emerging")
+def emerging():
+    """Cells with their emerging hot-spot category (weekly or monthly steps)."""
+    _known(_COMMON | {"from", "to", "step", "time_window"})
+    window = _number("time_window")
+    if window is not None and (window < 0 or window != int(window)):
+        raise BadRequest(f"time_window must be a whole number of steps, got {window!r}")
+    with db_engine(current_app).begin() as conn:
+        body = run_emerging(conn, current_user(), _query(), request.args.get("step", "month"),
+                            1 if window is None else int(window))
+    return _answer(body)
+
+
+@bp.get("/api/hotspots/evaluate")
+def evaluation():
+    """PAI, PEI and RRI of a method trained on one period and tested on the next."""
+    _known(_COMMON | {"method", "train_from", "train_to", "test_from", "test_to", "share"})
+    train = _query("train_from", "train_to")
+    test_start, test_end = _period("test_from", "test_to")
+    if not request.args.get("test_from"):
+        test_start = train.end
+    if not request.args.get("train_from") and request.args.get("test_from"):
+        raise BadRequest("give train_from and train_to with test_from")
+    test = HotspotQuery(**{**train.__dict__, "start": test_start, "end": test_end})
+    share = _number("share")
+    with db_engine(current_app).begin() as conn:
+        body = run_evaluation(conn, current_user(), train, test,
+                              request.args.get("method", "gi"), 0.05 if share is None else share)
+    return _answer(body)
+
+
+@bp.get("/api/hotspots/runs")
+def runs():
+    """Saved runs (newest first), optionally of one ``jurisdiction``."""
+    _known({"jurisdiction"})
+    with db_engine(current_app).connect() as conn:
+        found = list_runs(conn, current_user(), request.args.get("jurisdiction"))
+    return _answer({"runs": found})
+
+
+@bp.get("/api/hotspots/runs/<int:run_id>")
+def run(run_id: int):
+    """One saved run, as it was answered."""
+    _known(set())
+    with db_engine(current_app).connect() as conn:
+        return _answer(get_run(conn, current_user(), run_id))
