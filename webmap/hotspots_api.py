@@ -20,6 +20,7 @@ from layers.hotspots import (
     run_evaluation,
     run_hotspots,
 )
+from layers.safety import safety_index
 
 from .app import db_engine
 from .auth import current_user
@@ -151,3 +152,16 @@ def run(run_id: int):
     _known(set())
     with db_engine(current_app).connect() as conn:
         return _answer(get_run(conn, current_user(), run_id))
+
+
+@bp.get("/api/safety-index")
+def safety():
+    """The safety index of the grids under ``jurisdiction`` (12 months up to ``to``)."""
+    _known({"jurisdiction", "to"})
+    code = request.args.get("jurisdiction")
+    if not code:
+        raise BadRequest("jurisdiction is required (?jurisdiction=CODE)")
+    end = instant(request.args["to"], True) if request.args.get("to") else None
+    with db_engine(current_app).connect() as conn:
+        body = safety_index(conn, current_user(), code, end)
+    return _answer(body)

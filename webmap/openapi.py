@@ -178,6 +178,12 @@ def _hotspot_paths() -> dict:
             _param("method", "gi, kde or count.", {"type": "string"}),
             _param("share", "Share of the area in the hot-spot map (default 0.05).",
                    {"type": "number"})]),
+        "/api/safety-index": {"get": {
+            "summary": "Safety index (score 0-100, level 1-5) of the grids of a jurisdiction",
+            "operationId": "safety_index",
+            "parameters": [common[0], _param("to", "End of the 12 months (default now).",
+                                             {"type": "string"})],
+            "responses": {"200": {"description": "grids"}, **_errors("400", "401", "403")}}},
         "/api/hotspots/runs": {"get": {
             "summary": "Saved runs, newest first", "operationId": "hotspot_runs",
             "parameters": [_param("jurisdiction", "Only this jurisdiction's runs.",

@@ -149,3 +149,33 @@ def test_hot_cells_lie_in_the_jurisdiction(api, db):
     centres = shapely.centroid([shapely.geometry.shape(f["geometry"])
                                 for f in body["features"]])
     assert shapely.contains(city, centres).all()
+
+
+def test_safety_index_of_the_grids(api):
+    from geo.safety import safety_scores
+
+    r = api("planner", "/api/safety-index?jurisdiction=430102&to=2026-10-31")
+    assert r.status_code == 200, r.text[:300]
+    features = r.json()["features"]
+    assert features
+    props = [f["properties"] for f in features]
+    assert all(0 <= p["score"] <= 100 and p["level"] in (1, 2, 3, 4, 5) for p in props)
+    assert all(sum(p["monthly"]) == p["incidents_12m"] for p in props)
+    # the answer follows the documented formula from the inputs it reports
+    again = safety_scores([p["weighted_incidents"] for p in props],
+                          [p["population"] for p in props], [p["trend_z"] for p in props],
+                          [p["hot_share"] for p in props], [p["key_areas"] for p in props],
+                          [p["key_areas"] / max(p["key_areas_per_km2"], 1e-9)
+                           if p["key_areas"] else 1 for p in props])
+    assert np.allclose(again["score"], [p["score"] for p in props], atol=0.06)
+
+
+@pytest.mark.parametrize("path,status,message", [
+    ("/api/safety-index", 400, "jurisdiction is required"),
+    ("/api/safety-index?jurisdiction=999999", 400, "unknown jurisdiction"),
+    ("/api/safety-index?jurisdiction=430102&to=soon", 400, "RFC 3339"),
+    ("/api/safety-index?jurisdiction=430200", 403, "outside your jurisdiction"),
+])
+def test_bad_safety_index_requests(api, path, status, message):
+    r = api("planner", path)
+    assert r.status_code == status and message in r.json()["error"]
