@@ -88,7 +88,7 @@ def _authenticate():
             response.status_code = 403
             return response
     if g.user is None and request.endpoint not in PUBLIC_ENDPOINTS:
-        if request.endpoint and request.endpoint.split(".")[0] in ("pages", "planner"):
+        if request.endpoint and request.endpoint.split(".")[0] in ("pages", "planner", "analysis"):
             return redirect(url_for("auth.login", next=request.full_path))
         return _unauthorised("authentication required: send 'Authorization: Bearer <token>' "
                              "(safegrid users token NAME) or log in at /login")

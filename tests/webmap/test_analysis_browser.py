@@ -1,0 +1,75 @@
+"""The analyst's hot-spot map in headless Chromium: run Gi* and emerging hot spots from
+the controls, see the cells and the legend, reopen a saved run. Screenshots go to
+test-output/."""
+
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+from .test_map_browser import ARGS, CHROMIUM
+
+pytestmark = [pytest.mark.db, pytest.mark.browser]
+
+OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
+DRAWN = "window.safegridAnalysisState.cells.getLayers()[0].getLayers().length"
+
+
+@pytest.fixture
+def analyst(server):
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.route("**/tile.openstreetmap.org/**", lambda route: route.abort())
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(f"{server}/login?next=/map/analysis?jurisdiction=430100")
+        page.fill("input[name=name]", "police")
+        page.fill("input[name=password]", "police-demo-2026")
+        page.click("button[type=submit]")
+        page.wait_for_url("**/map/analysis**")
+        page.errors = errors
+        yield page
+        browser.close()
+
+
+def test_gi_then_emerging_then_a_saved_run(analyst):
+    page = analyst
+    OUTPUT.mkdir(exist_ok=True)
+    page.fill("#sg-cell", "400")
+    page.fill("#sg-from", "2025-11-01")
+    page.fill("#sg-to", "2026-10-31")
+    page.click("#sg-run")
+    page.wait_for_selector("#sg-message.ok")
+    drawn = page.evaluate(DRAWN)
+    shown = page.evaluate("window.safegridAnalysisState.state.last.features.length")
+    assert drawn == shown > 0
+    legend = page.locator("#sg-legend div").all_text_contents()
+    assert len(legend) == 7 and "热点 99%" in legend[0]
+    page.screenshot(path=str(OUTPUT / "analysis-gi.png"))
+
+    page.select_option("#sg-method", "emerging")
+    page.click("#sg-run")
+    page.wait_for_function("window.safegridAnalysisState.state.last.steps !== undefined")
+    page.wait_for_selector("#sg-message.ok")
+    assert page.evaluate(DRAWN) > 0
+    page.screenshot(path=str(OUTPUT / "analysis-emerging.png"))
+
+    # the first (Gi*) run is among the saved ones and reopens
+    page.wait_for_selector("#sg-runs option:has-text(' emerging ')", state="attached")
+    gi_run = page.locator("#sg-runs option", has_text=re.compile(r"^#\d+ gi ")).first \
+        .get_attribute("value")
+    page.select_option("#sg-runs", gi_run)
+    page.wait_for_function("window.safegridAnalysisState.state.last.steps === undefined")
+    assert page.locator("#sg-legend div").count() == 7
+    assert page.errors == []
+
+
+def test_a_refused_run_is_shown(analyst):
+    page = analyst
+    page.fill("#sg-cell", "0.5")
+    page.click("#sg-run")
+    page.wait_for_selector("#sg-message.error")
+    assert "400" in page.text_content("#sg-message")
+    assert "1 metre" in page.text_content("#sg-message")

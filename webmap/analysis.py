@@ -1,0 +1,145 @@
+"""The analyst's map (``/map/analysis``): hot spots, densities and emerging hot spots.
+
+A Folium map of one jurisdiction with controls for the method, cell size, period and
+category; ``static/analysis.js`` asks the hot-spot API and draws the cells (Gi*
+classes in the red/blue palette, KDE and counts in a heat palette, emerging
+categories), with a legend, a popup per cell (its figures and, for emerging hot spots,
+its counts per step) and the saved runs to reopen.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import folium
+from branca.element import MacroElement
+from flask import Blueprint, Response, current_app, request
+from jinja2 import Template
+from markupsafe import escape
+from sqlalchemy import text
+
+from layers.registry import INCIDENT_CATEGORIES
+
+from .app import db_engine
+from .auth import current_user
+from .mapview import LANGS, _use_local_assets
+from .pages import BadParameter
+
+bp = Blueprint("analysis", __name__)
+
+TEXT = {
+    "zh": {"title": "警情热点分析", "method": "方法", "gi": "热点分析 Gi*", "kde": "核密度",
+           "count": "计数", "emerging": "时空热点趋势", "cell": "格网(米)", "auto": "自动",
+           "from": "起", "to": "止", "category": "类别", "all": "全部", "step": "步长",
+           "week": "周", "month": "月", "run": "分析", "running": "分析中…", "done": "完成",
+           "cells": "个格网", "chosen": "按数据自动选择", "incidents": "起警情",
+           "refused": "未完成", "saved_runs": "已保存的分析…", "low": "低", "high": "高",
+           "hot_99": "热点 99%", "hot_95": "热点 95%", "hot_90": "热点 90%",
+           "cold_99": "冷点 99%", "cold_95": "冷点 95%", "cold_90": "冷点 90%",
+           "not_significant": "不显著", "map": "总图", "lang": "English",
+           "jurisdiction": "辖区"},
+    "en": {"title": "Incident hot spots", "method": "Method", "gi": "Hot spots (Gi*)",
+           "kde": "Kernel density", "count": "Counts", "emerging": "Emerging hot spots",
+           "cell": "Cell (m)", "auto": "auto", "from": "From", "to": "To",
+           "category": "Category", "all": "all", "step": "Step", "week": "week",
+           "month": "month", "run": "Run", "running": "Running…", "done": "Done",
+           "cells": "cells", "chosen": "chosen from the data", "incidents": "incidents",
+           "refused": "Not done", "saved_runs": "Saved runs…", "low": "low", "high": "high",
+           "hot_99": "hot spot 99%", "hot_95": "hot spot 95%", "hot_90": "hot spot 90%",
+           "cold_99": "cold spot 99%", "cold_95": "cold spot 95%", "cold_90": "cold spot 90%",
+           "not_significant": "not significant", "map": "Overview map", "lang": "中文",
+           "jurisdiction": "Jurisdiction"},
+}
+
+
+class _Start(MacroElement):
+    _template = Template("""
+        {% macro script(this, kwargs) %}
+        safegridAnalysis({{ this._parent.get_name() }}, {{ this.config }});
+        {% endmacro %}""")
+
+    def __init__(self, config: dict):
+        super().__init__()
+        self._name = "SafegridAnalysis"
+        self.config = json.dumps(config, ensure_ascii=False).replace("</", "<\\/")
+
+
+def _controls(code: str, lang: str, choices: list[tuple[str, str]]) -> str:
+    t = TEXT[lang]
+    today = dt.date.today()
+    options = "".join(f'<option value="{escape(c)}"{" selected" if c == code else ""}>'
+                      f"{escape(n)} ({escape(c)})</option>" for c, n in choices)
+    methods = "".join(f'<option value="{m}">{escape(t[m])}</option>'
+                      for m in ("gi", "kde", "count", "emerging"))
+    categories = f'<option value="">{escape(t["all"])}</option>' + "".join(
+        f'<option value="{c}">{c}</option>' for c in INCIDENT_CATEGORIES)
+    other = "en" if lang == "zh" else "zh"
+    return f"""
+    <div id="sg-panel">
+      <div class="sg-row"><b>{escape(t['title'])}</b>
+        <a href="/map?lang={lang}">{escape(t['map'])}</a>
+        <a href="/map/analysis?jurisdiction={escape(code)}&lang={other}">{t['lang']}</a></div>
+      <div class="sg-row"><label>{escape(t['jurisdiction'])}
+        <select id="sg-jurisdiction">{options}</select></label></div>
+      <div class="sg-row"><label>{escape(t['method'])}
+        <select id="sg-method">{methods}</select></label>
+        <label>{escape(t['cell'])} <input id="sg-cell" size="5" placeholder="{t['auto']}">
+        </label></div>
+      <div class="sg-row"><label>{escape(t['from'])}
+        <input id="sg-from" type="date" value="{today.replace(year=today.year - 1)}"></label>
+        <label>{escape(t['to'])} <input id="sg-to" type="date" value="{today}"></label></div>
+      <div class="sg-row"><label>{escape(t['category'])}
+        <select id="sg-category">{categories}</select></label>
+        <span id="sg-step-row" style="display:none"><label>{escape(t['step'])}
+        <select id="sg-step"><option value="month">{t['month']}</option>
+        <option value="week">{t['week']}</option></select></label></span></div>
+      <div class="sg-row"><button type="button" id="sg-run">{escape(t['run'])}</button>
+        <select id="sg-runs"></select></div>
+      <div id="sg-message" role="status" aria-live="polite"></div>
+      <div id="sg-legend"></div>
+    </div>"""
+
+
+def _choices(code: str) -> list[tuple[str, str]]:
+    with db_engine(current_app).connect() as conn:
+        from layers.access import subtree_codes
+
+        codes = subtree_codes(conn, code)
+        rows = conn.execute(text(
+            "SELECT code, name FROM jurisdictions WHERE code = ANY(:c) AND level IN "
+            "('city', 'district', 'street') ORDER BY code"), {"c": codes}).all()
+    return [(r[0], r[1]) for r in rows]
+
+
+@bp.get("/map/analysis")
+def analysis_page():
+    """The hot-spot map (``?jurisdiction=CODE``, default the user's; ``?lang=zh|en``)."""
+    user = current_user()
+    lang = request.args.get("lang", "zh")
+    if lang not in LANGS:
+        raise BadParameter(f"lang must be one of {', '.join(LANGS)}, got {lang!r}")
+    home = user.jurisdiction or "430100"
+    if user.role == "admin" and not user.jurisdiction:
+        with db_engine(current_app).connect() as conn:
+            home = conn.execute(text("SELECT code FROM jurisdictions WHERE level = 'city' "
+                                     "ORDER BY code LIMIT 1")).scalar() or home
+    choices = _choices(home)
+    code = request.args.get("jurisdiction", home)
+    if code not in {c for c, _n in choices}:
+        raise BadParameter(f"jurisdiction {code!r} is not one you may analyse")
+    with db_engine(current_app).connect() as conn:
+        box = conn.execute(text(
+            "SELECT ST_YMin(e), ST_XMin(e), ST_YMax(e), ST_XMax(e) FROM (SELECT "
+            "ST_Envelope(geom) AS e FROM jurisdictions WHERE code = :c) x"), {"c": code}).one()
+    m = folium.Map(tiles="OpenStreetMap", control_scale=True)
+    _use_local_assets(m)
+    m.fit_bounds([[box[0], box[1]], [box[2], box[3]]])
+    root = m.get_root()
+    root.header.add_child(folium.Element(
+        '<link rel="stylesheet" href="/static/planner.css">'
+        '<script src="/static/analysis.js"></script>'
+        f"<title>{escape(TEXT[lang]['title'])}</title>"))
+    root.html.add_child(folium.Element(_controls(code, lang, choices)))
+    _Start({"text": TEXT[lang], "jurisdiction": code}).add_to(m)
+    return Response(root.render(), mimetype="text/html")

@@ -1,0 +1,172 @@
+/* safegrid hot-spot analysis: run Gi*, KDE, counts or emerging hot spots from the
+ * controls, draw the cells with a legend, reopen saved runs. Errors are shown in
+ * #sg-message. */
+/* exported safegridAnalysis */
+function safegridAnalysis(map, config) {
+  "use strict";
+  const t = config.text;
+  const CLASS_COLOURS = {
+    hot_99: "#d7191c", hot_95: "#f46d43", hot_90: "#fdae61", not_significant: "#ffffbf",
+    cold_90: "#abd9e9", cold_95: "#74add1", cold_99: "#2c7bb6",
+  };
+  const CATEGORY_COLOURS = {
+    new_hot_spot: "#fcbba1", consecutive_hot_spot: "#fc9272", intensifying_hot_spot: "#de2d26",
+    persistent_hot_spot: "#a50f15", diminishing_hot_spot: "#fb6a4a",
+    sporadic_hot_spot: "#fee0d2", oscillating_hot_spot: "#ef3b2c",
+    historical_hot_spot: "#cb181d",
+    new_cold_spot: "#c6dbef", consecutive_cold_spot: "#9ecae1",
+    intensifying_cold_spot: "#3182bd", persistent_cold_spot: "#08519c",
+    diminishing_cold_spot: "#6baed6", sporadic_cold_spot: "#deebf7",
+    oscillating_cold_spot: "#4292c6", historical_cold_spot: "#2171b5", no_pattern: "#f0f0f0",
+  };
+  const DENSITY = ["#ffffb2", "#fecc5c", "#fd8d3c", "#f03b20", "#bd0026"];
+  const cells = L.featureGroup().addTo(map);
+  const state = {busy: 0, last: null};
+  window.safegridAnalysisState = {map, cells, state};
+
+  function message(text, kind) {
+    const box = document.getElementById("sg-message");
+    box.textContent = text;
+    box.className = kind || "";
+  }
+
+  function value(id) {
+    return document.getElementById(id).value.trim();
+  }
+
+  async function get(url) {
+    state.busy += 1;
+    try {
+      const response = await fetch(url, {credentials: "same-origin"});
+      let data = null;
+      try { data = await response.json(); } catch (e) { data = null; }
+      return {ok: response.ok, status: response.status, data};
+    } finally {
+      state.busy -= 1;
+    }
+  }
+
+  function densityColour(v, top) {
+    const i = Math.min(DENSITY.length - 1, Math.floor(DENSITY.length * v / (top || 1)));
+    return DENSITY[i];
+  }
+
+  function legend(entries) {
+    const box = document.getElementById("sg-legend");
+    box.innerHTML = "";
+    for (const [label, colour] of entries) {
+      const row = document.createElement("div");
+      const swatch = document.createElement("span");
+      swatch.className = "sg-swatch";
+      swatch.style.background = colour;
+      row.append(swatch, document.createTextNode(" " + label));
+      box.append(row);
+    }
+  }
+
+  function popup(p) {
+    const rows = Object.entries(p).filter(([k]) => !["row", "col", "counts"].includes(k))
+      .map(([k, v]) => "<tr><th>" + (t[k] || k) + "</th><td>" + v + "</td></tr>");
+    let html = "<table>" + rows.join("") + "</table>";
+    if (Array.isArray(p.counts)) {
+      const top = Math.max(1, ...p.counts);
+      const bars = p.counts.map((c, i) => '<rect x="' + (i * 10) + '" y="' + (40 - 40 * c / top) +
+        '" width="8" height="' + (40 * c / top) + '" fill="#de2d26"></rect>').join("");
+      html += '<svg class="sg-trend" width="' + (p.counts.length * 10) + '" height="40">' +
+        bars + "</svg>";
+    }
+    return html;
+  }
+
+  function draw(body) {
+    cells.clearLayers();
+    state.last = body;
+    const method = (body.parameters || {}).method || (body.steps ? "emerging" : "gi");
+    const top = Math.max(0, ...body.features.map(f => f.properties.density || 0));
+    L.geoJSON(body, {
+      style: f => {
+        const p = f.properties;
+        let colour = "#cccccc";
+        if (method === "gi") colour = CLASS_COLOURS[p.class];
+        else if (method === "kde") colour = densityColour(p.density, top);
+        else if (method === "count") colour = densityColour(p.count, Math.max(
+          1, ...body.features.map(g => g.properties.count)));
+        else colour = CATEGORY_COLOURS[p.category];
+        return {color: colour, weight: 0.5, fillColor: colour, fillOpacity: 0.65};
+      },
+      onEachFeature: (f, layer) => layer.bindPopup(popup(f.properties)),
+    }).addTo(cells);
+    if (method === "gi") {
+      legend(Object.entries(CLASS_COLOURS).map(([k, c]) => [t[k] || k, c]));
+    } else if (method === "emerging") {
+      const seen = new Set(body.features.map(f => f.properties.category));
+      legend(Object.entries(CATEGORY_COLOURS).filter(([k]) => seen.has(k))
+        .map(([k, c]) => [t[k] || k, c]));
+    } else {
+      legend(DENSITY.map((c, i) => [(i === 0 ? t.low : i === DENSITY.length - 1 ? t.high : ""),
+                                    c]));
+    }
+    const p = body.parameters || {};
+    message(t.done + ": " + body.features.length + " " + t.cells + ", " + t.cell + " " +
+            p.cell + " m" + (p.cell_chosen ? " (" + t.chosen + ")" : "") + ", " +
+            (p.incidents != null ? p.incidents + " " + t.incidents : ""), "ok");
+  }
+
+  async function run() {
+    const method = value("sg-method");
+    const params = new URLSearchParams({jurisdiction: value("sg-jurisdiction")});
+    for (const [name, id] of [["cell", "sg-cell"], ["from", "sg-from"], ["to", "sg-to"],
+                              ["category", "sg-category"]]) {
+      if (value(id)) params.set(name, value(id));
+    }
+    let url = "/api/hotspots";
+    if (method === "emerging") {
+      url += "/emerging";
+      params.set("step", value("sg-step"));
+    } else {
+      params.set("method", method);
+    }
+    message(t.running);
+    const result = await get(url + "?" + params.toString());
+    if (!result.ok) {
+      message(t.refused + " (" + result.status + "): " + ((result.data || {}).error || ""),
+              "error");
+      return;
+    }
+    draw(result.data);
+    loadRuns();
+  }
+
+  async function loadRuns() {
+    const result = await get("/api/hotspots/runs?jurisdiction=" +
+                             encodeURIComponent(value("sg-jurisdiction")));
+    if (!result.ok) return;
+    const select = document.getElementById("sg-runs");
+    const chosen = select.value;
+    select.innerHTML = "<option value=''>" + t.saved_runs + "</option>";
+    for (const r of result.data.runs) {
+      const option = document.createElement("option");
+      option.value = r.id;
+      option.textContent = "#" + r.id + " " + r.kind + " · " + r.created_at.slice(0, 16)
+        .replace("T", " ") + " · " + r.created_by;
+      select.append(option);
+    }
+    select.value = chosen;  // a refresh keeps what the analyst picked
+  }
+
+  async function reopen() {
+    const id = value("sg-runs");
+    if (!id) return;
+    const result = await get("/api/hotspots/runs/" + id);
+    if (!result.ok) { message(t.refused + ": " + (result.data || {}).error, "error"); return; }
+    draw(result.data);
+  }
+
+  document.getElementById("sg-run").addEventListener("click", run);
+  document.getElementById("sg-runs").addEventListener("change", reopen);
+  document.getElementById("sg-method").addEventListener("change", () => {
+    document.getElementById("sg-step-row").style.display =
+      value("sg-method") === "emerging" ? "" : "none";
+  });
+  loadRuns();
+}
