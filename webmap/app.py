@@ -35,7 +35,18 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
         app.config.from_mapping(config)
     app.json.ensure_ascii = False
     app.extensions["safegrid.engine"] = engine(app.config["DATABASE_URL"] or database_url())
-    from . import analysis, auth, edits, grids_api, hotspots_api, ogcapi, pages, planner, tiles
+    from . import (
+        analysis,
+        auth,
+        edits,
+        grids_api,
+        hotspots_api,
+        ogcapi,
+        pages,
+        planner,
+        reports,
+        tiles,
+    )
 
     auth.init_app(app)
     app.register_blueprint(ogcapi.bp)
@@ -46,6 +57,7 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     app.register_blueprint(pages.bp)
     app.register_blueprint(planner.bp)
     app.register_blueprint(analysis.bp)
+    app.register_blueprint(reports.bp)
     _register_errors(app)
     return app
 

@@ -32,6 +32,8 @@ from .app import db_engine
 bp = Blueprint("auth", __name__)
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+# Blueprints of HTML pages: a browser without a session is sent to the login form.
+PAGE_BLUEPRINTS = ("pages", "planner", "analysis", "reports")
 PUBLIC_ENDPOINTS = {
     "ogcapi.landing", "ogcapi.conformance", "ogcapi.openapi", "auth.login", "auth.logout",
     "pages.health", "static",
@@ -88,7 +90,7 @@ def _authenticate():
             response.status_code = 403
             return response
     if g.user is None and request.endpoint not in PUBLIC_ENDPOINTS:
-        if request.endpoint and request.endpoint.split(".")[0] in ("pages", "planner", "analysis"):
+        if request.endpoint and request.endpoint.split(".")[0] in PAGE_BLUEPRINTS:
             return redirect(url_for("auth.login", next=request.full_path))
         return _unauthorised("authentication required: send 'Authorization: Bearer <token>' "
                              "(safegrid users token NAME) or log in at /login")

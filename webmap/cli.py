@@ -329,6 +329,34 @@ def demo_cmd(scale: str, seed: int, unless_loaded: bool) -> None:
         click.echo(f"  {user['name']:<8} {user['password']:<20} {user['role']:<15} {scope}")
 
 
+@main.command("report")
+@click.option("--jurisdiction", "code", required=True,
+              help="Code of the village, community or larger jurisdiction.")
+@click.option("--month", required=True, help="The month, as YYYY-MM.")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write it: FILE.html, or FILE.pdf (printed by Chromium).")
+def report_cmd(code: str, month: str, out: Path) -> None:
+    """Write the monthly security notice (治安状况告知) of a jurisdiction.
+
+    Counts by category against the month before and the same month last year,
+    disputes, and a map of hot cells; a copy to post and a copy to archive.
+    """
+    from layers.report import notice_figures
+    from layers.users import User
+    from webmap.reports import render_notice, write_pdf
+
+    if out.suffix.lower() not in (".html", ".pdf"):
+        raise click.BadParameter(f"--out must end in .html or .pdf, got {out.name!r}")
+    operator = User(0, "cli", "admin", None, None)
+    with engine().connect() as conn:
+        html = render_notice(notice_figures(conn, operator, code, month))
+    if out.suffix.lower() == ".pdf":
+        write_pdf(html, out)
+    else:
+        out.write_text(html, encoding="utf-8")
+    click.echo(f"wrote {out}")
+
+
 @main.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, type=int, show_default=True, help="Port to listen on.")

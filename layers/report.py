@@ -1,0 +1,90 @@
+"""The figures of the monthly security notice (治安状况告知) of a jurisdiction.
+
+Incidents by category in the month, the month before and the same month a year
+earlier (calendar months in China Standard Time), the disputes among them, and the
+Gi* hot cells of the three months ending with the month, drawn later as a map.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import numpy as np
+from sqlalchemy import Connection, text
+
+from geo.hotspots import benjamini_hochberg, classify, count_points, gi_star, two_sided_p
+
+from .access import require_within
+from .hotspots import BadHotspotRequest, HotspotQuery, _lattice, _load
+from .registry import INCIDENT_CATEGORIES
+from .users import User
+from .validate import LOCAL_TZ
+
+__all__ = ["month_range", "notice_figures"]
+
+
+def month_range(month: str, shift: int = 0) -> tuple[dt.datetime, dt.datetime]:
+    """Start and end (exclusive) of calendar month ``YYYY-MM`` moved by ``shift`` months."""
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month or ""):
+        raise BadHotspotRequest(f"month must be YYYY-MM, got {month!r}")
+    year, number = int(month[:4]), int(month[5:]) + shift
+    year += (number - 1) // 12
+    number = (number - 1) % 12 + 1
+    start = dt.datetime(year, number, 1, tzinfo=LOCAL_TZ)
+    following = dt.datetime(year + number // 12, number % 12 + 1, 1, tzinfo=LOCAL_TZ)
+    return start, following
+
+
+def _by_category(conn: Connection, code: str, start: dt.datetime,
+                 end: dt.datetime) -> dict[str, int]:
+    rows = conn.execute(text(
+        "SELECT i.category, count(*) FROM incidents i, jurisdictions j WHERE j.code = :c "
+        "AND i.geom && j.geom AND ST_Intersects(i.geom, j.geom) AND i.occurred_at >= :s "
+        "AND i.occurred_at < :e GROUP BY 1"), {"c": code, "s": start, "e": end}).all()
+    counts = dict.fromkeys(INCIDENT_CATEGORIES, 0)
+    counts.update({r[0]: int(r[1]) for r in rows})
+    return counts
+
+
+def _hot_map(conn: Connection, user: User, code: str, start: dt.datetime,
+             end: dt.datetime) -> dict:
+    """The jurisdiction outline and its hot cells, in metres, for drawing."""
+    query = HotspotQuery(code, start, end)
+    data = _load(conn, user, query)
+    outline = data.area
+    if len(data.xy) < 3:
+        return {"outline": outline, "hot": [], "cell": None, "incidents": int(len(data.xy))}
+    lattice, size, _chosen = _lattice(data, query)
+    counts = count_points(lattice, data.xy)
+    z = gi_star(lattice, counts)
+    classes = classify(z, benjamini_hochberg(two_sided_p(z)))
+    hot = np.flatnonzero(np.char.startswith(classes.astype(str), "hot"))
+    return {"outline": outline, "cell": size, "incidents": int(len(data.xy)),
+            "hot": [(lattice.cells.geometry.values[i], str(classes[i]), int(counts[i]))
+                    for i in hot]}
+
+
+def notice_figures(conn: Connection, user: User, code: str, month: str) -> dict:
+    """Everything the notice shows, for jurisdiction ``code`` and month ``YYYY-MM``."""
+    start, end = month_range(month)
+    row = conn.execute(text("SELECT name, level FROM jurisdictions WHERE code = :c"),
+                       {"c": code}).first()
+    if row is None:
+        raise BadHotspotRequest(f"unknown jurisdiction {code!r}")
+    require_within(conn, user, code)
+    now = _by_category(conn, code, start, end)
+    before = _by_category(conn, code, *month_range(month, -1))
+    last_year = _by_category(conn, code, *month_range(month, -12))
+    people = conn.execute(text(
+        "SELECT count(*), coalesce(sum(h.persons), 0) FROM households h, jurisdictions j "
+        "WHERE j.code = :c AND h.geom && j.geom AND ST_Intersects(h.geom, j.geom)"),
+        {"c": code}).one()
+    hot = _hot_map(conn, user, code, month_range(month, -2)[0], end)
+    return {"code": code, "name": row[0], "level": row[1], "month": month,
+            "start": start, "end": end, "now": now, "before": before,
+            "last_year": last_year, "households": int(people[0]),
+            "population": int(people[1]), "disputes": now.get("dispute", 0),
+            "hot": hot, "generated": dt.datetime.now(LOCAL_TZ)}
+
+
