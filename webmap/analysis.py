@@ -1,4 +1,6 @@
-"""The analyst's map (``/map/analysis``): hot spots, densities and emerging hot spots.
+"""The analyst's map (``/map/analysis``).
+
+Hot spots, densities, emerging hot spots and the safety index of the grids.
 
 A Folium map of one jurisdiction with controls for the method, cell size, period and
 category; ``static/analysis.js`` asks the hot-spot API and draws the cells (Gi*
@@ -38,7 +40,8 @@ TEXT = {
            "hot_99": "热点 99%", "hot_95": "热点 95%", "hot_90": "热点 90%",
            "cold_99": "冷点 99%", "cold_95": "冷点 95%", "cold_90": "冷点 90%",
            "not_significant": "不显著", "map": "总图", "lang": "English",
-           "jurisdiction": "辖区"},
+           "jurisdiction": "辖区", "safety": "平安指数(网格)", "level": "等级",
+           "grids": "个网格"},
     "en": {"title": "Incident hot spots", "method": "Method", "gi": "Hot spots (Gi*)",
            "kde": "Kernel density", "count": "Counts", "emerging": "Emerging hot spots",
            "cell": "Cell (m)", "auto": "auto", "from": "From", "to": "To",
@@ -49,7 +52,8 @@ TEXT = {
            "hot_99": "hot spot 99%", "hot_95": "hot spot 95%", "hot_90": "hot spot 90%",
            "cold_99": "cold spot 99%", "cold_95": "cold spot 95%", "cold_90": "cold spot 90%",
            "not_significant": "not significant", "map": "Overview map", "lang": "中文",
-           "jurisdiction": "Jurisdiction"},
+           "jurisdiction": "Jurisdiction", "safety": "Safety index (grids)",
+           "level": "level", "grids": "grids"},
 }
 
 
@@ -71,7 +75,7 @@ def _controls(code: str, lang: str, choices: list[tuple[str, str]]) -> str:
     options = "".join(f'<option value="{escape(c)}"{" selected" if c == code else ""}>'
                       f"{escape(n)} ({escape(c)})</option>" for c, n in choices)
     methods = "".join(f'<option value="{m}">{escape(t[m])}</option>'
-                      for m in ("gi", "kde", "count", "emerging"))
+                      for m in ("gi", "kde", "count", "emerging", "safety"))
     categories = f'<option value="">{escape(t["all"])}</option>' + "".join(
         f'<option value="{c}">{c}</option>' for c in INCIDENT_CATEGORIES)
     other = "en" if lang == "zh" else "zh"

@@ -63,6 +63,15 @@ def test_gi_then_emerging_then_a_saved_run(analyst):
     page.select_option("#sg-runs", gi_run)
     page.wait_for_function("window.safegridAnalysisState.state.last.steps === undefined")
     assert page.locator("#sg-legend div").count() == 7
+
+    # the safety index of the grids, coloured by level
+    page.select_option("#sg-method", "safety")
+    page.click("#sg-run")
+    page.wait_for_function("window.safegridAnalysisState.state.last.parameters.weights")
+    assert page.evaluate(DRAWN) == page.evaluate(
+        "window.safegridAnalysisState.state.last.features.length") > 0
+    assert page.locator("#sg-legend div").count() == 5
+    page.screenshot(path=str(OUTPUT / "analysis-safety.png"))
     assert page.errors == []
 
 

@@ -20,6 +20,7 @@ function safegridAnalysis(map, config) {
     oscillating_cold_spot: "#4292c6", historical_cold_spot: "#2171b5", no_pattern: "#f0f0f0",
   };
   const DENSITY = ["#ffffb2", "#fecc5c", "#fd8d3c", "#f03b20", "#bd0026"];
+  const LEVELS = {1: "#1a9641", 2: "#a6d96a", 3: "#ffffbf", 4: "#fdae61", 5: "#d7191c"};
   const cells = L.featureGroup().addTo(map);
   const state = {busy: 0, last: null};
   window.safegridAnalysisState = {map, cells, state};
@@ -81,7 +82,8 @@ function safegridAnalysis(map, config) {
   function draw(body) {
     cells.clearLayers();
     state.last = body;
-    const method = (body.parameters || {}).method || (body.steps ? "emerging" : "gi");
+    const method = (body.parameters || {}).weights ? "safety"
+      : (body.parameters || {}).method || (body.steps ? "emerging" : "gi");
     const top = Math.max(0, ...body.features.map(f => f.properties.density || 0));
     L.geoJSON(body, {
       style: f => {
@@ -91,11 +93,17 @@ function safegridAnalysis(map, config) {
         else if (method === "kde") colour = densityColour(p.density, top);
         else if (method === "count") colour = densityColour(p.count, Math.max(
           1, ...body.features.map(g => g.properties.count)));
+        else if (method === "safety") colour = LEVELS[p.level];
         else colour = CATEGORY_COLOURS[p.category];
         return {color: colour, weight: 0.5, fillColor: colour, fillOpacity: 0.65};
       },
       onEachFeature: (f, layer) => layer.bindPopup(popup(f.properties)),
     }).addTo(cells);
+    if (method === "safety") {
+      legend(Object.entries(LEVELS).map(([k, c]) => [t.level + " " + k, c]));
+      message(t.done + ": " + body.features.length + " " + t.grids, "ok");
+      return;
+    }
     if (method === "gi") {
       legend(Object.entries(CLASS_COLOURS).map(([k, c]) => [t[k] || k, c]));
     } else if (method === "emerging") {
@@ -120,7 +128,10 @@ function safegridAnalysis(map, config) {
       if (value(id)) params.set(name, value(id));
     }
     let url = "/api/hotspots";
-    if (method === "emerging") {
+    if (method === "safety") {
+      url = "/api/safety-index";
+      for (const name of ["cell", "from", "category"]) params.delete(name);
+    } else if (method === "emerging") {
       url += "/emerging";
       params.set("step", value("sg-step"));
     } else {
@@ -134,7 +145,7 @@ function safegridAnalysis(map, config) {
       return;
     }
     draw(result.data);
-    loadRuns();
+    if (method !== "safety") loadRuns();
   }
 
   async function loadRuns() {
