@@ -87,6 +87,7 @@ class _Data:
     area: shapely.Geometry  # metric
     xy: np.ndarray  # metric
     when: np.ndarray  # datetime64[s]
+    category: np.ndarray  # incident category per point
     to_lonlat: Transformer
     crs: str
 
@@ -105,16 +106,17 @@ def _load(conn: Connection, user: User, query: HotspotQuery) -> _Data:
                              lambda c: np.column_stack(forward.transform(c[:, 0], c[:, 1])))
     where = " AND i.category = :cat" if query.category else ""
     points = conn.execute(text(
-        "SELECT ST_X(i.geom), ST_Y(i.geom), extract(epoch FROM i.occurred_at) "
+        "SELECT ST_X(i.geom), ST_Y(i.geom), extract(epoch FROM i.occurred_at), i.category "
         "FROM incidents i, jurisdictions j WHERE j.code = :c AND i.geom && j.geom "
         "AND ST_Intersects(i.geom, j.geom) AND i.occurred_at >= :s AND i.occurred_at < :e"
         + where),
         {"c": query.jurisdiction, "s": query.start, "e": query.end,
          "cat": query.category}).all()
-    raw = np.array(points, dtype=float).reshape(-1, 3)
+    raw = np.array([p[:3] for p in points], dtype=float).reshape(-1, 3)
+    categories = np.array([p[3] for p in points], dtype=object)
     xy = np.column_stack(forward.transform(raw[:, 0], raw[:, 1])) if len(raw) else \
         np.empty((0, 2))
-    return _Data(area, xy, raw[:, 2].astype("datetime64[s]"),
+    return _Data(area, xy, raw[:, 2].astype("datetime64[s]"), categories,
                  Transformer.from_crs(crs, 4326, always_xy=True), crs.to_string())
 
 
@@ -210,10 +212,21 @@ def run_hotspots(conn: Connection, user: User, query: HotspotQuery, method: str 
         summary["classes"] = {c: int(n) for c, n in zip(*np.unique(columns["class"][keep],
                                                                    return_counts=True),
                                                         strict=True)}
+    features = _features(lattice, data, columns, keep)
+    _add_categories(features, lattice, data, keep)
     body = {"type": "FeatureCollection", "parameters": parameters, "summary": summary,
-            "features": _features(lattice, data, columns, keep)}
+            "features": features}
     body["run"] = _save(conn, user, method, query, parameters, summary, body)
     return body
+
+
+def _add_categories(features: list[dict], lattice: Lattice, data: _Data,
+                    keep: np.ndarray) -> None:
+    """Each shown cell's incidents by category (``by_category``, only the non-zero)."""
+    per = {c: count_points(lattice, data.xy[data.category == c])[keep]
+           for c in INCIDENT_CATEGORIES}
+    for i, feature in enumerate(features):
+        feature["properties"]["by_category"] = {c: int(v[i]) for c, v in per.items() if v[i]}
 
 
 def _steps(start: dt.datetime, end: dt.datetime, step: str) -> np.ndarray:

@@ -41,6 +41,8 @@ TEXT = {
            "cold_99": "冷点 99%", "cold_95": "冷点 95%", "cold_90": "冷点 90%",
            "not_significant": "不显著", "map": "总图", "lang": "English",
            "jurisdiction": "辖区", "safety": "平安指数(网格)", "level": "等级",
+           "criminal": "刑事", "public_order": "治安", "dispute": "纠纷", "fire": "火灾",
+           "fraud": "诈骗", "traffic": "交通", "other": "其他",
            "grids": "个网格"},
     "en": {"title": "Incident hot spots", "method": "Method", "gi": "Hot spots (Gi*)",
            "kde": "Kernel density", "count": "Counts", "emerging": "Emerging hot spots",

@@ -43,6 +43,9 @@ def test_gi_cells_count_the_incidents_and_score_like_esda(api, db):
                      permutations=0)
     assert np.allclose(cells["z"], g.Zs, atol=1e-5)  # z is answered with 6 decimals
     assert body["summary"]["classes"].get("hot_99", 0) > 0
+    # each cell's incidents by category add up to its count
+    assert all(sum(f["properties"]["by_category"].values()) == f["properties"]["count"]
+               for f in body["features"])
 
 
 @pytest.mark.parametrize("user", ["planner", "viewer"])

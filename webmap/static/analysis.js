@@ -66,8 +66,12 @@ function safegridAnalysis(map, config) {
   }
 
   function popup(p) {
-    const rows = Object.entries(p).filter(([k]) => !["row", "col", "counts"].includes(k))
+    const rows = Object.entries(p)
+      .filter(([k]) => !["row", "col", "counts", "by_category", "monthly"].includes(k))
       .map(([k, v]) => "<tr><th>" + (t[k] || k) + "</th><td>" + v + "</td></tr>");
+    for (const [k, v] of Object.entries(p.by_category || {})) {
+      rows.push("<tr><th>· " + (t[k] || k) + "</th><td>" + v + "</td></tr>");
+    }
     let html = "<table>" + rows.join("") + "</table>";
     if (Array.isArray(p.counts)) {
       const top = Math.max(1, ...p.counts);
