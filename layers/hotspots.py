@@ -254,6 +254,13 @@ def _steps(start: dt.datetime, end: dt.datetime, step: str) -> np.ndarray:
                      for e in edges])
 
 
+def _local(edge: np.datetime64, like: dt.datetime) -> str:
+    """A UTC step edge as an ISO date-time in the time zone of ``like``."""
+    moment = dt.datetime.fromisoformat(str(edge.astype("datetime64[s]"))).replace(
+        tzinfo=dt.UTC)
+    return moment.astimezone(like.tzinfo).isoformat()
+
+
 def run_emerging(conn: Connection, user: User, query: HotspotQuery, step: str = "month",
                  time_window: int = 1) -> dict:
     """Cells with their emerging hot-spot category over the period in weekly/monthly steps."""
@@ -280,7 +287,7 @@ def run_emerging(conn: Connection, user: User, query: HotspotQuery, step: str = 
     for feature, counts_t in zip(features, series, strict=True):
         feature["properties"]["counts"] = [int(c) for c in counts_t]
     body = {"type": "FeatureCollection", "parameters": parameters, "summary": summary,
-            "steps": [str(e) for e in edges[:-1]], "features": features}
+            "steps": [_local(e, query.start) for e in edges[:-1]], "features": features}
     body["run"] = _save(conn, user, "emerging", query, parameters, summary, body)
     return body
 

@@ -30,6 +30,9 @@ from .pages import BadParameter
 
 bp = Blueprint("analysis", __name__)
 
+_KINDS_ZH = {"new": "新出现", "consecutive": "连续", "intensifying": "加剧", "persistent": "持续",
+             "diminishing": "减弱", "sporadic": "零星", "oscillating": "振荡",
+             "historical": "历史"}
 TEXT = {
     "zh": {"title": "警情热点分析", "method": "方法", "gi": "热点分析 Gi*", "kde": "核密度",
            "count": "计数", "emerging": "时空热点趋势", "cell": "格网(米)", "auto": "自动",
@@ -43,7 +46,11 @@ TEXT = {
            "jurisdiction": "辖区", "safety": "平安指数(网格)", "level": "等级",
            "criminal": "刑事", "public_order": "治安", "dispute": "纠纷", "fire": "火灾",
            "fraud": "诈骗", "traffic": "交通", "other": "其他",
-           "grids": "个网格"},
+           "grids": "个网格", "compare_with": "与已保存的分析对比…", "compared": "对比",
+           "hot_cells": "个热点格网", "in_both": "个两次都是热点",
+           "categories_all": "拖动查看各期警情", "no_pattern": "无明显模式",
+           **{f"{k}_{side}_spot": f"{v}{'热点' if side == 'hot' else '冷点'}"
+              for side in ("hot", "cold") for k, v in _KINDS_ZH.items()}},
     "en": {"title": "Incident hot spots", "method": "Method", "gi": "Hot spots (Gi*)",
            "kde": "Kernel density", "count": "Counts", "emerging": "Emerging hot spots",
            "cell": "Cell (m)", "auto": "auto", "from": "From", "to": "To",
@@ -55,7 +62,11 @@ TEXT = {
            "cold_99": "cold spot 99%", "cold_95": "cold spot 95%", "cold_90": "cold spot 90%",
            "not_significant": "not significant", "map": "Overview map", "lang": "中文",
            "jurisdiction": "Jurisdiction", "safety": "Safety index (grids)",
-           "level": "level", "grids": "grids"},
+           "level": "level", "grids": "grids", "compare_with": "Compare with a saved run…",
+           "compared": "Compared", "hot_cells": "hot cells", "in_both": "hot in both",
+           "categories_all": "drag to see each step's incidents",
+           **{f"{k}_{side}_spot": f"{k} {side} spot" for side in ("hot", "cold")
+              for k in _KINDS_ZH}, "no_pattern": "no pattern"},
 }
 
 
@@ -102,6 +113,10 @@ def _controls(code: str, lang: str, choices: list[tuple[str, str]]) -> str:
         <option value="week">{t['week']}</option></select></label></span></div>
       <div class="sg-row"><button type="button" id="sg-run">{escape(t['run'])}</button>
         <select id="sg-runs"></select></div>
+      <div class="sg-row"><select id="sg-compare"></select></div>
+      <div class="sg-row" id="sg-time" style="display:none">
+        <input type="range" id="sg-slider" min="0" max="0" step="1">
+        <span id="sg-step-label"></span></div>
       <div id="sg-message" role="status" aria-live="polite"></div>
       <div id="sg-legend"></div>
     </div>"""

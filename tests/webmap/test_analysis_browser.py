@@ -54,6 +54,11 @@ def test_gi_then_emerging_then_a_saved_run(analyst):
     page.wait_for_function("window.safegridAnalysisState.state.last.steps !== undefined")
     page.wait_for_selector("#sg-message.ok")
     assert page.evaluate(DRAWN) > 0
+    # the time slider recolours the cells by each step's counts
+    assert page.locator("#sg-time").is_visible()
+    page.locator("#sg-slider").fill("0")
+    first = page.evaluate("window.safegridAnalysisState.state.last.steps[0].slice(0, 10)")
+    assert page.text_content("#sg-step-label") == first
     page.screenshot(path=str(OUTPUT / "analysis-emerging.png"))
 
     # the first (Gi*) run is among the saved ones and reopens
@@ -63,6 +68,16 @@ def test_gi_then_emerging_then_a_saved_run(analyst):
     page.select_option("#sg-runs", gi_run)
     page.wait_for_function("window.safegridAnalysisState.state.last.steps === undefined")
     assert page.locator("#sg-legend div").count() == 7
+    assert not page.locator("#sg-time").is_visible()
+
+    # compared with itself: every hot cell is hot in both
+    page.select_option("#sg-compare", gi_run)
+    page.wait_for_function("document.getElementById('sg-message').textContent"
+                           ".startsWith('对比')")
+    hot = page.evaluate("window.safegridAnalysisState.state.last.features"
+                        ".filter(f => f.properties.class.startsWith('hot')).length")
+    assert f"对比: {hot} / {hot}" in page.text_content("#sg-message")
+    assert f"{hot} 个两次都是热点" in page.text_content("#sg-message")
 
     # the safety index of the grids, coloured by level
     page.select_option("#sg-method", "safety")

@@ -22,8 +22,9 @@ function safegridAnalysis(map, config) {
   const DENSITY = ["#ffffb2", "#fecc5c", "#fd8d3c", "#f03b20", "#bd0026"];
   const LEVELS = {1: "#1a9641", 2: "#a6d96a", 3: "#ffffbf", 4: "#fdae61", 5: "#d7191c"};
   const cells = L.featureGroup().addTo(map);
+  const compared = L.featureGroup().addTo(map);
   const state = {busy: 0, last: null};
-  window.safegridAnalysisState = {map, cells, state};
+  window.safegridAnalysisState = {map, cells, compared, state};
 
   function message(text, kind) {
     const box = document.getElementById("sg-message");
@@ -85,7 +86,9 @@ function safegridAnalysis(map, config) {
 
   function draw(body) {
     cells.clearLayers();
+    compared.clearLayers();
     state.last = body;
+    slider(body);
     const method = (body.parameters || {}).weights ? "safety"
       : (body.parameters || {}).method || (body.steps ? "emerging" : "gi");
     const top = Math.max(0, ...body.features.map(f => f.properties.density || 0));
@@ -156,10 +159,15 @@ function safegridAnalysis(map, config) {
     const result = await get("/api/hotspots/runs?jurisdiction=" +
                              encodeURIComponent(value("sg-jurisdiction")));
     if (!result.ok) return;
-    const select = document.getElementById("sg-runs");
+    for (const [id, label] of [["sg-runs", t.saved_runs], ["sg-compare", t.compare_with]]) {
+      fill(document.getElementById(id), label, result.data.runs);
+    }
+  }
+
+  function fill(select, label, runs) {
     const chosen = select.value;
-    select.innerHTML = "<option value=''>" + t.saved_runs + "</option>";
-    for (const r of result.data.runs) {
+    select.innerHTML = "<option value=''>" + label + "</option>";
+    for (const r of runs) {
       const option = document.createElement("option");
       option.value = r.id;
       option.textContent = "#" + r.id + " " + r.kind + " · " + r.created_at.slice(0, 16)
@@ -177,7 +185,54 @@ function safegridAnalysis(map, config) {
     draw(result.data);
   }
 
+  function isHot(p) {
+    return String(p.class || p.category || "").startsWith("hot") ||
+      String(p.category || "").includes("_hot_");
+  }
+
+  async function compare() {
+    compared.clearLayers();
+    const id = value("sg-compare");
+    if (!id || !state.last) return;
+    const result = await get("/api/hotspots/runs/" + id);
+    if (!result.ok) { message(t.refused + ": " + (result.data || {}).error, "error"); return; }
+    const key = f => f.properties.row + ":" + f.properties.col;
+    const mine = new Set(state.last.features.filter(f => isHot(f.properties)).map(key));
+    const theirs = result.data.features.filter(f => isHot(f.properties));
+    const both = theirs.filter(f => mine.has(key(f))).length;
+    L.geoJSON({type: "FeatureCollection", features: theirs}, {
+      style: {color: "#000", weight: 2, dashArray: "4 3", fill: false}, interactive: false,
+    }).addTo(compared);
+    message(t.compared + ": " + mine.size + " / " + theirs.length + " " + t.hot_cells + ", " +
+            both + " " + t.in_both, "ok");
+  }
+
+  function showStep() {
+    const body = state.last;
+    if (!body || !body.steps) return;
+    const step = Number(value("sg-slider"));
+    document.getElementById("sg-step-label").textContent = body.steps[step].slice(0, 10);
+    const top = Math.max(1, ...body.features.map(f => f.properties.counts[step]));
+    cells.eachLayer(group => group.eachLayer(layer => {
+      const c = layer.feature.properties.counts[step];
+      const colour = c ? densityColour(c, top) : "#f7f7f7";
+      layer.setStyle({fillColor: colour, color: colour});
+    }));
+  }
+
+  function slider(body) {
+    const box = document.getElementById("sg-time");
+    box.style.display = body.steps ? "" : "none";
+    if (!body.steps) return;
+    const input = document.getElementById("sg-slider");
+    input.max = body.steps.length - 1;
+    input.value = body.steps.length - 1;
+    document.getElementById("sg-step-label").textContent = t.categories_all;
+  }
+
   document.getElementById("sg-run").addEventListener("click", run);
+  document.getElementById("sg-compare").addEventListener("change", compare);
+  document.getElementById("sg-slider").addEventListener("input", showStep);
   document.getElementById("sg-runs").addEventListener("change", reopen);
   document.getElementById("sg-method").addEventListener("change", () => {
     document.getElementById("sg-step-row").style.display =
