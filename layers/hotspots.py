@@ -214,10 +214,22 @@ def run_hotspots(conn: Connection, user: User, query: HotspotQuery, method: str 
                                                         strict=True)}
     features = _features(lattice, data, columns, keep)
     _add_categories(features, lattice, data, keep)
+    months = _add_monthly(features, lattice, data, query, keep)
     body = {"type": "FeatureCollection", "parameters": parameters, "summary": summary,
-            "features": features}
+            "months": months, "features": features}
     body["run"] = _save(conn, user, method, query, parameters, summary, body)
     return body
+
+
+def _add_monthly(features: list[dict], lattice: Lattice, data: _Data, query: HotspotQuery,
+                 keep: np.ndarray) -> list[str]:
+    """Each shown cell's incidents per calendar month (``monthly``); the months' starts."""
+    edges = _steps(query.start, query.end, "month")
+    at = np.searchsorted(edges, data.when, side="right") - 1
+    per = [count_points(lattice, data.xy[at == t])[keep] for t in range(len(edges) - 1)]
+    for i, feature in enumerate(features):
+        feature["properties"]["monthly"] = [int(m[i]) for m in per]
+    return [_local(e, query.start)[:7] for e in edges[:-1]]
 
 
 def _add_categories(features: list[dict], lattice: Lattice, data: _Data,

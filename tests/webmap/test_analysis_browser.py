@@ -47,7 +47,22 @@ def test_gi_then_emerging_then_a_saved_run(analyst):
     assert drawn == shown > 0
     legend = page.locator("#sg-legend div").all_text_contents()
     assert len(legend) == 7 and "热点 99%" in legend[0]
+    # a click on the busiest cell shows its counts by category and its monthly trend
+    x, y = page.evaluate("""() => {
+      const s = window.safegridAnalysisState;
+      let best = null;
+      s.cells.eachLayer(g => g.eachLayer(l => {
+        if (!best || l.feature.properties.count > best.feature.properties.count) best = l;
+      }));
+      const p = s.map.latLngToContainerPoint(best.getBounds().getCenter());
+      const r = s.map.getContainer().getBoundingClientRect();
+      return [p.x + r.left, p.y + r.top];
+    }""")
+    page.mouse.click(x, y)
+    page.wait_for_selector(".leaflet-popup-content svg.sg-trend")
+    assert page.locator(".leaflet-popup-content th", has_text="·").count() >= 2
     page.screenshot(path=str(OUTPUT / "analysis-gi.png"))
+    page.keyboard.press("Escape")
 
     page.select_option("#sg-method", "emerging")
     page.click("#sg-run")

@@ -43,8 +43,11 @@ def test_gi_cells_count_the_incidents_and_score_like_esda(api, db):
                      permutations=0)
     assert np.allclose(cells["z"], g.Zs, atol=1e-5)  # z is answered with 6 decimals
     assert body["summary"]["classes"].get("hot_99", 0) > 0
-    # each cell's incidents by category add up to its count
+    # each cell's incidents by category, and by month, add up to its count
     assert all(sum(f["properties"]["by_category"].values()) == f["properties"]["count"]
+               for f in body["features"])
+    assert body["months"][0] == "2025-11" and len(body["months"]) == 12
+    assert all(sum(f["properties"]["monthly"]) == f["properties"]["count"]
                for f in body["features"])
 
 

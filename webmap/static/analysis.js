@@ -74,11 +74,12 @@ function safegridAnalysis(map, config) {
       rows.push("<tr><th>· " + (t[k] || k) + "</th><td>" + v + "</td></tr>");
     }
     let html = "<table>" + rows.join("") + "</table>";
-    if (Array.isArray(p.counts)) {
-      const top = Math.max(1, ...p.counts);
-      const bars = p.counts.map((c, i) => '<rect x="' + (i * 10) + '" y="' + (40 - 40 * c / top) +
+    const series = Array.isArray(p.counts) ? p.counts : p.monthly;
+    if (Array.isArray(series)) {
+      const top = Math.max(1, ...series);
+      const bars = series.map((c, i) => '<rect x="' + (i * 10) + '" y="' + (40 - 40 * c / top) +
         '" width="8" height="' + (40 * c / top) + '" fill="#de2d26"></rect>').join("");
-      html += '<svg class="sg-trend" width="' + (p.counts.length * 10) + '" height="40">' +
+      html += '<svg class="sg-trend" width="' + (series.length * 10) + '" height="40">' +
         bars + "</svg>";
     }
     return html;
