@@ -25,7 +25,6 @@ from .access import require_within
 from .edit import (
     Missing,
     StaleVersion,
-    Written,
     _apply,
     _feature_frame,
     _locked,
@@ -66,10 +65,6 @@ class GridEdit:
         self.removed = removed
         self.edited = edited
         self.version = version
-
-    def as_written(self) -> Written:
-        """The edited grid as a single-feature write outcome."""
-        return Written(self.edited, self.version)
 
 
 def _jurisdiction_of(conn: Connection, grid_id: int) -> str:
