@@ -206,6 +206,7 @@ def _settle(faces: _Faces, grids: Mapping[int, shapely.Geometry], sliver: float,
     for candidate in ({**result, **unmoved}, result):
         everything = [candidate.get(k, g) for k, g in grids.items()
                       if k in candidate or k in keep]
+        everything += [g for k, g in candidate.items() if k not in grids]  # new grids too
         if len(everything) < 2 or shapely.coverage_is_valid(np.array(everything, dtype=object)):
             return {k: g for k, g in candidate.items()
                     if k not in grids or not _same(grids[k], g)}
