@@ -108,6 +108,21 @@ def grid_edit_response(result: gridedit.GridEdit, status: int) -> Response:
                     content_type=GEOJSON, headers=headers)
 
 
+def _item_write(layer: str, feature_id: str, plain, grid, body: object,
+                version: int | None) -> Response:
+    """Run one item write: grids through the topology-safe path, other layers plainly."""
+    declaration = get_layer(layer)
+    with db_engine(current_app).begin() as conn:
+        if layer == "grids":  # neighbours give or take area: the answer lists them
+            result = grid(conn, current_user(), _feature_id(feature_id), body, version)
+        else:
+            written = plain(conn, current_user(), declaration, _feature_id(feature_id), body,
+                            version)
+    if layer == "grids":
+        return grid_edit_response(result, 200)
+    return _written(layer, written, 200)
+
+
 @bp.post("/collections/<layer>/items")
 def create(layer: str):
     """Add a feature (a grid takes its area from the grids it covers)."""
@@ -126,37 +141,19 @@ def create(layer: str):
 @bp.put("/collections/<layer>/items/<feature_id>")
 def replace(layer: str, feature_id: str):
     """Replace a feature (If-Match required)."""
-    declaration = get_layer(layer)
+    get_layer(layer)
     version = if_match_version(required=True)
-    feature = _body(_FEATURE_TYPES)
-    with db_engine(current_app).begin() as conn:
-        if layer == "grids":
-            result = gridedit.replace_grid(conn, current_user(), _feature_id(feature_id),
-                                           feature, version)
-        else:
-            written = edit.replace(conn, current_user(), declaration,
-                                   _feature_id(feature_id), feature, version)
-    if layer == "grids":
-        return grid_edit_response(result, 200)
-    return _written(layer, written, 200)
+    return _item_write(layer, feature_id, edit.replace, gridedit.replace_grid,
+                       _body(_FEATURE_TYPES), version)
 
 
 @bp.patch("/collections/<layer>/items/<feature_id>")
 def update(layer: str, feature_id: str):
     """Merge-patch a feature (If-Match required)."""
-    declaration = get_layer(layer)
+    get_layer(layer)
     version = if_match_version(required=True)
-    patch = _body((MERGE_PATCH,))
-    with db_engine(current_app).begin() as conn:
-        if layer == "grids":
-            result = gridedit.update_grid(conn, current_user(), _feature_id(feature_id),
-                                          patch, version)
-        else:
-            written = edit.update(conn, current_user(), declaration,
-                                  _feature_id(feature_id), patch, version)
-    if layer == "grids":
-        return grid_edit_response(result, 200)
-    return _written(layer, written, 200)
+    return _item_write(layer, feature_id, edit.update, gridedit.update_grid,
+                       _body((MERGE_PATCH,)), version)
 
 
 @bp.delete("/collections/<layer>/items/<feature_id>")
@@ -164,12 +161,11 @@ def delete(layer: str, feature_id: str):
     """Delete a feature (If-Match checked when given)."""
     declaration = get_layer(layer)
     version = if_match_version(required=False)
-    with db_engine(current_app).begin() as conn:
-        if layer == "grids":  # neighbours take the area: say which changed
+    if layer == "grids":
+        with db_engine(current_app).begin() as conn:
             result = gridedit.delete_grid(conn, current_user(), _feature_id(feature_id),
                                           version)
-        else:
-            edit.delete(conn, current_user(), declaration, _feature_id(feature_id), version)
-    if layer == "grids":
         return grid_edit_response(result, 200)
+    with db_engine(current_app).begin() as conn:
+        edit.delete(conn, current_user(), declaration, _feature_id(feature_id), version)
     return Response(status=204)

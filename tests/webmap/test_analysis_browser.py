@@ -3,40 +3,24 @@ the controls, see the cells and the legend, reopen a saved run. Screenshots go t
 test-output/."""
 
 import re
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import sync_playwright
 
-from .test_map_browser import ARGS, CHROMIUM
+from .browser import OUTPUT, logged_in
 
 pytestmark = [pytest.mark.db, pytest.mark.browser]
 
-OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
 DRAWN = "window.safegridAnalysisState.cells.getLayers()[0].getLayers().length"
 
 
 @pytest.fixture
 def analyst(server):
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.route("**/tile.openstreetmap.org/**", lambda route: route.abort())
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(f"{server}/login?next=/map/analysis?jurisdiction=430100")
-        page.fill("input[name=name]", "police")
-        page.fill("input[name=password]", "police-demo-2026")
-        page.click("button[type=submit]")
-        page.wait_for_url("**/map/analysis**")
-        page.errors = errors
+    with logged_in(server, "police", "/map/analysis?jurisdiction=430100") as page:
         yield page
-        browser.close()
 
 
 def test_gi_then_emerging_then_a_saved_run(analyst):
     page = analyst
-    OUTPUT.mkdir(exist_ok=True)
     page.fill("#sg-cell", "400")
     page.fill("#sg-from", "2025-11-01")
     page.fill("#sg-to", "2026-10-31")

@@ -3,11 +3,10 @@
 import pytest
 from playwright.sync_api import sync_playwright
 
+from .browser import ARGS, CHROMIUM
+
 pytestmark = [pytest.mark.db, pytest.mark.browser]
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 
 
 # Features drawn on the Leaflet map (folium names its map variable map_<id>).

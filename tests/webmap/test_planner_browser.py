@@ -1,38 +1,22 @@
 """The planner's map in headless Chromium: drag a shared vertex with the mouse and save;
 a conflicting save gets the 412 message. Screenshots go to test-output/."""
 
-from pathlib import Path
-
 import pytest
 import shapely
-from playwright.sync_api import sync_playwright
 from sqlalchemy import text
 
+from .browser import OUTPUT, logged_in
 from .gridhelp import COMMUNITY, assert_tiles, geoms, room, shared_vertex
-from .test_map_browser import ARGS, CHROMIUM
 
 pytestmark = [pytest.mark.db, pytest.mark.browser]
 
-OUTPUT = Path(__file__).resolve().parents[2] / "test-output"
 STATE = "window.safegridPlannerState"
 
 
 @pytest.fixture
 def planner_page(server):
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.route("**/tile.openstreetmap.org/**", lambda route: route.abort())
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(f"{server}/login?next=/map/plan?jurisdiction={COMMUNITY}")
-        page.fill("input[name=name]", "planner")
-        page.fill("input[name=password]", "planner-demo-2026")
-        page.click("button[type=submit]")
-        page.wait_for_url("**/map/plan**")
-        page.errors = errors
+    with logged_in(server, "planner", f"/map/plan?jurisdiction={COMMUNITY}") as page:
         yield page
-        browser.close()
 
 
 def pixel(page, lon: float, lat: float) -> tuple[float, float]:
@@ -78,7 +62,6 @@ def versions(db, ids):
 
 def test_planner_drags_a_shared_vertex_and_saves(planner_page, db, planned):
     page = planner_page
-    OUTPUT.mkdir(exist_ok=True)
     grids = geoms(db)
     key = planned[0]
     neighbour, xy = shared_vertex(grids, key)
@@ -107,7 +90,6 @@ def test_planner_drags_a_shared_vertex_and_saves(planner_page, db, planned):
 
 def test_a_conflicting_save_shows_the_412_message(planner_page, db, api, planned):
     page = planner_page
-    OUTPUT.mkdir(exist_ok=True)
     grids = geoms(db)
     key = planned[1]
     neighbour, xy = shared_vertex(grids, key)
