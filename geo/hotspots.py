@@ -31,6 +31,7 @@ __all__ = [
     "benjamini_hochberg",
     "classify",
     "count_points",
+    "count_points_by",
     "evaluate",
     "gi_star",
     "gi_star_sparse",
@@ -205,6 +206,20 @@ def count_points(lattice: Lattice, xy: np.ndarray, weights: np.ndarray | None = 
     inside = at >= 0
     w = None if weights is None else np.asarray(weights, dtype=float)[inside]
     return np.bincount(at[inside], weights=w, minlength=len(lattice.cells))
+
+
+def count_points_by(lattice: Lattice, xy: np.ndarray, group: np.ndarray, groups: int
+                    ) -> np.ndarray:
+    """Points per (group, cell), shape (groups, cells).
+
+    ``group`` is each point's group in 0..groups-1 (a time step, a category); points in
+    no group (negative or too large) or outside every cell are ignored.
+    """
+    group = np.asarray(group, dtype=np.int64)
+    at = lattice.locate(xy)
+    ok = (at >= 0) & (group >= 0) & (group < groups)
+    n = len(lattice.cells)
+    return np.bincount(group[ok] * n + at[ok], minlength=groups * n).reshape(groups, n)
 
 
 # -- Gi* ------------------------------------------------------------------------------

@@ -20,7 +20,14 @@ import numpy as np
 import pandas as pd
 
 from .emerging import emerging_hotspots
-from .hotspots import Lattice, benjamini_hochberg, classify, gi_star, two_sided_p
+from .hotspots import (
+    Lattice,
+    benjamini_hochberg,
+    classify,
+    count_points_by,
+    gi_star,
+    two_sided_p,
+)
 
 __all__ = ["count_points_dask", "cube_dask", "emerging_hotspots_dask", "gi_star_dask"]
 
@@ -63,12 +70,9 @@ def gi_star_dask(lattice: Lattice, points, neighbours: str | float = "queen",
 
 
 def _cube_part(part: pd.DataFrame, lattice: Lattice, edges: np.ndarray) -> np.ndarray:
-    at = lattice.locate(_xy(part))
     step = np.searchsorted(edges, part["time"].to_numpy(dtype="datetime64[ns]"),
                            side="right") - 1
-    ok = (at >= 0) & (step >= 0) & (step < len(edges) - 1)
-    return np.bincount(step[ok] * len(lattice.cells) + at[ok],
-                       minlength=(len(edges) - 1) * len(lattice.cells))
+    return count_points_by(lattice, _xy(part), step, len(edges) - 1).ravel()
 
 
 def cube_dask(lattice: Lattice, points, edges: np.ndarray, client=None) -> np.ndarray:

@@ -26,6 +26,7 @@ from geo.hotspots import (
     benjamini_hochberg,
     classify,
     count_points,
+    count_points_by,
     default_bandwidth,
     evaluate,
     gi_star,
@@ -226,19 +227,21 @@ def _add_monthly(features: list[dict], lattice: Lattice, data: _Data, query: Hot
     """Each shown cell's incidents per calendar month (``monthly``); the months' starts."""
     edges = _steps(query.start, query.end, "month")
     at = np.searchsorted(edges, data.when, side="right") - 1
-    per = [count_points(lattice, data.xy[at == t])[keep] for t in range(len(edges) - 1)]
+    per = count_points_by(lattice, data.xy, at, len(edges) - 1)[:, keep]
     for i, feature in enumerate(features):
-        feature["properties"]["monthly"] = [int(m[i]) for m in per]
+        feature["properties"]["monthly"] = per[:, i].tolist()
     return [_local(e, query.start)[:7] for e in edges[:-1]]
 
 
 def _add_categories(features: list[dict], lattice: Lattice, data: _Data,
                     keep: np.ndarray) -> None:
     """Each shown cell's incidents by category (``by_category``, only the non-zero)."""
-    per = {c: count_points(lattice, data.xy[data.category == c])[keep]
-           for c in INCIDENT_CATEGORIES}
+    index = {c: k for k, c in enumerate(INCIDENT_CATEGORIES)}
+    group = np.array([index.get(c, -1) for c in data.category], dtype=np.int64)
+    per = count_points_by(lattice, data.xy, group, len(INCIDENT_CATEGORIES))[:, keep]
     for i, feature in enumerate(features):
-        feature["properties"]["by_category"] = {c: int(v[i]) for c, v in per.items() if v[i]}
+        feature["properties"]["by_category"] = {c: int(per[k, i]) for c, k in index.items()
+                                                if per[k, i]}
 
 
 def _steps(start: dt.datetime, end: dt.datetime, step: str) -> np.ndarray:
@@ -283,7 +286,7 @@ def run_emerging(conn: Connection, user: User, query: HotspotQuery, step: str = 
     data = _load(conn, user, query)
     lattice, size, chosen = _lattice(data, query)
     at = np.searchsorted(edges, data.when, side="right") - 1
-    cube = np.stack([count_points(lattice, data.xy[at == t]) for t in range(len(edges) - 1)])
+    cube = count_points_by(lattice, data.xy, at, len(edges) - 1)
     result = emerging_hotspots(lattice, cube.astype(float), query.neighbours, time_window)
     counts = cube.sum(axis=0)
     keep = _shown(user, counts) & ((counts > 0) | (result["category"] != "no_pattern"))

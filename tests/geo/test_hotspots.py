@@ -11,6 +11,7 @@ from geo.hotspots import (
     benjamini_hochberg,
     classify,
     count_points,
+    count_points_by,
     default_bandwidth,
     evaluate,
     gi_star,
@@ -185,3 +186,13 @@ def test_sparse_and_lattice_gi_agree():
 
     w = Queen.from_dataframe(lattice.cells, use_index=False, silence_warnings=True)
     assert np.allclose(gi_star(lattice, y), gi_star_sparse(y, sparse.csr_matrix(w.sparse)))
+
+
+def test_count_points_by_group_equals_counting_each_group():
+    lattice = hex_cells(AREA, 90.0)
+    rng = np.random.default_rng(8)
+    xy = rng.uniform((-300, -100), (2400, 2000), (5000, 2))
+    group = rng.integers(-1, 5, len(xy))  # -1 and 4: in no group of the four
+    per = count_points_by(lattice, xy, group, 4)
+    for g in range(4):
+        assert np.array_equal(per[g], count_points(lattice, xy[group == g]))
