@@ -12,21 +12,19 @@ its counts per step) and the saved runs to reopen.
 from __future__ import annotations
 
 import datetime as dt
-import json
 
 import folium
-from branca.element import MacroElement
 from flask import Blueprint, Response, current_app, request
-from jinja2 import Template
 from markupsafe import escape
 from sqlalchemy import text
 
+from layers.access import subtree_codes
 from layers.registry import INCIDENT_CATEGORIES
+from layers.users import User
 
 from .app import db_engine
 from .auth import current_user
-from .mapview import LANGS, _use_local_assets
-from .pages import BadParameter
+from .mapview import BadParameter, StartScript, page_lang, use_local_assets
 
 bp = Blueprint("analysis", __name__)
 
@@ -70,18 +68,6 @@ TEXT = {
 }
 
 
-class _Start(MacroElement):
-    _template = Template("""
-        {% macro script(this, kwargs) %}
-        safegridAnalysis({{ this._parent.get_name() }}, {{ this.config }});
-        {% endmacro %}""")
-
-    def __init__(self, config: dict):
-        super().__init__()
-        self._name = "SafegridAnalysis"
-        self.config = json.dumps(config, ensure_ascii=False).replace("</", "<\\/")
-
-
 def _controls(code: str, lang: str, choices: list[tuple[str, str]]) -> str:
     t = TEXT[lang]
     today = dt.date.today()
@@ -122,14 +108,14 @@ def _controls(code: str, lang: str, choices: list[tuple[str, str]]) -> str:
     </div>"""
 
 
-def _choices(code: str) -> list[tuple[str, str]]:
+def _choices(user: User) -> list[tuple[str, str]]:
+    """Cities, districts and streets the user may analyse (admins: all)."""
     with db_engine(current_app).connect() as conn:
-        from layers.access import subtree_codes
-
-        codes = subtree_codes(conn, code)
+        codes = subtree_codes(conn, user.jurisdiction) if user.jurisdiction else None
         rows = conn.execute(text(
-            "SELECT code, name FROM jurisdictions WHERE code = ANY(:c) AND level IN "
-            "('city', 'district', 'street') ORDER BY code"), {"c": codes}).all()
+            "SELECT code, name FROM jurisdictions WHERE level IN ('city', 'district', "
+            "'street') AND (CAST(:c AS text[]) IS NULL OR code = ANY(:c)) ORDER BY code"),
+            {"c": codes}).all()
     return [(r[0], r[1]) for r in rows]
 
 
@@ -137,24 +123,22 @@ def _choices(code: str) -> list[tuple[str, str]]:
 def analysis_page():
     """The hot-spot map (``?jurisdiction=CODE``, default the user's; ``?lang=zh|en``)."""
     user = current_user()
-    lang = request.args.get("lang", "zh")
-    if lang not in LANGS:
-        raise BadParameter(f"lang must be one of {', '.join(LANGS)}, got {lang!r}")
-    home = user.jurisdiction or "430100"
-    if user.role == "admin" and not user.jurisdiction:
-        with db_engine(current_app).connect() as conn:
-            home = conn.execute(text("SELECT code FROM jurisdictions WHERE level = 'city' "
-                                     "ORDER BY code LIMIT 1")).scalar() or home
-    choices = _choices(home)
-    code = request.args.get("jurisdiction", home)
-    if code not in {c for c, _n in choices}:
+    lang = page_lang()
+    choices = _choices(user)
+    if not choices:
+        return Response("<h1>safegrid</h1><p>No jurisdictions to analyse yet.</p>",
+                        mimetype="text/html")
+    known = {c for c, _n in choices}
+    code = request.args.get("jurisdiction", user.jurisdiction if user.jurisdiction in known
+                            else choices[0][0])
+    if code not in known:
         raise BadParameter(f"jurisdiction {code!r} is not one you may analyse")
     with db_engine(current_app).connect() as conn:
         box = conn.execute(text(
             "SELECT ST_YMin(e), ST_XMin(e), ST_YMax(e), ST_XMax(e) FROM (SELECT "
             "ST_Envelope(geom) AS e FROM jurisdictions WHERE code = :c) x"), {"c": code}).one()
     m = folium.Map(tiles="OpenStreetMap", control_scale=True)
-    _use_local_assets(m)
+    use_local_assets(m)
     m.fit_bounds([[box[0], box[1]], [box[2], box[3]]])
     root = m.get_root()
     root.header.add_child(folium.Element(
@@ -162,5 +146,5 @@ def analysis_page():
         '<script src="/static/analysis.js"></script>'
         f"<title>{escape(TEXT[lang]['title'])}</title>"))
     root.html.add_child(folium.Element(_controls(code, lang, choices)))
-    _Start({"text": TEXT[lang], "jurisdiction": code}).add_to(m)
+    StartScript("safegridAnalysis", {"text": TEXT[lang], "jurisdiction": code}).add_to(m)
     return Response(root.render(), mimetype="text/html")

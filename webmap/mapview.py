@@ -12,10 +12,14 @@ from dataclasses import dataclass
 
 import folium
 import folium.plugins
+from branca.element import MacroElement
+from flask import request
+from jinja2 import Template
 from markupsafe import escape
 from sqlalchemy import Connection, Engine, text
 
 from layers.access import Forbidden, enter_scope, read_scope
+from layers.errors import SafegridError
 from layers.features import Scope
 from layers.registry import KEY_AREA_CATEGORIES, LAYERS, Layer
 from layers.store import q
@@ -40,6 +44,36 @@ _TEXT = {
            "key": "Key areas", "lang": "中文",
            "logout": "Log out", "plan": "Grid planning", "analysis": "Hot spots"},
 }
+
+
+class BadParameter(SafegridError):
+    """A query parameter with a value a page cannot use (HTTP 400)."""
+
+    http_status = 400
+
+
+class StartScript(MacroElement):
+    """Calls ``function(map, config)`` from a static script once the Folium map exists."""
+
+    _template = Template("""
+        {% macro script(this, kwargs) %}
+        {{ this.function }}({{ this._parent.get_name() }}, {{ this.config }});
+        {% endmacro %}""")
+
+    def __init__(self, function: str, config: dict):
+        super().__init__()
+        self._name = "SafegridStart"
+        self.function = function
+        # '</' cannot end the script block early
+        self.config = json.dumps(config, ensure_ascii=False).replace("</", "<\\/")
+
+
+def page_lang() -> str:
+    """The page language from ``?lang=`` (default zh); BadParameter when unknown."""
+    lang = request.args.get("lang", "zh")
+    if lang not in LANGS:
+        raise BadParameter(f"lang must be one of {', '.join(LANGS)}, got {lang!r}")
+    return lang
 
 
 @dataclass(frozen=True)
@@ -152,7 +186,7 @@ def build_map(engine: Engine, user: User, city: str, lang: str = "zh") -> folium
             "FROM (SELECT ST_Envelope(geom) AS geom FROM jurisdictions WHERE code = :c) e"
         ), {"c": city}).one()
         m = folium.Map(tiles="OpenStreetMap", control_scale=True, prefer_canvas=True)
-        _use_local_assets(m)
+        use_local_assets(m)
         m.fit_bounds([[bounds[0], bounds[1]], [bounds[2], bounds[3]]])
         jur = LAYERS["jurisdictions"]
         _add_layer(m, conn, scopes, jur, city, lang, ["name", "code"], name=t["communities"],
@@ -214,7 +248,7 @@ def _add_heat(m: folium.Map, conn: Connection, scope: Scope | None, city: str,
     group.add_to(m)
 
 
-def _use_local_assets(m: folium.Map) -> None:
+def use_local_assets(m: folium.Map) -> None:
     """Serve Leaflet from this server; the page uses no jQuery, Bootstrap or icon fonts."""
     m.default_js = [("leaflet", "/static/vendor/leaflet/leaflet.js")]
     m.default_css = [("leaflet_css", "/static/vendor/leaflet/leaflet.css")]

@@ -4,28 +4,18 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, request
 
-from layers.errors import SafegridError
-
 from .app import db_engine
 from .auth import current_user
-from .mapview import LANGS, build_map, cities
+from .mapview import BadParameter, build_map, cities, page_lang
 
 bp = Blueprint("pages", __name__)
-
-
-class BadParameter(SafegridError):
-    """A query parameter with a value the page cannot use."""
-
-    http_status = 400
 
 
 @bp.get("/map")
 def map_page():
     """The Folium map of one city (``?city=CODE``, default the first) in ``?lang=zh|en``."""
     engine = db_engine(current_app)
-    lang = request.args.get("lang", "zh")
-    if lang not in LANGS:
-        raise BadParameter(f"lang must be one of {', '.join(LANGS)}, got {lang!r}")
+    lang = page_lang()
     known = cities(engine, current_user())
     if not known:
         return Response(

@@ -10,13 +10,9 @@ messages. Writes carry the session's CSRF token in ``X-CSRF-Token``.
 
 from __future__ import annotations
 
-import json
-
 import folium
 import folium.plugins
-from branca.element import MacroElement
 from flask import Blueprint, Response, current_app, request
-from jinja2 import Template
 from markupsafe import escape
 from sqlalchemy import Engine, text
 
@@ -26,8 +22,7 @@ from layers.users import User
 
 from .app import db_engine
 from .auth import csrf_token, current_user
-from .mapview import LANGS, _use_local_assets
-from .pages import BadParameter
+from .mapview import BadParameter, StartScript, page_lang, use_local_assets
 
 bp = Blueprint("planner", __name__)
 
@@ -70,21 +65,6 @@ TEXT = {
 }
 
 
-class _PlannerScript(MacroElement):
-    """Starts ``safegridPlanner`` on the Folium map once the map exists."""
-
-    _template = Template("""
-        {% macro script(this, kwargs) %}
-        safegridPlanner({{ this._parent.get_name() }}, {{ this.config }});
-        {% endmacro %}""")
-
-    def __init__(self, config: dict):
-        super().__init__()
-        self._name = "SafegridPlanner"
-        # '</' cannot end the script block early
-        self.config = json.dumps(config, ensure_ascii=False).replace("</", "<\\/")
-
-
 def _jurisdictions(engine: Engine, user: User) -> list[tuple[str, str, int]]:
     """Communities (and villages) the user may see: code, name, number of grids."""
     with engine.connect() as conn:
@@ -107,7 +87,7 @@ def build_planner(engine: Engine, user: User, code: str, lang: str) -> folium.Ma
             "FROM (SELECT ST_Envelope(geom) AS geom, id FROM jurisdictions "
             "WHERE code = :c) e"), {"c": code}).one()
     m = folium.Map(tiles="OpenStreetMap", control_scale=True, max_zoom=21)
-    _use_local_assets(m)
+    use_local_assets(m)
     m.fit_bounds([[box[0], box[1]], [box[2], box[3]]])
     geoman = folium.plugins.GeoMan(
         position="topleft", drawMarker=False, drawCircleMarker=False, drawPolyline=False,
@@ -123,7 +103,7 @@ def build_planner(engine: Engine, user: User, code: str, lang: str) -> folium.Ma
         '<script src="/static/planner.js"></script>'
         f"<title>{escape(TEXT[lang]['title'])}</title>"))
     root.html.add_child(folium.Element(_panel(engine, user, code, lang)))
-    _PlannerScript({
+    StartScript("safegridPlanner", {
         "jurisdiction": code, "jurisdictionId": box[4], "lang": lang,
         "text": TEXT[lang], "csrf": csrf_token(), "canWrite":
             user.role in LAYERS["grids"].write_roles,
@@ -160,9 +140,7 @@ def _panel(engine: Engine, user: User, code: str, lang: str) -> str:
 def plan_page():
     """The planning map (``?jurisdiction=CODE`` of a community, ``?lang=zh|en``)."""
     engine = db_engine(current_app)
-    lang = request.args.get("lang", "zh")
-    if lang not in LANGS:
-        raise BadParameter(f"lang must be one of {', '.join(LANGS)}, got {lang!r}")
+    lang = page_lang()
     known = _jurisdictions(engine, current_user())
     if not known:
         return Response("<h1>safegrid</h1><p>No communities to plan in your jurisdiction.</p>",
