@@ -89,6 +89,7 @@ class _Data:
     xy: np.ndarray  # metric
     when: np.ndarray  # datetime64[s]
     category: np.ndarray  # incident category per point
+    severity: np.ndarray  # incident severity per point (1-5)
     to_lonlat: Transformer
     crs: str
 
@@ -107,17 +108,18 @@ def _load(conn: Connection, user: User, query: HotspotQuery) -> _Data:
                              lambda c: np.column_stack(forward.transform(c[:, 0], c[:, 1])))
     where = " AND i.category = :cat" if query.category else ""
     points = conn.execute(text(
-        "SELECT ST_X(i.geom), ST_Y(i.geom), extract(epoch FROM i.occurred_at), i.category "
+        "SELECT ST_X(i.geom), ST_Y(i.geom), extract(epoch FROM i.occurred_at), "
+        "coalesce(i.severity, 1), i.category "
         "FROM incidents i, jurisdictions j WHERE j.code = :c AND i.geom && j.geom "
         "AND ST_Intersects(i.geom, j.geom) AND i.occurred_at >= :s AND i.occurred_at < :e"
         + where),
         {"c": query.jurisdiction, "s": query.start, "e": query.end,
          "cat": query.category}).all()
-    raw = np.array([p[:3] for p in points], dtype=float).reshape(-1, 3)
-    categories = np.array([p[3] for p in points], dtype=object)
+    raw = np.array([p[:4] for p in points], dtype=float).reshape(-1, 4)
+    categories = np.array([p[4] for p in points], dtype=object)
     xy = np.column_stack(forward.transform(raw[:, 0], raw[:, 1])) if len(raw) else \
         np.empty((0, 2))
-    return _Data(area, xy, raw[:, 2].astype("datetime64[s]"), categories,
+    return _Data(area, xy, raw[:, 2].astype("datetime64[s]"), categories, raw[:, 3],
                  Transformer.from_crs(crs, 4326, always_xy=True), crs.to_string())
 
 

@@ -13,8 +13,8 @@ from geo.emerging import mann_kendall
 from geo.hotspots import benjamini_hochberg, classify, count_points, gi_star, two_sided_p
 from geo.safety import RESIDENT_PRIOR, WEIGHTS, safety_scores
 
-from .access import read_scope, require_within, subtree_codes
-from .hotspots import BadHotspotRequest, HotspotQuery, _lattice, _load
+from .access import read_scope, subtree_codes
+from .hotspots import HotspotQuery, _lattice, _load
 from .registry import LAYERS
 from .users import User
 
@@ -35,37 +35,29 @@ def _month_edges(end: dt.datetime) -> list[dt.datetime]:
     return [*starts, end]
 
 
-def _hot_share(conn: Connection, user: User, code: str, start: dt.datetime, end: dt.datetime,
-               grids: list[shapely.Geometry]) -> np.ndarray:
+def _hot_share(data, query: HotspotQuery, metric_grids: np.ndarray) -> np.ndarray:
     """Share of each grid's area in Gi* hot cells (90 % or more, FDR) over the period."""
-    data = _load(conn, user, HotspotQuery(code, start, end))
     if len(data.xy) < 3:
-        return np.zeros(len(grids))
-    lattice, _size, _chosen = _lattice(data, HotspotQuery(code, start, end))
-    counts = count_points(lattice, data.xy)
-    z = gi_star(lattice, counts)
+        return np.zeros(len(metric_grids))
+    lattice, _size, _chosen = _lattice(data, query)
+    z = gi_star(lattice, count_points(lattice, data.xy))
     hot = np.char.startswith(classify(z, benjamini_hochberg(two_sided_p(z))).astype(str), "hot")
     if not hot.any():
-        return np.zeros(len(grids))
-    forward = Transformer.from_crs(4326, data.crs, always_xy=True)
-    metric = shapely.transform(np.array(grids, dtype=object),
-                               lambda c: np.column_stack(forward.transform(c[:, 0], c[:, 1])))
+        return np.zeros(len(metric_grids))
     hot_area = shapely.union_all(lattice.cells.geometry.values[hot])
-    return shapely.area(shapely.intersection(metric, hot_area)) / np.maximum(
-        shapely.area(metric), 1e-9)
+    return shapely.area(shapely.intersection(metric_grids, hot_area)) / np.maximum(
+        shapely.area(metric_grids), 1e-9)
 
 
 def safety_index(conn: Connection, user: User, code: str,
                  end: dt.datetime | None = None) -> dict:
     """The grids under ``code`` as a FeatureCollection with ``score``, ``level`` and inputs."""
     scope = read_scope(conn, user, LAYERS["grids"])
-    known = conn.execute(text("SELECT 1 FROM jurisdictions WHERE code = :c"), {"c": code}).first()
-    if known is None:
-        raise BadHotspotRequest(f"unknown jurisdiction {code!r}")
-    require_within(conn, user, code)
     end = end or dt.datetime.now(dt.UTC)
     edges = _month_edges(end)
     start = edges[0]
+    query = HotspotQuery(code, start, end)
+    data = _load(conn, user, query)  # checks the jurisdiction and the user's right to it
     where = f" AND ({scope.condition})" if scope.condition else ""
     rows = conn.execute(text(
         "SELECT t.id, t.code, t.name, t.kind, coalesce(t.households, 0), "
@@ -75,22 +67,23 @@ def safety_index(conn: Connection, user: User, code: str,
     if not rows:
         return {"type": "FeatureCollection", "features": [], "parameters": {
             "jurisdiction": code, "from": start.isoformat(), "to": end.isoformat()}}
-    ids = [r[0] for r in rows]
-    position = {grid_id: i for i, grid_id in enumerate(ids)}
-    monthly = np.zeros((len(ids), MONTHS))
-    weighted = np.zeros(len(ids))
-    stamps = [e.timestamp() for e in edges]
-    for grid_id, occurred, severity in conn.execute(text(
-            "SELECT g.id, i.occurred_at, i.severity FROM grids g JOIN incidents i "
-            "ON i.geom && g.geom AND ST_Intersects(g.geom, i.geom) WHERE g.id = ANY(:ids) "
-            "AND i.occurred_at >= :s AND i.occurred_at < :e"),
-            {"ids": ids, "s": start, "e": end}):
-        month = int(np.searchsorted(stamps, occurred.timestamp(), side="right")) - 1
-        monthly[position[grid_id], min(month, MONTHS - 1)] += 1
-        weighted[position[grid_id]] += severity or 1
     geoms = [shapely.from_wkb(bytes(r[8])) for r in rows]
+    forward = Transformer.from_crs(4326, data.crs, always_xy=True)
+    metric = shapely.transform(np.array(geoms, dtype=object),
+                               lambda c: np.column_stack(forward.transform(c[:, 0], c[:, 1])))
+    # each incident in one grid (the first by id when it lies on a shared edge)
+    point_at, grid_at = shapely.STRtree(metric).query(shapely.points(data.xy),
+                                                      predicate="intersects")
+    first = np.unique(point_at, return_index=True)[1]
+    point_at, grid_at = point_at[first], grid_at[first]
+    stamps = np.array([np.datetime64(e.astimezone(dt.UTC).replace(tzinfo=None), "s")
+                       for e in edges])
+    month = np.searchsorted(stamps, data.when[point_at], side="right") - 1
+    monthly = np.bincount(grid_at * MONTHS + month,
+                          minlength=len(rows) * MONTHS).reshape(len(rows), MONTHS)
+    weighted = np.bincount(grid_at, weights=data.severity[point_at], minlength=len(rows))
     _s, trend_z, _p = mann_kendall(monthly)
-    hot = _hot_share(conn, user, code, start, end, geoms)
+    hot = _hot_share(data, query, metric)
     result = safety_scores(weighted, np.array([r[5] for r in rows]), trend_z, hot,
                            np.array([r[6] for r in rows]), np.array([r[7] for r in rows]) / 1e6)
     features = []
