@@ -98,8 +98,12 @@ def _group(xy: np.ndarray, weight: np.ndarray, k: int) -> np.ndarray:
     return labels
 
 
-def _assign(xy: np.ndarray, weight: np.ndarray, k: int) -> np.ndarray:
-    """Unit per site; large sets are bisected into chunks of whole units first."""
+def _assign(xy: np.ndarray, weight: np.ndarray, k: int, sizes: tuple[int, int, int]
+            ) -> np.ndarray:
+    """Unit per site; large sets are bisected into chunks, each planned on its own.
+
+    ``sizes`` is (min_size, max_size, target) for the chunks' unit counts.
+    """
     total = int(weight.sum())
     if total <= CHUNK or k <= 1:
         return _group(xy, weight, k)
@@ -110,8 +114,7 @@ def _assign(xy: np.ndarray, weight: np.ndarray, k: int) -> np.ndarray:
     for c in range(chunks):
         sel = np.flatnonzero(chunk_of == c)
         n = int(weight[sel].sum())
-        kc = max(1, min(round(k * n / total), unit_count(n)))
-        kc = min(max(kc, math.ceil(n / 15)), max(1, n // 5))
+        kc = max(1, unit_count(n, *sizes))
         labels[sel] = first + _group(xy[sel], weight[sel], kc)
         first += kc
     return labels
@@ -244,7 +247,7 @@ def household_units(xy: np.ndarray, area: shapely.Geometry | None = None, *,
     frame = area if area is not None else shapely.box(
         *shapely.multipoints(sites).buffer(margin).bounds)
     cells = _cells(sites, frame)
-    site_unit = _assign(sites, weight, k)
+    site_unit = _assign(sites, weight, k, (min_size, max_size, target))
     site_unit = _connect(sites, cells, site_unit, int(site_unit.max()) + 1)
     site_unit = _rebalance(cells, site_unit, weight, int(site_unit.max()) + 1, min_size,
                            max_size)

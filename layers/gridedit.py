@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 
 import geopandas as gpd
 import shapely
@@ -34,6 +35,7 @@ from .edit import (
     stored_geometry,
 )
 from .errors import SafegridError
+from .gridcheck import grid_history
 from .registry import LAYERS
 from .store import audit_row, refresh_derived
 from .users import User
@@ -56,15 +58,17 @@ class GridEditRefused(SafegridError):
     http_status = 422
 
 
+@dataclass(frozen=True)
 class GridEdit:
-    """The outcome of an edit: ids of the grids it changed, created and removed."""
+    """The outcome of an edit.
 
-    def __init__(self, changed: list[int], removed: list[int], edited: int | None,
-                 version: int | None):
-        self.changed = changed
-        self.removed = removed
-        self.edited = edited
-        self.version = version
+    The grids it changed (created ones included) and removed, and the grid the edit was
+    about (None after a delete).
+    """
+
+    changed: list[int]
+    removed: list[int]
+    edited: int | None
 
 
 def _jurisdiction_of(conn: Connection, grid_id: int) -> str:
@@ -189,7 +193,7 @@ def _reshaped(conn: Connection, user: User, grid_id: int, clean: gpd.GeoDataFram
                                                grid_name=_namer(codes), **_TOLERANCES))
     clean = clean.set_geometry([result.changed.get(grid_id, grids[grid_id])], crs=4326)
     scope = _scoped(conn, user, GRIDS)
-    written = _apply(conn, user, GRIDS, grid_id, clean, scope, before, refresh=False)
+    _apply(conn, user, GRIDS, grid_id, clean, scope, before, refresh=False)
     for key, geom in result.changed.items():
         if key != grid_id:
             write_shape(conn, user, key, geom)
@@ -197,7 +201,7 @@ def _reshaped(conn: Connection, user: User, grid_id: int, clean: gpd.GeoDataFram
     if clean["code"].iloc[0] != before["properties"]["code"]:
         area = shapely.union_all([area, result.changed.get(grid_id, grids[grid_id])])
     _finish(conn, user, sorted(result.changed), area)
-    return GridEdit(sorted(set(result.changed) | {grid_id}), [], grid_id, written.version)
+    return GridEdit(sorted(set(result.changed) | {grid_id}), [], grid_id)
 
 
 def replace_grid(conn: Connection, user: User, grid_id: int, feature: object,
@@ -229,8 +233,6 @@ def update_grid(conn: Connection, user: User, grid_id: int, patch: object,
 def restore_grid(conn: Connection, user: User, grid_id: int, version: int,
                  if_match: int | None) -> GridEdit:
     """Give a grid the shape it had at ``version`` again (its neighbours adjust)."""
-    from .gridcheck import grid_history  # history reads what this module writes
-
     before, code, area = _prepare(conn, user, grid_id, if_match)
     versions = {v["version"]: v for v in grid_history(conn, user, grid_id)}
     if version not in versions:
@@ -265,7 +267,7 @@ def create_grid(conn: Connection, user: User, feature: object) -> GridEdit:
             write_shape(conn, user, key, geom)
     changed = sorted({k for k in result.changed if k != NEW} | {written.id})
     _finish(conn, user, changed, result.changed[NEW])
-    return GridEdit(changed, [], written.id, written.version)
+    return GridEdit(changed, [], written.id)
 
 
 def _containing_jurisdiction(conn: Connection, geom: shapely.Geometry) -> str:
@@ -295,7 +297,7 @@ def delete_grid(conn: Connection, user: User, grid_id: int, if_match: int | None
     _remove(conn, user, grid_id, None)
     changed = sorted(result.changed)
     _finish(conn, user, changed, old)
-    return GridEdit(changed, [grid_id], None, None)
+    return GridEdit(changed, [grid_id], None)
 
 
 def split_grid(conn: Connection, user: User, grid_id: int, line: object,
@@ -323,7 +325,7 @@ def split_grid(conn: Connection, user: User, grid_id: int, line: object,
             write_shape(conn, user, key, geom)
     changed = sorted({k for k in result.changed if k != NEW} | {written.id})
     _finish(conn, user, changed, result.changed[NEW])
-    return GridEdit(changed, [], grid_id, None)
+    return GridEdit(changed, [], grid_id)
 
 
 def versions(conn: Connection, ids: list[int]) -> dict[int, int]:
@@ -370,7 +372,7 @@ def merge_grids(conn: Connection, user: User, ids: list[int],
     for gone in result.removed:
         _remove(conn, user, gone, names[ids[0]])
     _finish(conn, user, [ids[0]], shapely.union_all([grids[k] for k in result.removed]))
-    return GridEdit([ids[0]], list(result.removed), ids[0], None)
+    return GridEdit([ids[0]], list(result.removed), ids[0])
 
 
 
