@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import geopandas as gpd
 import shapely
@@ -35,6 +36,7 @@ from .edit import (
     stored_geometry,
 )
 from .errors import SafegridError
+from .features import Scope
 from .gridcheck import grid_history
 from .registry import LAYERS
 from .store import audit_row, refresh_derived
@@ -163,14 +165,21 @@ def _finish(conn: Connection, user: User, changed_ids: list[int],
             {"ids": changed_ids})
 
 
-def _prepare(conn: Connection, user: User, grid_id: int, if_match: int | None
-             ) -> tuple[dict, str, shapely.Geometry]:
+class _Target(NamedTuple):
+    """The grid an edit is about, checked and locked."""
+
+    before: dict  # its stored state (for the audit and 412 answers)
+    code: str  # its jurisdiction
+    area: shapely.Geometry  # the jurisdiction's polygon
+    scope: Scope  # what the user may write
+
+
+def _prepare(conn: Connection, user: User, grid_id: int, if_match: int | None) -> _Target:
     """Scope and write checks, the jurisdiction lock, then the version check."""
     scope = _scoped(conn, user, GRIDS)
     code = _jurisdiction_of(conn, grid_id)
     area = _lock(conn, code)
-    before = _locked(conn, GRIDS, grid_id, scope, if_match)
-    return before, code, area
+    return _Target(_locked(conn, GRIDS, grid_id, scope, if_match), code, area, scope)
 
 
 def _clean(feature: object, code: str) -> gpd.GeoDataFrame:
@@ -184,15 +193,15 @@ def _clean(feature: object, code: str) -> gpd.GeoDataFrame:
 
 
 def _reshaped(conn: Connection, user: User, grid_id: int, clean: gpd.GeoDataFrame,
-              before: dict, code: str, area: shapely.Geometry) -> GridEdit:
+              target: _Target) -> GridEdit:
     """Apply the cleaned feature to grid ``grid_id`` and re-tile its neighbours."""
+    before, code, area, scope = target
     old = shapely.geometry.shape(stored_geometry(conn, GRIDS, grid_id))
     new = clean.geometry.iloc[0]
     grids, codes = _nearby(conn, code, [old, new])
     result = _refused(lambda: gridedit.reshape(area, grids, grid_id, new,
                                                grid_name=_namer(codes), **_TOLERANCES))
     clean = clean.set_geometry([result.changed.get(grid_id, grids[grid_id])], crs=4326)
-    scope = _scoped(conn, user, GRIDS)
     _apply(conn, user, GRIDS, grid_id, clean, scope, before, refresh=False)
     for key, geom in result.changed.items():
         if key != grid_id:
@@ -207,8 +216,8 @@ def _reshaped(conn: Connection, user: User, grid_id: int, clean: gpd.GeoDataFram
 def replace_grid(conn: Connection, user: User, grid_id: int, feature: object,
                  if_match: int) -> GridEdit:
     """PUT a grid: new fields and shape; neighbours give or take the difference."""
-    before, code, area = _prepare(conn, user, grid_id, if_match)
-    return _reshaped(conn, user, grid_id, _clean(feature, code), before, code, area)
+    target = _prepare(conn, user, grid_id, if_match)
+    return _reshaped(conn, user, grid_id, _clean(feature, target.code), target)
 
 
 def update_grid(conn: Connection, user: User, grid_id: int, patch: object,
@@ -216,7 +225,8 @@ def update_grid(conn: Connection, user: User, grid_id: int, patch: object,
     """Merge-patch a grid (RFC 7396); a new geometry is applied as in :func:`replace_grid`."""
     if not isinstance(patch, dict):
         raise GridEditRefused("a merge patch must be a JSON object")
-    before, code, area = _prepare(conn, user, grid_id, if_match)
+    target = _prepare(conn, user, grid_id, if_match)
+    before = target.before
     changes = patch.get("properties") or {}
     if not isinstance(changes, dict):
         raise GridEditRefused("'properties' must be an object")
@@ -227,13 +237,14 @@ def update_grid(conn: Connection, user: User, grid_id: int, patch: object,
     merged = {"type": "Feature", "properties": props,
               "geometry": patch["geometry"] if "geometry" in patch
               else stored_geometry(conn, GRIDS, grid_id)}
-    return _reshaped(conn, user, grid_id, _clean(merged, code), before, code, area)
+    return _reshaped(conn, user, grid_id, _clean(merged, target.code), target)
 
 
 def restore_grid(conn: Connection, user: User, grid_id: int, version: int,
                  if_match: int | None) -> GridEdit:
     """Give a grid the shape it had at ``version`` again (its neighbours adjust)."""
-    before, code, area = _prepare(conn, user, grid_id, if_match)
+    target = _prepare(conn, user, grid_id, if_match)
+    before = target.before
     versions = {v["version"]: v for v in grid_history(conn, user, grid_id)}
     if version not in versions:
         raise GridEditRefused(f"grid {grid_id} has no version {version}; it has "
@@ -243,7 +254,7 @@ def restore_grid(conn: Connection, user: User, grid_id: int, version: int,
     feature = {"type": "Feature", "geometry": versions[version]["geometry"],
                "properties": {k: v for k, v in before["properties"].items()
                               if k in GRIDS.field_names and not GRIDS.get_field(k).derived}}
-    return _reshaped(conn, user, grid_id, _clean(feature, code), before, code, area)
+    return _reshaped(conn, user, grid_id, _clean(feature, target.code), target)
 
 
 def create_grid(conn: Connection, user: User, feature: object) -> GridEdit:
@@ -284,7 +295,7 @@ def _containing_jurisdiction(conn: Connection, geom: shapely.Geometry) -> str:
 
 def delete_grid(conn: Connection, user: User, grid_id: int, if_match: int | None) -> GridEdit:
     """Remove a grid; each piece of its area joins the neighbour it shares most edge with."""
-    before, code, area = _prepare(conn, user, grid_id, if_match)
+    _before, code, area, _scope = _prepare(conn, user, grid_id, if_match)
     old = shapely.geometry.shape(stored_geometry(conn, GRIDS, grid_id))
     grids, codes = _nearby(conn, code, [old])
     if len(grids) > 1:
@@ -308,7 +319,7 @@ def split_grid(conn: Connection, user: User, grid_id: int, line: object,
     except (KeyError, TypeError, ValueError, AttributeError, IndexError,
             shapely.errors.ShapelyError) as exc:
         raise GridEditRefused(f"'line' is not a GeoJSON LineString: {exc}") from None
-    before, code, area = _prepare(conn, user, grid_id, if_match)
+    before, code, area, _scope = _prepare(conn, user, grid_id, if_match)
     old = shapely.geometry.shape(stored_geometry(conn, GRIDS, grid_id))
     grids, codes = _nearby(conn, code, [old])
     result = _refused(lambda: gridedit.split(area, grids, grid_id, cut,
