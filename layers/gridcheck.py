@@ -13,6 +13,7 @@ from geo.crs import metric_crs
 from geo.grids import coverage_problems
 
 from .access import leaf_jurisdictions, read_scope, require_within
+from .edit import Missing
 from .errors import SafegridError
 from .registry import LAYERS
 from .users import User
@@ -21,12 +22,6 @@ __all__ = ["MIN_AREA_M2", "SLIVER_M", "grid_history", "validate_grids"]
 
 MIN_AREA_M2 = 0.01  # smaller pieces are rounding, not problems
 SLIVER_M = 0.5  # gaps and overlaps thinner than this are slivers
-
-
-class UnknownGrid(SafegridError):
-    """A grid that does not exist or that the caller may not see (HTTP 404)."""
-
-    http_status = 404
 
 
 class UnknownJurisdiction(SafegridError):
@@ -95,7 +90,7 @@ def grid_history(conn: Connection, user: User, grid_id: int) -> list[dict]:
         f"SELECT t.version, t.updated_at, t.updated_by, ST_AsGeoJSON(t.geom, 9)::json "
         f"FROM grids t WHERE t.id = :i{where}"), {**scope.params, "i": grid_id}).first()
     if current is None:
-        raise UnknownGrid(f"grids has no feature {grid_id} that you may see")
+        raise Missing(f"grids has no feature {grid_id} that you may see")
     versions: dict[int, dict] = {}
     for before, after in conn.execute(text(
             "SELECT before, after FROM audit WHERE layer = 'grids' AND feature_id = :i "
