@@ -22,7 +22,7 @@ from layers.units import regenerate_units
 from .app import db_engine
 from .auth import current_user
 from .edits import grid_edit_response, if_match_version
-from .params import BadRequest
+from .params import BadRequest, only_params
 
 bp = Blueprint("grids_api", __name__)
 
@@ -69,9 +69,7 @@ def generate():
 @bp.get("/api/grids/validate")
 def validate():
     """``{valid, problems}`` for the grids of every community under ``?jurisdiction=``."""
-    unknown = sorted(set(request.args) - {"jurisdiction"})
-    if unknown:
-        raise BadRequest(f"unknown parameter(s) {', '.join(map(repr, unknown))}")
+    only_params({"jurisdiction"})
     code = request.args.get("jurisdiction")
     if not code:
         raise BadRequest("jurisdiction is required (?jurisdiction=CODE)")
@@ -84,8 +82,7 @@ def validate():
 @bp.get("/api/grids/<int:grid_id>/history")
 def history(grid_id: int):
     """Every stored version of a grid, oldest first."""
-    if request.args:
-        raise BadRequest("history takes no query parameters")
+    only_params(set())
     with db_engine(current_app).connect() as conn:
         versions = grid_history(conn, current_user(), grid_id)
     return Response(json.dumps({"versions": versions}, ensure_ascii=False), 200,
@@ -134,8 +131,7 @@ def units(grid_id: int):
     """Regenerate the joint-household units of a grid (5-15 households, ~10)."""
     if request.get_data(cache=False).strip() not in (b"", b"{}"):
         raise BadRequest("this takes no body (send {} or nothing)")
-    if request.args:
-        raise BadRequest("this takes no query parameters")
+    only_params(set())
     engine = db_engine(current_app)
     with engine.begin() as conn:
         ids = regenerate_units(conn, current_user(), grid_id)

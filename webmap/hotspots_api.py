@@ -24,19 +24,12 @@ from layers.safety import safety_index
 
 from .app import db_engine
 from .auth import current_user
-from .params import BadRequest, instant
+from .params import BadRequest, instant, only_params
 
 bp = Blueprint("hotspots_api", __name__)
 
 _COMMON = {"jurisdiction", "cell", "category", "shape", "neighbours"}
 DEFAULT_DAYS = 365
-
-
-def _known(allowed: set[str]) -> None:
-    unknown = sorted(set(request.args) - allowed)
-    if unknown:
-        raise BadRequest(f"unknown parameter(s) {', '.join(map(repr, unknown))}; this takes "
-                         f"{', '.join(sorted(allowed))}")
 
 
 def _number(name: str) -> float | None:
@@ -97,7 +90,7 @@ def _answer(body: dict) -> Response:
 @bp.get("/api/hotspots")
 def hotspots():
     """Cells with counts and Gi* (z, p, p_fdr, class), KDE density or counts."""
-    _known(_COMMON | {"method", "from", "to", "fdr", "bandwidth"})
+    only_params(_COMMON | {"method", "from", "to", "fdr", "bandwidth"})
     query = _query()
     method = request.args.get("method", "gi")
     with db_engine(current_app).begin() as conn:
@@ -109,7 +102,7 @@ def hotspots():
 @bp.get("/api/hotspots/emerging")
 def emerging():
     """Cells with their emerging hot-spot category (weekly or monthly steps)."""
-    _known(_COMMON | {"from", "to", "step", "time_window"})
+    only_params(_COMMON | {"from", "to", "step", "time_window"})
     window = _number("time_window")
     if window is not None and (window < 0 or window != int(window)):
         raise BadRequest(f"time_window must be a whole number of steps, got {window!r}")
@@ -122,7 +115,7 @@ def emerging():
 @bp.get("/api/hotspots/evaluate")
 def evaluation():
     """PAI, PEI and RRI of a method trained on one period and tested on the next."""
-    _known(_COMMON | {"method", "train_from", "train_to", "test_from", "test_to", "share"})
+    only_params(_COMMON | {"method", "train_from", "train_to", "test_from", "test_to", "share"})
     train = _query("train_from", "train_to")
     test_start, test_end = _period("test_from", "test_to")
     if not request.args.get("test_from"):
@@ -140,7 +133,7 @@ def evaluation():
 @bp.get("/api/hotspots/runs")
 def runs():
     """Saved runs (newest first), optionally of one ``jurisdiction``."""
-    _known({"jurisdiction"})
+    only_params({"jurisdiction"})
     with db_engine(current_app).connect() as conn:
         found = list_runs(conn, current_user(), request.args.get("jurisdiction"))
     return _answer({"runs": found})
@@ -149,7 +142,7 @@ def runs():
 @bp.get("/api/hotspots/runs/<int:run_id>")
 def run(run_id: int):
     """One saved run, as it was answered."""
-    _known(set())
+    only_params(set())
     with db_engine(current_app).connect() as conn:
         return _answer(get_run(conn, current_user(), run_id))
 
@@ -157,7 +150,7 @@ def run(run_id: int):
 @bp.get("/api/safety-index")
 def safety():
     """The safety index of the grids under ``jurisdiction`` (12 months up to ``to``)."""
-    _known({"jurisdiction", "to"})
+    only_params({"jurisdiction", "to"})
     code = request.args.get("jurisdiction")
     if not code:
         raise BadRequest("jurisdiction is required (?jurisdiction=CODE)")

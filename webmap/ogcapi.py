@@ -18,7 +18,7 @@ from layers.registry import LAYERS, get_layer
 from .app import db_engine
 from .auth import current_user
 from .openapi import openapi_document
-from .params import BadRequest, item_query, parse_crs_uri
+from .params import BadRequest, item_query, only_params, parse_crs_uri
 
 bp = Blueprint("ogcapi", __name__)
 
@@ -60,9 +60,7 @@ def _json(body: dict | list, status: int = 200, content_type: str = "application
 
 
 def _check_no_params(allowed: set[str] = frozenset({"f"})) -> None:
-    unknown = sorted(set(request.args) - set(allowed))
-    if unknown:
-        raise BadRequest(f"unknown parameter(s) {', '.join(map(repr, unknown))}")
+    only_params(allowed)
     if request.args.get("f", "json") != "json":
         raise BadRequest(f"f={request.args['f']!r} is not offered; use f=json")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 
+from flask import request
 from pyproj import CRS, Transformer
 from werkzeug.datastructures import MultiDict
 
@@ -13,7 +14,7 @@ from layers.features import CRS84, OUTPUT_CRS, ItemQuery
 from layers.registry import Layer
 from layers.validate import LOCAL_TZ
 
-__all__ = ["BadRequest", "item_query", "parse_crs_uri"]
+__all__ = ["BadRequest", "instant", "item_query", "only_params", "parse_crs_uri"]
 
 MAX_LIMIT = 10_000
 DEFAULT_LIMIT = 100
@@ -26,6 +27,15 @@ class BadRequest(SafegridError):
     """A query parameter that cannot be used (HTTP 400)."""
 
     http_status = 400
+
+
+def only_params(allowed: set[str] | frozenset[str]) -> None:
+    """BadRequest naming every query parameter of the request not in ``allowed``."""
+    unknown = sorted(set(request.args) - set(allowed))
+    if unknown:
+        takes = f"; this takes {', '.join(sorted(allowed))}" if allowed else \
+            "; this takes none"
+        raise BadRequest(f"unknown parameter(s) {', '.join(map(repr, unknown))}{takes}")
 
 
 def parse_crs_uri(value: str | None, name: str) -> str:
@@ -113,6 +123,7 @@ def _bbox(value: str | None, crs_uri: str) -> tuple[float, float, float, float] 
 
 
 def instant(text: str, end_of_day: bool) -> dt.datetime:
+    """A date (start or end of that day, local time) or an RFC 3339 date-time."""
     text = text.strip()
     try:
         if "T" not in text.upper() and len(text) == 10:

@@ -22,7 +22,7 @@ from layers.report import notice_figures
 
 from .app import db_engine
 from .auth import current_user
-from .params import BadRequest
+from .params import BadRequest, only_params
 
 bp = Blueprint("reports", __name__)
 
@@ -136,9 +136,7 @@ def write_pdf(html: str, out: Path) -> None:
 @bp.get("/reports/notice")
 def notice():
     """The monthly notice of ``jurisdiction`` for ``month`` (YYYY-MM), printable HTML."""
-    unknown = sorted(set(request.args) - {"jurisdiction", "month"})
-    if unknown:
-        raise BadRequest(f"unknown parameter(s) {', '.join(map(repr, unknown))}")
+    only_params({"jurisdiction", "month"})
     code, month = request.args.get("jurisdiction"), request.args.get("month")
     if not code or not month:
         raise BadRequest("jurisdiction and month (YYYY-MM) are required")
