@@ -19,7 +19,9 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
-__all__ = ["ARC_SEGMENTS", "field_of_view", "fields_of_view", "sector"]
+__all__ = ["ARC_SEGMENTS", "CATEGORY_WEIGHT", "coverage_ratio", "field_of_view",
+           "fields_of_view", "gap_risk", "gaps", "key_area_shapes", "measure", "risk_density",
+           "roads_within", "school_zones", "sector", "watched"]
 
 ARC_SEGMENTS = 128  # segments of a full circle's arc
 
@@ -103,3 +105,159 @@ def fields_of_view(cameras: gpd.GeoDataFrame, buildings: np.ndarray | None = Non
                                    buildings, tree))
     return gpd.GeoDataFrame({"online": online}, geometry=geoms, crs=cameras.crs,
                             index=cameras.index)
+
+
+# --- coverage of targets ----------------------------------------------------------------
+
+def watched(targets: np.ndarray, views: np.ndarray,
+            tree: shapely.STRtree | None = None) -> np.ndarray:
+    """The part of each target (polygon or line) inside the union of the views."""
+    targets = np.asarray(targets, dtype=object)
+    views = np.asarray(views, dtype=object)
+    out = np.empty(len(targets), dtype=object)
+    if len(views) == 0:
+        out[:] = [shapely.Polygon() if shapely.get_dimensions(t) == 2 else shapely.LineString()
+                  for t in targets]
+        return out
+    tree = tree or shapely.STRtree(views)
+    pairs = tree.query(targets, predicate="intersects")
+    hits: dict[int, list[int]] = {}
+    for t, v in zip(*pairs, strict=True):
+        hits.setdefault(int(t), []).append(int(v))
+    for i, target in enumerate(targets):
+        near = hits.get(i)
+        if not near:
+            out[i] = shapely.Polygon() if shapely.get_dimensions(target) == 2 else \
+                shapely.LineString()
+            continue
+        seen = shapely.union_all(views[near]) if len(near) > 1 else views[near[0]]
+        out[i] = shapely.intersection(target, seen)
+    return out
+
+
+def measure(geoms: np.ndarray) -> np.ndarray:
+    """Area (m²) of polygons and length (m) of lines, element-wise."""
+    geoms = np.asarray(geoms, dtype=object)
+    dims = shapely.get_dimensions(geoms)
+    return np.where(dims == 2, shapely.area(geoms), shapely.length(geoms))
+
+
+def coverage_ratio(targets: np.ndarray, covered: np.ndarray) -> np.ndarray:
+    """Covered share (0-1) of each target's area or length; NaN for empty targets."""
+    total = measure(targets)
+    seen = measure(covered)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, np.minimum(seen / np.where(total > 0, total, 1), 1.0),
+                        np.nan)
+
+
+def school_zones(schools: np.ndarray, buffer_m: float = 200.0) -> np.ndarray:
+    """学生安全区域: each school or kindergarten footprint (or point) grown by ``buffer_m``."""
+    if not (buffer_m > 0 and math.isfinite(buffer_m)):
+        raise ValueError(f"school zone buffer must be positive metres, got {buffer_m!r}")
+    return shapely.buffer(np.asarray(schools, dtype=object), buffer_m, quad_segs=16)
+
+
+def key_area_shapes(geoms: np.ndarray, point_radius: float = 25.0) -> np.ndarray:
+    """Key areas as polygons: a key area given as a point stands for a disc of ``point_radius``."""
+    geoms = np.asarray(geoms, dtype=object)
+    points = shapely.get_dimensions(geoms) == 0
+    out = geoms.copy()
+    out[points] = shapely.buffer(geoms[points], point_radius, quad_segs=16)
+    return out
+
+
+def roads_within(areas: np.ndarray, roads: np.ndarray) -> np.ndarray:
+    """The road lines inside each area (a MultiLineString per area, maybe empty)."""
+    areas = np.asarray(areas, dtype=object)
+    roads = np.asarray(roads, dtype=object)
+    out = np.empty(len(areas), dtype=object)
+    out[:] = [shapely.MultiLineString() for _ in range(len(areas))]
+    if len(roads) == 0:
+        return out
+    pairs = shapely.STRtree(roads).query(areas, predicate="intersects")
+    pieces = shapely.intersection(areas[pairs[0]], roads[pairs[1]])
+    for i in np.unique(pairs[0]):
+        lines = shapely.get_parts(pieces[pairs[0] == i])
+        lines = lines[shapely.get_dimensions(lines) == 1]
+        out[i] = shapely.multilinestrings(lines) if len(lines) else shapely.MultiLineString()
+    return out
+
+
+# --- gaps and their risk -------------------------------------------------------------
+
+MIN_GAP_AREA = 25.0  # m²: smaller uncovered slivers are not reported as gaps
+MIN_GAP_LENGTH = 5.0  # m of road
+ROAD_CORRIDOR = 25.0  # m either side of a road piece whose incidents count for it
+HOT_FACTOR = 2.0  # risk density doubles in Gi* hot cells (95 % confidence or more)
+FLOOR_SHARE = 0.1  # every place has at least this share of the mean incident density
+CATEGORY_WEIGHT = {  # how much an uncovered key area of this kind matters, 1 = ordinary
+    "school": 1.5, "kindergarten": 1.5, "hospital": 1.3, "station": 1.3, "railway": 1.2,
+    "airport": 1.2, "port": 1.2, "border_port": 1.3, "market": 1.3, "mall": 1.2,
+    "entertainment": 1.2, "government_hall": 1.2, "park": 1.0,
+}
+
+
+def gaps(targets: np.ndarray, covered: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Uncovered pieces of the targets: (piece geometries, index of their target).
+
+    Polygon targets give polygons of at least :data:`MIN_GAP_AREA` m², line targets line
+    pieces of at least :data:`MIN_GAP_LENGTH` m.
+    """
+    targets = np.asarray(targets, dtype=object)
+    rest = shapely.difference(targets, np.asarray(covered, dtype=object))
+    parts, owner = shapely.get_parts(rest, return_index=True)
+    dims = shapely.get_dimensions(parts)
+    owner_dims = shapely.get_dimensions(targets)[owner]
+    keep = (dims == owner_dims) & np.where(dims == 2, shapely.area(parts) >= MIN_GAP_AREA,
+                                           shapely.length(parts) >= MIN_GAP_LENGTH)
+    if np.any(owner_dims == 1):
+        # merge touching line pieces back into runs
+        merged_parts, merged_owner = [], []
+        for i in np.unique(owner[keep]):
+            mine = parts[keep & (owner == i)]
+            if shapely.get_dimensions(targets[i]) == 1:
+                runs = shapely.get_parts(shapely.line_merge(shapely.union_all(mine)))
+                mine = runs[shapely.length(runs) >= MIN_GAP_LENGTH]
+            merged_parts.extend(mine)
+            merged_owner.extend([i] * len(mine))
+        return np.array(merged_parts, dtype=object), np.array(merged_owner, dtype=np.int64)
+    return parts[keep], owner[keep]
+
+
+def risk_density(density: np.ndarray, hot: np.ndarray | None = None) -> np.ndarray:
+    """Incident risk per square metre on each lattice cell.
+
+    ``density`` is the cells' incident kernel density (per m²), doubled in ``hot``
+    cells (Gi* hot at 95 % or more), plus a floor of :data:`FLOOR_SHARE` of the mean so
+    that a gap with no incidents yet still counts by its size.
+    """
+    density = np.asarray(density, dtype=float)
+    if hot is not None:
+        density = density * np.where(np.asarray(hot, dtype=bool), HOT_FACTOR, 1.0)
+    mean = float(density.mean()) if len(density) else 0.0
+    return density + (FLOOR_SHARE * mean if mean > 0 else 1e-6)
+
+
+def gap_risk(pieces: np.ndarray, cells: np.ndarray, density: np.ndarray,
+             weight: np.ndarray | None = None) -> np.ndarray:
+    """Expected incidents on each gap piece: ∫ risk density over it.
+
+    Polygon pieces integrate over their area; a line piece over its corridor of
+    :data:`ROAD_CORRIDOR` m either side. ``weight`` multiplies each piece's figure
+    (the key-area category weight). Cells outside the lattice count at the floor
+    density (the smallest value of ``density``).
+    """
+    pieces = np.asarray(pieces, dtype=object)
+    if len(pieces) == 0:
+        return np.zeros(0)
+    shapes = np.where(shapely.get_dimensions(pieces) == 1,
+                      shapely.buffer(pieces, ROAD_CORRIDOR, cap_style="flat"), pieces)
+    cells = np.asarray(cells, dtype=object)
+    pairs = shapely.STRtree(cells).query(shapes, predicate="intersects")
+    parts = shapely.area(shapely.intersection(shapes[pairs[0]], cells[pairs[1]]))
+    inside = np.bincount(pairs[0], weights=parts * density[pairs[1]], minlength=len(shapes))
+    outside = np.maximum(shapely.area(shapes) - np.bincount(pairs[0], weights=parts,
+                                                             minlength=len(shapes)), 0)
+    risk = inside + outside * float(density.min() if len(density) else 0.0)
+    return risk * (1.0 if weight is None else np.asarray(weight, dtype=float))

@@ -7,7 +7,22 @@ import numpy as np
 import pytest
 import shapely
 
-from geo.coverage import field_of_view, fields_of_view, sector
+from geo.coverage import (
+    FLOOR_SHARE,
+    ROAD_CORRIDOR,
+    coverage_ratio,
+    field_of_view,
+    fields_of_view,
+    gap_risk,
+    gaps,
+    key_area_shapes,
+    risk_density,
+    roads_within,
+    school_zones,
+    sector,
+    watched,
+)
+from geo.hotspots import square_cells
 
 
 def visible_by_brute_force(x, y, bearing, fov, reach, buildings, points):
@@ -86,3 +101,120 @@ def test_offline_cameras_watch_nothing_but_are_listed():
 def test_bad_camera_parameters(fov, reach):
     with pytest.raises(ValueError):
         sector(0, 0, 0, fov, reach)
+
+
+# --- coverage of targets against brute force ------------------------------------------
+
+def _scene(seed=5, n_blocks=60, n_cameras=14):
+    rng = np.random.default_rng(seed)
+    centres = rng.uniform(-250, 250, (n_blocks, 2))
+    blocks = [shapely.affinity.rotate(shapely.box(cx - 9, cy - 6, cx + 9, cy + 6),
+                                      rng.uniform(0, 180)) for cx, cy in centres]
+    union = shapely.union_all(blocks)
+    cams = []
+    while len(cams) < n_cameras:
+        x, y = rng.uniform(-220, 220, 2)
+        if not union.contains(shapely.Point(x, y)):
+            fov = 360.0 if rng.random() < 0.3 else float(rng.uniform(40, 120))
+            cams.append((x, y, float(rng.uniform(0, 360)), fov, float(rng.uniform(40, 110))))
+    frame = gpd.GeoDataFrame(
+        {"bearing": [c[2] for c in cams], "fov": [c[3] for c in cams],
+         "range_m": [c[4] for c in cams], "status": ["online"] * len(cams)},
+        geometry=[shapely.Point(c[0], c[1]) for c in cams])
+    return blocks, cams, frame
+
+
+def _seen_by_any(cams, blocks, pts):
+    seen = np.zeros(len(pts), dtype=bool)
+    for x, y, bearing, fov, reach in cams:
+        seen |= visible_by_brute_force(x, y, bearing, fov, reach, blocks, pts)
+    return seen
+
+
+def _sample_in(polygon, n, rng):
+    x0, y0, x1, y1 = polygon.bounds
+    pts = rng.uniform((x0, y0), (x1, y1), (n * 4, 2))
+    return pts[shapely.contains_xy(polygon, pts[:, 0], pts[:, 1])][:n]
+
+
+def test_area_and_length_coverage_within_a_point_of_line_of_sight():
+    blocks, cams, frame = _scene()
+    views = fields_of_view(frame, np.array(blocks, dtype=object)).geometry.values
+    rng = np.random.default_rng(6)
+    polygons = np.array([shapely.box(-200, -200, 0, 0), shapely.Point(60, 40).buffer(90),
+                         shapely.box(-50, 50, 200, 120)], dtype=object)
+    ratio = coverage_ratio(polygons, watched(polygons, views))
+    for polygon, r in zip(polygons, ratio, strict=True):
+        pts = _sample_in(polygon, 2500, rng)
+        assert abs(r - _seen_by_any(cams, blocks, pts).mean()) < 0.01
+    roads = np.array([shapely.LineString([(-240, -30), (240, 10)]),
+                      shapely.LineString([(20, -240), (-10, 0), (30, 240)])], dtype=object)
+    ratio = coverage_ratio(roads, watched(roads, views))
+    for road, r in zip(roads, ratio, strict=True):
+        pts = shapely.get_coordinates(shapely.line_interpolate_point(
+            road, np.linspace(0, 1, 3000), normalized=True))
+        assert abs(r - _seen_by_any(cams, blocks, pts).mean()) < 0.01
+    assert 0 < ratio.min() and ratio.max() < 1
+
+
+def test_a_camera_inside_a_key_area_covers_it_from_within():
+    area = shapely.box(0, 0, 100, 60)
+    building = shapely.box(70, 20, 80, 40)  # inside the key area
+    frame = gpd.GeoDataFrame({"bearing": [0.0], "fov": [360.0], "range_m": [45.0]},
+                             geometry=[shapely.Point(50, 30)])
+    views = fields_of_view(frame, np.array([building], dtype=object)).geometry.values
+    ratio = coverage_ratio(np.array([area], dtype=object), watched([area], views))[0]
+    pts = _sample_in(area, 4000, np.random.default_rng(7))
+    brute = visible_by_brute_force(50, 30, 0, 360, 45, [building], pts).mean()
+    assert abs(ratio - brute) < 0.01 and 0.5 < ratio < 1
+    hidden = shapely.Point(95, 30)  # behind the building, within range
+    assert not watched([area], views)[0].contains(hidden)
+
+
+def test_gaps_are_the_uncovered_rest_and_risk_integrates_density():
+    blocks, cams, frame = _scene(seed=8)
+    views = fields_of_view(frame, np.array(blocks, dtype=object)).geometry.values
+    target = np.array([shapely.box(-200, -200, 200, 200)], dtype=object)
+    covered = watched(target, views)
+    pieces, owner = gaps(target, covered)
+    assert len(pieces) > 0 and set(owner) == {0}
+    union = shapely.union_all(views)
+    assert all(shapely.area(shapely.intersection(p, union)) < 1e-6 for p in pieces)
+    lost = target[0].area - covered[0].area - shapely.area(pieces).sum()
+    assert 0 <= lost < 25 * 50  # only slivers below the minimum gap area are dropped
+    # risk: a uniform density gives area × density; a line counts its corridor
+    lattice = square_cells(shapely.box(-300, -300, 300, 300), 50.0)
+    density = np.full(len(lattice.cells), 2e-4)
+    square = np.array([shapely.box(0, 0, 30, 40)], dtype=object)
+    assert gap_risk(square, lattice.cells.geometry.values, density)[0] == \
+        pytest.approx(1200 * 2e-4)
+    line = np.array([shapely.LineString([(0, 0), (100, 0)])], dtype=object)
+    assert gap_risk(line, lattice.cells.geometry.values, density, np.array([1.5]))[0] == \
+        pytest.approx(100 * 2 * ROAD_CORRIDOR * 2e-4 * 1.5)
+
+
+def test_risk_density_doubles_hot_cells_and_has_a_floor():
+    density = np.array([0.0, 1.0, 3.0])
+    out = risk_density(density, hot=np.array([False, False, True]))
+    mean = (0 + 1 + 6) / 3
+    assert out == pytest.approx([FLOOR_SHARE * mean, 1 + FLOOR_SHARE * mean,
+                                 6 + FLOOR_SHARE * mean])
+
+
+def test_school_zones_and_point_key_areas():
+    school = np.array([shapely.box(0, 0, 100, 50)], dtype=object)
+    zone = school_zones(school, 200)[0]
+    assert zone.area == pytest.approx(100 * 50 + 2 * 200 * 150 + math.pi * 200 ** 2, rel=0.01)
+    shapes = key_area_shapes(np.array([shapely.Point(0, 0), school[0]], dtype=object), 25)
+    assert shapes[0].area == pytest.approx(math.pi * 625, rel=0.01)
+    assert shapes[1].equals(school[0])
+    with pytest.raises(ValueError):
+        school_zones(school, -1)
+
+
+def test_roads_within_clips_roads_to_each_area():
+    roads = np.array([shapely.LineString([(-50, 10), (150, 10)])], dtype=object)
+    areas = np.array([shapely.box(0, 0, 100, 100), shapely.box(500, 500, 600, 600)],
+                     dtype=object)
+    inside = roads_within(areas, roads)
+    assert inside[0].length == pytest.approx(100) and inside[1].is_empty
