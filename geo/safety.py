@@ -10,7 +10,8 @@ For the grids of one jurisdiction, each input is turned into a risk between 0 an
   towards 1 when getting worse);
 - ``hot_share``: the share of the grid's area in Gi* hot cells (90 % or more), as is;
 - ``key_exposure``: key areas per km², percentile rank;
-- ``coverage`` (when known): the share of the grid watched by cameras; risk = 1 - share.
+- ``coverage`` (when known): the share of the grid's area that online cameras watch
+  (:mod:`geo.coverage`); risk = 1 - its percentile rank (the least watched grid 1).
 
 Risk is the weighted mean of the inputs present (:data:`WEIGHTS`; a missing input's
 weight is shared out among the others). ``score = 100 * (1 - risk)``; ``level`` is 1
@@ -56,7 +57,8 @@ def safety_scores(weighted_incidents: np.ndarray, residents: np.ndarray,
              "hot_share": np.clip(np.asarray(hot_share, dtype=float), 0, 1),
              "key_exposure": percentile_rank(exposure)}
     if coverage is not None:
-        risks["coverage"] = 1 - np.clip(np.asarray(coverage, dtype=float), 0, 1)
+        share = np.nan_to_num(np.clip(np.asarray(coverage, dtype=float), 0, 1))
+        risks["coverage"] = 1 - percentile_rank(share)
     total = sum(WEIGHTS[k] for k in risks)
     risk = sum(WEIGHTS[k] / total * v for k, v in risks.items())
     score = 100 * (1 - risk)

@@ -27,7 +27,7 @@ from .coverage import ROAD_CORRIDOR, field_of_view
 from .hotspots import Lattice
 
 __all__ = ["CameraModel", "Choice", "candidate_sites", "coverage_options", "demand_points",
-           "max_cover"]
+           "marginal_gains", "max_cover"]
 
 
 @dataclass(frozen=True)
@@ -193,8 +193,9 @@ class Choice:
         return float(sum(self.gains))
 
 
-def _marginal(matrix: sparse.csr_matrix, weights: np.ndarray, order: list[int]
-              ) -> list[float]:
+def marginal_gains(matrix: sparse.csr_matrix, weights: np.ndarray, order: list[int]
+                   ) -> list[float]:
+    """What each option in ``order`` adds to the ones before it (summed ``weights``)."""
     covered = np.zeros(matrix.shape[1], dtype=bool)
     gains = []
     for j in order:
@@ -235,7 +236,7 @@ def max_cover(matrix: sparse.csr_matrix, weights: np.ndarray, k: int, improve: b
         covered[cols] = True
     if improve and len(chosen) > 0:
         chosen = _swap_improve(matrix, weights, chosen, max_passes)
-    return Choice(chosen, _marginal(matrix, weights, chosen))
+    return Choice(chosen, marginal_gains(matrix, weights, chosen))
 
 
 def _swap_improve(matrix: sparse.csr_matrix, weights: np.ndarray, chosen: list[int],

@@ -40,6 +40,7 @@ from geo.hotspots import (
 from .access import require_within
 from .errors import SafegridError
 from .registry import INCIDENT_CATEGORIES
+from .runs import load_run, runs_of, save_run
 from .users import User
 
 __all__ = ["BadHotspotRequest", "HotspotQuery", "MIN_SHOWN", "get_run", "list_runs",
@@ -166,13 +167,8 @@ def _shown(user: User, counts: np.ndarray) -> np.ndarray:
 
 def _save(conn: Connection, user: User, kind: str, query: HotspotQuery, parameters: dict,
           summary: dict, body: dict) -> int:
-    return conn.execute(text(
-        "INSERT INTO hotspot_runs (kind, jurisdiction_code, parameters, summary, result, "
-        "created_by) VALUES (:k, :j, CAST(:p AS jsonb), CAST(:s AS jsonb), "
-        "CAST(:r AS jsonb), :u) RETURNING id"),
-        {"k": kind, "j": query.jurisdiction, "p": json.dumps(parameters, default=str),
-         "s": json.dumps(summary, default=str), "r": json.dumps(body, default=str),
-         "u": user.name}).scalar_one()
+    return save_run(conn, "hotspot_runs", user, kind, query.jurisdiction, parameters,
+                    summary, body)
 
 
 def _parameters(query: HotspotQuery, size: float, chosen: bool, data: _Data, **extra) -> dict:
@@ -347,38 +343,12 @@ def run_evaluation(conn: Connection, user: User, train: HotspotQuery, test: Hots
 
 def list_runs(conn: Connection, user: User, jurisdiction: str | None = None) -> list[dict]:
     """Saved runs the user may see (their own jurisdiction's), newest first."""
-    rows = conn.execute(text(
-        "SELECT id, kind, jurisdiction_code, parameters, summary, created_at, created_by "
-        "FROM hotspot_runs WHERE (CAST(:j AS text) IS NULL OR jurisdiction_code = :j) "
-        "ORDER BY id DESC LIMIT 200"), {"j": jurisdiction}).all()
-    out = []
-    for r in rows:
-        try:
-            require_within(conn, user, r[2])
-        except SafegridError:
-            continue
-        out.append({"id": r[0], "kind": r[1], "jurisdiction": r[2], "parameters": r[3],
-                    "summary": r[4], "created_at": r[5].isoformat(), "created_by": r[6]})
-    return out
-
-
-class UnknownRun(SafegridError):
-    """No such saved run, or not one the user may see (HTTP 404)."""
-
-    http_status = 404
+    return runs_of(conn, "hotspot_runs", user, jurisdiction)
 
 
 def get_run(conn: Connection, user: User, run_id: int) -> dict:
     """A saved run's result as it was answered (cells hidden from aggregate roles stay so)."""
-    row = conn.execute(text("SELECT jurisdiction_code, result, created_by FROM hotspot_runs "
-                            "WHERE id = :i"), {"i": run_id}).first()
-    if row is None:
-        raise UnknownRun(f"there is no hot-spot run {run_id}")
-    try:
-        require_within(conn, user, row[0])
-    except SafegridError:
-        raise UnknownRun(f"there is no hot-spot run {run_id} that you may see") from None
-    result = row[1]
+    result = load_run(conn, "hotspot_runs", user, run_id)
     if user.role in AGGREGATE_ONLY and "features" in result:
         result["features"] = [f for f in result["features"]
                               if f["properties"].get("count", MIN_SHOWN) >= MIN_SHOWN]

@@ -213,7 +213,7 @@ _LAYER_LIST: tuple[Layer, ...] = (
                   title_zh="可视距离(米)"),
             Field("height_m", "float", required=False, minimum=0, maximum=300,
                   title_zh="安装高度(米)"),
-            Field("status", choices=("online", "offline"), title_zh="状态"),
+            Field("status", choices=("online", "offline", "planned"), title_zh="状态"),
             _jurisdiction_field(),
         ),
         write_roles=("admin", "police"),

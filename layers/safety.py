@@ -14,6 +14,7 @@ from geo.hotspots import benjamini_hochberg, classify, count_points, gi_star, tw
 from geo.safety import RESIDENT_PRIOR, WEIGHTS, safety_scores
 
 from .access import read_scope, subtree_codes
+from .coverage import grid_coverage
 from .hotspots import HotspotQuery, _lattice, _load
 from .registry import LAYERS
 from .users import User
@@ -84,8 +85,11 @@ def safety_index(conn: Connection, user: User, code: str,
     weighted = np.bincount(grid_at, weights=data.severity[point_at], minlength=len(rows))
     _s, trend_z, _p = mann_kendall(monthly)
     hot = _hot_share(data, query, metric)
+    watched = grid_coverage(conn, user, code)
+    coverage = np.array([watched.get(r[0], 0.0) for r in rows])
     result = safety_scores(weighted, np.array([r[5] for r in rows]), trend_z, hot,
-                           np.array([r[6] for r in rows]), np.array([r[7] for r in rows]) / 1e6)
+                           np.array([r[6] for r in rows]), np.array([r[7] for r in rows]) / 1e6,
+                           coverage)
     features = []
     for i, r in enumerate(rows):
         features.append({"type": "Feature", "id": r[0],
@@ -102,7 +106,7 @@ def safety_index(conn: Connection, user: User, code: str,
                              "hot_share": round(float(hot[i]), 4),
                              "key_areas": int(r[6]),
                              "key_areas_per_km2": round(float(result["key_areas_per_km2"][i]), 3),
-                             "coverage": None,
+                             "coverage": round(float(coverage[i]), 4),
                              "monthly": [int(c) for c in monthly[i]]}})
     return {"type": "FeatureCollection", "features": features,
             "parameters": {"jurisdiction": code, "from": start.isoformat(),
@@ -110,4 +114,4 @@ def safety_index(conn: Connection, user: User, code: str,
                            "resident_prior": RESIDENT_PRIOR,
                            "formula": "score = 100 * (1 - weighted mean of the risks: rate "
                                       "percentile, Phi(trend z), hot-spot share, key-area "
-                                      "density percentile, 1 - camera coverage when known)"}}
+                                      "density percentile, 1 - camera coverage percentile)"}}

@@ -38,6 +38,7 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     from . import (
         analysis,
         auth,
+        coverage_api,
         edits,
         grids_api,
         hotspots_api,
@@ -54,6 +55,7 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     app.register_blueprint(tiles.bp)
     app.register_blueprint(grids_api.bp)
     app.register_blueprint(hotspots_api.bp)
+    app.register_blueprint(coverage_api.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(planner.bp)
     app.register_blueprint(analysis.bp)

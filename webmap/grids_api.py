@@ -22,38 +22,15 @@ from layers.units import regenerate_units
 from .app import db_engine
 from .auth import current_user
 from .edits import grid_edit_response, if_match_version
-from .params import BadRequest, only_params
+from .params import BadRequest, json_body, only_params
 
 bp = Blueprint("grids_api", __name__)
-
-
-def _json_body(fields: dict[str, type], required: set[str]) -> dict:
-    if (request.mimetype or "") != "application/json":
-        raise BadRequest("send the parameters as application/json")
-    try:
-        body = json.loads(request.get_data(cache=False) or b"null")
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadRequest(f"the body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object")
-    unknown = sorted(set(body) - set(fields))
-    if unknown:
-        raise BadRequest(f"unknown field(s) {', '.join(map(repr, unknown))}; "
-                         f"this takes {', '.join(fields)}")
-    missing = sorted(required - set(body))
-    if missing:
-        raise BadRequest(f"missing field(s) {', '.join(map(repr, missing))}")
-    for name, kind in fields.items():
-        if name in body and not (isinstance(body[name], kind)
-                                 and not (kind is int and isinstance(body[name], bool))):
-            raise BadRequest(f"{name} must be a {kind.__name__}")
-    return body
 
 
 @bp.post("/api/grids/generate")
 def generate():
     """Partition every community under ``jurisdiction`` into grids of ~N households."""
-    body = _json_body({"jurisdiction": str, "target_households": int, "replace": bool},
+    body = json_body({"jurisdiction": str, "target_households": int, "replace": bool},
                       {"jurisdiction", "target_households"})
     engine = db_engine(current_app)
     with engine.begin() as conn:
@@ -92,7 +69,7 @@ def history(grid_id: int):
 @bp.post("/api/grids/<int:grid_id>/split")
 def split(grid_id: int):
     """Cut a grid in two along ``line`` (a GeoJSON LineString crossing it)."""
-    body = _json_body({"line": dict}, {"line"})
+    body = json_body({"line": dict}, {"line"})
     version = if_match_version(required=False)
     with db_engine(current_app).begin() as conn:
         result = split_grid(conn, current_user(), grid_id, body["line"], version)
@@ -102,7 +79,7 @@ def split(grid_id: int):
 @bp.post("/api/grids/merge")
 def merge():
     """Dissolve adjacent grids ``ids`` into the first (optional ``versions`` as read)."""
-    body = _json_body({"ids": list, "versions": dict}, {"ids"})
+    body = json_body({"ids": list, "versions": dict}, {"ids"})
     ids = body["ids"]
     if not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
         raise BadRequest("ids must be a list of grid ids (integers)")
@@ -119,7 +96,7 @@ def merge():
 @bp.post("/api/grids/<int:grid_id>/restore")
 def restore(grid_id: int):
     """Give a grid the shape of an earlier ``version`` (see its history)."""
-    body = _json_body({"version": int}, {"version"})
+    body = json_body({"version": int}, {"version"})
     version = if_match_version(required=False)
     with db_engine(current_app).begin() as conn:
         result = restore_grid(conn, current_user(), grid_id, body["version"], version)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 
 from flask import Blueprint, Response, current_app, request
 
@@ -24,7 +23,7 @@ from layers.safety import safety_index
 
 from .app import db_engine
 from .auth import current_user
-from .params import BadRequest, instant, only_params
+from .params import BadRequest, flag_arg, instant, number_arg, only_params
 
 bp = Blueprint("hotspots_api", __name__)
 
@@ -32,24 +31,11 @@ _COMMON = {"jurisdiction", "cell", "category", "shape", "neighbours"}
 DEFAULT_DAYS = 365
 
 
-def _number(name: str) -> float | None:
-    raw = request.args.get(name)
-    if raw is None:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        raise BadRequest(f"{name}={raw!r} is not a number") from None
-    if not math.isfinite(value):
-        raise BadRequest(f"{name}={raw!r} is not a finite number")
-    return value
-
-
 def _neighbours() -> str | float:
     raw = request.args.get("neighbours", "queen")
     if raw == "queen":
         return raw
-    value = _number("neighbours")
+    value = number_arg("neighbours")
     if value is None or value <= 0:
         raise BadRequest(f"neighbours must be 'queen' or a distance in metres, got {raw!r}")
     return value
@@ -68,17 +54,8 @@ def _query(start_name: str = "from", end_name: str = "to") -> HotspotQuery:
         raise BadRequest("jurisdiction is required (?jurisdiction=CODE)")
     start, end = _period(start_name, end_name)
     return HotspotQuery(jurisdiction=code, start=start, end=end,
-                        category=request.args.get("category"), cell=_number("cell"),
+                        category=request.args.get("category"), cell=number_arg("cell"),
                         shape=request.args.get("shape", "square"), neighbours=_neighbours())
-
-
-def _flag(name: str, default: bool) -> bool:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    if raw.lower() not in ("true", "false"):
-        raise BadRequest(f"{name} must be true or false, got {raw!r}")
-    return raw.lower() == "true"
 
 
 def _answer(body: dict) -> Response:
@@ -94,8 +71,8 @@ def hotspots():
     query = _query()
     method = request.args.get("method", "gi")
     with db_engine(current_app).begin() as conn:
-        body = run_hotspots(conn, current_user(), query, method, _flag("fdr", True),
-                            _number("bandwidth"))
+        body = run_hotspots(conn, current_user(), query, method, flag_arg("fdr", True),
+                            number_arg("bandwidth"))
     return _answer(body)
 
 
@@ -103,7 +80,7 @@ def hotspots():
 def emerging():
     """Cells with their emerging hot-spot category (weekly or monthly steps)."""
     only_params(_COMMON | {"from", "to", "step", "time_window"})
-    window = _number("time_window")
+    window = number_arg("time_window")
     if window is not None and (window < 0 or window != int(window)):
         raise BadRequest(f"time_window must be a whole number of steps, got {window!r}")
     with db_engine(current_app).begin() as conn:
@@ -123,7 +100,7 @@ def evaluation():
     if not request.args.get("train_from") and request.args.get("test_from"):
         raise BadRequest("give train_from and train_to with test_from")
     test = HotspotQuery(**{**train.__dict__, "start": test_start, "end": test_end})
-    share = _number("share")
+    share = number_arg("share")
     with db_engine(current_app).begin() as conn:
         body = run_evaluation(conn, current_user(), train, test,
                               request.args.get("method", "gi"), 0.05 if share is None else share)

@@ -196,6 +196,65 @@ def _hotspot_paths() -> dict:
     }
 
 
+def _coverage_paths() -> dict:
+    """The camera coverage operations (``/api/coverage...``)."""
+    code = _param("jurisdiction", "Jurisdiction code.", {"type": "string"}, required=True)
+    targets = ["key_areas", "school_zones", "grids", "roads"]
+    scene = [code,
+             _param("off", "Camera codes switched off, comma-separated (what-if).",
+                    {"type": "string"}),
+             _param("planned", "Count cameras with status planned (default false).",
+                    {"type": "boolean"})]
+    target = [_param("target", "What to cover (default key_areas).",
+                     {"type": "string", "enum": targets}),
+              _param("school_buffer", "School safety zone radius in metres (default 200).",
+                     {"type": "number", "minimum": 0, "maximum": 2000})]
+
+    def get(summary: str, operation: str, params: list) -> dict:
+        return {"get": {"summary": summary, "operationId": operation, "parameters": params,
+                        "responses": {"200": {"description": "features"},
+                                      **_errors("400", "401", "403")}}}
+
+    body = {"jurisdiction": {"type": "string"}, "target": {"type": "string", "enum": targets},
+            "school_buffer": {"type": "number"}, "planned": {"type": "boolean"},
+            "off": {"type": "array", "items": {"type": "string"}},
+            "days": {"type": "integer", "minimum": 1, "maximum": 3660}}
+    camera = {"type": "object", "additionalProperties": False,
+              "required": ["lon", "lat", "bearing", "fov", "range_m"],
+              "properties": {k: {"type": "number"} for k in
+                             ("lon", "lat", "bearing", "fov", "range_m")}}
+    return {
+        "/api/coverage": get("Targets with covered_ratio (and covered metres) and a summary",
+                             "coverage", scene + target),
+        "/api/coverage/views": get("Cameras with their fields of view (occluded by buildings)",
+                                   "coverage_views", scene),
+        "/api/coverage/gaps": get("Uncovered pieces of the targets with risk, riskiest first",
+                                  "coverage_gaps", scene + target + [
+                                      _param("days", "Incidents of this many days make the "
+                                             "risk (default 365).", {"type": "integer"}),
+                                      _param("limit", "At most this many gaps (default 1000).",
+                                             {"type": "integer"})]),
+        "/api/coverage/what-if": {"post": _json_op(
+            "Coverage with cameras switched off or added, and before", "coverage_what_if",
+            {**body, "add": {"type": "array", "items": camera}}, ["jurisdiction"])},
+        "/api/coverage/siting": {"post": _json_op(
+            "k proposed cameras with bearing, fov, range_m and gain; coverage before/after",
+            "coverage_siting", {**body, "k": {"type": "integer", "minimum": 1, "maximum": 200},
+                                "fov": {"type": "number"}, "range_m": {"type": "number"},
+                                "bearings": {"type": "integer"},
+                                "spacing": {"type": "number"}}, ["jurisdiction", "k"])},
+        "/api/coverage/runs": {"get": {
+            "summary": "Saved gap and siting runs, newest first", "operationId": "coverage_runs",
+            "parameters": [_param("jurisdiction", "Only this jurisdiction's runs.",
+                                  {"type": "string"})],
+            "responses": {"200": {"description": "{runs}"}, **_errors("400", "401")}}},
+        "/api/coverage/runs/{runId}": {"get": {
+            "summary": "One saved coverage run", "operationId": "coverage_run",
+            "parameters": [{**_ID, "name": "runId"}],
+            "responses": {"200": {"description": "the run"}, **_errors("401", "404")}}},
+    }
+
+
 def openapi_document(base_url: str) -> dict:
     """OpenAPI 3.0.3 description of the service at ``base_url``."""
     paths: dict = {
@@ -249,6 +308,7 @@ def openapi_document(base_url: str) -> dict:
                 "304": {"description": "unchanged"}, **_errors("401", "403", "404")}}}
     paths.update(_grid_paths())
     paths.update(_hotspot_paths())
+    paths.update(_coverage_paths())
     return {
         "openapi": "3.0.3",
         "info": {"title": "safegrid", "version": "0.1.0",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 
 from flask import request
@@ -14,7 +15,8 @@ from layers.features import CRS84, OUTPUT_CRS, ItemQuery
 from layers.registry import Layer
 from layers.validate import LOCAL_TZ
 
-__all__ = ["BadRequest", "instant", "item_query", "only_params", "parse_crs_uri"]
+__all__ = ["BadRequest", "flag_arg", "instant", "item_query", "json_body", "number_arg",
+           "only_params", "parse_crs_uri"]
 
 MAX_LIMIT = 10_000
 DEFAULT_LIMIT = 100
@@ -36,6 +38,56 @@ def only_params(allowed: set[str] | frozenset[str]) -> None:
         takes = f"; this takes {', '.join(sorted(allowed))}" if allowed else \
             "; this takes none"
         raise BadRequest(f"unknown parameter(s) {', '.join(map(repr, unknown))}{takes}")
+
+
+def number_arg(name: str) -> float | None:
+    """Query parameter ``name`` as a finite number (None when absent), or BadRequest."""
+    raw = request.args.get(name)
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise BadRequest(f"{name}={raw!r} is not a number") from None
+    if not math.isfinite(value):
+        raise BadRequest(f"{name}={raw!r} is not a finite number")
+    return value
+
+
+def flag_arg(name: str, default: bool) -> bool:
+    """Query parameter ``name`` as true/false (``default`` when absent), or BadRequest."""
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if raw.lower() not in ("true", "false"):
+        raise BadRequest(f"{name} must be true or false, got {raw!r}")
+    return raw.lower() == "true"
+
+
+def json_body(fields: dict[str, type | tuple[type, ...]], required: set[str]) -> dict:
+    """The request's JSON object, its fields checked by type, or BadRequest naming the problem."""
+    if (request.mimetype or "") != "application/json":
+        raise BadRequest("send the parameters as application/json")
+    try:
+        body = json.loads(request.get_data(cache=False) or b"null")
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    unknown = sorted(set(body) - set(fields))
+    if unknown:
+        raise BadRequest(f"unknown field(s) {', '.join(map(repr, unknown))}; "
+                         f"this takes {', '.join(fields)}")
+    missing = sorted(required - set(body))
+    if missing:
+        raise BadRequest(f"missing field(s) {', '.join(map(repr, missing))}")
+    for name, kind in fields.items():
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        value = body.get(name)
+        if name in body and (not isinstance(value, kinds)
+                             or (isinstance(value, bool) and bool not in kinds)):
+            raise BadRequest(f"{name} must be a {' or '.join(k.__name__ for k in kinds)}")
+    return body
 
 
 def parse_crs_uri(value: str | None, name: str) -> str:

@@ -22,8 +22,9 @@ def test_three_grids_by_hand():
 def test_camera_coverage_lowers_the_risk_when_known():
     base = dict(weighted_incidents=[5, 5], residents=[100, 100], trend_z=[0, 0],
                 hot_share=[0, 0], key_areas=[0, 0], area_km2=[1, 1])
-    watched = safety_scores(**base, coverage=[1.0, 0.0])
-    assert watched["score"][0] > watched["score"][1]
+    watched = safety_scores(**base, coverage=[0.3, 0.02])
+    assert watched["score"][0] - watched["score"][1] == pytest.approx(100 * 0.10)
+    assert list(watched["risks"]["coverage"]) == [0.0, 1.0]
 
 
 @pytest.mark.parametrize("score,level", [(100, 1), (80, 1), (79.9, 2), (50, 3), (20, 4),

@@ -172,8 +172,15 @@ def test_safety_index_of_the_grids(api):
                           [p["population"] for p in props], [p["trend_z"] for p in props],
                           [p["hot_share"] for p in props], [p["key_areas"] for p in props],
                           [p["key_areas"] / max(p["key_areas_per_km2"], 1e-9)
-                           if p["key_areas"] else 1 for p in props])
+                           if p["key_areas"] else 1 for p in props],
+                          [p["coverage"] for p in props])
     assert np.allclose(again["score"], [p["score"] for p in props], atol=0.06)
+    # camera coverage is the grids' watched share from the coverage API
+    grids = api("planner", "/api/coverage?jurisdiction=430102&target=grids").json()
+    watched = {f["id"]: f["properties"]["covered_ratio"] for f in grids["features"]}
+    assert any(p["coverage"] > 0 for p in props)
+    assert all(p["coverage"] == pytest.approx(watched[f["id"]], abs=1e-4)
+               for p, f in zip(props, features, strict=True))
 
 
 @pytest.mark.parametrize("path,status,message", [

@@ -1,0 +1,267 @@
+"""Coverage endpoints over HTTP on the small demo: ratios against brute-force line of
+sight on the stored cameras and buildings, gaps, siting confirmed by recomputation,
+what-if, saved runs, and the bad-parameter corpus (which writes nothing)."""
+
+import json
+
+import numpy as np
+import pytest
+import shapely
+from pyproj import Transformer
+from sqlalchemy import text
+
+from geo.crs import metric_crs
+from tests.geo.test_coverage import lattice_in, seen_by_line_of_sight
+
+pytestmark = pytest.mark.db
+
+AREA = "430102"
+
+
+def _metric(db, code=AREA):
+    with db.connect() as conn:
+        lon, lat = conn.execute(text("SELECT ST_X(ST_Centroid(geom)), ST_Y(ST_Centroid(geom)) "
+                                     "FROM jurisdictions WHERE code = :c"), {"c": code}).one()
+    crs = metric_crs(lon, lat)
+    forward = Transformer.from_crs(4326, crs, always_xy=True)
+    return lambda g: shapely.transform(g, lambda c: np.column_stack(
+        forward.transform(c[:, 0], c[:, 1])))
+
+
+def _cameras_and_buildings(db, to_m):
+    with db.connect() as conn:
+        cams = conn.execute(text(
+            "SELECT ST_AsText(geom), bearing, fov, range_m FROM cameras "
+            "WHERE status = 'online'")).all()
+        blocks = conn.execute(text("SELECT ST_AsText(geom) FROM buildings")).scalars().all()
+    points = to_m(np.array([shapely.from_wkt(c[0]) for c in cams], dtype=object))
+    cams = [(p.x, p.y, c[1], c[2], c[3]) for p, c in zip(points, cams, strict=True)]
+    return cams, to_m(np.array([shapely.from_wkt(b) for b in blocks], dtype=object))
+
+
+def test_key_area_and_road_ratios_match_line_of_sight(api, db):
+    to_m = _metric(db)
+    cams, blocks = _cameras_and_buildings(db, to_m)
+    r = api("police", f"/api/coverage?jurisdiction={AREA}&target=key_areas")
+    assert r.status_code == 200, r.text[:300]
+    body = r.json()
+    partial = [f for f in body["features"] if 0.02 < (f["properties"]["covered_ratio"] or 0)
+               < 0.98]
+    assert partial, "the demo should have partly watched key areas"
+    for feature in partial[:4]:
+        shape = to_m(shapely.geometry.shape(feature["geometry"]))
+        pts = lattice_in(shape, max(1.0, (shape.area / 6000) ** 0.5))
+        brute = seen_by_line_of_sight(cams, blocks, pts).mean()
+        assert abs(feature["properties"]["covered_ratio"] - brute) < 0.01, feature["properties"]
+    total = sum(f["properties"]["area_m2"] for f in body["features"])
+    covered = sum(f["properties"]["covered_m2"] for f in body["features"])
+    assert body["summary"]["covered_ratio"] == pytest.approx(covered / total, abs=1e-4)
+
+    roads = api("police", f"/api/coverage?jurisdiction={AREA}&target=roads").json()
+    partial = [f for f in roads["features"] if 0.02 < (f["properties"]["covered_ratio"] or 0)
+               < 0.98]
+    assert partial
+    for feature in partial[:4]:
+        line = to_m(shapely.geometry.shape(feature["geometry"]))
+        pts = shapely.get_coordinates(shapely.line_interpolate_point(
+            line, np.linspace(0, line.length, 4000)))
+        brute = seen_by_line_of_sight(cams, blocks, pts).mean()
+        assert abs(feature["properties"]["covered_ratio"] - brute) < 0.01, feature["properties"]
+
+
+def test_grids_report_area_and_road_shares_and_school_zones_are_buffers(api, db):
+    grids = api("viewer", f"/api/coverage?jurisdiction={AREA}&target=grids").json()
+    with db.connect() as conn:
+        expected = conn.execute(text(
+            "SELECT count(*) FROM grids WHERE jurisdiction_code LIKE :c"),
+            {"c": AREA + "%"}).scalar_one()
+    assert len(grids["features"]) == expected > 0
+    with_roads = [f["properties"] for f in grids["features"]
+                  if f["properties"]["road_length_m"] > 0]
+    assert with_roads and all(0 <= p["road_covered_ratio"] <= 1 for p in with_roads)
+    assert grids["summary"]["road_covered_ratio"] is not None
+    near = api("viewer", f"/api/coverage?jurisdiction={AREA}&target=school_zones"
+                         "&school_buffer=100").json()
+    far = api("viewer", f"/api/coverage?jurisdiction={AREA}&target=school_zones").json()
+    assert len(near["features"]) == len(far["features"]) > 0
+    assert all(f["properties"]["category"] in ("school", "kindergarten")
+               for f in far["features"])
+    assert far["summary"]["total"] > near["summary"]["total"]
+
+
+def test_gaps_are_unwatched_ranked_by_risk_and_count_their_incidents(api, db):
+    r = api("police", f"/api/coverage/gaps?jurisdiction={AREA}&target=key_areas")
+    assert r.status_code == 200, r.text[:300]
+    body = r.json()
+    risks = [f["properties"]["risk"] for f in body["features"]]
+    assert risks == sorted(risks, reverse=True) and all(x > 0 for x in risks)
+    views = api("police", f"/api/coverage/views?jurisdiction={AREA}").json()
+    watched = shapely.union_all([shapely.geometry.shape(f["geometry"])
+                                 for f in views["features"] if f["properties"]["watching"]])
+    to_m = _metric(db)
+    for feature in body["features"][:10]:
+        gap = shapely.geometry.shape(feature["geometry"])
+        assert to_m(shapely.intersection(gap, watched)).area < 1.0  # rounding only
+        with db.connect() as conn:
+            inside = conn.execute(text(
+                "SELECT count(*) FROM incidents WHERE ST_Contains(ST_GeomFromText(:g, 4326), "
+                "geom) AND occurred_at >= now() - interval '365 days'"),
+                {"g": gap.wkt}).scalar_one()
+        assert abs(inside - feature["properties"]["incidents"]) <= 1
+    reopened = api("police", f"/api/coverage/runs/{body['run']}").json()
+    assert reopened["summary"] == body["summary"]
+
+
+def test_siting_gain_is_confirmed_by_what_if(api):
+    r = api("police", "/api/coverage/siting", method="POST",
+            json={"jurisdiction": AREA, "target": "key_areas", "k": 4})
+    assert r.status_code == 200, r.text[:300]
+    body = r.json()
+    assert len(body["features"]) == 4 and body["after"] > body["before"]
+    props = [f["properties"] for f in body["features"]]
+    assert all(p["gain"] > 0 and p["gain_m2"] > 0 and p["fov"] == 90 for p in props)
+    add = [{"lon": f["geometry"]["coordinates"][0], "lat": f["geometry"]["coordinates"][1],
+            "bearing": f["properties"]["bearing"], "fov": f["properties"]["fov"],
+            "range_m": f["properties"]["range_m"]} for f in body["features"]]
+    again = api("police", "/api/coverage/what-if", method="POST",
+                json={"jurisdiction": AREA, "target": "key_areas", "add": add})
+    assert again.status_code == 200, again.text[:300]
+    what = again.json()
+    assert what["before"] == pytest.approx(body["before"], abs=1e-4)
+    assert what["after"] == pytest.approx(body["after"], abs=2e-4)
+    gained = (what["summary"]["covered"] - what["summary"]["total"] * what["before"])
+    claimed = sum(p["gain_m2"] for p in props)
+    assert gained == pytest.approx(claimed, rel=0.15)  # 10 m demand sampling
+    runs = api("police", f"/api/coverage/runs?jurisdiction={AREA}").json()["runs"]
+    assert runs[0]["id"] == body["run"] and runs[0]["kind"] == "siting"
+
+
+def test_switching_cameras_off_lowers_coverage_and_planned_ones_count_on_request(api, db):
+    base = api("police", f"/api/coverage?jurisdiction={AREA}").json()
+    views = api("police", f"/api/coverage/views?jurisdiction={AREA}").json()
+    busiest = max((f for f in views["features"] if f["properties"]["watching"]),
+                  key=lambda f: f["properties"]["area_m2"])
+    code = busiest["properties"]["code"]
+    off = api("police", "/api/coverage/what-if", method="POST",
+              json={"jurisdiction": AREA, "off": [code]}).json()
+    assert off["after"] <= off["before"] == base["summary"]["covered_ratio"]
+    assert off["summary"]["cameras"]["watching"] == base["summary"]["cameras"]["watching"] - 1
+    assert all("covered_ratio_before" in f["properties"] for f in off["features"])
+    offline = [f for f in views["features"] if f["properties"]["status"] == "offline"]
+    assert offline and all(not f["properties"]["watching"] for f in offline)
+    # a planned camera watches only when planned=true is asked for
+    with db.connect() as conn:
+        area = shapely.from_wkt(conn.execute(text(
+            "SELECT ST_AsText(geom) FROM jurisdictions WHERE code = :c"), {"c": AREA}).scalar())
+    shape = shapely.geometry.shape
+    inside = [f for f in base["features"]
+              if area.contains(shape(f["geometry"]).representative_point())]
+    least = min(inside, key=lambda f: f["properties"]["covered_ratio"])
+    centre = shape(least["geometry"]).representative_point()
+    camera = {"type": "Feature", "geometry": {"type": "Point",
+                                              "coordinates": [centre.x, centre.y]},
+              "properties": {"code": "PLAN-T-1", "bearing": 0, "fov": 360, "range_m": 40,
+                             "status": "planned"}}
+    created = api("police", "/collections/cameras/items", method="POST", json=camera)
+    assert created.status_code == 201, created.text[:300]
+    try:
+        now = api("police", f"/api/coverage?jurisdiction={AREA}").json()
+        planned = api("police", f"/api/coverage?jurisdiction={AREA}&planned=true").json()
+        assert now["summary"]["covered"] == pytest.approx(base["summary"]["covered"])
+        assert planned["summary"]["covered"] > now["summary"]["covered"]
+        assert planned["summary"]["cameras"]["planned"] == 1
+    finally:
+        path = "/" + created.headers["Location"].split("/", 3)[3]
+        api("police", path, method="DELETE", headers={"If-Match": '"1"'})
+
+
+def _runs(db):
+    with db.connect() as conn:
+        return conn.execute(text("SELECT count(*) FROM coverage_runs")).scalar_one()
+
+
+BAD_GETS = [
+    ("/api/coverage", 400, "jurisdiction is required"),
+    (f"/api/coverage?jurisdiction={AREA}&target=parks", 400, "unknown target 'parks'"),
+    ("/api/coverage?jurisdiction=999999", 400, "unknown jurisdiction"),
+    (f"/api/coverage?jurisdiction={AREA}&school_buffer=-5", 400, "school_buffer"),
+    (f"/api/coverage?jurisdiction={AREA}&school_buffer=abc", 400, "not a number"),
+    (f"/api/coverage?jurisdiction={AREA}&off=NOPE-1", 400, "NOPE-1"),
+    (f"/api/coverage?jurisdiction={AREA}&planned=maybe", 400, "planned must be"),
+    (f"/api/coverage?jurisdiction={AREA}&colour=red", 400, "unknown parameter"),
+    (f"/api/coverage/gaps?jurisdiction={AREA}&limit=0", 400, "limit must be"),
+    (f"/api/coverage/gaps?jurisdiction={AREA}&days=0", 400, "days must be"),
+    (f"/api/coverage/gaps?jurisdiction={AREA}&days=1.5", 400, "whole number"),
+    ("/api/coverage?jurisdiction=430302", 403, "outside your jurisdiction"),
+    ("/api/coverage/runs/987654321", 404, "no coverage run"),
+]
+
+
+@pytest.mark.parametrize("path,status,message", BAD_GETS)
+def test_bad_coverage_queries(api, db, path, status, message):
+    before = _runs(db)
+    r = api("police", path)
+    assert r.status_code == status, r.text[:300]
+    assert message in json.dumps(r.json(), ensure_ascii=False)
+    assert _runs(db) == before
+
+
+def _post_cases():
+    good = {"jurisdiction": AREA, "target": "key_areas", "k": 3}
+    cam = {"lon": 112.98, "lat": 28.2, "bearing": 10, "fov": 90, "range_m": 50}
+    return [
+        ("siting", "not json", 400, "not valid JSON"),
+        ("siting", {"target": "key_areas", "k": 3}, 400, "missing field(s) 'jurisdiction'"),
+        ("siting", {**good, "k": 0}, 400, "k must be 1 to"),
+        ("siting", {**good, "k": 1000}, 400, "k must be 1 to"),
+        ("siting", {**good, "k": "3"}, 400, "k must be a int"),
+        ("siting", {**good, "k": True}, 400, "k must be a int"),
+        ("siting", {**good, "fov": 400}, 400, "fov must be in"),
+        ("siting", {**good, "range_m": 0}, 400, "range_m must be in"),
+        ("siting", {**good, "bearings": 0}, 400, "bearings must be"),
+        ("siting", {**good, "spacing": 0.5}, 400, "spacing must be"),
+        ("siting", {**good, "colour": 1}, 400, "unknown field(s) 'colour'"),
+        ("siting", {**good, "target": "parks"}, 400, "unknown target"),
+        ("siting", {**good, "jurisdiction": "430302"}, 403, "outside your jurisdiction"),
+        ("what-if", {"jurisdiction": AREA, "add": [{**cam, "bearing": 360}]}, 400,
+         "add[0]: bearing"),
+        ("what-if", {"jurisdiction": AREA, "add": [{**cam, "range_m": 5000}]}, 400,
+         "add[0]: range_m"),
+        ("what-if", {"jurisdiction": AREA, "add": [{**cam, "lat": 95}]}, 400, "not on Earth"),
+        ("what-if", {"jurisdiction": AREA, "add": [{"lon": 1}]}, 400, "exactly"),
+        ("what-if", {"jurisdiction": AREA, "add": [{**cam, "fov": "wide"}]}, 400,
+         "fov must be a number"),
+        ("what-if", {"jurisdiction": AREA, "off": [3]}, 400, "off must be a list"),
+        ("what-if", {"jurisdiction": AREA, "off": ["NOPE-2"]}, 400, "NOPE-2"),
+    ]
+
+
+@pytest.mark.parametrize("case", _post_cases(), ids=lambda c: f"{c[0]}-{c[3]}"[:60])
+def test_bad_coverage_posts_write_nothing(api, db, case):
+    where, body, status, message = case
+    before = _runs(db)
+    kw = {"data": body, "headers": {"Content-Type": "application/json"}} \
+        if isinstance(body, str) else {"json": body}
+    r = api("police", f"/api/coverage/{where}", method="POST", **kw)
+    assert r.status_code == status, r.text[:300]
+    assert message in json.dumps(r.json(), ensure_ascii=False)
+    assert _runs(db) == before
+
+
+CAMERA = {"code": "T-CAM-BAD", "bearing": 10, "fov": 70, "range_m": 90, "status": "online"}
+
+
+@pytest.mark.parametrize("bad", [{"bearing": 360}, {"bearing": -1}, {"fov": 0}, {"fov": 361},
+                                 {"range_m": 0}, {"range_m": -5}, {"range_m": 1001},
+                                 {"range_m": "far"}, {"status": "broken"}, {"bearing": None}])
+def test_bad_camera_fields_are_refused_at_write(api, db, bad):
+    with db.connect() as conn:
+        count = conn.execute(text("SELECT count(*) FROM cameras")).scalar_one()
+    feature = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [112.985, 28.03]},
+               "properties": {**CAMERA, **bad}}
+    r = api("police", "/collections/cameras/items", method="POST", json=feature)
+    assert r.status_code == 422, r.text[:300]
+    name = next(iter(bad))
+    assert name in json.dumps(r.json(), ensure_ascii=False)
+    with db.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM cameras")).scalar_one() == count
