@@ -211,8 +211,9 @@ def max_cover(matrix: sparse.csr_matrix, weights: np.ndarray, k: int, improve: b
     """Choose up to ``k`` options (rows of ``matrix``) covering the most demand weight.
 
     Lazy greedy, then (``improve``) swaps of one chosen option for the best other one
-    while a swap gains more than 1e-9 of the total. Options that add nothing are not
-    chosen, so fewer than ``k`` may come back.
+    while a swap gains more than 1e-9 of the total. The choice comes in greedy order
+    (each adds the most to those before it, so gains never rise). Options that add
+    nothing are not chosen, so fewer than ``k`` may come back.
     """
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k!r}")
@@ -235,8 +236,23 @@ def max_cover(matrix: sparse.csr_matrix, weights: np.ndarray, k: int, improve: b
         chosen.append(j)
         covered[cols] = True
     if improve and len(chosen) > 0:
-        chosen = _swap_improve(matrix, weights, chosen, max_passes)
+        chosen = _greedy_order(matrix, weights, _swap_improve(matrix, weights, chosen,
+                                                              max_passes))
     return Choice(chosen, marginal_gains(matrix, weights, chosen))
+
+
+def _greedy_order(matrix: sparse.csr_matrix, weights: np.ndarray, chosen: list[int]
+                  ) -> list[int]:
+    """The chosen options ordered so that each adds the most to those before it."""
+    rest, order = list(chosen), []
+    covered = np.zeros(matrix.shape[1], dtype=bool)
+    while rest:
+        gains = [weights[c[~covered[c]]].sum() for c in
+                 (matrix.indices[matrix.indptr[j]:matrix.indptr[j + 1]] for j in rest)]
+        j = rest.pop(int(np.argmax(gains)))
+        order.append(j)
+        covered[matrix.indices[matrix.indptr[j]:matrix.indptr[j + 1]]] = True
+    return order
 
 
 def _swap_improve(matrix: sparse.csr_matrix, weights: np.ndarray, chosen: list[int],

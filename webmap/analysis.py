@@ -108,7 +108,7 @@ def _controls(code: str, lang: str, choices: list[tuple[str, str]]) -> str:
     </div>"""
 
 
-def _choices(user: User) -> list[tuple[str, str]]:
+def jurisdiction_choices(user: User) -> list[tuple[str, str]]:
     """Cities, districts and streets the user may analyse (admins: all)."""
     with db_engine(current_app).connect() as conn:
         codes = subtree_codes(conn, user.jurisdiction) if user.jurisdiction else None
@@ -124,7 +124,7 @@ def analysis_page():
     """The hot-spot map (``?jurisdiction=CODE``, default the user's; ``?lang=zh|en``)."""
     user = current_user()
     lang = page_lang()
-    choices = _choices(user)
+    choices = jurisdiction_choices(user)
     if not choices:
         return Response("<h1>safegrid</h1><p>No jurisdictions to analyse yet.</p>",
                         mimetype="text/html")

@@ -39,6 +39,7 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
         analysis,
         auth,
         coverage_api,
+        coverage_map,
         edits,
         grids_api,
         hotspots_api,
@@ -56,6 +57,7 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     app.register_blueprint(grids_api.bp)
     app.register_blueprint(hotspots_api.bp)
     app.register_blueprint(coverage_api.bp)
+    app.register_blueprint(coverage_map.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(planner.bp)
     app.register_blueprint(analysis.bp)

@@ -64,6 +64,7 @@ def test_greedy_with_swaps_is_near_the_brute_force_optimum(seed):
     assert choice.total <= best + 1e-9
     covered = (matrix[choice.options].toarray() > 0).any(axis=0)
     assert choice.total == pytest.approx(weights[covered].sum())
+    assert choice.gains == sorted(choice.gains, reverse=True)
 
 
 def test_lazy_greedy_picks_what_plain_greedy_picks():

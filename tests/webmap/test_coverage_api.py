@@ -120,6 +120,7 @@ def test_siting_gain_is_confirmed_by_what_if(api):
     assert len(body["features"]) == 4 and body["after"] > body["before"]
     props = [f["properties"] for f in body["features"]]
     assert all(p["gain"] > 0 and p["gain_m2"] > 0 and p["fov"] == 90 for p in props)
+    assert [p["gain"] for p in props] == sorted((p["gain"] for p in props), reverse=True)
     add = [{"lon": f["geometry"]["coordinates"][0], "lat": f["geometry"]["coordinates"][1],
             "bearing": f["properties"]["bearing"], "fov": f["properties"]["fov"],
             "range_m": f["properties"]["range_m"]} for f in body["features"]]

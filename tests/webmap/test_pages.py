@@ -130,6 +130,21 @@ def test_planner_page_bad_parameters(server, params, message):
     assert r.status_code == 400 and message in r.json()["error"]
 
 
+def test_coverage_page_needs_a_login_and_says_who_may_plan_cameras(server):
+    r = requests.get(f"{server}/map/coverage", allow_redirects=False, timeout=10)
+    assert r.status_code == 302 and "/login?next=" in r.headers["Location"]
+    police = login(server, "police").get(f"{server}/map/coverage", timeout=30)
+    assert police.status_code == 200 and "safegridCoverage(" in police.text
+    assert '"canPlan": true' in police.text and '"jurisdiction": "430100"' in police.text
+    planner = login(server, "planner").get(f"{server}/map/coverage", timeout=30)
+    assert '"canPlan": false' in planner.text
+    refused = login(server, "planner").get(f"{server}/map/coverage",
+                                           params={"jurisdiction": "430300"}, timeout=30)
+    assert refused.status_code == 400 and "not one you may see" in refused.json()["error"]
+    assert 'id="sg-coverage-link"' in login(server, "viewer").get(f"{server}/map",
+                                                                  timeout=30).text
+
+
 def test_browser_writes_need_the_csrf_header(server, db):
     planner = login(server, "planner")
     with db.connect() as conn:

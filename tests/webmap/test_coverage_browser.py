@@ -1,0 +1,84 @@
+"""The coverage map in headless Chromium: fields of view (offline greyed), targets by
+covered share, gaps by risk, a camera switched off from its popup, proposed cameras and
+"add to plan". Screenshots go to test-output/."""
+
+import pytest
+from sqlalchemy import text
+
+from .browser import OUTPUT, logged_in
+
+pytestmark = [pytest.mark.db, pytest.mark.browser]
+
+AREA = "430102"
+STATE = "window.safegridCoverageState"
+
+
+def _drawn(page, group):
+    return page.evaluate(f"""() => {{
+      let n = 0;
+      {STATE}.{group}.eachLayer(g => {{ n += g.getLayers ? g.getLayers().length : 1; }});
+      return n;
+    }}""")
+
+
+def test_coverage_gaps_what_if_and_siting_on_the_map(server, api, db):
+    with logged_in(server, "police", f"/map/coverage?jurisdiction={AREA}") as page:
+        page.wait_for_selector("#sg-message.ok")
+        body = page.evaluate(f"{STATE}.state.last")
+        answer = api("police", f"/api/coverage?jurisdiction={AREA}").json()
+        assert body["summary"]["covered_ratio"] == answer["summary"]["covered_ratio"]
+        assert f"{100 * answer['summary']['covered_ratio']:.1f}%" in \
+            page.text_content("#sg-summary")
+        assert _drawn(page, "targets") == len(answer["features"])
+        views = page.evaluate(f"{STATE}.state.views.features")
+        offline = [v for v in views if v["properties"]["status"] == "offline"]
+        assert offline and not any(v["properties"]["watching"] for v in offline)
+        grey = page.evaluate(f"""() => {{
+          const out = [];
+          {STATE}.views.eachLayer(g => g.eachLayer && g.eachLayer(l => {{
+            if (l.feature && l.feature.properties.status === 'offline') out.push(l.options.color);
+          }}));
+          return out;
+        }}""")
+        assert grey and set(grey) == {"#8c8c8c"}
+        page.screenshot(path=str(OUTPUT / "coverage-targets.png"))
+
+        # switch the busiest camera off from its popup: coverage can only fall
+        busiest = max((v for v in views if v["properties"]["watching"]),
+                      key=lambda v: v["properties"]["area_m2"])["properties"]
+        page.evaluate(f"""() => {{
+          {STATE}.views.eachLayer(g => g.eachLayer && g.eachLayer(l => {{
+            if (l.feature && l.feature.properties.code === {busiest['code']!r}) l.openPopup();
+          }}));
+        }}""")
+        page.click(".leaflet-popup-content .sg-switch-off")
+        page.wait_for_function(f"{STATE}.state.last.before !== undefined")
+        page.wait_for_selector("#sg-message.ok")
+        after = page.evaluate(f"{STATE}.state.last")
+        assert after["after"] <= after["before"] == answer["summary"]["covered_ratio"]
+        assert "→" in page.text_content("#sg-summary")
+        page.click("#sg-reset")
+        page.wait_for_function(f"{STATE}.state.off.size === 0 && "
+                               f"{STATE}.state.last.before === undefined")
+
+        page.click("#sg-gaps")
+        page.wait_for_function(f"{STATE}.state.mode === 'gaps' && "
+                               f"{STATE}.state.last.summary.gaps !== undefined")
+        gaps = page.evaluate(f"{STATE}.state.last")
+        assert _drawn(page, "targets") == len(gaps["features"]) > 0
+        page.screenshot(path=str(OUTPUT / "coverage-gaps.png"))
+
+        page.fill("#sg-k", "3")
+        page.click("#sg-siting")
+        page.wait_for_selector("#sg-proposals li")
+        assert page.locator("#sg-proposals li").count() == 3
+        page.locator("#sg-proposals .sg-add-plan").first.click()
+        page.wait_for_selector("#sg-proposals .sg-add-plan[disabled]")
+        page.screenshot(path=str(OUTPUT / "coverage-siting.png"))
+        assert page.errors == []
+    with db.begin() as conn:
+        stored = conn.execute(text(
+            "SELECT status, fov, range_m FROM cameras WHERE code LIKE :c"),
+            {"c": f"PLAN-{AREA}-%"}).all()
+        assert [tuple(r) for r in stored] == [("planned", 90.0, 60.0)]
+        conn.execute(text("DELETE FROM cameras WHERE code LIKE :c"), {"c": f"PLAN-{AREA}-%"})

@@ -1,0 +1,123 @@
+"""The coverage map (``/map/coverage``): what cameras watch, what they miss, where to add.
+
+A Folium map of one jurisdiction; ``static/coverage.js`` asks the coverage API and draws
+the cameras' fields of view (offline greyed, planned dashed), the targets coloured by
+their covered share, the gaps coloured by risk, and proposed cameras with their sectors
+and an "add to plan" action that stores the camera with status ``planned``. A camera's
+popup switches it off for a what-if.
+"""
+
+from __future__ import annotations
+
+import folium
+from flask import Blueprint, Response, current_app, request
+from markupsafe import escape
+from sqlalchemy import text
+
+from layers.registry import LAYERS
+
+from .analysis import jurisdiction_choices
+from .app import db_engine
+from .auth import csrf_token, current_user
+from .mapview import BadParameter, StartScript, page_lang, use_local_assets
+
+bp = Blueprint("coverage_map", __name__)
+
+TARGET_TEXT = {
+    "zh": {"key_areas": "重点区域", "school_zones": "学生安全区域", "grids": "网格",
+           "roads": "道路"},
+    "en": {"key_areas": "Key areas", "school_zones": "School safety zones", "grids": "Grids",
+           "roads": "Roads"},
+}
+TEXT = {
+    "zh": {"title": "视频监控覆盖", "jurisdiction": "辖区", "target": "对象",
+           "buffer": "学校周边(米)", "coverage": "覆盖", "gaps": "盲区", "siting": "选址",
+           "k": "新增数量", "fov": "视场角", "range_m": "距离(米)", "planned": "计入规划点位",
+           "map": "总图", "lang": "English", "running": "计算中…", "covered": "覆盖率",
+           "targets": "个对象", "gap_count": "个盲区", "risk": "风险", "proposed": "建议点位",
+           "before": "现状", "after": "新增后", "add_to_plan": "加入规划",
+           "added": "已加入规划", "switch_off": "停用(推演)", "switched_off": "已停用",
+           "reset": "恢复全部", "online": "在线", "offline": "离线", "planned_cam": "规划",
+           "watching": "在看", "cameras": "摄像机", "gain": "新增风险覆盖",
+           "refused": "未完成", "low": "低", "high": "高", "view": "视域",
+           **TARGET_TEXT["zh"]},
+    "en": {"title": "Camera coverage", "jurisdiction": "Jurisdiction", "target": "Target",
+           "buffer": "School zone (m)", "coverage": "Coverage", "gaps": "Gaps",
+           "siting": "Siting", "k": "New cameras", "fov": "FOV", "range_m": "Range (m)",
+           "planned": "count planned cameras", "map": "Overview map", "lang": "中文",
+           "running": "Working…", "covered": "covered", "targets": "targets",
+           "gap_count": "gaps", "risk": "risk", "proposed": "proposed cameras",
+           "before": "now", "after": "with them", "add_to_plan": "Add to plan",
+           "added": "added to the plan", "switch_off": "Switch off (what-if)",
+           "switched_off": "switched off", "reset": "All back on", "online": "online",
+           "offline": "offline", "planned_cam": "planned", "watching": "watching",
+           "cameras": "cameras", "gain": "risk newly watched", "refused": "Not done",
+           "low": "low", "high": "high", "view": "field of view", **TARGET_TEXT["en"]},
+}
+
+
+def _controls(code: str, lang: str, choices: list[tuple[str, str]]) -> str:
+    t = TEXT[lang]
+    options = "".join(f'<option value="{escape(c)}"{" selected" if c == code else ""}>'
+                      f"{escape(n)} ({escape(c)})</option>" for c, n in choices)
+    targets = "".join(f'<option value="{k}">{escape(v)}</option>'
+                      for k, v in TARGET_TEXT[lang].items())
+    other = "en" if lang == "zh" else "zh"
+    return f"""
+    <div id="sg-panel">
+      <div class="sg-row"><b>{escape(t['title'])}</b>
+        <a href="/map?lang={lang}">{escape(t['map'])}</a>
+        <a href="/map/coverage?jurisdiction={escape(code)}&lang={other}">{t['lang']}</a></div>
+      <div class="sg-row"><label>{escape(t['jurisdiction'])}
+        <select id="sg-jurisdiction">{options}</select></label></div>
+      <div class="sg-row"><label>{escape(t['target'])}
+        <select id="sg-target">{targets}</select></label>
+        <label>{escape(t['buffer'])} <input id="sg-buffer" size="4" value="200"></label></div>
+      <div class="sg-row"><label><input type="checkbox" id="sg-planned">
+        {escape(t['planned'])}</label></div>
+      <div class="sg-row"><button type="button" id="sg-coverage">{escape(t['coverage'])}</button>
+        <button type="button" id="sg-gaps">{escape(t['gaps'])}</button>
+        <button type="button" id="sg-reset" style="display:none">{escape(t['reset'])}</button>
+      </div>
+      <div class="sg-row"><label>{escape(t['k'])} <input id="sg-k" size="3" value="10"></label>
+        <label>{escape(t['fov'])} <input id="sg-fov" size="3" value="90"></label>
+        <label>{escape(t['range_m'])} <input id="sg-range" size="3" value="60"></label>
+        <button type="button" id="sg-siting">{escape(t['siting'])}</button></div>
+      <div id="sg-message" role="status" aria-live="polite"></div>
+      <div id="sg-summary"></div>
+      <div id="sg-legend"></div>
+      <div id="sg-proposals"></div>
+    </div>"""
+
+
+@bp.get("/map/coverage")
+def coverage_page():
+    """The coverage map (``?jurisdiction=CODE``, default the user's; ``?lang=zh|en``)."""
+    user = current_user()
+    lang = page_lang()
+    choices = jurisdiction_choices(user)
+    if not choices:
+        return Response("<h1>safegrid</h1><p>No jurisdictions to show yet.</p>",
+                        mimetype="text/html")
+    known = {c for c, _n in choices}
+    code = request.args.get("jurisdiction", user.jurisdiction if user.jurisdiction in known
+                            else choices[0][0])
+    if code not in known:
+        raise BadParameter(f"jurisdiction {code!r} is not one you may see")
+    with db_engine(current_app).connect() as conn:
+        box = conn.execute(text(
+            "SELECT ST_YMin(e), ST_XMin(e), ST_YMax(e), ST_XMax(e) FROM (SELECT "
+            "ST_Envelope(geom) AS e FROM jurisdictions WHERE code = :c) x"), {"c": code}).one()
+    m = folium.Map(tiles="OpenStreetMap", control_scale=True)
+    use_local_assets(m)
+    m.fit_bounds([[box[0], box[1]], [box[2], box[3]]])
+    root = m.get_root()
+    root.header.add_child(folium.Element(
+        '<link rel="stylesheet" href="/static/planner.css">'
+        '<script src="/static/coverage.js"></script>'
+        f"<title>{escape(TEXT[lang]['title'])}</title>"))
+    root.html.add_child(folium.Element(_controls(code, lang, choices)))
+    StartScript("safegridCoverage", {
+        "text": TEXT[lang], "jurisdiction": code, "csrf": csrf_token(),
+        "canPlan": user.role in LAYERS["cameras"].write_roles}).add_to(m)
+    return Response(root.render(), mimetype="text/html")
