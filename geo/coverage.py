@@ -44,22 +44,27 @@ def sector(x: float, y: float, bearing: float, fov: float, range_m: float) -> sh
     return shapely.Polygon([(x, y), *arc])
 
 
-def _shadows(x: float, y: float, footprint: shapely.Geometry, reach: float) -> list:
-    """The region ``footprint`` hides from (x, y), as edge shadows, out to ``reach``."""
-    out = []
-    for polygon in shapely.get_parts(footprint):
-        for ring in (polygon.exterior, *polygon.interiors):
-            xy = np.asarray(ring.coords)
-            a, b = xy[:-1], xy[1:]
-            da, db = a - (x, y), b - (x, y)
-            na, nb = np.hypot(*da.T), np.hypot(*db.T)
-            cross = da[:, 0] * db[:, 1] - da[:, 1] * db[:, 0]
-            ok = (na > 1e-9) & (nb > 1e-9) & (np.abs(cross) > 1e-12 * na * nb)
-            far_a = (x, y) + da[ok] / na[ok, None] * reach
-            far_b = (x, y) + db[ok] / nb[ok, None] * reach
-            quads = np.stack([a[ok], b[ok], far_b, far_a, a[ok]], axis=1)
-            out.extend(shapely.polygons(quads))
-    return out
+def _shadows(x: float, y: float, footprints: np.ndarray, reach: float) -> np.ndarray:
+    """The region ``footprints`` hide from (x, y), as edge shadows, out to ``reach``.
+
+    The footprints are oriented (material on the left of every ring) and do not hold
+    (x, y). Only edges the camera sees from outside the material cast a shadow: every
+    sight line into the material crosses one of them first, so the shadows of the
+    other edges lie within these and the footprint.
+    """
+    parts = shapely.get_parts(footprints)
+    rings = shapely.get_rings(parts[shapely.get_type_id(parts) == 3])  # polygons only
+    xy, ring = shapely.get_coordinates(rings, return_index=True)
+    same = ring[:-1] == ring[1:]  # consecutive vertices of one ring: an edge
+    a, b = xy[:-1][same], xy[1:][same]
+    da, db = a - (x, y), b - (x, y)
+    na, nb = np.hypot(*da.T), np.hypot(*db.T)
+    cross = da[:, 0] * db[:, 1] - da[:, 1] * db[:, 0]
+    # cross < 0: the camera is right of a->b, outside the material
+    ok = (na > 1e-9) & (nb > 1e-9) & (cross < -1e-12 * na * nb)
+    far_a = (x, y) + da[ok] / na[ok, None] * reach
+    far_b = (x, y) + db[ok] / nb[ok, None] * reach
+    return shapely.polygons(np.stack([a[ok], b[ok], far_b, far_a, a[ok]], axis=1))
 
 
 def field_of_view(x: float, y: float, bearing: float, fov: float, range_m: float,
@@ -76,10 +81,8 @@ def field_of_view(x: float, y: float, bearing: float, fov: float, range_m: float
     if len(near) == 0:
         return view
     reach = 2.0 * range_m + 1.0
-    hidden = [*near]
-    for footprint in near:
-        hidden.extend(_shadows(x, y, footprint, reach))
-    hidden = shapely.union_all(shapely.make_valid(np.array(hidden, dtype=object)))
+    near = shapely.orient_polygons(shapely.make_valid(near))
+    hidden = shapely.union_all(np.concatenate([near, _shadows(x, y, near, reach)]))
     return shapely.difference(view, hidden)
 
 

@@ -55,13 +55,15 @@ class CameraModel:
 
 
 def candidate_sites(roads: np.ndarray, perimeters: np.ndarray | None = None,
-                    spacing: float = 30.0, area: shapely.Geometry | None = None
-                    ) -> np.ndarray:
+                    spacing: float = 30.0, area: shapely.Geometry | None = None,
+                    max_sites: int | None = None) -> np.ndarray:
     """Candidate camera positions (n × 2, metres).
 
     Every vertex and crossing of the noded road network, points every ``spacing`` m
     along roads and along key-area outlines (``perimeters``), inside ``area`` if given,
-    without duplicates closer than 0.5 m.
+    without duplicates closer than 0.5 m. Beyond ``max_sites`` they are thinned
+    evenly: one per cell of the finest square lattice (sides growing by a quarter from
+    ``spacing``) that keeps no more.
     """
     lines = [g for g in np.asarray(roads, dtype=object) if g is not None and not g.is_empty]
     xy = []
@@ -78,7 +80,13 @@ def candidate_sites(roads: np.ndarray, perimeters: np.ndarray | None = None,
     if area is not None:
         xy = xy[shapely.covers(area, shapely.points(xy))]
     _, first = np.unique(np.round(xy * 2), axis=0, return_index=True)
-    return xy[np.sort(first)]
+    xy = xy[np.sort(first)]
+    cell = spacing
+    while max_sites is not None and len(xy) > max_sites:
+        _, first = np.unique(np.floor(xy / cell), axis=0, return_index=True)
+        xy = xy[np.sort(first)]
+        cell *= 1.25
+    return xy
 
 
 def demand_points(pieces: np.ndarray, lattice: Lattice | None, density: np.ndarray | None,

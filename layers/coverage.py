@@ -74,6 +74,7 @@ RISK_CELL = 100.0  # metres: lattice of the incident risk surface
 SITING_SPACING = 10.0  # metres between demand points
 MAX_K = 200
 MAX_DEMAND = 400_000
+MAX_SITES = 10_000  # candidate sites per siting run (thinned evenly beyond this)
 
 
 class BadCoverageRequest(SafegridError):
@@ -482,7 +483,7 @@ def _incidents(conn: Connection, scene: _Scene, days: int) -> tuple[np.ndarray, 
          "s": end - dt.timedelta(days=days), "e": end}).all()
     if not rows:
         return np.empty((0, 2)), np.zeros(0)
-    raw = np.array(rows, dtype=float)
+    raw = np.array([tuple(r) for r in rows], dtype=float)
     xy = np.column_stack(scene.forward.transform(raw[:, 0], raw[:, 1]))
     inside = shapely.contains_xy(scene.reach, xy[:, 0], xy[:, 1])
     return xy[inside], raw[inside, 2]
@@ -588,7 +589,8 @@ def _candidates(conn: Connection, scene: _Scene, targets: _Targets,
     outlines = scene.to_metric(shapely.from_wkb([bytes(r[0]) for r in rows])) if rows \
         else None
     spacing = max(10.0, model.range_m / 4)
-    return candidate_sites(roads, outlines, spacing, scene.area.buffer(model.range_m / 2))
+    return candidate_sites(roads, outlines, spacing, scene.area.buffer(model.range_m / 2),
+                           max_sites=MAX_SITES)
 
 
 def siting(conn: Connection, user: User, query: CoverageQuery, request: SitingRequest) -> dict:

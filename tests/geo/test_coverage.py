@@ -249,3 +249,20 @@ def test_roads_within_clips_roads_to_each_area():
                      dtype=object)
     inside = roads_within(areas, roads)
     assert inside[0].length == pytest.approx(100) and inside[1].is_empty
+
+
+def test_a_camera_in_a_courtyard_and_l_shaped_blocks_agree_with_line_of_sight():
+    # a courtyard block (a footprint with a hole) with the camera inside the hole
+    court = shapely.Polygon([(-40, -40), (40, -40), (40, 40), (-40, 40)],
+                            [[(-20, -20), (20, -20), (20, 20), (-20, 20)]])
+    view = field_of_view(0, 0, 0, 360, 100, np.array([court], dtype=object))
+    share, seen = agreement(view, 0, 0, 0, 360, 100, [court], seed=11)
+    assert share > 0.995 and view.area == pytest.approx(40 * 40, rel=0.01)
+    # concave footprints seen from inside their notch and from outside
+    ell = shapely.Polygon([(10, 10), (60, 10), (60, 20), (20, 20), (20, 60), (10, 60)])
+    other = shapely.Polygon([(-50, 30), (-20, 30), (-20, 70), (-30, 70), (-30, 40),
+                             (-50, 40)])
+    for x, y, bearing in ((30, 30, 225), (80, 80, 225), (-35, 55, 180)):
+        view = field_of_view(x, y, bearing, 120, 90, np.array([ell, other], dtype=object))
+        share, _ = agreement(view, x, y, bearing, 120, 90, [ell, other], seed=abs(x))
+        assert share > 0.995

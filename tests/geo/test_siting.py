@@ -130,3 +130,14 @@ def test_siting_gain_is_confirmed_by_recomputing_coverage():
 def test_bad_camera_models(kwargs):
     with pytest.raises(ValueError):
         CameraModel(**kwargs)
+
+
+def test_many_candidates_are_thinned_evenly():
+    roads = np.array([shapely.LineString([(0, y), (2000, y)]) for y in range(0, 2000, 50)],
+                     dtype=object)
+    every = candidate_sites(roads, spacing=10)
+    thinned = candidate_sites(roads, spacing=10, max_sites=500)
+    assert len(every) > 5000 and 100 < len(thinned) <= 500
+    # spread over the whole area, not bunched at one end
+    assert thinned[:, 0].min() < 200 and thinned[:, 0].max() > 1800
+    assert thinned[:, 1].min() < 200 and thinned[:, 1].max() > 1750
