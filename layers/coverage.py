@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -40,6 +41,7 @@ from geo.coverage import (
 )
 from geo.crs import metric_crs
 from geo.hotspots import (
+    Lattice,
     benjamini_hochberg,
     classify,
     count_points,
@@ -172,6 +174,7 @@ _BUILDINGS: OrderedDict[tuple, tuple] = OrderedDict()  # (code, crs) -> (stamp, 
 _VIEWS: OrderedDict[tuple, shapely.Geometry] = OrderedDict()  # (cam id, version, ...) -> view
 _MAX_VIEWS = 200_000
 _MAX_AREAS = 16
+_CACHE_LOCK = threading.Lock()  # the server answers from several threads
 
 
 def _jurisdiction(conn: Connection, user: User, code: str) -> tuple:
@@ -208,16 +211,18 @@ def _buildings(conn: Connection, scene: _Scene, envelope: tuple[float, ...]
         "FROM buildings")).one())
     where = f"FROM buildings b WHERE b.geom && {_BOX}"
     key = (scene.crs, envelope)
-    cached = _BUILDINGS.get(key)
-    if cached is not None and cached[0] == stamp:
-        _BUILDINGS.move_to_end(key)
-        return stamp, cached[1]
+    with _CACHE_LOCK:
+        cached = _BUILDINGS.get(key)
+        if cached is not None and cached[0] == stamp:
+            _BUILDINGS.move_to_end(key)
+            return stamp, cached[1]
     rows = conn.execute(text(f"SELECT ST_AsBinary(b.geom) {where}"), _box(envelope)).all()
     footprints = scene.to_metric(shapely.from_wkb([bytes(r[0]) for r in rows])) if rows \
         else np.empty(0, dtype=object)
-    _BUILDINGS[key] = (stamp, footprints)
-    while len(_BUILDINGS) > _MAX_AREAS:
-        _BUILDINGS.popitem(last=False)
+    with _CACHE_LOCK:
+        _BUILDINGS[key] = (stamp, footprints)
+        while len(_BUILDINGS) > _MAX_AREAS:
+            _BUILDINGS.popitem(last=False)
     return stamp, footprints
 
 
@@ -272,9 +277,8 @@ def _views(scene: _Scene, stamp: tuple, query: CoverageQuery) -> np.ndarray:
     cams = scene.cameras
     tree = shapely.STRtree(scene.buildings) if len(scene.buildings) else None
     out = []
-    counting = {"online", "planned"} if query.planned else {"online"}
-    for row in cams.itertuples(index=False):
-        if row.status not in counting or row.code in query.off:
+    for row, on in zip(cams.itertuples(index=False), _watching(cams, query), strict=True):
+        if not on:
             continue
         key = (row.id, row.version, scene.crs, stamp)
         view = _VIEWS.get(key)
@@ -282,15 +286,24 @@ def _views(scene: _Scene, stamp: tuple, query: CoverageQuery) -> np.ndarray:
             view = field_of_view(row.geometry.x, row.geometry.y, float(row.bearing),
                                  float(row.fov), float(row.range_m),
                                  scene.buildings if tree else None, tree)
-            _VIEWS[key] = view
-            if len(_VIEWS) > _MAX_VIEWS:
-                _VIEWS.popitem(last=False)
+            with _CACHE_LOCK:
+                _VIEWS[key] = view
+                while len(_VIEWS) > _MAX_VIEWS:
+                    _VIEWS.popitem(last=False)
         out.append(view)
     for cam in query.add:
         x, y = scene.forward.transform(cam.lon, cam.lat)
         out.append(field_of_view(x, y, cam.bearing, cam.fov, cam.range_m,
                                  scene.buildings if tree else None, tree))
     return np.array(out, dtype=object)
+
+
+def _watching(cameras: gpd.GeoDataFrame, query: CoverageQuery) -> np.ndarray:
+    """Which cameras watch: online ones (and planned ones if asked) not switched off."""
+    if len(cameras) == 0:
+        return np.zeros(0, dtype=bool)
+    counting = ("online", "planned") if query.planned else ("online",)
+    return np.isin(cameras["status"], counting) & ~np.isin(cameras["code"], query.off)
 
 
 # --- targets ------------------------------------------------------------------------
@@ -301,10 +314,6 @@ class _Targets:
     shapes: np.ndarray  # metric polygons or lines
     weight: np.ndarray  # category weight for gap risk
     roads: np.ndarray | None = None  # grids: the road lines inside each
-
-
-def _rows(conn: Connection, sql: str, code: str) -> list:
-    return conn.execute(text(sql), {"codes": subtree_codes(conn, code), "c": code}).all()
 
 
 def _targets(conn: Connection, scene: _Scene, query: CoverageQuery) -> _Targets:
@@ -323,15 +332,16 @@ def _targets(conn: Connection, scene: _Scene, query: CoverageQuery) -> _Targets:
         weight = np.array([CATEGORY_WEIGHT.get(r[2], 1.0) for r in rows])
         return _Targets(props, np.asarray(shapes, dtype=object), weight)
     if query.target == "grids":
-        rows = _rows(conn, "SELECT g.id, g.code, g.name, g.kind, ST_AsBinary(g.geom) "
-                           "FROM grids g WHERE g.jurisdiction_code = ANY(:codes) "
-                           "ORDER BY g.id", code)
+        rows = conn.execute(text(
+            "SELECT g.id, g.code, g.name, g.kind, ST_AsBinary(g.geom) FROM grids g "
+            "WHERE g.jurisdiction_code = ANY(:codes) ORDER BY g.id"),
+            {"codes": subtree_codes(conn, code)}).all()
         geoms = scene.to_metric(shapely.from_wkb([bytes(r[4]) for r in rows])) if rows \
             else np.empty(0, object)
         props = [{"id": r[0], "code": r[1], "name": r[2], "kind": r[3]} for r in rows]
-        roads = _road_lines(conn, scene)
+        _road_props, roads = _road_lines(conn, scene)
         return _Targets(props, np.asarray(geoms, dtype=object), np.ones(len(rows)),
-                        roads_within(np.asarray(geoms, dtype=object), roads[1]))
+                        roads_within(np.asarray(geoms, dtype=object), roads))
     ids_props, lines = _road_lines(conn, scene, clip=True)
     return _Targets(ids_props, lines, np.ones(len(lines)))
 
@@ -439,9 +449,7 @@ def camera_views(conn: Connection, user: User, query: CoverageQuery) -> dict:
     """Each camera near the jurisdiction with its field of view (offline: the bare sector)."""
     scene, _ = _scene(conn, user, query, targets=False)
     cams = scene.cameras
-    counting = {"online", "planned"} if query.planned else {"online"}
-    watching = [s in counting and c not in query.off
-                for s, c in zip(cams["status"], cams["code"], strict=True)] if len(cams) else []
+    watching = _watching(cams, query)
     views = iter(scene.views)
     geoms, props = [], []
     for row, on in zip(cams.itertuples(index=False), watching, strict=True):
@@ -452,8 +460,7 @@ def camera_views(conn: Connection, user: User, query: CoverageQuery) -> dict:
                       "bearing": float(row.bearing), "fov": float(row.fov),
                       "range_m": float(row.range_m), "watching": bool(on),
                       "area_m2": round(float(view.area), 1) if on else 0.0})
-    at = scene.to_lonlat(shapely.points(np.array([[g.x, g.y] for g in cams.geometry])
-                                        .reshape(-1, 2))) if len(cams) else []
+    at = scene.to_lonlat(cams.geometry.values) if len(cams) else []
     shapes = scene.to_lonlat(np.array(geoms, dtype=object)) if geoms else []
     features = []
     for shape, point, p in zip(shapes, at, props, strict=True):
@@ -467,7 +474,7 @@ def camera_views(conn: Connection, user: User, query: CoverageQuery) -> dict:
 @dataclass
 class _Risk:
     cells: np.ndarray  # metric lattice cells
-    lattice: object
+    lattice: Lattice
     density: np.ndarray  # risk per m² per cell
     incidents: np.ndarray  # metric xy
     hot_cells: int
