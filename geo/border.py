@@ -1,0 +1,289 @@
+"""Border joint defence (边界联防): border, zone, crossings, patrol sectors and routes.
+
+The shared border of two jurisdictions, its zone, the road crossings and what covers
+them, balanced patrol sectors and their routes on the road network.
+
+Real boundaries of neighbours do not match: they leave gaps and overlap by centimetres
+to metres. The border is taken as A's boundary where B's boundary lies within a
+tolerance (default 5 m); everything within the tolerance of it counts as on it.
+
+Coordinates are metric (metres), in one CRS for all inputs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import networkx as nx
+import numpy as np
+import shapely
+import shapely.ops
+from scipy.spatial import cKDTree
+
+__all__ = ["Crossing", "NotNeighbours", "Sector", "border_zone", "crossing_cover", "crossings",
+           "patrol_route",
+           "patrol_sectors", "road_graph", "shared_border", "suggest_hours"]
+
+TOLERANCE = 5.0  # metres: boundaries this close are one border
+CHECKPOINT_REACH = 50.0  # metres: a checkpoint this close covers a crossing
+
+
+class NotNeighbours(ValueError):
+    """Two jurisdictions whose boundaries never come within the tolerance."""
+
+
+def _lines(geom: shapely.Geometry) -> list[shapely.LineString]:
+    parts = shapely.get_parts(geom)
+    return [p for p in parts if p.geom_type == "LineString" and p.length > 0]
+
+
+def shared_border(a: shapely.Geometry, b: shapely.Geometry,
+                  tolerance: float = TOLERANCE) -> shapely.Geometry:
+    """The A-B border: A's boundary where B's boundary is within ``tolerance`` metres.
+
+    Where the border ends, A's outline runs on within the tolerance of B's corner; what
+    lies on the outline of the two together (with gaps up to twice the tolerance
+    closed) is therefore not border. Pieces shorter than four times the tolerance
+    (where the boundaries only brush) are dropped. Raises :class:`NotNeighbours`, saying how far
+    apart they are, when there is none.
+    """
+    if not (tolerance > 0 and math.isfinite(tolerance)):
+        raise ValueError(f"tolerance must be positive metres, got {tolerance!r}")
+    gap = float(shapely.distance(a, b))
+    if gap > tolerance:
+        raise NotNeighbours(f"the two jurisdictions are {gap:.0f} m apart; their border "
+                            f"must come within {tolerance:g} m")
+    near = shapely.intersection(a.boundary, b.boundary.buffer(tolerance, quad_segs=4))
+    together = shapely.union(a, b).buffer(tolerance, quad_segs=4).buffer(-tolerance,
+                                                                          quad_segs=4)
+    near = shapely.difference(near, together.boundary.buffer(tolerance / 10, quad_segs=2))
+    shortest = 4 * tolerance
+    pieces = [p for p in _lines(shapely.line_merge(near)) if p.length >= shortest]
+    if not pieces:
+        raise NotNeighbours(f"the two jurisdictions touch but share no border longer than "
+                            f"{shortest:g} m")
+    return shapely.line_merge(shapely.MultiLineString(pieces))
+
+
+def border_zone(a: shapely.Geometry, b: shapely.Geometry, line: shapely.Geometry,
+                width: float) -> tuple[shapely.Geometry, shapely.Geometry]:
+    """The zone ``width`` metres either side of ``line``: (A's side, B's side).
+
+    Each side lies within its jurisdiction; where they overlap the ground is A's.
+    """
+    if not (width > 0 and math.isfinite(width)):
+        raise ValueError(f"width must be positive metres, got {width!r}")
+    band = shapely.buffer(line, width, quad_segs=8)
+    side_a = shapely.intersection(band, a)
+    side_b = shapely.difference(shapely.intersection(band, b), a)
+    return side_a, side_b
+
+
+@dataclass
+class Crossing:
+    """Where a road crosses the border: the point, the road's index, its position."""
+
+    point: shapely.Point
+    road: int
+    at: float  # metres along the road
+
+
+def _side(point: shapely.Geometry, a: shapely.Geometry, b: shapely.Geometry) -> str:
+    return "a" if shapely.distance(a, point) <= shapely.distance(b, point) else "b"
+
+
+def crossings(roads: np.ndarray, line: shapely.Geometry, a: shapely.Geometry,
+              b: shapely.Geometry, tolerance: float = TOLERANCE) -> list[Crossing]:
+    """Every place a road passes from A to B across ``line``.
+
+    The road's contacts with the border within ``2 * tolerance`` metres of each other
+    along it are one passage (a road through a gap between mismatched boundaries, or
+    along a wiggle, crosses once); it counts when the road is on A's side just before
+    it and on B's just after (or the other way round), so a road that only touches the
+    border and turns back does not. A road that crosses twice counts twice.
+    """
+    out = []
+    roads = np.asarray(roads, dtype=object)
+    band = shapely.buffer(line, tolerance)
+    for i in shapely.STRtree(roads).query(band, predicate="intersects"):
+        road = roads[i]
+        for part in _lines(road):
+            out.extend(Crossing(p, int(i), d) for p, d in _passages(part, line, a, b, tolerance))
+    return out
+
+
+def _passages(road: shapely.LineString, line: shapely.Geometry, a: shapely.Geometry,
+              b: shapely.Geometry, tolerance: float) -> list[tuple[shapely.Point, float]]:
+    contact = shapely.intersection(road, shapely.buffer(line, tolerance / 10))
+    stretches = []  # (from, to) metres along the road touching the border
+    for piece in shapely.get_parts(contact):
+        coords = shapely.get_coordinates(piece)
+        along = [road.project(shapely.Point(c)) for c in coords]
+        stretches.append((min(along), max(along)))
+    stretches.sort()
+    merged: list[list[float]] = []
+    for lo, hi in stretches:
+        if merged and lo - merged[-1][1] <= 2 * tolerance:
+            merged[-1][1] = max(merged[-1][1], hi)
+        else:
+            merged.append([lo, hi])
+    out = []
+    step = 2 * tolerance + 1.0
+    for lo, hi in merged:
+        if lo - step < 0 or hi + step > road.length:
+            continue  # the road ends at the border: it reaches it, it does not cross it
+        before = road.interpolate(lo - step)
+        after = road.interpolate(hi + step)
+        if _side(before, a, b) != _side(after, a, b):
+            middle = (lo + hi) / 2
+            out.append((line.interpolate(line.project(road.interpolate(middle))), middle))
+    return out
+
+
+def crossing_cover(points: np.ndarray, checkpoints: np.ndarray, checkpoint_names: list[str],
+                   views: np.ndarray, view_names: list[str],
+                   reach: float = CHECKPOINT_REACH) -> list[tuple[bool, list[str]]]:
+    """Per crossing point: (covered, what covers it).
+
+    A checkpoint within ``reach`` metres covers it, and so does a camera whose field of
+    view (with occlusion, :func:`geo.coverage.field_of_view`) holds it.
+    """
+    points = np.asarray(points, dtype=float).reshape(-1, 2)
+    by: list[list[str]] = [[] for _ in range(len(points))]
+    if len(checkpoints):
+        near = cKDTree(np.asarray(checkpoints, dtype=float).reshape(-1, 2)).query_ball_point(
+            points, reach)
+        for i, found in enumerate(near):
+            by[i].extend(checkpoint_names[j] for j in sorted(found))
+    views = np.asarray(views, dtype=object)
+    if len(views) and len(points):
+        # a point on the edge of a view counts as seen
+        at, seen = shapely.STRtree(views).query(shapely.points(points), predicate="intersects")
+        for i, j in sorted(zip(at, seen, strict=True)):
+            by[i].append(view_names[j])
+    return [(bool(names), names) for names in by]
+
+
+# --- patrols ---------------------------------------------------------------------------
+
+@dataclass
+class Sector:
+    """A stretch of the border: from/to metres along it, its line and its workload."""
+
+    start: float
+    end: float
+    line: shapely.Geometry
+    workload: float
+
+
+def _chain(line: shapely.Geometry) -> shapely.LineString:
+    """The border as one line (its pieces joined end to start, nearest first)."""
+    parts = _lines(line)
+    if len(parts) == 1:
+        return parts[0]
+    chain = list(parts.pop(0).coords)
+    while parts:
+        end = np.array(chain[-1])
+        dist = [min(np.hypot(*(np.array(p.coords[0]) - end)),
+                    np.hypot(*(np.array(p.coords[-1]) - end))) for p in parts]
+        nxt = parts.pop(int(np.argmin(dist)))
+        coords = list(nxt.coords)
+        if np.hypot(*(np.array(coords[-1]) - end)) < np.hypot(*(np.array(coords[0]) - end)):
+            coords.reverse()
+        chain.extend(coords)
+    return shapely.LineString(chain)
+
+
+def patrol_sectors(line: shapely.Geometry, n: int, risk_points: np.ndarray | None = None,
+                   risk_weights: np.ndarray | None = None, per_metre: float = 1.0,
+                   resolution: float = 10.0) -> list[Sector]:
+    """Cut the border into ``n`` sectors of equal workload.
+
+    Workload = ``per_metre`` × length + the risk of the points (incidents, uncovered
+    crossings; ``risk_weights`` each, default 1) nearest each stretch, each point's
+    weight spread over 200 m of border around its projection so that the cut can
+    balance it. Cuts fall on a ``resolution`` metre raster along the border.
+    """
+    if n < 1:
+        raise ValueError(f"there must be at least one team, got {n!r}")
+    chain = _chain(line)
+    total = chain.length
+    steps = max(n, int(math.ceil(total / resolution)))
+    edges = np.linspace(0, total, steps + 1)
+    load = np.full(steps, per_metre * total / steps)
+    if risk_points is not None and len(risk_points):
+        pts = np.asarray(risk_points, dtype=float).reshape(-1, 2)
+        w = np.ones(len(pts)) if risk_weights is None else np.asarray(risk_weights, float)
+        at = shapely.line_locate_point(chain, shapely.points(pts))
+        spread = 100.0
+        for s, weight in zip(at, w, strict=True):
+            lo, hi = max(0.0, s - spread), min(total, s + spread)
+            share = np.clip(np.minimum(edges[1:], hi) - np.maximum(edges[:-1], lo), 0, None)
+            if share.sum() > 0:
+                load += weight * share / share.sum()
+    cumulative = np.concatenate([[0.0], np.cumsum(load)])
+    targets = cumulative[-1] * np.arange(1, n) / n
+    cut_at = np.interp(targets, cumulative, edges)
+    bounds = np.concatenate([[0.0], cut_at, [total]])
+    sectors = []
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        work = float(np.interp(hi, edges, cumulative) - np.interp(lo, edges, cumulative))
+        sectors.append(Sector(float(lo), float(hi), shapely.ops.substring(chain, lo, hi), work))
+    return sectors
+
+
+def road_graph(roads: np.ndarray) -> nx.Graph:
+    """The road network: nodes at vertices and crossings (to 0.1 m), edges by length."""
+    lines = [p for g in np.asarray(roads, dtype=object) for p in _lines(g)]
+    graph = nx.Graph()
+    if not lines:
+        return graph
+    noded = shapely.node(shapely.MultiLineString(lines))
+    for part in shapely.get_parts(noded):
+        xy = np.round(shapely.get_coordinates(part), 1)
+        for (x0, y0), (x1, y1) in zip(xy[:-1], xy[1:], strict=True):
+            if (x0, y0) != (x1, y1):
+                graph.add_edge((x0, y0), (x1, y1), weight=math.hypot(x1 - x0, y1 - y0))
+    return graph
+
+
+def patrol_route(graph: nx.Graph, stops: np.ndarray) -> tuple[shapely.Geometry, list[int]]:
+    """A route on ``graph`` through ``stops`` in the given order: (line, stops reached).
+
+    Each stop is taken to its nearest network node; consecutive stops are joined by
+    shortest paths. Stops in another connected part of the network than the first
+    reachable one are left out (their indices are not returned).
+    """
+    if graph.number_of_nodes() == 0 or len(stops) == 0:
+        return shapely.LineString(), []
+    nodes = list(graph.nodes)
+    tree = cKDTree(np.array(nodes))
+    _, nearest = tree.query(np.asarray(stops, dtype=float).reshape(-1, 2))
+    path: list[tuple] = []
+    reached: list[int] = []
+    for i, node_index in enumerate(nearest):
+        node = nodes[node_index]
+        if not path:
+            path, reached = [node], [i]
+            continue
+        try:
+            leg = nx.shortest_path(graph, path[-1], node, weight="weight")
+        except nx.NetworkXNoPath:
+            continue
+        path.extend(leg[1:])
+        reached.append(i)
+    if len(path) < 2:
+        return shapely.LineString(), reached
+    return shapely.LineString(path), reached
+
+
+def suggest_hours(hours: np.ndarray, length: int = 4) -> tuple[int, int]:
+    """The ``length``-hour window of the day holding most of the incident ``hours``.
+
+    Returns (start, end) hours; the window may wrap midnight.
+    """
+    counts = np.bincount(np.asarray(hours, dtype=int) % 24, minlength=24)
+    windows = [counts[(np.arange(length) + h) % 24].sum() for h in range(24)]
+    start = int(np.argmax(windows))
+    return start, (start + length) % 24
