@@ -21,8 +21,8 @@ import shapely
 import shapely.ops
 from scipy.spatial import cKDTree
 
-__all__ = ["Crossing", "NotNeighbours", "Sector", "border_zone", "crossing_cover", "crossings",
-           "patrol_route",
+__all__ = ["Crossing", "NotNeighbours", "Patrol", "Sector", "border_chain", "border_zone",
+           "crossing_cover", "crossings", "plan_patrols", "patrol_route",
            "patrol_sectors", "road_graph", "shared_border", "suggest_hours"]
 
 TOLERANCE = 5.0  # metres: boundaries this close are one border
@@ -119,6 +119,8 @@ def _passages(road: shapely.LineString, line: shapely.Geometry, a: shapely.Geome
     stretches = []  # (from, to) metres along the road touching the border
     for piece in shapely.get_parts(contact):
         coords = shapely.get_coordinates(piece)
+        if len(coords) == 0:
+            continue
         along = [road.project(shapely.Point(c)) for c in coords]
         stretches.append((min(along), max(along)))
     stretches.sort()
@@ -177,7 +179,7 @@ class Sector:
     workload: float
 
 
-def _chain(line: shapely.Geometry) -> shapely.LineString:
+def border_chain(line: shapely.Geometry) -> shapely.LineString:
     """The border as one line (its pieces joined end to start, nearest first)."""
     parts = _lines(line)
     if len(parts) == 1:
@@ -207,7 +209,7 @@ def patrol_sectors(line: shapely.Geometry, n: int, risk_points: np.ndarray | Non
     """
     if n < 1:
         raise ValueError(f"there must be at least one team, got {n!r}")
-    chain = _chain(line)
+    chain = border_chain(line)
     total = chain.length
     steps = max(n, int(math.ceil(total / resolution)))
     edges = np.linspace(0, total, steps + 1)
@@ -233,8 +235,13 @@ def patrol_sectors(line: shapely.Geometry, n: int, risk_points: np.ndarray | Non
     return sectors
 
 
-def road_graph(roads: np.ndarray) -> nx.Graph:
-    """The road network: nodes at vertices and crossings (to 0.1 m), edges by length."""
+def road_graph(roads: np.ndarray, snap: float = 20.0) -> nx.Graph:
+    """The road network: nodes at vertices and crossings (to 0.1 m), edges by length.
+
+    A dead end within ``snap`` metres of a road it does not reach (a T-junction drawn a
+    little short) is joined to that road's nearest vertex, as network building in GIS
+    tools does with a snapping tolerance.
+    """
     lines = [p for g in np.asarray(roads, dtype=object) for p in _lines(g)]
     graph = nx.Graph()
     if not lines:
@@ -245,33 +252,54 @@ def road_graph(roads: np.ndarray) -> nx.Graph:
         for (x0, y0), (x1, y1) in zip(xy[:-1], xy[1:], strict=True):
             if (x0, y0) != (x1, y1):
                 graph.add_edge((x0, y0), (x1, y1), weight=math.hypot(x1 - x0, y1 - y0))
+    if snap > 0:
+        _join_dead_ends(graph, snap)
     return graph
 
 
-def patrol_route(graph: nx.Graph, stops: np.ndarray) -> tuple[shapely.Geometry, list[int]]:
+def _join_dead_ends(graph: nx.Graph, snap: float) -> None:
+    part_of = {}
+    for k, part in enumerate(nx.connected_components(graph)):
+        part_of.update(dict.fromkeys(part, k))
+    nodes = list(graph.nodes)
+    tree = cKDTree(np.array(nodes))
+    for node in [n for n in nodes if graph.degree(n) == 1]:
+        for j in sorted(tree.query_ball_point(node, snap),
+                        key=lambda j: math.dist(node, nodes[j])):
+            other = nodes[j]
+            if part_of[other] != part_of[node]:
+                graph.add_edge(node, other, weight=math.dist(node, other))
+                break
+
+
+def patrol_route(graph: nx.Graph, stops: np.ndarray, max_snap: float = 500.0
+                 ) -> tuple[shapely.Geometry, list[int]]:
     """A route on ``graph`` through ``stops`` in the given order: (line, stops reached).
 
-    Each stop is taken to its nearest network node; consecutive stops are joined by
-    shortest paths. Stops in another connected part of the network than the first
-    reachable one are left out (their indices are not returned).
+    The route keeps to one connected part of the network: the one most stops lie
+    nearest to. Each stop goes to that part's nearest node; stops farther than
+    ``max_snap`` metres from it are left out (their indices are not returned).
+    Consecutive stops are joined by shortest paths.
     """
     if graph.number_of_nodes() == 0 or len(stops) == 0:
         return shapely.LineString(), []
+    stops = np.asarray(stops, dtype=float).reshape(-1, 2)
     nodes = list(graph.nodes)
-    tree = cKDTree(np.array(nodes))
-    _, nearest = tree.query(np.asarray(stops, dtype=float).reshape(-1, 2))
+    part_of = {}
+    for k, part in enumerate(nx.connected_components(graph)):
+        part_of.update(dict.fromkeys(part, k))
+    _, nearest = cKDTree(np.array(nodes)).query(stops)
+    votes = np.bincount([part_of[nodes[i]] for i in nearest])
+    main = [n for n in nodes if part_of[n] == int(np.argmax(votes))]
+    distance, snapped = cKDTree(np.array(main)).query(stops)
     path: list[tuple] = []
     reached: list[int] = []
-    for i, node_index in enumerate(nearest):
-        node = nodes[node_index]
-        if not path:
-            path, reached = [node], [i]
+    for i, (d, j) in enumerate(zip(distance, snapped, strict=True)):
+        if d > max_snap:
             continue
-        try:
-            leg = nx.shortest_path(graph, path[-1], node, weight="weight")
-        except nx.NetworkXNoPath:
-            continue
-        path.extend(leg[1:])
+        node = main[j]
+        path.extend(nx.shortest_path(graph, path[-1], node, weight="weight")[1:]
+                    if path else [node])
         reached.append(i)
     if len(path) < 2:
         return shapely.LineString(), reached
@@ -287,3 +315,79 @@ def suggest_hours(hours: np.ndarray, length: int = 4) -> tuple[int, int]:
     windows = [counts[(np.arange(length) + h) % 24].sum() for h in range(24)]
     start = int(np.argmax(windows))
     return start, (start + length) % 24
+
+
+UNCOVERED_WEIGHT = 10.0  # an unwatched crossing weighs as much as ten incidents
+SIDE_MARGIN = 300.0  # metres: a team's route may use roads this far beyond its side
+
+
+@dataclass
+class Patrol:
+    """One team's share of the border: its sector, route and suggested hours."""
+
+    city: str
+    team: int
+    sector: Sector
+    route: shapely.Geometry  # empty when no road reaches the sector
+    stops: int
+    reached: int
+    hours: str  # "HH:00-HH:00"
+    crossings: int
+    uncovered: int
+
+
+def plan_patrols(line: shapely.Geometry, sides: dict[str, shapely.Geometry],
+                 teams: dict[str, int], roads: np.ndarray, crossing_xy: np.ndarray,
+                 covered: list[bool], incident_xy: np.ndarray, incident_hours: np.ndarray,
+                 severity: np.ndarray, hot: list[tuple[tuple[float, float], int]],
+                 width: float) -> list[Patrol]:
+    """Sectors of balanced workload along ``line`` for the teams of each side.
+
+    Workload of a stretch = its length × a rate per metre + the ``severity`` of the
+    incidents nearest it + :data:`UNCOVERED_WEIGHT` per unwatched crossing; the rate
+    makes length and risk weigh the same in total. ``teams`` maps each side's code to
+    its number of teams: the first sectors along the border go to the first side's
+    teams, the rest to the next. Each route runs on the roads of its team's side (and
+    :data:`SIDE_MARGIN` beyond) from the sector's start to its end through its
+    crossings and its three hottest ``hot`` cells ((centre, count)) within ``width``;
+    hours come from the incidents within ``width`` of the sector (of the whole zone
+    when fewer than ten).
+    """
+    crossing_xy = np.asarray(crossing_xy, dtype=float).reshape(-1, 2)
+    incident_xy = np.asarray(incident_xy, dtype=float).reshape(-1, 2)
+    open_xy = crossing_xy[~np.asarray(covered, dtype=bool)] if len(crossing_xy) else crossing_xy
+    xy = np.vstack([incident_xy, open_xy])
+    w = np.concatenate([np.asarray(severity, dtype=float),
+                        np.full(len(open_xy), UNCOVERED_WEIGHT)])
+    chain = border_chain(line)
+    per_metre = float(w.sum()) / chain.length if w.sum() > 0 else 1.0
+    sectors = patrol_sectors(line, sum(teams.values()), xy, w, per_metre)
+    owners = [(code, n + 1) for code in teams for n in range(teams[code])]
+    graphs = {code: road_graph(shapely.intersection(np.asarray(roads, dtype=object),
+                                                    shapely.buffer(side, SIDE_MARGIN)))
+              for code, side in sides.items() if teams.get(code)}
+    at = shapely.line_locate_point(chain, shapely.points(crossing_xy)) if len(crossing_xy) \
+        else np.zeros(0)
+    out = []
+    for sector, (code, team) in zip(sectors, owners, strict=True):
+        last = sector.end >= chain.length - 1e-6
+        mine = (at >= sector.start) & ((at < sector.end) | last)
+        side = sides[code]
+        hottest = sorted((c for c in hot if side.contains(shapely.Point(c[0]))
+                          and sector.line.distance(shapely.Point(c[0])) <= width),
+                         key=lambda c: -c[1])[:3]
+        ends = shapely.get_coordinates(sector.line)[[0, -1]]
+        stops = np.vstack([ends[:1], crossing_xy[mine],
+                           np.array([c[0] for c in hottest]).reshape(-1, 2), ends[1:]])
+        order = np.argsort(shapely.line_locate_point(sector.line, shapely.points(stops)),
+                           kind="stable")
+        route, reached = patrol_route(graphs[code], stops[order])
+        near = shapely.distance(sector.line, shapely.points(incident_xy)) <= width \
+            if len(incident_xy) else np.zeros(0, dtype=bool)
+        start, end = suggest_hours(incident_hours[near] if near.sum() >= 10
+                                   else incident_hours)
+        watched = np.asarray(covered, dtype=bool)[mine] if len(crossing_xy) else []
+        out.append(Patrol(code, team, sector, route, len(stops), len(reached),
+                          f"{start:02d}:00-{end:02d}:00", int(mine.sum()),
+                          int(len(watched) - np.sum(watched))))
+    return out

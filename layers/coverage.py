@@ -65,9 +65,9 @@ from .hotspots import AGGREGATE_ONLY, MIN_SHOWN
 from .runs import load_run, runs_of, save_run
 from .users import User
 
-__all__ = ["BadCoverageRequest", "CoverageQuery", "Proposed", "SitingRequest", "TARGETS",
-           "camera_views", "coverage", "coverage_gaps", "get_run", "grid_coverage",
-           "list_runs", "siting"]
+__all__ = ["BadCoverageRequest", "CoverageQuery", "Proposed", "Scene", "SitingRequest",
+           "TARGETS", "camera_views", "coverage", "coverage_gaps", "get_run", "grid_coverage",
+           "list_runs", "look", "siting", "watching"]
 
 TARGETS = ("key_areas", "school_zones", "grids", "roads")
 SCHOOLS = ("school", "kindergarten")
@@ -138,22 +138,27 @@ def _check_camera(cam: Proposed, where: str) -> None:
 # --- the scene: area, cameras, buildings, views -----------------------------------------
 
 @dataclass
-class _Scene:
+class Scene:
+    """An area (metric) with its CRS and transformers, and the cameras that see it."""
+
     code: str
     area: shapely.Geometry  # metric
     crs: str
     forward: Transformer
     inverse: Transformer
-    cameras: gpd.GeoDataFrame  # metric, with id, code, bearing, fov, range_m, status
-    buildings: np.ndarray  # metric footprints
+    # metric; id, code, bearing, fov, range_m, status, version
+    cameras: gpd.GeoDataFrame = field(default_factory=gpd.GeoDataFrame)
+    buildings: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=object))
     views: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=object))
     reach: shapely.Geometry | None = None  # metric: the area and its targets
 
     def to_metric(self, geoms: np.ndarray) -> np.ndarray:
+        """Lon/lat geometries in the scene's metric CRS."""
         return shapely.transform(np.asarray(geoms, dtype=object), lambda c: np.column_stack(
             self.forward.transform(c[:, 0], c[:, 1])))
 
     def to_lonlat(self, geoms: np.ndarray) -> np.ndarray:
+        """Metric geometries in lon/lat, on a 1e-7 degree grid."""
         out = shapely.transform(np.asarray(geoms, dtype=object), lambda c: np.column_stack(
             self.inverse.transform(c[:, 0], c[:, 1])))
         try:
@@ -203,7 +208,7 @@ def _box(envelope: tuple[float, ...]) -> dict:
     return dict(zip(("x0", "y0", "x1", "y1"), envelope, strict=True))
 
 
-def _buildings(conn: Connection, scene: _Scene, envelope: tuple[float, ...]
+def _buildings(conn: Connection, scene: Scene, envelope: tuple[float, ...]
                ) -> tuple[tuple, np.ndarray]:
     """(stamp of the buildings table, the metric footprints within ``envelope``)."""
     stamp = tuple(conn.execute(text(
@@ -226,7 +231,7 @@ def _buildings(conn: Connection, scene: _Scene, envelope: tuple[float, ...]
     return stamp, footprints
 
 
-def _cameras(conn: Connection, scene: _Scene, reach: shapely.Geometry,
+def _cameras(conn: Connection, scene: Scene, reach: shapely.Geometry,
              envelope: tuple[float, ...]) -> gpd.GeoDataFrame:
     """Cameras whose range reaches ``reach`` (metric), in metric coordinates."""
     rows = conn.execute(text(
@@ -245,7 +250,7 @@ def _cameras(conn: Connection, scene: _Scene, reach: shapely.Geometry,
 
 
 def _scene(conn: Connection, user: User, query: CoverageQuery, targets: bool = True
-           ) -> tuple[_Scene, _Targets | None]:
+           ) -> tuple[Scene, _Targets | None]:
     """The jurisdiction with its targets (when asked) and the cameras that can see them."""
     query.check()
     area_ll, crs = _jurisdiction(conn, user, query.jurisdiction)
@@ -253,31 +258,37 @@ def _scene(conn: Connection, user: User, query: CoverageQuery, targets: bool = T
     inverse = Transformer.from_crs(crs, 4326, always_xy=True)
     area = shapely.transform(area_ll, lambda c: np.column_stack(
         forward.transform(c[:, 0], c[:, 1])))
-    scene = _Scene(query.jurisdiction, area, crs.to_string(), forward, inverse,
-                   gpd.GeoDataFrame(), np.empty(0, dtype=object))
+    scene = Scene(query.jurisdiction, area, crs.to_string(), forward, inverse)
     found = _targets(conn, scene, query) if targets else None
     reach = area if found is None or len(found.shapes) == 0 else shapely.union_all(
         [area, *shapely.buffer(found.shapes, ROAD_CORRIDOR)])
+    look(conn, scene, reach, query)
+    return scene, found
+
+
+def look(conn: Connection, scene: Scene, reach: shapely.Geometry,
+         query: CoverageQuery) -> None:
+    """Fill ``scene`` with the cameras that can see ``reach`` (metric) and their views."""
     scene.reach = reach
     # every camera that can see ``reach`` stands within REACH_M of it, and sees at most
     # REACH_M further: footprints within twice that make each view exact (and cacheable)
-    stamp, scene.buildings = _buildings(conn, scene, _envelope(reach, inverse, 2 * REACH_M))
-    scene.cameras = _cameras(conn, scene, reach, _envelope(reach, inverse, REACH_M))
+    stamp, scene.buildings = _buildings(conn, scene, _envelope(reach, scene.inverse,
+                                                               2 * REACH_M))
+    scene.cameras = _cameras(conn, scene, reach, _envelope(reach, scene.inverse, REACH_M))
     codes = set(scene.cameras["code"]) if len(scene.cameras) else set()
     unknown = set(query.off) - codes
     if unknown:
         raise BadCoverageRequest(f"off names cameras that cannot see {query.jurisdiction}: "
                                  f"{', '.join(sorted(unknown)[:5])}")
     scene.views = _views(scene, stamp, query)
-    return scene, found
 
 
-def _views(scene: _Scene, stamp: tuple, query: CoverageQuery) -> np.ndarray:
+def _views(scene: Scene, stamp: tuple, query: CoverageQuery) -> np.ndarray:
     """Every watching camera's view (metric): online ones, plus planned and added as asked."""
     cams = scene.cameras
     tree = shapely.STRtree(scene.buildings) if len(scene.buildings) else None
     out = []
-    for row, on in zip(cams.itertuples(index=False), _watching(cams, query), strict=True):
+    for row, on in zip(cams.itertuples(index=False), watching(cams, query), strict=True):
         if not on:
             continue
         key = (row.id, row.version, scene.crs, stamp)
@@ -298,7 +309,7 @@ def _views(scene: _Scene, stamp: tuple, query: CoverageQuery) -> np.ndarray:
     return np.array(out, dtype=object)
 
 
-def _watching(cameras: gpd.GeoDataFrame, query: CoverageQuery) -> np.ndarray:
+def watching(cameras: gpd.GeoDataFrame, query: CoverageQuery) -> np.ndarray:
     """Which cameras watch: online ones (and planned ones if asked) not switched off."""
     if len(cameras) == 0:
         return np.zeros(0, dtype=bool)
@@ -316,7 +327,7 @@ class _Targets:
     roads: np.ndarray | None = None  # grids: the road lines inside each
 
 
-def _targets(conn: Connection, scene: _Scene, query: CoverageQuery) -> _Targets:
+def _targets(conn: Connection, scene: Scene, query: CoverageQuery) -> _Targets:
     code = scene.code
     if query.target in ("key_areas", "school_zones"):
         only = " AND k.category = ANY(:schools)" if query.target == "school_zones" else ""
@@ -346,7 +357,7 @@ def _targets(conn: Connection, scene: _Scene, query: CoverageQuery) -> _Targets:
     return _Targets(ids_props, lines, np.ones(len(lines)))
 
 
-def _road_lines(conn: Connection, scene: _Scene, clip: bool = False
+def _road_lines(conn: Connection, scene: Scene, clip: bool = False
                 ) -> tuple[list[dict], np.ndarray]:
     rows = conn.execute(text(
         "SELECT r.id, r.name, r.class, ST_AsBinary(r.geom) FROM roads r, jurisdictions j "
@@ -384,7 +395,7 @@ def _feature(geometry: shapely.Geometry, props: dict, fid: int | None = None) ->
     return out
 
 
-def _camera_counts(scene: _Scene, query: CoverageQuery) -> dict:
+def _camera_counts(scene: Scene, query: CoverageQuery) -> dict:
     status = scene.cameras["status"] if len(scene.cameras) else []
     counts = {s: int((status == s).sum()) if len(scene.cameras) else 0
               for s in ("online", "offline", "planned")}
@@ -392,7 +403,7 @@ def _camera_counts(scene: _Scene, query: CoverageQuery) -> dict:
             "watching": int(len(scene.views))}
 
 
-def _parameters(scene: _Scene, query: CoverageQuery, **extra) -> dict:
+def _parameters(scene: Scene, query: CoverageQuery, **extra) -> dict:
     out = {"jurisdiction": query.jurisdiction, "target": query.target,
            "metric_crs": scene.crs, "planned": query.planned, "off": list(query.off),
            "add": [c.__dict__ for c in query.add]}
@@ -449,10 +460,9 @@ def camera_views(conn: Connection, user: User, query: CoverageQuery) -> dict:
     """Each camera near the jurisdiction with its field of view (offline: the bare sector)."""
     scene, _ = _scene(conn, user, query, targets=False)
     cams = scene.cameras
-    watching = _watching(cams, query)
     views = iter(scene.views)
     geoms, props = [], []
-    for row, on in zip(cams.itertuples(index=False), watching, strict=True):
+    for row, on in zip(cams.itertuples(index=False), watching(cams, query), strict=True):
         view = next(views) if on else sector(row.geometry.x, row.geometry.y, float(row.bearing),
                                              float(row.fov), float(row.range_m))
         geoms.append(view)
@@ -480,7 +490,7 @@ class _Risk:
     hot_cells: int
 
 
-def _incidents(conn: Connection, scene: _Scene, days: int) -> tuple[np.ndarray, np.ndarray]:
+def _incidents(conn: Connection, scene: Scene, days: int) -> tuple[np.ndarray, np.ndarray]:
     """Metric xy and severity of the last ``days`` days' incidents within the scene's reach."""
     end = dt.datetime.now(dt.UTC)
     rows = conn.execute(text(
@@ -496,7 +506,7 @@ def _incidents(conn: Connection, scene: _Scene, days: int) -> tuple[np.ndarray, 
     return xy[inside], raw[inside, 2]
 
 
-def _risk(conn: Connection, scene: _Scene, query: CoverageQuery) -> _Risk:
+def _risk(conn: Connection, scene: Scene, query: CoverageQuery) -> _Risk:
     """The incident risk surface of the last ``days`` days on a square lattice."""
     xy, severity = _incidents(conn, scene, query.days)
     size = max(RISK_CELL, math.sqrt(scene.reach.area / 250_000))
@@ -585,7 +595,7 @@ class SitingRequest:
             raise BadCoverageRequest(f"spacing must be 2 to 200 metres, got {self.spacing!r}")
 
 
-def _candidates(conn: Connection, scene: _Scene, targets: _Targets,
+def _candidates(conn: Connection, scene: Scene, targets: _Targets,
                 model: CameraModel) -> np.ndarray:
     """Road vertices, crossings and points along roads and key-area outlines in the area."""
     _props, roads = _road_lines(conn, scene)

@@ -264,6 +264,19 @@ _LAYER_LIST: tuple[Layer, ...] = (
         write_roles=("admin", "police"),
         style={"color": "#d7301f", "radius": 2},
     ),
+    Layer(
+        "patrol_routes", "联防巡逻路线", "Joint patrol routes", "LineString",
+        (
+            Field("name", title_zh="名称"),
+            Field("border", title_zh="边界(两市编码)"),
+            Field("team", "int", minimum=1, maximum=1000, title_zh="巡逻队"),
+            Field("workload", "float", required=False, minimum=0, title_zh="工作量"),
+            Field("hours", required=False, title_zh="建议巡逻时段"),
+            _jurisdiction_field(required=True),  # the team's city
+        ),
+        write_roles=("admin", "police", "border_partner"),
+        style={"color": "#6a3d9a", "weight": 3},
+    ),
 )
 
 LAYERS: dict[str, Layer] = {layer.name: layer for layer in _LAYER_LIST}

@@ -38,6 +38,7 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     from . import (
         analysis,
         auth,
+        border_api,
         coverage_api,
         coverage_map,
         edits,
@@ -58,6 +59,7 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     app.register_blueprint(hotspots_api.bp)
     app.register_blueprint(coverage_api.bp)
     app.register_blueprint(coverage_map.bp)
+    app.register_blueprint(border_api.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(planner.bp)
     app.register_blueprint(analysis.bp)

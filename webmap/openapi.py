@@ -255,6 +255,36 @@ def _coverage_paths() -> dict:
     }
 
 
+def _border_paths() -> dict:
+    """The border joint defence operations (``/api/border...``)."""
+    pair = [_param("a", "First jurisdiction code.", {"type": "string"}, required=True),
+            _param("b", "Second jurisdiction code (a neighbour of a).", {"type": "string"},
+                   required=True)]
+    return {
+        "/api/border": {"get": {
+            "summary": "The shared border: line, zone (a feature per side), road crossings "
+                       "with cover, incidents of both sides, hot cells, key areas",
+            "operationId": "border",
+            "parameters": pair + [
+                _param("width", "Metres either side of the border (default 2000, at most "
+                       "20000).", {"type": "number"}),
+                _param("tolerance", "Metres within which the two boundaries are one border "
+                       "(default 5).", {"type": "number"}),
+                _param("days", "Incidents of this many days (default 365).",
+                       {"type": "integer"})],
+            "responses": {"200": {"description": "the border"},
+                          **_errors("400", "401", "403", "422")}}},
+        "/api/border/patrols": {"post": _json_op(
+            "Patrol sectors of balanced workload and each team's stored route",
+            "border_patrols",
+            {"a": {"type": "string"}, "b": {"type": "string"}, "width": {"type": "number"},
+             "tolerance": {"type": "number"}, "days": {"type": "integer"},
+             "teams": {"type": "object", "additionalProperties": {
+                 "type": "integer", "minimum": 0, "maximum": 50}}},
+            ["a", "b", "teams"])},
+    }
+
+
 def openapi_document(base_url: str) -> dict:
     """OpenAPI 3.0.3 description of the service at ``base_url``."""
     paths: dict = {
@@ -309,6 +339,7 @@ def openapi_document(base_url: str) -> dict:
     paths.update(_grid_paths())
     paths.update(_hotspot_paths())
     paths.update(_coverage_paths())
+    paths.update(_border_paths())
     return {
         "openapi": "3.0.3",
         "info": {"title": "safegrid", "version": "0.1.0",

@@ -24,6 +24,7 @@ from ..users import add_user
 from ..validate import clean_features
 from .names import person_names, phone_numbers
 from .network import build_roads
+from .patrols import build_patrols
 from .places import SCALES, build_places
 from .safety import (
     add_security_posts,
@@ -40,7 +41,7 @@ CENTRE = (112.98, 28.02)  # lon, lat of the demo region's centre
 METRIC_EPSG = 32649  # WGS 84 / UTM zone 49N
 # Layers in the order they are written (references first).
 LOAD_ORDER = ("jurisdictions", "roads", "buildings", "key_areas", "grids", "household_units",
-              "households", "cameras", "checkpoints", "incidents")
+              "households", "cameras", "checkpoints", "incidents", "patrol_routes")
 
 
 class _Frame:
@@ -130,6 +131,11 @@ def generate(scale: str = "small", seed: int = 1,
                                  severity=inc_sev),
     }
     layers["incidents"]["occurred_at"] = layers["incidents"]["occurred_at"].dt.tz_convert("UTC")
+    say("joint patrol routes")
+    patrols = build_patrols(places, roads, cp_geoms, inc_xy, inc_t, inc_sev)
+    layers["patrol_routes"] = frame.frame(
+        patrols.routes, name=patrols.names, border=patrols.borders, team=patrols.teams,
+        workload=patrols.workloads, hours=patrols.hours, jurisdiction_code=patrols.cities)
     return layers
 
 

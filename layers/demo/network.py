@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import shapely
+import shapely.ops
 
 from .names import road_name
 from .places import Places, Scale
@@ -66,12 +67,17 @@ def build_roads(places: Places, settlement: Settlement, scale: Scale,
                         np.array([[-reach, off], [reach, off]])):
                 line = shapely.LineString(seg @ rot.T + centres[i])
                 add(shapely.intersection(line, disc), "collector")
-    # Local streets through each neighbourhood.
+    # Local streets through each neighbourhood, and one joining it to the nearest
+    # collector, arterial or motorway (so that the network is connected).
+    main = shapely.union_all(lines)
     for c, r, a in zip(settlement.nb_centres, settlement.nb_radius, settlement.nb_angle,
                        strict=True):
         for da in (0.0, np.pi / 2):
             d = np.array([np.cos(a + da), np.sin(a + da)]) * r
             add(shapely.LineString([c - d, c + d]), "local")
+        _, reach_main = shapely.ops.nearest_points(shapely.Point(c), main)
+        if 0 < reach_main.distance(shapely.Point(c)) < 4000:
+            add(shapely.LineString([c, (reach_main.x, reach_main.y)]), "local")
     # A few footpaths in parks come with the key areas; clip everything to the region.
     geoms = shapely.intersection(np.array(lines, dtype=object), places.outline)
     out_lines, out_names, out_classes = [], [], []

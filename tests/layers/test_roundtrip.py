@@ -30,8 +30,9 @@ def _assert_same(a, b, layer):
     for f in layer.fields:
         left, right = ca[f.name], cb[f.name]
         if f.type == "float":
-            np.testing.assert_allclose(left.astype(float), right.astype(float), rtol=1e-9,
-                                       err_msg=f.name)
+            # derived values (areas) are recomputed from the coordinates the format kept
+            np.testing.assert_allclose(left.astype(float), right.astype(float),
+                                       rtol=1e-7 if f.derived else 1e-9, err_msg=f.name)
         elif f.type == "datetime":
             assert (pd.to_datetime(left, utc=True) == pd.to_datetime(right, utc=True)).all()
         else:

@@ -217,7 +217,9 @@ def _sample(db, layer, city_prefix):
             f"ST_AsGeoJSON(t.geom)::json, 'properties', json_build_object({props})) "
             f"FROM \"{layer}\" t WHERE t.{column} LIKE :p "
             + ("AND t.level = 'community' " if layer == "jurisdictions" else "")
-            + "ORDER BY t.id LIMIT 1"), {"p": city_prefix + "%"}).scalar_one()
+            # the border partner's own border first
+            + ("ORDER BY t.border = '430100-430300' DESC, t.id " if layer == "patrol_routes"
+               else "ORDER BY t.id ") + "LIMIT 1"), {"p": city_prefix + "%"}).scalar_one()
     props = feature["properties"]
     for unique in ("code",):
         if unique in props:

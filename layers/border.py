@@ -1,0 +1,395 @@
+"""Border joint defence over stored layers: the picture of a shared border and patrol plans.
+
+Two jurisdictions (usually cities) are read, projected to the UTM zone of their
+middle, and handed to :mod:`geo.border`: the border line, the zone on both sides,
+the road crossings and what covers them (checkpoints within 50 m, cameras whose field
+of view with occlusion holds the crossing, see :mod:`layers.coverage`), the incidents
+of both sides together with their hot cells (cells are laid over the whole zone, not
+cut by the border) and the key areas. A patrol plan cuts the border into sectors of
+balanced workload, gives them to the teams each city offers and stores each team's
+route on the road network in ``patrol_routes``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import shapely
+from pyproj import Transformer
+from sqlalchemy import Connection, text
+
+from geo.border import (
+    UNCOVERED_WEIGHT,
+    NotNeighbours,
+    Patrol,
+    border_zone,
+    crossing_cover,
+    crossings,
+    plan_patrols,
+    shared_border,
+)
+from geo.crs import metric_crs
+from geo.hotspots import (
+    benjamini_hochberg,
+    classify,
+    count_points,
+    gi_star,
+    square_cells,
+    two_sided_p,
+)
+
+from . import edit
+from .access import BORDER_ZONE_M, Forbidden, require_within, require_write
+from .coverage import CoverageQuery, Scene, look, watching
+from .errors import SafegridError
+from .hotspots import AGGREGATE_ONLY, MIN_SHOWN
+from .registry import INCIDENT_CATEGORIES, LAYERS
+from .users import User
+from .validate import LOCAL_TZ
+
+__all__ = ["BadBorderRequest", "BorderQuery", "border_view", "patrol_plan"]
+
+MAX_WIDTH = 20_000.0
+HOT_CELL = 250.0  # metres: the side of the hot-spot cells over the zone
+MAX_TEAMS = 50
+
+
+class BadBorderRequest(SafegridError):
+    """A border request that cannot be answered as asked (HTTP 422)."""
+
+    http_status = 422
+
+
+@dataclass(frozen=True)
+class BorderQuery:
+    """The two jurisdictions, the zone's width either side and the incidents' days."""
+
+    a: str
+    b: str
+    width: float = 2000.0
+    tolerance: float = 5.0
+    days: int = 365
+
+    def check(self) -> None:
+        """BadBorderRequest naming the first unusable parameter."""
+        if self.a == self.b:
+            raise BadBorderRequest(f"a and b are both {self.a!r}; give two jurisdictions")
+        if not (math.isfinite(self.width) and 0 < self.width <= MAX_WIDTH):
+            raise BadBorderRequest(f"width must be more than 0 and at most {MAX_WIDTH:g} "
+                                   f"metres, got {self.width!r}")
+        if not (math.isfinite(self.tolerance) and 0 < self.tolerance <= 100):
+            raise BadBorderRequest(f"tolerance must be more than 0 and at most 100 metres, "
+                                   f"got {self.tolerance!r}")
+        if not 1 <= self.days <= 3660:
+            raise BadBorderRequest(f"days must be 1 to 3660, got {self.days!r}")
+
+
+@dataclass
+class _Border:
+    query: BorderQuery
+    names: dict[str, str]
+    a: shapely.Geometry  # metric
+    b: shapely.Geometry
+    line: shapely.Geometry
+    sides: dict[str, shapely.Geometry]  # code -> its side of the zone
+    scene: Scene
+    crossings: list = field(default_factory=list)
+    cover: list = field(default_factory=list)
+    roads: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=object))
+    road_rows: list = field(default_factory=list)
+    incidents: dict = field(default_factory=dict)  # xy, when, category, severity
+
+    @property
+    def zone(self) -> shapely.Geometry:
+        return shapely.union(*self.sides.values())
+
+    def lonlat(self, geom: shapely.Geometry) -> dict:
+        return json.loads(shapely.to_geojson(self.scene.to_lonlat(np.array([geom],
+                                                                          dtype=object))[0]))
+
+
+def _allowed(conn: Connection, user: User, query: BorderQuery) -> None:
+    if user.role == "admin":
+        return
+    if user.role == "border_partner":
+        if {query.a, query.b} != {user.jurisdiction, user.partner}:
+            raise Forbidden(f"a border partner sees only the border of {user.jurisdiction} "
+                            f"and {user.partner}")
+        if query.width > BORDER_ZONE_M:
+            raise Forbidden(f"a border partner sees {BORDER_ZONE_M:g} m either side of the "
+                            f"border at most")
+        return
+    require_within(conn, user, query.a)
+    require_within(conn, user, query.b)
+
+
+def _load(conn: Connection, user: User, query: BorderQuery) -> _Border:
+    query.check()
+    rows = {r[0]: r for r in conn.execute(text(
+        "SELECT code, name, ST_AsBinary(geom) FROM jurisdictions WHERE code IN (:a, :b)"),
+        {"a": query.a, "b": query.b}).all()}
+    for code in (query.a, query.b):
+        if code not in rows:
+            raise BadBorderRequest(f"unknown jurisdiction {code!r}")
+    _allowed(conn, user, query)
+    shapes = {c: shapely.from_wkb(bytes(rows[c][2])) for c in (query.a, query.b)}
+    middle = shapely.union(*shapes.values()).centroid
+    crs = metric_crs(middle.x, middle.y)
+    forward = Transformer.from_crs(4326, crs, always_xy=True)
+    inverse = Transformer.from_crs(crs, 4326, always_xy=True)
+    a, b = (shapely.transform(shapes[c], lambda xy: np.column_stack(
+        forward.transform(xy[:, 0], xy[:, 1]))) for c in (query.a, query.b))
+    try:
+        line = shared_border(a, b, query.tolerance)
+    except NotNeighbours as exc:
+        raise BadBorderRequest(f"{query.a} and {query.b} are not neighbours: {exc}") from None
+    side_a, side_b = border_zone(a, b, line, query.width)
+    scene = Scene(f"{query.a}-{query.b}", shapely.union(side_a, side_b), crs.to_string(),
+                  forward, inverse)
+    return _Border(query, {c: rows[c][1] for c in rows}, a, b, line,
+                   {query.a: side_a, query.b: side_b}, scene)
+
+
+def _zone_wkb(border: _Border) -> bytes:
+    return shapely.to_wkb(border.scene.to_lonlat(np.array([border.zone], dtype=object))[0])
+
+
+def _read_roads(conn: Connection, border: _Border) -> None:
+    rows = conn.execute(text(
+        "SELECT r.id, r.name, r.class, ST_AsBinary(r.geom) FROM roads r, "
+        "ST_GeomFromWKB(:z, 4326) AS z WHERE r.geom && z AND ST_Intersects(r.geom, z) "
+        "ORDER BY r.id"), {"z": _zone_wkb(border)}).all()
+    border.road_rows = [(r[0], r[1], r[2]) for r in rows]
+    border.roads = border.scene.to_metric(shapely.from_wkb([bytes(r[3]) for r in rows])) \
+        if rows else np.empty(0, dtype=object)
+
+
+def _read_crossings(conn: Connection, border: _Border) -> None:
+    border.crossings = crossings(border.roads, border.line, border.a, border.b,
+                                 border.query.tolerance)
+    points = np.array([[c.point.x, c.point.y] for c in border.crossings]).reshape(-1, 2)
+    rows = conn.execute(text(
+        "SELECT c.name, ST_X(c.geom), ST_Y(c.geom) FROM checkpoints c, "
+        "ST_GeomFromWKB(:z, 4326) AS z WHERE ST_DWithin(c.geom::geography, z::geography, 60) "
+        "ORDER BY c.id"), {"z": _zone_wkb(border)}).all()
+    checkpoints = np.column_stack(border.scene.forward.transform(
+        [r[1] for r in rows], [r[2] for r in rows])) if rows else np.empty((0, 2))
+    seeing = CoverageQuery(border.scene.code)
+    look(conn, border.scene, border.zone, seeing)
+    cameras = border.scene.cameras
+    codes = list(cameras["code"][watching(cameras, seeing)]) if len(cameras) else []
+    border.cover = crossing_cover(points, checkpoints, [r[0] for r in rows],
+                                  border.scene.views, codes)
+
+
+def _read_incidents(conn: Connection, border: _Border) -> None:
+    end = dt.datetime.now(dt.UTC)
+    rows = conn.execute(text(
+        "SELECT ST_X(i.geom), ST_Y(i.geom), extract(epoch FROM i.occurred_at), i.category, "
+        "coalesce(i.severity, 1) FROM incidents i, ST_GeomFromWKB(:z, 4326) AS z "
+        "WHERE i.geom && z AND ST_Intersects(i.geom, z) AND i.occurred_at >= :s"),
+        {"z": _zone_wkb(border), "s": end - dt.timedelta(days=border.query.days)}).all()
+    raw = np.array([(r[0], r[1], r[2], r[4]) for r in rows], dtype=float).reshape(-1, 4)
+    xy = np.column_stack(border.scene.forward.transform(raw[:, 0], raw[:, 1])) if len(raw) \
+        else np.empty((0, 2))
+    local = raw[:, 2] + LOCAL_TZ.utcoffset(dt.datetime.now()).total_seconds()  # no DST
+    border.incidents = {"xy": xy, "hour": ((local // 3600) % 24).astype(int),
+                        "category": np.array([r[3] for r in rows], dtype=object),
+                        "severity": raw[:, 3]}
+
+
+def _side_of(border: _Border, xy: np.ndarray) -> np.ndarray:
+    a = border.sides[border.query.a]
+    inside = shapely.contains_xy(a, xy[:, 0], xy[:, 1]) if len(xy) else np.zeros(0, bool)
+    return np.where(inside, border.query.a, border.query.b)
+
+
+def _hot_cells(border: _Border, user: User) -> tuple[list[dict], list[tuple]]:
+    """Gi* hot cells (95 %+, FDR) over the whole zone: features and (centre, count)."""
+    xy = border.incidents["xy"]
+    if len(xy) < 3:
+        return [], []
+    lattice = square_cells(border.zone, HOT_CELL)
+    counts = count_points(lattice, xy)
+    z = gi_star(lattice, counts)
+    label = classify(z, benjamini_hochberg(two_sided_p(z))).astype(str)
+    hot = np.isin(label, ("hot_95", "hot_99"))
+    if user.role in AGGREGATE_ONLY:
+        hot &= counts >= MIN_SHOWN
+    cells = lattice.cells.geometry.values
+    features, centres = [], []
+    for i in np.flatnonzero(hot):
+        features.append({"type": "Feature", "geometry": border.lonlat(cells[i]),
+                         "properties": {"count": int(counts[i]), "z": round(float(z[i]), 3),
+                                        "class": label[i]}})
+        centre = cells[i].centroid
+        centres.append(((centre.x, centre.y), int(counts[i])))
+    return features, centres
+
+
+def _incident_summary(border: _Border) -> dict:
+    inc = border.incidents
+    sides = _side_of(border, inc["xy"])
+    return {"total": int(len(inc["xy"])), "days": border.query.days,
+            "by_side": {c: int((sides == c).sum()) for c in border.sides},
+            "by_category": {c: int((inc["category"] == c).sum()) for c in INCIDENT_CATEGORIES
+                            if (inc["category"] == c).any()},
+            "by_hour": np.bincount(inc["hour"], minlength=24).tolist()}
+
+
+def _crossing_features(border: _Border) -> list[dict]:
+    out = []
+    sides = _side_of(border, np.array([[c.point.x, c.point.y] for c in border.crossings])
+                     .reshape(-1, 2))
+    for n, (c, (covered, by)) in enumerate(zip(border.crossings, border.cover, strict=True)):
+        road_id, name, kind = border.road_rows[c.road]
+        out.append({"type": "Feature", "id": n + 1, "geometry": border.lonlat(c.point),
+                    "properties": {"road_id": road_id, "road": name, "class": kind,
+                                   "covered": covered, "covered_by": by,
+                                   "side": str(sides[n])}})
+    return out
+
+
+def _key_areas(conn: Connection, border: _Border) -> list[dict]:
+    rows = conn.execute(text(
+        "SELECT k.id, k.name, k.category, ST_AsGeoJSON(k.geom, 7), ST_X(ST_PointOnSurface("
+        "k.geom)), ST_Y(ST_PointOnSurface(k.geom)) FROM key_areas k, "
+        "ST_GeomFromWKB(:z, 4326) AS z WHERE k.geom && z AND ST_Intersects(k.geom, z) "
+        "ORDER BY k.id"), {"z": _zone_wkb(border)}).all()
+    at = np.column_stack(border.scene.forward.transform([r[4] for r in rows],
+                                                        [r[5] for r in rows])) if rows \
+        else np.empty((0, 2))
+    sides = _side_of(border, at)
+    return [{"type": "Feature", "id": r[0], "geometry": json.loads(r[3]),
+             "properties": {"name": r[1], "category": r[2], "side": str(s)}}
+            for r, s in zip(rows, sides, strict=True)]
+
+
+def _road_cover(border: _Border) -> dict:
+    lines = shapely.intersection(border.roads, border.zone) if len(border.roads) else []
+    total = float(shapely.length(lines).sum()) if len(lines) else 0.0
+    if total == 0 or len(border.scene.views) == 0:
+        return {"road_length_m": round(total, 1), "road_covered_ratio": 0.0 if total else None}
+    seen = shapely.intersection(shapely.union_all(lines), shapely.union_all(border.scene.views))
+    return {"road_length_m": round(total, 1),
+            "road_covered_ratio": round(float(shapely.length(seen)) / total, 4)}
+
+
+def _read(conn: Connection, user: User, query: BorderQuery) -> _Border:
+    border = _load(conn, user, query)
+    _read_roads(conn, border)
+    _read_crossings(conn, border)
+    _read_incidents(conn, border)
+    return border
+
+
+def border_view(conn: Connection, user: User, query: BorderQuery) -> dict:
+    """The border, its zone (one feature per side), crossings, incidents, hot cells."""
+    border = _read(conn, user, query)
+    hot, _centres = _hot_cells(border, user)
+    crossing_features = _crossing_features(border)
+    uncovered = sum(not f["properties"]["covered"] for f in crossing_features)
+    zone = [{"type": "Feature", "id": code, "geometry": border.lonlat(side),
+             "properties": {"side": code, "name": border.names[code],
+                            "area_m2": round(float(side.area), 1)}}
+            for code, side in border.sides.items()]
+    return {
+        "a": query.a, "b": query.b, "line": border.lonlat(border.line),
+        "length_m": round(float(border.line.length), 1),
+        "zone": {"type": "FeatureCollection", "features": zone},
+        "crossings": {"type": "FeatureCollection", "features": crossing_features},
+        "incidents": _incident_summary(border),
+        "hot_cells": {"type": "FeatureCollection", "features": hot},
+        "key_areas": {"type": "FeatureCollection", "features": _key_areas(conn, border)},
+        "coverage": {"crossings": len(crossing_features), "uncovered_crossings": uncovered,
+                     **_road_cover(border)},
+        "parameters": {"width": query.width, "tolerance": query.tolerance,
+                       "days": query.days, "metric_crs": border.scene.crs,
+                       "hot_cell": HOT_CELL},
+    }
+
+
+# --- patrol plans -------------------------------------------------------------------
+
+def _teams(query: BorderQuery, teams: dict) -> dict[str, int]:
+    if not isinstance(teams, dict) or set(teams) != {query.a, query.b}:
+        raise BadBorderRequest(f"teams must give the number of teams of {query.a} and of "
+                               f"{query.b}, e.g. {{\"{query.a}\": 2, \"{query.b}\": 2}}")
+    for code, n in teams.items():
+        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= MAX_TEAMS:
+            raise BadBorderRequest(f"teams of {code} must be a whole number from 0 to "
+                                   f"{MAX_TEAMS}, got {n!r}")
+    if sum(teams.values()) == 0:
+        raise BadBorderRequest("at least one team is needed")
+    return {query.a: teams[query.a], query.b: teams[query.b]}
+
+
+def patrol_plan(conn: Connection, user: User, query: BorderQuery, teams: dict) -> dict:
+    """Sectors of balanced workload and each team's stored patrol route.
+
+    The plan is :func:`geo.border.plan_patrols` over the border's roads, crossings (and
+    whether they are covered), incidents and hot cells; routes earlier planned for this
+    border are replaced.
+    """
+    require_write(user, LAYERS["patrol_routes"])
+    border = _read(conn, user, query)
+    counts = _teams(query, teams)
+    _hot, centres = _hot_cells(border, user)
+    inc = border.incidents
+    plan = plan_patrols(border.line, border.sides, counts, border.roads,
+                        [[c.point.x, c.point.y] for c in border.crossings],
+                        [c[0] for c in border.cover], inc["xy"], inc["hour"],
+                        inc["severity"], centres, query.width)
+    key = "-".join(sorted((query.a, query.b)))
+    _remove_routes(conn, user, key)
+    features = []
+    for patrol in plan:
+        features.extend(_patrol_features(conn, user, border, patrol, key))
+    loads = [p.sector.workload for p in plan]
+    summary = {"teams": counts, "sectors": len(plan),
+               "length_m": round(float(border.line.length), 1),
+               "balance": round(max(loads) / min(loads), 4) if min(loads) > 0 else None,
+               "incidents": int(len(inc["xy"])),
+               "uncovered_crossings": sum(not c[0] for c in border.cover)}
+    return {"type": "FeatureCollection", "features": features, "summary": summary,
+            "parameters": {"a": query.a, "b": query.b, "width": query.width,
+                           "tolerance": query.tolerance, "days": query.days,
+                           "uncovered_weight": UNCOVERED_WEIGHT,
+                           "metric_crs": border.scene.crs}}
+
+
+def _remove_routes(conn: Connection, user: User, key: str) -> None:
+    layer = LAYERS["patrol_routes"]
+    for route_id in conn.execute(text("SELECT id FROM patrol_routes WHERE border = :k"),
+                                 {"k": key}).scalars().all():
+        edit.delete(conn, user, layer, route_id, None)
+
+
+def _patrol_features(conn: Connection, user: User, border: _Border, patrol: Patrol,
+                     key: str) -> list[dict]:
+    """The sector's feature and the team's route (stored)."""
+    sector = patrol.sector
+    common = {"city": patrol.city, "team": patrol.team,
+              "workload": round(sector.workload, 3), "hours": patrol.hours}
+    out = [{"type": "Feature", "geometry": border.lonlat(sector.line),
+            "properties": {"kind": "sector", **common,
+                           "from_m": round(sector.start, 1), "to_m": round(sector.end, 1),
+                           "length_m": round(sector.end - sector.start, 1),
+                           "crossings": patrol.crossings, "uncovered": patrol.uncovered}}]
+    if patrol.route.is_empty:
+        return out
+    name = f"{border.names[patrol.city]}第{patrol.team}巡逻队"
+    feature = {"type": "Feature", "geometry": border.lonlat(patrol.route),
+               "properties": {"name": name, "border": key, "team": patrol.team,
+                              "workload": round(sector.workload, 3), "hours": patrol.hours,
+                              "jurisdiction_code": patrol.city}}
+    written = edit.create(conn, user, LAYERS["patrol_routes"], feature)
+    out.append({"type": "Feature", "id": written.id, "geometry": feature["geometry"],
+                "properties": {"kind": "route", **common, "name": name,
+                               "length_m": round(float(patrol.route.length), 1),
+                               "stops": patrol.stops, "stops_reached": patrol.reached}})
+    return out

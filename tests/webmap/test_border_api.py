@@ -1,0 +1,194 @@
+"""Border joint defence over HTTP on the small demo: the zone and crossings against
+PostGIS computed independently, cover flags against checkpoints and cameras, incidents
+on both sides, patrol plans (balance, routes on the road network, stored and editable by
+the border partner), who may see what (API and tiles), and bad requests."""
+
+import json
+
+import mapbox_vector_tile
+import pytest
+import shapely
+from sqlalchemy import text
+
+from .test_tiles import Z, _tile_of
+
+pytestmark = pytest.mark.db
+
+A, B = "430100", "430300"
+BORDER_SQL = ("(SELECT ST_Intersection(ST_Boundary(a.geom), ST_Buffer(b.geom, 1e-7)) "
+              "FROM jurisdictions a, jurisdictions b WHERE a.code = :a AND b.code = :b)")
+
+
+def test_the_zone_and_crossings_match_postgis(api, db):
+    r = api("partner", f"/api/border?a={A}&b={B}&width=1500")
+    assert r.status_code == 200, r.text[:300]
+    body = r.json()
+    with db.connect() as conn:
+        length, zone_area = conn.execute(text(
+            f"SELECT ST_Length(l::geography), ST_Area(ST_Intersection(ST_Union(a.geom, b.geom),"
+            f" ST_Buffer(l::geography, 1500)::geometry)::geography) FROM {BORDER_SQL} AS t(l), "
+            "jurisdictions a, jurisdictions b WHERE a.code = :a AND b.code = :b"),
+            {"a": A, "b": B}).one()
+        points = conn.execute(text(
+            f"SELECT ST_X(p.geom), ST_Y(p.geom) FROM roads r, {BORDER_SQL} AS t(l), "
+            "ST_Dump(ST_Intersection(r.geom, l)) AS p WHERE ST_Intersects(r.geom, l) "
+            "AND GeometryType(p.geom) = 'POINT'"), {"a": A, "b": B}).all()
+    assert body["length_m"] == pytest.approx(length, rel=0.002)
+    sides = {f["properties"]["side"]: f["properties"]["area_m2"]
+             for f in body["zone"]["features"]}
+    assert set(sides) == {A, B}
+    assert sum(sides.values()) == pytest.approx(zone_area, rel=0.01)
+    ours = [shapely.geometry.shape(f["geometry"]) for f in body["crossings"]["features"]]
+    assert len(ours) == len(points) > 0
+    for x, y in points:  # each road/border intersection is one of ours (to a metre)
+        assert min(p.distance(shapely.Point(x, y)) for p in ours) < 1e-5
+
+
+def test_crossings_are_covered_exactly_when_a_checkpoint_or_camera_covers_them(api, db):
+    body = api("admin", f"/api/border?a={A}&b={B}").json()
+    with db.connect() as conn:
+        for f in body["crossings"]["features"]:
+            g = json.dumps(f["geometry"])
+            posts = conn.execute(text(
+                "SELECT name FROM checkpoints WHERE ST_DWithin(geom::geography, "
+                "ST_GeomFromGeoJSON(:g)::geography, 50) ORDER BY id"), {"g": g}).scalars().all()
+            named = [n for n in f["properties"]["covered_by"] if n in posts]
+            assert named == posts
+            cams = [c for c in f["properties"]["covered_by"] if c not in posts]
+            for code in cams:  # a camera that covers it is online and in range
+                ok = conn.execute(text(
+                    "SELECT status = 'online' AND ST_Distance(geom::geography, "
+                    "ST_GeomFromGeoJSON(:g)::geography) <= range_m + 1 FROM cameras "
+                    "WHERE code = :c"), {"g": g, "c": code}).scalar_one()
+                assert ok
+            assert f["properties"]["covered"] == bool(f["properties"]["covered_by"])
+    assert body["coverage"]["uncovered_crossings"] == sum(
+        not f["properties"]["covered"] for f in body["crossings"]["features"])
+
+
+def test_incidents_of_both_sides_are_counted_together(api, db):
+    body = api("admin", f"/api/border?a={A}&b={B}&days=365").json()
+    inc = body["incidents"]
+    assert sum(inc["by_side"].values()) == inc["total"] == sum(inc["by_hour"]) > 0
+    assert all(v > 0 for v in inc["by_side"].values())
+    zone = shapely.union_all([shapely.geometry.shape(f["geometry"])
+                              for f in body["zone"]["features"]])
+    with db.connect() as conn:
+        sql = conn.execute(text(
+            "SELECT count(*) FROM incidents WHERE ST_Intersects(geom, ST_GeomFromText(:z, 4326))"
+            " AND occurred_at >= now() - interval '365 days'"), {"z": zone.wkt}).scalar_one()
+    assert abs(sql - inc["total"]) <= 2  # zone edges rounded to 1e-7 degrees
+    assert all(f["properties"]["class"] in ("hot_95", "hot_99")
+               for f in body["hot_cells"]["features"])
+
+
+def test_a_patrol_plan_is_balanced_on_the_roads_and_stored_for_the_partner(api, db):
+    teams = {A: 2, B: 1}
+    r = api("partner", "/api/border/patrols", method="POST",
+            json={"a": A, "b": B, "width": 1500, "teams": teams})
+    assert r.status_code == 200, r.text[:300]
+    body = r.json()
+    sectors = [f["properties"] for f in body["features"] if f["properties"]["kind"] == "sector"]
+    routes = [f for f in body["features"] if f["properties"]["kind"] == "route"]
+    assert [(s["city"], s["team"]) for s in sectors] == [(A, 1), (A, 2), (B, 1)]
+    loads = [s["workload"] for s in sectors]
+    assert max(loads) / min(loads) <= 1.25
+    assert all(len(s["hours"]) == 11 and s["hours"][2:3] == ":" for s in sectors)
+    assert routes
+    with db.connect() as conn:
+        stored = conn.execute(text(
+            "SELECT id, team, jurisdiction_code FROM patrol_routes WHERE border = :k "
+            "ORDER BY id"), {"k": f"{A}-{B}"}).all()
+        assert sorted(r[0] for r in stored) == sorted(f["id"] for f in routes)
+        for route in routes:  # on the road network (dead ends joined within 20 m)
+            off = conn.execute(text(
+                "SELECT ST_Length(ST_Difference(ST_GeomFromGeoJSON(:g), ST_Buffer("
+                "(SELECT ST_Union(geom) FROM roads WHERE ST_DWithin(geom, "
+                "ST_GeomFromGeoJSON(:g), 0.01))::geography, 1)::geometry)::geography), "
+                "ST_Length(ST_GeomFromGeoJSON(:g)::geography)"),
+                {"g": json.dumps(route["geometry"])}).one()
+            assert off[0] <= 0.02 * off[1] + 25
+    # the partner edits a route; a new plan replaces the old routes
+    first = routes[0]["id"]
+    patch = api("partner", f"/collections/patrol_routes/items/{first}", method="PATCH",
+                data=json.dumps({"properties": {"hours": "20:00-24:00"}}),
+                headers={"Content-Type": "application/merge-patch+json", "If-Match": '"1"'})
+    assert patch.status_code == 200, patch.text[:300]
+    again = api("partner", "/api/border/patrols", method="POST",
+                json={"a": A, "b": B, "width": 1500, "teams": teams})
+    assert again.status_code == 200
+    with db.connect() as conn:
+        ids = conn.execute(text("SELECT id FROM patrol_routes WHERE border = :k"),
+                           {"k": f"{A}-{B}"}).scalars().all()
+    assert first not in ids and len(ids) == len(routes)
+
+
+def test_who_may_see_a_border(api):
+    assert api("police", f"/api/border?a={A}&b={B}").status_code == 403  # B is not theirs
+    assert api("partner", f"/api/border?a={A}&b=430200").status_code == 403
+    wide = api("partner", f"/api/border?a={A}&b={B}&width=5000")
+    assert wide.status_code == 403 and "2000 m" in wide.json()["error"]
+    assert api("partner", f"/api/border?a={B}&b={A}").status_code == 200
+    assert api(None, f"/api/border?a={A}&b={B}").status_code == 401
+
+
+def test_the_partner_sees_both_cities_only_inside_the_zone_in_tiles(api, db):
+    with db.connect() as conn:
+        near, far = (conn.execute(text(
+            f"SELECT ST_X(i.geom), ST_Y(i.geom) FROM incidents i, {BORDER_SQL} AS t(l) "
+            "WHERE i.jurisdiction_code LIKE '4303%' ORDER BY ST_Distance(i.geom, l) "
+            + order + " LIMIT 1"), {"a": A, "b": B}).one() for order in ("ASC", "DESC"))
+    for (lon, lat), expect in ((near, True), (far, False)):
+        x, y = _tile_of(lon, lat)
+        partner = mapbox_vector_tile.decode(api("partner", f"/tiles/incidents/{Z}/{x}/{y}.mvt")
+                                            .content)
+        admin = mapbox_vector_tile.decode(api("admin", f"/tiles/incidents/{Z}/{x}/{y}.mvt")
+                                          .content)
+        mine = len(partner.get("incidents", {"features": []})["features"])
+        assert len(admin["incidents"]["features"]) > 0
+        assert (mine > 0) == expect
+        assert mine <= len(admin["incidents"]["features"])
+
+
+BAD = [
+    (f"/api/border?a={A}", 400, "a and b are required"),
+    (f"/api/border?a={A}&b=999999", 422, "unknown jurisdiction '999999'"),
+    (f"/api/border?a={A}&b={A}", 422, "both"),
+    (f"/api/border?a={A}&b={B}&width=0", 422, "width must be"),
+    (f"/api/border?a={A}&b={B}&width=30000", 422, "width must be"),
+    (f"/api/border?a={A}&b={B}&width=wide", 400, "not a number"),
+    (f"/api/border?a={A}&b={B}&colour=red", 400, "unknown parameter"),
+    ("/api/border?a=430203&b=430303", 422, "m apart"),
+]
+
+
+@pytest.mark.parametrize("path,status,message", BAD)
+def test_bad_border_requests(api, path, status, message):
+    r = api("admin", path)
+    assert r.status_code == status, r.text[:300]
+    assert message in r.json()["error"]
+
+
+def _routes(db):
+    with db.connect() as conn:
+        return conn.execute(text("SELECT count(*), coalesce(max(id), 0) FROM patrol_routes"
+                                 )).one()
+
+
+@pytest.mark.parametrize("user,body,status,message", [
+    ("partner", {"a": A, "b": B, "teams": {A: 2}}, 422, "teams must give"),
+    ("partner", {"a": A, "b": B, "teams": {A: -1, B: 1}}, 422, "whole number from 0"),
+    ("partner", {"a": A, "b": B, "teams": {A: 0, B: 0}}, 422, "at least one team"),
+    ("partner", {"a": A, "b": B, "teams": {A: 1.5, B: 1}}, 422, "whole number"),
+    ("partner", {"a": A, "b": B, "teams": [1, 2]}, 400, "teams must be a dict"),
+    ("partner", {"a": A, "teams": {A: 1}}, 400, "missing field(s) 'b'"),
+    ("partner", {"a": A, "b": B, "width": -5, "teams": {A: 1, B: 1}}, 422, "width must be"),
+    ("viewer", {"a": A, "b": B, "teams": {A: 1, B: 1}}, 403, "may not edit patrol_routes"),
+    ("planner", {"a": A, "b": B, "teams": {A: 1, B: 1}}, 403, "may not edit patrol_routes"),
+])
+def test_bad_patrol_requests_write_nothing(api, db, user, body, status, message):
+    before = _routes(db)
+    r = api(user, "/api/border/patrols", method="POST", json=body)
+    assert r.status_code == status, r.text[:300]
+    assert message in r.json()["error"]
+    assert _routes(db) == before
