@@ -39,6 +39,7 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
         analysis,
         auth,
         border_api,
+        border_map,
         coverage_api,
         coverage_map,
         edits,
@@ -60,6 +61,7 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     app.register_blueprint(coverage_api.bp)
     app.register_blueprint(coverage_map.bp)
     app.register_blueprint(border_api.bp)
+    app.register_blueprint(border_map.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(planner.bp)
     app.register_blueprint(analysis.bp)

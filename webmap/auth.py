@@ -33,7 +33,8 @@ bp = Blueprint("auth", __name__)
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 # Blueprints of HTML pages: a browser without a session is sent to the login form.
-PAGE_BLUEPRINTS = ("pages", "planner", "analysis", "coverage_map", "reports")
+PAGE_BLUEPRINTS = ("pages", "planner", "analysis", "coverage_map", "border_map",
+                   "reports")
 PUBLIC_ENDPOINTS = {
     "ogcapi.landing", "ogcapi.conformance", "ogcapi.openapi", "auth.login", "auth.logout",
     "pages.health", "static",

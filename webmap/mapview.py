@@ -39,12 +39,12 @@ _TEXT = {
     "zh": {"title": "平安网格 · 地图", "city": "城市", "borders": "市界", "communities": "社区边界",
            "heat": "警情热力图", "key": "重点区域", "lang": "English",
            "logout": "退出", "plan": "网格规划", "analysis": "热点分析",
-           "coverage": "监控覆盖"},
+           "coverage": "监控覆盖", "border": "边界联防"},
     "en": {"title": "safegrid · map", "city": "City", "borders": "City borders",
            "communities": "Community boundaries", "heat": "Incidents (heat map)",
            "key": "Key areas", "lang": "中文",
            "logout": "Log out", "plan": "Grid planning", "analysis": "Hot spots",
-           "coverage": "Camera coverage"},
+           "coverage": "Camera coverage", "border": "Border"},
 }
 
 
@@ -278,6 +278,8 @@ def _add_header(m: folium.Map, engine: Engine, user: User, city: str, lang: str)
          href="/map/analysis?jurisdiction={escape(city)}&lang={lang}">{t['analysis']}</a>
       <a style="margin-left:8px" id="sg-coverage-link"
          href="/map/coverage?jurisdiction={escape(city)}&lang={lang}">{t['coverage']}</a>
+      <a style="margin-left:8px" id="sg-border-link"
+         href="/map/border?lang={lang}">{t['border']}</a>
       <span style="margin-left:8px;color:#555">{escape(user.name)}</span>
       <form method="post" action="/logout" style="display:inline;margin-left:6px">
         <button type="submit">{t['logout']}</button></form>

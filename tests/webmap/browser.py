@@ -3,6 +3,7 @@
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 from playwright.sync_api import Page, sync_playwright
 
@@ -27,7 +28,7 @@ def logged_in(server: str, user: str, path: str) -> Iterator[Page]:
         page.route("**/tile.openstreetmap.org/**", lambda route: route.abort())
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(f"{server}/login?next={path}")
+        page.goto(f"{server}/login?next={quote(path, safe='/')}")
         page.fill("input[name=name]", user)
         page.fill("input[name=password]", password)
         page.click("button[type=submit]")

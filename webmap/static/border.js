@@ -1,0 +1,182 @@
+/* safegrid border joint defence: the zone of a shared border with both sides' layers,
+ * the crossings (green watched, red not), the hot cells, and the joint patrol plan
+ * (sectors and routes per team), printable. Errors are shown in #sg-message. */
+/* exported safegridBorder */
+function safegridBorder(map, config) {
+  "use strict";
+  const t = config.text;
+  const SIDES = ["#1f78b4", "#33a02c"];
+  const TEAMS = ["#e41a1c", "#377eb8", "#4daf4a", "#984ea3", "#ff7f00", "#a65628",
+                 "#f781bf", "#999999"];
+  const zone = L.featureGroup().addTo(map);
+  const marks = L.featureGroup().addTo(map);
+  const plan = L.featureGroup().addTo(map);
+  const state = {busy: 0, border: null, plan: null};
+  window.safegridBorderState = {map, zone, marks, plan, state};
+
+  function message(text, kind) {
+    const box = document.getElementById("sg-message");
+    box.textContent = text;
+    box.className = kind || "";
+  }
+
+  function value(id) {
+    return document.getElementById(id).value.trim();
+  }
+
+  function esc(text) {
+    const span = document.createElement("span");
+    span.textContent = text == null ? "" : String(text);
+    return span.innerHTML;
+  }
+
+  function table(p) {
+    return "<table>" + Object.entries(p).filter(([, v]) => v !== null && typeof v !== "object")
+      .map(([k, v]) => "<tr><th>" + esc(t[k] || k) + "</th><td>" + esc(v) + "</td></tr>")
+      .join("") + "</table>";
+  }
+
+  async function call(url, body) {
+    state.busy += 1;
+    try {
+      const options = {credentials: "same-origin"};
+      if (body !== undefined) {
+        options.method = "POST";
+        options.headers = {"Content-Type": "application/json", "X-CSRF-Token": config.csrf};
+        options.body = JSON.stringify(body);
+      }
+      const response = await fetch(url, options);
+      let data = null;
+      try { data = await response.json(); } catch (e) { data = null; }
+      return {ok: response.ok, status: response.status, data};
+    } finally {
+      state.busy -= 1;
+    }
+  }
+
+  function refused(result) {
+    message(t.refused + " (" + result.status + "): " + ((result.data || {}).error || ""),
+            "error");
+  }
+
+  function teamColour(p) {
+    const offset = p.city === state.border.a ? 0 : 4;
+    return TEAMS[(offset + p.team - 1) % TEAMS.length];
+  }
+
+  async function cameras(bounds) {
+    const bbox = [bounds.getWest(), bounds.getSouth(), bounds.getEast(), bounds.getNorth()]
+      .map(v => v.toFixed(6)).join(",");
+    const result = await call("/collections/cameras/items?limit=5000&bbox=" + bbox);
+    if (!result.ok) return 0;
+    L.geoJSON(result.data, {
+      pointToLayer: (f, at) => L.circleMarker(at, {radius: 2, color: "#ff7f00", weight: 1,
+                                                   fillOpacity: 0.8}),
+      onEachFeature: (f, layer) => layer.bindPopup(table(f.properties)),
+    }).addTo(marks);
+    return result.data.features.length;
+  }
+
+  async function show() {
+    message(t.running);
+    const params = new URLSearchParams({a: value("sg-a"), b: value("sg-b"),
+                                        width: value("sg-width")});
+    const result = await call("/api/border?" + params.toString());
+    if (!result.ok) { refused(result); return; }
+    const body = result.data;
+    state.border = body;
+    zone.clearLayers();
+    marks.clearLayers();
+    plan.clearLayers();
+    L.geoJSON(body.zone, {
+      style: f => {
+        const colour = SIDES[f.properties.side === body.a ? 0 : 1];
+        return {color: colour, weight: 1, fillColor: colour, fillOpacity: 0.12};
+      },
+      onEachFeature: (f, layer) => layer.bindPopup(table(f.properties)),
+    }).addTo(zone);
+    L.geoJSON(body.line, {style: {color: "#222", weight: 3, dashArray: "8 6"}}).addTo(zone);
+    L.geoJSON(body.hot_cells, {
+      style: {color: "#d7191c", weight: 0.5, fillColor: "#d7191c", fillOpacity: 0.35},
+      onEachFeature: (f, layer) => layer.bindPopup(table(f.properties)),
+    }).addTo(zone);
+    L.geoJSON(body.key_areas, {
+      style: {color: "#b15928", weight: 1.5, fillOpacity: 0.2},
+      pointToLayer: (f, at) => L.circleMarker(at, {radius: 4, color: "#b15928"}),
+      onEachFeature: (f, layer) => layer.bindPopup(table(f.properties)),
+    }).addTo(marks);
+    const seen = await cameras(zone.getBounds());
+    L.geoJSON(body.crossings, {
+      pointToLayer: (f, at) => L.circleMarker(at, {
+        radius: 7, weight: 2, color: "#fff", fillOpacity: 1,
+        fillColor: f.properties.covered ? "#1a9641" : "#d7191c"}),
+      onEachFeature: (f, layer) => layer.bindPopup(table(Object.assign({}, f.properties, {
+        covered_by: (f.properties.covered_by || []).join(", ")}))),
+    }).addTo(marks);
+    map.fitBounds(zone.getBounds());
+    const c = body.coverage;
+    document.getElementById("sg-summary").innerHTML =
+      "<b>" + esc(t.length) + " " + (body.length_m / 1000).toFixed(1) + " " + esc(t.km) +
+      "</b><br>" + c.crossings + " " + esc(t.crossings) + ": " +
+      '<span style="color:#1a9641">' + (c.crossings - c.uncovered_crossings) + " " +
+      esc(t.covered) + '</span>, <span style="color:#d7191c">' + c.uncovered_crossings +
+      " " + esc(t.uncovered) + "</span><br>" + body.incidents.total + " " +
+      esc(t.incidents) + " · " + body.hot_cells.features.length + " " + esc(t.hot_cells) +
+      " · " + body.key_areas.features.length + " " + esc(t.key_areas) + " · " + seen + " " +
+      esc(t.cameras);
+    message(t.show + ": " + body.a + " / " + body.b, "ok");
+  }
+
+  async function planPatrols() {
+    if (!state.border) await show();
+    if (!state.border) return;
+    message(t.running);
+    const teams = {};
+    teams[state.border.a] = Number(value("sg-teams-a"));
+    teams[state.border.b] = Number(value("sg-teams-b"));
+    const result = await call("/api/border/patrols", {
+      a: state.border.a, b: state.border.b, width: Number(value("sg-width")), teams});
+    if (!result.ok) { refused(result); return; }
+    state.plan = result.data;
+    plan.clearLayers();
+    L.geoJSON(result.data, {
+      style: f => ({color: teamColour(f.properties),
+                    weight: f.properties.kind === "sector" ? 8 : 3,
+                    opacity: f.properties.kind === "sector" ? 0.55 : 0.95,
+                    dashArray: f.properties.kind === "route" ? "6 4" : null}),
+      onEachFeature: (f, layer) => layer.bindPopup(table(f.properties)),
+    }).addTo(plan);
+    sheet(result.data);
+    document.getElementById("sg-print").disabled = false;
+    message(t.plan + ": " + result.data.summary.sectors + " " + t.sector + ", " +
+            t.balance + " " + result.data.summary.balance, "ok");
+  }
+
+  function sheet(data) {
+    const rows = data.features.filter(f => f.properties.kind === "sector").map(f => {
+      const p = f.properties;
+      const route = data.features.find(g => g.properties.kind === "route" &&
+        g.properties.city === p.city && g.properties.team === p.team);
+      return "<tr><td><span class='sg-team-chip' style='background:" + teamColour(p) +
+        "'></span> " + esc(p.city) + " #" + p.team + "</td><td>" +
+        (p.from_m / 1000).toFixed(1) + "–" + (p.to_m / 1000).toFixed(1) + " km</td><td>" +
+        p.crossings + " (" + p.uncovered + " " + esc(t.uncovered) + ")</td><td>" +
+        p.workload + "</td><td>" + esc(p.hours) + "</td><td>" +
+        (route ? (route.properties.length_m / 1000).toFixed(1) + " km, " +
+         route.properties.stops_reached + "/" + route.properties.stops : "–") + "</td></tr>";
+    });
+    document.getElementById("sg-plan-sheet").innerHTML =
+      "<h2>" + esc(t.plan_title) + ": " + esc(data.parameters.a) + " / " +
+      esc(data.parameters.b) + "</h2><p>" + esc(t.width) + " " + data.parameters.width +
+      " · " + esc(t.balance) + " " + data.summary.balance + "</p><table><tr><th>" +
+      esc(t.team) + "</th><th>" + esc(t.sector) + "</th><th>" + esc(t.crossings) +
+      "</th><th>" + esc(t.workload) + "</th><th>" + esc(t.hours) + "</th><th>" +
+      esc(t.route) + " (" + esc(t.stops) + ")</th></tr>" + rows.join("") + "</table>";
+  }
+
+  document.getElementById("sg-show").addEventListener("click", show);
+  const planButton = document.getElementById("sg-plan");
+  if (planButton) planButton.addEventListener("click", planPatrols);
+  document.getElementById("sg-print").addEventListener("click", () => window.print());
+  show();
+}
