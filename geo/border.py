@@ -318,7 +318,7 @@ def suggest_hours(hours: np.ndarray, length: int = 4) -> tuple[int, int]:
 
 
 UNCOVERED_WEIGHT = 10.0  # an unwatched crossing weighs as much as ten incidents
-SIDE_MARGIN = 300.0  # metres: a team's route may use roads this far beyond its side
+SIDE_MARGIN = 1000.0  # metres: a team's route may use roads this far beyond its side
 
 
 @dataclass

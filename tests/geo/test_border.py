@@ -127,3 +127,27 @@ def test_routes_run_on_the_road_network_through_their_stops():
 def test_patrol_hours_follow_the_incident_rhythm():
     assert suggest_hours(np.array([22, 23, 0, 1, 1, 2, 12])) == (22, 2)
     assert suggest_hours(np.array([9, 10, 10, 11, 12, 20]), length=3) == (9, 12)
+
+
+def test_a_patrol_plan_gives_balanced_sectors_to_each_side_with_routes_on_its_roads():
+    from geo.border import border_zone, plan_patrols
+
+    line = shared_border(A, B)
+    side_a, side_b = border_zone(A, B, line, 300)
+    streets = [shapely.LineString([(x, -50), (x, 550)]) for x in range(700, 1301, 100)]
+    streets += [shapely.LineString([(650, y), (1350, y)]) for y in range(0, 501, 100)]
+    rng = np.random.default_rng(3)
+    incidents = np.column_stack([rng.uniform(800, 1200, 200), rng.uniform(0, 150, 200)])
+    hours = np.r_[np.full(150, 21), rng.integers(0, 24, 50)]
+    found = crossings(np.array(streets, dtype=object), line, A, B)
+    xy = np.array([[c.point.x, c.point.y] for c in found])
+    plan = plan_patrols(line, {"A": side_a, "B": side_b}, {"A": 2, "B": 1},
+                        np.array(streets, dtype=object), xy, [False] * len(xy), incidents,
+                        hours, np.ones(200), [], 300)
+    assert [(p.city, p.team) for p in plan] == [("A", 1), ("A", 2), ("B", 1)]
+    loads = [p.sector.workload for p in plan]
+    assert max(loads) / min(loads) <= 1.25
+    assert sum(p.crossings for p in plan) == len(found) == sum(p.uncovered for p in plan)
+    network = shapely.union_all(streets).buffer(1e-6)
+    assert all(network.contains(p.route) and p.reached == p.stops for p in plan)
+    assert all(p.hours.startswith(("18", "19", "20", "21")) for p in plan)
