@@ -105,7 +105,8 @@ class _Border:
 
     @property
     def zone(self) -> shapely.Geometry:
-        return shapely.union(*self.sides.values())
+        """Both sides of the zone together (metric)."""
+        return self.scene.area
 
     def lonlat(self, geom: shapely.Geometry) -> dict:
         return json.loads(shapely.to_geojson(self.scene.to_lonlat(np.array([geom],
