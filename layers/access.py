@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, text
 
+from geo.border import TOLERANCE
+
 from .errors import SafegridError
 from .features import Scope
 from .registry import PERSONAL_READERS, Layer
@@ -18,6 +20,9 @@ __all__ = ["APP_ROLE", "BORDER_ZONE_M", "Forbidden", "enter_scope", "leaf_jurisd
            "read_scope", "require_within", "require_write", "subtree_codes"]
 
 BORDER_ZONE_M = 2000.0
+# Boundaries of neighbours this close are one border: real ones leave gaps and overlaps
+# of centimetres to metres.
+BORDER_TOLERANCE_M = TOLERANCE
 APP_ROLE = "safegrid_app"  # created by migration 0003; subject to row-level security
 
 
@@ -78,10 +83,11 @@ def border_zone_wkb(conn: Connection, a: str, b: str, width_m: float = BORDER_ZO
             SELECT ST_AsEWKB(ST_Intersection(
                        ST_Union(a.geom, b.geom),
                        ST_Buffer(ST_Intersection(ST_Boundary(a.geom),
-                                                 ST_Buffer(b.geom, 0.00001))::geography,
+                                                 ST_Buffer(b.geom::geography, :t)::geometry
+                                                 )::geography,
                                  :w)::geometry))
             FROM jurisdictions a, jurisdictions b WHERE a.code = :a AND b.code = :b"""),
-            {"a": a, "b": b, "w": width_m}).first()
+            {"a": a, "b": b, "w": width_m, "t": BORDER_TOLERANCE_M}).first()
         if row is None or row[0] is None:
             raise Forbidden(f"no border zone between {a} and {b}")
         if len(_ZONES) > 256:
