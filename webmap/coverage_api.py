@@ -141,7 +141,7 @@ def what_if():
 
 @bp.post("/api/coverage/siting")
 def propose():
-    """K proposed cameras (point, bearing, fov, range_m, gain) with coverage before/after."""
+    """Proposed new cameras (point, bearing, fov, range_m, gain), coverage before/after."""
     only_params(set())
     body = json_body({**_BODY, "k": int, "fov": (int, float), "range_m": (int, float),
                       "bearings": int, "spacing": (int, float)}, {"jurisdiction", "k"})
