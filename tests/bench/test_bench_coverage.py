@@ -25,7 +25,7 @@ from sqlalchemy import text
 from geo.coverage import fields_of_view, roads_within, watched
 from geo.siting import CameraModel, coverage_options, max_cover
 
-from .conftest import _fmt, median_time, report
+from .conftest import _fmt, bench_line, median_time, report
 
 pytestmark = pytest.mark.bench
 
@@ -95,7 +95,7 @@ def test_city_scale_fields_of_view_and_grid_coverage():
     ours = shapely.area(covered)
     assert np.allclose(ours[reference.index.to_numpy()], reference.to_numpy(), rtol=1e-6,
                        atol=1e-3)
-    print(f"\nBENCH city scale: {len(buildings)} buildings, {len(cameras)} cameras, "
+    bench_line(f"city scale: {len(buildings)} buildings, {len(cameras)} cameras, "
           f"{len(grids)} grids: fields of view {_fmt(t_views)} + grid area and road "
           f"coverage {_fmt(t_cover)} = {_fmt(total)} (goal <= 60 s); grid area watched "
           f"{ours.sum() / shapely.area(grids).sum():.1%}, road length watched "
@@ -182,7 +182,7 @@ def test_stored_city_coverage_cold_warm_and_after_one_camera_changed(db, stored_
     changed = ask()
     after_change = time.perf_counter() - t1
     assert first["summary"]["cameras"]["watching"] == changed["summary"]["cameras"]["watching"]
-    print(f"\nBENCH stored city ({stored_city} cameras, grids): cold {_fmt(cold)}, warm "
+    bench_line(f"stored city ({stored_city} cameras, grids): cold {_fmt(cold)}, warm "
           f"{_fmt(warm)}, one camera changed {_fmt(after_change)}")
     report("coverage after one camera changed", after_change, "cold (every view)", cold)
 
@@ -232,11 +232,12 @@ def test_siting_against_spopt_mclp(n_demand, n_sites, k):
     ratio = choice.total / theirs
     report(f"siting {n_demand} demand x {matrix.shape[0]} options, k={k}", ours,
            "spopt MCLP build + CBC solve", t_spopt)
-    print(f"BENCH   objective safegrid {choice.total:.2f} | spopt {theirs:.2f} | "
+    bench_line(f"  objective safegrid {choice.total:.2f} | spopt {theirs:.2f} | "
           f"{ratio:.2%} of the optimum (visibility matrix {_fmt(t_matrix)})")
     assert ratio >= 0.98
 
 
+@pytest.mark.slow  # spopt alone needs a minute to build its model; not in --quick
 def test_siting_10000_demand_points_1000_sites_k30():
     buildings, pts, weights, sites = _siting_instance(10_000, 1000)
     model = CameraModel(fov=90, range_m=60, bearings=8)
@@ -256,7 +257,7 @@ def test_siting_10000_demand_points_1000_sites_k30():
     MCLP.from_cost_matrix(cost, weights, service_radius=1.0, p_facilities=30, name="big")
     t_build = time.perf_counter() - t2
     total = t_matrix + t_choice
-    print(f"\nBENCH siting {len(pts)} demand x {len(sites)} sites ({matrix.shape[0]} "
+    bench_line(f"siting {len(pts)} demand x {len(sites)} sites ({matrix.shape[0]} "
           f"options), k=30: visibility {_fmt(t_matrix)} + choice {_fmt(t_choice)} = "
           f"{_fmt(total)} (goal <= 10 s); swaps add "
           f"{choice.total / greedy.total - 1:.2%} over plain greedy")

@@ -15,7 +15,7 @@ from geo.emerging import emerging_hotspots, mann_kendall
 from geo.hotspots import benjamini_hochberg, classify, count_points, gi_star, square_cells
 from geo.hotspots import two_sided_p as p_two_sided
 
-from .conftest import median_time, report
+from .conftest import bench_line, median_time, report
 
 pytestmark = pytest.mark.bench
 
@@ -119,5 +119,5 @@ def test_emerging_on_100k_cells_by_52_steps():
     result = emerging_hotspots(lattice, cube)
     elapsed = time.perf_counter() - t0
     kinds, counts = np.unique(result["category"], return_counts=True)
-    print(f"\nBENCH emerging hot spots, {cube.shape[1]:,} cells x {cube.shape[0]} steps: "
+    bench_line(f"emerging hot spots, {cube.shape[1]:,} cells x {cube.shape[0]} steps: "
           f"{elapsed:.2f} s (goal <= 10 s); {dict(zip(kinds, counts, strict=True))}")

@@ -10,7 +10,7 @@ import shapely
 
 from geo.grids import coefficient_of_variation, partition, polsby_popper, regular_grid
 
-from .conftest import median_time, report
+from .conftest import bench_line, median_time, report
 
 pytestmark = pytest.mark.bench
 
@@ -43,7 +43,7 @@ def test_partition_vs_spopt_maxp_on_a_40x40_lattice():
     theirs = time.perf_counter() - t0
     ours_cv, their_cv = _cv(units, labels), _cv(units, np.asarray(model.labels_))
     report("partition 40x40 lattice", ours, "spopt MaxPHeuristic (1 run)", theirs)
-    print(f"BENCH   CV safegrid {ours_cv:.3f} ({labels.max() + 1} grids) | "
+    bench_line(f"  CV safegrid {ours_cv:.3f} ({labels.max() + 1} grids) | "
           f"spopt {their_cv:.3f} ({len(set(model.labels_))} regions)")
     assert ours_cv <= their_cv
 
@@ -54,6 +54,6 @@ def test_partition_of_20000_units():
     labels = partition(units, "w", TARGET)
     elapsed = time.perf_counter() - t0
     regions = units.assign(r=labels).dissolve("r").geometry.values
-    print(f"\nBENCH partition {len(units)} units into {labels.max() + 1} grids: "
+    bench_line(f"partition {len(units)} units into {labels.max() + 1} grids: "
           f"{elapsed:.2f} s (goal <= 10 s), CV {_cv(units, labels):.3f}, median "
           f"Polsby-Popper {np.median(polsby_popper(regions)):.2f}")

@@ -22,7 +22,7 @@ import pytest
 import shapely
 from sqlalchemy import text
 
-from .conftest import _fmt
+from .conftest import _fmt, bench_line
 
 pytestmark = [pytest.mark.bench, pytest.mark.db]
 
@@ -157,14 +157,15 @@ def test_reshape_p95_on_a_district_of_2000_grids(db, district, client):
         assert r.status_code == 200, r.get_data(as_text=True)
     topology = _topology_edge_moves(db, rng)
     p95 = _p(reshape_times, 95)
-    print(f"\nBENCH reshape with neighbour update, district of {district} grids: "
-          f"{_line('safegrid PUT', reshape_times)}; {len(changed)} applied, "
-          f"{np.mean(changed):.1f} grids changed each (goal p95 <= 100 ms)")
-    print(f"BENCH   reference PATCH of a name (no geometry): {_line('', patch_times)} | "
-          f"PUT/PATCH p95 {p95 / _p(patch_times, 95):.1f}x")
-    print(f"BENCH   reference postgis_topology ST_ChangeEdgeGeom (edge only, no feature "
-          f"rows, no audit): {_line('', topology)} | p95 ratio "
-          f"{_p(topology, 95) / p95:.2f}x")
+    bench_line(f"reshape with neighbour update, district of {district} grids: "
+               f"{_line('safegrid PUT', reshape_times)}; {len(changed)} applied, "
+               f"{np.mean(changed):.1f} grids changed each (goal p95 <= 100 ms)")
+    bench_line(f"  {_line('reference PATCH of a name (no geometry)', patch_times)} | "
+               f"PUT/PATCH p95 {p95 / _p(patch_times, 95):.1f}x")
+    topology_name = ("reference postgis_topology ST_ChangeEdgeGeom (edge only, no feature "
+                     "rows, no audit)")
+    bench_line(f"  {_line(topology_name, topology)} | p95 ratio "
+               f"{_p(topology, 95) / p95:.2f}x")
 
 
 def _topology_edge_moves(db, rng) -> list[float]:
