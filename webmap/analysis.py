@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-import folium
 from flask import Blueprint, Response, current_app, request
 from markupsafe import escape
 from sqlalchemy import text
@@ -24,7 +23,7 @@ from layers.users import User
 
 from .app import db_engine
 from .auth import current_user
-from .mapview import BadParameter, StartScript, page_lang, use_local_assets
+from .mapview import BadParameter, page_lang, tool_page
 
 bp = Blueprint("analysis", __name__)
 
@@ -119,6 +118,16 @@ def jurisdiction_choices(user: User) -> list[tuple[str, str]]:
     return [(r[0], r[1]) for r in rows]
 
 
+def chosen_jurisdiction(user: User, choices: list[tuple[str, str]], doing: str) -> str:
+    """``?jurisdiction=`` if the user may ``doing`` it; by default their own, or the first."""
+    known = {c for c, _n in choices}
+    code = request.args.get("jurisdiction", user.jurisdiction if user.jurisdiction in known
+                            else choices[0][0])
+    if code not in known:
+        raise BadParameter(f"jurisdiction {code!r} is not one you may {doing}")
+    return code
+
+
 @bp.get("/map/analysis")
 def analysis_page():
     """The hot-spot map (``?jurisdiction=CODE``, default the user's; ``?lang=zh|en``)."""
@@ -128,23 +137,8 @@ def analysis_page():
     if not choices:
         return Response("<h1>safegrid</h1><p>No jurisdictions to analyse yet.</p>",
                         mimetype="text/html")
-    known = {c for c, _n in choices}
-    code = request.args.get("jurisdiction", user.jurisdiction if user.jurisdiction in known
-                            else choices[0][0])
-    if code not in known:
-        raise BadParameter(f"jurisdiction {code!r} is not one you may analyse")
-    with db_engine(current_app).connect() as conn:
-        box = conn.execute(text(
-            "SELECT ST_YMin(e), ST_XMin(e), ST_YMax(e), ST_XMax(e) FROM (SELECT "
-            "ST_Envelope(geom) AS e FROM jurisdictions WHERE code = :c) x"), {"c": code}).one()
-    m = folium.Map(tiles="OpenStreetMap", control_scale=True)
-    use_local_assets(m)
-    m.fit_bounds([[box[0], box[1]], [box[2], box[3]]])
-    root = m.get_root()
-    root.header.add_child(folium.Element(
-        '<link rel="stylesheet" href="/static/planner.css">'
-        '<script src="/static/analysis.js"></script>'
-        f"<title>{escape(TEXT[lang]['title'])}</title>"))
-    root.html.add_child(folium.Element(_controls(code, lang, choices)))
-    StartScript("safegridAnalysis", {"text": TEXT[lang], "jurisdiction": code}).add_to(m)
-    return Response(root.render(), mimetype="text/html")
+    code = chosen_jurisdiction(user, choices, "analyse")
+    return Response(tool_page(
+        db_engine(current_app), [code], TEXT[lang]["title"], "analysis.js",
+        _controls(code, lang, choices), "safegridAnalysis",
+        {"text": TEXT[lang], "jurisdiction": code}), mimetype="text/html")

@@ -11,7 +11,6 @@ sector and route. "Print" lays the plan out as a table under the map for the pri
 
 from __future__ import annotations
 
-import folium
 from flask import Blueprint, Response, current_app, request
 from markupsafe import escape
 from sqlalchemy import text
@@ -22,7 +21,7 @@ from layers.users import User
 
 from .app import db_engine
 from .auth import csrf_token, current_user
-from .mapview import BadParameter, StartScript, page_lang, use_local_assets
+from .mapview import BadParameter, page_lang, tool_page
 
 bp = Blueprint("border_map", __name__)
 
@@ -121,22 +120,9 @@ def border_page():
         width = float(request.args.get("width", 2000))
     except ValueError:
         raise BadParameter(f"width={request.args['width']!r} is not a number") from None
-    with db_engine(current_app).connect() as conn:
-        box = conn.execute(text(
-            "SELECT ST_YMin(e), ST_XMin(e), ST_YMax(e), ST_XMax(e) FROM (SELECT "
-            "ST_Extent(geom) AS e FROM jurisdictions WHERE code IN (:a, :b)) x"),
-            {"a": a, "b": b}).one()
-    m = folium.Map(tiles="OpenStreetMap", control_scale=True)
-    use_local_assets(m)
-    m.fit_bounds([[box[0], box[1]], [box[2], box[3]]])
     can_plan = user.role in LAYERS["patrol_routes"].write_roles
-    root = m.get_root()
-    root.header.add_child(folium.Element(
-        '<link rel="stylesheet" href="/static/planner.css">'
-        '<link rel="stylesheet" href="/static/border.css">'
-        '<script src="/static/border.js"></script>'
-        f"<title>{escape(TEXT[lang]['title'])}</title>"))
-    root.html.add_child(folium.Element(_controls(a, b, width, lang, choices, can_plan)))
-    StartScript("safegridBorder", {"text": TEXT[lang], "csrf": csrf_token(),
-                                   "canPlan": can_plan}).add_to(m)
-    return Response(root.render(), mimetype="text/html")
+    return Response(tool_page(
+        db_engine(current_app), [a, b], TEXT[lang]["title"], "border.js",
+        _controls(a, b, width, lang, choices, can_plan), "safegridBorder",
+        {"text": TEXT[lang], "csrf": csrf_token(), "canPlan": can_plan},
+        css=("/static/border.css",)), mimetype="text/html")

@@ -9,17 +9,15 @@ popup switches it off for a what-if.
 
 from __future__ import annotations
 
-import folium
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app
 from markupsafe import escape
-from sqlalchemy import text
 
 from layers.registry import LAYERS
 
-from .analysis import jurisdiction_choices
+from .analysis import chosen_jurisdiction, jurisdiction_choices
 from .app import db_engine
 from .auth import csrf_token, current_user
-from .mapview import BadParameter, StartScript, page_lang, use_local_assets
+from .mapview import page_lang, tool_page
 
 bp = Blueprint("coverage_map", __name__)
 
@@ -99,25 +97,9 @@ def coverage_page():
     if not choices:
         return Response("<h1>safegrid</h1><p>No jurisdictions to show yet.</p>",
                         mimetype="text/html")
-    known = {c for c, _n in choices}
-    code = request.args.get("jurisdiction", user.jurisdiction if user.jurisdiction in known
-                            else choices[0][0])
-    if code not in known:
-        raise BadParameter(f"jurisdiction {code!r} is not one you may see")
-    with db_engine(current_app).connect() as conn:
-        box = conn.execute(text(
-            "SELECT ST_YMin(e), ST_XMin(e), ST_YMax(e), ST_XMax(e) FROM (SELECT "
-            "ST_Envelope(geom) AS e FROM jurisdictions WHERE code = :c) x"), {"c": code}).one()
-    m = folium.Map(tiles="OpenStreetMap", control_scale=True)
-    use_local_assets(m)
-    m.fit_bounds([[box[0], box[1]], [box[2], box[3]]])
-    root = m.get_root()
-    root.header.add_child(folium.Element(
-        '<link rel="stylesheet" href="/static/planner.css">'
-        '<script src="/static/coverage.js"></script>'
-        f"<title>{escape(TEXT[lang]['title'])}</title>"))
-    root.html.add_child(folium.Element(_controls(code, lang, choices)))
-    StartScript("safegridCoverage", {
-        "text": TEXT[lang], "jurisdiction": code, "csrf": csrf_token(),
-        "canPlan": user.role in LAYERS["cameras"].write_roles}).add_to(m)
-    return Response(root.render(), mimetype="text/html")
+    code = chosen_jurisdiction(user, choices, "see")
+    return Response(tool_page(
+        db_engine(current_app), [code], TEXT[lang]["title"], "coverage.js",
+        _controls(code, lang, choices), "safegridCoverage",
+        {"text": TEXT[lang], "jurisdiction": code, "csrf": csrf_token(),
+         "canPlan": user.role in LAYERS["cameras"].write_roles}), mimetype="text/html")

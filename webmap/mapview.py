@@ -250,6 +250,31 @@ def _add_heat(m: folium.Map, conn: Connection, scope: Scope | None, city: str,
     group.add_to(m)
 
 
+def tool_page(engine: Engine, codes: list[str], title: str, script: str, controls: str,
+              start: str, config: dict, css: tuple[str, ...] = ()) -> str:
+    """The HTML of a tool page (analysis, coverage, border).
+
+    A map fitted to the jurisdictions ``codes``, its side panel (``controls``), and
+    ``start(map, config)`` from ``/static/{script}`` run on load.
+    """
+    with engine.connect() as conn:
+        box = conn.execute(text(
+            "SELECT ST_YMin(e), ST_XMin(e), ST_YMax(e), ST_XMax(e) FROM (SELECT "
+            "ST_Extent(geom) AS e FROM jurisdictions WHERE code = ANY(:c)) x"),
+            {"c": list(codes)}).one()
+    m = folium.Map(tiles="OpenStreetMap", control_scale=True)
+    use_local_assets(m)
+    m.fit_bounds([[box[0], box[1]], [box[2], box[3]]])
+    root = m.get_root()
+    links = "".join(f'<link rel="stylesheet" href="{href}">'
+                    for href in ("/static/planner.css", *css))
+    root.header.add_child(folium.Element(
+        f'{links}<script src="/static/{script}"></script><title>{escape(title)}</title>'))
+    root.html.add_child(folium.Element(controls))
+    StartScript(start, config).add_to(m)
+    return root.render()
+
+
 def use_local_assets(m: folium.Map) -> None:
     """Serve Leaflet from this server; the page uses no jQuery, Bootstrap or icon fonts."""
     m.default_js = [("leaflet", "/static/vendor/leaflet/leaflet.js")]
