@@ -20,8 +20,9 @@ import numpy as np
 import shapely
 
 __all__ = ["ARC_SEGMENTS", "CATEGORY_WEIGHT", "coverage_ratio", "field_of_view",
-           "fields_of_view", "gap_risk", "gaps", "key_area_shapes", "measure", "risk_density",
-           "roads_within", "school_zones", "sector", "watched"]
+           "fields_of_view", "gap_ground", "gap_risk", "gaps", "key_area_shapes", "measure",
+           "risk_density", "roads_within", "school_zones", "sector", "views_over",
+           "watched"]
 
 ARC_SEGMENTS = 128  # segments of a full circle's arc
 
@@ -112,30 +113,24 @@ def fields_of_view(cameras: gpd.GeoDataFrame, buildings: np.ndarray | None = Non
 
 # --- coverage of targets ----------------------------------------------------------------
 
-def watched(targets: np.ndarray, views: np.ndarray,
-            tree: shapely.STRtree | None = None) -> np.ndarray:
-    """The part of each target (polygon or line) inside the union of the views."""
+def views_over(targets: np.ndarray, views: np.ndarray) -> np.ndarray:
+    """Per target, the union of the views that touch it (an empty polygon for none)."""
     targets = np.asarray(targets, dtype=object)
     views = np.asarray(views, dtype=object)
-    out = np.empty(len(targets), dtype=object)
-    if len(views) == 0:
-        out[:] = [shapely.Polygon() if shapely.get_dimensions(t) == 2 else shapely.LineString()
-                  for t in targets]
+    out = np.array([shapely.Polygon() for _ in range(len(targets))], dtype=object)
+    if len(views) == 0 or len(targets) == 0:
         return out
-    tree = tree or shapely.STRtree(views)
-    pairs = tree.query(targets, predicate="intersects")
-    hits: dict[int, list[int]] = {}
-    for t, v in zip(*pairs, strict=True):
-        hits.setdefault(int(t), []).append(int(v))
-    for i, target in enumerate(targets):
-        near = hits.get(i)
-        if not near:
-            out[i] = shapely.Polygon() if shapely.get_dimensions(target) == 2 else \
-                shapely.LineString()
-            continue
-        seen = shapely.union_all(views[near]) if len(near) > 1 else views[near[0]]
-        out[i] = shapely.intersection(target, seen)
+    at, view = shapely.STRtree(views).query(targets, predicate="intersects")
+    for i in np.unique(at):
+        near = view[at == i]
+        out[i] = shapely.union_all(views[near]) if len(near) > 1 else views[near[0]]
     return out
+
+
+def watched(targets: np.ndarray, views: np.ndarray) -> np.ndarray:
+    """The part of each target (polygon or line) inside the union of the views."""
+    targets = np.asarray(targets, dtype=object)
+    return shapely.intersection(targets, views_over(targets, views))
 
 
 def measure(geoms: np.ndarray) -> np.ndarray:
@@ -242,6 +237,16 @@ def risk_density(density: np.ndarray, hot: np.ndarray | None = None) -> np.ndarr
     return density + (FLOOR_SHARE * mean if mean > 0 else 1e-6)
 
 
+def gap_ground(pieces: np.ndarray) -> np.ndarray:
+    """The ground each gap piece stands for (metric).
+
+    A polygon is itself; a road piece is its corridor of :data:`ROAD_CORRIDOR` m either side.
+    """
+    pieces = np.asarray(pieces, dtype=object)
+    return np.where(shapely.get_dimensions(pieces) == 1,
+                    shapely.buffer(pieces, ROAD_CORRIDOR, cap_style="flat"), pieces)
+
+
 def gap_risk(pieces: np.ndarray, cells: np.ndarray, density: np.ndarray,
              weight: np.ndarray | None = None) -> np.ndarray:
     """Expected incidents on each gap piece: ∫ risk density over it.
@@ -251,11 +256,9 @@ def gap_risk(pieces: np.ndarray, cells: np.ndarray, density: np.ndarray,
     (the key-area category weight). Cells outside the lattice count at the floor
     density (the smallest value of ``density``).
     """
-    pieces = np.asarray(pieces, dtype=object)
     if len(pieces) == 0:
         return np.zeros(0)
-    shapes = np.where(shapely.get_dimensions(pieces) == 1,
-                      shapely.buffer(pieces, ROAD_CORRIDOR, cap_style="flat"), pieces)
+    shapes = gap_ground(pieces)
     cells = np.asarray(cells, dtype=object)
     pairs = shapely.STRtree(cells).query(shapes, predicate="intersects")
     parts = shapely.area(shapely.intersection(shapes[pairs[0]], cells[pairs[1]]))

@@ -141,18 +141,21 @@ def demand_points(pieces: np.ndarray, lattice: Lattice | None, density: np.ndarr
 
 
 def coverage_options(sites: np.ndarray, model: CameraModel, demand_xy: np.ndarray,
-                     buildings: np.ndarray | None = None
+                     buildings: np.ndarray | None = None,
+                     tree: shapely.STRtree | None = None
                      ) -> tuple[sparse.csr_matrix, np.ndarray]:
     """Which demand points each option sees: (options × demand 0/1 matrix, options).
 
     ``options`` has one row (site index, bearing) per site and heading of ``model``.
-    Visibility is the exact occluded view of :func:`~geo.coverage.field_of_view`.
+    Visibility is the exact occluded view of :func:`~geo.coverage.field_of_view`;
+    ``tree`` is an STRtree of ``buildings`` when the caller has one.
     """
     sites = np.asarray(sites, dtype=float).reshape(-1, 2)
     demand_xy = np.asarray(demand_xy, dtype=float).reshape(-1, 2)
     headings = model.headings
     buildings = None if buildings is None else np.asarray(buildings, dtype=object)
-    tree = shapely.STRtree(buildings) if buildings is not None and len(buildings) else None
+    if tree is None and buildings is not None and len(buildings):
+        tree = shapely.STRtree(buildings)
     near = cKDTree(demand_xy).query_ball_point(sites, model.range_m) if len(demand_xy) \
         else [[] for _ in range(len(sites))]
     rows, cols = [], []

@@ -17,6 +17,7 @@ import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import geopandas as gpd
 import numpy as np
@@ -29,6 +30,7 @@ from geo.coverage import (
     ROAD_CORRIDOR,
     coverage_ratio,
     field_of_view,
+    gap_ground,
     gap_risk,
     gaps,
     key_area_shapes,
@@ -37,6 +39,7 @@ from geo.coverage import (
     roads_within,
     school_zones,
     sector,
+    views_over,
     watched,
 )
 from geo.crs import metric_crs
@@ -152,6 +155,11 @@ class Scene:
     views: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=object))
     reach: shapely.Geometry | None = None  # metric: the area and its targets
 
+    @cached_property
+    def building_tree(self) -> shapely.STRtree | None:
+        """An STRtree of the footprints (built on first use), None without footprints."""
+        return shapely.STRtree(self.buildings) if len(self.buildings) else None
+
     def to_metric(self, geoms: np.ndarray) -> np.ndarray:
         """Lon/lat geometries in the scene's metric CRS."""
         return shapely.transform(np.asarray(geoms, dtype=object), lambda c: np.column_stack(
@@ -175,7 +183,7 @@ def _rounded(geom: shapely.Geometry) -> shapely.Geometry:
         return shapely.make_valid(shapely.set_precision(geom, 1e-7, mode="pointwise"))
 
 
-_BUILDINGS: OrderedDict[tuple, tuple] = OrderedDict()  # (code, crs) -> (stamp, footprints)
+_BUILDINGS: OrderedDict[tuple, tuple] = OrderedDict()  # (crs, box) -> (stamp, footprints)
 _VIEWS: OrderedDict[tuple, shapely.Geometry] = OrderedDict()  # (cam id, version, ...) -> view
 _MAX_VIEWS = 200_000
 _MAX_AREAS = 16
@@ -196,7 +204,8 @@ def _jurisdiction(conn: Connection, user: User, code: str) -> tuple:
 def _envelope(reach: shapely.Geometry, inverse: Transformer, metres: float
               ) -> tuple[float, ...]:
     """Lon/lat bounds of everything within ``metres`` of ``reach`` (metric)."""
-    x0, y0, x1, y1 = reach.buffer(metres, quad_segs=2).envelope.bounds
+    x0, y0, x1, y1 = reach.bounds
+    x0, y0, x1, y1 = x0 - metres, y0 - metres, x1 + metres, y1 + metres
     lon, lat = inverse.transform([x0, x1, x0, x1], [y0, y0, y1, y1])
     return min(lon), min(lat), max(lon), max(lat)
 
@@ -286,7 +295,6 @@ def look(conn: Connection, scene: Scene, reach: shapely.Geometry,
 def _views(scene: Scene, stamp: tuple, query: CoverageQuery) -> np.ndarray:
     """Every watching camera's view (metric): online ones, plus planned and added as asked."""
     cams = scene.cameras
-    tree = shapely.STRtree(scene.buildings) if len(scene.buildings) else None
     out = []
     for row, on in zip(cams.itertuples(index=False), watching(cams, query), strict=True):
         if not on:
@@ -294,9 +302,8 @@ def _views(scene: Scene, stamp: tuple, query: CoverageQuery) -> np.ndarray:
         key = (row.id, row.version, scene.crs, stamp)
         view = _VIEWS.get(key)
         if view is None:
-            view = field_of_view(row.geometry.x, row.geometry.y, float(row.bearing),
-                                 float(row.fov), float(row.range_m),
-                                 scene.buildings if tree else None, tree)
+            view = _view(scene, row.geometry.x, row.geometry.y, float(row.bearing),
+                         float(row.fov), float(row.range_m))
             with _CACHE_LOCK:
                 _VIEWS[key] = view
                 while len(_VIEWS) > _MAX_VIEWS:
@@ -304,9 +311,15 @@ def _views(scene: Scene, stamp: tuple, query: CoverageQuery) -> np.ndarray:
         out.append(view)
     for cam in query.add:
         x, y = scene.forward.transform(cam.lon, cam.lat)
-        out.append(field_of_view(x, y, cam.bearing, cam.fov, cam.range_m,
-                                 scene.buildings if tree else None, tree))
+        out.append(_view(scene, x, y, cam.bearing, cam.fov, cam.range_m))
     return np.array(out, dtype=object)
+
+
+def _view(scene: Scene, x: float, y: float, bearing: float, fov: float,
+          range_m: float) -> shapely.Geometry:
+    """A camera's field of view among the scene's footprints (metric)."""
+    tree = scene.building_tree
+    return field_of_view(x, y, bearing, fov, range_m, scene.buildings if tree else None, tree)
 
 
 def watching(cameras: gpd.GeoDataFrame, query: CoverageQuery) -> np.ndarray:
@@ -422,7 +435,9 @@ def _ratios(targets: _Targets, views: np.ndarray) -> tuple[np.ndarray, np.ndarra
 def coverage(conn: Connection, user: User, query: CoverageQuery) -> dict:
     """The targets as a FeatureCollection with ``covered_ratio``, and a summary."""
     scene, targets = _scene(conn, user, query)
-    covered, seen = _ratios(targets, scene.views)
+    over = views_over(targets.shapes, scene.views)  # once, for the area and the roads
+    covered = shapely.intersection(targets.shapes, over)
+    seen = measure(covered)
     total = measure(targets.shapes)
     ratio = coverage_ratio(targets.shapes, covered)
     unit = _unit(query)
@@ -430,7 +445,7 @@ def coverage(conn: Connection, user: User, query: CoverageQuery) -> dict:
     road_total = road_seen = None
     if targets.roads is not None:
         road_total = shapely.length(targets.roads)
-        road_seen = shapely.length(watched(targets.roads, scene.views))
+        road_seen = shapely.length(shapely.intersection(targets.roads, over))
     shapes_ll = scene.to_lonlat(targets.shapes)
     features = []
     for i, props in enumerate(targets.props):
@@ -573,9 +588,8 @@ def _incidents_in(pieces: np.ndarray, xy: np.ndarray) -> np.ndarray:
     """How many incidents lie in each gap piece (a road piece: in its corridor)."""
     if len(pieces) == 0 or len(xy) == 0:
         return np.zeros(len(pieces), dtype=np.int64)
-    shapes = np.where(shapely.get_dimensions(pieces) == 1,
-                      shapely.buffer(pieces, ROAD_CORRIDOR, cap_style="flat"), pieces)
-    at, _ = shapely.STRtree(shapely.points(xy)).query(shapes, predicate="contains")
+    at, _ = shapely.STRtree(shapely.points(xy)).query(gap_ground(pieces),
+                                                      predicate="contains")
     return np.bincount(at, minlength=len(pieces))
 
 
@@ -595,8 +609,7 @@ class SitingRequest:
             raise BadCoverageRequest(f"spacing must be 2 to 200 metres, got {self.spacing!r}")
 
 
-def _candidates(conn: Connection, scene: Scene, targets: _Targets,
-                model: CameraModel) -> np.ndarray:
+def _candidates(conn: Connection, scene: Scene, model: CameraModel) -> np.ndarray:
     """Road vertices, crossings and points along roads and key-area outlines in the area."""
     _props, roads = _road_lines(conn, scene)
     rows = conn.execute(text(
@@ -630,26 +643,24 @@ def siting(conn: Connection, user: User, query: CoverageQuery, request: SitingRe
         spacing = math.sqrt(uncovered / MAX_DEMAND)
     xy, weight, ground, _ = demand_points(pieces, risk.lattice, risk.density, spacing,
                                           targets.weight[owner])
-    if len(xy) and len(scene.buildings):
-        inside, _ = shapely.STRtree(scene.buildings).query(shapely.points(xy),
-                                                           predicate="within")
+    if len(xy) and scene.building_tree is not None:
+        inside, _ = scene.building_tree.query(shapely.points(xy), predicate="within")
         free = np.ones(len(xy), dtype=bool)
         free[inside] = False
         xy, weight, ground = xy[free], weight[free], ground[free]
-    sites = _candidates(conn, scene, targets, request.model)
-    matrix, options = coverage_options(sites, request.model, xy, scene.buildings)
+    sites = _candidates(conn, scene, request.model)
+    matrix, options = coverage_options(sites, request.model, xy, scene.buildings,
+                                       scene.building_tree)
     choice = max_cover(matrix, weight, request.k)
     grounds = marginal_gains(matrix, ground, choice.options)
     chosen = options[choice.options] if choice.options else np.empty((0, 2))
-    tree = shapely.STRtree(scene.buildings) if len(scene.buildings) else None
     new_views, features = [], []
     model = request.model
     unit = "gain_m" if query.target == "roads" else "gain_m2"
     for rank, ((site, bearing), gain, got) in enumerate(
             zip(chosen, choice.gains, grounds, strict=True), start=1):
         x, y = sites[int(site)]
-        view = field_of_view(x, y, float(bearing), model.fov, model.range_m,
-                             scene.buildings if tree else None, tree)
+        view = _view(scene, x, y, float(bearing), model.fov, model.range_m)
         new_views.append(view)
         lon, lat = scene.inverse.transform(x, y)
         features.append(_feature(shapely.Point(round(lon, 7), round(lat, 7)), {
@@ -676,9 +687,10 @@ def siting(conn: Connection, user: User, query: CoverageQuery, request: SitingRe
 
 def grid_coverage(conn: Connection, user: User, code: str) -> dict[int, float]:
     """Share of each grid's area under ``code`` that online cameras watch, by grid id."""
-    result = coverage(conn, user, CoverageQuery(code, "grids"))
-    return {f["id"]: f["properties"]["covered_ratio"] for f in result["features"]
-            if f["properties"]["covered_ratio"] is not None}
+    scene, targets = _scene(conn, user, CoverageQuery(code, "grids"))
+    ratio = coverage_ratio(targets.shapes, watched(targets.shapes, scene.views))
+    return {p["id"]: round(float(r), 4) for p, r in zip(targets.props, ratio, strict=True)
+            if not math.isnan(r)}
 
 
 def list_runs(conn: Connection, user: User, jurisdiction: str | None = None) -> list[dict]:
