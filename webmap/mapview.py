@@ -269,7 +269,8 @@ def tool_page(engine: Engine, codes: list[str], title: str, script: str, control
     links = "".join(f'<link rel="stylesheet" href="{href}">'
                     for href in ("/static/planner.css", *css))
     root.header.add_child(folium.Element(
-        f'{links}<script src="/static/{script}"></script><title>{escape(title)}</title>'))
+        f'{links}<script src="/static/tools.js"></script>'
+        f'<script src="/static/{script}"></script><title>{escape(title)}</title>'))
     root.html.add_child(folium.Element(controls))
     StartScript(start, config).add_to(m)
     return root.render()

@@ -25,45 +25,11 @@ function safegridAnalysis(map, config) {
   const compared = L.featureGroup().addTo(map);
   const state = {busy: 0, last: null};
   window.safegridAnalysisState = {map, cells, compared, state};
-
-  function message(text, kind) {
-    const box = document.getElementById("sg-message");
-    box.textContent = text;
-    box.className = kind || "";
-  }
-
-  function value(id) {
-    return document.getElementById(id).value.trim();
-  }
-
-  async function get(url) {
-    state.busy += 1;
-    try {
-      const response = await fetch(url, {credentials: "same-origin"});
-      let data = null;
-      try { data = await response.json(); } catch (e) { data = null; }
-      return {ok: response.ok, status: response.status, data};
-    } finally {
-      state.busy -= 1;
-    }
-  }
+  const {message, value, call: get, legend} = safegridTools(config, state);
 
   function densityColour(v, top) {
     const i = Math.min(DENSITY.length - 1, Math.floor(DENSITY.length * v / (top || 1)));
     return DENSITY[i];
-  }
-
-  function legend(entries) {
-    const box = document.getElementById("sg-legend");
-    box.innerHTML = "";
-    for (const [label, colour] of entries) {
-      const row = document.createElement("div");
-      const swatch = document.createElement("span");
-      swatch.className = "sg-swatch";
-      swatch.style.background = colour;
-      row.append(swatch, document.createTextNode(" " + label));
-      box.append(row);
-    }
   }
 
   function popup(p) {

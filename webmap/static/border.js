@@ -13,51 +13,7 @@ function safegridBorder(map, config) {
   const plan = L.featureGroup().addTo(map);
   const state = {busy: 0, border: null, plan: null};
   window.safegridBorderState = {map, zone, marks, plan, state};
-
-  function message(text, kind) {
-    const box = document.getElementById("sg-message");
-    box.textContent = text;
-    box.className = kind || "";
-  }
-
-  function value(id) {
-    return document.getElementById(id).value.trim();
-  }
-
-  function esc(text) {
-    const span = document.createElement("span");
-    span.textContent = text == null ? "" : String(text);
-    return span.innerHTML;
-  }
-
-  function table(p) {
-    return "<table>" + Object.entries(p).filter(([, v]) => v !== null && typeof v !== "object")
-      .map(([k, v]) => "<tr><th>" + esc(t[k] || k) + "</th><td>" + esc(v) + "</td></tr>")
-      .join("") + "</table>";
-  }
-
-  async function call(url, body) {
-    state.busy += 1;
-    try {
-      const options = {credentials: "same-origin"};
-      if (body !== undefined) {
-        options.method = "POST";
-        options.headers = {"Content-Type": "application/json", "X-CSRF-Token": config.csrf};
-        options.body = JSON.stringify(body);
-      }
-      const response = await fetch(url, options);
-      let data = null;
-      try { data = await response.json(); } catch (e) { data = null; }
-      return {ok: response.ok, status: response.status, data};
-    } finally {
-      state.busy -= 1;
-    }
-  }
-
-  function refused(result) {
-    message(t.refused + " (" + result.status + "): " + ((result.data || {}).error || ""),
-            "error");
-  }
+  const {message, value, esc, call, refused, table} = safegridTools(config, state);
 
   function teamColour(p) {
     const offset = p.city === state.border.a ? 0 : 4;

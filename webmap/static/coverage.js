@@ -14,46 +14,7 @@ function safegridCoverage(map, config) {
   const proposals = L.featureGroup().addTo(map);
   const state = {busy: 0, off: new Set(), mode: null, last: null, views: null, proposed: []};
   window.safegridCoverageState = {map, views, targets, proposals, state};
-
-  function message(text, kind) {
-    const box = document.getElementById("sg-message");
-    box.textContent = text;
-    box.className = kind || "";
-  }
-
-  function value(id) {
-    return document.getElementById(id).value.trim();
-  }
-
-  function esc(text) {
-    const span = document.createElement("span");
-    span.textContent = text == null ? "" : String(text);
-    return span.innerHTML;
-  }
-
-  async function call(url, body) {
-    state.busy += 1;
-    try {
-      const options = {credentials: "same-origin"};
-      if (body !== undefined) {
-        options.method = "POST";
-        options.headers = {"Content-Type": body.type === "Feature" ? "application/geo+json"
-          : "application/json", "X-CSRF-Token": config.csrf};
-        options.body = JSON.stringify(body);
-      }
-      const response = await fetch(url, options);
-      let data = null;
-      try { data = await response.json(); } catch (e) { data = null; }
-      return {ok: response.ok, status: response.status, data};
-    } finally {
-      state.busy -= 1;
-    }
-  }
-
-  function refused(result) {
-    message(t.refused + " (" + result.status + "): " + ((result.data || {}).error || ""),
-            "error");
-  }
+  const {message, value, esc, call, refused, legend, table} = safegridTools(config, state);
 
   function scene() {
     const out = {jurisdiction: value("sg-jurisdiction"), target: value("sg-target"),
@@ -72,25 +33,6 @@ function safegridCoverage(map, config) {
     if (s.planned) params.set("planned", "true");
     if (s.off.length) params.set("off", s.off.join(","));
     return params.toString();
-  }
-
-  function legend(entries) {
-    const box = document.getElementById("sg-legend");
-    box.innerHTML = "";
-    for (const [label, colour] of entries) {
-      const row = document.createElement("div");
-      const swatch = document.createElement("span");
-      swatch.className = "sg-swatch";
-      swatch.style.background = colour;
-      row.append(swatch, document.createTextNode(" " + label));
-      box.append(row);
-    }
-  }
-
-  function table(p, skip) {
-    return "<table>" + Object.entries(p).filter(([k, v]) => !skip.includes(k) &&
-      v !== null && typeof v !== "object").map(([k, v]) =>
-      "<tr><th>" + esc(t[k] || k) + "</th><td>" + esc(v) + "</td></tr>").join("") + "</table>";
   }
 
   function percent(x) {
