@@ -60,7 +60,15 @@ def require_write(user: User, layer: Layer) -> None:
 
 
 def require_within(conn: Connection, user: User, code: str) -> None:
-    """Forbidden unless jurisdiction ``code`` lies in the user's own (admins: anywhere)."""
+    """Forbidden unless jurisdiction ``code`` lies in the user's own (admins: anywhere).
+
+    A border partner's scope is the border zone, never a jurisdiction as a whole: the
+    analyses of a whole jurisdiction are refused to them (the border API serves them).
+    """
+    if user.role == "border_partner":
+        raise Forbidden(f"a border partner sees only the zone of the {user.jurisdiction}-"
+                        f"{user.partner} border (/api/border), not jurisdiction {code} "
+                        "as a whole")
     if user.role != "admin" and code not in subtree_codes(conn, user.jurisdiction):
         raise Forbidden(f"jurisdiction {code} is outside your jurisdiction")
 

@@ -130,6 +130,11 @@ def test_who_may_see_a_border(api):
     assert wide.status_code == 403 and "2000 m" in wide.json()["error"]
     assert api("partner", f"/api/border?a={B}&b={A}").status_code == 200
     assert api(None, f"/api/border?a={A}&b={B}").status_code == 401
+    # analyses of a whole city would show the partner what lies outside the zone
+    for path in (f"/api/coverage?jurisdiction={A}", f"/api/hotspots?jurisdiction={A}",
+                 f"/api/safety-index?jurisdiction={A}", f"/api/coverage/views?jurisdiction={B}"):
+        r = api("partner", path)
+        assert r.status_code == 403 and "border partner" in r.json()["error"], path
 
 
 def test_the_partner_sees_both_cities_only_inside_the_zone_in_tiles(api, db):
