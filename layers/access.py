@@ -7,9 +7,12 @@ zone (``BORDER_ZONE_M`` each side of the shared border, within A and B).
 
 from __future__ import annotations
 
+import shapely
+from pyproj import CRS
 from sqlalchemy import Connection, text
 
 from geo.border import TOLERANCE
+from geo.crs import metric_crs
 
 from .errors import SafegridError
 from .features import Scope
@@ -17,7 +20,8 @@ from .registry import PERSONAL_READERS, Layer
 from .users import User
 
 __all__ = ["APP_ROLE", "BORDER_ZONE_M", "Forbidden", "enter_scope", "leaf_jurisdictions",
-           "read_scope", "require_within", "require_write", "subtree_codes"]
+           "jurisdiction_to_analyse", "read_scope", "require_within", "require_write",
+           "subtree_codes", "UnknownJurisdiction"]
 
 BORDER_ZONE_M = 2000.0
 # Boundaries of neighbours this close are one border: real ones leave gaps and overlaps
@@ -71,6 +75,27 @@ def require_within(conn: Connection, user: User, code: str) -> None:
                         "as a whole")
     if user.role != "admin" and code not in subtree_codes(conn, user.jurisdiction):
         raise Forbidden(f"jurisdiction {code} is outside your jurisdiction")
+
+
+class UnknownJurisdiction(SafegridError):
+    """A jurisdiction code that is not in the database (HTTP 400)."""
+
+    http_status = 400
+
+
+def jurisdiction_to_analyse(conn: Connection, user: User, code: str
+                            ) -> tuple[shapely.Geometry, CRS]:
+    """Jurisdiction ``code`` (lon/lat) and the metric CRS of its centre.
+
+    Only when the user may analyse it (:func:`require_within`).
+    """
+    row = conn.execute(text("SELECT ST_AsBinary(geom), ST_X(ST_Centroid(geom)), "
+                            "ST_Y(ST_Centroid(geom)) FROM jurisdictions WHERE code = :c"),
+                       {"c": code}).first()
+    if row is None:
+        raise UnknownJurisdiction(f"unknown jurisdiction {code!r}")
+    require_within(conn, user, code)
+    return shapely.from_wkb(bytes(row[0])), metric_crs(row[1], row[2])
 
 
 # Border zones by (a, b, width, ids and versions of both): the geography buffer of a

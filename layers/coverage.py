@@ -42,7 +42,6 @@ from geo.coverage import (
     views_over,
     watched,
 )
-from geo.crs import metric_crs
 from geo.hotspots import (
     Lattice,
     benjamini_hochberg,
@@ -62,7 +61,7 @@ from geo.siting import (
     max_cover,
 )
 
-from .access import require_within, subtree_codes
+from .access import jurisdiction_to_analyse, subtree_codes
 from .errors import SafegridError
 from .hotspots import AGGREGATE_ONLY, MIN_SHOWN
 from .runs import load_run, runs_of, save_run
@@ -190,17 +189,6 @@ _MAX_AREAS = 16
 _CACHE_LOCK = threading.Lock()  # the server answers from several threads
 
 
-def _jurisdiction(conn: Connection, user: User, code: str) -> tuple:
-    row = conn.execute(text("SELECT ST_AsBinary(geom), ST_X(ST_Centroid(geom)), "
-                            "ST_Y(ST_Centroid(geom)) FROM jurisdictions WHERE code = :c"),
-                       {"c": code}).first()
-    if row is None:
-        raise BadCoverageRequest(f"unknown jurisdiction {code!r}")
-    require_within(conn, user, code)
-    crs = metric_crs(row[1], row[2])
-    return shapely.from_wkb(bytes(row[0])), crs
-
-
 def _envelope(reach: shapely.Geometry, inverse: Transformer, metres: float
               ) -> tuple[float, ...]:
     """Lon/lat bounds of everything within ``metres`` of ``reach`` (metric)."""
@@ -262,7 +250,7 @@ def _scene(conn: Connection, user: User, query: CoverageQuery, targets: bool = T
            ) -> tuple[Scene, _Targets | None]:
     """The jurisdiction with its targets (when asked) and the cameras that can see them."""
     query.check()
-    area_ll, crs = _jurisdiction(conn, user, query.jurisdiction)
+    area_ll, crs = jurisdiction_to_analyse(conn, user, query.jurisdiction)
     forward = Transformer.from_crs(4326, crs, always_xy=True)
     inverse = Transformer.from_crs(crs, 4326, always_xy=True)
     area = shapely.transform(area_ll, lambda c: np.column_stack(

@@ -19,7 +19,6 @@ import shapely
 from pyproj import Transformer
 from sqlalchemy import Connection, text
 
-from geo.crs import metric_crs
 from geo.emerging import emerging_hotspots
 from geo.hotspots import (
     Lattice,
@@ -37,7 +36,7 @@ from geo.hotspots import (
     two_sided_p,
 )
 
-from .access import require_within
+from .access import jurisdiction_to_analyse
 from .errors import SafegridError
 from .registry import INCIDENT_CATEGORIES
 from .runs import load_run, runs_of, save_run
@@ -97,16 +96,10 @@ class _Data:
 
 def _load(conn: Connection, user: User, query: HotspotQuery) -> _Data:
     query.check()
-    row = conn.execute(text("SELECT ST_AsBinary(geom), ST_X(ST_Centroid(geom)), "
-                            "ST_Y(ST_Centroid(geom)) FROM jurisdictions WHERE code = :c"),
-                       {"c": query.jurisdiction}).first()
-    if row is None:
-        raise BadHotspotRequest(f"unknown jurisdiction {query.jurisdiction!r}")
-    require_within(conn, user, query.jurisdiction)
-    crs = metric_crs(row[1], row[2])
+    area_ll, crs = jurisdiction_to_analyse(conn, user, query.jurisdiction)
     forward = Transformer.from_crs(4326, crs, always_xy=True)
-    area = shapely.transform(shapely.from_wkb(bytes(row[0])),
-                             lambda c: np.column_stack(forward.transform(c[:, 0], c[:, 1])))
+    area = shapely.transform(area_ll, lambda c: np.column_stack(
+        forward.transform(c[:, 0], c[:, 1])))
     where = " AND i.category = :cat" if query.category else ""
     points = conn.execute(text(
         "SELECT ST_X(i.geom), ST_Y(i.geom), extract(epoch FROM i.occurred_at), "
