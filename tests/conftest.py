@@ -39,6 +39,22 @@ def db_url() -> str:
     return url
 
 
+def demo_database(name: str) -> str:
+    """A fresh database ``name`` in the managed cluster with the small demo; its URL.
+
+    For tests that write a lot (load, fuzzing) and must not change the shared one.
+    """
+    from layers import demo
+
+    cluster = managed_cluster()
+    cluster.up()
+    cluster.create_database(name, fresh=True)
+    url = cluster.url(name)
+    migrate(url)
+    demo.load(engine(url), "small", 1)
+    return url
+
+
 @pytest.fixture(scope="session")
 def db(db_url):
     """The engine of the test database."""
@@ -73,27 +89,57 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+class Server:
+    """A real ``safegrid serve`` process on a free loopback port, its output in ``log``."""
+
+    def __init__(self, db_url: str, log: Path, env: dict | None = None, *args: str):
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        full_env = {**os.environ, "SAFEGRID_DATABASE_URL": db_url, **(env or {})}
+        with open(log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [SAFEGRID, "serve", "--port", str(self.port), *args], env=full_env,
+                stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                if self.proc.poll() is not None:
+                    break
+                time.sleep(0.3)
+        self.stop()
+        pytest.fail(f"safegrid serve did not come up: {log.read_text()[-2000:]}")
+
+    def output(self) -> str:
+        """Everything the server printed so far."""
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> None:
+        """Terminate the server (kill it when it does not stop within 10 s)."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
 @pytest.fixture(scope="session")
-def server(db_url, demo_small):
-    """A real ``safegrid serve`` process on a free loopback port; yields its base URL."""
-    port = _free_port()
-    env = {**os.environ, "SAFEGRID_DATABASE_URL": db_url}
-    proc = subprocess.Popen([SAFEGRID, "serve", "--port", str(port)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{base}/healthz", timeout=2).status_code == 200:
-                break
-        except requests.ConnectionError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail(f"safegrid serve did not come up: {proc.stdout.read()}")
-    yield base
-    proc.terminate()
-    proc.wait(timeout=10)
+def live_server(db_url, demo_small, tmp_path_factory) -> Server:
+    """The shared server of the HTTP tests, on the test database with the small demo."""
+    server = Server(db_url, tmp_path_factory.mktemp("server") / "serve.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def server(live_server) -> str:
+    """The base URL of the shared server."""
+    return live_server.url
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from flask import Flask, jsonify
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from layers.db import database_url, engine
 from layers.errors import InputRejected, SafegridError
@@ -21,7 +21,10 @@ from layers.registry import UnknownLayer
 
 DEFAULTS: dict[str, object] = {
     "DATABASE_URL": None,  # None: SAFEGRID_DATABASE_URL or the managed cluster
-    "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,
+    "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,  # bytes of a request body; larger: 413
+    "RATE_LIMIT": "3000/minute",  # requests per client (webmap.ratelimit); "off": none
+    "LOGIN_LIMIT": "10/5minutes",  # failed logins per user and address, bad tokens per address
+    "RATE_LIMIT_STORAGE": "memory://",
     "JSON_AS_ASCII": False,
 }
 
@@ -44,14 +47,18 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
         coverage_map,
         edits,
         grids_api,
+        headers,
         hotspots_api,
         ogcapi,
         pages,
         planner,
+        ratelimit,
         reports,
         tiles,
     )
 
+    headers.init_app(app)
+    ratelimit.init_app(app)
     auth.init_app(app)
     app.register_blueprint(ogcapi.bp)
     app.register_blueprint(edits.bp)
@@ -96,6 +103,12 @@ def _register_errors(app: Flask) -> None:
     @app.errorhandler(OperationalError)
     def database_down(exc: OperationalError):
         return jsonify({"error": "the database is not reachable; try again shortly"}), 503
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(exc: RequestEntityTooLarge):
+        limit = app.config["MAX_CONTENT_LENGTH"]
+        return jsonify({"error": f"the request body is too large: at most {limit} bytes "
+                                 "(SAFEGRID_MAX_CONTENT_LENGTH)"}), 413
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

@@ -28,6 +28,7 @@ from layers.cluster import managed_cluster
 from layers.users import User, user_by_name, user_for_token, verify_password
 
 from .app import db_engine
+from .ratelimit import rate_limits, too_many
 
 bp = Blueprint("auth", __name__)
 
@@ -72,11 +73,16 @@ def current_user() -> User:
 def _authenticate():
     g.user = None
     header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer "):
+        wait = rate_limits().failure_wait("token", request.remote_addr or "")
+        if wait is not None:
+            return too_many("too many unknown API tokens from this address", wait)
     if header.startswith("Bearer ") or session.get("uid"):  # no query for anonymous calls
         with db_engine(current_app).connect() as conn:
             if header.startswith("Bearer "):
                 g.user = user_for_token(conn, header[7:].strip())
                 if g.user is None:
+                    rate_limits().failed("token", request.remote_addr or "")
                     return _unauthorised("the API token is not valid")
             else:
                 found = user_by_name(conn, session.get("name", ""))
@@ -138,10 +144,18 @@ def login():
     """Browser login with a CSRF-protected form; sets the session cookie."""
     error = ""
     status = 200
+    headers = {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"}
     if request.method == "POST":
         sent = request.form.get("csrf", "")
+        who = ("login", request.remote_addr or "", request.form.get("name", "").strip().lower())
+        wait = rate_limits().failure_wait(*who)
         if not sent or not secrets.compare_digest(sent, session.get("csrf", "")):
             error, status = "表单已过期，请重试 (the form expired: try again)", 400
+        elif wait is not None:
+            error = (f"登录失败次数过多，请 {wait} 秒后再试 "
+                     f"(too many failed logins: try again in {wait} s)")
+            status = 429
+            headers["Retry-After"] = str(wait)
         else:
             with db_engine(current_app).connect() as conn:
                 found = user_by_name(conn, request.form.get("name", ""))
@@ -149,16 +163,21 @@ def login():
                 session.clear()
                 session["uid"], session["name"] = found[0].id, found[0].name
                 return redirect(_safe_next(request.form.get("next")))
+            rate_limits().failed(*who)
             error, status = "用户名或密码错误 (wrong user name or password)", 401
     html = _FORM.format(
         error=f'<p class="error">{escape(error)}</p>' if error else "",
         csrf=escape(csrf_token()), next=escape(_safe_next(request.args.get("next")
                                                           or request.form.get("next"))))
-    return html, status, {"Content-Type": "text/html; charset=utf-8"}
+    return html, status, headers
 
 
 @bp.post("/logout")
 def logout():
-    """End the browser session."""
+    """End the browser session (the form must carry the session's CSRF token)."""
+    sent = request.form.get("csrf", "")
+    if session.get("uid") and (not sent or
+                               not secrets.compare_digest(sent, session.get("csrf", ""))):
+        return jsonify({"error": "logging out needs the page's CSRF token: reload the page"}), 403
     session.clear()
     return redirect(url_for("auth.login"))

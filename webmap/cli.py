@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import click
+from sqlalchemy.exc import OperationalError
 
 from layers import LAYERS, get_layer
 from layers.cluster import ClusterError, managed_cluster
@@ -40,6 +41,11 @@ class SafegridGroup(click.Group):
             sys.exit(EXIT_BAD_INPUT)
         except ClusterError as exc:
             click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_FAILED)
+        except OperationalError as exc:  # lost or never reached: nothing was committed
+            reason = str(exc.orig or exc).strip().splitlines()[0]
+            click.echo(f"error: the database is not reachable ({reason}); nothing was "
+                       "written. Start it with 'safegrid db up'", err=True)
             sys.exit(EXIT_FAILED)
 
 
@@ -362,13 +368,27 @@ def report_cmd(code: str, month: str, out: Path) -> None:
 @click.option("--port", default=8000, type=int, show_default=True, help="Port to listen on.")
 @click.option("--threads", default=8, type=int, show_default=True,
               help="Worker threads of the WSGI server.")
-def serve_cmd(host: str, port: int, threads: int) -> None:
-    """Serve the web map and API with the waitress WSGI server."""
+@click.option("--access-log/--no-access-log", default=True, show_default=True,
+              help="Print one line per request (address, method, path, status, ms, user).")
+def serve_cmd(host: str, port: int, threads: int, access_log: bool) -> None:
+    """Serve the web map and API with the waitress WSGI server.
+
+    Limits come from SAFEGRID_MAX_CONTENT_LENGTH (bytes of a request body),
+    SAFEGRID_RATE_LIMIT (requests per client, e.g. "3000/minute"; "off") and
+    SAFEGRID_LOGIN_LIMIT (failed logins per user name and address).
+    """
+    import logging
+
     from waitress import serve
 
     from webmap import create_app
 
-    app = create_app()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("safegrid.access").setLevel(logging.INFO if access_log else logging.WARNING)
+    try:
+        app = create_app()
+    except ValueError as exc:  # a limit that does not parse
+        raise click.ClickException(str(exc)) from None
     click.echo(f"safegrid serving on http://{host}:{port}/ (map: http://{host}:{port}/map)")
     serve(app, host=host, port=port, threads=threads, ident="safegrid")
 

@@ -25,6 +25,8 @@ from layers.registry import KEY_AREA_CATEGORIES, LAYERS, Layer
 from layers.store import q
 from layers.users import User
 
+from .auth import csrf_token
+
 LANGS = ("zh", "en")
 _CATEGORY_ZH = {
     "school": "学校", "kindergarten": "幼儿园", "hospital": "医院", "park": "公园",
@@ -308,6 +310,7 @@ def _add_header(m: folium.Map, engine: Engine, user: User, city: str, lang: str)
          href="/map/border?lang={lang}">{t['border']}</a>
       <span style="margin-left:8px;color:#555">{escape(user.name)}</span>
       <form method="post" action="/logout" style="display:inline;margin-left:6px">
+        <input type="hidden" name="csrf" value="{escape(csrf_token())}">
         <button type="submit">{t['logout']}</button></form>
     </div>"""
     m.get_root().html.add_child(folium.Element(html))

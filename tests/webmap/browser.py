@@ -1,11 +1,12 @@
 """A logged-in page in Debian's headless Chromium, for the map tests."""
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Error, Page, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -28,6 +29,8 @@ def logged_in(server: str, user: str, path: str) -> Iterator[Page]:
         page.route("**/tile.openstreetmap.org/**", lambda route: route.abort())
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("console", lambda msg: errors.append(msg.text)
+                if "Content Security Policy" in msg.text else None)
         page.goto(f"{server}/login?next={quote(path, safe='/')}")
         page.fill("input[name=name]", user)
         page.fill("input[name=password]", password)
@@ -39,3 +42,24 @@ def logged_in(server: str, user: str, path: str) -> Iterator[Page]:
             yield page
         finally:
             browser.close()
+
+
+def wait_for(page: Page, expression: str, timeout: float = 30) -> object:
+    """Poll ``expression`` in the page until it is truthy; its value.
+
+    ``page.wait_for_function`` evaluates strings with ``eval``, which the pages'
+    Content-Security-Policy forbids; ``page.evaluate`` goes through DevTools instead.
+    """
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while True:
+        try:
+            value = page.evaluate(expression)
+            if value:
+                return value
+        except Error as exc:  # not there yet (e.g. the map's state is still loading)
+            last = exc
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {expression!r}"
+                                 + (f": {last}" if last else ""))
+        page.wait_for_timeout(100)

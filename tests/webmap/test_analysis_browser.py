@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from .browser import OUTPUT, logged_in
+from .browser import OUTPUT, logged_in, wait_for
 
 pytestmark = [pytest.mark.db, pytest.mark.browser]
 
@@ -50,7 +50,7 @@ def test_gi_then_emerging_then_a_saved_run(analyst):
 
     page.select_option("#sg-method", "emerging")
     page.click("#sg-run")
-    page.wait_for_function("window.safegridAnalysisState.state.last.steps !== undefined")
+    wait_for(page, "window.safegridAnalysisState.state.last.steps !== undefined")
     page.wait_for_selector("#sg-message.ok")
     assert page.evaluate(DRAWN) > 0
     # the time slider recolours the cells by each step's counts
@@ -65,13 +65,13 @@ def test_gi_then_emerging_then_a_saved_run(analyst):
     gi_run = page.locator("#sg-runs option", has_text=re.compile(r"^#\d+ gi ")).first \
         .get_attribute("value")
     page.select_option("#sg-runs", gi_run)
-    page.wait_for_function("window.safegridAnalysisState.state.last.steps === undefined")
+    wait_for(page, "window.safegridAnalysisState.state.last.steps === undefined")
     assert page.locator("#sg-legend div").count() == 7
     assert not page.locator("#sg-time").is_visible()
 
     # compared with itself: every hot cell is hot in both
     page.select_option("#sg-compare", gi_run)
-    page.wait_for_function("document.getElementById('sg-message').textContent"
+    wait_for(page, "document.getElementById('sg-message').textContent"
                            ".startsWith('对比')")
     hot = page.evaluate("window.safegridAnalysisState.state.last.features"
                         ".filter(f => f.properties.class.startsWith('hot')).length")
@@ -81,7 +81,7 @@ def test_gi_then_emerging_then_a_saved_run(analyst):
     # the safety index of the grids, coloured by level
     page.select_option("#sg-method", "safety")
     page.click("#sg-run")
-    page.wait_for_function("window.safegridAnalysisState.state.last.parameters.weights")
+    wait_for(page, "window.safegridAnalysisState.state.last.parameters.weights")
     assert page.evaluate(DRAWN) == page.evaluate(
         "window.safegridAnalysisState.state.last.features.length") > 0
     assert page.locator("#sg-legend div").count() == 5

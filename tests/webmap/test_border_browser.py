@@ -4,7 +4,7 @@ go to test-output/."""
 
 import pytest
 
-from .browser import OUTPUT, logged_in
+from .browser import OUTPUT, logged_in, wait_for
 
 pytestmark = [pytest.mark.db, pytest.mark.browser]
 
@@ -40,7 +40,7 @@ def test_the_partner_sees_the_border_and_plans_patrols(server, api):
         page.fill("#sg-teams-a", "2")
         page.fill("#sg-teams-b", "1")
         page.click("#sg-plan")
-        page.wait_for_function(f"{STATE}.state.plan !== null")
+        wait_for(page, f"{STATE}.state.plan !== null")
         page.wait_for_selector("#sg-message.ok")
         plan = page.evaluate(f"{STATE}.state.plan")
         sectors = [f for f in plan["features"] if f["properties"]["kind"] == "sector"]

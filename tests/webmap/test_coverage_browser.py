@@ -5,7 +5,7 @@ covered share, gaps by risk, a camera switched off from its popup, proposed came
 import pytest
 from sqlalchemy import text
 
-from .browser import OUTPUT, logged_in
+from .browser import OUTPUT, logged_in, wait_for
 
 pytestmark = [pytest.mark.db, pytest.mark.browser]
 
@@ -52,17 +52,17 @@ def test_coverage_gaps_what_if_and_siting_on_the_map(server, api, db):
           }}));
         }}""")
         page.click(".leaflet-popup-content .sg-switch-off")
-        page.wait_for_function(f"{STATE}.state.last.before !== undefined")
+        wait_for(page, f"{STATE}.state.last.before !== undefined")
         page.wait_for_selector("#sg-message.ok")
         after = page.evaluate(f"{STATE}.state.last")
         assert after["after"] <= after["before"] == answer["summary"]["covered_ratio"]
         assert "→" in page.text_content("#sg-summary")
         page.click("#sg-reset")
-        page.wait_for_function(f"{STATE}.state.off.size === 0 && "
+        wait_for(page, f"{STATE}.state.off.size === 0 && "
                                f"{STATE}.state.last.before === undefined")
 
         page.click("#sg-gaps")
-        page.wait_for_function(f"{STATE}.state.mode === 'gaps' && "
+        wait_for(page, f"{STATE}.state.mode === 'gaps' && "
                                f"{STATE}.state.last.summary.gaps !== undefined")
         gaps = page.evaluate(f"{STATE}.state.last")
         assert _drawn(page, "targets") == len(gaps["features"]) > 0

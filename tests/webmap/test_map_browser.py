@@ -3,7 +3,7 @@
 import pytest
 from playwright.sync_api import sync_playwright
 
-from .browser import ARGS, CHROMIUM
+from .browser import ARGS, CHROMIUM, wait_for
 
 pytestmark = [pytest.mark.db, pytest.mark.browser]
 
@@ -42,7 +42,7 @@ def test_map_draws_every_layer_with_a_layer_control(server, page):
     errors = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(f"{server}/map", wait_until="load")
-    page.wait_for_function(f"({FEATURES_DRAWN})() > 50")
+    wait_for(page, f"({FEATURES_DRAWN})() > 50")
     labels = page.eval_on_selector_all(
         ".leaflet-control-layers-overlays label", "els => els.map(e => e.textContent.trim())")
     for title in ("网格", "视频监控", "检查站卡点", "道路", "市界", "警情热力图"):
@@ -54,7 +54,7 @@ def test_map_draws_every_layer_with_a_layer_control(server, page):
 
 def test_layer_control_hides_and_shows_a_layer(server, page):
     page.goto(f"{server}/map", wait_until="load")
-    page.wait_for_function(f"({FEATURES_DRAWN})() > 50")
+    wait_for(page, f"({FEATURES_DRAWN})() > 50")
     before = _drawn(page)
     roads = page.locator(".leaflet-control-layers-overlays label", has_text="道路")
     shown = int(roads.text_content().split("(")[1].rstrip(")"))

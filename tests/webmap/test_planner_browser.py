@@ -5,7 +5,7 @@ import pytest
 import shapely
 from sqlalchemy import text
 
-from .browser import OUTPUT, logged_in
+from .browser import OUTPUT, logged_in, wait_for
 from .gridhelp import COMMUNITY, assert_tiles, geoms, room, shared_vertex
 
 pytestmark = [pytest.mark.db, pytest.mark.browser]
@@ -30,10 +30,10 @@ def pixel(page, lon: float, lat: float) -> tuple[float, float]:
 
 def open_grid(page, grid_id: int, geom: shapely.Polygon) -> None:
     """Wait for the grid to be drawn, then click it and wait for its attributes."""
-    page.wait_for_function(f"{STATE} && {STATE}.byId.has({grid_id})")
+    wait_for(page, f"{STATE} && {STATE}.byId.has({grid_id})")
     inside = geom.point_on_surface()
     page.mouse.click(*pixel(page, inside.x, inside.y))
-    page.wait_for_function(f"{STATE}.selected() === {grid_id} && {STATE}.versions.has({grid_id})")
+    wait_for(page, f"{STATE}.selected() === {grid_id} && {STATE}.versions.has({grid_id})")
     page.wait_for_selector("#sg-edit")
 
 
