@@ -80,6 +80,8 @@ class Page:
     matched: int | None
 
 
+_CORNERS = "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM"
+
 def _feature_sql(layer: Layer, crs: str, personal: bool) -> str:
     template, decimals = OUTPUT_CRS[crs]
     fields = [f.name for f in layer.fields if personal or not f.personal]
@@ -181,13 +183,12 @@ def fetch_ids(conn: Connection, layer: Layer, ids: list[int], scope: Scope) -> s
 
 def collection_extent(conn: Connection, layer: Layer) -> dict:
     """OGC extent object: spatial bbox (estimated for big tables) and time interval."""
-    box = conn.execute(text(
-        f"SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
-        f"(SELECT ST_Extent(geom) AS e FROM {q(layer.name)}) x"
-        if _small(conn, layer) else
-        f"SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
-        f"(SELECT ST_EstimatedExtent('{layer.name}', 'geom')::box2d AS e) x"
-    )).one()
+    if _small(conn, layer):
+        box = conn.execute(text(
+            f"{_CORNERS} (SELECT ST_Extent(geom) AS e FROM {q(layer.name)}) x")).one()
+    else:
+        box = conn.execute(text(f"{_CORNERS} (SELECT ST_EstimatedExtent(:t, 'geom')::box2d "
+                                "AS e) x"), {"t": layer.name}).one()
     extent: dict = {}
     if box[0] is not None:
         extent["spatial"] = {"bbox": [[round(v, 7) for v in box]], "crs": CRS84}

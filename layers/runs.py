@@ -65,7 +65,8 @@ def runs_of(conn: Connection, table: str, user: User, jurisdiction: str | None =
 def load_run(conn: Connection, table: str, user: User, run_id: int) -> dict:
     """A saved run's result as it was answered, or UnknownRun."""
     label = RUN_TABLES[_table(table)]
-    row = conn.execute(text(f"SELECT jurisdiction_code, result FROM {table} WHERE id = :i"),
+    row = conn.execute(text(f"SELECT jurisdiction_code, result FROM {_table(table)} "
+                            "WHERE id = :i"),
                        {"i": run_id}).first()
     if row is None:
         raise UnknownRun(f"there is no {label} run {run_id}")
