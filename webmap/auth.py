@@ -90,8 +90,7 @@ def _authenticate():
                     g.user = found[0]
     if g.user is not None and not header.startswith("Bearer ") and \
             request.method not in SAFE_METHODS and request.endpoint not in PUBLIC_ENDPOINTS:
-        sent = request.headers.get("X-CSRF-Token", "")
-        if not sent or not secrets.compare_digest(sent, session.get("csrf", "")):
+        if not _csrf_matches(request.headers.get("X-CSRF-Token", "")):
             response = jsonify({"error": "a change from the browser needs the page's "
                                          "X-CSRF-Token header: reload the page"})
             response.status_code = 403
@@ -109,6 +108,12 @@ def _unauthorised(message: str):
     response.status_code = 401
     response.headers["WWW-Authenticate"] = 'Bearer realm="safegrid"'
     return response
+
+
+def _csrf_matches(sent: str) -> bool:
+    """Whether ``sent`` is the session's CSRF token (constant-time compare)."""
+    expected = session.get("csrf", "")
+    return bool(sent and expected) and secrets.compare_digest(sent, expected)
 
 
 def csrf_token() -> str:
@@ -146,10 +151,9 @@ def login():
     status = 200
     headers = {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"}
     if request.method == "POST":
-        sent = request.form.get("csrf", "")
         who = ("login", request.remote_addr or "", request.form.get("name", "").strip().lower())
         wait = rate_limits().failure_wait(*who)
-        if not sent or not secrets.compare_digest(sent, session.get("csrf", "")):
+        if not _csrf_matches(request.form.get("csrf", "")):
             error, status = "表单已过期，请重试 (the form expired: try again)", 400
         elif wait is not None:
             error = (f"登录失败次数过多，请 {wait} 秒后再试 "
@@ -175,9 +179,7 @@ def login():
 @bp.post("/logout")
 def logout():
     """End the browser session (the form must carry the session's CSRF token)."""
-    sent = request.form.get("csrf", "")
-    if session.get("uid") and (not sent or
-                               not secrets.compare_digest(sent, session.get("csrf", ""))):
+    if session.get("uid") and not _csrf_matches(request.form.get("csrf", "")):
         return jsonify({"error": "logging out needs the page's CSRF token: reload the page"}), 403
     session.clear()
     return redirect(url_for("auth.login"))
