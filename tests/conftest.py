@@ -6,7 +6,10 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -73,27 +76,43 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextmanager
+def running_server(db_url: str, log: Path | None = None) -> Iterator[str]:
+    """``safegrid serve`` on ``db_url`` on a free loopback port; yields its base URL.
+
+    The server's output goes to ``log`` (a temporary file when None), not to a pipe that
+    nobody reads and that would stall the server once full.
+    """
+    port = _free_port()
+    env = {**os.environ, "SAFEGRID_DATABASE_URL": db_url}
+    with (open(log, "w+") if log else tempfile.TemporaryFile("w+")) as out:
+        proc = subprocess.Popen([SAFEGRID, "serve", "--port", str(port)], env=env,
+                                stdout=out, stderr=subprocess.STDOUT, text=True)
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.3)
+        else:
+            proc.kill()
+            proc.wait(timeout=10)
+            out.seek(0)
+            pytest.fail(f"safegrid serve did not come up: {out.read()}")
+        try:
+            yield base
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
 @pytest.fixture(scope="session")
 def server(db_url, demo_small):
     """A real ``safegrid serve`` process on a free loopback port; yields its base URL."""
-    port = _free_port()
-    env = {**os.environ, "SAFEGRID_DATABASE_URL": db_url}
-    proc = subprocess.Popen([SAFEGRID, "serve", "--port", str(port)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{base}/healthz", timeout=2).status_code == 200:
-                break
-        except requests.ConnectionError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail(f"safegrid serve did not come up: {proc.stdout.read()}")
-    yield base
-    proc.terminate()
-    proc.wait(timeout=10)
+    with running_server(db_url) as base:
+        yield base
 
 
 @pytest.fixture(scope="session")
