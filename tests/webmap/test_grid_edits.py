@@ -269,17 +269,3 @@ def test_units_are_regenerated_for_a_grid_and_go_stale_when_it_changes(api, db, 
         statuses = conn.execute(text("SELECT DISTINCT status FROM household_units "
                                      "WHERE grid_code = :c"), {"c": code}).scalars().all()
     assert statuses == ["current"]
-
-
-@pytest.mark.parametrize("user,path,kw,status", [
-    ("viewer", "/api/grids/{a}/units", {}, 403),
-    ("planner", "/api/grids/999999/units", {}, 404),
-    ("planner", "/api/grids/{a}/units", {"json": {"target": 12}}, 400),
-    ("planner", "/api/grids/{a}/units?x=1", {}, 400),
-])
-def test_bad_unit_requests_write_nothing(api, db, planned, user, path, kw, status):
-    before = state(db)
-    r = api(user, path.format(a=planned[0]), method="POST", **kw)
-    assert r.status_code == status, r.text
-    assert r.json()["error"]
-    assert state(db) == before
