@@ -150,19 +150,8 @@ def test_split_merge_and_restore(api, db, planned):
 
 
 @pytest.mark.parametrize("path,body,status,expect", [
-    ("/api/grids/{a}/split", {"line": {"type": "LineString", "coordinates": [[0, 0], [1, 1]]}},
-     422, "part"),
-    ("/api/grids/{a}/split", {"line": {"type": "Nope"}}, 422, "LineString"),
-    ("/api/grids/{a}/split", {"line": "x"}, 400, "line must be"),
-    ("/api/grids/{a}/split", {}, 400, "missing"),
+    # the other bad splits, merges and restores are in tests/data/bad_requests.py
     ("/api/grids/merge", {"ids": ["{a}", "{far}"]}, 422, "no edge"),
-    ("/api/grids/merge", {"ids": ["{a}"]}, 422, "two or more"),
-    ("/api/grids/merge", {"ids": "{a}"}, 400, "ids must be"),
-    ("/api/grids/merge", {"ids": ["{a}", 1.5]}, 400, "integers"),
-    ("/api/grids/{a}/restore", {"version": 99}, 422, "no version"),
-    ("/api/grids/{a}/restore", {"version": 1}, 422, "already"),
-    ("/api/grids/{a}/restore", {"version": "1"}, 400, "version must be"),
-    ("/api/grids/999999/restore", {"version": 1}, 404, "no feature"),
 ])
 def test_bad_split_merge_restore(api, db, planned, path, body, status, expect):
     grids = geoms(db)
