@@ -22,10 +22,12 @@ from geo.validate import coerce_type, geometry_problems
 from .errors import InputRejected, RowProblem
 from .registry import SYSTEM_COLUMNS, Field, Layer
 
-__all__ = ["LOCAL_TZ", "clean_features"]
+__all__ = ["LOCAL_TZ", "YEARS", "check_year", "clean_features"]
 
 # Timestamps without a zone are taken as China Standard Time.
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
+# The years a date-time may fall in, first and last.
+YEARS = (1900, 2200)
 
 
 def clean_features(gdf: gpd.GeoDataFrame, layer: Layer, first_row: int = 1) -> gpd.GeoDataFrame:
@@ -117,9 +119,14 @@ def _domain_problem(value: object, f: Field) -> str | None:
 
 
 def _to_text(value: object) -> str:
+    if isinstance(value, dict | list | tuple):
+        raise ValueError(f"{value!r} is not a text value")
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    return str(value).strip()
+    text = str(value).strip()
+    if "\x00" in text:  # PostgreSQL text cannot hold it
+        raise ValueError(f"{text!r} contains a NUL character")
+    return text
 
 
 def _to_float(value: object) -> float:
@@ -158,4 +165,15 @@ def _to_datetime(value: object) -> dt.datetime:
             raise ValueError(f"{text!r} is not an ISO 8601 date-time") from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=LOCAL_TZ)
+    check_year(value)
     return value
+
+
+def check_year(moment: dt.datetime) -> None:
+    """ValueError unless ``moment`` lies in the years safegrid works with (:data:`YEARS`).
+
+    Far-off years are typing errors, and near year 1 or 9999 a time-zone shift leaves the
+    range Python and PostgreSQL share.
+    """
+    if not YEARS[0] <= moment.year <= YEARS[1]:
+        raise ValueError(f"the year {moment.year} is not in {YEARS[0]}-{YEARS[1]}")

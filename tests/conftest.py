@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import requests
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from layers.cluster import ClusterError, managed_cluster
 from layers.db import engine, migrate
@@ -39,17 +41,34 @@ def db_url() -> str:
     return url
 
 
+def fresh_database(name: str) -> str:
+    """An empty PostGIS database ``name`` next to the test database (dropped first); its URL."""
+    external = os.environ.get("SAFEGRID_TEST_DATABASE_URL")
+    if not external:
+        cluster = managed_cluster()
+        cluster.up()
+        cluster.create_database(name, fresh=True)
+        return cluster.url(name)
+    url = make_url(external)
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    own = url.set(database=name).render_as_string(hide_password=False)
+    with create_engine(own).begin() as conn:
+        conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
+    return own
+
+
 def demo_database(name: str) -> str:
-    """A fresh database ``name`` in the managed cluster with the small demo; its URL.
+    """A fresh database ``name`` with the small demo (seed 1), migrated; its URL.
 
     For tests that write a lot (load, fuzzing) and must not change the shared one.
     """
     from layers import demo
 
-    cluster = managed_cluster()
-    cluster.up()
-    cluster.create_database(name, fresh=True)
-    url = cluster.url(name)
+    url = fresh_database(name)
     migrate(url)
     demo.load(engine(url), "small", 1)
     return url

@@ -60,13 +60,13 @@ def if_match_version(required: bool) -> int | None:
                                        "(GET the item first)")
         return None
     value = raw.strip().removeprefix("W/").strip('"')
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):  # "²".isdigit(), but int("²") fails
         raise BadRequest(f"If-Match {raw!r} is not an ETag of this service")
     return int(value)
 
 
 def _feature_id(raw: str) -> int:
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):
         raise edit.Missing(f"there is no feature {raw!r}")
     return int(raw)
 

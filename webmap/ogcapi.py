@@ -225,7 +225,7 @@ def item(layer: str, feature_id: str):
     declaration = get_layer(layer)
     _check_no_params({"f", "crs"})
     crs = parse_crs_uri(request.args.get("crs"), "crs")
-    if not feature_id.isdigit():
+    if not (feature_id.isascii() and feature_id.isdigit()):
         raise NotFound(f"{layer} has no feature {feature_id!r}")
     with db_engine(current_app).connect() as conn:
         scope = read_scope(conn, current_user(), declaration)

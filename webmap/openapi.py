@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from layers.registry import LAYERS, Layer
+from layers.registry import LAYERS, Field, Layer
 
 __all__ = ["openapi_document"]
 
@@ -58,12 +58,55 @@ def _errors(*codes: str) -> dict:
         "schema": {"$ref": "#/components/schemas/Error"}}}} for code in codes}
 
 
+_GEOMETRY_TYPES = {"Point": ["Point"], "LineString": ["LineString"],
+                   "Polygon": ["Polygon"], "MultiPolygon": ["Polygon", "MultiPolygon"],
+                   "PointOrPolygon": ["Point", "Polygon"]}
+
+
+def _field_schema(f: Field) -> dict:
+    schema: dict = {"type": _TYPES[f.type]}
+    if f.type == "datetime":
+        schema["format"] = "date-time"
+    if f.choices:
+        schema["enum"] = list(f.choices)
+    if f.minimum is not None:
+        schema["minimum"] = f.minimum
+        if f.exclusive_minimum:
+            schema["exclusiveMinimum"] = True
+    if f.maximum is not None:
+        schema["maximum"] = f.maximum
+        if f.exclusive_maximum:
+            schema["exclusiveMaximum"] = True
+    if not f.required:
+        schema["nullable"] = True
+    return schema
+
+
+def _feature_schema(layer: Layer, patch: bool = False) -> dict:
+    """A GeoJSON Feature of ``layer`` (in CRS84); for a merge patch nothing is required."""
+    geometry = {"type": "object", "required": ["type", "coordinates"], "properties": {
+        "type": {"type": "string", "enum": _GEOMETRY_TYPES[layer.geometry]},
+        "coordinates": {"type": "array"}}}
+    props = {"type": "object", "additionalProperties": False,
+             "properties": {f.name: _field_schema(f) for f in layer.input_fields}}
+    required = [f.name for f in layer.input_fields if f.required]
+    if required and not patch:
+        props["required"] = required
+    feature = {"type": "object", "properties": {
+        "type": {"type": "string", "enum": ["Feature"]}, "geometry": geometry,
+        "properties": props}}
+    if not patch:
+        feature["required"] = ["type", "geometry", "properties"]
+    return feature
+
+
 def _write_op(layer: Layer, summary: str, body_type: str, ok: str, etag: bool = False) -> dict:
+    patch = body_type == "application/merge-patch+json"
     op: dict = {
         "summary": f"{summary} of {layer.name}",
         "operationId": f"{summary.split()[0].lower()}_{layer.name}",
-        "requestBody": {"required": True, "content": {body_type: {"schema": {
-            "type": "object"}}}},
+        "requestBody": {"required": True, "content": {body_type: {
+            "schema": _feature_schema(layer, patch)}}},
         "responses": {ok: {"description": "written", "content": {"application/geo+json": {
             "schema": {"type": "object"}}}},
             **_errors("400", "401", "403", "413", "415", "422")},
@@ -326,7 +369,11 @@ def openapi_document(base_url: str) -> dict:
                           "operationId": f"delete_{layer.name}",
                           "parameters": [_ID, _IF_MATCH],
                           "responses": {"204": {"description": "deleted"},
-                                        **_errors("403", "404", "412")}}
+                                        **_errors("400", "401", "403", "404", "412")}}
+        if layer.name == "grids":  # the neighbours that took the area
+            item["delete"]["responses"]["200"] = {
+                "description": "deleted; the grids changed", "content": {
+                    "application/geo+json": {"schema": {"type": "object"}}}}
         paths[f"/tiles/{layer.name}/{{z}}/{{x}}/{{y}}.mvt"] = {"get": {
             "summary": f"Vector tile of {layer.name}", "operationId": f"tile_{layer.name}",
             "parameters": [{"name": n, "in": "path", "required": True,

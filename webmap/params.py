@@ -13,7 +13,7 @@ from werkzeug.datastructures import MultiDict
 from layers.errors import SafegridError
 from layers.features import CRS84, OUTPUT_CRS, ItemQuery
 from layers.registry import Layer
-from layers.validate import LOCAL_TZ
+from layers.validate import LOCAL_TZ, check_year
 
 __all__ = ["BadRequest", "flag_arg", "instant", "item_query", "json_body", "number_arg",
            "only_params", "parse_crs_uri"]
@@ -31,8 +31,36 @@ class BadRequest(SafegridError):
     http_status = 400
 
 
+def _refuse_nul(args: MultiDict) -> None:
+    """BadRequest naming a query parameter whose name or value holds a NUL character."""
+    for key, value in args.items(multi=True):
+        if "\x00" in key or "\x00" in value:
+            raise BadRequest(f"parameter {key!r} contains a NUL character")
+
+
+def _nul_path(value: object, path: str) -> str | None:
+    """Where in a parsed JSON ``value`` a string holds a NUL character, or None."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = ((str(i), v) for i, v in enumerate(value))
+    else:
+        return None
+    for key, item in items:
+        where = f"{path}.{key}" if path else str(key)
+        if "\x00" in str(key):
+            return where
+        found = _nul_path(item, where)
+        if found:
+            return found
+    return None
+
+
 def only_params(allowed: set[str] | frozenset[str]) -> None:
     """BadRequest naming every query parameter of the request not in ``allowed``."""
+    _refuse_nul(request.args)
     unknown = sorted(set(request.args) - set(allowed))
     if unknown:
         takes = f"; this takes {', '.join(sorted(allowed))}" if allowed else \
@@ -74,6 +102,9 @@ def json_body(fields: dict[str, type | tuple[type, ...]], required: set[str]) ->
         raise BadRequest(f"the body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object")
+    nul = _nul_path(body, "")
+    if nul:
+        raise BadRequest(f"field {nul!r} contains a NUL character")
     unknown = sorted(set(body) - set(fields))
     if unknown:
         raise BadRequest(f"unknown field(s) {', '.join(map(repr, unknown))}; "
@@ -104,6 +135,7 @@ def parse_crs_uri(value: str | None, name: str) -> str:
 
 def item_query(args: MultiDict, layer: Layer) -> ItemQuery:
     """Build an :class:`ItemQuery` from the request's query string, or raise 400."""
+    _refuse_nul(args)
     scalar = {f.name: f for f in layer.fields}
     for key in args:
         if key not in _COMMON and key not in scalar:
@@ -185,7 +217,12 @@ def instant(text: str, end_of_day: bool) -> dt.datetime:
             moment = dt.datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
     except ValueError:
         raise BadRequest(f"datetime {text!r} is not an RFC 3339 date or date-time") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=LOCAL_TZ)
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=LOCAL_TZ)
+    try:
+        check_year(moment)
+    except ValueError as exc:
+        raise BadRequest(f"datetime {text!r}: {exc}") from None
+    return moment
 
 
 def _interval(value: str | None, layer: Layer) -> tuple[dt.datetime | None, dt.datetime | None]:

@@ -150,19 +150,8 @@ def test_split_merge_and_restore(api, db, planned):
 
 
 @pytest.mark.parametrize("path,body,status,expect", [
-    ("/api/grids/{a}/split", {"line": {"type": "LineString", "coordinates": [[0, 0], [1, 1]]}},
-     422, "part"),
-    ("/api/grids/{a}/split", {"line": {"type": "Nope"}}, 422, "LineString"),
-    ("/api/grids/{a}/split", {"line": "x"}, 400, "line must be"),
-    ("/api/grids/{a}/split", {}, 400, "missing"),
+    # the other bad splits, merges and restores are in tests/data/bad_requests.py
     ("/api/grids/merge", {"ids": ["{a}", "{far}"]}, 422, "no edge"),
-    ("/api/grids/merge", {"ids": ["{a}"]}, 422, "two or more"),
-    ("/api/grids/merge", {"ids": "{a}"}, 400, "ids must be"),
-    ("/api/grids/merge", {"ids": ["{a}", 1.5]}, 400, "integers"),
-    ("/api/grids/{a}/restore", {"version": 99}, 422, "no version"),
-    ("/api/grids/{a}/restore", {"version": 1}, 422, "already"),
-    ("/api/grids/{a}/restore", {"version": "1"}, 400, "version must be"),
-    ("/api/grids/999999/restore", {"version": 1}, 404, "no feature"),
 ])
 def test_bad_split_merge_restore(api, db, planned, path, body, status, expect):
     grids = geoms(db)
@@ -269,17 +258,3 @@ def test_units_are_regenerated_for_a_grid_and_go_stale_when_it_changes(api, db, 
         statuses = conn.execute(text("SELECT DISTINCT status FROM household_units "
                                      "WHERE grid_code = :c"), {"c": code}).scalars().all()
     assert statuses == ["current"]
-
-
-@pytest.mark.parametrize("user,path,kw,status", [
-    ("viewer", "/api/grids/{a}/units", {}, 403),
-    ("planner", "/api/grids/999999/units", {}, 404),
-    ("planner", "/api/grids/{a}/units", {"json": {"target": 12}}, 400),
-    ("planner", "/api/grids/{a}/units?x=1", {}, 400),
-])
-def test_bad_unit_requests_write_nothing(api, db, planned, user, path, kw, status):
-    before = state(db)
-    r = api(user, path.format(a=planned[0]), method="POST", **kw)
-    assert r.status_code == status, r.text
-    assert r.json()["error"]
-    assert state(db) == before

@@ -172,34 +172,6 @@ def test_equality_filters_on_fields(api, db):
                                      & (cams.status == "online")).sum()
 
 
-@pytest.mark.parametrize(("params", "message"), [
-    ({"colour": "red"}, "unknown parameter 'colour'"),
-    ({"limit": "0"}, "limit must be at least 1"),
-    ({"limit": "ten"}, "is not a whole number"),
-    ({"bbox": "1,2,3"}, "bbox"),
-    ({"bbox": "113,28,112,29"}, "lower corner"),
-    ({"bbox": "500,0,501,1"}, "off the planet"),
-    ({"datetime": "yesterday"}, "RFC 3339"),
-    ({"datetime": "../.."}, "at least one end"),
-    ({"datetime": "2026-03-01/2026-02-01"}, "the start is after the end"),
-    ({"crs": "EPSG:2000"}, "is not supported"),
-    ({"status": "broken"}, "is not one of"),
-    ({"fov": "wide"}, "is not a valid float"),
-    ({"limit": "5", "after": "x"}, "is not a feature id"),
-    ({"f": "html"}, "is not offered"),
-])
-def test_bad_parameters_are_400_with_a_message(api, params, message):
-    layer = "incidents" if "datetime" in params else "cameras"
-    r = api("admin", f"/collections/{layer}/items", params=params)
-    assert r.status_code == 400
-    assert message in r.json()["error"]
-
-
-def test_datetime_on_a_layer_without_time_is_400(api):
-    r = api("admin", "/collections/roads/items", params={"datetime": "2026-01-01"})
-    assert r.status_code == 400 and "no time field" in r.json()["error"]
-
-
 def test_output_crs_and_content_crs_header(api):
     plain = api("admin", "/collections/checkpoints/items", params={"limit": 5})
     assert plain.headers["Content-Crs"] == f"<{CRS84}>"

@@ -106,10 +106,3 @@ def test_an_edit_is_visible_on_the_next_load(api, db):
              for f in mapbox_vector_tile.decode(after.content)["cameras"]["features"]]
     assert "TILE-1" in codes
     api("police", "/" + created.headers["Location"].split("/", 3)[3], method="DELETE")
-
-
-@pytest.mark.parametrize("path", ["/tiles/grids/3/8/1.mvt", "/tiles/grids/30/0/0.mvt",
-                                  "/tiles/nowhere/1/0/0.mvt", "/tiles/grids/1/0/0.mvt?x=1"])
-def test_bad_tile_addresses_are_404(api, path):
-    r = api("admin", path)
-    assert r.status_code == 404 and "error" in r.json()
