@@ -119,7 +119,7 @@ class Cluster:
 
     def running(self) -> bool:
         """Whether the server answers on its socket."""
-        if not self.initialised():
+        if not self.initialised() or self._crashed():
             return False
         result = self._run([str(_pg_bindir() / "pg_ctl"), "status", "-D", str(self.datadir)],
                            check=False)
@@ -263,8 +263,34 @@ class Cluster:
         with open(self.datadir / "postgresql.conf", "a", encoding="utf-8") as fh:
             fh.write("\n# safegrid managed cluster\n" + conf)
 
+    def _crashed(self) -> bool:
+        """Whether ``postmaster.pid`` names a server that is gone.
+
+        Killed, or a zombie nobody reaped: PostgreSQL and pg_ctl take a zombie for alive.
+        """
+        try:
+            pid = int((self.datadir / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return False
+        if not Path("/proc/self/stat").exists():  # no procfs: pg_ctl decides
+            return False
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return True
+        return state in ("Z", "X")
+
+    def _remove_stale_locks(self) -> None:
+        """After a crash, the lock files of the dead server (it cannot remove them)."""
+        if not self._crashed():
+            return
+        for lock in (self.datadir / "postmaster.pid",
+                     self.socket_dir / f".s.PGSQL.{self.port}.lock"):
+            lock.unlink(missing_ok=True)
+
     def _start(self) -> None:
         self._prepare_dirs()
+        self._remove_stale_locks()
         self._write_hba()
         listen = "127.0.0.1" if self.tcp else "''"
         self._run([
