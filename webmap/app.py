@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 from flask import Flask, jsonify
 from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from layers.db import database_url, engine
@@ -51,6 +51,7 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
         hotspots_api,
         ogcapi,
         pages,
+        params,
         planner,
         ratelimit,
         reports,
@@ -58,6 +59,7 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     )
 
     headers.init_app(app)
+    app.before_request(params.refuse_nul_args)
     ratelimit.init_app(app)
     auth.init_app(app)
     app.register_blueprint(ogcapi.bp)
@@ -103,6 +105,11 @@ def _register_errors(app: Flask) -> None:
     @app.errorhandler(OperationalError)
     def database_down(exc: OperationalError):
         return jsonify({"error": "the database is not reachable; try again shortly"}), 503
+
+    @app.errorhandler(DataError)
+    def bad_value(exc: DataError):  # a value the checks let through, refused by PostgreSQL
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        return jsonify({"error": f"a value was refused by the database: {reason}"}), 400
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(exc: RequestEntityTooLarge):

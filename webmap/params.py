@@ -31,9 +31,12 @@ class BadRequest(SafegridError):
     http_status = 400
 
 
-def _refuse_nul(args: MultiDict) -> None:
-    """BadRequest naming a query parameter whose name or value holds a NUL character."""
-    for key, value in args.items(multi=True):
+def refuse_nul_args() -> None:
+    """BadRequest naming a query parameter whose name or value holds a NUL character.
+
+    Runs before every request (PostgreSQL text cannot hold NUL).
+    """
+    for key, value in request.args.items(multi=True):
         if "\x00" in key or "\x00" in value:
             raise BadRequest(f"parameter {key!r} contains a NUL character")
 
@@ -60,7 +63,6 @@ def _nul_path(value: object, path: str) -> str | None:
 
 def only_params(allowed: set[str] | frozenset[str]) -> None:
     """BadRequest naming every query parameter of the request not in ``allowed``."""
-    _refuse_nul(request.args)
     unknown = sorted(set(request.args) - set(allowed))
     if unknown:
         takes = f"; this takes {', '.join(sorted(allowed))}" if allowed else \
@@ -135,7 +137,6 @@ def parse_crs_uri(value: str | None, name: str) -> str:
 
 def item_query(args: MultiDict, layer: Layer) -> ItemQuery:
     """Build an :class:`ItemQuery` from the request's query string, or raise 400."""
-    _refuse_nul(args)
     scalar = {f.name: f for f in layer.fields}
     for key in args:
         if key not in _COMMON and key not in scalar:

@@ -349,7 +349,9 @@ def _items_and_tiles() -> list[Case]:
                  word) for layer, query, word in params] + [
         Case(f"tile {path}", "admin", "GET", path, 404, "") for path in tiles] + [
         Case("item with a superscript id", "admin", "GET", "/collections/cameras/items/%C2%B2",
-             404, "no feature")]
+             404, "no feature")] + [
+        Case(f"NUL in the query of {path}", "admin", "GET", f"{path}?lang=%00", 400,
+             "NUL character") for path in ("/map", "/map/plan", "/reports/notice")]
 
 
 CASES: list[Case] = (_item_writes() + _grid_edits() + _hotspots() + _coverage() + _border()
