@@ -76,7 +76,8 @@ def field_of_view(x: float, y: float, bearing: float, fov: float, range_m: float
     if buildings is None or len(buildings) == 0:
         return view
     tree = tree or shapely.STRtree(buildings)
-    near = buildings[tree.query(view, predicate="intersects")]
+    # in input order, whatever the tree: any subset holding these gives the same view
+    near = buildings[np.sort(tree.query(view, predicate="intersects"))]
     camera = shapely.Point(x, y)
     near = near[~shapely.intersects(near, camera.buffer(0.01))]  # its own wall or roof
     if len(near) == 0:
@@ -122,7 +123,7 @@ def views_over(targets: np.ndarray, views: np.ndarray) -> np.ndarray:
         return out
     at, view = shapely.STRtree(views).query(targets, predicate="intersects")
     for i in np.unique(at):
-        near = view[at == i]
+        near = np.sort(view[at == i])  # input order: the same union from any subset
         out[i] = shapely.union_all(views[near]) if len(near) > 1 else views[near[0]]
     return out
 

@@ -80,8 +80,6 @@ class Page:
     matched: int | None
 
 
-_CORNERS = "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM"
-
 def _feature_sql(layer: Layer, crs: str, personal: bool) -> str:
     template, decimals = OUTPUT_CRS[crs]
     fields = [f.name for f in layer.fields if personal or not f.personal]
@@ -183,12 +181,7 @@ def fetch_ids(conn: Connection, layer: Layer, ids: list[int], scope: Scope) -> s
 
 def collection_extent(conn: Connection, layer: Layer) -> dict:
     """OGC extent object: spatial bbox (estimated for big tables) and time interval."""
-    if _small(conn, layer):
-        box = conn.execute(text(
-            f"{_CORNERS} (SELECT ST_Extent(geom) AS e FROM {q(layer.name)}) x")).one()
-    else:
-        box = conn.execute(text(f"{_CORNERS} (SELECT ST_EstimatedExtent(:t, 'geom')::box2d "
-                                "AS e) x"), {"t": layer.name}).one()
+    box = _bounds(conn, _pieces(conn, layer))
     extent: dict = {}
     if box[0] is not None:
         extent["spatial"] = {"bbox": [[round(v, 7) for v in box]], "crs": CRS84}
@@ -203,7 +196,36 @@ def collection_extent(conn: Connection, layer: Layer) -> dict:
     return extent
 
 
-def _small(conn: Connection, layer: Layer) -> bool:
-    estimate = conn.execute(text("SELECT reltuples FROM pg_class WHERE oid = CAST(:t AS regclass)"),
-                            {"t": layer.name}).scalar_one()
-    return estimate < 200_000
+def _pieces(conn: Connection, layer: Layer) -> list[tuple[str, str, float]]:
+    """(schema, table, estimated rows) of each table holding ``layer``'s rows.
+
+    The layer's table, or its partitions: PostGIS estimates no extent of a partitioned
+    table, and no automatic ANALYZE keeps a partitioned table's row count.
+    """
+    return [tuple(r) for r in conn.execute(text(
+        "SELECT n.nspname, c.relname, c.reltuples FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE c.relkind = 'r' AND (c.oid = CAST(:t AS regclass) OR c.oid IN "
+        "(SELECT relid FROM pg_partition_tree(CAST(:t AS regclass)))) ORDER BY 2"),
+        {"t": f"public.{layer.name}"}).all()]
+
+
+def _bounds(conn: Connection, pieces: list[tuple[str, str, float]]) -> tuple:
+    """Bounds of the ``pieces`` (see :func:`_pieces`) in one query.
+
+    From each table's statistics when they hold 200 000 rows or more together, else
+    exact; a table without statistics (empty, or not analysed yet) is measured exactly.
+    """
+    estimate = sum(max(rows, 0) for *_name, rows in pieces) >= 200_000
+    boxes, params = [], {}
+    for i, (schema, table, rows) in enumerate(pieces):
+        exact = f"(SELECT ST_Extent(geom) FROM {q(schema)}.{q(table)})"
+        params.update({f"s{i}": schema, f"t{i}": table})
+        boxes.append(f"coalesce(ST_EstimatedExtent(:s{i}, :t{i}, 'geom')::box2d, {exact})"
+                     if estimate and rows > 0 else exact)
+    if not boxes:
+        return (None,) * 4
+    union = " UNION ALL ".join(f"SELECT {b} AS e" for b in boxes)
+    return tuple(conn.execute(text(
+        "SELECT ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b) FROM "
+        f"(SELECT ST_Extent(e::geometry) AS b FROM ({union}) u) x"), params).one())

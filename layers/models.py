@@ -2,7 +2,9 @@
 
 One table per layer, named after it: ``id`` (bigint key), ``geom`` (EPSG:4326, GiST
 index), the declared fields, and ``version``/``updated_at``/``updated_by`` for
-optimistic locking. ``audit`` records every change.
+optimistic locking. A partitioned layer's table is ``PARTITION BY RANGE`` of its time
+field, which then joins ``id`` in the primary key (:mod:`layers.partitions`). ``audit``
+records every change.
 """
 
 from __future__ import annotations
@@ -39,11 +41,11 @@ _GEOMETRY_TYPES = {
 }
 
 
-def _field_column(f: Field) -> Column:
+def _field_column(f: Field, key: bool = False) -> Column:
     kind = _SQL_TYPES[f.type]
     nullable = not (f.required and not f.derived)
     default = f.default if f.default is not None else None
-    return Column(f.name, kind, nullable=nullable, unique=f.unique or None,
+    return Column(f.name, kind, nullable=nullable, unique=f.unique or None, primary_key=key,
                   server_default=None if default is None else str(default))
 
 
@@ -55,12 +57,15 @@ def _layer_table(layer: Layer) -> Table:
             Geometry(_GEOMETRY_TYPES[layer.geometry], srid=4326, spatial_index=False),
             nullable=False,
         ),
-        *(_field_column(f) for f in layer.fields),
+        *(_field_column(f, layer.partitioned and f.name == layer.time_field)
+          for f in layer.fields),
         Column("version", Integer, nullable=False, server_default="1"),
         Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         Column("updated_by", Text, nullable=False, server_default="system"),
     ]
-    table = Table(layer.name, metadata, *columns)
+    options = {"postgresql_partition_by": f"RANGE ({layer.time_field})"} \
+        if layer.partitioned else {}
+    table = Table(layer.name, metadata, *columns, **options)
     Index(f"ix_{layer.name}_geom", table.c.geom, postgresql_using="gist")
     if layer.located:
         Index(f"ix_{layer.name}_jurisdiction_code", table.c.jurisdiction_code)

@@ -91,6 +91,8 @@ class Layer:
     style: dict = field(default_factory=dict)
     # Layers with a jurisdiction_code derived from the geometry when absent.
     located: bool = True
+    # Stored as one partition per calendar month of ``time_field`` (layers.partitions).
+    partitioned: bool = False
 
     @property
     def field_names(self) -> tuple[str, ...]:
@@ -259,6 +261,7 @@ _LAYER_LIST: tuple[Layer, ...] = (
             _jurisdiction_field(),
         ),
         time_field="occurred_at",
+        partitioned=True,
         sensitive=True,
         read_roles=("admin", "police", "border_partner"),
         write_roles=("admin", "police"),

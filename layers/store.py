@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Engine, text
 from tqdm import tqdm
 
 from .errors import InputRejected, RowProblem
+from .partitions import ensure_months, months_of, prepare, staged_months
 from .registry import LAYERS, Layer
 
 __all__ = [
@@ -65,7 +66,12 @@ def write_features(
     same transaction). Rows are numbered from 1 in the order given. Raises
     :class:`InputRejected` listing every row the database checks refuse; then nothing
     is written. Returns the number of features written.
+
+    The monthly partitions the features need are created first, in a short transaction
+    of their own (an empty partition left by a refused write does no harm).
     """
+    if layer.partitioned and len(features):
+        prepare(engine, layer, months_of(features[layer.time_field]))
     with engine.begin() as conn:
         return write_in(conn, layer, features, mode=mode, actor=actor, source=source,
                         progress=progress)
@@ -101,6 +107,7 @@ def write_in(
             f"{layer.name}; nothing was written",
             problems,
         )
+    ensure_months(conn, layer, staged_months(conn, layer))
     _insert_from_stage(conn, layer, actor)
     refresh_derived(conn, layer.name, area)
     audit_row(conn, actor, layer.name, "import" if mode == "append" else "replace",

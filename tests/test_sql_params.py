@@ -98,6 +98,24 @@ ALLOWED: dict[tuple[str, str], str] = {
         "fetch_item: json_build_object of registry fields (see _feature_sql)",
     ("layers/features.py", "_feature_sql(layer, CRS84, scope.personal)"):
         "fetch_ids: json_build_object of registry fields (see _feature_sql)",
+    ("layers/features.py", "exact"):
+        "_bounds: ST_Extent over q(schema).q(table) of the layer's own tables (pg_class)",
+    ("layers/features.py", "b"):
+        "_bounds: the 'exact' fragment or ST_EstimatedExtent with :s{i}/:t{i} placeholders",
+    ("layers/features.py", "union"): "_bounds: ' UNION ALL '.join of the fragments above",
+    # layers/partitions.py: identifiers of the registry, names made of them and integers
+    ("layers/partitions.py", "layer.time_field"):
+        "the registry's declared time field, in double quotes (a fixed identifier)",
+    ("layers/partitions.py", "layer.name"): "the registry's table name, in double quotes",
+    ("layers/partitions.py", "local"): "_months_in: the quoted time field AT TIME ZONE :tz",
+    ("layers/partitions.py", "table"):
+        "'staging' or _qualified(partition_name(...)): SCHEMA.\"<layer>_YYYY_MM\"",
+    ("layers/partitions.py", "time"): "_create: the quoted time field",
+    ("layers/partitions.py", "default"): "_create: _qualified('<layer>_default')",
+    ("layers/partitions.py", "in_range"): "_create: the time field between :s and :e",
+    ("layers/partitions.py", "start.isoformat()"):
+        "_create: month bounds from two integers (DDL takes no bind parameters)",
+    ("layers/partitions.py", "end.isoformat()"): "_create: as start.isoformat()",
     ("layers/features.py", "where"):
         "' AND '.join of _where's clauses (fixed text, q() columns, :placeholders) or "
         "'TRUE'; fetch_item/fetch_ids: fixed text around scope.condition",

@@ -82,7 +82,17 @@ def db_up(port: int | None) -> None:
     elif port is not None:
         raise click.UsageError("--port applies to the managed cluster only")
     migrate()
+    _prepare_partitions()
     click.echo(f"database up: {_safe_url()}")
+
+
+def _prepare_partitions() -> None:
+    """Create the current and next months' partitions; move rows out of DEFAULT."""
+    from layers.partitions import prepare
+
+    for layer in LAYERS.values():
+        if layer.partitioned:
+            prepare(engine(), layer)
 
 
 @db.command("down")

@@ -18,6 +18,7 @@ import shapely
 from pyproj import Transformer
 from sqlalchemy import Engine, text
 
+from ..partitions import months_of, prepare
 from ..registry import LAYERS
 from ..store import q, write_in
 from ..users import add_user
@@ -199,6 +200,9 @@ def load(engine: Engine, scale: str = "small", seed: int = 1,
     t0 = time.perf_counter()
     layers = generate(scale, seed, progress)
     cleaned = {name: clean_features(gdf, LAYERS[name]) for name, gdf in layers.items()}
+    for name, gdf in cleaned.items():  # before the long transaction: see layers.partitions
+        if LAYERS[name].partitioned:
+            prepare(engine, LAYERS[name], months_of(gdf[LAYERS[name].time_field]))
     counts: dict[str, int] = {}
     with engine.begin() as conn:
         for name in reversed(LOAD_ORDER):

@@ -123,6 +123,36 @@ def test_moving_a_household_updates_grid_counts(api, db):
             assert stored == actual
 
 
+def _partition_of(db, incident_id):
+    with db.connect() as conn:
+        return conn.execute(text("SELECT tableoid::regclass::text FROM incidents WHERE id = :i"),
+                            {"i": incident_id}).scalar()
+
+
+def test_an_incident_moves_to_the_partition_of_its_new_time(api, db):
+    """Police write through the parent table (row-level security on); a new time moves
+    the row into its month's partition, created for it if need be."""
+    incident = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [112.985, 28.03]},
+                "properties": {"occurred_at": "2026-03-15T10:00:00+08:00", "category": "fraud"}}
+    created = api("police", "/collections/incidents/items", method="POST", json=incident)
+    assert created.status_code == 201, created.text
+    item = _path(created)
+    incident_id = int(item.rsplit("/", 1)[1])
+    assert _partition_of(db, incident_id) == "partitions.incidents_2026_03"
+    patch = {"properties": {"occurred_at": "2016-06-30T20:00:00+00:00"}}  # 1 July in CST
+    patched = api("police", item, method="PATCH", data=json.dumps(patch),
+                  headers={"If-Match": '"1"', "Content-Type": "application/merge-patch+json"})
+    assert patched.status_code == 200, patched.text
+    assert _partition_of(db, incident_id) == "partitions.incidents_2016_07"
+    got = api("police", item)
+    assert got.headers["ETag"] == '"2"' and got.json()["properties"]["category"] == "fraud"
+    put = api("police", item, method="PUT", json=incident, headers={"If-Match": '"2"'})
+    assert put.status_code == 200 and _partition_of(db, incident_id) == \
+        "partitions.incidents_2026_03"
+    assert api("police", item, method="DELETE", headers={"If-Match": '"3"'}).status_code == 204
+    assert _partition_of(db, incident_id) is None
+
+
 def test_too_big_a_body_is_413(api, db):
     before = _state(db, "cameras")
     big = json.dumps({**CAMERA, "properties": {**CAMERA["properties"],
