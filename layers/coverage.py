@@ -246,8 +246,8 @@ def _cameras(conn: Connection, scene: Scene, reach: shapely.Geometry,
     return frame
 
 
-def _scene(conn: Connection, user: User, query: CoverageQuery, targets: bool = True
-           ) -> tuple[Scene, _Targets | None]:
+def _scene(conn: Connection, user: User, query: CoverageQuery, targets: bool = True,
+           client=None) -> tuple[Scene, _Targets | None]:
     """The jurisdiction with its targets (when asked) and the cameras that can see them."""
     query.check()
     area_ll, crs = jurisdiction_to_analyse(conn, user, query.jurisdiction)
@@ -259,13 +259,17 @@ def _scene(conn: Connection, user: User, query: CoverageQuery, targets: bool = T
     found = _targets(conn, scene, query) if targets else None
     reach = area if found is None or len(found.shapes) == 0 else shapely.union_all(
         [area, *shapely.buffer(found.shapes, ROAD_CORRIDOR)])
-    look(conn, scene, reach, query)
+    look(conn, scene, reach, query, client)
     return scene, found
 
 
 def look(conn: Connection, scene: Scene, reach: shapely.Geometry,
-         query: CoverageQuery) -> None:
-    """Fill ``scene`` with the cameras that can see ``reach`` (metric) and their views."""
+         query: CoverageQuery, client=None) -> None:
+    """Fill ``scene`` with the cameras that can see ``reach`` (metric) and their views.
+
+    With a ``distributed.Client``, the views are computed on its workers (a batch run:
+    every view afresh, none cached).
+    """
     scene.reach = reach
     # every camera that can see ``reach`` stands within REACH_M of it, and sees at most
     # REACH_M further: footprints within twice that make each view exact (and cacheable)
@@ -277,7 +281,8 @@ def look(conn: Connection, scene: Scene, reach: shapely.Geometry,
     if unknown:
         raise BadCoverageRequest(f"off names cameras that cannot see {query.jurisdiction}: "
                                  f"{', '.join(sorted(unknown)[:5])}")
-    scene.views = _views(scene, stamp, query)
+    scene.views = _views(scene, stamp, query) if client is None else \
+        _views_on(scene, query, client)
 
 
 def _views(scene: Scene, stamp: tuple, query: CoverageQuery) -> np.ndarray:
@@ -301,6 +306,18 @@ def _views(scene: Scene, stamp: tuple, query: CoverageQuery) -> np.ndarray:
         x, y = scene.forward.transform(cam.lon, cam.lat)
         out.append(_view(scene, x, y, cam.bearing, cam.fov, cam.range_m))
     return np.array(out, dtype=object)
+
+
+def _views_on(scene: Scene, query: CoverageQuery, client) -> np.ndarray:
+    """:func:`_views` on the workers of ``client`` (:func:`geo.scaleout.fields_of_view_dask`)."""
+    from geo.scaleout import fields_of_view_dask  # Dask only for batch runs
+
+    cams = scene.cameras[watching(scene.cameras, query)].assign(status="online")
+    views = fields_of_view_dask(cams, scene.buildings, client).geometry.values.to_numpy() \
+        if len(cams) else np.empty(0, dtype=object)
+    added = [_view(scene, *scene.forward.transform(c.lon, c.lat), c.bearing, c.fov,
+                   c.range_m) for c in query.add]
+    return np.array([*views, *added], dtype=object)
 
 
 def _view(scene: Scene, x: float, y: float, bearing: float, fov: float,
@@ -420,9 +437,12 @@ def _ratios(targets: _Targets, views: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return covered, measure(covered)
 
 
-def coverage(conn: Connection, user: User, query: CoverageQuery) -> dict:
-    """The targets as a FeatureCollection with ``covered_ratio``, and a summary."""
-    scene, targets = _scene(conn, user, query)
+def coverage(conn: Connection, user: User, query: CoverageQuery, client=None) -> dict:
+    """The targets as a FeatureCollection with ``covered_ratio``, and a summary.
+
+    ``client`` (a ``distributed.Client``) computes the fields of view on its workers.
+    """
+    scene, targets = _scene(conn, user, query, client=client)
     over = views_over(targets.shapes, scene.views)  # once, for the area and the roads
     covered = shapely.intersection(targets.shapes, over)
     seen = measure(covered)

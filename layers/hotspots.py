@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import shapely
-from pyproj import Transformer
+from pyproj import CRS, Transformer
 from sqlalchemy import Connection, text
 
 from geo.emerging import emerging_hotspots
@@ -43,7 +43,7 @@ from .runs import load_run, runs_of, save_run
 from .users import User
 
 __all__ = ["BadHotspotRequest", "HotspotQuery", "MIN_SHOWN", "get_run", "list_runs",
-           "run_emerging", "run_evaluation", "run_hotspots"]
+           "run_batch", "run_emerging", "run_evaluation", "run_hotspots"]
 
 MIN_SHOWN = 3  # planners and viewers see no cell with fewer incidents than this
 AGGREGATE_ONLY = ("planner", "viewer")
@@ -94,21 +94,35 @@ class _Data:
     crs: str
 
 
-def _load(conn: Connection, user: User, query: HotspotQuery) -> _Data:
-    query.check()
-    area_ll, crs = jurisdiction_to_analyse(conn, user, query.jurisdiction)
+def _metric_area(conn: Connection, user: User, code: str) -> tuple[shapely.Geometry, CRS]:
+    """The jurisdiction ``code`` (scope checked) in the metric CRS of its centre."""
+    area_ll, crs = jurisdiction_to_analyse(conn, user, code)
     forward = Transformer.from_crs(4326, crs, always_xy=True)
-    area = shapely.transform(area_ll, lambda c: np.column_stack(
-        forward.transform(c[:, 0], c[:, 1])))
-    where = " AND i.category = :cat" if query.category else ""
-    points = conn.execute(text(
+    return shapely.transform(area_ll, lambda c: np.column_stack(
+        forward.transform(c[:, 0], c[:, 1]))), crs
+
+
+def incident_rows(conn: Connection, code: str, start: dt.datetime, end: dt.datetime,
+                  category: str | None = None) -> list:
+    """(lon, lat, epoch seconds, severity, category) of the incidents in ``code`` in [start, end).
+
+    Reads through whatever scope ``conn`` is in; a period reads only its months'
+    partitions.
+    """
+    where = " AND i.category = :cat" if category else ""
+    return conn.execute(text(
         "SELECT ST_X(i.geom), ST_Y(i.geom), extract(epoch FROM i.occurred_at), "
         "coalesce(i.severity, 1), i.category "
         "FROM incidents i, jurisdictions j WHERE j.code = :c AND i.geom && j.geom "
         "AND ST_Intersects(i.geom, j.geom) AND i.occurred_at >= :s AND i.occurred_at < :e"
-        + where),
-        {"c": query.jurisdiction, "s": query.start, "e": query.end,
-         "cat": query.category}).all()
+        + where), {"c": code, "s": start, "e": end, "cat": category}).all()
+
+
+def _load(conn: Connection, user: User, query: HotspotQuery) -> _Data:
+    query.check()
+    area, crs = _metric_area(conn, user, query.jurisdiction)
+    forward = Transformer.from_crs(4326, crs, always_xy=True)
+    points = incident_rows(conn, query.jurisdiction, query.start, query.end, query.category)
     raw = np.array([p[:4] for p in points], dtype=float).reshape(-1, 4)
     categories = np.array([p[4] for p in points], dtype=object)
     xy = np.column_stack(forward.transform(raw[:, 0], raw[:, 1])) if len(raw) else \
@@ -126,16 +140,19 @@ def _lattice(data: _Data, query: HotspotQuery) -> tuple[Lattice, float, bool]:
         size = optimal_cell_size(data.xy, data.area)
     else:
         size = float(query.cell)
-    make = square_cells if query.shape == "square" else hex_cells
+    return _cells(data.area, size, query.shape), size, chosen
+
+
+def _cells(area: shapely.Geometry, size: float, shape: str) -> Lattice:
+    make = square_cells if shape == "square" else hex_cells
     try:
-        return make(data.area, size, max_cells=MAX_CELLS), size, chosen
+        return make(area, size, max_cells=MAX_CELLS)
     except ValueError as exc:
         raise BadHotspotRequest(str(exc)) from None
 
 
-def _features(lattice: Lattice, data: _Data, columns: dict[str, np.ndarray],
+def _features(lattice: Lattice, inverse: Transformer, columns: dict[str, np.ndarray],
               keep: np.ndarray) -> list[dict]:
-    inverse = data.to_lonlat
     geoms = shapely.transform(lattice.cells.geometry.values[keep],
                               lambda c: np.column_stack(inverse.transform(c[:, 0], c[:, 1])))
     geoms = shapely.set_precision(geoms, 1e-7)
@@ -164,10 +181,10 @@ def _save(conn: Connection, user: User, kind: str, query: HotspotQuery, paramete
                     summary, body)
 
 
-def _parameters(query: HotspotQuery, size: float, chosen: bool, data: _Data, **extra) -> dict:
+def _parameters(query: HotspotQuery, size: float, chosen: bool, crs: str, **extra) -> dict:
     out = {k: v for k, v in asdict(query).items() if k not in ("start", "end")}
     out.update({"from": query.start.isoformat(), "to": query.end.isoformat(), "cell": size,
-                "cell_chosen": chosen, "metric_crs": data.crs, **extra})
+                "cell_chosen": chosen, "metric_crs": crs, **extra})
     return out
 
 
@@ -198,13 +215,11 @@ def run_hotspots(conn: Connection, user: User, query: HotspotQuery, method: str 
     keep = _shown(user, counts)
     if method != "gi":
         keep &= counts > 0 if method == "count" else columns["density"] > 0
-    parameters = _parameters(query, size, chosen, data, **extra)
+    parameters = _parameters(query, size, chosen, data.crs, **extra)
     summary = {"cells": int(len(counts)), "shown": int(keep.sum())}
     if method == "gi":
-        summary["classes"] = {c: int(n) for c, n in zip(*np.unique(columns["class"][keep],
-                                                                   return_counts=True),
-                                                        strict=True)}
-    features = _features(lattice, data, columns, keep)
+        summary["classes"] = _tally(columns["class"][keep])
+    features = _features(lattice, data.to_lonlat, columns, keep)
     _add_categories(features, lattice, data, keep)
     months = _add_monthly(features, lattice, data, query, keep)
     body = {"type": "FeatureCollection", "parameters": parameters, "summary": summary,
@@ -281,14 +296,13 @@ def run_emerging(conn: Connection, user: User, query: HotspotQuery, step: str = 
     result = emerging_hotspots(lattice, cube.astype(float), query.neighbours, time_window)
     counts = cube.sum(axis=0)
     keep = _shown(user, counts) & ((counts > 0) | (result["category"] != "no_pattern"))
-    parameters = _parameters(query, size, chosen, data, step=step, steps=len(edges) - 1,
+    parameters = _parameters(query, size, chosen, data.crs, step=step, steps=len(edges) - 1,
                              time_window=time_window, incidents=int(len(data.xy)))
-    kinds, n = np.unique(result["category"][keep], return_counts=True)
     summary = {"cells": int(len(counts)), "shown": int(keep.sum()),
-               "categories": {k: int(v) for k, v in zip(kinds, n, strict=True)}}
+               "categories": _tally(result["category"][keep])}
     columns = {"count": counts, "category": result["category"],
                "trend_z": result["trend_z"], "trend_p": result["trend_p"]}
-    features = _features(lattice, data, columns, keep)
+    features = _features(lattice, data.to_lonlat, columns, keep)
     series = cube.T[keep]
     for feature, counts_t in zip(features, series, strict=True):
         feature["properties"]["counts"] = [int(c) for c in counts_t]
@@ -296,6 +310,64 @@ def run_emerging(conn: Connection, user: User, query: HotspotQuery, step: str = 
             "steps": [_local(e, query.start) for e in edges[:-1]], "features": features}
     body["run"] = _save(conn, user, "emerging", query, parameters, summary, body)
     return body
+
+
+def run_batch(conn: Connection, user: User, query: HotspotQuery, url: str, client=None,
+              step: str = "month", time_window: int = 1) -> dict:
+    """Gi* and emerging hot spots of a period counted on Dask, saved as a ``gi`` run.
+
+    For incident sets too large for one process: the workers of ``client`` (a
+    ``distributed.Client``; None: the local Dask scheduler) each read one time step from
+    the database at ``url`` (:func:`layers.scaleout.incidents_by_step`) and count it into
+    the lattice; Gi* then runs on the period's counts and the emerging categories on the
+    (steps, cells) cube. The cells are those of :func:`run_hotspots` and
+    :func:`run_emerging` (``cell`` in metres is required: choosing it needs every point)
+    and the results equal theirs. Every cell is kept, as for police analysts.
+    """
+    from geo.scaleout import cube_dask  # Dask only for batch runs: the web app never loads it
+
+    from .scaleout import incidents_by_step
+
+    query.check()
+    if query.cell is None:
+        raise BadHotspotRequest("a batch run needs cell=METRES (choosing it needs every "
+                                "incident in one process)")
+    edges = _steps(query.start, query.end, step)
+    if len(edges) < 3:
+        raise BadHotspotRequest("the period holds fewer than two time steps")
+    area, crs = _metric_area(conn, user, query.jurisdiction)
+    lattice = _cells(area, float(query.cell), query.shape)
+    points = incidents_by_step(url, query.jurisdiction, edges, crs.to_string(), query.category)
+    cube = cube_dask(lattice, points, edges, client)
+    counts = cube.sum(axis=0)
+    z = gi_star(lattice, counts, query.neighbours)
+    p = two_sided_p(z)
+    p_fdr = benjamini_hochberg(p)
+    emerging = emerging_hotspots(lattice, cube.astype(float), query.neighbours, time_window)
+    columns = {"count": counts, "z": z, "p": p, "p_fdr": p_fdr, "class": classify(z, p_fdr),
+               "category": emerging["category"], "trend_z": emerging["trend_z"]}
+    keep = _shown(user, counts)
+    features = _features(lattice, Transformer.from_crs(crs, 4326, always_xy=True), columns,
+                         keep)
+    for feature, counts_t in zip(features, cube.T[keep], strict=True):
+        feature["properties"]["counts"] = [int(c) for c in counts_t]
+    parameters = _parameters(query, float(query.cell), False, crs.to_string(), method="gi",
+                             fdr=True, step=step, steps=len(edges) - 1,
+                             time_window=time_window,
+                             incidents_in_cells=int(counts.sum()),
+                             batch={"partitions": points.npartitions})
+    summary = {"cells": int(len(counts)), "shown": int(keep.sum()),
+               "classes": _tally(columns["class"][keep]),
+               "categories": _tally(emerging["category"][keep])}
+    body = {"type": "FeatureCollection", "parameters": parameters, "summary": summary,
+            "steps": [_local(e, query.start) for e in edges[:-1]], "features": features}
+    body["run"] = _save(conn, user, "gi", query, parameters, summary, body)
+    return body
+
+
+def _tally(values: np.ndarray) -> dict[str, int]:
+    kinds, n = np.unique(values, return_counts=True)
+    return {str(k): int(v) for k, v in zip(kinds, n, strict=True)}
 
 
 def run_evaluation(conn: Connection, user: User, train: HotspotQuery, test: HotspotQuery,
@@ -326,7 +398,7 @@ def run_evaluation(conn: Connection, user: User, train: HotspotQuery, test: Hots
     chosen_cells[np.argsort(-score, kind="stable")[:max(1, round(share * len(score)))]] = True
     areas = shapely.area(lattice.cells.geometry.values)
     result = evaluate(chosen_cells, test_counts, areas, train_counts)
-    parameters = _parameters(train, size, chosen, trained, method=method, share=share,
+    parameters = _parameters(train, size, chosen, trained.crs, method=method, share=share,
                              test_from=test.start.isoformat(), test_to=test.end.isoformat())
     body = {**{k: (round(v, 6) if isinstance(v, float) else v) for k, v in result.items()},
             "parameters": parameters}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -371,6 +372,150 @@ def report_cmd(code: str, month: str, out: Path) -> None:
     else:
         out.write_text(html, encoding="utf-8")
     click.echo(f"wrote {out}")
+
+
+# -- batch jobs on Dask ---------------------------------------------------------------
+
+
+@main.group()
+def batch() -> None:
+    """Batch analyses on a Dask cluster, for data too large for one request.
+
+    Hot spots read the incidents step by step (a month is one PostgreSQL partition) on
+    the workers; coverage computes the cameras' fields of view there. Give a running
+    scheduler with --scheduler tcp://HOST:8786 (its workers need safegrid installed and
+    a route to the database), or let --workers N start a local cluster for the run.
+    """
+
+
+_SCHEDULER = click.option(
+    "--scheduler", default=None, metavar="ADDRESS",
+    help="Address of a running Dask scheduler (e.g. tcp://10.0.0.5:8786); default: a "
+         "local cluster for this run.")
+_WORKERS = click.option("--workers", default=2, show_default=True,
+                        type=click.IntRange(1, 256),
+                        help="Worker processes of the local cluster (without --scheduler).")
+_JURISDICTION = click.option("--jurisdiction", "code", required=True,
+                             help="Code of the jurisdiction to analyse (a city, a province).")
+
+
+@contextmanager
+def _dask_client(scheduler: str | None, workers: int):
+    """A ``distributed.Client`` on ``scheduler``, or on a local cluster of ``workers``."""
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout="10s")
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise click.ClickException(f"cannot reach the Dask scheduler at {scheduler}: "
+                                       f"{str(exc).splitlines()[0]}") from None
+        with client:
+            yield client
+        return
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        yield client
+
+
+def _batch_operator(code: str):
+    """The command line's operator (an administrator), once ``code`` is known to exist."""
+    from layers.access import jurisdiction_to_analyse
+    from layers.users import User
+
+    operator = User(0, "cli", "admin", None, None)
+    with engine().connect() as conn:  # before any cluster starts: a typo fails at once
+        jurisdiction_to_analyse(conn, operator, code)
+    return operator
+
+
+def _steps_bar(total: int, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="step", disable=None)
+
+
+@batch.command("hotspots")
+@_JURISDICTION
+@click.option("--from", "start", required=True, help="Start: YYYY-MM-DD or an RFC 3339 time.")
+@click.option("--to", "end", required=True, help="End (that day included): YYYY-MM-DD or RFC "
+                                                 "3339.")
+@click.option("--cell", required=True, type=float, help="Cell size in metres.")
+@click.option("--shape", type=click.Choice(["square", "hex"]), default="square",
+              show_default=True, help="Cell shape.")
+@click.option("--category", default=None, help="Only incidents of this category.")
+@click.option("--step", type=click.Choice(["month", "week"]), default="month",
+              show_default=True, help="Time step of the emerging hot spots (and of reading).")
+@_SCHEDULER
+@_WORKERS
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the cells to this GeoJSON file.")
+def batch_hotspots(code: str, start: str, end: str, cell: float, shape: str,
+                   category: str | None, step: str, scheduler: str | None, workers: int,
+                   out: Path | None) -> None:
+    """Gi* hot spots and emerging hot spots of a period, counted on Dask.
+
+    The result is saved as a hot-spot run (it reopens on /map/analysis) and its id
+    printed; cells carry count, z, p, p_fdr, class, their emerging category and their
+    counts per step.
+    """
+    from layers.hotspots import HotspotQuery, run_batch
+    from webmap.params import instant
+
+    query = HotspotQuery(code, instant(start, False), instant(end, True), category, cell,
+                         shape)
+    query.check()
+    operator = _batch_operator(code)
+    with _steps_bar(3, "batch hotspots") as bar:
+        with _dask_client(scheduler, workers) as client:
+            bar.set_postfix_str("counting on the workers")
+            bar.update(1)
+            with engine().begin() as conn:
+                body = run_batch(conn, operator, query, database_url(), client, step)
+            bar.update(1)
+        if out is not None:
+            out.write_text(json.dumps(body, ensure_ascii=False, default=str), encoding="utf-8")
+        bar.update(1)
+    summary = body["summary"]
+    click.echo(f"run {body['run']}: {body['parameters']['incidents_in_cells']} incidents in "
+               f"{summary['cells']} cells over {body['parameters']['steps']} steps; classes "
+               + ", ".join(f"{k} {v}" for k, v in sorted(summary["classes"].items())))
+
+
+@batch.command("coverage")
+@_JURISDICTION
+@click.option("--target", type=click.Choice(["key_areas", "school_zones", "grids", "roads"]),
+              default="key_areas", show_default=True, help="What the cameras should watch.")
+@click.option("--planned", is_flag=True, help="Count cameras with status planned too.")
+@_SCHEDULER
+@_WORKERS
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="GeoJSON file for the targets with covered_ratio and the summary.")
+def batch_coverage(code: str, target: str, planned: bool, scheduler: str | None,
+                   workers: int, out: Path) -> None:
+    """Camera coverage of a jurisdiction's targets, fields of view computed on Dask.
+
+    The same answer as GET /api/coverage (exact 2D visibility, building occlusion
+    included), written to --out.
+    """
+    from layers.coverage import CoverageQuery, coverage
+
+    query = CoverageQuery(code, target, planned=planned)
+    query.check()
+    operator = _batch_operator(code)
+    with _steps_bar(2, "batch coverage") as bar:
+        with _dask_client(scheduler, workers) as client:
+            bar.set_postfix_str("fields of view on the workers")
+            bar.update(1)
+            with engine().connect() as conn:
+                body = coverage(conn, operator, query, client)
+        out.write_text(json.dumps(body, ensure_ascii=False, default=str), encoding="utf-8")
+        bar.update(1)
+    summary = body["summary"]
+    ratio = summary["covered_ratio"]
+    click.echo(f"wrote {out}: {summary['targets']} {target}, "
+               f"{'no area' if ratio is None else f'{ratio:.1%}'} watched by "
+               f"{summary['cameras']['watching']} cameras")
 
 
 @main.command("serve")
