@@ -135,12 +135,19 @@ def test_database_down_gives_503_quickly_and_the_server_recovers(home, served):
     assert "Traceback" not in served.output()
 
 
+def _generate_grids(server: Server) -> subprocess.Popen:
+    """A long edit in the background (curl): every grid of the city planned anew."""
+    return subprocess.Popen(
+        ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST",
+         f"{server.url}/api/grids/generate", "-H", f"Authorization: Bearer {server.token}",
+         "-H", "Content-Type: application/json",
+         "-d", f'{{"jurisdiction": "{CITY}", "target_households": 30, "replace": true}}'],
+        stdout=subprocess.PIPE, text=True)
+
+
 def test_an_edit_killed_with_the_server_leaves_nothing(home, db, served):
     before = fingerprint(db, "grids")
-    edit = subprocess.Popen(
-        ["curl", "-s", "-o", "/dev/null", "-X", "POST", f"{served.url}/api/grids/generate",
-         "-H", f"Authorization: Bearer {served.token}", "-H", "Content-Type: application/json",
-         "-d", f'{{"jurisdiction": "{CITY}", "target_households": 30, "replace": true}}'])
+    edit = _generate_grids(served)
     try:
         wait_for_write(db, "grids", edit)
         served.proc.send_signal(signal.SIGKILL)
@@ -244,3 +251,20 @@ def test_an_import_cut_off_by_a_database_crash_leaves_nothing(home, db, many_inc
     assert done.returncode == 0, done.stderr[-500:]
     after = fingerprint(db, "incidents")
     assert after[0] == before[0] + 60_000
+
+
+def test_an_edit_cut_off_by_a_database_crash_is_503_and_leaves_nothing(home, db, served):
+    before = fingerprint(db, "grids")
+    edit = _generate_grids(served)
+    wait_for_write(db, "grids", edit)
+    _kill_database(home)
+    status, _ = edit.communicate(timeout=60)
+    assert status == "503"  # the server answers, with the database gone mid-write
+    db.dispose()
+    assert safegrid(home, "db", "up").returncode == 0
+    assert fingerprint(db, "grids") == before
+    back = time.monotonic()
+    while timed_get(served, "/collections/grids/items?limit=1")[0].status_code != 200:
+        assert time.monotonic() - back < 15, "the server did not recover within 15 s"
+        time.sleep(0.5)
+    assert "Traceback" not in served.output()
