@@ -429,10 +429,24 @@ def _batch_operator(code: str):
     return operator
 
 
-def _steps_bar(total: int, desc: str):
+def _on_dask(desc: str, scheduler: str | None, workers: int, work) -> dict:
+    """``work(client)`` on a Dask client, with a progress bar over its stages."""
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="step", disable=None)
+    with tqdm(total=3, desc=desc, unit="stage", disable=None) as bar:
+        bar.set_postfix_str("starting the cluster" if not scheduler else "connecting")
+        with _dask_client(scheduler, workers) as client:
+            bar.update(1)
+            bar.set_postfix_str("computing on the workers")
+            body = work(client)
+            bar.update(1)
+            bar.set_postfix_str("stopping the cluster" if not scheduler else "done")
+        bar.update(1)
+    return body
+
+
+def _write_json(path: Path, body: dict) -> None:
+    path.write_text(json.dumps(body, ensure_ascii=False, default=str), encoding="utf-8")
 
 
 @batch.command("hotspots")
@@ -466,16 +480,13 @@ def batch_hotspots(code: str, start: str, end: str, cell: float, shape: str,
                          shape)
     query.check()
     operator = _batch_operator(code)
-    with _steps_bar(3, "batch hotspots") as bar:
-        with _dask_client(scheduler, workers) as client:
-            bar.set_postfix_str("counting on the workers")
-            bar.update(1)
-            with engine().begin() as conn:
-                body = run_batch(conn, operator, query, database_url(), client, step)
-            bar.update(1)
-        if out is not None:
-            out.write_text(json.dumps(body, ensure_ascii=False, default=str), encoding="utf-8")
-        bar.update(1)
+    def work(client) -> dict:
+        with engine().begin() as conn:
+            return run_batch(conn, operator, query, database_url(), client, step)
+
+    body = _on_dask("batch hotspots", scheduler, workers, work)
+    if out is not None:
+        _write_json(out, body)
     summary = body["summary"]
     click.echo(f"run {body['run']}: {body['parameters']['incidents_in_cells']} incidents in "
                f"{summary['cells']} cells over {body['parameters']['steps']} steps; classes "
@@ -503,14 +514,12 @@ def batch_coverage(code: str, target: str, planned: bool, scheduler: str | None,
     query = CoverageQuery(code, target, planned=planned)
     query.check()
     operator = _batch_operator(code)
-    with _steps_bar(2, "batch coverage") as bar:
-        with _dask_client(scheduler, workers) as client:
-            bar.set_postfix_str("fields of view on the workers")
-            bar.update(1)
-            with engine().connect() as conn:
-                body = coverage(conn, operator, query, client)
-        out.write_text(json.dumps(body, ensure_ascii=False, default=str), encoding="utf-8")
-        bar.update(1)
+    def work(client) -> dict:
+        with engine().connect() as conn:
+            return coverage(conn, operator, query, client)
+
+    body = _on_dask("batch coverage", scheduler, workers, work)
+    _write_json(out, body)
     summary = body["summary"]
     ratio = summary["covered_ratio"]
     click.echo(f"wrote {out}: {summary['targets']} {target}, "
