@@ -89,9 +89,10 @@ function safegridAnalysis(map, config) {
                                     c]));
     }
     const p = body.parameters || {};
+    const incidents = p.incidents != null ? p.incidents : p.incidents_in_cells;  // batch runs
     message(t.done + ": " + body.features.length + " " + t.cells + ", " + t.cell + " " +
-            p.cell + " m" + (p.cell_chosen ? " (" + t.chosen + ")" : "") + ", " +
-            (p.incidents != null ? p.incidents + " " + t.incidents : ""), "ok");
+            p.cell + " m" + (p.cell_chosen ? " (" + t.chosen + ")" : "") +
+            (incidents != null ? ", " + incidents + " " + t.incidents : ""), "ok");
   }
 
   async function run() {
