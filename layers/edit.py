@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from .access import APP_ROLE, Forbidden, enter_scope, read_scope, require_write
 from .errors import InputRejected, SafegridError
 from .features import Scope
-from .partitions import ensure_months, staged_months
+from .partitions import require_months, staged_months
 from .registry import Layer
 from .store import (
     audit_row,
@@ -186,7 +186,7 @@ def create(conn: Connection, user: User, layer: Layer, feature: object) -> Writt
     clean = clean_features(_feature_frame(feature), layer)
     _check(conn, layer, clean, None)
     _in_scope(conn, scope)
-    ensure_months(conn, layer, staged_months(conn, layer))  # as the owner, not the app role
+    require_months(conn, layer, staged_months(conn, layer))
     names, select = staged_columns(layer)
     enter_scope(conn, scope)
     new_id = _run(conn, lambda: conn.execute(text(
@@ -244,7 +244,7 @@ def _apply(conn: Connection, user: User, layer: Layer, feature_id: int,
            refresh: bool = True) -> Written:
     _check(conn, layer, clean, feature_id)
     _in_scope(conn, scope)
-    ensure_months(conn, layer, staged_months(conn, layer))  # as the owner, not the app role
+    require_months(conn, layer, staged_months(conn, layer))
     names, select = staged_columns(layer)
     sets = [f"{q(n)} = {expr}" for n, expr in zip(names, select, strict=True)]
     enter_scope(conn, scope)

@@ -28,8 +28,9 @@ from sqlalchemy import Connection, Engine, text
 from .registry import Layer
 from .validate import LOCAL_TZ
 
-__all__ = ["SCHEMA", "adopt_default", "ensure_months", "month_bounds", "months_of",
-           "partition_name", "partitions_of", "prepare", "staged_months"]
+__all__ = ["SCHEMA", "MonthsMissing", "adopt_default", "ensure_months", "month_bounds",
+           "months_of", "partition_name", "partitions_of", "prepare", "require_months",
+           "staged_months"]
 
 SCHEMA = "partitions"
 Month = tuple[int, int]  # (year, month)
@@ -106,6 +107,29 @@ def partitions_of(conn: Connection, layer: Layer) -> list[str]:
 def _missing(conn: Connection, layer: Layer, months: list[Month]) -> list[Month]:
     have = set(partitions_of(conn, layer))
     return [m for m in months if partition_name(layer, m) not in have]
+
+
+class MonthsMissing(Exception):
+    """A write needs partitions that do not exist yet (``months``).
+
+    Not an error of the caller's: the writer makes them with :func:`prepare` in a short
+    transaction of its own and writes again. Made inside a long transaction, a
+    partition would lock the whole table, readers included, until its end, and two
+    such edits could deadlock on each other's row locks.
+    """
+
+    def __init__(self, months: list[Month]):
+        self.months = months
+        super().__init__(f"partitions missing for {months}")
+
+
+def require_months(conn: Connection, layer: Layer, months: Iterable[Month]) -> None:
+    """MonthsMissing unless every partition of ``months`` exists (one catalog query)."""
+    if not layer.partitioned:
+        return
+    missing = _missing(conn, layer, sorted(m for m in set(months) if m < LAST))
+    if missing:
+        raise MonthsMissing(missing)
 
 
 def ensure_months(conn: Connection, layer: Layer, months: Iterable[Month]) -> list[str]:

@@ -14,7 +14,8 @@ from flask import Blueprint, Response, current_app, request, url_for
 from layers import edit, gridedit
 from layers.access import read_scope
 from layers.features import fetch_ids, fetch_item
-from layers.registry import LAYERS, get_layer
+from layers.partitions import MonthsMissing, prepare
+from layers.registry import LAYERS, Layer, get_layer
 
 from .app import db_engine
 from .auth import current_user
@@ -112,15 +113,30 @@ def _item_write(layer: str, feature_id: str, plain, grid, body: object,
                 version: int | None) -> Response:
     """Run one item write: grids through the topology-safe path, other layers plainly."""
     declaration = get_layer(layer)
-    with db_engine(current_app).begin() as conn:
-        if layer == "grids":  # neighbours give or take area: the answer lists them
+    if layer == "grids":  # neighbours give or take area: the answer lists them
+        with db_engine(current_app).begin() as conn:
             result = grid(conn, current_user(), _feature_id(feature_id), body, version)
-        else:
-            written = plain(conn, current_user(), declaration, _feature_id(feature_id), body,
-                            version)
-    if layer == "grids":
         return grid_edit_response(result, 200)
+    written = _in_transaction(declaration, lambda conn: plain(
+        conn, current_user(), declaration, _feature_id(feature_id), body, version))
     return _written(layer, written, 200)
+
+
+def _in_transaction(layer: Layer, write):
+    """``write(conn)`` in one transaction; first making the months' partitions it needs.
+
+    A write that finds its month without a partition is rolled back, the partition is
+    made in a transaction of its own (:func:`layers.partitions.prepare`) and the write
+    runs again.
+    """
+    engine = db_engine(current_app)
+    try:
+        with engine.begin() as conn:
+            return write(conn)
+    except MonthsMissing as missing:
+        prepare(engine, layer, missing.months)
+    with engine.begin() as conn:
+        return write(conn)
 
 
 @bp.post("/collections/<layer>/items")
@@ -128,13 +144,12 @@ def create(layer: str):
     """Add a feature (a grid takes its area from the grids it covers)."""
     declaration = get_layer(layer)
     feature = _body(_FEATURE_TYPES)
-    with db_engine(current_app).begin() as conn:
-        if layer == "grids":
-            result = gridedit.create_grid(conn, current_user(), feature)
-        else:
-            written = edit.create(conn, current_user(), declaration, feature)
     if layer == "grids":
+        with db_engine(current_app).begin() as conn:
+            result = gridedit.create_grid(conn, current_user(), feature)
         return grid_edit_response(result, 201)
+    written = _in_transaction(declaration, lambda conn: edit.create(
+        conn, current_user(), declaration, feature))
     return _written(layer, written, 201)
 
 

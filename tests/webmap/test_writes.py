@@ -2,6 +2,7 @@
 
 import copy
 import json
+import threading
 
 import pytest
 import shapely
@@ -127,6 +128,39 @@ def _partition_of(db, incident_id):
     with db.connect() as conn:
         return conn.execute(text("SELECT tableoid::regclass::text FROM incidents WHERE id = :i"),
                             {"i": incident_id}).scalar()
+
+
+def test_edits_racing_into_a_month_without_a_partition_both_land(api, db):
+    """Two officers move two incidents into the same new month at once: the month's
+    partition is made once, outside both edits, and neither edit fails."""
+    incident = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [112.985, 28.03]},
+                "properties": {"occurred_at": "2026-03-15T10:00:00+08:00", "category": "fraud"}}
+    items = []
+    for _ in range(2):
+        created = api("police", "/collections/incidents/items", method="POST", json=incident)
+        assert created.status_code == 201, created.text
+        items.append(_path(created))
+    results = {}
+    barrier = threading.Barrier(2)
+
+    def move(item):
+        barrier.wait(timeout=30)
+        results[item] = api("police", item, method="PATCH", headers={
+            "If-Match": '"1"', "Content-Type": "application/merge-patch+json"},
+            data=json.dumps({"properties": {"occurred_at": "2015-02-10T09:00:00+08:00"}}))
+
+    threads = [threading.Thread(target=move, args=(item,)) for item in items]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert [results[i].status_code for i in items] == [200, 200], \
+        [results[i].text[:200] for i in items]
+    for item in items:
+        incident_id = int(item.rsplit("/", 1)[1])
+        assert _partition_of(db, incident_id) == "partitions.incidents_2015_02"
+        assert api("police", item, method="DELETE", headers={"If-Match": '"2"'}
+                   ).status_code == 204
 
 
 def test_an_incident_moves_to_the_partition_of_its_new_time(api, db):
