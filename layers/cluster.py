@@ -272,12 +272,16 @@ class Cluster:
             pid = int((self.datadir / "postmaster.pid").read_text().split()[0])
         except (OSError, ValueError, IndexError):
             return False
-        if not Path("/proc/self/stat").exists():  # no procfs: pg_ctl decides
-            return False
         try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
+            os.kill(pid, 0)
+        except ProcessLookupError:
             return True
+        except PermissionError:  # alive, and someone else's
+            return False
+        try:  # alive to kill(): a zombie too, so look at its state where we can
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):  # no procfs, or hidden from us: take it for alive
+            return False
         return state in ("Z", "X")
 
     def _remove_stale_locks(self) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
+import psycopg
 from flask import Flask, jsonify
 from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, OperationalError
@@ -59,8 +60,8 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     )
 
     headers.init_app(app)
-    app.before_request(params.refuse_nul_args)
     ratelimit.init_app(app)
+    app.before_request(params.refuse_nul_args)
     auth.init_app(app)
     app.register_blueprint(ogcapi.bp)
     app.register_blueprint(edits.bp)
@@ -104,6 +105,11 @@ def _register_errors(app: Flask) -> None:
 
     @app.errorhandler(OperationalError)
     def database_down(exc: OperationalError):
+        if isinstance(exc.orig, psycopg.errors.TransactionRollback):  # deadlock, serialisation
+            return jsonify({"error": "the change met a concurrent one and was undone; "
+                                     "try again"}), 409
+        if isinstance(exc.orig, psycopg.errors.QueryCanceled):
+            return jsonify({"error": "the database cancelled the query (it took too long)"}), 503
         return jsonify({"error": "the database is not reachable; try again shortly"}), 503
 
     @app.errorhandler(DataError)

@@ -73,17 +73,12 @@ def current_user() -> User:
 def _authenticate():
     g.user = None
     header = request.headers.get("Authorization", "")
-    if header.startswith("Bearer "):
-        wait = rate_limits().failure_wait("token", request.remote_addr or "")
-        if wait is not None:
-            return too_many("too many unknown API tokens from this address", wait)
     if header.startswith("Bearer ") or session.get("uid"):  # no query for anonymous calls
         with db_engine(current_app).connect() as conn:
             if header.startswith("Bearer "):
                 g.user = user_for_token(conn, header[7:].strip())
                 if g.user is None:
-                    rate_limits().failed("token", request.remote_addr or "")
-                    return _unauthorised("the API token is not valid")
+                    return _unknown_token()
             else:
                 found = user_by_name(conn, session.get("name", ""))
                 if found and found[0].id == session["uid"]:
@@ -103,6 +98,18 @@ def _authenticate():
     return None
 
 
+def _unknown_token():
+    """401 for a token nobody has; 429 once an address has tried too many.
+
+    A valid token from the same address still gets in.
+    """
+    wait = rate_limits().failure_wait("token", request.remote_addr or "")
+    if wait is not None:
+        return too_many("too many unknown API tokens from this address", wait)
+    rate_limits().failed("token", request.remote_addr or "")
+    return _unauthorised("the API token is not valid")
+
+
 def _unauthorised(message: str):
     response = jsonify({"error": message})
     response.status_code = 401
@@ -113,7 +120,7 @@ def _unauthorised(message: str):
 def _csrf_matches(sent: str) -> bool:
     """Whether ``sent`` is the session's CSRF token (constant-time compare)."""
     expected = session.get("csrf", "")
-    return bool(sent and expected) and secrets.compare_digest(sent, expected)
+    return bool(sent and expected) and secrets.compare_digest(sent.encode(), expected.encode())
 
 
 def csrf_token() -> str:

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import click
+import psycopg
 from sqlalchemy.exc import OperationalError
 
 from layers import LAYERS, get_layer
@@ -43,10 +44,14 @@ class SafegridGroup(click.Group):
         except ClusterError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(EXIT_FAILED)
-        except OperationalError as exc:  # lost or never reached: nothing was committed
+        except OperationalError as exc:  # lost, never reached, or a query cancelled
             reason = str(exc.orig or exc).strip().splitlines()[0]
-            click.echo(f"error: the database is not reachable ({reason}); nothing was "
-                       "written. Start it with 'safegrid db up'", err=True)
+            hint = "" if external_url() else ". Start it with 'safegrid db up'"
+            lost = not isinstance(exc.orig, (psycopg.errors.TransactionRollback,
+                                             psycopg.errors.QueryCanceled))
+            what = "the database is not reachable" if lost else "the database stopped the work"
+            click.echo(f"error: {what} ({reason}); nothing was written"
+                       f"{hint if lost else ''}", err=True)
             sys.exit(EXIT_FAILED)
 
 

@@ -1,7 +1,8 @@
 """Rate limits: requests per client and failed logins, answered with 429.
 
-Counting is done by the ``limits`` library (sliding-window counters in memory, or in
-any storage it knows, e.g. ``redis://`` to share counts between server processes).
+Counting is done by the ``limits`` library: moving windows (exact counts over the last
+minute, not per calendar minute), in memory or in any storage it knows, e.g.
+``redis://`` to share counts between server processes.
 
 Configuration (``SAFEGRID_*`` environment variables or the app config):
 
@@ -11,8 +12,9 @@ Configuration (``SAFEGRID_*`` environment variables or the app config):
     address. Static files and the health check are not counted.
 ``LOGIN_LIMIT``
     failed logins of one user name from one address, and unknown API tokens from one
-    address (default ``"10/5minutes"``): past it, the login form and token checks
-    answer 429 until the window has passed, even for the right password.
+    address (default ``"10/5minutes"``): past it, the login form answers 429 until the
+    window has passed, even for the right password, and so do unknown tokens (a known
+    token still gets in).
 ``RATE_LIMIT_STORAGE``
     a ``limits`` storage URI (default ``memory://``).
 """
@@ -26,7 +28,7 @@ import time
 from flask import Flask, current_app, jsonify, request, session
 from limits import RateLimitItem, parse_many
 from limits.storage import storage_from_string
-from limits.strategies import SlidingWindowCounterRateLimiter
+from limits.strategies import MovingWindowRateLimiter
 
 __all__ = ["RateLimits", "init_app", "rate_limits", "too_many"]
 
@@ -37,7 +39,7 @@ class RateLimits:
     """The request and login-failure limits of one app."""
 
     def __init__(self, requests: str, failures: str, storage_uri: str = "memory://"):
-        self._limiter = SlidingWindowCounterRateLimiter(storage_from_string(storage_uri))
+        self._limiter = MovingWindowRateLimiter(storage_from_string(storage_uri))
         self.requests = _parse("RATE_LIMIT", requests)
         self.failures = _parse("LOGIN_LIMIT", failures)
 
