@@ -15,6 +15,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from .cluster import Cluster, managed_cluster
 
@@ -48,14 +49,17 @@ def database_url(cluster: Cluster | None = None) -> str:
 
 
 @cache
-def engine(url: str | None = None) -> Engine:
-    """A pooled engine for ``url`` (default :func:`database_url`); one per URL."""
+def engine(url: str | None = None, pooled: bool = True) -> Engine:
+    """A pooled engine for ``url`` (default :func:`database_url`); one per URL.
+
+    ``pooled=False``: every connection is closed when released (batch workers).
+    """
+    pool: dict = {"pool_size": 8, "max_overflow": 8, "pool_timeout": 10} if pooled else \
+        {"poolclass": NullPool}
     return create_engine(
         url or database_url(),
         pool_pre_ping=True,
-        pool_size=8,
-        max_overflow=8,
-        pool_timeout=10,
+        **pool,
         # JIT compiling costs tens of milliseconds and buys nothing on the short
         # queries of a web request (PostGIS functions have high nominal costs).
         connect_args={"connect_timeout": 5, "options": "-c jit=off"},

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import shapely
 from pyproj import CRS, Transformer
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine, text
 
 from geo.emerging import emerging_hotspots
 from geo.hotspots import (
@@ -36,7 +36,7 @@ from geo.hotspots import (
     two_sided_p,
 )
 
-from .access import jurisdiction_to_analyse
+from .access import Forbidden, jurisdiction_to_analyse
 from .errors import SafegridError
 from .registry import INCIDENT_CATEGORIES
 from .runs import load_run, runs_of, save_run
@@ -271,7 +271,7 @@ def _steps(start: dt.datetime, end: dt.datetime, step: str) -> np.ndarray:
             break
         edges.append(nxt)
     edges.append(end)
-    return np.array([np.datetime64(e.astimezone(dt.UTC).replace(tzinfo=None), "s")
+    return np.array([np.datetime64(e.astimezone(dt.UTC).replace(tzinfo=None), "us")
                      for e in edges])
 
 
@@ -312,22 +312,27 @@ def run_emerging(conn: Connection, user: User, query: HotspotQuery, step: str = 
     return body
 
 
-def run_batch(conn: Connection, user: User, query: HotspotQuery, url: str, client=None,
+def run_batch(engine: Engine, user: User, query: HotspotQuery, client=None,
               step: str = "month", time_window: int = 1) -> dict:
     """Gi* and emerging hot spots of a period counted on Dask, saved as a ``gi`` run.
 
     For incident sets too large for one process: the workers of ``client`` (a
     ``distributed.Client``; None: the local Dask scheduler) each read one time step from
-    the database at ``url`` (:func:`layers.scaleout.incidents_by_step`) and count it into
-    the lattice; Gi* then runs on the period's counts and the emerging categories on the
-    (steps, cells) cube. The cells are those of :func:`run_hotspots` and
-    :func:`run_emerging` (``cell`` in metres is required: choosing it needs every point)
-    and the results equal theirs. Every cell is kept, as for police analysts.
+    ``engine``'s database (:func:`layers.scaleout.incidents_by_step`, its URL travels
+    with the tasks) and count it into the lattice; Gi* then runs on the period's counts
+    and the emerging categories on the (steps, cells) cube. The cells are those of
+    :func:`run_hotspots` and :func:`run_emerging` (``cell`` in metres is required:
+    choosing it needs every point) and the results equal theirs. The workers read as
+    the database's owner, outside row-level security: administrators only. No
+    transaction stays open while the workers count.
     """
     from geo.scaleout import cube_dask  # Dask only for batch runs: the web app never loads it
 
     from .scaleout import incidents_by_step
 
+    if user.role != "admin":
+        raise Forbidden("batch runs read every incident of the jurisdiction: "
+                        "administrators only")
     query.check()
     if query.cell is None:
         raise BadHotspotRequest("a batch run needs cell=METRES (choosing it needs every "
@@ -335,9 +340,11 @@ def run_batch(conn: Connection, user: User, query: HotspotQuery, url: str, clien
     edges = _steps(query.start, query.end, step)
     if len(edges) < 3:
         raise BadHotspotRequest("the period holds fewer than two time steps")
-    area, crs = _metric_area(conn, user, query.jurisdiction)
+    with engine.connect() as conn:
+        area, crs = _metric_area(conn, user, query.jurisdiction)
     lattice = _cells(area, float(query.cell), query.shape)
-    points = incidents_by_step(url, query.jurisdiction, edges, crs.to_string(), query.category)
+    points = incidents_by_step(engine.url.render_as_string(hide_password=False),
+                               query.jurisdiction, edges, crs.to_string(), query.category)
     cube = cube_dask(lattice, points, edges, client)
     counts = cube.sum(axis=0)
     z = gi_star(lattice, counts, query.neighbours)
@@ -361,7 +368,8 @@ def run_batch(conn: Connection, user: User, query: HotspotQuery, url: str, clien
                "categories": _tally(emerging["category"][keep])}
     body = {"type": "FeatureCollection", "parameters": parameters, "summary": summary,
             "steps": [_local(e, query.start) for e in edges[:-1]], "features": features}
-    body["run"] = _save(conn, user, "gi", query, parameters, summary, body)
+    with engine.begin() as conn:
+        body["run"] = _save(conn, user, "gi", query, parameters, summary, body)
     return body
 
 

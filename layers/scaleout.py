@@ -27,13 +27,13 @@ _META = pd.DataFrame({"x": pd.Series(dtype=float), "y": pd.Series(dtype=float),
 
 
 def _utc(edge: np.datetime64) -> dt.datetime:
-    return dt.datetime.fromisoformat(str(edge.astype("datetime64[s]"))).replace(tzinfo=dt.UTC)
+    return dt.datetime.fromisoformat(str(edge.astype("datetime64[us]"))).replace(tzinfo=dt.UTC)
 
 
 def _read_step(url: str, code: str, start: dt.datetime, end: dt.datetime, crs: str,
                category: str | None) -> pd.DataFrame:
     """Incidents of jurisdiction ``code`` in [start, end): metric ``x``, ``y`` and UTC time."""
-    with engine(url).connect() as conn:
+    with engine(url, pooled=False).connect() as conn:  # no connection stays on the worker
         rows = incident_rows(conn, code, start, end, category)
     raw = np.array([r[:3] for r in rows], dtype=float).reshape(-1, 3)
     x, y = Transformer.from_crs(4326, crs, always_xy=True).transform(raw[:, 0], raw[:, 1])
@@ -49,7 +49,7 @@ def incidents_by_step(url: str, code: str, edges: np.ndarray, crs: str,
     metres in ``crs``, ``time`` is UTC. Nothing is read until the frame is computed, and
     then each partition by the worker that handles it.
     """
-    edges = np.asarray(edges, dtype="datetime64[s]")
+    edges = np.asarray(edges, dtype="datetime64[us]")
     parts = [dask.delayed(_read_step)(url, code, _utc(lo), _utc(hi), crs, category)
              for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
     return dd.from_delayed(parts, meta=_META, verify_meta=False)

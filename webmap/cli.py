@@ -21,9 +21,11 @@ from layers.cluster import ClusterError, managed_cluster
 from layers.db import database_url, downgrade_all, engine, external_url, migrate
 from layers.errors import SafegridError
 from layers.registry import ROLES, UnknownLayer
+from layers.users import User
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
+OPERATOR = User(0, "cli", "admin", None, None)  # who the reports and batch runs are by
 
 
 class SafegridGroup(click.Group):
@@ -364,14 +366,12 @@ def report_cmd(code: str, month: str, out: Path) -> None:
     disputes, and a map of hot cells; a copy to post and a copy to archive.
     """
     from layers.report import notice_figures
-    from layers.users import User
     from webmap.reports import render_notice, write_pdf
 
     if out.suffix.lower() not in (".html", ".pdf"):
         raise click.BadParameter(f"--out must end in .html or .pdf, got {out.name!r}")
-    operator = User(0, "cli", "admin", None, None)
     with engine().connect() as conn:
-        html = render_notice(notice_figures(conn, operator, code, month))
+        html = render_notice(notice_figures(conn, OPERATOR, code, month))
     if out.suffix.lower() == ".pdf":
         write_pdf(html, out)
     else:
@@ -423,15 +423,13 @@ def _dask_client(scheduler: str | None, workers: int):
         yield client
 
 
-def _batch_operator(code: str):
+def _batch_operator(code: str) -> User:
     """The command line's operator (an administrator), once ``code`` is known to exist."""
     from layers.access import jurisdiction_to_analyse
-    from layers.users import User
 
-    operator = User(0, "cli", "admin", None, None)
     with engine().connect() as conn:  # before any cluster starts: a typo fails at once
-        jurisdiction_to_analyse(conn, operator, code)
-    return operator
+        jurisdiction_to_analyse(conn, OPERATOR, code)
+    return OPERATOR
 
 
 def _on_dask(desc: str, scheduler: str | None, workers: int, work) -> dict:
@@ -485,11 +483,8 @@ def batch_hotspots(code: str, start: str, end: str, cell: float, shape: str,
                          shape)
     query.check()
     operator = _batch_operator(code)
-    def work(client) -> dict:
-        with engine().begin() as conn:
-            return run_batch(conn, operator, query, database_url(), client, step)
-
-    body = _on_dask("batch hotspots", scheduler, workers, work)
+    body = _on_dask("batch hotspots", scheduler, workers,
+                    lambda client: run_batch(engine(), operator, query, client, step))
     if out is not None:
         _write_json(out, body)
     summary = body["summary"]

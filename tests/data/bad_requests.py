@@ -189,7 +189,7 @@ def _grid_edits() -> list[Case]:
         Case("validate with an unknown parameter", "planner", "GET",
              f"/api/grids/validate?jurisdiction={DISTRICT}&x=1", 400, "unknown parameter"),
         Case("validate without credentials", None, "GET",
-             f"/api/grids/validate?jurisdiction={DISTRICT}", 401, ""),
+             f"/api/grids/validate?jurisdiction={DISTRICT}", 401, "authentication required"),
     ]
 
 
@@ -343,11 +343,13 @@ def _items_and_tiles() -> list[Case]:
         ("cameras", "f=html", "is not offered"),
         ("cameras", "code=%00", "NUL character"),
     ]
-    tiles = ["/tiles/grids/3/8/1.mvt", "/tiles/grids/30/0/0.mvt", "/tiles/nowhere/1/0/0.mvt",
-             "/tiles/grids/1/0/0.mvt?x=1"]
+    tiles = [("/tiles/grids/3/8/1.mvt", "there is no tile"),
+             ("/tiles/grids/30/0/0.mvt", "there is no tile"),
+             ("/tiles/nowhere/1/0/0.mvt", "nowhere"),
+             ("/tiles/grids/1/0/0.mvt?x=1", "no query parameters")]
     return [Case(f"items {query}", "admin", "GET", f"/collections/{layer}/items?{query}", 400,
                  word) for layer, query, word in params] + [
-        Case(f"tile {path}", "admin", "GET", path, 404, "") for path in tiles] + [
+        Case(f"tile {path}", "admin", "GET", path, 404, word) for path, word in tiles] + [
         Case("item with a superscript id", "admin", "GET", "/collections/cameras/items/%C2%B2",
              404, "no feature")] + [
         Case(f"NUL in the query of {path}", "admin", "GET", f"{path}?lang=%00", 400,

@@ -32,9 +32,9 @@ def _cells(body: dict) -> dict:
             for f in body["features"]}
 
 
-def test_batch_hot_spots_equal_the_single_process_runs(db, db_url, demo_small, client):
+def test_batch_hot_spots_equal_the_single_process_runs(db, demo_small, client):
+    batch = run_batch(db, ADMIN, QUERY, client)
     with db.begin() as conn:
-        batch = run_batch(conn, ADMIN, QUERY, db_url, client)
         single = run_hotspots(conn, ADMIN, QUERY, "gi")
         emerging = run_emerging(conn, ADMIN, QUERY, "month")
     assert batch["parameters"]["batch"] == {"partitions": 6}
@@ -55,6 +55,44 @@ def test_batch_hot_spots_equal_the_single_process_runs(db, db_url, demo_small, c
     with db.connect() as conn:  # saved: it reopens like any run
         saved = get_run(conn, ADMIN, batch["run"])
     assert saved["features"] == batch["features"]
+
+
+def test_the_last_moment_of_the_period_counts(db, demo_small, client):
+    """A period ending on a day's last microsecond: an incident half a second before its
+    end is counted, as in the single-process run."""
+    end = dt.datetime(2026, 6, 30, 23, 59, 59, 999999, tzinfo=CST)
+    query = HotspotQuery("430100", dt.datetime(2026, 4, 1, tzinfo=CST), end, cell=400.0)
+    with db.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO incidents (geom, occurred_at, category, jurisdiction_code, updated_by)"
+            " SELECT geom, :t, 'fraud', jurisdiction_code, 'test-last' FROM incidents "
+            "WHERE jurisdiction_code LIKE '4301%' ORDER BY id LIMIT 1"),
+            {"t": end - dt.timedelta(microseconds=500_000)})
+    try:
+        batch = run_batch(db, ADMIN, query, client)
+        with db.begin() as conn:
+            single = run_hotspots(conn, ADMIN, query, "gi")
+            last = sum(f["properties"]["counts"][-1] for f in batch["features"])
+            again = conn.execute(text(
+                "SELECT count(*) FROM incidents i, jurisdictions j WHERE j.code = '430100' "
+                "AND ST_Intersects(i.geom, j.geom) AND i.occurred_at >= '2026-06-01+08' "
+                "AND i.occurred_at <= :e"), {"e": end}).scalar_one()
+    finally:
+        with db.begin() as conn:
+            conn.execute(text("DELETE FROM incidents WHERE updated_by = 'test-last'"))
+    assert {k: c["count"] for k, c in _cells(batch).items()} == \
+        {k: c["count"] for k, c in _cells(single).items()}
+    assert 0 < last <= again  # June's step holds the incident of its last second
+
+
+def test_batch_runs_are_for_administrators(db, demo_small):
+    from layers.access import Forbidden
+    from layers.users import user_by_name
+
+    with db.connect() as conn:
+        police = user_by_name(conn, "police")[0]
+    with pytest.raises(Forbidden, match="administrators only"):
+        run_batch(db, police, QUERY)
 
 
 def test_batch_coverage_equals_the_single_process_answer(db, demo_small, client):
