@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import shapely
 
-__all__ = ["GEOMETRY_FAMILIES", "coerce_type", "geometry_problems"]
+__all__ = ["GEOMETRY_FAMILIES", "accepted_types", "coerce_type", "geometry_problems"]
 
 # Geometry types a layer may declare, and the shapely types each accepts on input.
 GEOMETRY_FAMILIES: dict[str, tuple[str, ...]] = {
@@ -25,6 +25,16 @@ _SINGLE_OF_MULTI = {
     "MultiPolygon": "Polygon",
 }
 
+
+def accepted_types(declared: str) -> list[str]:
+    """GeoJSON geometry types an input may have for a layer declared ``declared``.
+
+    The family's types, and multi-part types holding one part of them (taken as that
+    part by :func:`coerce_type`).
+    """
+    family = GEOMETRY_FAMILIES[declared]
+    return sorted({*family, *(multi for multi, single in _SINGLE_OF_MULTI.items()
+                              if single in family)})
 
 def coerce_type(geoms: np.ndarray, declared: str) -> np.ndarray:
     """Return ``geoms`` brought to the declared type where that loses nothing.

@@ -91,10 +91,10 @@ def _feature_frame(feature: object) -> gpd.GeoDataFrame:
         geom = shapely.geometry.shape(feature["geometry"]) if feature.get("geometry") else None
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
         raise InputRejected(f"'geometry' is not a GeoJSON geometry: {exc}") from None
-    except shapely.errors.GeometryTypeError as exc:  # an unknown "type"
-        raise InputRejected(f"'geometry' is not a GeoJSON geometry: {exc}") from None
     except shapely.errors.GEOSException as exc:
         raise InputRejected(f"'geometry' cannot be built: {exc}") from None
+    except shapely.errors.ShapelyError as exc:  # an unknown "type", an empty part...
+        raise InputRejected(f"'geometry' is not a GeoJSON geometry: {exc}") from None
     return gpd.GeoDataFrame([props] if props else [{}], geometry=[geom], crs=4326)
 
 

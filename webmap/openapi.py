@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from geo.validate import accepted_types
 from layers.registry import LAYERS, Field, Layer
 
 __all__ = ["openapi_document"]
@@ -58,11 +59,6 @@ def _errors(*codes: str) -> dict:
         "schema": {"$ref": "#/components/schemas/Error"}}}} for code in codes}
 
 
-_GEOMETRY_TYPES = {"Point": ["Point"], "LineString": ["LineString"],
-                   "Polygon": ["Polygon"], "MultiPolygon": ["Polygon", "MultiPolygon"],
-                   "PointOrPolygon": ["Point", "Polygon"]}
-
-
 def _field_schema(f: Field) -> dict:
     schema: dict = {"type": _TYPES[f.type]}
     if f.type == "datetime":
@@ -85,7 +81,7 @@ def _field_schema(f: Field) -> dict:
 def _feature_schema(layer: Layer, patch: bool = False) -> dict:
     """A GeoJSON Feature of ``layer`` (in CRS84); for a merge patch nothing is required."""
     geometry = {"type": "object", "required": ["type", "coordinates"], "properties": {
-        "type": {"type": "string", "enum": _GEOMETRY_TYPES[layer.geometry]},
+        "type": {"type": "string", "enum": accepted_types(layer.geometry)},
         "coordinates": {"type": "array"}}}
     props = {"type": "object", "additionalProperties": False,
              "properties": {f.name: _field_schema(f) for f in layer.input_fields}}
