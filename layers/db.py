@@ -7,6 +7,7 @@ cluster (:mod:`layers.cluster`) under ``$SAFEGRID_HOME`` is used.
 from __future__ import annotations
 
 import os
+import re
 from functools import cache
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from sqlalchemy.pool import NullPool
 from .cluster import Cluster, managed_cluster
 
 __all__ = [
+    "check_duration",
     "database_url",
     "downgrade_all",
     "engine",
@@ -49,21 +51,35 @@ def database_url(cluster: Cluster | None = None) -> str:
 
 
 @cache
-def engine(url: str | None = None, pooled: bool = True) -> Engine:
-    """A pooled engine for ``url`` (default :func:`database_url`); one per URL.
+def engine(url: str | None = None, pooled: bool = True, lock_timeout: str | None = None,
+           statement_timeout: str | None = None) -> Engine:
+    """A pooled engine for ``url`` (default :func:`database_url`); one per set of arguments.
 
     ``pooled=False``: every connection is closed when released (batch workers).
+    ``lock_timeout`` / ``statement_timeout`` (PostgreSQL durations such as ``"10s"``):
+    a statement waiting longer for a lock, or running longer, is cancelled (the web
+    app's requests; see :func:`check_duration`).
     """
     pool: dict = {"pool_size": 8, "max_overflow": 8, "pool_timeout": 10} if pooled else \
         {"poolclass": NullPool}
+    # JIT compiling costs tens of milliseconds and buys nothing on the short queries of
+    # a web request (PostGIS functions have high nominal costs).
+    options = ["-c jit=off"] + [
+        f"-c {name}={check_duration(name, value)}" for name, value in
+        (("lock_timeout", lock_timeout), ("statement_timeout", statement_timeout)) if value]
     return create_engine(
         url or database_url(),
         pool_pre_ping=True,
         **pool,
-        # JIT compiling costs tens of milliseconds and buys nothing on the short
-        # queries of a web request (PostGIS functions have high nominal costs).
-        connect_args={"connect_timeout": 5, "options": "-c jit=off"},
+        connect_args={"connect_timeout": 5, "options": " ".join(options)},
     )
+
+
+def check_duration(name: str, value: str) -> str:
+    """``value`` if it is a PostgreSQL duration (``250ms``, ``10s``, ``5min``, ``0``: none)."""
+    if not re.fullmatch(r"\d+(ms|s|min|h)?", str(value).strip()):
+        raise ValueError(f"{name} {value!r} is not a duration like '10s', '500ms' or '2min'")
+    return str(value).strip()
 
 
 def _alembic_config(url: str) -> Config:

@@ -26,6 +26,10 @@ DEFAULTS: dict[str, object] = {
     "RATE_LIMIT": "3000/minute",  # requests per client (webmap.ratelimit); "off": none
     "LOGIN_LIMIT": "10/5minutes",  # failed logins per user and address, bad tokens per address
     "RATE_LIMIT_STORAGE": "memory://",
+    # a request waiting this long for a lock (another edit), or running this long, is
+    # cancelled with 503 instead of holding a server thread
+    "DB_LOCK_TIMEOUT": "10s",
+    "DB_STATEMENT_TIMEOUT": "300s",
     "JSON_AS_ASCII": False,
 }
 
@@ -38,7 +42,10 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     if config:
         app.config.from_mapping(config)
     app.json.ensure_ascii = False
-    app.extensions["safegrid.engine"] = engine(app.config["DATABASE_URL"] or database_url())
+    app.extensions["safegrid.engine"] = engine(
+        app.config["DATABASE_URL"] or database_url(),
+        lock_timeout=str(app.config["DB_LOCK_TIMEOUT"]),
+        statement_timeout=str(app.config["DB_STATEMENT_TIMEOUT"]))
     from . import (
         analysis,
         auth,
@@ -108,6 +115,11 @@ def _register_errors(app: Flask) -> None:
         if isinstance(exc.orig, psycopg.errors.TransactionRollback):  # deadlock, serialisation
             return jsonify({"error": "the change met a concurrent one and was undone; "
                                      "try again"}), 409
+        if isinstance(exc.orig, psycopg.errors.LockNotAvailable):
+            response = jsonify({"error": "another change holds what this one needs and did "
+                                         "not finish in time; try again"})
+            response.headers["Retry-After"] = "1"
+            return response, 503
         if isinstance(exc.orig, psycopg.errors.QueryCanceled):
             return jsonify({"error": "the database cancelled the query (it took too long)"}), 503
         return jsonify({"error": "the database is not reachable; try again shortly"}), 503

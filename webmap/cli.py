@@ -50,7 +50,8 @@ class SafegridGroup(click.Group):
             reason = str(exc.orig or exc).strip().splitlines()[0]
             hint = "" if external_url() else ". Start it with 'safegrid db up'"
             lost = not isinstance(exc.orig, (psycopg.errors.TransactionRollback,
-                                             psycopg.errors.QueryCanceled))
+                                             psycopg.errors.QueryCanceled,
+                                             psycopg.errors.LockNotAvailable))
             what = "the database is not reachable" if lost else "the database stopped the work"
             click.echo(f"error: {what} ({reason}); nothing was written"
                        f"{hint if lost else ''}", err=True)
@@ -538,8 +539,9 @@ def serve_cmd(host: str, port: int, threads: int, access_log: bool) -> None:
     """Serve the web map and API with the waitress WSGI server.
 
     Limits come from SAFEGRID_MAX_CONTENT_LENGTH (bytes of a request body),
-    SAFEGRID_RATE_LIMIT (requests per client, e.g. "3000/minute"; "off") and
-    SAFEGRID_LOGIN_LIMIT (failed logins per user name and address).
+    SAFEGRID_RATE_LIMIT (requests per client, e.g. "3000/minute"; "off"),
+    SAFEGRID_LOGIN_LIMIT (failed logins per user name and address),
+    SAFEGRID_DB_LOCK_TIMEOUT (default 10s) and SAFEGRID_DB_STATEMENT_TIMEOUT (300s).
     """
     import logging
 
@@ -551,7 +553,7 @@ def serve_cmd(host: str, port: int, threads: int, access_log: bool) -> None:
     logging.getLogger("safegrid.access").setLevel(logging.INFO if access_log else logging.WARNING)
     try:
         app = create_app()
-    except ValueError as exc:  # a limit that does not parse
+    except ValueError as exc:  # a limit or timeout that does not parse
         raise click.ClickException(str(exc)) from None
     click.echo(f"safegrid serving on http://{host}:{port}/ (map: http://{host}:{port}/map)")
     serve(app, host=host, port=port, threads=threads, ident="safegrid")

@@ -269,3 +269,33 @@ def test_an_edit_cut_off_by_a_database_crash_is_503_and_leaves_nothing(home, db,
         assert time.monotonic() - back < 15, "the server did not recover within 15 s"
         time.sleep(0.5)
     assert "Traceback" not in served.output()
+
+
+def test_an_edit_waiting_on_a_held_lock_gives_up_with_503(home, db, tmp_path):
+    server = Server(managed_cluster(home).url(), tmp_path / "serve.log",
+                    {"SAFEGRID_HOME": str(home), "SAFEGRID_DB_LOCK_TIMEOUT": "1s"})
+    with db.begin() as conn:
+        token = issue_token(conn, "admin")
+        camera = conn.execute(text("SELECT id FROM cameras ORDER BY id LIMIT 1")).scalar_one()
+    item = f"{server.url}/collections/cameras/items/{camera}"
+    auth = {"Authorization": f"Bearer {token}"}
+
+    def patch(etag):
+        return requests.patch(item, data='{"properties": {"fov": 33}}', timeout=30, headers={
+            **auth, "If-Match": etag, "Content-Type": "application/merge-patch+json"})
+
+    try:
+        etag = requests.get(item, headers=auth, timeout=30).headers["ETag"]
+        with db.connect() as holder:  # another transaction keeps the row locked
+            holder.execute(text("SELECT 1 FROM cameras WHERE id = :i FOR UPDATE"),
+                           {"i": camera})
+            began = time.monotonic()
+            r = patch(etag)
+            took = time.monotonic() - began
+            holder.rollback()
+        assert r.status_code == 503 and "another change holds" in r.json()["error"]
+        assert 0.9 < took < 5
+        assert requests.get(item, headers=auth, timeout=30).headers["ETag"] == etag
+        assert patch(etag).status_code == 200  # once the lock is gone
+    finally:
+        server.stop()

@@ -120,12 +120,16 @@ def test_a_csrf_token_that_is_not_ascii_is_refused_not_a_crash(server):
     assert r.status_code == 403 and "CSRF" in r.json()["error"]
 
 
-def test_a_bad_limit_setting_stops_the_server_with_one_line(db_url):
+@pytest.mark.parametrize("setting, value, message", [
+    ("SAFEGRID_RATE_LIMIT", "lots", "RATE_LIMIT 'lots' is not a rate limit"),
+    ("SAFEGRID_DB_LOCK_TIMEOUT", "soon", "lock_timeout 'soon' is not a duration"),
+])
+def test_a_bad_limit_setting_stops_the_server_with_one_line(db_url, setting, value, message):
     r = subprocess.run([SAFEGRID, "serve", "--port", "1"], capture_output=True, text=True,
-                       timeout=60, env={"SAFEGRID_DATABASE_URL": db_url,
-                                        "SAFEGRID_RATE_LIMIT": "lots", "PATH": "/usr/bin"})
+                       timeout=60, env={"SAFEGRID_DATABASE_URL": db_url, setting: value,
+                                        "PATH": "/usr/bin"})
     assert r.returncode != 0
-    assert "RATE_LIMIT 'lots' is not a rate limit" in r.stderr
+    assert message in r.stderr
     assert "Traceback" not in r.stderr
 
 
