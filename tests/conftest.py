@@ -184,17 +184,27 @@ def api(server, tokens):
     return call
 
 
-def login(server: str, user: str, password: str | None = None) -> requests.Session:
-    """A browser-like session logged in through the /login form."""
-    import re
-
+def demo_password(user: str) -> str:
+    """The demo password of ``user``."""
     from layers.demo import DEMO_USERS
 
-    password = password or next(u["password"] for u in DEMO_USERS if u["name"] == user)
-    s = requests.Session()
-    form = s.get(f"{server}/login", timeout=10).text
+    return next(u["password"] for u in DEMO_USERS if u["name"] == user)
+
+
+def login_form(session: requests.Session, server: str, user: str, password: str,
+               **fields: str) -> requests.Response:
+    """Fill in the /login form (with its CSRF token) in ``session``; the answer."""
+    import re
+
+    form = session.get(f"{server}/login", timeout=10).text
     csrf = re.search(r'name="csrf" value="([^"]+)"', form).group(1)
-    r = s.post(f"{server}/login", data={"csrf": csrf, "name": user, "password": password,
-                                        "next": "/map"}, timeout=30, allow_redirects=False)
+    return session.post(f"{server}/login", timeout=30, allow_redirects=False,
+                        data={"csrf": csrf, "name": user, "password": password, **fields})
+
+
+def login(server: str, user: str, password: str | None = None) -> requests.Session:
+    """A browser-like session logged in through the /login form."""
+    s = requests.Session()
+    r = login_form(s, server, user, password or demo_password(user), next="/map")
     assert r.status_code == 302, r.text
     return s

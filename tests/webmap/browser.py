@@ -8,6 +8,8 @@ from urllib.parse import quote
 
 from playwright.sync_api import Error, Page, sync_playwright
 
+from ..conftest import demo_password
+
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
@@ -20,9 +22,7 @@ def logged_in(server: str, user: str, path: str) -> Iterator[Page]:
 
     Basemap tiles are refused: the maps must work without them.
     """
-    from layers.demo import DEMO_USERS
-
-    password = next(u["password"] for u in DEMO_USERS if u["name"] == user)
+    password = demo_password(user)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 900})

@@ -55,10 +55,15 @@ def db(home):
     return engine(managed_cluster(home).url())
 
 
-def safegrid(home: Path, *args: str, **kw) -> subprocess.CompletedProcess:
+def _env(home: Path) -> dict[str, str]:
+    """The environment of a command on the private cluster (not the suite's database)."""
     env = {k: v for k, v in os.environ.items() if k != "SAFEGRID_DATABASE_URL"}
+    return {**env, "SAFEGRID_HOME": str(home)}
+
+
+def safegrid(home: Path, *args: str, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([SAFEGRID, *args], capture_output=True, text=True, timeout=120,
-                          env={**env, "SAFEGRID_HOME": str(home)}, **kw)
+                          env=_env(home), **kw)
 
 
 @pytest.fixture
@@ -97,6 +102,26 @@ def wait_for_write(db, relation: str, proc: subprocess.Popen, seconds: float = 6
     raise AssertionError(f"no write into {relation} began within {seconds} s")
 
 
+def assert_write_dropped(db, relation: str) -> None:
+    """The write into ``relation`` of a killed client ends (within 10 s) and is gone."""
+    deadline = time.monotonic() + 10  # the database notices the lost client
+    while writing_backends(db, relation) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert writing_backends(db, relation) == []
+
+
+def assert_recovers(server: Server, path: str) -> None:
+    """``path`` answers 200 again within 15 s (503 meanwhile, nothing else)."""
+    back = time.monotonic()
+    while True:
+        r, _took = timed_get(server, path)
+        if r.status_code == 200:
+            return
+        assert r.status_code == 503, r.text[:200]
+        assert time.monotonic() - back < 15, "the server did not recover within 15 s"
+        time.sleep(0.5)
+
+
 def fingerprint(db, table: str) -> tuple:
     """What a partial write would change: rows, the largest id, versions, audit rows."""
     with db.connect() as conn:
@@ -123,14 +148,7 @@ def test_database_down_gives_503_quickly_and_the_server_recovers(home, served):
     assert imported.stderr.startswith("error: the database is not reachable")
     assert "Traceback" not in imported.stderr
     assert safegrid(home, "db", "up").returncode == 0
-    back = time.monotonic()
-    while True:
-        r, _took = timed_get(served, "/collections/cameras/items?limit=5")
-        if r.status_code == 200:
-            break
-        assert r.status_code == 503, r.text[:200]
-        assert time.monotonic() - back < 15, "the server did not recover within 15 s"
-        time.sleep(0.5)
+    assert_recovers(served, "/collections/cameras/items?limit=5")
     assert all(timed_get(served, p)[0].status_code == 200 for p in paths)
     assert "Traceback" not in served.output()
 
@@ -154,10 +172,7 @@ def test_an_edit_killed_with_the_server_leaves_nothing(home, db, served):
         served.proc.wait(timeout=10)
     finally:
         edit.wait(timeout=30)
-    deadline = time.monotonic() + 10  # the database notices the lost client
-    while writing_backends(db, "grids") and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert writing_backends(db, "grids") == []
+    assert_write_dropped(db, "grids")
     assert fingerprint(db, "grids") == before
     # the same edit, with a server started again, goes through whole
     again = Server(managed_cluster(home).url(), served.log, {"SAFEGRID_HOME": str(home)})
@@ -204,9 +219,8 @@ def many_incidents(tmp_path_factory, db) -> Path:
 
 
 def _start_import(home: Path, path: Path) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k != "SAFEGRID_DATABASE_URL"}
     return subprocess.Popen([SAFEGRID, "import", "incidents", str(path), "--mode", "append"],
-                            env={**env, "SAFEGRID_HOME": str(home)}, text=True,
+                            env=_env(home), text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
@@ -216,10 +230,7 @@ def test_an_import_killed_midway_leaves_nothing(home, db, many_incidents):
     wait_for_write(db, "incidents", proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
-    deadline = time.monotonic() + 10  # the database notices the lost client
-    while writing_backends(db, "incidents") and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert writing_backends(db, "incidents") == []
+    assert_write_dropped(db, "incidents")
     assert fingerprint(db, "incidents") == before
 
 
@@ -264,10 +275,7 @@ def test_an_edit_cut_off_by_a_database_crash_is_503_and_leaves_nothing(home, db,
     db.dispose()
     assert safegrid(home, "db", "up").returncode == 0
     assert fingerprint(db, "grids") == before
-    back = time.monotonic()
-    while timed_get(served, "/collections/grids/items?limit=1")[0].status_code != 200:
-        assert time.monotonic() - back < 15, "the server did not recover within 15 s"
-        time.sleep(0.5)
+    assert_recovers(served, "/collections/grids/items?limit=1")
     assert "Traceback" not in served.output()
 
 

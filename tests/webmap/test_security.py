@@ -9,10 +9,9 @@ import pytest
 import requests
 from sqlalchemy import text
 
-from layers.demo import DEMO_USERS
 from layers.users import issue_token
 
-from ..conftest import SAFEGRID, Server, login
+from ..conftest import SAFEGRID, Server, demo_password, login, login_form
 
 pytestmark = pytest.mark.db
 
@@ -26,18 +25,6 @@ def limited(db_url, demo_small, tmp_path_factory):
     server = Server(db_url, tmp_path_factory.mktemp("limited") / "serve.log", LIMITS)
     yield server
     server.stop()
-
-
-def _password(name: str) -> str:
-    return next(u["password"] for u in DEMO_USERS if u["name"] == name)
-
-
-def _login_form(session: requests.Session, base: str, name: str, password: str):
-    form = session.get(f"{base}/login", timeout=10).text
-    csrf = re.search(r'name="csrf" value="([^"]+)"', form).group(1)
-    return session.post(f"{base}/login", data={"csrf": csrf, "name": name,
-                                                "password": password}, timeout=30,
-                        allow_redirects=False)
 
 
 def _audit_max(db) -> int:
@@ -81,17 +68,17 @@ def test_requests_over_the_rate_limit_get_429_per_token(limited, db):
                for _ in range(20))
 
 
-def test_failed_logins_are_throttled_even_for_the_right_password(limited):
+def test_failed_logins_are_throttled_even_for_the_rightdemo_password(limited):
     s = requests.Session()
     for _ in range(3):
-        assert _login_form(s, limited.url, "planner", "not-the-password").status_code == 401
-    r = _login_form(s, limited.url, "planner", _password("planner"))
+        assert login_form(s, limited.url, "planner", "not-the-password").status_code == 401
+    r = login_form(s, limited.url, "planner", demo_password("planner"))
     assert r.status_code == 429
     assert "too many failed logins" in r.text
     assert int(r.headers["Retry-After"]) >= 1
     # another user from the same address is not locked out
-    assert _login_form(requests.Session(), limited.url, "admin",
-                       _password("admin")).status_code == 302
+    assert login_form(requests.Session(), limited.url, "admin",
+                       demo_password("admin")).status_code == 302
 
 
 def test_unknown_tokens_are_throttled_per_address(limited, db):
@@ -166,7 +153,7 @@ def test_logout_needs_the_pages_csrf_token(server):
 
 def test_passwords_and_tokens_are_never_logged_or_returned(live_server, db, cli):
     base = live_server.url
-    password = _password("police")
+    password = demo_password("police")
     with db.begin() as conn:
         token = issue_token(conn, "police")
     wrong = "Wrong-Secret-4711"
@@ -174,7 +161,7 @@ def test_passwords_and_tokens_are_never_logged_or_returned(live_server, db, cli)
     answers = []
     session = login(base, "police", password)
     answers.append(session.get(f"{base}/collections", timeout=30).text)
-    answers.append(_login_form(requests.Session(), base, "police", wrong).text)
+    answers.append(login_form(requests.Session(), base, "police", wrong).text)
     for auth in (token, bad_token):
         r = requests.get(f"{base}/collections/cameras/items?limit=2", timeout=30,
                          headers={"Authorization": f"Bearer {auth}"})
