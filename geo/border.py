@@ -13,7 +13,7 @@ Coordinates are metric (metres), in one CRS for all inputs.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import networkx as nx
 import numpy as np
@@ -21,9 +21,10 @@ import shapely
 import shapely.ops
 from scipy.spatial import cKDTree
 
-__all__ = ["Crossing", "NotNeighbours", "Patrol", "Sector", "border_chain", "border_zone",
-           "crossing_cover", "crossings", "plan_patrols", "patrol_route",
-           "patrol_sectors", "road_graph", "shared_border", "suggest_hours"]
+__all__ = ["Crossing", "NotNeighbours", "Patrol", "Route", "Sector", "Unreached",
+           "border_chain", "border_zone", "crossing_cover", "crossings", "plan_patrols",
+           "patrol_route", "patrol_sectors", "road_graph", "shared_border", "suggest_hours",
+           "team_roads"]
 
 TOLERANCE = 5.0  # metres: boundaries this close are one border
 CHECKPOINT_REACH = 50.0  # metres: a checkpoint this close covers a crossing
@@ -235,6 +236,13 @@ def patrol_sectors(line: shapely.Geometry, n: int, risk_points: np.ndarray | Non
     return sectors
 
 
+def _components(graph: nx.Graph) -> dict:
+    part_of = {}
+    for k, part in enumerate(nx.connected_components(graph)):
+        part_of.update(dict.fromkeys(part, k))
+    return part_of
+
+
 def road_graph(roads: np.ndarray, snap: float = 20.0) -> nx.Graph:
     """The road network: nodes at vertices and crossings (to 0.1 m), edges by length.
 
@@ -258,9 +266,7 @@ def road_graph(roads: np.ndarray, snap: float = 20.0) -> nx.Graph:
 
 
 def _join_dead_ends(graph: nx.Graph, snap: float) -> None:
-    part_of = {}
-    for k, part in enumerate(nx.connected_components(graph)):
-        part_of.update(dict.fromkeys(part, k))
+    part_of = _components(graph)
     nodes = list(graph.nodes)
     tree = cKDTree(np.array(nodes))
     for node in [n for n in nodes if graph.degree(n) == 1]:
@@ -272,38 +278,105 @@ def _join_dead_ends(graph: nx.Graph, snap: float) -> None:
                 break
 
 
-def patrol_route(graph: nx.Graph, stops: np.ndarray, max_snap: float = 500.0
-                 ) -> tuple[shapely.Geometry, list[int]]:
-    """A route on ``graph`` through ``stops`` in the given order: (line, stops reached).
+REACH = 500.0  # metres: a stop farther than this from every usable road is not reached
 
-    The route keeps to one connected part of the network: the one most stops lie
-    nearest to. Each stop goes to that part's nearest node; stops farther than
-    ``max_snap`` metres from it are left out (their indices are not returned).
-    Consecutive stops are joined by shortest paths.
+
+@dataclass
+class Route:
+    """A route through stops: its line, the stops it reached and those it missed.
+
+    ``missed`` holds (stop index, reason, metres to the nearest usable road or None);
+    reasons: ``no_roads`` (no usable road at all), ``no_road`` (none within the reach),
+    ``not_joined`` (a road is near, but it does not join the roads the route runs on).
     """
-    if graph.number_of_nodes() == 0 or len(stops) == 0:
-        return shapely.LineString(), []
+
+    line: shapely.Geometry  # empty when fewer than two places are reached
+    reached: list[int]
+    missed: list[tuple[int, str, float | None]]
+
+
+def _nearest_edges(edges: list, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per point: the index of the nearest of ``edges`` ((u, v) pairs) and its distance."""
+    tree = shapely.STRtree(shapely.linestrings([[u, v] for u, v in edges]))
+    (at, which), distance = tree.query_nearest(shapely.points(points), return_distance=True,
+                                               all_matches=False)
+    order = np.argsort(at, kind="stable")
+    return which[order], distance[order]
+
+
+def _snap(graph: nx.Graph, stops: np.ndarray, reach: float) -> tuple[dict, list]:
+    """Each stop on the edge nearest it, within ``reach``, in the part most stops are on.
+
+    Returns ({stop: (edge, distance)}, missed as in :class:`Route`).
+    """
+    edges = list(graph.edges)
+    nearest, distance = _nearest_edges(edges, stops)
+    part_of = _components(graph)
+    near = np.flatnonzero(distance <= reach)
+    missed = [(int(i), "no_road", float(distance[i])) for i in np.flatnonzero(distance > reach)]
+    if len(near) == 0:
+        return {}, missed
+    parts = [part_of[edges[nearest[i]][0]] for i in near]
+    first_seen = list(dict.fromkeys(parts))  # ties go to the part met first along the route
+    main = first_seen[int(np.argmax([parts.count(p) for p in first_seen]))]
+    snapped = {int(i): (edges[nearest[i]], float(distance[i]))
+               for i, p in zip(near, parts, strict=True) if p == main}
+    others = [int(i) for i, p in zip(near, parts, strict=True) if p != main]
+    if others:
+        own = [e for e in edges if part_of[e[0]] == main]
+        via, gap = _nearest_edges(own, stops[others])
+        for i, j, d in zip(others, via, gap, strict=True):
+            if d <= reach:
+                snapped[i] = (own[j], float(d))
+            else:
+                missed.append((i, "not_joined", float(distance[i])))
+    return snapped, sorted(missed)
+
+
+def _split_at(graph: nx.Graph, stops: np.ndarray, snapped: dict) -> dict[int, tuple]:
+    """Put each snapped stop's foot on its edge into ``graph`` as a node; stop -> node."""
+    feet: dict[tuple, list] = {}
+    for i, (edge, _d) in snapped.items():
+        segment = shapely.LineString(edge)
+        along = segment.project(shapely.Point(stops[i]))
+        foot = tuple(np.round(shapely.get_coordinates(segment.interpolate(along))[0], 1))
+        feet.setdefault(edge, []).append((along, foot, i))
+    node_of = {}
+    for (u, v), on in feet.items():
+        chain = [u, *[foot for _a, foot, _i in sorted(on)], v]
+        graph.remove_edge(u, v)
+        for p, q in zip(chain[:-1], chain[1:], strict=True):
+            if p != q:
+                graph.add_edge(p, q, weight=math.dist(p, q))
+        node_of.update({i: foot for _a, foot, i in on})
+    return node_of
+
+
+def patrol_route(graph: nx.Graph, stops: np.ndarray, reach: float = REACH) -> Route:
+    """A route on ``graph`` through ``stops`` in the given order, and the stops it missed.
+
+    Each stop goes to the nearest point of the nearest road (edge); the route keeps to
+    the connected part of the network most stops are on. A stop farther than ``reach``
+    metres from every road, or near only roads that do not join that part (and farther
+    than ``reach`` from it), is missed, with the reason. Consecutive stops are joined by
+    shortest paths (metres, the CRS of ``graph``). ``graph`` is not changed.
+    """
     stops = np.asarray(stops, dtype=float).reshape(-1, 2)
-    nodes = list(graph.nodes)
-    part_of = {}
-    for k, part in enumerate(nx.connected_components(graph)):
-        part_of.update(dict.fromkeys(part, k))
-    _, nearest = cKDTree(np.array(nodes)).query(stops)
-    votes = np.bincount([part_of[nodes[i]] for i in nearest])
-    main = [n for n in nodes if part_of[n] == int(np.argmax(votes))]
-    distance, snapped = cKDTree(np.array(main)).query(stops)
+    if graph.number_of_edges() == 0:
+        return Route(shapely.LineString(), [], [(i, "no_roads", None) for i in range(len(stops))])
+    if len(stops) == 0:
+        return Route(shapely.LineString(), [], [])
+    snapped, missed = _snap(graph, stops, reach)
+    graph = graph.copy()
+    node_of = _split_at(graph, stops, snapped)
     path: list[tuple] = []
-    reached: list[int] = []
-    for i, (d, j) in enumerate(zip(distance, snapped, strict=True)):
-        if d > max_snap:
-            continue
-        node = main[j]
-        path.extend(nx.shortest_path(graph, path[-1], node, weight="weight")[1:]
-                    if path else [node])
-        reached.append(i)
-    if len(path) < 2:
-        return shapely.LineString(), reached
-    return shapely.LineString(path), reached
+    for i in sorted(node_of):
+        path.extend(nx.shortest_path(graph, path[-1], node_of[i], weight="weight")[1:]
+                    if path else [node_of[i]])
+    if len(path) < 2:  # one place only: no route, its road joins no other stop's
+        lone = [(i, "not_joined", snapped[i][1]) for i in node_of]
+        return Route(shapely.LineString(), [], sorted(missed + lone))
+    return Route(shapely.LineString(path), sorted(node_of), missed)
 
 
 def suggest_hours(hours: np.ndarray, length: int = 4) -> tuple[int, int]:
@@ -318,7 +391,16 @@ def suggest_hours(hours: np.ndarray, length: int = 4) -> tuple[int, int]:
 
 
 UNCOVERED_WEIGHT = 10.0  # an unwatched crossing weighs as much as ten incidents
-SIDE_MARGIN = 1000.0  # metres: a team's route may use roads this far beyond its side
+
+
+@dataclass
+class Unreached:
+    """A stop a team's route does not reach: what it is, where, why (see :class:`Route`)."""
+
+    kind: str  # "start" / "end" of the sector, "crossing", "hot_cell"
+    point: tuple[float, float]  # metres, the CRS of the plan
+    reason: str  # "no_roads", "no_road", "not_joined"
+    distance: float | None  # metres to the nearest usable road
 
 
 @dataclass
@@ -328,43 +410,77 @@ class Patrol:
     city: str
     team: int
     sector: Sector
-    route: shapely.Geometry  # empty when no road reaches the sector
+    route: shapely.Geometry  # empty when no road joins two of the sector's stops
     stops: int
     reached: int
     hours: str  # "HH:00-HH:00"
     crossings: int
     uncovered: int
+    unreached: list[Unreached] = field(default_factory=list)  # along the sector
+
+
+def _sector_stops(sector: Sector, side: shapely.Geometry, crossing_xy: np.ndarray,
+                  hot: list[tuple[tuple[float, float], int]], width: float
+                  ) -> tuple[np.ndarray, list[str]]:
+    """The stops of a sector along it (start, crossings, three hottest cells, end), kinds."""
+    hottest = sorted((c for c in hot if side.contains(shapely.Point(c[0]))
+                      and sector.line.distance(shapely.Point(c[0])) <= width),
+                     key=lambda c: -c[1])[:3]
+    ends = shapely.get_coordinates(sector.line)[[0, -1]]
+    stops = np.vstack([ends[:1], crossing_xy, np.array([c[0] for c in hottest]).reshape(-1, 2),
+                       ends[1:]])
+    kinds = ["start"] + ["crossing"] * len(crossing_xy) + ["hot_cell"] * len(hottest) + ["end"]
+    order = np.argsort(shapely.line_locate_point(sector.line, shapely.points(stops)),
+                       kind="stable")
+    return stops[order], [kinds[i] for i in order]
+
+
+def _sector_hours(sector: Sector, incident_xy: np.ndarray, incident_hours: np.ndarray,
+                  width: float) -> str:
+    near = shapely.distance(sector.line, shapely.points(incident_xy)) <= width \
+        if len(incident_xy) else np.zeros(0, dtype=bool)
+    start, end = suggest_hours(incident_hours[near] if near.sum() >= 10 else incident_hours)
+    return f"{start:02d}:00-{end:02d}:00"
+
+
+def team_roads(roads: np.ndarray, side: shapely.Geometry, detour: float) -> nx.Graph:
+    """The road network a team of ``side`` patrols on: roads within ``detour`` metres of it."""
+    return road_graph(shapely.intersection(np.asarray(roads, dtype=object),
+                                           shapely.buffer(side, detour)))
 
 
 def plan_patrols(line: shapely.Geometry, sides: dict[str, shapely.Geometry],
                  teams: dict[str, int], roads: np.ndarray, crossing_xy: np.ndarray,
                  covered: list[bool], incident_xy: np.ndarray, incident_hours: np.ndarray,
                  severity: np.ndarray, hot: list[tuple[tuple[float, float], int]],
-                 width: float) -> list[Patrol]:
+                 width: float, detour: float | None = None) -> list[Patrol]:
     """Sectors of balanced workload along ``line`` for the teams of each side.
 
     Workload of a stretch = its length × a rate per metre + the ``severity`` of the
     incidents nearest it + :data:`UNCOVERED_WEIGHT` per unwatched crossing; the rate
     makes length and risk weigh the same in total. ``teams`` maps each side's code to
     its number of teams: the first sectors along the border go to the first side's
-    teams, the rest to the next. Each route runs on the roads of its team's side (and
-    :data:`SIDE_MARGIN` beyond) from the sector's start to its end through its
-    crossings and its three hottest ``hot`` cells ((centre, count)) within ``width``;
-    hours come from the incidents within ``width`` of the sector (of the whole zone
-    when fewer than ten).
+    teams, the rest to the next. Each route runs on the roads within ``detour`` metres
+    (default ``width``: the zone's width again) of its team's side, from the sector's
+    start to its end through its crossings and its three hottest ``hot`` cells
+    ((centre, count)) within ``width``, and lists the stops it could not reach and why
+    (:func:`patrol_route`); hours come from the incidents within ``width`` of the sector
+    (of the whole zone when fewer than ten). Metres, one metric CRS for all inputs.
     """
+    detour = width if detour is None else detour
+    if not (detour >= 0 and math.isfinite(detour)):
+        raise ValueError(f"detour must be metres, 0 or more, got {detour!r}")
     crossing_xy = np.asarray(crossing_xy, dtype=float).reshape(-1, 2)
     incident_xy = np.asarray(incident_xy, dtype=float).reshape(-1, 2)
-    open_xy = crossing_xy[~np.asarray(covered, dtype=bool)] if len(crossing_xy) else crossing_xy
-    xy = np.vstack([incident_xy, open_xy])
+    watched = np.asarray(covered, dtype=bool).reshape(-1)
+    xy = np.vstack([incident_xy, crossing_xy[~watched]])
     w = np.concatenate([np.asarray(severity, dtype=float),
-                        np.full(len(open_xy), UNCOVERED_WEIGHT)])
+                        np.full(int((~watched).sum()), UNCOVERED_WEIGHT)])
     chain = border_chain(line)
     per_metre = float(w.sum()) / chain.length if w.sum() > 0 else 1.0
     sectors = patrol_sectors(line, sum(teams.values()), xy, w, per_metre)
     owners = [(code, n + 1) for code in teams for n in range(teams[code])]
-    graphs = {code: road_graph(shapely.intersection(np.asarray(roads, dtype=object),
-                                                    shapely.buffer(side, SIDE_MARGIN)))
+    graphs = {code: team_roads(roads, side, detour)
               for code, side in sides.items() if teams.get(code)}
     at = shapely.line_locate_point(chain, shapely.points(crossing_xy)) if len(crossing_xy) \
         else np.zeros(0)
@@ -372,22 +488,11 @@ def plan_patrols(line: shapely.Geometry, sides: dict[str, shapely.Geometry],
     for sector, (code, team) in zip(sectors, owners, strict=True):
         last = sector.end >= chain.length - 1e-6
         mine = (at >= sector.start) & ((at < sector.end) | last)
-        side = sides[code]
-        hottest = sorted((c for c in hot if side.contains(shapely.Point(c[0]))
-                          and sector.line.distance(shapely.Point(c[0])) <= width),
-                         key=lambda c: -c[1])[:3]
-        ends = shapely.get_coordinates(sector.line)[[0, -1]]
-        stops = np.vstack([ends[:1], crossing_xy[mine],
-                           np.array([c[0] for c in hottest]).reshape(-1, 2), ends[1:]])
-        order = np.argsort(shapely.line_locate_point(sector.line, shapely.points(stops)),
-                           kind="stable")
-        route, reached = patrol_route(graphs[code], stops[order])
-        near = shapely.distance(sector.line, shapely.points(incident_xy)) <= width \
-            if len(incident_xy) else np.zeros(0, dtype=bool)
-        start, end = suggest_hours(incident_hours[near] if near.sum() >= 10
-                                   else incident_hours)
-        watched = np.asarray(covered, dtype=bool)[mine] if len(crossing_xy) else []
-        out.append(Patrol(code, team, sector, route, len(stops), len(reached),
-                          f"{start:02d}:00-{end:02d}:00", int(mine.sum()),
-                          int(len(watched) - np.sum(watched))))
+        stops, kinds = _sector_stops(sector, sides[code], crossing_xy[mine], hot, width)
+        route = patrol_route(graphs[code], stops)
+        unreached = [Unreached(kinds[i], (float(stops[i][0]), float(stops[i][1])), why, d)
+                     for i, why, d in route.missed]
+        out.append(Patrol(code, team, sector, route.line, len(stops), len(route.reached),
+                          _sector_hours(sector, incident_xy, incident_hours, width),
+                          int(mine.sum()), int((~watched[mine]).sum()), unreached))
     return out

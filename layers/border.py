@@ -7,7 +7,8 @@ of view with occlusion holds the crossing, see :mod:`layers.coverage`), the inci
 of both sides together with their hot cells (cells are laid over the whole zone, not
 cut by the border) and the key areas. A patrol plan cuts the border into sectors of
 balanced workload, gives them to the teams each city offers and stores each team's
-route on the road network in ``patrol_routes``.
+route in ``patrol_routes``: on the roads within the zone's width beyond it, listing the
+stops it could not reach and why.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pyproj import Transformer
 from sqlalchemy import Connection, text
 
 from geo.border import (
+    REACH,
     UNCOVERED_WEIGHT,
     NotNeighbours,
     Patrol,
@@ -167,6 +169,18 @@ def _read_roads(conn: Connection, border: _Border) -> None:
     border.road_rows = [(r[0], r[1], r[2]) for r in rows]
     border.roads = border.scene.to_metric(shapely.from_wkb([bytes(r[3]) for r in rows])) \
         if rows else np.empty(0, dtype=object)
+
+
+def _roads_near(conn: Connection, border: _Border, detour: float) -> np.ndarray:
+    """The roads within ``detour`` metres of the zone (metric): where patrols may go."""
+    around = shapely.buffer(border.zone, detour, quad_segs=4)
+    rows = conn.execute(text(
+        "SELECT ST_AsBinary(r.geom) FROM roads r, ST_GeomFromWKB(:z, 4326) AS z "
+        "WHERE r.geom && z AND ST_Intersects(r.geom, z) ORDER BY r.id"),
+        {"z": shapely.to_wkb(border.scene.to_lonlat(np.array([around], dtype=object))[0])}
+    ).scalars().all()
+    return border.scene.to_metric(shapely.from_wkb([bytes(r) for r in rows])) if rows \
+        else np.empty(0, dtype=object)
 
 
 def _read_crossings(conn: Connection, border: _Border) -> None:
@@ -332,19 +346,22 @@ def _teams(query: BorderQuery, teams: dict) -> dict[str, int]:
 def patrol_plan(conn: Connection, user: User, query: BorderQuery, teams: dict) -> dict:
     """Sectors of balanced workload and each team's stored patrol route.
 
-    The plan is :func:`geo.border.plan_patrols` over the border's roads, crossings (and
-    whether they are covered), incidents and hot cells; routes earlier planned for this
-    border are replaced.
+    The plan is :func:`geo.border.plan_patrols` over the roads within the zone's width
+    beyond it (a route may leave the zone by that much to join its stops), the
+    crossings (and whether they are covered), incidents and hot cells; every sector and
+    route lists the stops missed (``unreached``: kind, lon, lat, reason, distance_m).
+    Routes earlier planned for this border are replaced.
     """
     require_write(user, LAYERS["patrol_routes"])
     border = _read(conn, user, query)
     counts = _teams(query, teams)
     _hot, centres = _hot_cells(border, user)
     inc = border.incidents
-    plan = plan_patrols(border.line, border.sides, counts, border.roads,
+    plan = plan_patrols(border.line, border.sides, counts,
+                        _roads_near(conn, border, query.width),
                         [[c.point.x, c.point.y] for c in border.crossings],
                         [c[0] for c in border.cover], inc["xy"], inc["hour"],
-                        inc["severity"], centres, query.width)
+                        inc["severity"], centres, query.width, query.width)
     key = "-".join(sorted((query.a, query.b)))
     _remove_routes(conn, user, key)
     features = []
@@ -359,8 +376,8 @@ def patrol_plan(conn: Connection, user: User, query: BorderQuery, teams: dict) -
     return {"type": "FeatureCollection", "features": features, "summary": summary,
             "parameters": {"a": query.a, "b": query.b, "width": query.width,
                            "tolerance": query.tolerance, "days": query.days,
-                           "uncovered_weight": UNCOVERED_WEIGHT,
-                           "metric_crs": border.scene.crs}}
+                           "uncovered_weight": UNCOVERED_WEIGHT, "detour_m": query.width,
+                           "reach_m": REACH, "metric_crs": border.scene.crs}}
 
 
 def _remove_routes(conn: Connection, user: User, key: str) -> None:
@@ -370,12 +387,25 @@ def _remove_routes(conn: Connection, user: User, key: str) -> None:
         edit.delete(conn, user, layer, route_id, None)
 
 
+def _unreached(border: _Border, patrol: Patrol) -> list[dict]:
+    """The stops the team's route misses: kind, where (lon, lat), reason, metres to a road."""
+    out = []
+    for stop in patrol.unreached:
+        lon, lat = border.scene.inverse.transform(*stop.point)
+        out.append({"kind": stop.kind, "lon": round(lon, 7), "lat": round(lat, 7),
+                    "reason": stop.reason,
+                    "distance_m": None if stop.distance is None else round(stop.distance, 1)})
+    return out
+
+
 def _patrol_features(conn: Connection, user: User, border: _Border, patrol: Patrol,
                      key: str) -> list[dict]:
-    """The sector's feature and the team's route (stored)."""
+    """The sector's feature and the team's route (stored); both list the stops missed."""
     sector = patrol.sector
     common = {"city": patrol.city, "team": patrol.team,
-              "workload": round(sector.workload, 3), "hours": patrol.hours}
+              "workload": round(sector.workload, 3), "hours": patrol.hours,
+              "stops": patrol.stops, "stops_reached": patrol.reached,
+              "unreached": _unreached(border, patrol)}
     out = [{"type": "Feature", "geometry": border.lonlat(sector.line),
             "properties": {"kind": "sector", **common,
                            "from_m": round(sector.start, 1), "to_m": round(sector.end, 1),
@@ -391,6 +421,5 @@ def _patrol_features(conn: Connection, user: User, border: _Border, patrol: Patr
     written = edit.create(conn, user, LAYERS["patrol_routes"], feature)
     out.append({"type": "Feature", "id": written.id, "geometry": feature["geometry"],
                 "properties": {"kind": "route", **common, "name": name,
-                               "length_m": round(float(patrol.route.length), 1),
-                               "stops": patrol.stops, "stops_reached": patrol.reached}})
+                               "length_m": round(float(patrol.route.length), 1)}})
     return out

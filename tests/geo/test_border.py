@@ -1,6 +1,9 @@
 """The shared border of mismatched neighbours, its zone, crossings, patrol sectors,
 routes and hours, on hand-made pairs with known answers."""
 
+import math
+
+import networkx as nx
 import numpy as np
 import pytest
 import shapely
@@ -113,15 +116,83 @@ def test_routes_run_on_the_road_network_through_their_stops():
     streets += [shapely.LineString([(0, y), (400, y)]) for y in range(0, 401, 100)]
     streets.append(shapely.LineString([(1000, 1000), (1100, 1000)]))  # a separate piece
     graph = road_graph(np.array(streets, dtype=object))
-    stops = np.array([[3, 2], [198, 305], [400, 0], [1050, 1001]])
-    route, reached = patrol_route(graph, stops)
-    assert reached == [0, 1, 2]  # the last stop is on an unconnected road
+    edges = graph.number_of_edges()
+    stops = np.array([[3, 2], [198, 305], [400, 0], [1050, 1001], [400, -900]])
+    route = patrol_route(graph, stops)
+    assert route.reached == [0, 1, 2]
+    assert route.missed == [(3, "not_joined", pytest.approx(1.0)),  # an unconnected road
+                            (4, "no_road", pytest.approx(900.0))]  # nothing within 500 m
+    assert graph.number_of_edges() == edges  # the caller's graph is left as it was
     network = shapely.union_all(streets)
-    assert network.buffer(1e-6).contains(route)
+    assert network.buffer(1e-6).contains(route.line)
     for x, y in stops[:3]:
-        assert route.distance(shapely.Point(x, y)) < 6
-    # shortest: (0,0) -> (200,300) is 500 m, then (200,300) -> (400,0) is 500 m
-    assert route.length == pytest.approx(1000)
+        assert route.line.distance(shapely.Point(x, y)) < 3.5
+    # each stop goes to the nearest point of its nearest street: (3, 0), (200, 305), then
+    # (3,0) -> (200,305) is 197 + 305 m and (200,305) -> (400,0) is 200 + 305 m
+    assert route.line.length == pytest.approx(1007)
+
+
+def test_a_stop_in_the_middle_of_a_long_road_is_reached_on_it():
+    # the crossing road's vertices are 2 km apart: the stop is on the road, far from both
+    graph = road_graph(np.array([shapely.LineString([(-1000, 0), (1000, 0)]),
+                                 shapely.LineString([(-1000, 0), (-1000, 900)]),
+                                 shapely.LineString([(-1000, 900), (1000, 900)])],
+                                dtype=object))
+    route = patrol_route(graph, np.array([[0, 0], [0, 900]]))
+    assert route.reached == [0, 1] and route.missed == []
+    assert route.line.length == pytest.approx(1000 + 900 + 1000)
+
+
+def test_stops_without_roads_say_why():
+    piece = road_graph(np.array([shapely.LineString([(0, 0), (100, 0)])], dtype=object))
+    alone = patrol_route(piece, np.array([[50, 10], [50, 900]]))
+    assert alone.line.is_empty and alone.reached == []  # one place is not a route
+    assert alone.missed == [(0, "not_joined", pytest.approx(10)),
+                            (1, "no_road", pytest.approx(900))]
+    none = patrol_route(road_graph(np.empty(0, dtype=object)), np.array([[0, 0], [1, 1]]))
+    assert none.missed == [(0, "no_roads", None), (1, "no_roads", None)]
+
+
+def _street_grid(seed: int, n: int = 7, spacing: float = 100.0) -> list[tuple]:
+    """The blocks of an n x n street grid, a third of them closed, still connected."""
+    rng = np.random.default_rng(seed)
+    while True:
+        blocks = [((i * spacing, j * spacing), ((i + di) * spacing, (j + dj) * spacing))
+                  for i in range(n) for j in range(n) for di, dj in ((1, 0), (0, 1))
+                  if i + di < n and j + dj < n]
+        kept = [b for b in blocks if rng.random() > 1 / 3]
+        if nx.is_connected(nx.Graph(kept)):
+            return kept
+
+
+def test_route_lengths_match_dijkstra_with_the_stops_made_vertices_of_their_streets():
+    from scipy.sparse.csgraph import dijkstra
+
+    rng = np.random.default_rng(7)
+    blocks = _street_grid(7)
+    on = rng.choice(len(blocks), size=8, replace=False)
+    t = rng.uniform(0.1, 0.9, size=8)
+    feet = [tuple(np.add(blocks[k][0], s * np.subtract(blocks[k][1], blocks[k][0])))
+            for k, s in zip(on, t, strict=True)]
+    # the stops lie up to 20 m off their street, square to it
+    off = rng.uniform(-20, 20, size=8)
+    stops = np.array([np.add(f, o * np.array([[0, -1], [1, 0]]) @ np.subtract(*blocks[k][::-1])
+                             / 100) for f, o, k in zip(feet, off, on, strict=True)])
+    route = patrol_route(road_graph(np.array([shapely.LineString(b) for b in blocks],
+                                             dtype=object), snap=0), stops)
+    assert route.reached == list(range(8)) and route.missed == []
+    # reference: each foot a vertex of its block, shortest paths by scipy's Dijkstra
+    points = sorted({p for b in blocks for p in b} | set(feet))
+    index = {p: i for i, p in enumerate(points)}
+    weights = np.zeros((len(points), len(points)))
+    for k, (p, q) in enumerate(blocks):
+        chain = [p, *sorted((f for f, j in zip(feet, on, strict=True) if j == k),
+                            key=lambda f: math.dist(p, f)), q]
+        for u, v in zip(chain[:-1], chain[1:], strict=True):
+            weights[index[u], index[v]] = weights[index[v], index[u]] = math.dist(u, v)
+    far = dijkstra(weights, directed=False, indices=[index[f] for f in feet])
+    expected = sum(far[i, index[feet[i + 1]]] for i in range(7))
+    assert route.line.length == pytest.approx(expected, abs=0.8)  # nodes to 0.1 m
 
 
 def test_patrol_hours_follow_the_incident_rhythm():
@@ -150,4 +221,51 @@ def test_a_patrol_plan_gives_balanced_sectors_to_each_side_with_routes_on_its_ro
     assert sum(p.crossings for p in plan) == len(found) == sum(p.uncovered for p in plan)
     network = shapely.union_all(streets).buffer(1e-6)
     assert all(network.contains(p.route) and p.reached == p.stops for p in plan)
+    assert all(p.unreached == [] for p in plan)
     assert all(p.hours.startswith(("18", "19", "20", "21")) for p in plan)
+
+
+# Two crossing roads joined 1100 m beyond A's side of a 1200 m zone (within the detour of
+# one zone width), a third joined to them 1300 m beyond (farther than the detour).
+DETOUR_A = shapely.box(-6000, 0, 0, 3000)
+DETOUR_B = shapely.box(0, 0, 6000, 3000)
+DETOUR_ROADS = np.array([
+    shapely.LineString([(-2300, 400), (800, 400)]),
+    shapely.LineString([(-2500, 1500), (800, 1500)]),
+    shapely.LineString([(-2500, 2600), (800, 2600)]),
+    shapely.LineString([(-2300, 400), (-2300, 1500)]),  # joins at x = -2300
+    shapely.LineString([(-2500, 1500), (-2500, 2600)]),  # joins at x = -2500
+], dtype=object)
+
+
+def _detour_plan(**kw):
+    from geo.border import plan_patrols
+
+    line = shared_border(DETOUR_A, DETOUR_B)
+    side_a, side_b = border_zone(DETOUR_A, DETOUR_B, line, 1200)
+    xy = np.array([[c.point.x, c.point.y]
+                   for c in crossings(DETOUR_ROADS, line, DETOUR_A, DETOUR_B)])
+    assert xy[:, 1].tolist() == [400, 1500, 2600]
+    (patrol,) = plan_patrols(line, {"A": side_a, "B": side_b}, {"A": 1, "B": 0},
+                             DETOUR_ROADS, xy, [False] * 3, np.empty((0, 2)),
+                             np.empty(0, dtype=int), np.empty(0), [], 1200, **kw)
+    return patrol
+
+
+def test_a_route_leaves_the_zone_by_at_most_its_width_to_join_crossing_roads():
+    patrol = _detour_plan()
+    # start (0, 0) and the crossings at y = 400 and 1500 are joined through x = -2300:
+    # 2300 m out, 1100 m along the joining road, 2300 m back
+    assert (patrol.stops, patrol.reached) == (5, 3)
+    assert patrol.route.length == pytest.approx(2300 + 1100 + 2300)
+    assert patrol.route.bounds[0] == pytest.approx(-2300)
+    # the road at x = -2500 is 1300 m beyond the zone: not used, and the stops only it
+    # joins say so
+    assert [(u.kind, u.point, u.reason) for u in patrol.unreached] == [
+        ("crossing", (0.0, 2600.0), "not_joined"), ("end", (0.0, 2999.5), "not_joined")]
+    assert patrol.unreached[1].distance == pytest.approx(399.5)
+    wider = _detour_plan(detour=1400)
+    assert (wider.reached, wider.unreached) == (5, [])
+    assert wider.route.length == pytest.approx(5700 + 2500 + 1100 + 2500)
+    with pytest.raises(ValueError, match="detour"):
+        _detour_plan(detour=-1)

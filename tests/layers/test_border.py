@@ -1,0 +1,90 @@
+"""Patrol plans over stored layers on a hand-built border (inside a transaction that is
+rolled back): routes use the roads beyond the zone up to its width again, and say which
+stops they miss and why."""
+
+import json
+
+import numpy as np
+import pytest
+import shapely
+from pyproj import Transformer
+from sqlalchemy import text
+
+from geo.crs import metric_crs
+from layers.border import BorderQuery, patrol_plan
+from layers.users import user_by_name
+
+pytestmark = pytest.mark.db
+
+LON, LAT = 100.5, 30.0  # far from the demo: its roads play no part
+A, B = "990100", "990200"
+# Metres east and north of (LON, LAT): the border runs north along x = 0 for 3 km, A to
+# its west. Three roads cross it; the first two are joined 2300 m west of it (1100 m
+# beyond a 1200 m zone), the third 2500 m west (1300 m beyond: farther than the zone's
+# width again).
+CITIES = {A: shapely.box(-6000, 0, 0, 3000), B: shapely.box(0, 0, 6000, 3000)}
+ROADS = {
+    "过境一路": [(-2300, 400), (800, 400)],
+    "过境二路": [(-2500, 1500), (800, 1500)],
+    "过境三路": [(-2500, 2600), (800, 2600)],
+    "近联络路": [(-2300, 400), (-2300, 1500)],
+    "远联络路": [(-2500, 1500), (-2500, 2600)],
+}
+
+
+@pytest.fixture
+def border(db, demo_small):
+    """A connection in a transaction holding the two cities and their roads; the admin."""
+    crs = metric_crs(LON, LAT)
+    x0, y0 = Transformer.from_crs(4326, crs, always_xy=True).transform(LON, LAT)
+    back = Transformer.from_crs(crs, 4326, always_xy=True)
+
+    def lonlat(geom: shapely.Geometry) -> str:
+        return shapely.transform(geom, lambda xy: np.column_stack(
+            back.transform(xy[:, 0] + x0, xy[:, 1] + y0))).wkt
+
+    with db.connect() as conn:
+        outer = conn.begin()
+        for code, shape in CITIES.items():
+            conn.execute(text(
+                "INSERT INTO jurisdictions (geom, code, name, level) VALUES "
+                "(ST_Multi(ST_GeomFromText(:g, 4326)), :c, :n, 'city')"),
+                {"g": lonlat(shape), "c": code, "n": f"测试{code}"})
+        for name, coords in ROADS.items():
+            conn.execute(text(
+                "INSERT INTO roads (geom, name, class) VALUES (ST_GeomFromText(:g, 4326), :n, "
+                "'collector')"), {"g": lonlat(shapely.LineString(coords)), "n": name})
+        yield conn, user_by_name(conn, "admin")[0], lonlat
+        outer.rollback()
+
+
+def test_crossing_roads_joined_beyond_the_zone_give_a_route_within_the_detour(border):
+    conn, admin, lonlat = border
+    body = patrol_plan(conn, admin, BorderQuery(A, B, width=1200), {A: 1, B: 0})
+    (sector,) = [f["properties"] for f in body["features"] if f["properties"]["kind"] == "sector"]
+    routes = [f for f in body["features"] if f["properties"]["kind"] == "route"]
+    assert len(routes) == 1, "the crossing roads join only outside the zone"
+    route = routes[0]["properties"]
+    # sector start (0, 0), crossings y = 400 and 1500 through x = -2300; sector end and
+    # the crossing at y = 2600 only join through the far road
+    assert (route["stops"], route["stops_reached"]) == (5, 3)
+    assert route["length_m"] == pytest.approx(2300 + 1100 + 2300, rel=1e-3)
+    missed = route["unreached"]
+    assert [(m["kind"], m["reason"]) for m in missed] == [("crossing", "not_joined"),
+                                                          ("end", "not_joined")]
+    assert sector["unreached"] == missed
+    crossing = shapely.from_wkt(lonlat(shapely.Point(0, 2600)))
+    assert (missed[0]["lon"], missed[0]["lat"]) == pytest.approx((crossing.x, crossing.y),
+                                                                 abs=1e-6)
+    assert missed[0]["distance_m"] == pytest.approx(0, abs=0.5)
+    assert missed[1]["distance_m"] == pytest.approx(400, abs=1)
+    far, kept = (conn.execute(text(
+        "SELECT ST_Distance(r.geom::geography, ST_GeomFromGeoJSON(:g)::geography) "
+        "FROM roads r WHERE r.name = :n"),
+        {"g": json.dumps(routes[0]["geometry"]), "n": n}).scalar_one()
+        for n in ("远联络路", "近联络路"))
+    assert far > 150 and kept < 0.5  # the far road is not used, the near one is
+    stored = conn.execute(text("SELECT count(*) FROM patrol_routes WHERE border = :k"),
+                          {"k": f"{A}-{B}"}).scalar_one()
+    assert stored == 1
+    assert body["parameters"]["detour_m"] == 1200
