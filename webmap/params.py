@@ -226,6 +226,22 @@ def instant(text: str, end_of_day: bool) -> dt.datetime:
     return moment
 
 
+# Clients with no open-ended interval of their own write the first or last year they
+# can (QGIS: 0000-01-01T00:00:00Z/..., .../9999-12-31T00:00:00Z): no bound at all.
+FAR_YEARS = ("0000", "9999")
+
+
+def _far_year(text: str) -> bool:
+    """Whether ``text`` is a date or date-time in the year 0000 or 9999."""
+    text = text.strip()
+    return text[:4] in FAR_YEARS and text[4:5] == "-"
+
+
+def _open_bound(text: str) -> bool:
+    """Whether one end of an interval is open: empty, ``..`` or in a far year."""
+    return text.strip() in ("", "..") or _far_year(text)
+
+
 def _interval(value: str | None, layer: Layer) -> tuple[dt.datetime | None, dt.datetime | None]:
     if value is None:
         return None, None
@@ -237,10 +253,10 @@ def _interval(value: str | None, layer: Layer) -> tuple[dt.datetime | None, dt.d
         moment = instant(value, False)
         return moment, moment
     lo, hi = value.split("/", 1)
-    start = None if lo in ("", "..") else instant(lo, False)
-    end = None if hi in ("", "..") else instant(hi, True)
-    if start is None and end is None:
+    if _open_bound(lo) and _open_bound(hi) and not (_far_year(lo) or _far_year(hi)):
         raise BadRequest("datetime '../..' is not an interval: give at least one end")
+    start = None if _open_bound(lo) else instant(lo, False)
+    end = None if _open_bound(hi) else instant(hi, True)
     if start and end and start > end:
         raise BadRequest(f"datetime {value!r}: the start is after the end")
     return start, end
