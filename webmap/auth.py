@@ -1,14 +1,27 @@
-"""Authentication: API tokens (``Authorization: Bearer``) and browser sessions.
+"""Authentication: API tokens, HTTP Basic for API clients, and browser sessions.
 
 Every request needs a user except the public endpoints (landing page, conformance,
 OpenAPI document, login, health and static files). A browser without a session is
 sent to ``/login``; an API client gets 401 with a JSON message.
+
+API clients send ``Authorization: Bearer <token>``, or HTTP Basic with the user name
+and either an API token or the password (for desktop GIS that can send nothing else).
+A Basic password is throttled like the login form (the same count of failures per user
+name and address) and, once verified, kept as a keyed hash so that paging does not run
+scrypt on every request. Basic is never asked for (401 names Bearer only), so browsers
+do not offer to remember it; and a change (POST, PUT, PATCH, DELETE) with Basic from a
+web page (a request carrying ``Origin`` or ``Sec-Fetch-Site``, which browsers add) is
+refused: pages change data through their session and its CSRF token.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import os
 import secrets
+import threading
 from pathlib import Path
 
 from flask import (
@@ -72,30 +85,137 @@ def current_user() -> User:
 
 def _authenticate():
     g.user = None
-    header = request.headers.get("Authorization", "")
-    if header.startswith("Bearer ") or session.get("uid"):  # no query for anonymous calls
-        with db_engine(current_app).connect() as conn:
-            if header.startswith("Bearer "):
-                g.user = user_for_token(conn, header[7:].strip())
-                if g.user is None:
-                    return _unknown_token()
-            else:
-                found = user_by_name(conn, session.get("name", ""))
-                if found and found[0].id == session["uid"]:
-                    g.user = found[0]
-    if g.user is not None and not header.startswith("Bearer ") and \
-            request.method not in SAFE_METHODS and request.endpoint not in PUBLIC_ENDPOINTS:
-        if not _csrf_matches(request.headers.get("X-CSRF-Token", "")):
-            response = jsonify({"error": "a change from the browser needs the page's "
-                                         "X-CSRF-Token header: reload the page"})
-            response.status_code = 403
-            return response
+    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+    scheme = scheme.lower()
+    if scheme == "bearer":
+        refused = _bearer_user(credentials.strip())
+    elif scheme == "basic":
+        refused = _basic_user(credentials.strip())
+    else:
+        refused = _session_user()
+    if refused is not None:
+        return refused
+    if g.user is not None and request.method not in SAFE_METHODS and \
+            request.endpoint not in PUBLIC_ENDPOINTS:
+        refused = _change_refused(scheme)
+        if refused is not None:
+            return refused
     if g.user is None and request.endpoint not in PUBLIC_ENDPOINTS:
         if request.endpoint and request.endpoint.split(".")[0] in PAGE_BLUEPRINTS:
             return redirect(url_for("auth.login", next=request.full_path))
         return _unauthorised("authentication required: send 'Authorization: Bearer <token>' "
-                             "(safegrid users token NAME) or log in at /login")
+                             "(safegrid users token NAME), HTTP Basic with your user name "
+                             "and token or password, or log in at /login")
     return None
+
+
+def _session_user():
+    """The browser session's user into ``g.user`` (no query for anonymous calls)."""
+    if session.get("uid"):
+        with db_engine(current_app).connect() as conn:
+            found = user_by_name(conn, session.get("name", ""))
+        if found and found[0].id == session["uid"]:
+            g.user = found[0]
+    return None
+
+
+def _bearer_user(token: str):
+    """The token's user into ``g.user``; a 401/429 response for an unknown token."""
+    with db_engine(current_app).connect() as conn:
+        g.user = user_for_token(conn, token)
+    return _unknown_token() if g.user is None else None
+
+
+def _forbidden(message: str):
+    response = jsonify({"error": message})
+    response.status_code = 403
+    return response
+
+
+def _change_refused(scheme: str):
+    """403 for a change that may come from a forged web page, else None.
+
+    Sessions need the page's CSRF token; Basic credentials (which a browser may have
+    remembered) are not taken from a web page at all. Bearer tokens are never sent
+    by a browser on its own.
+    """
+    if scheme == "bearer":
+        return None
+    if scheme == "basic":
+        if request.headers.get("Origin") or request.headers.get("Sec-Fetch-Site"):
+            return _forbidden("HTTP Basic credentials change data only from API clients, "
+                              "not from a web page: use the web map's login")
+        return None
+    if not _csrf_matches(request.headers.get("X-CSRF-Token", "")):
+        return _forbidden("a change from the browser needs the page's X-CSRF-Token header: "
+                          "reload the page")
+    return None
+
+
+def _basic_pair(credentials: str) -> tuple[str, str] | None:
+    """(user name, secret) of HTTP Basic credentials, or None when malformed."""
+    try:
+        decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    name, colon, secret = decoded.partition(":")
+    return (name, secret) if colon and name and secret else None
+
+
+def _basic_user(credentials: str):
+    """The user of HTTP Basic credentials into ``g.user``, or a 401/429 response.
+
+    The secret is one of the user's API tokens, or else their password.
+    """
+    pair = _basic_pair(credentials)
+    if pair is None:
+        return _unauthorised("HTTP Basic credentials must be base64 of "
+                             "'user name:API token' or 'user name:password'")
+    name, secret = pair
+    with db_engine(current_app).connect() as conn:
+        holder = user_for_token(conn, secret)
+        if holder is not None:
+            if holder.name != name:
+                return _unknown_token()
+            g.user = holder
+            return None
+        return _basic_password(conn, name, secret)
+
+
+def _basic_password(conn, name: str, password: str):
+    """``g.user`` when ``password`` is ``name``'s; throttled like the login form."""
+    who = ("login", request.remote_addr or "", name.strip().lower())
+    wait = rate_limits().failure_wait(*who)
+    if wait is not None:
+        return too_many("too many failed logins for this user name from this address", wait)
+    found = user_by_name(conn, name)
+    if found is None or not _password_matches(password, found[1]):
+        rate_limits().failed(*who)
+        return _unauthorised("wrong user name, API token or password")
+    g.user = found[0]
+    return None
+
+
+# Keyed hashes of (stored hash, password) pairs verified since the server started: a
+# changed password has another stored hash, so its old entry no longer matches.
+_VERIFIED: set[bytes] = set()
+_VERIFIED_KEY = secrets.token_bytes(32)
+_VERIFIED_LOCK = threading.Lock()
+
+
+def _password_matches(password: str, stored: str) -> bool:
+    """:func:`verify_password`, run once per password and stored hash."""
+    mark = hmac.new(_VERIFIED_KEY, f"{stored}\0{password}".encode(), hashlib.sha256).digest()
+    with _VERIFIED_LOCK:
+        if mark in _VERIFIED:
+            return True
+    if not verify_password(password, stored):
+        return False
+    with _VERIFIED_LOCK:
+        if len(_VERIFIED) > 10_000:
+            _VERIFIED.clear()
+        _VERIFIED.add(mark)
+    return True
 
 
 def _unknown_token():
@@ -113,6 +233,7 @@ def _unknown_token():
 def _unauthorised(message: str):
     response = jsonify({"error": message})
     response.status_code = 401
+    # Bearer only: a Basic challenge would make browsers ask for and remember a password.
     response.headers["WWW-Authenticate"] = 'Bearer realm="safegrid"'
     return response
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from geo.validate import accepted_types
 from layers.registry import LAYERS, Field, Layer
 
-__all__ = ["openapi_document"]
+from .params import DEFAULT_LIMIT, MAX_LIMIT
+
+__all__ = ["limit_param", "openapi_document"]
 
 _TYPES = {"text": "string", "int": "integer", "float": "number", "datetime": "string"}
 
@@ -15,10 +17,21 @@ def _param(name: str, description: str, schema: dict, required: bool = False) ->
             "schema": schema, "style": "form", "explode": False}
 
 
+def limit_param() -> dict:
+    """``limit``, shared by every items path (``#/components/parameters/limit``).
+
+    Clients read the page size they may ask for from this one place (QGIS reads it
+    only here, not from the parameters of a path).
+    """
+    return _param("limit", f"Features per page (default {DEFAULT_LIMIT}, at most "
+                  f"{MAX_LIMIT}; more is answered with {MAX_LIMIT}).",
+                  {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT,
+                   "default": DEFAULT_LIMIT})
+
+
 def _common_item_params(layer: Layer) -> list[dict]:
     params = [
-        _param("limit", "Features per page (default 100, at most 10000).",
-               {"type": "integer", "minimum": 1, "maximum": 10000, "default": 100}),
+        {"$ref": "#/components/parameters/limit"},
         _param("bbox", "minx,miny,maxx,maxy in bbox-crs (default CRS84).",
                {"type": "array", "minItems": 4, "maxItems": 6, "items": {"type": "number"}}),
         _param("bbox-crs", "CRS of bbox.", {"type": "string", "format": "uri"}),
@@ -30,7 +43,8 @@ def _common_item_params(layer: Layer) -> list[dict]:
         _param("f", "Format: json (GeoJSON).", {"type": "string", "enum": ["json", "geojson"]}),
     ]
     if layer.time_field:
-        params.append(_param("datetime", f"Instant or interval (with ..) on {layer.time_field}.",
+        params.append(_param("datetime", f"Instant or interval on {layer.time_field}; an "
+                             "open end is '..', empty, or a date in the year 0000 or 9999.",
                              {"type": "string"}))
     for f in layer.fields:
         schema: dict = {"type": _TYPES[f.type]}
@@ -389,12 +403,15 @@ def openapi_document(base_url: str) -> dict:
                  "description": "OGC API - Features for community-safety layers."},
         "servers": [{"url": base_url or "/"}],
         "paths": paths,
-        "security": [{"bearer": []}, {"session": []}],
+        "security": [{"bearer": []}, {"basic": []}, {"session": []}],
         "components": {
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
+                "basic": {"type": "http", "scheme": "basic", "description":
+                          "user name and API token (or password), for API clients"},
                 "session": {"type": "apiKey", "in": "cookie", "name": "session"},
             },
+            "parameters": {"limit": limit_param()},
             "schemas": {"Error": {"type": "object", "required": ["error"],
                                   "properties": {"error": {"type": "string"}}}},
         },
