@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 from flask import Blueprint, Response, current_app, request
 
@@ -10,6 +11,7 @@ from layers.border import BorderQuery, border_view, patrol_plan
 
 from .app import db_engine
 from .auth import current_user
+from .border_map import TEXT
 from .params import BadRequest, json_body, number_arg, only_params
 
 bp = Blueprint("border_api", __name__)
@@ -29,6 +31,27 @@ def _whole(value: float | None, name: str, default: int) -> int:
     return int(value)
 
 
+def _number(value: float) -> str:
+    """A number as the border page's script writes it (whole numbers without ".0")."""
+    return str(int(value)) if value == int(value) else str(value)
+
+
+def _why(stop: dict, parameters: dict) -> str:
+    """Why a patrol did not reach ``stop``, in Chinese words (the border page's table)."""
+    t = TEXT["zh"]
+    distance = "?" if stop["distance_m"] is None else str(math.floor(stop["distance_m"] + 0.5))
+    return t["stop_" + stop["kind"]] + ": " + t["why_" + stop["reason"]].format(
+        distance=distance, reach=_number(parameters["reach_m"]),
+        detour=_number(parameters["detour_m"]))
+
+
+def _explained(plan: dict) -> dict:
+    for feature in plan["features"]:
+        for stop in feature["properties"]["unreached"]:
+            stop["why"] = _why(stop, plan["parameters"])
+    return plan
+
+
 @bp.get("/api/border")
 def border():
     """The shared border of ``a`` and ``b``: zone, crossings, incidents, hot cells."""
@@ -46,11 +69,15 @@ def border():
 
 @bp.post("/api/border/patrols")
 def patrols():
-    """Sectors and stored routes for the teams each city offers."""
+    """Sectors and stored routes for the teams each city offers.
+
+    Each sector and route lists the stops it could not reach (``unreached``), each with
+    its ``reason`` code and ``why`` in words (Chinese).
+    """
     only_params(set())
     body = json_body({"a": str, "b": str, "width": (int, float), "tolerance": (int, float),
                       "days": int, "teams": dict}, {"a", "b", "teams"})
     query = BorderQuery(body["a"], body["b"], float(body.get("width", 2000.0)),
                         float(body.get("tolerance", 5.0)), body.get("days", 365))
     with db_engine(current_app).begin() as conn:
-        return _answer(patrol_plan(conn, current_user(), query, body["teams"]))
+        return _answer(_explained(patrol_plan(conn, current_user(), query, body["teams"])))

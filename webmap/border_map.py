@@ -35,7 +35,14 @@ TEXT = {
            "route": "巡逻路线", "workload": "工作量", "hours": "建议时段", "city": "所属市",
            "length_m": "长度(米)", "stops": "途经点", "balance": "最大/最小工作量",
            "plan_title": "边界联防巡逻方案", "side": "一侧", "cameras": "摄像机",
-           "road": "道路", "covered_by": "看守"},
+           "road": "道路", "covered_by": "看守",
+           "unreached": "未到达的途经点", "unreached_stops": "个途经点未到达",
+           "stops_reached": "已到达途经点",
+           "no_route": "无路线", "stop_start": "责任段起点", "stop_end": "责任段终点",
+           "stop_crossing": "道路过境点", "stop_hot_cell": "热点格网中心",
+           "why_no_roads": "本方边界带及其外 {detour} 米内没有道路",
+           "why_no_road": "最近的道路在 {distance} 米外,超过 {reach} 米",
+           "why_not_joined": "所在道路在边界带外 {detour} 米内不与其他途经点的道路相连"},
     "en": {"title": "Border joint defence", "a": "City A", "b": "City B",
            "width": "Width each side (m)", "show": "Show border", "teams": "Teams",
            "plan": "Plan patrols", "print": "Print plan", "map": "Overview map",
@@ -46,7 +53,15 @@ TEXT = {
            "route": "route", "workload": "workload", "hours": "hours", "city": "city",
            "length_m": "length (m)", "stops": "stops", "balance": "max/min workload",
            "plan_title": "Joint border patrol plan", "side": "side", "cameras": "cameras",
-           "road": "road", "covered_by": "covered by"},
+           "road": "road", "covered_by": "covered by",
+           "unreached": "Stops not reached", "unreached_stops": "stops not reached",
+           "stops_reached": "stops reached",
+           "no_route": "no route", "stop_start": "sector start", "stop_end": "sector end",
+           "stop_crossing": "road crossing", "stop_hot_cell": "hot cell centre",
+           "why_no_roads": "no road on this side within {detour} m beyond the zone",
+           "why_no_road": "the nearest road is {distance} m away, more than {reach} m",
+           "why_not_joined": "its road does not join the other stops' roads within "
+                             "{detour} m beyond the zone"},
 }
 
 

@@ -123,6 +123,39 @@ def test_a_patrol_plan_is_balanced_on_the_roads_and_stored_for_the_partner(api, 
     assert first not in ids and len(ids) == len(routes)
 
 
+def test_every_route_lists_the_stops_it_missed_and_why(api, db):
+    r = api("partner", "/api/border/patrols", method="POST",
+            json={"a": A, "b": B, "width": 1500, "teams": {A: 2, B: 1}})
+    assert r.status_code == 200, r.text[:300]
+    body = r.json()
+    assert (body["parameters"]["detour_m"], body["parameters"]["reach_m"]) == (1500, 500)
+    sectors = {(f["properties"]["city"], f["properties"]["team"]): f["properties"]
+               for f in body["features"] if f["properties"]["kind"] == "sector"}
+    missed = []
+    for f in body["features"]:
+        p = f["properties"]
+        assert p["stops_reached"] + len(p["unreached"]) == p["stops"]
+        assert p["unreached"] == sectors[p["city"], p["team"]]["unreached"]
+        if p["kind"] == "sector":
+            missed += p["unreached"]
+    assert missed, "on the demo a sector ends far from any road"
+    kinds = {"start": "责任段起点", "end": "责任段终点", "crossing": "道路过境点",
+             "hot_cell": "热点格网中心"}
+    with db.connect() as conn:
+        for stop in missed:
+            assert stop["why"].startswith(kinds[stop["kind"]] + ": ")
+            assert stop["reason"] in ("no_road", "not_joined", "no_roads")
+            if stop["reason"] != "no_road":
+                continue
+            metres = int(stop["distance_m"] + 0.5)
+            assert f"{metres} 米外" in stop["why"] and "500 米" in stop["why"]
+            nearest = conn.execute(text(
+                "SELECT min(ST_Distance(geom::geography, ST_SetSRID(ST_MakePoint(:x, :y), "
+                "4326)::geography)) FROM roads"), {"x": stop["lon"], "y": stop["lat"]}
+            ).scalar_one()
+            assert nearest > 500 and stop["distance_m"] == pytest.approx(nearest, rel=0.003)
+
+
 def test_who_may_see_a_border(api):
     assert api("police", f"/api/border?a={A}&b={B}").status_code == 403  # B is not theirs
     assert api("partner", f"/api/border?a={A}&b=430200").status_code == 403

@@ -1,6 +1,7 @@
 /* safegrid border joint defence: the zone of a shared border with both sides' layers,
  * the crossings (green watched, red not), the hot cells, and the joint patrol plan
- * (sectors and routes per team), printable. Errors are shown in #sg-message. */
+ * (sectors and routes per team, the stops a route could not reach ringed on the map and
+ * listed in #sg-unreached with the reason), printable. Errors are shown in #sg-message. */
 /* exported safegridBorder */
 function safegridBorder(map, config) {
   "use strict";
@@ -11,8 +12,12 @@ function safegridBorder(map, config) {
   const zone = L.featureGroup().addTo(map);
   const marks = L.featureGroup().addTo(map);
   const plan = L.featureGroup().addTo(map);
+  const missed = L.featureGroup().addTo(map);
   const state = {busy: 0, border: null, plan: null};
-  window.safegridBorderState = {map, zone, marks, plan, state};
+  window.safegridBorderState = {map, zone, marks, plan, missed, state};
+  const missedList = document.createElement("div");
+  missedList.id = "sg-unreached";
+  document.getElementById("sg-summary").after(missedList);
   const {message, value, esc, call, refused, table} = safegridTools(config, state);
 
   function teamColour(p) {
@@ -44,6 +49,8 @@ function safegridBorder(map, config) {
     zone.clearLayers();
     marks.clearLayers();
     plan.clearLayers();
+    missed.clearLayers();
+    missedList.innerHTML = "";
     L.geoJSON(body.zone, {
       style: f => {
         const colour = SIDES[f.properties.side === body.a ? 0 : 1];
@@ -102,10 +109,63 @@ function safegridBorder(map, config) {
                     dashArray: f.properties.kind === "route" ? "6 4" : null}),
       onEachFeature: (f, layer) => layer.bindPopup(table(f.properties)),
     }).addTo(plan);
+    const unreached = showUnreached(result.data);
     sheet(result.data);
     document.getElementById("sg-print").disabled = false;
     message(t.plan + ": " + result.data.summary.sectors + " " + t.sector + ", " +
-            t.balance + " " + result.data.summary.balance, "ok");
+            t.balance + " " + result.data.summary.balance + ", " + unreached + " " +
+            t.unreached_stops, unreached ? "ok sg-warn" : "ok");
+  }
+
+  /* Why a stop was not reached, in the page's language: "sector end: nearest road…". */
+  function why(stop, parameters) {
+    const values = {distance: stop.distance_m === null ? "?" : Math.round(stop.distance_m),
+                    reach: parameters.reach_m, detour: parameters.detour_m};
+    return t["stop_" + stop.kind] + ": " +
+      t["why_" + stop.reason].replace(/\{(\w+)\}/g, (all, name) => values[name]);
+  }
+
+  function teamName(p) {
+    const side = state.border.zone.features.find(f => f.properties.side === p.city);
+    return (side ? side.properties.name : p.city) + " #" + p.team;
+  }
+
+  /* Ring each team's unreached stops on the map and list them; how many there are. */
+  function showUnreached(data) {
+    missed.clearLayers();
+    const items = [];
+    for (const f of data.features.filter(g => g.properties.kind === "sector")) {
+      const p = f.properties;
+      for (const stop of p.unreached) {
+        const text = why(stop, data.parameters);
+        const marker = L.circleMarker([stop.lat, stop.lon], {
+          radius: 10, color: teamColour(p), weight: 3, dashArray: "4 3", fillColor: "#fff",
+          fillOpacity: 0.7, className: "sg-unreached-stop"})
+          .bindPopup("<b>" + esc(t.unreached) + "</b><br>" + esc(teamName(p)) + "<br>" +
+                     esc(text))
+          .addTo(missed);
+        const item = document.createElement("li");
+        const go = document.createElement("button");
+        go.type = "button";
+        go.className = "sg-unreached-item";
+        go.textContent = teamName(p) + " · " + text;
+        go.addEventListener("click", () => {
+          map.setView([stop.lat, stop.lon], Math.max(map.getZoom(), 14), {animate: false});
+          marker.openPopup();
+        });
+        item.append(go);
+        items.push(item);
+      }
+    }
+    missedList.innerHTML = "";
+    if (items.length) {
+      const title = document.createElement("b");
+      title.textContent = t.unreached + " (" + items.length + ")";
+      const list = document.createElement("ul");
+      list.append(...items);
+      missedList.append(title, list);
+    }
+    return items.length;
   }
 
   function sheet(data) {
@@ -118,8 +178,9 @@ function safegridBorder(map, config) {
         (p.from_m / 1000).toFixed(1) + "–" + (p.to_m / 1000).toFixed(1) + " km</td><td>" +
         p.crossings + " (" + p.uncovered + " " + esc(t.uncovered) + ")</td><td>" +
         p.workload + "</td><td>" + esc(p.hours) + "</td><td>" +
-        (route ? (route.properties.length_m / 1000).toFixed(1) + " km, " +
-         route.properties.stops_reached + "/" + route.properties.stops : "–") + "</td></tr>";
+        (route ? (route.properties.length_m / 1000).toFixed(1) + " km, " : esc(t.no_route) +
+         ", ") + p.stops_reached + "/" + p.stops +
+        p.unreached.map(s => "<br>" + esc(why(s, data.parameters))).join("") + "</td></tr>";
     });
     document.getElementById("sg-plan-sheet").innerHTML =
       "<h2>" + esc(t.plan_title) + ": " + esc(data.parameters.a) + " / " +
