@@ -4,11 +4,20 @@ A page is selected by bounding box, time interval, equality filters and the call
 scope, ordered by ``id`` and cut by keyset (``after``/``before`` an id), so deep pages
 cost the same as the first. The GeoJSON features are assembled by PostgreSQL
 (``json_build_object``); Python only wraps the array with links.
+
+Every page says how many features match in all (``numberMatched``), exactly. A count
+is kept in memory under the version of the layer's table (``layer_versions``, which
+triggers bump on every write that changes rows: imports, edits, grid edits, derived
+fields, plain SQL) and under the query and scope it counted, so paging costs one count
+per query until the layer changes.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, text
@@ -17,7 +26,6 @@ from .registry import Layer
 from .store import q
 
 __all__ = [
-    "COUNT_CAP",
     "OUTPUT_CRS",
     "ItemQuery",
     "Page",
@@ -26,6 +34,8 @@ __all__ = [
     "fetch_ids",
     "fetch_item",
     "fetch_page",
+    "matched_count",
+    "table_version",
 ]
 
 # Output CRS: URI -> (SQL geometry expression template, coordinate decimals).
@@ -35,8 +45,10 @@ OUTPUT_CRS: dict[str, tuple[str, int]] = {
     "http://www.opengis.net/def/crs/EPSG/0/3857": ("ST_Transform({g}, 3857)", 2),
 }
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
-# numberMatched is exact; above this many matches it is left out rather than counted.
-COUNT_CAP = 10_000
+# Exact counts kept (least recently used go first): (layer, version, query) -> count.
+COUNTS_KEPT = 4096
+_COUNTS: OrderedDict[tuple[str, int, str], int] = OrderedDict()
+_COUNTS_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -77,7 +89,8 @@ class Page:
     last_id: int | None
     more_after: bool
     more_before: bool
-    matched: int | None
+    matched: int
+    counted: bool = False  # the count was made for this page (not kept from an earlier one)
 
 
 def _feature_sql(layer: Layer, crs: str, personal: bool) -> str:
@@ -114,8 +127,9 @@ def _where(layer: Layer, query: ItemQuery, scope: Scope) -> tuple[list[str], dic
 
 
 def fetch_page(conn: Connection, layer: Layer, query: ItemQuery, scope: Scope) -> Page:
-    """One page of ``layer`` features for ``query`` within ``scope``."""
+    """One page of ``layer`` features for ``query`` within ``scope``, with the exact count."""
     clauses, params = _where(layer, query, scope)
+    matched, counted = matched_count(conn, layer, clauses, params)
     keyset = list(clauses)
     backwards = query.before is not None and query.after is None
     if query.after is not None:
@@ -143,18 +157,55 @@ def fetch_page(conn: Connection, layer: Layer, query: ItemQuery, scope: Scope) -
     extra = fetched > query.limit
     more_after = extra if not backwards else True
     more_before = (query.after is not None) or (backwards and extra)
-    matched = _capped_count(conn, layer, clauses, params)
     return Page(features, returned, first, last, more_after and returned > 0,
-                more_before and returned > 0, matched)
+                more_before and returned > 0, matched, counted)
 
 
-def _capped_count(conn: Connection, layer: Layer, clauses: list[str],
-                  params: dict) -> int | None:
+def table_version(conn: Connection, name: str) -> int | None:
+    """The version of table ``name`` (one more after each write that changed rows).
+
+    None for a table whose writes are not tracked (see migration 0010).
+    """
+    return conn.execute(text("SELECT version FROM layer_versions WHERE layer = :layer"),
+                        {"layer": name}).scalar_one_or_none()
+
+
+def _count_key(name: str, version: int, where: str, params: dict) -> tuple[str, int, str]:
+    """Key of a kept count: the table, its version, and the condition with its values.
+
+    The scope is part of the condition and its values (a user's jurisdictions or border
+    zone), so a count is only ever given to a query of the same scope.
+    """
+    values = repr(sorted((k, repr(v)) for k, v in params.items()))
+    return name, version, hashlib.sha256(f"{where}\0{values}".encode()).hexdigest()
+
+
+def matched_count(conn: Connection, layer: Layer, clauses: list[str],
+                  params: dict) -> tuple[int, bool]:
+    """Exact number of ``layer`` rows meeting ``clauses``; and whether it was counted now.
+
+    A count is kept under the table's version: it is reused until a write changes the
+    table. The version and the count come from one statement (one snapshot), so a write
+    committing in between cannot leave an old count under the new version.
+    """
     where = " AND ".join(clauses) or "TRUE"
-    n = conn.execute(
-        text(f"SELECT count(*) FROM (SELECT 1 FROM {q(layer.name)} t WHERE {where} "
-             f"LIMIT {COUNT_CAP + 1}) s"), params).scalar_one()
-    return None if n > COUNT_CAP else n
+    version = table_version(conn, layer.name)
+    if version is not None:
+        with _COUNTS_LOCK:
+            key = _count_key(layer.name, version, where, params)
+            if key in _COUNTS:
+                _COUNTS.move_to_end(key)
+                return _COUNTS[key], False
+    version, n = conn.execute(text(
+        "SELECT (SELECT version FROM layer_versions WHERE layer = :count_layer), "
+        f"count(*) FROM {q(layer.name)} t WHERE {where}"),
+        {**params, "count_layer": layer.name}).one()
+    if version is not None:
+        with _COUNTS_LOCK:
+            _COUNTS[_count_key(layer.name, version, where, params)] = n
+            while len(_COUNTS) > COUNTS_KEPT:
+                _COUNTS.popitem(last=False)
+    return n, True
 
 
 def fetch_item(conn: Connection, layer: Layer, feature_id: int, scope: Scope,

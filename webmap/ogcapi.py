@@ -19,6 +19,7 @@ from .app import db_engine
 from .auth import current_user
 from .openapi import openapi_document
 from .params import BadRequest, item_query, only_params, parse_crs_uri
+from .ratelimit import charge, page_cost
 
 bp = Blueprint("ogcapi", __name__)
 
@@ -209,10 +210,9 @@ def items(layer: str):
         scope = read_scope(conn, current_user(), declaration)
         enter_scope(conn, scope)
         page = fetch_page(conn, declaration, query, scope)
-    head = {"type": "FeatureCollection", "numberReturned": page.returned,
-            "links": _page_links(layer, page)}
-    if page.matched is not None:
-        head["numberMatched"] = page.matched
+    charge(page_cost(page.returned, page.counted))
+    head = {"type": "FeatureCollection", "numberMatched": page.matched,
+            "numberReturned": page.returned, "links": _page_links(layer, page)}
     prefix = json.dumps(head, ensure_ascii=False)[:-1]
     body = f'{prefix}, "features": {page.features_json}}}'
     return Response(body, 200, content_type=GEOJSON,
