@@ -18,7 +18,9 @@ edges. Before noding, the new outline is snapped to existing vertices within
 
 Geometries are plain shapely polygons in any CRS (the stored lon/lat serve:
 re-projecting would bend untouched neighbours); ``tolerance`` and ``sliver`` are in
-the same units. Grids are keyed by an integer id; :data:`NEW` keys a grid the edit
+the same units. With ``grid_size`` the re-tiled grids are rounded to that grid (as
+they are stored and served) before the coverage is checked, so what is checked is
+what a client reads. Grids are keyed by an integer id; :data:`NEW` keys a grid the edit
 creates.
 """
 
@@ -31,6 +33,8 @@ import numpy as np
 import shapely
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
+
+from .validate import to_served
 
 __all__ = ["NEW", "EditRefused", "Retiled", "merge", "reshape", "split"]
 
@@ -179,17 +183,44 @@ def _dissolve(faces: _Faces) -> dict[int, shapely.Geometry]:
     return out
 
 
+def _rounded(geoms: dict[int, shapely.Geometry], grid_size: float,
+             stored: Mapping[int, shapely.Geometry]) -> dict[int, shapely.Geometry]:
+    """``geoms`` on the ``grid_size`` grid (unchanged when it is 0).
+
+    Noding can leave a point a hair off a stored vertex, which rounding may then put
+    one grid step away from it; such points go back onto the stored vertex (within
+    two steps), so grids the edit did not change still share their edges with it.
+    """
+    if not grid_size or not geoms:
+        return geoms
+    rounded = to_served(np.array(list(geoms.values()), dtype=object), grid_size)
+    anchors = np.unique(shapely.get_coordinates(np.array(list(stored.values()),
+                                                         dtype=object)), axis=0)
+    if len(anchors):
+        tree = shapely.STRtree(shapely.points(anchors))
+
+        def onto(coords: np.ndarray) -> np.ndarray:
+            at, nearest = tree.query_nearest(shapely.points(coords),
+                                             max_distance=2 * grid_size, all_matches=False)
+            out = coords.copy()
+            out[at] = anchors[nearest]
+            return out
+
+        rounded = to_served(shapely.transform(rounded, onto), grid_size)
+    return dict(zip(geoms, rounded, strict=True))
+
+
 def _same(a: shapely.Geometry, b: shapely.Geometry) -> bool:
     return shapely.get_num_coordinates(a) == shapely.get_num_coordinates(b) and \
         shapely.equals(a, b)
 
 
 def _settle(faces: _Faces, grids: Mapping[int, shapely.Geometry], sliver: float,
-            keep: set[int], grid_name) -> dict[int, shapely.Polygon]:
+            keep: set[int], grid_name, grid_size: float) -> dict[int, shapely.Polygon]:
     """Slivers absorbed, pieces made whole; the grids whose geometry changed."""
     _absorb_slivers(faces, sliver)
     _make_whole(faces)
-    result = _dissolve(faces)
+    result = _rounded(_dissolve(faces), grid_size, grids)
     for key in keep:
         if key not in result:
             raise EditRefused(f"the edit would swallow {grid_name(key)} whole; "
@@ -248,7 +279,7 @@ def _snap(geom: shapely.Geometry, area: shapely.Geometry,
 
 def reshape(area: shapely.Geometry, grids: Mapping[int, shapely.Polygon], key: int,
             new: shapely.Geometry | None, *, tolerance: float, sliver: float,
-            grid_name=_name) -> Retiled:
+            grid_name=_name, grid_size: float = 0.0) -> Retiled:
     """Give grid ``key`` the shape ``new`` and adjust its neighbours.
 
     Parameters
@@ -261,6 +292,8 @@ def reshape(area: shapely.Geometry, grids: Mapping[int, shapely.Polygon], key: i
         (or empty) removes grid ``key``, its area going to its neighbours.
     tolerance, sliver
         Snapping distance and the width under which a face is a sliver, in CRS units.
+    grid_size
+        The grid the results are rounded to, in CRS units (0: not rounded).
     grid_name
         ``key -> str`` for messages.
 
@@ -294,7 +327,7 @@ def reshape(area: shapely.Geometry, grids: Mapping[int, shapely.Polygon], key: i
     keep = {k for k in grids if k != key}
     if new is not None:
         keep.add(key)
-    changed = _settle(faces, grids, sliver, keep, grid_name)
+    changed = _settle(faces, grids, sliver, keep, grid_name, grid_size)
     return Retiled(changed, () if new is not None else (key,))
 
 
@@ -314,7 +347,7 @@ def _clean_shape(new: shapely.Geometry, area: shapely.Geometry, name: str,
 
 def split(area: shapely.Geometry, grids: Mapping[int, shapely.Polygon], key: int,
           line: shapely.Geometry, *, tolerance: float, sliver: float,
-          grid_name=_name) -> Retiled:
+          grid_name=_name, grid_size: float = 0.0) -> Retiled:
     """Cut grid ``key`` in two along ``line``; the smaller half becomes :data:`NEW`.
 
     The line must cross the grid from edge to edge once (ends within ``tolerance``
@@ -334,12 +367,12 @@ def split(area: shapely.Geometry, grids: Mapping[int, shapely.Polygon], key: int
             f"the line cuts {grid_name(key)} into {len(halves)} part(s); draw a line that "
             "crosses it from one edge to another once")
     faces.owner[halves[np.argmin(shapely.area(faces.geoms[halves]))]] = NEW
-    changed = _settle(faces, grids, sliver, set(grids) | {NEW}, grid_name)
+    changed = _settle(faces, grids, sliver, set(grids) | {NEW}, grid_name, grid_size)
     return Retiled(changed)
 
 
 def merge(grids: Mapping[int, shapely.Polygon], keys: list[int], *,
-          grid_name=_name) -> Retiled:
+          grid_name=_name, grid_size: float = 0.0) -> Retiled:
     """Dissolve grids ``keys`` into the first; they must be connected by shared edges."""
     if len(keys) < 2 or len(set(keys)) != len(keys):
         raise EditRefused("merge needs two or more different grids")
@@ -353,7 +386,7 @@ def merge(grids: Mapping[int, shapely.Polygon], keys: list[int], *,
         apart = [grid_name(k) for k, lab in zip(keys, label, strict=True) if lab != label[0]]
         raise EditRefused(f"{', '.join(apart)} share(s) no edge with {grid_name(keys[0])}; "
                           "only adjacent grids can be merged")
-    merged = shapely.coverage_union_all(geoms)
+    merged = _rounded({0: shapely.coverage_union_all(geoms)}, grid_size, grids)[0]
     if merged.geom_type != "Polygon":
         raise EditRefused("the grids do not dissolve into one polygon")
     return Retiled({keys[0]: merged}, tuple(keys[1:]))

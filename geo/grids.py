@@ -285,6 +285,33 @@ def regular_grid(area: shapely.Geometry, size: float, shape: str = "square",
                             geometry=clipped[keep], crs=crs)
 
 
+def hand_on_parts(grids: np.ndarray) -> np.ndarray:
+    """Grids of a coverage made one polygon each: stray parts join a neighbour.
+
+    A grid that comes in several parts (a lobe joined to the rest by a neck that
+    rounding to the stored precision pinched to a point) keeps its largest part and
+    hands each other part to the neighbour sharing the longest edge with it. The
+    parts' vertices must match the neighbours' (as after pointwise rounding), so
+    every result is a coverage union. Grids with no neighbour to take a part stay as
+    they are.
+    """
+    out = np.array(grids, dtype=object, copy=True)
+    tree = shapely.STRtree(out)
+    for i in np.flatnonzero(shapely.get_num_geometries(out) > 1):
+        parts = sorted(shapely.get_parts(out[i]), key=lambda p: -p.area)
+        out[i] = parts[0]
+        for part in parts[1:]:
+            near = [j for j in tree.query(part) if j != i]
+            shared = [shapely.intersection(part.boundary, out[j].boundary).length
+                      for j in near]
+            if not shared or max(shared) == 0:
+                out[i] = shapely.union_all([out[i], part])
+                continue
+            j = near[int(np.argmax(shared))]
+            out[j] = shapely.coverage_union_all(np.array([out[j], part], dtype=object))
+    return out
+
+
 def renode(polys: np.ndarray) -> np.ndarray:
     """Make polygons that tile an area share identical vertices along common edges.
 
@@ -428,14 +455,17 @@ def grid_plan(area: shapely.Geometry, roads: np.ndarray, homes: np.ndarray,
 
 
 def coverage_problems(area: shapely.Geometry, grids: np.ndarray, *,
-                      min_area: float = 0.01, sliver_width: float = 0.5) -> gpd.GeoDataFrame:
+                      min_area: float = 0.01, sliver_width: float = 0.5,
+                      min_width: float = 0.0) -> gpd.GeoDataFrame:
     """Everything that keeps ``grids`` from tiling ``area`` exactly, one row per problem.
 
     ``kind`` is ``invalid`` (a bad ring; ``detail`` says why), ``overlap``, ``gap``,
     ``outside`` (part of a grid beyond the area), ``sliver`` (a gap or overlap thinner
     than ``sliver_width``) or ``unmatched_edge`` (neighbours whose shared edge has
     different vertices). ``grids`` lists the positions of the grids involved. Units
-    are those of the CRS (use a metric one); pieces under ``min_area`` are ignored.
+    are those of the CRS (use a metric one); pieces under ``min_area`` or thinner than
+    ``min_width`` (the precision coordinates are kept at: a vertex rounded off a
+    straight boundary leaves a strip that thin) are ignored.
     """
     grids = np.asarray(grids, dtype=object)
     rows: list[tuple[str, list[int], shapely.Geometry, str]] = []
@@ -443,13 +473,16 @@ def coverage_problems(area: shapely.Geometry, grids: np.ndarray, *,
         rows.append(("invalid", [int(i)], grids[i], shapely.is_valid_reason(grids[i])))
     fixed = np.array([shapely.make_valid(g) for g in grids], dtype=object)
 
+    def width(piece: shapely.Geometry) -> float:
+        return 2 * piece.area / max(piece.length, 1e-12)  # a strip's width
+
     def pieces(geom: shapely.Geometry) -> list[shapely.Geometry]:
         return [p for p in shapely.get_parts(shapely.make_valid(geom))
-                if p.geom_type in ("Polygon", "MultiPolygon") and p.area > min_area]
+                if p.geom_type in ("Polygon", "MultiPolygon") and p.area > min_area
+                and width(p) >= min_width]
 
     def kind_of(piece: shapely.Geometry, default: str) -> str:
-        width = 2 * piece.area / max(piece.length, 1e-12)  # a strip's width
-        return "sliver" if width < sliver_width else default
+        return "sliver" if width(piece) < sliver_width else default
 
     left, right = shapely.STRtree(fixed).query(fixed, predicate="intersects")
     for i, j in zip(left[left < right], right[left < right], strict=True):

@@ -9,7 +9,20 @@ from __future__ import annotations
 import numpy as np
 import shapely
 
-__all__ = ["GEOMETRY_FAMILIES", "accepted_types", "coerce_type", "geometry_problems"]
+__all__ = [
+    "GEOMETRY_FAMILIES",
+    "SERVED_DECIMALS",
+    "SERVED_GRID",
+    "accepted_types",
+    "coerce_type",
+    "geometry_problems",
+    "to_served",
+]
+
+# Decimals of a lon/lat coordinate as served (about 1 cm): geometries are stored on
+# this grid, so a client reads exactly what topology checks saw.
+SERVED_DECIMALS = 7
+SERVED_GRID = 10.0 ** -SERVED_DECIMALS
 
 # Geometry types a layer may declare, and the shapely types each accepts on input.
 GEOMETRY_FAMILIES: dict[str, tuple[str, ...]] = {
@@ -35,6 +48,55 @@ def accepted_types(declared: str) -> list[str]:
     family = GEOMETRY_FAMILIES[declared]
     return sorted({*family, *(multi for multi, single in _SINGLE_OF_MULTI.items()
                               if single in family)})
+
+
+def to_served(geoms: np.ndarray, grid_size: float = SERVED_GRID) -> np.ndarray:
+    """``geoms`` with every coordinate rounded to ``grid_size`` and repeated points removed.
+
+    Rounding is pointwise (each vertex to the nearest grid node, none added or merged
+    across parts), so two polygons that share an edge vertex for vertex still share it
+    after rounding. A geometry that pointwise rounding would leave invalid (a ring that
+    collapses or touches itself at the grid's resolution) is reduced with noding
+    instead; one that vanishes comes back empty for the checks to refuse. ``grid_size``
+    is in the geometries' units (degrees for EPSG:4326: 1e-7 is about 1 cm).
+    """
+    geoms = np.asarray(geoms, dtype=object)
+    rounded = shapely.set_precision(geoms, grid_size, mode="pointwise")
+    try:
+        out = shapely.remove_repeated_points(rounded, 0.0)
+    except shapely.errors.GEOSException:  # a ring down to two points: one at a time
+        out = np.array([_without_repeats(g) for g in rounded], dtype=object)
+    broken = np.flatnonzero(~shapely.is_missing(geoms) & ~shapely.is_valid(out))
+    for i in broken:
+        out[i] = _repaired(out[i], geoms[i], grid_size)
+    return out
+
+
+def _repaired(rounded: shapely.Geometry | None, original: shapely.Geometry,
+              grid_size: float) -> shapely.Geometry:
+    """A valid version of a rounded geometry that came out invalid.
+
+    A ring pinched at a vertex is split there (no vertex moves, so neighbours still
+    match); anything else is reduced with noding.
+    """
+    if rounded is not None:
+        fixed = shapely.make_valid(rounded)
+        polygonal = [p for p in shapely.get_parts(fixed)
+                     if p.geom_type in ("Polygon", "MultiPolygon")]
+        if polygonal and set(map(tuple, shapely.get_coordinates(fixed))) <= \
+                set(map(tuple, shapely.get_coordinates(rounded))):
+            return polygonal[0] if len(polygonal) == 1 else shapely.MultiPolygon(
+                [q for p in polygonal for q in shapely.get_parts(p)])
+    return shapely.set_precision(original, grid_size)
+
+
+def _without_repeats(geom: shapely.Geometry | None) -> shapely.Geometry | None:
+    """``geom`` without repeated points; None where that leaves a ring of two points."""
+    try:
+        return shapely.remove_repeated_points(geom, 0.0)
+    except shapely.errors.GEOSException:
+        return None
+
 
 def coerce_type(geoms: np.ndarray, declared: str) -> np.ndarray:
     """Return ``geoms`` brought to the declared type where that loses nothing.

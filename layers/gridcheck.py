@@ -11,6 +11,7 @@ from sqlalchemy import Connection, text
 
 from geo.crs import metric_crs
 from geo.grids import coverage_problems
+from geo.validate import SERVED_DECIMALS, SERVED_GRID
 
 from .access import leaf_jurisdictions, read_scope, require_within
 from .edit import Missing
@@ -50,8 +51,10 @@ def validate_grids(conn: Connection, user: User, code: str) -> dict:
     require_within(conn, user, code)
     features = []
     for leaf, _name, wkb in leaves:
-        rows = conn.execute(text("SELECT code, ST_AsBinary(geom) FROM grids "
-                                 "WHERE jurisdiction_code = :c ORDER BY id"), {"c": leaf}).all()
+        # the grids as a client reads them: GeoJSON at the served precision
+        rows = conn.execute(text("SELECT code, ST_AsGeoJSON(geom, :d) FROM grids "
+                                 "WHERE jurisdiction_code = :c ORDER BY id"),
+                            {"c": leaf, "d": SERVED_DECIMALS}).all()
         if not rows:
             continue  # no grids drawn yet: nothing to check
         area = shapely.from_wkb(wkb)
@@ -61,9 +64,9 @@ def validate_grids(conn: Connection, user: User, code: str) -> dict:
         metres_per_degree = 111_320.0 * math.sqrt(math.cos(math.radians(centre.y)))
         to_m = Transformer.from_crs(4326, metric_crs(centre.x, centre.y), always_xy=True)
         found = coverage_problems(
-            area, np.array([shapely.from_wkb(bytes(r[1])) for r in rows], dtype=object),
+            area, shapely.from_geojson(np.array([r[1] for r in rows], dtype=object)),
             min_area=MIN_AREA_M2 / metres_per_degree**2,
-            sliver_width=SLIVER_M / metres_per_degree)
+            sliver_width=SLIVER_M / metres_per_degree, min_width=SERVED_GRID)
         for kind, involved, geom, detail in zip(found.kind, found.grids, found.geometry,
                                                 found.detail, strict=True):
             features.append({
@@ -87,8 +90,9 @@ def grid_history(conn: Connection, user: User, grid_id: int) -> list[dict]:
     scope = read_scope(conn, user, LAYERS["grids"])
     where = f" AND ({scope.condition})" if scope.condition else ""
     current = conn.execute(text(
-        f"SELECT t.version, t.updated_at, t.updated_by, ST_AsGeoJSON(t.geom, 9)::json "
-        f"FROM grids t WHERE t.id = :i{where}"), {**scope.params, "i": grid_id}).first()
+        f"SELECT t.version, t.updated_at, t.updated_by, ST_AsGeoJSON(t.geom, :d)::json "
+        f"FROM grids t WHERE t.id = :i{where}"),
+        {**scope.params, "i": grid_id, "d": SERVED_DECIMALS}).first()
     if current is None:
         raise Missing(f"grids has no feature {grid_id} that you may see")
     versions: dict[int, dict] = {}

@@ -22,6 +22,7 @@ from sqlalchemy import Connection, text
 
 from geo import gridedit
 from geo.gridedit import NEW, EditRefused
+from geo.validate import SERVED_GRID
 
 from .access import require_within
 from .edit import (
@@ -115,7 +116,8 @@ def _refused(fn):
         raise GridEditRefused(str(exc)) from None
 
 
-_TOLERANCES = {"tolerance": SNAP_M / METRES_PER_DEGREE, "sliver": SLIVER_M / METRES_PER_DEGREE}
+_TOLERANCES = {"tolerance": SNAP_M / METRES_PER_DEGREE, "sliver": SLIVER_M / METRES_PER_DEGREE,
+               "grid_size": SERVED_GRID}
 
 
 def _ewkb(geom: shapely.Geometry) -> bytes:
@@ -378,7 +380,8 @@ def merge_grids(conn: Connection, user: User, ids: list[int],
     grids = {r[0]: shapely.from_wkb(bytes(r[1])) for r in conn.execute(text(
         "SELECT id, ST_AsBinary(geom) FROM grids WHERE id = ANY(:i)"), {"i": ids})}
     names = {i: b["properties"]["code"] for i, b in befores.items()}
-    result = _refused(lambda: gridedit.merge(grids, ids, grid_name=_namer(names)))
+    result = _refused(lambda: gridedit.merge(grids, ids, grid_name=_namer(names),
+                                             grid_size=SERVED_GRID))
     write_shape(conn, user, ids[0], result.changed[ids[0]])
     for gone in result.removed:
         _remove(conn, user, gone, names[ids[0]])

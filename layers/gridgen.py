@@ -14,7 +14,8 @@ import pandas as pd
 import shapely
 from sqlalchemy import Connection, text
 
-from geo.grids import grid_plan, renode
+from geo.grids import grid_plan, hand_on_parts, renode
+from geo.validate import to_served
 
 from .access import leaf_jurisdictions, require_within, require_write
 from .errors import SafegridError
@@ -71,14 +72,18 @@ def _plan_leaf(conn: Connection, code: str, name: str, geom: shapely.Geometry,
     for part in sorted(shapely.get_parts(area), key=lambda p: -p.area):
         inside = homes[shapely.contains_xy(part, homes[:, 0], homes[:, 1])]
         grids.extend(grid_plan(part, roads, inside, target).geometry)
+    everything = np.array([*dedicated, *grids], dtype=object)
     if dedicated and grids:
         # New grid corners on a dedicated grid's edge must be its vertices too.
-        noded = renode(np.array([*dedicated, *grids], dtype=object))
-        for (grid_id, _wkb), old, new in zip(kept, dedicated, noded[:len(dedicated)],
-                                             strict=True):
-            if shapely.get_num_coordinates(new) != shapely.get_num_coordinates(old):
-                renoded[grid_id] = new
-        grids = list(noded[len(dedicated):])
+        everything = renode(everything)
+    # Stored as served; a lobe whose neck the rounding pinches joins a neighbour.
+    everything = hand_on_parts(to_served(everything))
+    for (grid_id, _wkb), old, new in zip(kept, dedicated, everything[:len(dedicated)],
+                                         strict=True):
+        if not shapely.equals_exact(old, new, 0.0) or \
+                shapely.get_num_coordinates(new) != shapely.get_num_coordinates(old):
+            renoded[grid_id] = new
+    grids = list(everything[len(dedicated):])
     return gpd.GeoDataFrame({
         "code": [f"{code}{i + 1:03d}" for i in range(len(grids))],
         "name": [f"{name}第{i + 1}网格" for i in range(len(grids))],

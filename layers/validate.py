@@ -17,7 +17,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from geo.validate import coerce_type, geometry_problems
+from geo.validate import SERVED_DECIMALS, coerce_type, geometry_problems, to_served
 
 from .errors import InputRejected, RowProblem
 from .registry import SYSTEM_COLUMNS, Field, Layer
@@ -57,7 +57,12 @@ def clean_features(gdf: gpd.GeoDataFrame, layer: Layer, first_row: int = 1) -> g
         problems += [RowProblem(first_row + i, reason) for i, reason in bad]
         out[f.name] = values
     geoms = coerce_type(gdf.geometry.values.to_numpy(), layer.geometry)
-    for i, reason in enumerate(geometry_problems(geoms, layer.geometry)):
+    reasons = geometry_problems(geoms, layer.geometry)
+    if not any(reasons):
+        geoms = to_served(geoms)  # stored as served: a client reads what checks saw
+        reasons = [r and f"at the served precision ({SERVED_DECIMALS} decimals) {r}"
+                   for r in geometry_problems(geoms, layer.geometry)]
+    for i, reason in enumerate(reasons):
         if reason:
             problems.append(RowProblem(first_row + i, reason))
     if problems:

@@ -25,6 +25,7 @@ from layers.gridedit import (
 )
 from layers.gridgen import generate_grids
 from layers.users import user_by_name
+from tests.webmap.gridhelp import assert_served_tiling
 
 pytestmark = pytest.mark.db
 
@@ -58,12 +59,11 @@ def snapshot(conn) -> tuple:
 
 
 def assert_tiles(conn, area):
-    grids = np.array([shapely.from_wkb(bytes(r[0])) for r in conn.execute(text(
-        "SELECT ST_AsBinary(geom) FROM grids WHERE jurisdiction_code = :c"),
-        {"c": COMMUNITY})], dtype=object)
-    assert shapely.coverage_is_valid(grids)
-    assert all(g.geom_type == "Polygon" and g.is_valid for g in grids)
-    assert shapely.coverage_union_all(grids).symmetric_difference(area).area < 1e-12
+    """The grids as served (GeoJSON, 7 decimals) tile the community."""
+    grids = shapely.from_geojson(np.array([r[0] for r in conn.execute(text(
+        "SELECT ST_AsGeoJSON(geom, 7) FROM grids WHERE jurisdiction_code = :c"),
+        {"c": COMMUNITY})], dtype=object))
+    assert_served_tiling(grids, area)
 
 
 steps = st.lists(st.tuples(st.sampled_from(["reshape", "split", "merge", "restore"]),

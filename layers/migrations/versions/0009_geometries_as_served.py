@@ -1,0 +1,85 @@
+"""geometries stored as served
+
+Revision ID: 0009
+Revises: 0008
+Create Date: 2026-12-01
+
+Features are served as GeoJSON with 7 decimals; from this revision on every write
+stores its geometry on that grid (rounded vertex by vertex, repeated points removed),
+so a client reads exactly the shapes topology checks saw. This revision brings the
+stored rows onto the grid the same way: lines and polygons with GEOS in Python
+(pointwise rounding keeps two neighbours' shared vertices shared; PostGIS'
+ST_SnapToGrid multiplies where GEOS divides and can land one unit in the last place
+away), points with ST_SnapToGrid. A geometry that pointwise rounding leaves invalid is
+reduced with noding instead. Rows already on the grid are not touched. There is no
+downgrade: the rounding cannot be undone, and the older code reads rounded rows as
+they are.
+
+This revision holds its own copy of the rounding (a migration must not change when
+the application's code does).
+"""
+
+import numpy as np
+import shapely
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0009"
+down_revision = "0008"
+branch_labels = None
+depends_on = None
+
+GRID = 1e-7
+SHAPES = ("jurisdictions", "grids", "household_units", "key_areas", "roads", "buildings",
+          "patrol_routes")
+POINTS = ("households", "cameras", "checkpoints", "incidents")
+BATCH = 20_000
+
+
+def _rounded(geoms: np.ndarray) -> np.ndarray:
+    out = shapely.set_precision(geoms, GRID, mode="pointwise")
+    fixed = []
+    for i, g in enumerate(out):
+        try:
+            fixed.append(shapely.remove_repeated_points(g, 0.0))
+        except shapely.errors.GEOSException:
+            fixed.append(shapely.set_precision(geoms[i], GRID))
+    out = np.array(fixed, dtype=object)
+    broken = np.flatnonzero(~shapely.is_valid(out))
+    out[broken] = shapely.set_precision(geoms[broken], GRID)
+    return out
+
+
+def _round_shapes(table: str) -> None:
+    conn = op.get_bind()
+    last = 0
+    while True:
+        rows = conn.execute(sa.text(
+            f'SELECT id, ST_AsBinary(geom) FROM "{table}" WHERE id > :last '
+            f"ORDER BY id LIMIT {BATCH}"), {"last": last}).all()
+        if not rows:
+            return
+        last = rows[-1][0]
+        geoms = shapely.from_wkb([bytes(r[1]) for r in rows])
+        rounded = _rounded(geoms)
+        changed = [{"i": r[0], "g": shapely.to_wkb(g, include_srid=False)}
+                   for r, old, g in zip(rows, geoms, rounded, strict=True)
+                   if not shapely.equals_exact(old, g, 0.0)
+                   or shapely.get_num_coordinates(old) != shapely.get_num_coordinates(g)]
+        if changed:
+            conn.execute(sa.text(
+                f'UPDATE "{table}" SET geom = CASE WHEN GeometryType(geom) LIKE \'MULTI%\' '
+                f"THEN ST_Multi(ST_GeomFromWKB(:g, 4326)) ELSE ST_GeomFromWKB(:g, 4326) END "
+                f"WHERE id = :i"), changed)
+
+
+def upgrade() -> None:
+    for table in SHAPES:
+        _round_shapes(table)
+    for table in POINTS:
+        op.execute(f'UPDATE "{table}" SET geom = ST_SnapToGrid(geom, {GRID}) '
+                   f"WHERE NOT ST_OrderingEquals(geom, ST_SnapToGrid(geom, {GRID}))")
+
+
+def downgrade() -> None:
+    pass
