@@ -33,7 +33,11 @@ from .store import (
 from .users import User
 from .validate import clean_features
 
-__all__ = ["Missing", "StaleVersion", "create", "delete", "replace", "update"]
+__all__ = ["IfMatch", "Missing", "StaleVersion", "create", "delete", "replace", "update"]
+
+# The version a change is based on: one version, the set an If-Match header names, or
+# None for no condition.
+IfMatch = int | frozenset[int] | None
 
 
 class StaleVersion(SafegridError):
@@ -126,8 +130,13 @@ def _in_scope(conn: Connection, scope: Scope) -> None:
 
 
 def _locked(conn: Connection, layer: Layer, feature_id: int, scope: Scope,
-            if_match: int | None) -> dict:
-    """The current feature, row-locked, after checking scope and version."""
+            if_match: IfMatch) -> dict:
+    """The current feature, row-locked, after checking scope and version.
+
+    ``if_match`` is the version the change was based on, or the set of versions an
+    ``If-Match`` header names (empty: it names none, so it never matches), or None
+    (no condition).
+    """
     where = f" AND ({scope.condition})" if scope.condition else ""
     row = conn.execute(text(
         f"SELECT t.version FROM {q(layer.name)} t WHERE t.id = :fid{where} FOR UPDATE"),
@@ -135,9 +144,12 @@ def _locked(conn: Connection, layer: Layer, feature_id: int, scope: Scope,
     if row is None:
         raise Missing(f"{layer.name} has no feature {feature_id} that you may see")
     before = _snapshot(conn, layer, feature_id)
-    if if_match is not None and row[0] != if_match:
+    wanted = {if_match} if isinstance(if_match, int) else if_match
+    if wanted is not None and row[0] not in wanted:
+        named = (f"not {', '.join(map(str, sorted(wanted)))}" if wanted
+                 else "and If-Match names no version of it")
         raise StaleVersion(
-            f"feature {feature_id} is at version {row[0]}, not {if_match}: reload it and "
+            f"feature {feature_id} is at version {row[0]}, {named}: reload it and "
             "apply your change again", json.dumps(before, ensure_ascii=False), row[0])
     return before
 
@@ -198,7 +210,7 @@ def create(conn: Connection, user: User, layer: Layer, feature: object) -> Writt
 
 
 def replace(conn: Connection, user: User, layer: Layer, feature_id: int, feature: object,
-            if_match: int) -> Written:
+            if_match: IfMatch) -> Written:
     """Replace a feature's geometry and fields (PUT); ``if_match`` is the version read."""
     scope = _scoped(conn, user, layer)
     before = _locked(conn, layer, feature_id, scope, if_match)
@@ -207,7 +219,7 @@ def replace(conn: Connection, user: User, layer: Layer, feature_id: int, feature
 
 
 def update(conn: Connection, user: User, layer: Layer, feature_id: int, patch: object,
-           if_match: int) -> Written:
+           if_match: IfMatch) -> Written:
     """Merge-patch a feature (RFC 7396).
 
     Given properties change, a null clears one; a geometry, if given, replaces the old.
@@ -258,7 +270,7 @@ def _apply(conn: Connection, user: User, layer: Layer, feature_id: int,
 
 
 def delete(conn: Connection, user: User, layer: Layer, feature_id: int,
-           if_match: int | None) -> Written:
+           if_match: IfMatch) -> Written:
     """Delete a feature (``if_match``, when given, must be its version)."""
     scope = _scoped(conn, user, layer)
     before = _locked(conn, layer, feature_id, scope, if_match)

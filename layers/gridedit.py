@@ -26,6 +26,7 @@ from geo.validate import SERVED_GRID
 
 from .access import require_within
 from .edit import (
+    IfMatch,
     Missing,
     StaleVersion,
     _apply,
@@ -176,7 +177,7 @@ class _Target(NamedTuple):
     scope: Scope  # what the user may write
 
 
-def _prepare(conn: Connection, user: User, grid_id: int, if_match: int | None) -> _Target:
+def _prepare(conn: Connection, user: User, grid_id: int, if_match: IfMatch) -> _Target:
     """Scope and write checks, the jurisdiction lock, then the version check."""
     scope = _scoped(conn, user, GRIDS)
     code = _jurisdiction_of(conn, grid_id)
@@ -216,14 +217,14 @@ def _reshaped(conn: Connection, user: User, grid_id: int, clean: gpd.GeoDataFram
 
 
 def replace_grid(conn: Connection, user: User, grid_id: int, feature: object,
-                 if_match: int) -> GridEdit:
+                 if_match: IfMatch) -> GridEdit:
     """PUT a grid: new fields and shape; neighbours give or take the difference."""
     target = _prepare(conn, user, grid_id, if_match)
     return _reshaped(conn, user, grid_id, _clean(feature, target.code), target)
 
 
 def update_grid(conn: Connection, user: User, grid_id: int, patch: object,
-                if_match: int) -> GridEdit:
+                if_match: IfMatch) -> GridEdit:
     """Merge-patch a grid (RFC 7396); a new geometry is applied as in :func:`replace_grid`."""
     if not isinstance(patch, dict):
         raise GridEditRefused("a merge patch must be a JSON object")
@@ -243,7 +244,7 @@ def update_grid(conn: Connection, user: User, grid_id: int, patch: object,
 
 
 def restore_grid(conn: Connection, user: User, grid_id: int, version: int,
-                 if_match: int | None) -> GridEdit:
+                 if_match: IfMatch) -> GridEdit:
     """Give a grid the shape it had at ``version`` again (its neighbours adjust)."""
     target = _prepare(conn, user, grid_id, if_match)
     before = target.before
@@ -295,7 +296,7 @@ def _containing_jurisdiction(conn: Connection, geom: shapely.Geometry) -> str:
     return row[0]
 
 
-def delete_grid(conn: Connection, user: User, grid_id: int, if_match: int | None) -> GridEdit:
+def delete_grid(conn: Connection, user: User, grid_id: int, if_match: IfMatch) -> GridEdit:
     """Remove a grid; each piece of its area joins the neighbour it shares most edge with."""
     _before, code, area, _scope = _prepare(conn, user, grid_id, if_match)
     old = shapely.geometry.shape(stored_geometry(conn, GRIDS, grid_id))
@@ -314,7 +315,7 @@ def delete_grid(conn: Connection, user: User, grid_id: int, if_match: int | None
 
 
 def split_grid(conn: Connection, user: User, grid_id: int, line: object,
-               if_match: int | None) -> GridEdit:
+               if_match: IfMatch) -> GridEdit:
     """Cut a grid in two along a GeoJSON LineString; the smaller half is a new grid."""
     try:
         cut = shapely.geometry.shape(line)

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from flask import Blueprint, Response, current_app, request, url_for
 
@@ -52,18 +53,35 @@ def _body(allowed: tuple[str, ...]) -> object:
         raise BadRequest(f"the body is not valid JSON: {exc}") from None
 
 
-def if_match_version(required: bool) -> int | None:
-    """The version named by ``If-Match`` (428 when required and missing)."""
+_ENTITY_TAG = re.compile(r'\s*(W/)?"([\x21\x23-\x7e\x80-\xff]*)"\s*')
+
+
+def if_match_version(required: bool) -> frozenset[int] | None:
+    """The versions ``If-Match`` names (428 when required and missing; None: any).
+
+    RFC 9110 §13.1.1: ``*`` matches any current version; otherwise a comma-separated
+    list of entity tags, of which only strong tags that are one of our versions can
+    match. Weak tags and other opaque tags are well formed but match nothing (an empty
+    set: the change gets 412). Anything else is not an entity tag (400).
+    """
     raw = request.headers.get("If-Match")
     if raw is None:
         if required:
             raise PreconditionRequired("this change needs If-Match with the ETag you read "
                                        "(GET the item first)")
         return None
-    value = raw.strip().removeprefix("W/").strip('"')
-    if not (value.isascii() and value.isdigit()):  # "²".isdigit(), but int("²") fails
-        raise BadRequest(f"If-Match {raw!r} is not an ETag of this service")
-    return int(value)
+    if raw.strip() == "*":
+        return None
+    versions = set()
+    for part in raw.split(","):
+        tag = _ENTITY_TAG.fullmatch(part)
+        if tag is None:
+            raise BadRequest(f"If-Match {raw!r} is not an ETag or a list of ETags "
+                             '(send the ETag as read, quotes included, e.g. "3")')
+        weak, value = tag.groups()
+        if not weak and value.isascii() and value.isdigit():  # "²".isdigit()
+            versions.add(int(value))
+    return frozenset(versions)
 
 
 def _feature_id(raw: str) -> int:

@@ -2,8 +2,9 @@
 
 Each :class:`Case` is one request (user, method, path, headers, body) with the status it
 must get and a word the JSON answer must contain. ``{camera}``, ``{camera_etag}``,
-``{stale_etag}`` and ``{grid}`` in a path, header or string body stand for a camera of
-city 430100, its ETag, an ETag it never had, and a grid of the demo; the test fills them
+``{camera_version}``, ``{stale_etag}`` and ``{grid}`` in a path, header or string body
+stand for a camera of city 430100, its ETag, the version in it, an ETag it never had,
+and a grid of the demo; the test fills them
 in from the small demo. ``tests/webmap/test_bad_requests.py`` runs them all.
 
 Cases came from the write, grid, hot-spot, coverage, border, OGC API and tile tests of
@@ -110,8 +111,14 @@ def _item_writes() -> list[Case]:
              {**GEOJSON, "If-Match": "{stale_etag}"}),
         Case("PUT with a bad If-Match", "police", "PUT", one, 400, "not an ETag", camera(),
              {**GEOJSON, "If-Match": "yesterday"}),
-        Case("PUT with a superscript digit in If-Match", "police", "PUT", one, 400,
-             "not an ETag", camera(), {**GEOJSON, "If-Match": '"²"'}),
+        Case("PUT with a superscript digit in If-Match", "police", "PUT", one, 412,
+             "version", camera(), {**GEOJSON, "If-Match": '"²"'}),
+        Case("PUT with an opaque If-Match that matches nothing", "police", "PUT", one, 412,
+             "version", camera(), {**GEOJSON, "If-Match": '"stale-version"'}),
+        Case("PUT with a weak If-Match (never matches)", "police", "PUT", one, 412,
+             "version", camera(), {**GEOJSON, "If-Match": 'W/"{camera_version}"'}),
+        Case("PUT with an unquoted If-Match list", "police", "PUT", one, 400,
+             "not an ETag", camera(), {**GEOJSON, "If-Match": '"1", 2'}),
         Case("PUT of an invalid geometry", "police", "PUT", one, 422, "geometry",
              camera(geometry={"type": "Point", "coordinates": [112.98]}), matched),
         Case("PATCH as plain JSON", "police", "PATCH", one, 415, "merge-patch",

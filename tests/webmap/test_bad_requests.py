@@ -35,7 +35,7 @@ def fill(db, demo_small) -> dict[str, str]:
         grid = conn.execute(text(
             "SELECT id FROM grids WHERE jurisdiction_code LIKE '430102%' AND version = 1 "
             "ORDER BY id LIMIT 1")).scalar_one()
-    return {"camera": str(camera), "camera_etag": f'"{version}"',
+    return {"camera": str(camera), "camera_etag": f'"{version}"', "camera_version": str(version),
             "stale_etag": f'"{version + 7}"', "grid": str(grid)}
 
 

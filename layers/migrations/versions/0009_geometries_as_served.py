@@ -7,11 +7,10 @@ Create Date: 2026-12-01
 Features are served as GeoJSON with 7 decimals; from this revision on every write
 stores its geometry on that grid (rounded vertex by vertex, repeated points removed),
 so a client reads exactly the shapes topology checks saw. This revision brings the
-stored rows onto the grid the same way: lines and polygons with GEOS in Python
-(pointwise rounding keeps two neighbours' shared vertices shared; PostGIS'
-ST_SnapToGrid multiplies where GEOS divides and can land one unit in the last place
-away), points with ST_SnapToGrid. A geometry that pointwise rounding leaves invalid is
-reduced with noding instead. Rows already on the grid are not touched. There is no
+stored rows onto the grid the same way, with GEOS in Python (pointwise rounding keeps
+two neighbours' shared vertices shared; PostGIS' ST_SnapToGrid multiplies where GEOS
+divides and can land one unit in the last place away). A geometry that pointwise
+rounding leaves invalid is reduced with noding instead. Rows already on the grid are not touched. There is no
 downgrade: the rounding cannot be undone, and the older code reads rounded rows as
 they are.
 
@@ -30,9 +29,8 @@ branch_labels = None
 depends_on = None
 
 GRID = 1e-7
-SHAPES = ("jurisdictions", "grids", "household_units", "key_areas", "roads", "buildings",
-          "patrol_routes")
-POINTS = ("households", "cameras", "checkpoints", "incidents")
+TABLES = ("jurisdictions", "grids", "household_units", "key_areas", "roads", "buildings",
+          "patrol_routes", "households", "cameras", "checkpoints", "incidents")
 BATCH = 20_000
 
 
@@ -50,7 +48,7 @@ def _rounded(geoms: np.ndarray) -> np.ndarray:
     return out
 
 
-def _round_shapes(table: str) -> None:
+def _round_rows(table: str) -> None:
     conn = op.get_bind()
     last = 0
     while True:
@@ -74,11 +72,8 @@ def _round_shapes(table: str) -> None:
 
 
 def upgrade() -> None:
-    for table in SHAPES:
-        _round_shapes(table)
-    for table in POINTS:
-        op.execute(f'UPDATE "{table}" SET geom = ST_SnapToGrid(geom, {GRID}) '
-                   f"WHERE NOT ST_OrderingEquals(geom, ST_SnapToGrid(geom, {GRID}))")
+    for table in TABLES:
+        _round_rows(table)
 
 
 def downgrade() -> None:
