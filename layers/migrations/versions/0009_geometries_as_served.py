@@ -10,9 +10,9 @@ so a client reads exactly the shapes topology checks saw. This revision brings t
 stored rows onto the grid the same way, with GEOS in Python (pointwise rounding keeps
 two neighbours' shared vertices shared; PostGIS' ST_SnapToGrid multiplies where GEOS
 divides and can land one unit in the last place away). A geometry that pointwise
-rounding leaves invalid is reduced with noding instead. Rows already on the grid are not touched. There is no
-downgrade: the rounding cannot be undone, and the older code reads rounded rows as
-they are.
+rounding leaves invalid is reduced with noding instead. Rows already on the grid are
+not touched. There is no downgrade: the rounding cannot be undone, and the older code
+reads rounded rows as they are.
 
 This revision holds its own copy of the rounding (a migration must not change when
 the application's code does).
