@@ -1,8 +1,11 @@
 """Security headers on every answer, and one access-log line per request.
 
-Pages get a Content-Security-Policy: scripts, styles and data from this server only
-(the Folium pages need inline scripts and styles), images from anywhere (basemap
-tiles), no plugins, no framing by other sites, forms posted here only.
+Pages get a Content-Security-Policy: scripts from this server's files, and inline
+scripts only with this response's nonce (:func:`csp_nonce`, fresh for every request),
+so script injected through data does not run; no inline event handlers, no ``eval``.
+Styles may be inline (Folium's and Leaflet's style attributes), data comes from this
+server, images from anywhere (basemap tiles); no plugins, no framing by other sites,
+forms posted here only.
 
 The access log (logger ``safegrid.access``, INFO) says who asked what and the answer:
 method, path with query, status, milliseconds, user. Never headers, bodies or form
@@ -12,15 +15,16 @@ fields, so neither passwords nor tokens reach it.
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 
 from flask import Flask, Response, g, request
 
-__all__ = ["CONTENT_SECURITY_POLICY", "init_app"]
+__all__ = ["content_security_policy", "csp_nonce", "init_app"]
 
-CONTENT_SECURITY_POLICY = "; ".join([
+_POLICY = (
     "default-src 'self'",
-    "script-src 'self' 'unsafe-inline'",
+    "script-src 'self' 'nonce-{nonce}'",
     "style-src 'self' 'unsafe-inline'",
     "img-src 'self' data: blob: https: http:",
     "font-src 'self' data:",
@@ -29,7 +33,7 @@ CONTENT_SECURITY_POLICY = "; ".join([
     "base-uri 'self'",
     "form-action 'self'",
     "frame-ancestors 'self'",
-])
+)
 _ALWAYS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
@@ -47,6 +51,18 @@ def init_app(app: Flask) -> None:
     app.after_request(_log)
 
 
+def csp_nonce() -> str:
+    """The nonce of this response's own inline scripts: made on first use, per request."""
+    if "csp_nonce" not in g:
+        g.csp_nonce = secrets.token_urlsafe(18)
+    return g.csp_nonce
+
+
+def content_security_policy(nonce: str) -> str:
+    """The Content-Security-Policy of a page whose inline scripts carry ``nonce``."""
+    return "; ".join(_POLICY).format(nonce=nonce)
+
+
 def _start_clock() -> None:
     g.started = time.perf_counter()
 
@@ -55,7 +71,8 @@ def _secure(response: Response) -> Response:
     for name, value in _ALWAYS.items():
         response.headers.setdefault(name, value)
     if response.mimetype == "text/html":
-        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        response.headers.setdefault("Content-Security-Policy",
+                                    content_security_policy(csp_nonce()))
     return response
 
 

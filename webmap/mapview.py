@@ -1,8 +1,15 @@
-"""The Folium map of one city: every layer in a layer control.
+"""The Folium map of one city: every layer in a layer control; the pages' Folium parts.
 
 Leaflet and its heat-map plugin are served from ``/static/vendor`` so the page works
 without internet access; only the basemap tiles come from the network (the browser's
 business: without them the layers still draw).
+
+Every map page is a :class:`Map` on a :class:`Page`: its one inline script (the code
+Folium's elements write) carries the response's CSP nonce, written by the page's
+template, never found by searching the rendered HTML. Data reaches that script only as
+JSON with ``<``, ``>``, ``&`` and ``'`` escaped (Folium's ``tojson``,
+:func:`script_json`), and the page's markup only HTML-escaped, so no name can close
+the script or open a tag of its own. Tooltips show values as text (:class:`TextTooltip`).
 """
 
 from __future__ import annotations
@@ -12,9 +19,9 @@ from dataclasses import dataclass
 
 import folium
 import folium.plugins
-from branca.element import MacroElement
+from branca.element import Figure, MacroElement
 from flask import request
-from jinja2 import Template
+from folium.template import Template
 from markupsafe import escape
 from sqlalchemy import Connection, Engine, text
 
@@ -26,6 +33,7 @@ from layers.store import q
 from layers.users import User
 
 from .auth import csrf_token
+from .headers import csp_nonce
 
 LANGS = ("zh", "en")
 _CATEGORY_ZH = {
@@ -56,6 +64,87 @@ class BadParameter(SafegridError):
     http_status = 400
 
 
+def script_json(value: object) -> str:
+    """``value`` as JSON to write inside a ``<script>``: ``<``, ``>``, ``&``, ``'`` escaped.
+
+    No string in it can end the script block or open a tag.
+    """
+    return (json.dumps(value, ensure_ascii=False).replace("<", "\\u003c")
+            .replace(">", "\\u003e").replace("&", "\\u0026").replace("'", "\\u0027"))
+
+
+class Page(Figure):
+    """The HTML page of a map; its inline script carries the response's nonce."""
+
+    _template = Template(
+        "<!DOCTYPE html>\n<html>\n<head>\n    {{ this.header.render(**kwargs) }}\n"
+        "</head>\n<body>\n    {{ this.html.render(**kwargs) }}\n</body>\n"
+        '<script nonce="{{ kwargs.nonce|e }}">\n    {{ this.script.render(**kwargs) }}\n'
+        "</script>\n</html>\n")
+
+    def render(self, nonce: str, **kwargs) -> str:
+        """The page's HTML, its script under ``nonce``."""
+        return super().render(nonce=nonce, **kwargs)
+
+
+class Map(folium.Map):
+    """A Folium map on its own :class:`Page`, Leaflet served from this server.
+
+    Folium's map header also sets ``L_NO_TOUCH`` and ``L_DISABLE_3D`` in an inline
+    script of its own; both are Leaflet's defaults, so this header has the styles only.
+    It also lets the pointer through the heat map's canvas to the features under it.
+    The page uses no jQuery, Bootstrap or icon fonts.
+    """
+
+    _template = Template("""
+        {% macro header(this, kwargs) %}
+        <meta name="viewport" content="width=device-width, initial-scale=1.0,
+              maximum-scale=1.0, user-scalable=no">
+        <style>
+          html, body { width: 100%; height: 100%; margin: 0; padding: 0; }
+          #{{ this.get_name() }} { position: relative; width: 100%; height: 100%;
+                                   left: 0; top: 0; }
+          .leaflet-container { font-size: 1rem; }
+          .leaflet-heatmap-layer { pointer-events: none; }
+        </style>
+        {% endmacro %}
+        {% macro html(this, kwargs) %}{{ folium_map.html(this, kwargs) }}{% endmacro %}
+        {% macro script(this, kwargs) %}{{ folium_map.script(this, kwargs) }}{% endmacro %}
+        """)
+    _template.globals["folium_map"] = folium.Map._template.module
+    default_js = [("leaflet", "/static/vendor/leaflet/leaflet.js")]
+    default_css = [("leaflet_css", "/static/vendor/leaflet/leaflet.css")]
+
+    def __init__(self, **kwargs):
+        super().__init__(tiles="OpenStreetMap", control_scale=True, **kwargs)
+        Page().add_child(self)
+
+
+def render_page(m: Map) -> str:
+    """The HTML of ``m``'s page, its inline script under this response's nonce."""
+    return m.get_root().render(nonce=csp_nonce())
+
+
+class TextTooltip(folium.GeoJsonTooltip):
+    """A feature's ``fields`` in a table of text: no value becomes markup."""
+
+    _template = Template("""
+        {% macro script(this, kwargs) %}
+        {{ this._parent.get_name() }}.bindTooltip(function (layer) {
+            const table = L.DomUtil.create("table");
+            const aliases = {{ this.aliases|tojson }};
+            {{ this.fields|tojson }}.forEach(function (field, i) {
+                const row = L.DomUtil.create("tr", "", table);
+                const value = layer.feature.properties[field];
+                L.DomUtil.create("th", "", row).textContent = aliases[i];
+                L.DomUtil.create("td", "", row).textContent = value == null ? ""
+                    : typeof value === "object" ? JSON.stringify(value) : String(value);
+            });
+            return table;
+        }, {{ this.tooltip_options|tojavascript }});
+        {% endmacro %}""")
+
+
 class StartScript(MacroElement):
     """Calls ``function(map, config)`` from a static script once the Folium map exists."""
 
@@ -68,8 +157,7 @@ class StartScript(MacroElement):
         super().__init__()
         self._name = "SafegridStart"
         self.function = function
-        # '</' cannot end the script block early
-        self.config = json.dumps(config, ensure_ascii=False).replace("</", "<\\/")
+        self.config = script_json(config)
 
 
 def page_lang() -> str:
@@ -129,9 +217,9 @@ def _features(conn: Connection, layer: Layer, city: str, scope: Scope,
                         ).scalar_one()
 
 
-def _tooltip(layer: Layer, lang: str, fields: list[str]) -> folium.GeoJsonTooltip:
+def _tooltip(layer: Layer, lang: str, fields: list[str]) -> TextTooltip:
     aliases = [layer.get_field(f).title_zh if lang == "zh" else f for f in fields]
-    return folium.GeoJsonTooltip(fields=fields, aliases=aliases, sticky=True)
+    return TextTooltip(fields=fields, aliases=aliases, sticky=True)
 
 
 def _style(style: dict):
@@ -179,7 +267,7 @@ def _add_layer(m: folium.Map, conn: Connection, scopes: _Scopes, layer: Layer, c
     return n
 
 
-def build_map(engine: Engine, user: User, city: str, lang: str = "zh") -> folium.Map:
+def build_map(engine: Engine, user: User, city: str, lang: str = "zh") -> Map:
     """A Folium map of jurisdiction ``city``: every layer ``user`` may see, in scope."""
     t = _TEXT[lang]
     with engine.connect() as conn:
@@ -189,8 +277,7 @@ def build_map(engine: Engine, user: User, city: str, lang: str = "zh") -> folium
             "SELECT ST_YMin(geom), ST_XMin(geom), ST_YMax(geom), ST_XMax(geom) "
             "FROM (SELECT ST_Envelope(geom) AS geom FROM jurisdictions WHERE code = :c) e"
         ), {"c": city}).one()
-        m = folium.Map(tiles="OpenStreetMap", control_scale=True, prefer_canvas=True)
-        use_local_assets(m)
+        m = Map(prefer_canvas=True)
         m.fit_bounds([[bounds[0], bounds[1]], [bounds[2], bounds[3]]])
         jur = LAYERS["jurisdictions"]
         _add_layer(m, conn, scopes, jur, city, lang, ["name", "code"], name=t["communities"],
@@ -216,7 +303,7 @@ def build_map(engine: Engine, user: User, city: str, lang: str = "zh") -> folium
     return m
 
 
-def _add_city_borders(m: folium.Map, conn: Connection, lang: str) -> None:
+def _add_city_borders(m: Map, conn: Connection, lang: str) -> None:
     data = conn.execute(text("""
         SELECT json_build_object('type', 'FeatureCollection', 'features',
                coalesce(json_agg(json_build_object('type', 'Feature',
@@ -227,11 +314,11 @@ def _add_city_borders(m: folium.Map, conn: Connection, lang: str) -> None:
     if data["features"]:
         folium.GeoJson(data, style_function=lambda _f: {"color": "#d95f02", "weight": 3,
                                                         "dashArray": "6 4"},
-                       tooltip=folium.GeoJsonTooltip(["name", "code"])).add_to(group)
+                       tooltip=TextTooltip(["name", "code"])).add_to(group)
     group.add_to(m)
 
 
-def _add_heat(m: folium.Map, conn: Connection, scope: Scope | None, city: str,
+def _add_heat(m: Map, conn: Connection, scope: Scope | None, city: str,
               name: str) -> None:
     if scope is None:
         return  # planners and viewers get incident aggregates from the analysis pages
@@ -264,8 +351,7 @@ def tool_page(engine: Engine, codes: list[str], title: str, script: str, control
             "SELECT ST_YMin(e), ST_XMin(e), ST_YMax(e), ST_XMax(e) FROM (SELECT "
             "ST_Extent(geom) AS e FROM jurisdictions WHERE code = ANY(:c)) x"),
             {"c": list(codes)}).one()
-    m = folium.Map(tiles="OpenStreetMap", control_scale=True)
-    use_local_assets(m)
+    m = Map()
     m.fit_bounds([[box[0], box[1]], [box[2], box[3]]])
     root = m.get_root()
     links = "".join(f'<link rel="stylesheet" href="{href}">'
@@ -275,16 +361,10 @@ def tool_page(engine: Engine, codes: list[str], title: str, script: str, control
         f'<script src="/static/{script}"></script><title>{escape(title)}</title>'))
     root.html.add_child(folium.Element(controls))
     StartScript(start, config).add_to(m)
-    return root.render()
+    return render_page(m)
 
 
-def use_local_assets(m: folium.Map) -> None:
-    """Serve Leaflet from this server; the page uses no jQuery, Bootstrap or icon fonts."""
-    m.default_js = [("leaflet", "/static/vendor/leaflet/leaflet.js")]
-    m.default_css = [("leaflet_css", "/static/vendor/leaflet/leaflet.css")]
-
-
-def _add_header(m: folium.Map, engine: Engine, user: User, city: str, lang: str) -> None:
+def _add_header(m: Map, engine: Engine, user: User, city: str, lang: str) -> None:
     t = _TEXT[lang]
     other = "en" if lang == "zh" else "zh"
     options = "".join(
@@ -297,7 +377,7 @@ def _add_header(m: folium.Map, engine: Engine, user: User, city: str, lang: str)
       <b>{escape(t['title'])}</b>
       <form method="get" action="/map" style="display:inline;margin-left:8px">
         <label>{escape(t['city'])}
-          <select name="city" onchange="this.form.submit()">{options}</select></label>
+          <select name="city" data-submit>{options}</select></label>
         <input type="hidden" name="lang" value="{lang}">
       </form>
       <a style="margin-left:8px" href="/map?city={escape(city)}&lang={other}">{t['lang']}</a>
@@ -315,5 +395,5 @@ def _add_header(m: folium.Map, engine: Engine, user: User, city: str, lang: str)
     </div>"""
     m.get_root().html.add_child(folium.Element(html))
     m.get_root().header.add_child(folium.Element(
-        f"<title>{escape(t['title'])}</title><meta name='safegrid-city' "
-        f"content={json.dumps(city)}>"))
+        f'<title>{escape(t["title"])}</title><meta name="safegrid-city" '
+        f'content="{escape(city)}"><script src="/static/forms.js"></script>'))

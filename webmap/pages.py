@@ -6,7 +6,7 @@ from flask import Blueprint, Response, current_app, request
 
 from .app import db_engine
 from .auth import current_user
-from .mapview import BadParameter, build_map, cities, page_lang
+from .mapview import BadParameter, build_map, cities, page_lang, render_page
 
 bp = Blueprint("pages", __name__)
 
@@ -29,8 +29,8 @@ def map_page():
             f"city {city!r} is not a city you may see; yours: "
             f"{', '.join(c.code for c in known)}"
         )
-    html = build_map(engine, current_user(), city, lang).get_root().render()
-    return Response(html, mimetype="text/html")
+    return Response(render_page(build_map(engine, current_user(), city, lang)),
+                    mimetype="text/html")
 
 
 @bp.get("/healthz")

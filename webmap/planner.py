@@ -22,7 +22,7 @@ from layers.users import User
 
 from .app import db_engine
 from .auth import csrf_token, current_user
-from .mapview import BadParameter, StartScript, page_lang, use_local_assets
+from .mapview import BadParameter, Map, StartScript, page_lang, render_page
 
 bp = Blueprint("planner", __name__)
 
@@ -79,15 +79,14 @@ def _jurisdictions(engine: Engine, user: User) -> list[tuple[str, str, int]]:
     return [(r[0], r[1], r[2]) for r in rows]
 
 
-def build_planner(engine: Engine, user: User, code: str, lang: str) -> folium.Map:
+def build_planner(engine: Engine, user: User, code: str, lang: str) -> Map:
     """The planning map of jurisdiction ``code``."""
     with engine.connect() as conn:
         box = conn.execute(text(
             "SELECT ST_YMin(geom), ST_XMin(geom), ST_YMax(geom), ST_XMax(geom), id "
             "FROM (SELECT ST_Envelope(geom) AS geom, id FROM jurisdictions "
             "WHERE code = :c) e"), {"c": code}).one()
-    m = folium.Map(tiles="OpenStreetMap", control_scale=True, max_zoom=21)
-    use_local_assets(m)
+    m = Map(max_zoom=21)
     m.fit_bounds([[box[0], box[1]], [box[2], box[3]]])
     geoman = folium.plugins.GeoMan(
         position="topleft", drawMarker=False, drawCircleMarker=False, drawPolyline=False,
@@ -100,7 +99,7 @@ def build_planner(engine: Engine, user: User, code: str, lang: str) -> folium.Ma
     root = m.get_root()
     root.header.add_child(folium.Element(
         '<link rel="stylesheet" href="/static/planner.css">'
-        '<script src="/static/planner.js"></script>'
+        '<script src="/static/forms.js"></script><script src="/static/planner.js"></script>'
         f"<title>{escape(TEXT[lang]['title'])}</title>"))
     root.html.add_child(folium.Element(_panel(engine, user, code, lang)))
     StartScript("safegridPlanner", {
@@ -125,7 +124,7 @@ def _panel(engine: Engine, user: User, code: str, lang: str) -> str:
         <span class="sg-user">{escape(user.name)}</span></div>
       <form method="get" action="/map/plan" class="sg-row">
         <label>{escape(t['jurisdiction'])}
-          <select name="jurisdiction" onchange="this.form.submit()">{options}</select></label>
+          <select name="jurisdiction" data-submit>{options}</select></label>
         <input type="hidden" name="lang" value="{lang}"></form>
       <div id="sg-message" role="status" aria-live="polite"></div>
       <div id="sg-attributes">{escape(t['select'])}</div>
@@ -149,5 +148,5 @@ def plan_page():
     code = request.args.get("jurisdiction", (with_grids or [known[0][0]])[0])
     if code not in {c for c, _n, _g in known}:
         raise BadParameter(f"jurisdiction {code!r} is not a community you may plan")
-    html = build_planner(engine, current_user(), code, lang).get_root().render()
-    return Response(html, mimetype="text/html")
+    return Response(render_page(build_planner(engine, current_user(), code, lang)),
+                    mimetype="text/html")

@@ -138,6 +138,35 @@ def test_pages_and_answers_carry_security_headers(server, tokens):
     assert api.headers["Referrer-Policy"] == "same-origin"
 
 
+PAGES = [("admin", "/map"), ("planner", "/map/plan"), ("police", "/map/analysis"),
+         ("police", "/map/coverage"), ("partner", "/map/border"),
+         ("police", "/reports/notice?jurisdiction=430102001001&month=2026-09"), (None, "/login")]
+
+
+def _script_src(response: requests.Response) -> list[str]:
+    policy = response.headers["Content-Security-Policy"]
+    directives = dict(d.strip().split(" ", 1) for d in policy.split(";"))
+    return directives["script-src"].split()
+
+
+@pytest.mark.parametrize("user, path", PAGES)
+def test_pages_run_only_their_own_scripts_under_a_fresh_nonce(server, user, path):
+    session = login(server, user) if user else requests.Session()
+    nonces = []
+    for _ in range(2):
+        page = session.get(f"{server}{path}", timeout=60)
+        assert page.status_code == 200
+        sources = _script_src(page)
+        assert "'unsafe-inline'" not in sources and "'unsafe-eval'" not in sources
+        nonce = re.fullmatch(r"'nonce-([\w-]{24})'", sources[-1]).group(1)
+        inline = re.findall(r"<script(?![^>]*\bsrc=)([^>]*)>", page.text)
+        assert all(attributes == f' nonce="{nonce}"' for attributes in inline), inline
+        markup = re.sub(r"<script[^>]*>.*?</script>", "", page.text, flags=re.S)
+        assert not re.search(r"<[^>]*\son[a-z]+\s*=", markup)  # no inline event handlers
+        nonces.append(nonce)
+    assert nonces[0] != nonces[1]
+
+
 def test_logout_needs_the_pages_csrf_token(server):
     session = login(server, "viewer")
     r = session.post(f"{server}/logout", timeout=10, allow_redirects=False)

@@ -25,7 +25,7 @@ function safegridAnalysis(map, config) {
   const compared = L.featureGroup().addTo(map);
   const state = {busy: 0, last: null};
   window.safegridAnalysisState = {map, cells, compared, state};
-  const {message, value, call: get, legend} = safegridTools(config, state);
+  const {message, value, esc, call: get, legend} = safegridTools(config, state);
 
   function densityColour(v, top) {
     const i = Math.min(DENSITY.length - 1, Math.floor(DENSITY.length * v / (top || 1)));
@@ -35,9 +35,9 @@ function safegridAnalysis(map, config) {
   function popup(p) {
     const rows = Object.entries(p)
       .filter(([k]) => !["row", "col", "counts", "by_category", "monthly"].includes(k))
-      .map(([k, v]) => "<tr><th>" + (t[k] || k) + "</th><td>" + v + "</td></tr>");
+      .map(([k, v]) => "<tr><th>" + esc(t[k] || k) + "</th><td>" + esc(v) + "</td></tr>");
     for (const [k, v] of Object.entries(p.by_category || {})) {
-      rows.push("<tr><th>· " + (t[k] || k) + "</th><td>" + v + "</td></tr>");
+      rows.push("<tr><th>· " + esc(t[k] || k) + "</th><td>" + esc(v) + "</td></tr>");
     }
     let html = "<table>" + rows.join("") + "</table>";
     const series = Array.isArray(p.counts) ? p.counts : p.monthly;
@@ -134,7 +134,7 @@ function safegridAnalysis(map, config) {
 
   function fill(select, label, runs) {
     const chosen = select.value;
-    select.innerHTML = "<option value=''>" + label + "</option>";
+    select.innerHTML = "<option value=''>" + esc(label) + "</option>";
     for (const r of runs) {
       const option = document.createElement("option");
       option.value = r.id;

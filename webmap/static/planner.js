@@ -61,7 +61,8 @@ function safegridPlanner(map, config) {
 
   function label(feature) {
     const p = feature.properties;
-    return p.code + " · " + (p.households == null ? "–" : p.households) + "户";
+    return escapeHtml(String(p.code)) + " · " + (p.households == null ? "–" : p.households) +
+      "户";
   }
 
   function styleOf(feature) {
@@ -342,8 +343,8 @@ function safegridPlanner(map, config) {
     }
     L.geoJSON(result.data.problems, {
       style: {color: "#ff0000", weight: 3, fillOpacity: 0.5},
-      onEachFeature: (f, layer) => layer.bindTooltip(f.properties.kind + " " +
-                                                     f.properties.area_m2 + " m²"),
+      onEachFeature: (f, layer) => layer.bindTooltip(escapeHtml(f.properties.kind + " " +
+                                                                f.properties.area_m2 + " m²")),
     }).addTo(problems);
     message(t.problems + ": " + result.data.problems.features.map(f => f.properties.kind)
       .join(", "), "error");

@@ -16,10 +16,10 @@ function safegridTools(config, state) {
     return document.getElementById(id).value.trim();
   }
 
+  /* text as HTML: safe between tags and inside quoted attributes */
   function esc(text) {
-    const span = document.createElement("span");
-    span.textContent = text == null ? "" : String(text);
-    return span.innerHTML;
+    return (text == null ? "" : String(text)).replace(/[&<>"']/g, c => ({
+      "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
   }
 
   /* GET url, or POST body as JSON (GeoJSON for a Feature); {ok, status, data}. */
