@@ -145,8 +145,12 @@ def _check_size(area: shapely.Geometry, size: float, per_cell: float,
 
 
 def square_cells(area: shapely.Geometry, size: float, crs=None,
-                 max_cells: int = 5_000_000) -> Lattice:
-    """Squares of side ``size`` metres whose centre lies in ``area``."""
+                 max_cells: int = 5_000_000, cover: bool = False) -> Lattice:
+    """Squares of side ``size`` metres whose centre lies in ``area``.
+
+    With ``cover``, every square that overlaps ``area``, clipped to it: the cells then
+    cover the area exactly, and every point in it lies in one.
+    """
     _check_size(area, size, size * size, max_cells)
     x0, y0, x1, y1 = area.bounds
     ox, oy = math.floor(x0 / size) * size, math.floor(y0 / size) * size
@@ -154,12 +158,34 @@ def square_cells(area: shapely.Geometry, size: float, crs=None,
     rows = max(1, math.ceil((y1 - oy) / size))
     rr, cc = np.mgrid[0:rows, 0:cols]
     cx, cy = ox + (cc + 0.5) * size, oy + (rr + 0.5) * size
-    keep = shapely.contains_xy(area, cx, cy)
-    rr, cc = rr[keep], cc[keep]
+    inside = shapely.contains_xy(area, cx, cy).ravel()
+    rr, cc = rr.ravel(), cc.ravel()
+    if not cover:  # only the kept cells are built
+        rr, cc, inside = rr[inside], cc[inside], inside[inside]
     geoms = shapely.box(ox + cc * size, oy + rr * size, ox + (cc + 1) * size,
                         oy + (rr + 1) * size)
-    cells = gpd.GeoDataFrame({"row": rr, "col": cc}, geometry=geoms, crs=crs)
+    keep, geoms = _kept(area, geoms, inside, cover)
+    cells = gpd.GeoDataFrame({"row": rr[keep], "col": cc[keep]}, geometry=geoms, crs=crs)
     return _lattice(cells, "square", size, (ox, oy))
+
+
+def _kept(area: shapely.Geometry, cells: np.ndarray, centre_inside: np.ndarray,
+          cover: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Which lattice cells to keep (a mask) and their polygons.
+
+    Cells whose centre lies in ``area``; with ``cover`` also those whose centre does
+    not but that overlap it, and every kept cell clipped to ``area``.
+    """
+    if not cover:
+        return centre_inside, cells[centre_inside]
+    shapely.prepare(area)
+    keep = centre_inside.copy()
+    edge = np.flatnonzero(~centre_inside)
+    keep[edge[shapely.intersects(area, cells[edge])]] = True
+    clipped = shapely.intersection(cells[keep], area)
+    has_area = shapely.area(clipped) > 0
+    keep[keep] = has_area
+    return keep, clipped[has_area]
 
 
 def _hex_round(fq: np.ndarray, fr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -177,25 +203,32 @@ def _hex_round(fq: np.ndarray, fr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def hex_cells(area: shapely.Geometry, size: float, crs=None,
-              max_cells: int = 5_000_000) -> Lattice:
-    """Flat-topped hexagons of circumradius ``size`` metres whose centre lies in ``area``."""
+              max_cells: int = 5_000_000, cover: bool = False) -> Lattice:
+    """Flat-topped hexagons of circumradius ``size`` metres whose centre lies in ``area``.
+
+    With ``cover``, every hexagon that overlaps ``area``, clipped to it (as for
+    :func:`square_cells`).
+    """
     _check_size(area, size, 1.5 * SQRT3 * size * size, max_cells)
     x0, y0, x1, y1 = area.bounds
     q0, q1 = math.floor(x0 / (1.5 * size)) - 1, math.ceil(x1 / (1.5 * size)) + 1
     r0 = math.floor(y0 / (SQRT3 * size) - q1 / 2) - 1
     r1 = math.ceil(y1 / (SQRT3 * size) - q0 / 2) + 1
     qq, rr = np.mgrid[q0:q1 + 1, r0:r1 + 1]
+    qq, rr = qq.ravel(), rr.ravel()
     half_x, half_y = size / 2, SQRT3 * size / 2
-    keep = shapely.contains_xy(area, half_x * 3 * qq, half_y * (2 * rr + qq))
-    qq, rr = qq[keep], rr[keep]
+    inside = shapely.contains_xy(area, half_x * 3 * qq, half_y * (2 * rr + qq))
+    if not cover:  # only the kept cells are built
+        qq, rr, inside = qq[inside], rr[inside], inside[inside]
     # Vertices from integer multiples of the half steps: neighbours compute a shared
     # vertex from the same integers, so it is the same point to the last bit.
     dx = np.array([2, 1, -1, -2, -1, 1])
     dy = np.array([0, 1, 1, 0, -1, -1])
     ring = np.stack([half_x * (3 * qq[:, None] + dx),
                      half_y * (2 * rr[:, None] + qq[:, None] + dy)], axis=-1)
-    geoms = shapely.polygons(ring)
-    cells = gpd.GeoDataFrame({"row": rr - r0, "col": qq - q0}, geometry=geoms, crs=crs)
+    keep, geoms = _kept(area, shapely.polygons(ring), inside, cover)
+    cells = gpd.GeoDataFrame({"row": rr[keep] - r0, "col": qq[keep] - q0}, geometry=geoms,
+                             crs=crs)
     return _lattice(cells, "hex", size, (q0, r0))
 
 

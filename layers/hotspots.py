@@ -9,6 +9,7 @@ cells returned in lon/lat. Planners and viewers do not get cells holding fewer t
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import json
 import math
@@ -49,6 +50,8 @@ MIN_SHOWN = 3  # planners and viewers see no cell with fewer incidents than this
 AGGREGATE_ONLY = ("planner", "viewer")
 METHODS = ("gi", "kde", "count")
 MAX_CELLS = 5_000_000
+MAX_STEPS = 600  # time steps of a period (50 years of months, 11 of weeks)
+MAX_CUBE = 20_000_000  # cells x time steps counted at once
 
 
 class BadHotspotRequest(SafegridError):
@@ -81,6 +84,25 @@ class HotspotQuery:
             raise BadHotspotRequest(f"cell must be more than 1 metre, got {self.cell!r}")
         if self.shape not in ("square", "hex"):
             raise BadHotspotRequest(f"shape must be square or hex, got {self.shape!r}")
+        months = _months_between(self.start, self.end)
+        if months > MAX_STEPS:
+            raise BadHotspotRequest(
+                f"the period from {self.start.date()} to {self.end.date()} spans {months} "
+                f"months; a hot-spot period may span at most {MAX_STEPS} (give a later from)")
+
+
+def _months_between(start: dt.datetime, end: dt.datetime) -> int:
+    """Calendar months the period [start, end) touches."""
+    end = end.astimezone(start.tzinfo) - dt.timedelta(microseconds=1)
+    return (end.year - start.year) * 12 + end.month - start.month + 1
+
+
+def _check_cube(cells: int, steps: int) -> None:
+    """BadHotspotRequest when cells x steps is more than can be counted at once."""
+    if cells * steps > MAX_CUBE:
+        raise BadHotspotRequest(
+            f"{cells:,} cells over {steps} time steps make {cells * steps:,} counts, more "
+            f"than {MAX_CUBE:,}: choose larger cells, longer steps or a shorter period")
 
 
 @dataclass
@@ -144,9 +166,10 @@ def _lattice(data: _Data, query: HotspotQuery) -> tuple[Lattice, float, bool]:
 
 
 def _cells(area: shapely.Geometry, size: float, shape: str) -> Lattice:
+    """Every cell that overlaps the jurisdiction, clipped to it: no incident is left out."""
     make = square_cells if shape == "square" else hex_cells
     try:
-        return make(area, size, max_cells=MAX_CELLS)
+        return make(area, size, max_cells=MAX_CELLS, cover=True)
     except ValueError as exc:
         raise BadHotspotRequest(str(exc)) from None
 
@@ -197,7 +220,8 @@ def run_hotspots(conn: Connection, user: User, query: HotspotQuery, method: str 
     lattice, size, chosen = _lattice(data, query)
     counts = count_points(lattice, data.xy)
     columns: dict[str, np.ndarray] = {"count": counts}
-    extra: dict = {"method": method, "incidents": int(len(data.xy))}
+    extra: dict = {"method": method, "incidents": int(len(data.xy)),
+                   "incidents_in_cells": int(counts.sum())}
     if method == "gi":
         z = gi_star(lattice, counts, query.neighbours)
         p = two_sided_p(z)
@@ -230,8 +254,12 @@ def run_hotspots(conn: Connection, user: User, query: HotspotQuery, method: str 
 
 def _add_monthly(features: list[dict], lattice: Lattice, data: _Data, query: HotspotQuery,
                  keep: np.ndarray) -> list[str]:
-    """Each shown cell's incidents per calendar month (``monthly``); the months' starts."""
-    edges = _steps(query.start, query.end, "month")
+    """Each shown cell's incidents per calendar month (``monthly``); the months' starts.
+
+    The first and last month may be partial: they hold the period's part of them.
+    """
+    edges = _calendar_months(query.start, query.end)
+    _check_cube(len(lattice.cells), len(edges) - 1)
     at = np.searchsorted(edges, data.when, side="right") - 1
     per = count_points_by(lattice, data.xy, at, len(edges) - 1)[:, keep]
     for i, feature in enumerate(features):
@@ -250,34 +278,70 @@ def _add_categories(features: list[dict], lattice: Lattice, data: _Data,
                                                 if per[k, i]}
 
 
-def _steps(start: dt.datetime, end: dt.datetime, step: str) -> np.ndarray:
-    """Edges (UTC) of the time steps from ``start`` to ``end``.
-
-    7-day weeks from the start, or calendar months in the start's own time zone (the
-    first and last may be partial).
-    """
-    if step not in ("week", "month"):
-        raise BadHotspotRequest(f"step must be week or month, got {step!r}")
-    edges = [start]
-    while True:
-        last = edges[-1]
-        if step == "week":
-            nxt = last + dt.timedelta(days=7)
-        else:
-            year, month = (last.year + 1, 1) if last.month == 12 else (last.year, last.month + 1)
-            nxt = last.replace(year=year, month=month, day=1, hour=0, minute=0, second=0,
-                               microsecond=0)
-        if nxt >= end:
-            break
-        edges.append(nxt)
-    edges.append(end)
+def _utc(edges: list[dt.datetime]) -> np.ndarray:
     return np.array([np.datetime64(e.astimezone(dt.UTC).replace(tzinfo=None), "us")
                      for e in edges])
 
 
+def _calendar_months(start: dt.datetime, end: dt.datetime) -> np.ndarray:
+    """Edges (UTC) of the calendar months (in the start's time zone) from start to end."""
+    edges = [start]
+    while True:
+        last = edges[-1]
+        year, month = (last.year + 1, 1) if last.month == 12 else (last.year, last.month + 1)
+        nxt = last.replace(year=year, month=month, day=1, hour=0, minute=0, second=0,
+                           microsecond=0)
+        if nxt >= end:
+            break
+        edges.append(nxt)
+    return _utc([*edges, end])
+
+
+def _month_back(end: dt.datetime, k: int) -> dt.datetime:
+    """``end`` moved back ``k`` calendar months (the day clamped to the month's length)."""
+    index = end.year * 12 + end.month - 1 - k
+    year, month = divmod(index, 12)
+    return end.replace(year=year, month=month + 1,
+                       day=min(end.day, calendar.monthrange(year, month + 1)[1]))
+
+
+def _steps(start: dt.datetime, end: dt.datetime, step: str) -> tuple[np.ndarray, bool]:
+    """Edges (UTC) of the time steps from ``start`` to ``end``, aligned to the end.
+
+    Whole 7-day weeks, or whole months (a period ending at the start of a month has
+    calendar months), counted back from ``end``; only the first step may be partial,
+    as ArcGIS's default end-time alignment does. The last step, which emerging hot-spot
+    categories hinge on, is always whole. Returns the edges and whether the first
+    step is partial. At most :data:`MAX_STEPS` steps.
+    """
+    if step not in ("week", "month"):
+        raise BadHotspotRequest(f"step must be week or month, got {step!r}")
+    # a cheap bound first (months of at most 31 days), so no huge list is built
+    span = (end - start) / dt.timedelta(days=7 if step == "week" else 31)
+    local_end = end.astimezone(start.tzinfo)
+    edges = [local_end]
+    while span <= MAX_STEPS + 1 and edges[-1] > start:
+        k = len(edges)
+        edges.append(local_end - dt.timedelta(days=7 * k) if step == "week"
+                     else _month_back(local_end, k))
+    if span > MAX_STEPS + 1 or len(edges) - 1 > MAX_STEPS:
+        raise BadHotspotRequest(f"the period holds more than {MAX_STEPS} {step}s; at most "
+                                f"{MAX_STEPS} time steps are counted (give a later from or "
+                                "a longer step)")
+    partial = edges[-1] < start
+    edges[-1] = start
+    return _utc(edges[::-1]), partial
+
+
+def _step_edges(edges: np.ndarray, like: dt.datetime) -> list[dict]:
+    """Each step as ``{"from", "to"}`` (ISO, in the time zone of ``like``)."""
+    return [{"from": _local(a, like), "to": _local(b, like)}
+            for a, b in zip(edges[:-1], edges[1:], strict=True)]
+
+
 def _local(edge: np.datetime64, like: dt.datetime) -> str:
     """A UTC step edge as an ISO date-time in the time zone of ``like``."""
-    moment = dt.datetime.fromisoformat(str(edge.astype("datetime64[s]"))).replace(
+    moment = dt.datetime.fromisoformat(str(edge.astype("datetime64[us]"))).replace(
         tzinfo=dt.UTC)
     return moment.astimezone(like.tzinfo).isoformat()
 
@@ -286,18 +350,21 @@ def run_emerging(conn: Connection, user: User, query: HotspotQuery, step: str = 
                  time_window: int = 1) -> dict:
     """Cells with their emerging hot-spot category over the period in weekly/monthly steps."""
     query.check()
-    edges = _steps(query.start, query.end, step)
+    edges, partial = _steps(query.start, query.end, step)
     if len(edges) < 3:
         raise BadHotspotRequest("the period holds fewer than two time steps")
     data = _load(conn, user, query)
     lattice, size, chosen = _lattice(data, query)
+    _check_cube(len(lattice.cells), len(edges) - 1)
     at = np.searchsorted(edges, data.when, side="right") - 1
     cube = count_points_by(lattice, data.xy, at, len(edges) - 1)
     result = emerging_hotspots(lattice, cube.astype(float), query.neighbours, time_window)
     counts = cube.sum(axis=0)
     keep = _shown(user, counts) & ((counts > 0) | (result["category"] != "no_pattern"))
     parameters = _parameters(query, size, chosen, data.crs, step=step, steps=len(edges) - 1,
-                             time_window=time_window, incidents=int(len(data.xy)))
+                             first_step_partial=partial, time_window=time_window,
+                             incidents=int(len(data.xy)),
+                             incidents_in_cells=int(counts.sum()))
     summary = {"cells": int(len(counts)), "shown": int(keep.sum()),
                "categories": _tally(result["category"][keep])}
     columns = {"count": counts, "category": result["category"],
@@ -307,7 +374,8 @@ def run_emerging(conn: Connection, user: User, query: HotspotQuery, step: str = 
     for feature, counts_t in zip(features, series, strict=True):
         feature["properties"]["counts"] = [int(c) for c in counts_t]
     body = {"type": "FeatureCollection", "parameters": parameters, "summary": summary,
-            "steps": [_local(e, query.start) for e in edges[:-1]], "features": features}
+            "steps": [_local(e, query.start) for e in edges[:-1]],
+            "step_edges": _step_edges(edges, query.start), "features": features}
     body["run"] = _save(conn, user, "emerging", query, parameters, summary, body)
     return body
 
@@ -337,12 +405,13 @@ def run_batch(engine: Engine, user: User, query: HotspotQuery, client=None,
     if query.cell is None:
         raise BadHotspotRequest("a batch run needs cell=METRES (choosing it needs every "
                                 "incident in one process)")
-    edges = _steps(query.start, query.end, step)
+    edges, partial = _steps(query.start, query.end, step)
     if len(edges) < 3:
         raise BadHotspotRequest("the period holds fewer than two time steps")
     with engine.connect() as conn:
         area, crs = _metric_area(conn, user, query.jurisdiction)
     lattice = _cells(area, float(query.cell), query.shape)
+    _check_cube(len(lattice.cells), len(edges) - 1)
     points = incidents_by_step(engine.url.render_as_string(hide_password=False),
                                query.jurisdiction, edges, crs.to_string(), query.category)
     cube = cube_dask(lattice, points, edges, client)
@@ -360,14 +429,15 @@ def run_batch(engine: Engine, user: User, query: HotspotQuery, client=None,
         feature["properties"]["counts"] = [int(c) for c in counts_t]
     parameters = _parameters(query, float(query.cell), False, crs.to_string(), method="gi",
                              fdr=True, step=step, steps=len(edges) - 1,
-                             time_window=time_window,
+                             first_step_partial=partial, time_window=time_window,
                              incidents_in_cells=int(counts.sum()),
                              batch={"partitions": points.npartitions})
     summary = {"cells": int(len(counts)), "shown": int(keep.sum()),
                "classes": _tally(columns["class"][keep]),
                "categories": _tally(emerging["category"][keep])}
     body = {"type": "FeatureCollection", "parameters": parameters, "summary": summary,
-            "steps": [_local(e, query.start) for e in edges[:-1]], "features": features}
+            "steps": [_local(e, query.start) for e in edges[:-1]],
+            "step_edges": _step_edges(edges, query.start), "features": features}
     with engine.begin() as conn:
         body["run"] = _save(conn, user, "gi", query, parameters, summary, body)
     return body
@@ -389,6 +459,10 @@ def run_evaluation(conn: Connection, user: User, train: HotspotQuery, test: Hots
         raise BadHotspotRequest(f"unknown method {method!r}; methods are {', '.join(METHODS)}")
     if not 0 < share < 1:
         raise BadHotspotRequest(f"share must be between 0 and 1, got {share!r}")
+    if test.start < train.end:
+        raise BadHotspotRequest(
+            f"the test period ({test.start.isoformat()}) starts before training ends "
+            f"({train.end.isoformat()}): a method is judged on incidents it has not seen")
     trained = _load(conn, user, train)
     lattice, size, chosen = _lattice(trained, train)
     tested = _load(conn, user, test)
@@ -402,12 +476,18 @@ def run_evaluation(conn: Connection, user: User, train: HotspotQuery, test: Hots
         score = kde(lattice, trained.xy) if len(trained.xy) >= 2 else train_counts
     else:
         score = train_counts.astype(float)
-    chosen_cells = np.zeros(len(score), dtype=bool)
-    chosen_cells[np.argsort(-score, kind="stable")[:max(1, round(share * len(score)))]] = True
+    # the highest-ranked cells up to ``share`` of the area (cells on the boundary are
+    # clipped, so their number is not the measure)
     areas = shapely.area(lattice.cells.geometry.values)
+    ranked = np.argsort(-score, kind="stable")
+    within = np.cumsum(areas[ranked]) <= share * areas.sum()
+    chosen_cells = np.zeros(len(score), dtype=bool)
+    chosen_cells[ranked[:max(1, int(within.sum()))]] = True
     result = evaluate(chosen_cells, test_counts, areas, train_counts)
     parameters = _parameters(train, size, chosen, trained.crs, method=method, share=share,
-                             test_from=test.start.isoformat(), test_to=test.end.isoformat())
+                             test_from=test.start.isoformat(), test_to=test.end.isoformat(),
+                             incidents_in_cells=int(train_counts.sum()),
+                             test_incidents_in_cells=int(test_counts.sum()))
     body = {**{k: (round(v, 6) if isinstance(v, float) else v) for k, v in result.items()},
             "parameters": parameters}
     body["run"] = _save(conn, user, "evaluate", train, parameters, result, body)

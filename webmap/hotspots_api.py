@@ -23,7 +23,7 @@ from layers.safety import safety_index
 
 from .app import db_engine
 from .auth import current_user
-from .params import BadRequest, flag_arg, instant, number_arg, only_params
+from .params import BadRequest, flag_arg, instant, number_arg, only_params, period_end
 
 bp = Blueprint("hotspots_api", __name__)
 
@@ -43,7 +43,7 @@ def _neighbours() -> str | float:
 
 def _period(start_name: str, end_name: str) -> tuple[dt.datetime, dt.datetime]:
     end_raw, start_raw = request.args.get(end_name), request.args.get(start_name)
-    end = instant(end_raw, True) if end_raw else dt.datetime.now(dt.UTC)
+    end = period_end(end_raw) if end_raw else dt.datetime.now(dt.UTC)
     start = instant(start_raw, False) if start_raw else end - dt.timedelta(days=DEFAULT_DAYS)
     return start, end
 

@@ -226,6 +226,18 @@ def instant(text: str, end_of_day: bool) -> dt.datetime:
     return moment
 
 
+def period_end(text: str) -> dt.datetime:
+    """The exclusive end of a period given as ``to``: a date includes that whole day.
+
+    ``to=2025-12-31`` ends at the first moment of 1 January 2026 (local time), so a
+    period of dates is whole days and whole months; a date-time is taken as it is.
+    """
+    text = text.strip()
+    if "T" not in text.upper() and len(text) == 10:
+        return instant(text, False) + dt.timedelta(days=1)
+    return instant(text, True)
+
+
 # Clients with no open-ended interval of their own write the first or last year they
 # can (QGIS: 0000-01-01T00:00:00Z/..., .../9999-12-31T00:00:00Z): no bound at all.
 FAR_YEARS = ("0000", "9999")

@@ -230,6 +230,19 @@ def _hotspots() -> list[Case]:
          "fewer than two time steps"),
         (f"/api/hotspots/emerging?jurisdiction={CITY}&from=0001-01-01", "the year 1"),
         (f"/api/hotspots/evaluate?jurisdiction={CITY}&share=2", "share"),
+        # periods and cubes too large to count
+        (f"/api/hotspots/emerging?jurisdiction={CITY}&from=1900-01-01&to=2026-01-01",
+         "at most 600"),
+        (f"/api/hotspots/emerging?jurisdiction={CITY}&step=week&from=2010-01-01&"
+         "to=2026-01-01", "at most 600"),
+        (f"/api/hotspots?jurisdiction={CITY}&from=1900-01-01&to=2026-01-01", "at most 600"),
+        (f"/api/hotspots/evaluate?jurisdiction={CITY}&train_from=1900-01-01&"
+         "train_to=2025-12-31&test_from=2026-01-01&test_to=2026-03-31", "at most 600"),
+        (f"/api/hotspots/emerging?jurisdiction={CITY}&cell=5&from=2025-01-01&to=2026-12-31",
+         "more than 20,000,000"),
+        (f"/api/hotspots/evaluate?jurisdiction={CITY}&train_from=2026-01-01&"
+         "train_to=2026-06-30&test_from=2026-05-01&test_to=2026-09-30",
+         "starts before training ends"),
         (f"/api/hotspots/evaluate?jurisdiction={CITY}&method=x", "unknown method"),
     ]
     return [Case(path.removeprefix("/api/"), "police", "GET", path, 400, word)

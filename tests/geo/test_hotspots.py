@@ -196,3 +196,27 @@ def test_count_points_by_group_equals_counting_each_group():
     per = count_points_by(lattice, xy, group, 4)
     for g in range(4):
         assert np.array_equal(per[g], count_points(lattice, xy[group == g]))
+
+
+@pytest.mark.parametrize("make", [square_cells, hex_cells])
+def test_covering_cells_count_every_point_of_the_area(make):
+    # a district with a ragged edge; points crowd within 30 m of it
+    area = shapely.Polygon([(0, 0), (2300, 150), (2500, 1900), (1200, 2600), (-200, 1700)])
+    rng = np.random.default_rng(7)
+    edge = shapely.line_interpolate_point(area.exterior, rng.uniform(0, area.length, 3000))
+    near = shapely.get_coordinates(edge) + rng.normal(0, 15, (3000, 2))
+    near = near[shapely.contains_xy(area, near[:, 0], near[:, 1])]
+    centred = make(area, 250)
+    covering = make(area, 250, cover=True)
+    assert (centred.locate(near) < 0).sum() > 0.2 * len(near)  # centres alone lose many
+    at = covering.locate(near)
+    assert (at >= 0).all()
+    # each point lies in the (clipped) polygon of its cell, by brute force
+    polys = covering.cells.geometry.values
+    assert shapely.covers(polys[at], shapely.points(near)).all()
+    assert count_points(covering, near).sum() == len(near)
+    # the clipped cells cover the area exactly, without overlap
+    assert shapely.coverage_is_valid(polys)
+    assert abs(shapely.area(polys).sum() - area.area) < 1e-6 * area.area
+    assert set(zip(centred.cells["row"], centred.cells["col"], strict=True)) <= \
+        set(zip(covering.cells["row"], covering.cells["col"], strict=True))

@@ -75,14 +75,17 @@ def test_the_last_moment_of_the_period_counts(db, demo_small, client):
             last = sum(f["properties"]["counts"][-1] for f in batch["features"])
             again = conn.execute(text(
                 "SELECT count(*) FROM incidents i, jurisdictions j WHERE j.code = '430100' "
-                "AND ST_Intersects(i.geom, j.geom) AND i.occurred_at >= '2026-06-01+08' "
-                "AND i.occurred_at <= :e"), {"e": end}).scalar_one()
+                "AND ST_Intersects(i.geom, j.geom) AND i.occurred_at >= :s "
+                "AND i.occurred_at <= :e"),
+                {"s": batch["step_edges"][-1]["from"], "e": end}).scalar_one()
     finally:
         with db.begin() as conn:
             conn.execute(text("DELETE FROM incidents WHERE updated_by = 'test-last'"))
     assert {k: c["count"] for k, c in _cells(batch).items()} == \
         {k: c["count"] for k, c in _cells(single).items()}
-    assert 0 < last <= again  # June's step holds the incident of its last second
+    # the last step (a whole month back from the end) holds the incident of its last second
+    assert batch["step_edges"][-1]["to"] == end.isoformat()
+    assert 0 < last <= again
 
 
 def test_batch_runs_are_for_administrators(db, demo_small):

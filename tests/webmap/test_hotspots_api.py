@@ -17,7 +17,7 @@ PERIOD = "from=2025-11-01&to=2026-10-31"
 def test_gi_cells_count_the_incidents_and_score_like_esda(api, db):
     import esda
     import geopandas as gpd
-    from libpysal.weights import Queen
+    from libpysal.weights import W
 
     r = api("police", f"/api/hotspots?jurisdiction={CITY}&cell=400&{PERIOD}")
     assert r.status_code == 200, r.text[:300]
@@ -38,11 +38,31 @@ def test_gi_cells_count_the_incidents_and_score_like_esda(api, db):
                 "AND occurred_at < '2026-11-01T00:00:00+08:00'"),
                 {"g": cell.geometry.wkt, "c": CITY}).one()
             assert inside <= cell["count"] <= touching and touching - inside <= 3
-    w = Queen.from_dataframe(cells, use_index=False, silence_warnings=True)
+    # cells on the boundary are clipped to it; neighbours are those of the lattice
+    # (rows and columns one apart), whatever the clipping left of them
+    rc = list(zip(cells["row"], cells["col"], strict=True))
+    at = {p: i for i, p in enumerate(rc)}
+    w = W({i: [at[(r + dr, c + dc)] for dr in (-1, 0, 1) for dc in (-1, 0, 1)
+               if (dr or dc) and (r + dr, c + dc) in at] for i, (r, c) in enumerate(rc)},
+          silence_warnings=True)
     g = esda.G_Local(cells["count"].to_numpy(float), w, transform="B", star=True,
                      permutations=0)
     assert np.allclose(cells["z"], g.Zs, atol=1e-5)  # z is answered with 6 decimals
     assert body["summary"]["classes"].get("hot_99", 0) > 0
+    # every incident of the city and period is in a cell, those by its boundary too
+    with db.connect() as conn:
+        total = conn.execute(text(
+            "SELECT count(*) FROM incidents i, jurisdictions j WHERE j.code = :c "
+            "AND ST_Intersects(j.geom, i.geom) AND occurred_at >= '2025-11-01T00:00:00+08:00' "
+            "AND occurred_at < '2026-11-01T00:00:00+08:00'"), {"c": CITY}).scalar_one()
+    assert cells["count"].sum() == body["parameters"]["incidents_in_cells"] == total
+    # and the cells, clipped, cover the city exactly
+    with db.connect() as conn:
+        city = shapely.from_wkb(bytes(conn.execute(text(
+            "SELECT ST_AsBinary(geom) FROM jurisdictions WHERE code = :c"),
+            {"c": CITY}).scalar_one()))
+    assert shapely.union_all(cells.geometry.values).symmetric_difference(city).area < \
+        1e-5 * city.area
     # each cell's incidents by category, and by month, add up to its count
     assert all(sum(f["properties"]["by_category"].values()) == f["properties"]["count"]
                for f in body["features"])
@@ -125,9 +145,8 @@ def test_hot_cells_lie_in_the_jurisdiction(api, db):
         city = shapely.from_wkb(bytes(conn.execute(text(
             "SELECT ST_AsBinary(geom) FROM jurisdictions WHERE code = :c"),
             {"c": CITY}).scalar_one()))
-    centres = shapely.centroid([shapely.geometry.shape(f["geometry"])
-                                for f in body["features"]])
-    assert shapely.contains(city, centres).all()
+    cells = [shapely.geometry.shape(f["geometry"]) for f in body["features"]]
+    assert shapely.covers(city.buffer(1e-7), cells).all()  # clipped to it (7 decimals)
 
 
 def test_safety_index_of_the_grids(api):
