@@ -46,6 +46,7 @@ TEXT = {
            "grids": "个网格", "compare_with": "与已保存的分析对比…", "compared": "对比",
            "hot_cells": "个热点格网", "in_both": "个两次都是热点",
            "categories_all": "拖动查看各期警情", "no_pattern": "无明显模式",
+           "partial_step": "不完整的一期", "step_to": "至",
            **{f"{k}_{side}_spot": f"{v}{'热点' if side == 'hot' else '冷点'}"
               for side in ("hot", "cold") for k, v in _KINDS_ZH.items()}},
     "en": {"title": "Incident hot spots", "method": "Method", "gi": "Hot spots (Gi*)",
@@ -62,6 +63,7 @@ TEXT = {
            "level": "level", "grids": "grids", "compare_with": "Compare with a saved run…",
            "compared": "Compared", "hot_cells": "hot cells", "in_both": "hot in both",
            "categories_all": "drag to see each step's incidents",
+           "partial_step": "a partial step", "step_to": "to",
            **{f"{k}_{side}_spot": f"{k} {side} spot" for side in ("hot", "cold")
               for k in _KINDS_ZH}, "no_pattern": "no pattern"},
 }

@@ -55,9 +55,16 @@ def test_gi_then_emerging_then_a_saved_run(analyst):
     assert page.evaluate(DRAWN) > 0
     # the time slider recolours the cells by each step's counts
     assert page.locator("#sg-time").is_visible()
-    page.locator("#sg-slider").fill("0")
-    first = page.evaluate("window.safegridAnalysisState.state.last.steps[0].slice(0, 10)")
-    assert page.text_content("#sg-step-label") == first
+    page.locator("#sg-slider").focus()
+    page.keyboard.press("Home")  # the first step, by keyboard
+    edges = page.evaluate("window.safegridAnalysisState.state.last.step_edges")
+    label = page.text_content("#sg-step-label")
+    # the step's first and last day (its end is the next step's start, exclusive)
+    assert label.startswith(edges[0]["from"][:10] + " 至 ")
+    assert label.split(" 至 ")[1][:10] < edges[0]["to"][:10]
+    page.keyboard.press("End")  # the last step: a whole month, ending with the period
+    last = page.text_content("#sg-step-label")
+    assert last.startswith(edges[-1]["from"][:10]) and "不完整" not in last
     page.screenshot(path=str(OUTPUT / "analysis-emerging.png"))
 
     # the first (Gi*) run is among the saved ones and reopens

@@ -179,13 +179,27 @@ function safegridAnalysis(map, config) {
     const body = state.last;
     if (!body || !body.steps) return;
     const step = Number(value("sg-slider"));
-    document.getElementById("sg-step-label").textContent = body.steps[step].slice(0, 10);
+    document.getElementById("sg-step-label").textContent = stepLabel(body, step);
     const top = Math.max(1, ...body.features.map(f => f.properties.counts[step]));
     cells.eachLayer(group => group.eachLayer(layer => {
       const c = layer.feature.properties.counts[step];
       const colour = c ? densityColour(c, top) : "#f7f7f7";
       layer.setStyle({fillColor: colour, color: colour});
     }));
+  }
+
+  // "2025-12-02 至 2026-01-01": a step's first and last day (its end is exclusive)
+  function stepLabel(body, step) {
+    const edges = body.step_edges;
+    if (!edges) return body.steps[step].slice(0, 10);  // runs saved before step edges
+    const from = edges[step].from.slice(0, 10);
+    let last = edges[step].to.slice(0, 10);
+    if (/T00:00:00(\.0+)?([+-]|Z)/.test(edges[step].to)) {  // at midnight
+      const [y, m, d] = last.split("-").map(Number);
+      last = new Date(Date.UTC(y, m - 1, d - 1)).toISOString().slice(0, 10);
+    }
+    const partial = step === 0 && (body.parameters || {}).first_step_partial;
+    return from + " " + t.step_to + " " + last + (partial ? " (" + t.partial_step + ")" : "");
   }
 
   function slider(body) {
