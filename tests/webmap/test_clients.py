@@ -15,6 +15,7 @@ import pyogrio
 import pytest
 import requests
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from layers.db import engine
 from layers.registry import LAYERS
@@ -30,9 +31,9 @@ LOGIN_LIMIT = "3/5minutes"
 
 
 @pytest.fixture(scope="module")
-def big(tmp_path_factory):
+def big(db_url, tmp_path_factory):
     """A server on the small demo with its incidents doubled (11 924: over 10 000)."""
-    url = demo_database("safegrid_t_clients_big")
+    url = demo_database(f"{make_url(db_url).database}_clients_big")
     db = engine(url)
     with db.begin() as conn:
         conn.execute(text(

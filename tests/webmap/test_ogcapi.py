@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 import shapely
 from pyproj import Transformer
+from sqlalchemy import text
 
 from layers import LAYERS
 from layers.store import read_features
@@ -188,8 +189,29 @@ def test_output_crs_and_content_crs_header(api):
     np.testing.assert_allclose(xy, expected, atol=0.01)
 
 
-def test_single_item_with_etag_and_404s(api, db):
-    first = api("admin", "/collections/grids/items", params={"limit": 1}).json()["features"][0]
+@pytest.fixture
+def unedited_grid(api, db, keep_grids) -> str:
+    """The code of a grid nobody has edited, made for the test inside the city's first
+    grid (a grid of the demo may have been edited by an earlier test); the grids of its
+    community are put back afterwards."""
+    with db.connect() as conn:
+        code, name, kind, community, geom = conn.execute(text(
+            "SELECT code, name, kind, jurisdiction_code, ST_AsBinary(geom) FROM grids "
+            "WHERE jurisdiction_code LIKE '4301%' ORDER BY id LIMIT 1")).one()
+    keep_grids(community)
+    inner = shapely.from_wkb(bytes(geom)).point_on_surface().buffer(0.0002, 1)
+    feature = {"type": "Feature", "geometry": shapely.geometry.mapping(inner),
+               "properties": {"code": f"{code}-ETAG", "name": f"{name}（ETag）", "kind": kind,
+                              "jurisdiction_code": community}}
+    created = api("admin", "/collections/grids/items", method="POST", json=feature)
+    assert created.status_code == 201, created.text
+    return feature["properties"]["code"]
+
+
+def test_single_item_with_etag_and_404s(api, unedited_grid):
+    first = api("admin", "/collections/grids/items",
+                params={"code": unedited_grid, "limit": 1}).json()["features"][0]
+    assert first["properties"]["code"] == unedited_grid
     one = api("admin", f"/collections/grids/items/{first['id']}")
     assert one.status_code == 200
     assert one.headers["ETag"] == '"1"'

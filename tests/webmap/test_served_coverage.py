@@ -12,6 +12,7 @@ import pytest
 import requests
 import shapely
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from layers.db import engine
 from layers.users import issue_token
@@ -25,9 +26,9 @@ COMMUNITY = "430103002002"
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
+def served(db_url, tmp_path_factory):
     """(base URL, admin headers, community polygon) of a server on its own demo."""
-    url = demo_database("safegrid_served")
+    url = demo_database(f"{make_url(db_url).database}_served")
     db = engine(url)
     with db.begin() as conn:
         token = issue_token(conn, "admin")
