@@ -9,6 +9,7 @@ only; values always travel as bound parameters or COPY data.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from sqlalchemy import Connection, Engine, text
 from tqdm import tqdm
 
 from .errors import InputRejected, RowProblem
-from .partitions import ensure_months, months_of, prepare, staged_months
+from .partitions import ensure_months, months_of, prepare
 from .registry import LAYERS, Layer
 
 __all__ = [
@@ -107,7 +108,8 @@ def write_in(
             f"{layer.name}; nothing was written",
             problems,
         )
-    ensure_months(conn, layer, staged_months(conn, layer))
+    if layer.partitioned:
+        ensure_months(conn, layer, months_of(features[layer.time_field]))
     _insert_from_stage(conn, layer, actor)
     refresh_derived(conn, layer.name, area)
     audit_row(conn, actor, layer.name, "import" if mode == "append" else "replace",
@@ -124,51 +126,88 @@ def drop_stage(conn: Connection) -> None:
 
 def stage(conn: Connection, layer: Layer, features: gpd.GeoDataFrame,
           show: bool = False) -> None:
-    """COPY clean features into the temporary table ``staging`` for checks in SQL."""
+    """COPY clean features into the temporary table ``staging`` for checks in SQL.
+
+    ``staging.pt``, a representative point of each geometry, is computed as rows arrive.
+    """
     fields = layer.input_fields
     columns = ", ".join(f"{q(f.name)} {_SQL_TYPES[f.type]}" for f in fields)
     conn.execute(text(
         f"CREATE TEMP TABLE staging (row_no integer, geom geometry(Geometry, 4326), {columns},"
-        " pt geometry(Point, 4326), derived_code text) ON COMMIT DROP"
+        " pt geometry(Point, 4326) GENERATED ALWAYS AS "
+        f"({_POINT_ITSELF if layer.geometry == 'Point' else _REPRESENTATIVE_POINT}) STORED,"
+        " derived_code text) ON COMMIT DROP"
     ))
-    geoms = shapely.to_wkb(shapely.set_srid(features.geometry.values.to_numpy(), 4326),
-                           hex=True, include_srid=True)
-    values = [_python_values(features[f.name]) for f in fields]
     names = ", ".join(["row_no", "geom", *(q(f.name) for f in fields)])
     cursor = conn.connection.driver_connection.cursor()
     with cursor.copy(f"COPY staging ({names}) FROM STDIN") as copy, tqdm(
         total=len(features), desc=f"loading {layer.name}", unit=" rows", disable=not show,
         leave=False,
     ) as bar:
-        for i, row in enumerate(zip(geoms, *values, strict=True)):
-            copy.write_row((i + 1, *row))
-            if i % 10000 == 9999:
-                bar.update(10000)
-        bar.update(len(features) % 10000)
-    # A stable representative point: the middle of a line (a line's "point on surface"
-    # is an end point when it has only two vertices), a point inside a polygon.
-    conn.execute(text(
-        "UPDATE staging SET pt = CASE WHEN ST_Dimension(geom) = 1 "
-        "THEN ST_LineInterpolatePoint(geom, 0.5) ELSE ST_PointOnSurface(geom) END"
-    ))
-    if len(features) > 50:  # a single edit needs neither
+        for start in range(0, len(features), _COPY_ROWS):
+            chunk = features.iloc[start:start + _COPY_ROWS]
+            copy.write(_copy_text(chunk, [f.name for f in fields], start + 1))
+            bar.update(len(chunk))
+    if len(features) > 50:  # for the point-in-polygon join; a single edit needs none
         conn.execute(text("CREATE INDEX ON staging USING gist (pt)"))
-        conn.execute(text("ANALYZE staging"))
 
 
-def _python_values(series: pd.Series) -> list:
-    """Plain Python values for COPY: None for nulls, no numpy scalars."""
-    out = []
-    for value in series.tolist():
-        if value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
-            out.append(None)
-        elif isinstance(value, pd.Timestamp):
-            out.append(value.to_pydatetime())
-        elif isinstance(value, np.generic):
-            out.append(value.item())
-        else:
-            out.append(value)
-    return out
+# A stable representative point: the middle of a line (a line's "point on surface" is
+# an end point when it has only two vertices), a point inside a polygon; a point layer's
+# own points (the same, without a call per row).
+_REPRESENTATIVE_POINT = ("CASE WHEN ST_Dimension(geom) = 1 THEN ST_LineInterpolatePoint(geom, 0.5)"
+                         " ELSE ST_PointOnSurface(geom) END")
+_POINT_ITSELF = "geom"
+# Rows per COPY message: the database reads one while the next is formatted.
+_COPY_ROWS = 20_000
+_COPY_NULL = "\\N"
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
+_COPY_SPECIAL = "\\\n\r\t"
+
+
+def _copy_text(features: gpd.GeoDataFrame, names: list[str], first_row: int) -> bytes:
+    """Rows of COPY's text format: row number, EWKB (hex), then the fields ``names``."""
+    geoms = shapely.to_wkb(shapely.set_srid(features.geometry.values.to_numpy(), 4326),
+                           hex=True, include_srid=True)
+    columns = [
+        [str(n) for n in range(first_row, first_row + len(features))],
+        [_COPY_NULL if g is None else g for g in geoms],
+        *(_copy_column(features[name]) for name in names),
+    ]
+    return ("".join(["\t".join(row) + "\n" for row in zip(*columns, strict=True)])).encode()
+
+
+def _copy_column(series: pd.Series) -> list[str]:
+    """One column as COPY text: escaped, NULL for nulls, date-times in UTC."""
+    if isinstance(series.dtype, pd.DatetimeTZDtype):
+        utc = series.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy()
+        out = (np.datetime_as_string(utc).astype(object) + "+00").tolist()
+        nulls = np.isnat(utc)
+        return [_COPY_NULL if null else t for t, null in zip(out, nulls, strict=True)] \
+            if nulls.any() else out
+    values = series.tolist()
+    if isinstance(series.dtype, np.dtype) and series.dtype.kind in "iu":  # never null
+        return list(map(str, values))
+    if all(type(v) is str for v in values):
+        joined = "".join(values)
+        if not any(c in joined for c in _COPY_SPECIAL):
+            return values
+    return [_copy_value(v) for v in values]
+
+
+def _copy_value(value: object) -> str:
+    if value is None:
+        return _COPY_NULL
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or value is pd.NaT or value is pd.NA or (
+            isinstance(value, float) and math.isnan(value)):
+        return _COPY_NULL
+    if isinstance(value, dt.date):  # datetimes too; without a zone: the session's
+        return value.isoformat()
+    if isinstance(value, float):
+        return repr(value)
+    return str(value).translate(_COPY_ESCAPES)
 
 
 def database_problems(conn: Connection, layer: Layer,
@@ -206,10 +245,12 @@ def _location_problems(conn: Connection, layer: Layer) -> list[RowProblem]:
         conn.execute(text("CREATE INDEX ON leaf_parts USING gist (geom)"))
         conn.execute(text("ANALYZE leaf_parts"))
         leaves = "SELECT code, geom FROM leaf_parts"
-    conn.execute(text(
-        f"UPDATE staging s SET derived_code = l.code FROM ({leaves}) l "
-        "WHERE ST_Intersects(l.geom, s.pt)"
-    ))
+        _restage_located(conn, layer)
+    else:
+        conn.execute(text(
+            f"UPDATE staging s SET derived_code = l.code FROM ({leaves}) l "
+            "WHERE ST_Intersects(l.geom, s.pt)"
+        ))
     conn.execute(text(f"""
         UPDATE staging s SET derived_code = (
             SELECT l.code FROM ({leaves}) l
@@ -235,6 +276,23 @@ def _location_problems(conn: Connection, layer: Layer) -> list[RowProblem]:
         near=NEAR_M,
     )
     return outside + far
+
+
+def _restage_located(conn: Connection, layer: Layer) -> None:
+    """Fill ``staging.derived_code`` with the leaf part each point lies in, all at once.
+
+    Rewritten as a new table: an UPDATE of every row would cost several times the
+    point-in-polygon tests. A point on a border between leaves takes the lower code.
+    """
+    names = ", ".join(["row_no", "geom", *(q(f.name) for f in layer.input_fields), "pt"])
+    conn.execute(text(
+        "CREATE TEMP TABLE located ON COMMIT DROP AS "
+        f"SELECT {names}, i.leaf_code AS derived_code FROM staging s LEFT JOIN "
+        "(SELECT s.row_no, min(l.code) AS leaf_code FROM leaf_parts l "
+        " JOIN staging s ON ST_Intersects(l.geom, s.pt) GROUP BY s.row_no) i USING (row_no)"
+    ))
+    conn.execute(text("DROP TABLE staging"))
+    conn.execute(text("ALTER TABLE located RENAME TO staging"))
 
 
 def _degrees_for(metres: float) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 
 import geopandas as gpd
@@ -82,8 +83,11 @@ def _is_null(value: object) -> bool:
     return isinstance(value, str) and value.strip() == ""
 
 
-def _coerce_field(raw: pd.Series, f: Field) -> tuple[list, list[tuple[int, str]]]:
+def _coerce_field(raw: pd.Series, f: Field) -> tuple[Sequence, list[tuple[int, str]]]:
     """Coerce one column; return the values and (position, reason) of bad ones."""
+    whole = _coerce_column(raw, f)
+    if whole is not None:
+        return whole, []
     convert = {"text": _to_text, "int": _to_int, "float": _to_float, "datetime": _to_datetime}[
         f.type
     ]
@@ -106,6 +110,68 @@ def _coerce_field(raw: pd.Series, f: Field) -> tuple[list, list[tuple[int, str]]
             bad.append((i, reason))
         values.append(converted)
     return values, bad
+
+
+def _coerce_column(raw: pd.Series, f: Field) -> Sequence | None:
+    """The whole column coerced at once when every value is present and good, else None.
+
+    What typed files hold (numbers, date-times, text) needs no look at each value; a
+    null, a bad value or text to parse goes value by value for its reason. The result
+    equals the value-by-value one.
+    """
+    if len(raw) == 0 or raw.isna().any():
+        return None
+    if f.type == "datetime":
+        return _datetime_column(raw, f)
+    if f.type in ("int", "float"):
+        return _number_column(raw, f)
+    return _text_column(raw.tolist(), f)
+
+
+def _datetime_column(raw: pd.Series, f: Field) -> pd.arrays.DatetimeArray | None:
+    # nanoseconds: Python's datetimes, and so the value-by-value path, drop them
+    if f.choices is not None or not pd.api.types.is_datetime64_any_dtype(raw.dtype) \
+            or raw.dt.unit == "ns":
+        return None
+    if raw.dt.tz is None:
+        try:  # a time a clock change skips or repeats goes value by value
+            raw = raw.dt.tz_localize(LOCAL_TZ, ambiguous="raise", nonexistent="raise")
+        except ValueError:
+            return None
+    if not raw.dt.year.between(*YEARS).all():
+        return None
+    return raw.dt.as_unit("us").array
+
+
+def _number_column(raw: pd.Series, f: Field) -> list | None:
+    kind = raw.dtype
+    if f.choices is not None or pd.api.types.is_bool_dtype(kind) or not (
+            pd.api.types.is_integer_dtype(kind) or pd.api.types.is_float_dtype(kind)):
+        return None
+    numbers = raw.to_numpy(dtype=float)
+    # beyond 2**53 a float is not the whole number it rounds to
+    if not (np.isfinite(numbers).all() and (np.abs(numbers) < 2.0**53).all()):
+        return None
+    if f.type == "int" and not (numbers == np.floor(numbers)).all():
+        return None
+    if f.minimum is not None and not (
+            numbers > f.minimum if f.exclusive_minimum else numbers >= f.minimum).all():
+        return None
+    if f.maximum is not None and not (
+            numbers < f.maximum if f.exclusive_maximum else numbers <= f.maximum).all():
+        return None
+    return (numbers.astype(np.int64) if f.type == "int" else numbers).tolist()
+
+
+def _text_column(values: list, f: Field) -> list | None:
+    if not all(type(v) is str for v in values):
+        return None
+    texts = [v.strip() for v in values]
+    if not all(texts) or any("\x00" in t for t in texts):
+        return None
+    if f.choices is not None and not set(texts) <= set(f.choices):
+        return None
+    return texts
 
 
 def _domain_problem(value: object, f: Field) -> str | None:
