@@ -94,7 +94,9 @@ def read_file(
     override = parse_crs(crs)
     gdf = _read_raw(path, driver)
     gdf = _rename_columns(gdf, layer, driver)
-    gdf = gdf.set_geometry(shapely.force_2d(gdf.geometry.values))  # KML and others carry Z
+    geoms = gdf.geometry.values
+    if (shapely.has_z(geoms) | shapely.has_m(geoms)).any():  # KML and others carry Z
+        gdf = gdf.set_geometry(shapely.force_2d(geoms))
     source_crs = override or gdf.crs or CRS.from_epsg(4326)
     gdf = gdf.set_crs(source_crs, allow_override=True)
     if not source_crs.equals(CRS.from_epsg(4326)):
