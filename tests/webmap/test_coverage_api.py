@@ -101,7 +101,11 @@ def test_gaps_are_unwatched_ranked_by_risk_and_count_their_incidents(api, db):
     to_m = _metric(db)
     for feature in body["features"][:10]:
         gap = shapely.geometry.shape(feature["geometry"])
-        assert to_m(shapely.intersection(gap, watched)).area < 1.0  # rounding only
+        # rounding only: both are served with 7 decimals (about 1 cm), so what they share
+        # is a strip along their common edges (where a view reaches between two shadows
+        # in a wedge narrower than a few centimetres, the rounded wedge and the gap
+        # beside it can cross), not a piece of area
+        assert to_m(shapely.intersection(gap, watched)).buffer(-0.05).is_empty
         with db.connect() as conn:
             inside = conn.execute(text(
                 "SELECT count(*) FROM incidents WHERE ST_Contains(ST_GeomFromText(:g, 4326), "
