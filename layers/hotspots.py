@@ -87,7 +87,8 @@ class HotspotQuery:
         months = _months_between(self.start, self.end)
         if months > MAX_STEPS:
             raise BadHotspotRequest(
-                f"the period from {self.start.date()} to {self.end.date()} spans {months} "
+                f"the period from {self.start.date()} to "
+                f"{(self.end - dt.timedelta(microseconds=1)).date()} spans {months} "
                 f"months; a hot-spot period may span at most {MAX_STEPS} (give a later from)")
 
 
