@@ -166,9 +166,11 @@ _COPY_SPECIAL = "\\\n\r\t"
 
 
 def _copy_text(features: gpd.GeoDataFrame, names: list[str], first_row: int) -> bytes:
-    """Rows of COPY's text format: row number, EWKB (hex), then the fields ``names``."""
-    geoms = shapely.to_wkb(shapely.set_srid(features.geometry.values.to_numpy(), 4326),
-                           hex=True, include_srid=True)
+    """Rows of COPY's text format: row number, WKB (hex), then the fields ``names``.
+
+    The WKB carries no SRID: PostGIS gives it the column's, EPSG:4326.
+    """
+    geoms = shapely.to_wkb(features.geometry.values.to_numpy(), hex=True)
     columns = [
         [str(n) for n in range(first_row, first_row + len(features))],
         [_COPY_NULL if g is None else g for g in geoms],
@@ -279,7 +281,7 @@ def _location_problems(conn: Connection, layer: Layer) -> list[RowProblem]:
 
 
 def _restage_located(conn: Connection, layer: Layer) -> None:
-    """Fill ``staging.derived_code`` with the leaf part each point lies in, all at once.
+    """Fill ``staging.derived_code`` with the leaf jurisdiction each ``pt`` lies in, at once.
 
     Rewritten as a new table: an UPDATE of every row would cost several times the
     point-in-polygon tests. A point on a border between leaves takes the lower code.
@@ -288,8 +290,9 @@ def _restage_located(conn: Connection, layer: Layer) -> None:
     conn.execute(text(
         "CREATE TEMP TABLE located ON COMMIT DROP AS "
         f"SELECT {names}, i.leaf_code AS derived_code FROM staging s LEFT JOIN "
-        "(SELECT s.row_no, min(l.code) AS leaf_code FROM leaf_parts l "
-        " JOIN staging s ON ST_Intersects(l.geom, s.pt) GROUP BY s.row_no) i USING (row_no)"
+        "(SELECT DISTINCT ON (s.row_no) s.row_no, l.code AS leaf_code FROM leaf_parts l "
+        " JOIN staging s ON ST_Intersects(l.geom, s.pt) ORDER BY s.row_no, l.code) i "
+        "USING (row_no)"
     ))
     conn.execute(text("DROP TABLE staging"))
     conn.execute(text("ALTER TABLE located RENAME TO staging"))
