@@ -159,7 +159,7 @@ _REPRESENTATIVE_POINT = ("CASE WHEN ST_Dimension(geom) = 1 THEN ST_LineInterpola
                          " ELSE ST_PointOnSurface(geom) END")
 _POINT_ITSELF = "geom"
 # Rows per COPY message: the database reads one while the next is formatted.
-_COPY_ROWS = 20_000
+_COPY_ROWS = 2_000
 _COPY_NULL = "\\N"
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
 _COPY_SPECIAL = "\\\n\r\t"
