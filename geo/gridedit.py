@@ -194,20 +194,30 @@ def _rounded(geoms: dict[int, shapely.Geometry], grid_size: float,
     if not grid_size or not geoms:
         return geoms
     rounded = to_served(np.array(list(geoms.values()), dtype=object), grid_size)
-    anchors = np.unique(shapely.get_coordinates(np.array(list(stored.values()),
-                                                         dtype=object)), axis=0)
-    if len(anchors):
-        tree = shapely.STRtree(shapely.points(anchors))
-
-        def onto(coords: np.ndarray) -> np.ndarray:
-            at, nearest = tree.query_nearest(shapely.points(coords),
-                                             max_distance=2 * grid_size, all_matches=False)
-            out = coords.copy()
-            out[at] = anchors[nearest]
-            return out
-
-        rounded = to_served(shapely.transform(rounded, onto), grid_size)
+    if stored:
+        rounded = to_served(_onto_vertices(
+            rounded, np.array(list(stored.values()), dtype=object), 2 * grid_size), grid_size)
     return dict(zip(geoms, rounded, strict=True))
+
+
+def _onto_vertices(geoms, others: np.ndarray, tolerance: float):
+    """``geoms`` with each vertex within ``tolerance`` of a vertex of ``others`` moved onto it.
+
+    Only vertices move (segments are not bent towards other vertices).
+    """
+    existing = np.unique(shapely.get_coordinates(others), axis=0)
+    if not len(existing):
+        return geoms
+    tree = shapely.STRtree(shapely.points(existing))
+
+    def onto(coords: np.ndarray) -> np.ndarray:
+        at, nearest = tree.query_nearest(shapely.points(coords), max_distance=tolerance,
+                                         all_matches=False)
+        out = coords.copy()
+        out[at] = existing[nearest]
+        return out
+
+    return shapely.transform(geoms, onto)
 
 
 def _same(a: shapely.Geometry, b: shapely.Geometry) -> bool:
@@ -256,20 +266,10 @@ def _snap(geom: shapely.Geometry, area: shapely.Geometry,
     Only vertices move (segments are not bent towards other vertices), so the parts
     of an outline that were not edited stay exactly as stored.
     """
-    existing = shapely.get_coordinates(np.array(
-        [area.boundary, *shapely.boundary(np.array(list(grids.values()), dtype=object))],
-        dtype=object))
-    existing = np.unique(existing, axis=0)
-    tree = shapely.STRtree(shapely.points(existing))
-
-    def onto(coords: np.ndarray) -> np.ndarray:
-        at, nearest = tree.query_nearest(shapely.points(coords), max_distance=tolerance,
-                                         all_matches=False)
-        out = coords.copy()
-        out[at] = existing[nearest]
-        return out
-
-    snapped = shapely.transform(geom, onto)
+    existing = np.array([area.boundary, *shapely.boundary(np.array(list(grids.values()),
+                                                                   dtype=object))],
+                        dtype=object)
+    snapped = _onto_vertices(geom, existing, tolerance)
     if snapped.is_valid:
         return snapped
     # two vertices landed on one point: keep the polygonal part of the repaired shape
