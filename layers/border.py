@@ -25,6 +25,7 @@ from sqlalchemy import Connection, text
 
 from geo.border import (
     REACH,
+    TOLERANCE,
     UNCOVERED_WEIGHT,
     NotNeighbours,
     Patrol,
@@ -45,7 +46,7 @@ from geo.hotspots import (
 )
 
 from . import edit
-from .access import BORDER_ZONE_M, Forbidden, require_within, require_write
+from .access import BORDER_ZONE_M, Forbidden, require_within, require_write, subtree_codes
 from .coverage import CoverageQuery, Scene, look, watching
 from .errors import SafegridError
 from .hotspots import AGGREGATE_ONLY, MIN_SHOWN
@@ -53,7 +54,8 @@ from .registry import INCIDENT_CATEGORIES, LAYERS
 from .users import User
 from .validate import LOCAL_TZ
 
-__all__ = ["BadBorderRequest", "BorderQuery", "border_view", "patrol_plan"]
+__all__ = ["BadBorderRequest", "BorderQuery", "Neighbours", "border_view",
+           "neighbour_pairs", "patrol_plan"]
 
 MAX_WIDTH = 20_000.0
 HOT_CELL = 250.0  # metres: the side of the hot-spot cells over the zone
@@ -130,6 +132,79 @@ def _allowed(conn: Connection, user: User, query: BorderQuery) -> None:
     require_within(conn, user, query.b)
 
 
+@dataclass(frozen=True)
+class Neighbours:
+    """Two jurisdictions of one level (cities, or districts) that share a border."""
+
+    a: str
+    a_name: str
+    b: str
+    b_name: str
+    level: str
+
+
+PAIR_LEVELS = ("city", "district")
+# Whether two jurisdictions share a border, by (codes, ids and versions of both): the
+# header of every map page asks.
+_SHARED: dict[tuple, bool] = {}
+
+
+def _metric(shapes: list[shapely.Geometry]) -> tuple:
+    """``shapes`` (lon/lat) in the UTM zone of their middle: (crs, forward, inverse, shapes)."""
+    middle = shapely.union_all(shapes).centroid
+    crs = metric_crs(middle.x, middle.y)
+    forward = Transformer.from_crs(4326, crs, always_xy=True)
+    inverse = Transformer.from_crs(crs, 4326, always_xy=True)
+    moved = [shapely.transform(s, lambda xy: np.column_stack(
+        forward.transform(xy[:, 0], xy[:, 1]))) for s in shapes]
+    return crs, forward, inverse, moved
+
+
+def _share_border(key: tuple, a: bytes, b: bytes) -> bool:
+    """Whether the jurisdictions (WKB, lon/lat) share a border (:func:`shared_border`)."""
+    if key not in _SHARED:
+        _crs, _f, _i, (ma, mb) = _metric([shapely.from_wkb(a), shapely.from_wkb(b)])
+        try:
+            shared_border(ma, mb, TOLERANCE)
+            found = True
+        except NotNeighbours:
+            found = False
+        if len(_SHARED) > 4096:
+            _SHARED.clear()
+        _SHARED[key] = found
+    return _SHARED[key]
+
+
+def _scope_codes(conn: Connection, user: User) -> list[str] | None:
+    """The jurisdictions a user may pair: None for all (admins)."""
+    if user.role == "admin":
+        return None
+    if user.role == "border_partner":
+        return [user.jurisdiction, user.partner]
+    return subtree_codes(conn, user.jurisdiction)
+
+
+def neighbour_pairs(conn: Connection, user: User) -> list[Neighbours]:
+    """The pairs of neighbouring jurisdictions ``user`` may open on the border page.
+
+    Two cities, or two districts, that share a border (:func:`geo.border.shared_border`
+    at the default tolerance) and that both lie in the user's scope: anywhere for an
+    admin, their own and the partner city for a border partner, their jurisdiction and
+    what lies under it for the other roles. Cities first, then by code.
+    """
+    rows = conn.execute(text("""
+        SELECT a.code, a.name, b.code, b.name, a.level, a.id, a.version, b.id, b.version,
+               ST_AsBinary(a.geom), ST_AsBinary(b.geom)
+        FROM jurisdictions a JOIN jurisdictions b
+             ON a.level = b.level AND a.code < b.code AND a.geom && ST_Expand(b.geom, 0.001)
+        WHERE a.level = ANY(:levels)
+          AND (CAST(:codes AS text[]) IS NULL OR (a.code = ANY(:codes) AND b.code = ANY(:codes)))
+        ORDER BY array_position(CAST(:levels AS text[]), a.level::text), a.code, b.code"""),
+        {"levels": list(PAIR_LEVELS), "codes": _scope_codes(conn, user)}).all()
+    return [Neighbours(r[0], r[1], r[2], r[3], r[4]) for r in rows
+            if _share_border((r[0], r[2], *r[5:9]), bytes(r[9]), bytes(r[10]))]
+
+
 def _load(conn: Connection, user: User, query: BorderQuery) -> _Border:
     query.check()
     rows = {r[0]: r for r in conn.execute(text(
@@ -139,13 +214,8 @@ def _load(conn: Connection, user: User, query: BorderQuery) -> _Border:
         if code not in rows:
             raise BadBorderRequest(f"unknown jurisdiction {code!r}")
     _allowed(conn, user, query)
-    shapes = {c: shapely.from_wkb(bytes(rows[c][2])) for c in (query.a, query.b)}
-    middle = shapely.union(*shapes.values()).centroid
-    crs = metric_crs(middle.x, middle.y)
-    forward = Transformer.from_crs(4326, crs, always_xy=True)
-    inverse = Transformer.from_crs(crs, 4326, always_xy=True)
-    a, b = (shapely.transform(shapes[c], lambda xy: np.column_stack(
-        forward.transform(xy[:, 0], xy[:, 1]))) for c in (query.a, query.b))
+    crs, forward, inverse, (a, b) = _metric([shapely.from_wkb(bytes(rows[c][2]))
+                                             for c in (query.a, query.b)])
     try:
         line = shared_border(a, b, query.tolerance)
     except NotNeighbours as exc:

@@ -11,17 +11,17 @@ sector and route. "Print" lays the plan out as a table under the map for the pri
 
 from __future__ import annotations
 
+import math
+
 from flask import Blueprint, Response, current_app, request
 from markupsafe import escape
-from sqlalchemy import text
 
-from layers.access import subtree_codes
+from layers.border import MAX_WIDTH, Neighbours, neighbour_pairs
 from layers.registry import LAYERS
-from layers.users import User
 
 from .app import db_engine
 from .auth import csrf_token, current_user
-from .mapview import BadParameter, page_lang, tool_page
+from .mapview import page_lang, tool_page
 
 bp = Blueprint("border_map", __name__)
 
@@ -42,7 +42,17 @@ TEXT = {
            "stop_crossing": "道路过境点", "stop_hot_cell": "热点格网中心",
            "why_no_roads": "本方边界带及其外 {detour} 米内没有道路",
            "why_no_road": "最近的道路在 {distance} 米外,超过 {reach} 米",
-           "why_not_joined": "所在道路在边界带外 {detour} 米内不与其他途经点的道路相连"},
+           "why_not_joined": "所在道路在边界带外 {detour} 米内不与其他途经点的道路相连",
+           "no_pairs": "您的辖区内没有两个相邻的市或区县,无法进行边界联防。",
+           "not_a_pair": "{a} 与 {b} 不是您可选的一对相邻辖区,现显示 {shown}。",
+           "width_rule": "每侧宽度须为大于 0、不超过 {max} 的米数",
+           "width_shown": ",现按 {width} 米显示。",
+           "status_400": "请求参数有误,请检查每侧宽度和巡逻队数",
+           "status_401": "登录已失效,请重新登录",
+           "status_403": "您无权查看或规划这段边界",
+           "status_413": "请求过大", "status_422": "无法按所给条件完成,请检查所选辖区和参数",
+           "status_429": "请求过于频繁,请稍后再试",
+           "status_other": "服务器未能完成请求,请稍后再试"},
     "en": {"title": "Border joint defence", "a": "City A", "b": "City B",
            "width": "Width each side (m)", "show": "Show border", "teams": "Teams",
            "plan": "Plan patrols", "print": "Print plan", "map": "Overview map",
@@ -61,24 +71,38 @@ TEXT = {
            "why_no_roads": "no road on this side within {detour} m beyond the zone",
            "why_no_road": "the nearest road is {distance} m away, more than {reach} m",
            "why_not_joined": "its road does not join the other stops' roads within "
-                             "{detour} m beyond the zone"},
+                             "{detour} m beyond the zone",
+           "no_pairs": "Your jurisdiction holds no two neighbouring cities or districts: "
+                       "there is no border to work on.",
+           "not_a_pair": "{a} and {b} are not a pair of neighbours you may open; showing "
+                         "{shown}.",
+           "width_rule": "The width each side must be more than 0 and at most {max} m",
+           "width_shown": "; showing {width} m.",
+           "status_400": "a parameter is wrong: check the width and the teams",
+           "status_401": "your login has expired: log in again",
+           "status_403": "you may not see or plan this border",
+           "status_413": "the request is too large",
+           "status_422": "this cannot be done as asked: check the jurisdictions and "
+                         "parameters", "status_429": "too many requests: try again shortly",
+           "status_other": "the server could not answer: try again later"},
 }
 
 
-def _cities(user: User) -> list[tuple[str, str]]:
-    """The cities the user may pair (a border partner: their own two)."""
-    with db_engine(current_app).connect() as conn:
-        if user.role == "border_partner":
-            codes = [user.jurisdiction, user.partner]
-        elif user.jurisdiction:
-            codes = subtree_codes(conn, user.jurisdiction)
-        else:
-            codes = None
-        rows = conn.execute(text(
-            "SELECT code, name FROM jurisdictions WHERE level IN ('city', 'district') "
-            "AND (CAST(:c AS text[]) IS NULL OR code = ANY(:c)) ORDER BY code"),
-            {"c": codes}).all()
-    return [(r[0], r[1]) for r in rows]
+def _pair(pairs: list[Neighbours], a: str | None, b: str | None) -> tuple[str, str] | None:
+    """(a, b) as asked when it is one of ``pairs`` (either way round), else None."""
+    for p in pairs:
+        if {a, b} == {p.a, p.b}:
+            return a, b
+    return None
+
+
+def _choices(pairs: list[Neighbours]) -> dict[str, list[tuple[str, str]]]:
+    """Each jurisdiction of ``pairs`` and its neighbours, as (code, name)."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for p in pairs:
+        out.setdefault(p.a, []).append((p.b, p.b_name))
+        out.setdefault(p.b, []).append((p.a, p.a_name))
+    return out
 
 
 def _select(name: str, choices: list[tuple[str, str]], chosen: str) -> str:
@@ -87,26 +111,33 @@ def _select(name: str, choices: list[tuple[str, str]], chosen: str) -> str:
     return f'<select id="sg-{name}">{options}</select>'
 
 
-def _controls(a: str, b: str, width: float, lang: str, choices: list[tuple[str, str]],
-              can_plan: bool) -> str:
+def _controls(a: str, b: str, width: float, lang: str,
+              neighbours: dict[str, list[tuple[str, str]]], can_plan: bool,
+              notice: str) -> str:
     t = TEXT[lang]
     other = "en" if lang == "zh" else "zh"
+    names = {c: n for options in neighbours.values() for c, n in options}
     plan = f"""
       <div class="sg-row">{escape(t['teams'])}
         <label>{escape(t['a'])} <input id="sg-teams-a" size="2" value="2"></label>
         <label>{escape(t['b'])} <input id="sg-teams-b" size="2" value="2"></label>
         <button type="button" id="sg-plan">{escape(t['plan'])}</button></div>""" \
         if can_plan else ""
+    warning = f'<div id="sg-notice" role="alert" style="background:#fff3cd;' \
+        f'color:#6b4a00;padding:4px;border-radius:3px">{escape(notice)}</div>' \
+        if notice else ""
     return f"""
     <div id="sg-panel">
       <div class="sg-row"><b>{escape(t['title'])}</b>
         <a href="/map?lang={lang}">{escape(t['map'])}</a>
         <a href="/map/border?a={escape(a)}&b={escape(b)}&lang={other}">{t['lang']}</a></div>
-      <div class="sg-row"><label>{escape(t['a'])} {_select('a', choices, a)}</label></div>
-      <div class="sg-row"><label>{escape(t['b'])} {_select('b', choices, b)}</label></div>
+      <div class="sg-row"><label>{escape(t['a'])}
+        {_select('a', [(c, names[c]) for c in neighbours], a)}</label></div>
+      <div class="sg-row"><label>{escape(t['b'])} {_select('b', neighbours[a], b)}</label></div>
       <div class="sg-row"><label>{escape(t['width'])}
         <input id="sg-width" size="6" value="{width:g}"></label>
         <button type="button" id="sg-show">{escape(t['show'])}</button></div>
+      {warning}
       {plan}
       <div id="sg-message" role="status" aria-live="polite"></div>
       <div id="sg-summary"></div>
@@ -116,28 +147,71 @@ def _controls(a: str, b: str, width: float, lang: str, choices: list[tuple[str, 
     <section id="sg-plan-sheet"></section>"""
 
 
+def _no_pairs(lang: str) -> Response:
+    """The page of a user with no two neighbouring jurisdictions, in ``lang``."""
+    t = TEXT[lang]
+    return Response(f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
+                    f"<title>{escape(t['title'])}</title></head><body>"
+                    f"<h1>{escape(t['title'])}</h1><p id=\"sg-no-pairs\">"
+                    f"{escape(t['no_pairs'])}</p><p><a href=\"/map?lang={lang}\">"
+                    f"{escape(t['map'])}</a></p></body></html>", mimetype="text/html")
+
+
+def _chosen(pairs: list[Neighbours], lang: str) -> tuple[str, str, str]:
+    """The pair asked for (``?a=&b=``) when the user may open it, else the first; a notice."""
+    a, b = request.args.get("a"), request.args.get("b")
+    chosen = _pair(pairs, a, b)
+    if chosen is not None:
+        return *chosen, ""
+    first = pairs[0]
+    if a is None and b is None:
+        return first.a, first.b, ""
+    if b is None:  # the first neighbour of a when a has one
+        for p in pairs:
+            if a in (p.a, p.b):
+                return a, p.b if a == p.a else p.a, ""
+    names = {p.a: p.a_name for p in pairs} | {p.b: p.b_name for p in pairs}
+    notice = TEXT[lang]["not_a_pair"].format(
+        a=names.get(a, a or "—"), b=names.get(b, b or "—"),
+        shown=f"{first.a_name} / {first.b_name}")
+    return first.a, first.b, notice
+
+
+def _width(lang: str, notice: str) -> tuple[float, str]:
+    """``?width=`` in metres (default 2000) and the notice, extended when it is unusable."""
+    given = request.args.get("width", "2000")
+    try:
+        width = float(given)
+    except ValueError:
+        width = math.nan
+    if math.isfinite(width) and 0 < width <= MAX_WIDTH:
+        return width, notice
+    t = TEXT[lang]
+    text = (t["width_rule"].format(max=f"{MAX_WIDTH:g}")
+            + t["width_shown"].format(width=2000))
+    return 2000.0, f"{notice} {text}".strip()
+
+
 @bp.get("/map/border")
 def border_page():
-    """The border page (``?a=CODE&b=CODE&width=METRES&lang=zh|en``)."""
+    """The border page (``?a=CODE&b=CODE&width=METRES&lang=zh|en``).
+
+    Opens on the pair asked for when the user may work on it, else on the first pair
+    of neighbours in their scope (:func:`layers.border.neighbour_pairs`), saying so.
+    """
     user = current_user()
     lang = page_lang()
-    choices = _cities(user)
-    if len(choices) < 2:
-        return Response("<h1>safegrid</h1><p>No two jurisdictions to pair.</p>",
-                        mimetype="text/html")
-    known = [c for c, _n in choices]
-    a = request.args.get("a", known[0])
-    b = request.args.get("b", known[1] if known[1] != a else known[0])
-    for code in (a, b):
-        if code not in known:
-            raise BadParameter(f"jurisdiction {code!r} is not one you may pair")
-    try:
-        width = float(request.args.get("width", 2000))
-    except ValueError:
-        raise BadParameter(f"width={request.args['width']!r} is not a number") from None
+    with db_engine(current_app).connect() as conn:
+        pairs = neighbour_pairs(conn, user)
+    if not pairs:
+        return _no_pairs(lang)
+    a, b, notice = _chosen(pairs, lang)
+    width, notice = _width(lang, notice)
+    neighbours = _choices(pairs)
     can_plan = user.role in LAYERS["patrol_routes"].write_roles
+    config = {"text": TEXT[lang], "csrf": csrf_token(), "canPlan": can_plan, "lang": lang,
+              "neighbours": neighbours, "maxWidth": MAX_WIDTH}
     return Response(tool_page(
         db_engine(current_app), [a, b], TEXT[lang]["title"], "border.js",
-        _controls(a, b, width, lang, choices, can_plan), "safegridBorder",
-        {"text": TEXT[lang], "csrf": csrf_token(), "canPlan": can_plan},
-        css=("/static/border.css",)), mimetype="text/html")
+        _controls(a, b, width, lang, neighbours, can_plan, notice), "safegridBorder",
+        config, css=("/static/border.css",)), mimetype="text/html")

@@ -26,6 +26,7 @@ from markupsafe import escape
 from sqlalchemy import Connection, Engine, text
 
 from layers.access import Forbidden, enter_scope, read_scope
+from layers.border import neighbour_pairs
 from layers.errors import SafegridError
 from layers.features import Scope
 from layers.registry import KEY_AREA_CATEGORIES, LAYERS, Layer
@@ -364,6 +365,15 @@ def tool_page(engine: Engine, codes: list[str], title: str, script: str, control
     return render_page(m)
 
 
+def _border_link(engine: Engine, user: User, lang: str) -> str:
+    """The header's link to the border page, when the user has neighbours to pair."""
+    with engine.connect() as conn:
+        if not neighbour_pairs(conn, user):
+            return ""
+    return (f'<a style="margin-left:8px" id="sg-border-link" href="/map/border?lang={lang}">'
+            f"{_TEXT[lang]['border']}</a>")
+
+
 def _add_header(m: Map, engine: Engine, user: User, city: str, lang: str) -> None:
     t = _TEXT[lang]
     other = "en" if lang == "zh" else "zh"
@@ -386,8 +396,7 @@ def _add_header(m: Map, engine: Engine, user: User, city: str, lang: str) -> Non
          href="/map/analysis?jurisdiction={escape(city)}&lang={lang}">{t['analysis']}</a>
       <a style="margin-left:8px" id="sg-coverage-link"
          href="/map/coverage?jurisdiction={escape(city)}&lang={lang}">{t['coverage']}</a>
-      <a style="margin-left:8px" id="sg-border-link"
-         href="/map/border?lang={lang}">{t['border']}</a>
+      {_border_link(engine, user, lang)}
       <span style="margin-left:8px;color:#555">{escape(user.name)}</span>
       <form method="post" action="/logout" style="display:inline;margin-left:6px">
         <input type="hidden" name="csrf" value="{escape(csrf_token())}">

@@ -186,3 +186,32 @@ def test_the_partner_sees_both_cities_only_inside_the_zone_in_tiles(api, db):
         assert len(admin["incidents"]["features"]) > 0
         assert (mine > 0) == expect
         assert mine <= len(admin["incidents"]["features"])
+
+
+def _postgis_neighbours(db, codes: list[str] | None) -> set[tuple[str, str]]:
+    """Cities or districts whose boundaries run together for more than 20 m (PostGIS)."""
+    with db.connect() as conn:
+        return set(conn.execute(text(
+            "SELECT a.code, b.code FROM jurisdictions a JOIN jurisdictions b "
+            "ON a.level = b.level AND a.code < b.code WHERE a.level IN ('city', 'district') "
+            "AND (CAST(:c AS text[]) IS NULL OR (a.code = ANY(:c) AND b.code = ANY(:c))) "
+            "AND ST_Length(ST_Intersection(ST_Boundary(a.geom), "
+            "ST_Buffer(b.geom::geography, 5)::geometry)::geography) > 20"),
+            {"c": codes}).all())
+
+
+@pytest.mark.parametrize(("user", "codes"), [
+    ("admin", None), ("police", ["430100", "430102", "430103"]),
+    ("viewer", ["430100", "430102", "430103"]), ("partner", [A, B])])
+def test_the_pairs_a_user_may_open_are_neighbours_in_scope(api, db, user, codes):
+    from layers.border import neighbour_pairs
+    from layers.users import user_by_name
+
+    with db.connect() as conn:
+        pairs = neighbour_pairs(conn, user_by_name(conn, user)[0])
+    assert {(p.a, p.b) for p in pairs} == _postgis_neighbours(db, codes)
+    assert [p.level for p in pairs] == sorted((p.level for p in pairs),
+                                              key=("city", "district").index)
+    for p in pairs[:3]:  # each opens without a refusal
+        r = api(user, f"/api/border?a={p.a}&b={p.b}&width=500")
+        assert r.status_code == 200, r.text[:300]

@@ -3,8 +3,10 @@ crossings coloured by cover, plans patrols and gets the printable sheet. Screens
 go to test-output/."""
 
 import pytest
+from playwright.sync_api import sync_playwright
+from sqlalchemy import text
 
-from .browser import OUTPUT, logged_in, wait_for
+from .browser import ARGS, CHROMIUM, OUTPUT, logged_in, wait_for
 
 pytestmark = [pytest.mark.db, pytest.mark.browser]
 
@@ -109,3 +111,108 @@ def test_the_plan_marks_and_lists_the_stops_its_routes_could_not_reach(server):
                 assert f"is {int(stop['distance_m'] + 0.5)} m away, more than 500 m" in item
         page.screenshot(path=str(OUTPUT / "border-unreached-en.png"))
         assert page.errors == []
+
+
+NEIGHBOURS = {("430100", "430200"), ("430100", "430300"), ("430200", "430300"),
+              ("430102", "430103"), ("430102", "430202"), ("430102", "430203"),
+              ("430102", "430302"), ("430103", "430302"), ("430103", "430303"),
+              ("430202", "430203"), ("430202", "430302"), ("430302", "430303")}
+
+
+def _drawn_pair(page) -> tuple[str, str]:
+    """The pair the page drew, once it has: no error, both sides of a zone."""
+    page.wait_for_selector("#sg-message.ok, #sg-message.error")
+    assert "error" not in page.get_attribute("#sg-message", "class"), \
+        page.text_content("#sg-message")
+    drawn = page.evaluate(f"{STATE}.state.border")
+    sides = {f["properties"]["side"] for f in drawn["zone"]["features"]}
+    assert sides == {drawn["a"], drawn["b"]} and drawn["length_m"] > 1000
+    assert page.evaluate(f"{STATE}.zone.getLayers().length") > 0
+    return drawn["a"], drawn["b"]
+
+
+def _offered(page, chooser: str) -> list[str]:
+    return page.eval_on_selector_all(f"#sg-{chooser} option", "os => os.map(o => o.value)")
+
+
+@pytest.mark.parametrize(("user", "expect"), [
+    ("police", {("430102", "430103")}),  # 芙蓉区 / 天心区: Changsha's own districts
+    ("partner", {("430100", "430300")}),
+    ("admin", NEIGHBOURS),
+])
+def test_the_header_link_opens_a_pair_of_neighbours(server, user, expect):
+    with logged_in(server, user, "/map") as page:
+        page.click("#sg-border-link")
+        page.wait_for_url("**/map/border**")
+        a, b = _drawn_pair(page)
+        assert tuple(sorted((a, b))) in expect
+        chosen = page.input_value("#sg-a")
+        for code in _offered(page, "b"):  # B offers only neighbours of A
+            assert tuple(sorted((chosen, code))) in expect
+        page.screenshot(path=str(OUTPUT / f"border-open-{user}.png"))
+        assert page.errors == []
+
+
+def test_choosing_another_city_offers_only_its_neighbours(server):
+    with logged_in(server, "admin", "/map/border") as page:
+        _drawn_pair(page)
+        page.click("#sg-a")
+        page.select_option("#sg-a", "430300")
+        assert sorted(_offered(page, "b")) == ["430100", "430200"]
+        page.select_option("#sg-b", "430200")
+        page.click("#sg-show")
+        wait_for(page, f"{STATE}.state.border.a === '430300'")
+        assert _drawn_pair(page) == ("430300", "430200")
+        page.fill("#sg-width", "abc")
+        page.click("#sg-show")
+        page.wait_for_selector("#sg-message.error")
+        assert "每侧宽度须为大于 0" in page.text_content("#sg-message")
+        page.screenshot(path=str(OUTPUT / "border-admin-xiangtan-zhuzhou.png"))
+        assert page.errors == []
+
+
+def test_a_pair_not_to_be_opened_is_said_in_the_page_language(server):
+    with logged_in(server, "police", "/map/border?a=430100&b=430102") as page:
+        assert _drawn_pair(page) == ("430102", "430103")
+        notice = page.text_content("#sg-notice")
+        assert "430100 与 芙蓉区 不是您可选的一对相邻辖区,现显示 芙蓉区 / 天心区" in notice, notice
+        assert "not neighbours" not in page.content()
+        page.screenshot(path=str(OUTPUT / "border-not-a-pair.png"))
+    with logged_in(server, "police", "/map/border?a=430100&b=430300&lang=en") as page:
+        _drawn_pair(page)
+        assert "are not a pair of neighbours you may open" in page.text_content("#sg-notice")
+
+
+DISTRICT_USER = ("furong.police", "furong-police-2026")
+
+
+@pytest.fixture(scope="module")
+def district_police(db, demo_small) -> tuple[str, str]:
+    """A police officer of one district (芙蓉区), whose scope holds no two neighbours."""
+    from layers.users import add_user
+
+    with db.begin() as conn:
+        if not conn.execute(text("SELECT 1 FROM users WHERE name = :n"),
+                            {"n": DISTRICT_USER[0]}).first():
+            add_user(conn, DISTRICT_USER[0], "police", DISTRICT_USER[1], "430102")
+    return DISTRICT_USER
+
+
+def test_a_user_with_no_neighbours_has_no_border_link(server, district_police):
+    name, password = district_police
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.route("**/tile.openstreetmap.org/**", lambda route: route.abort())
+        page.goto(f"{server}/login?next=/map")
+        page.fill("input[name=name]", name)
+        page.fill("input[name=password]", password)
+        page.click("button[type=submit]")
+        page.wait_for_url("**/map**")
+        header = page.text_content("#sg-header")
+        assert "热点分析" in header and "边界联防" not in header
+        assert page.locator("#sg-border-link").count() == 0
+        page.screenshot(path=str(OUTPUT / "border-no-link.png"))
+        page.goto(f"{server}/map/border")
+        assert "没有两个相邻的市或区县" in page.text_content("#sg-no-pairs")
+        browser.close()

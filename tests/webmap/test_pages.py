@@ -157,3 +157,22 @@ def test_browser_writes_need_the_csrf_header(server, db):
     with db.connect() as conn:
         assert conn.execute(text("SELECT version FROM grids WHERE id = :i"),
                             {"i": grid_id}).scalar_one() == before
+
+
+def test_border_page_opens_on_neighbours_and_says_why_in_chinese(server):
+    police = login(server, "police")
+    header = police.get(f"{server}/map", timeout=30).text
+    assert 'id="sg-border-link"' in header and "边界联防" in header
+    for params, said in (
+            ({"a": "430100", "b": "430102"}, "430100 与 芙蓉区 不是您可选的一对相邻辖区"),
+            ({"a": "430100", "b": "430300"}, "430100 与 430300 不是您可选的一对相邻辖区"),
+            ({"width": "abc"}, "每侧宽度须为大于 0、不超过 20000 的米数,现按 2000 米显示")):
+        page = police.get(f"{server}/map/border", params=params, timeout=30)
+        assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+        assert said in page.text, params
+        assert '<option value="430102" selected>' in page.text
+        assert '<option value="430103" selected>' in page.text
+        assert "430100)</option>" not in page.text  # a city is no neighbour of its district
+    english = police.get(f"{server}/map/border", params={"width": "-5", "lang": "en"},
+                         timeout=30).text
+    assert "The width each side must be more than 0 and at most 20000 m" in english

@@ -18,7 +18,34 @@ function safegridBorder(map, config) {
   const missedList = document.createElement("div");
   missedList.id = "sg-unreached";
   document.getElementById("sg-summary").after(missedList);
-  const {message, value, esc, call, refused, table} = safegridTools(config, state);
+  const {message, value, esc, call, table} = safegridTools(config, state);
+
+  /* A refusal in the page's language; the English page adds the server's own words. */
+  function refused(result) {
+    const said = t["status_" + result.status] || t.status_other;
+    const detail = config.lang === "en" && result.data && result.data.error
+      ? " (" + result.data.error + ")" : "";
+    message(t.refused + " (" + result.status + "): " + said + detail, "error");
+  }
+
+  /* The width each side in metres, or null (and the reason shown) when unusable. */
+  function width() {
+    const metres = Number(value("sg-width"));
+    if (value("sg-width") !== "" && metres > 0 && metres <= config.maxWidth) return metres;
+    message(t.refused + ": " + t.width_rule.replace("{max}", config.maxWidth), "error");
+    return null;
+  }
+
+  /* B offers only the neighbours of the city chosen as A. */
+  function offerNeighbours() {
+    const b = document.getElementById("sg-b");
+    const keep = b.value;
+    b.replaceChildren(...(config.neighbours[value("sg-a")] || []).map(([code, name]) => {
+      const option = new Option(name + " (" + code + ")", code);
+      option.selected = code === keep;
+      return option;
+    }));
+  }
 
   function teamColour(p) {
     const offset = p.city === state.border.a ? 0 : 4;
@@ -39,9 +66,11 @@ function safegridBorder(map, config) {
   }
 
   async function show() {
+    const metres = width();
+    if (metres === null) return;
     message(t.running);
     const params = new URLSearchParams({a: value("sg-a"), b: value("sg-b"),
-                                        width: value("sg-width")});
+                                        width: metres});
     const result = await call("/api/border?" + params.toString());
     if (!result.ok) { refused(result); return; }
     const body = result.data;
@@ -93,12 +122,14 @@ function safegridBorder(map, config) {
   async function planPatrols() {
     if (!state.border) await show();
     if (!state.border) return;
+    const metres = width();
+    if (metres === null) return;
     message(t.running);
     const teams = {};
     teams[state.border.a] = Number(value("sg-teams-a"));
     teams[state.border.b] = Number(value("sg-teams-b"));
     const result = await call("/api/border/patrols", {
-      a: state.border.a, b: state.border.b, width: Number(value("sg-width")), teams});
+      a: state.border.a, b: state.border.b, width: metres, teams});
     if (!result.ok) { refused(result); return; }
     state.plan = result.data;
     plan.clearLayers();
@@ -191,6 +222,7 @@ function safegridBorder(map, config) {
       esc(t.route) + " (" + esc(t.stops) + ")</th></tr>" + rows.join("") + "</table>";
   }
 
+  document.getElementById("sg-a").addEventListener("change", offerNeighbours);
   document.getElementById("sg-show").addEventListener("click", show);
   const planButton = document.getElementById("sg-plan");
   if (planButton) planButton.addEventListener("click", planPatrols);
