@@ -175,7 +175,7 @@ def test_a_pair_not_to_be_opened_is_said_in_the_page_language(server):
     with logged_in(server, "police", "/map/border?a=430100&b=430102") as page:
         assert _drawn_pair(page) == ("430102", "430103")
         notice = page.text_content("#sg-notice")
-        assert "430100 与 芙蓉区 不是您可选的一对相邻辖区,现显示 芙蓉区 / 天心区" in notice, notice
+        assert "430100 与 芙蓉区 不是您可选的一对相邻辖区，现显示 芙蓉区 / 天心区" in notice, notice
         assert "not neighbours" not in page.content()
         page.screenshot(path=str(OUTPUT / "border-not-a-pair.png"))
     with logged_in(server, "police", "/map/border?a=430100&b=430300&lang=en") as page:

@@ -166,7 +166,7 @@ def test_border_page_opens_on_neighbours_and_says_why_in_chinese(server):
     for params, said in (
             ({"a": "430100", "b": "430102"}, "430100 与 芙蓉区 不是您可选的一对相邻辖区"),
             ({"a": "430100", "b": "430300"}, "430100 与 430300 不是您可选的一对相邻辖区"),
-            ({"width": "abc"}, "每侧宽度须为大于 0、不超过 20000 的米数,现按 2000 米显示")):
+            ({"width": "abc"}, "每侧宽度须为大于 0、不超过 20000 的米数，现按 2000 米显示")):
         page = police.get(f"{server}/map/border", params=params, timeout=30)
         assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
         assert said in page.text, params
