@@ -3,6 +3,10 @@
 Incidents by category in the month, the month before and the same month a year
 earlier (calendar months in China Standard Time), the disputes among them, and the
 Gi* hot cells of the three months ending with the month, drawn later as a map.
+
+A month "has data" when any incident of the jurisdiction's city was recorded in it: a
+community with none that month had none, while a month before the first import (or
+after the last) has no data, and a notice must not compare with it.
 """
 
 from __future__ import annotations
@@ -47,6 +51,25 @@ def _by_category(conn: Connection, code: str, start: dt.datetime,
     return counts
 
 
+def _city_of(conn: Connection, code: str) -> str:
+    """The city ``code`` lies in (itself when it is a city or above)."""
+    return conn.execute(text("""
+        WITH RECURSIVE up(code, parent_code, level, depth) AS (
+            SELECT code, parent_code, level, 0 FROM jurisdictions WHERE code = :c
+            UNION ALL SELECT j.code, j.parent_code, j.level, up.depth + 1
+            FROM jurisdictions j JOIN up ON j.code = up.parent_code WHERE up.level <> 'city')
+        SELECT code FROM up ORDER BY (level = 'city') DESC, depth LIMIT 1"""),
+        {"c": code}).scalar_one()
+
+
+def _recorded(conn: Connection, city: str, start: dt.datetime, end: dt.datetime) -> bool:
+    """Whether any incident of ``city`` was recorded from ``start`` to ``end``."""
+    return conn.execute(text(
+        "SELECT EXISTS (SELECT 1 FROM incidents i, jurisdictions j WHERE j.code = :c "
+        "AND i.geom && j.geom AND ST_Intersects(i.geom, j.geom) AND i.occurred_at >= :s "
+        "AND i.occurred_at < :e)"), {"c": city, "s": start, "e": end}).scalar_one()
+
+
 def _hot_map(conn: Connection, user: User, code: str, start: dt.datetime,
              end: dt.datetime) -> dict:
     """The jurisdiction outline and its hot cells, in metres, for drawing."""
@@ -66,16 +89,24 @@ def _hot_map(conn: Connection, user: User, code: str, start: dt.datetime,
 
 
 def notice_figures(conn: Connection, user: User, code: str, month: str) -> dict:
-    """Everything the notice shows, for jurisdiction ``code`` and month ``YYYY-MM``."""
+    """Everything the notice shows, for jurisdiction ``code`` and month ``YYYY-MM``.
+
+    Counts by category of the month (``now``), the month before (``before``) and the same
+    month a year earlier (``last_year``); ``recorded`` says for each of the three whether
+    it has data at all (any incident of the jurisdiction's city).
+    """
     start, end = month_range(month)
     row = conn.execute(text("SELECT name, level FROM jurisdictions WHERE code = :c"),
                        {"c": code}).first()
     if row is None:
         raise BadHotspotRequest(f"unknown jurisdiction {code!r}")
     require_within(conn, user, code)
-    now = _by_category(conn, code, start, end)
-    before = _by_category(conn, code, *month_range(month, -1))
-    last_year = _by_category(conn, code, *month_range(month, -12))
+    months = {"now": (start, end), "before": month_range(month, -1),
+              "last_year": month_range(month, -12)}
+    counts = {k: _by_category(conn, code, *span) for k, span in months.items()}
+    city = _city_of(conn, code)
+    recorded = {k: _recorded(conn, city, *span) for k, span in months.items()}
+    now, before, last_year = counts["now"], counts["before"], counts["last_year"]
     people = conn.execute(text(
         "SELECT count(*), coalesce(sum(h.persons), 0) FROM households h, jurisdictions j "
         "WHERE j.code = :c AND h.geom && j.geom AND ST_Intersects(h.geom, j.geom)"),
@@ -83,7 +114,7 @@ def notice_figures(conn: Connection, user: User, code: str, month: str) -> dict:
     hot = _hot_map(conn, user, code, month_range(month, -2)[0], end)
     return {"code": code, "name": row[0], "level": row[1], "month": month,
             "start": start, "end": end, "now": now, "before": before,
-            "last_year": last_year, "households": int(people[0]),
+            "last_year": last_year, "recorded": recorded, "households": int(people[0]),
             "population": int(people[1]), "disputes": now.get("dispute", 0),
             "hot": hot, "generated": dt.datetime.now(LOCAL_TZ)}
 
