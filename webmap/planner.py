@@ -35,14 +35,42 @@ TEXT = {
         "valid": "网格完整覆盖辖区，无缝隙无重叠", "problems": "发现问题",
         "saved": "已保存，共调整网格", "conflict": "该网格已被他人修改，已载入最新版本",
         "refused": "未保存", "pick_merge": "请点击要合并进来的相邻网格",
-        "draw_split": "请画一条穿过网格的线，双击结束",
-        "merged": "已合并", "split_done": "已切分", "restored": "已恢复",
+        "draw_split": "在地图上依次点击，画一条穿过网格的线；"
+        "双击或按回车结束，按 Esc 或“取消”退出",
+        "split_done": "已切分", "restored": "已恢复",
         "units_done": "联户单元已生成",
         "zoom": "放大后显示网格", "map": "总图", "loading": "加载中…", "version": "版本",
         "code": "网格编码", "name": "名称", "kind": "类型", "households": "户数",
         "population": "人口", "area_m2": "面积(平方米)", "key_areas": "重点区域数",
         "incidents_30d": "近30天警情", "comprehensive": "综合网格", "dedicated": "专属网格",
-        "lang": "English",
+        "lang": "English", "ok": "确定", "refused_because": "未保存：{1}",
+        "merged_into": "已合并为“{1}”",
+        "confirm_merge": "将下列网格合并为“{1}”？", "n_households": "{1} 户",
+        "merge_total": "合并后共 {1} 户",
+        "pm_first": "单击放置切分线的起点（Esc 取消）",
+        "pm_continue": "单击放置下一个点（Esc 取消）",
+        "pm_finish": "继续单击加点；双击或按回车结束（Esc 取消）",
+        "why_cut_parts": "这条线把网格 {1} 切成了 {2} 块："
+        "请画一条从网格一边穿到另一边、只穿过一次的线",
+        "why_line": "切分线至少要有两个点：在地图上点击两处以上，再双击或按回车结束",
+        "why_swallow": "这次修改会把网格 {1} 整个吞掉：如要合并，请用“与相邻网格合并”",
+        "why_pieces": "网格 {1} 会被分成互不相连的几块：请调整边界，让每个网格保持为一整块",
+        "why_gap": "网格 {1} 让出的区域不与其他网格相邻，会成为空隙："
+        "请保留这块区域，或先调整周围的网格",
+        "why_unclean": "周围的网格有缝隙或重叠，无法安全修改：请先点“检查覆盖”查看并处理问题",
+        "why_no_overlap": "新形状与网格原来的位置不重叠：请在网格所在处调整边界",
+        "why_bad_shape": "新形状不是有效的多边形（边线不能交叉）：请重新调整顶点",
+        "why_outside": "新形状有 {1}% 在辖区之外：请把边界画在辖区以内",
+        "why_not_adjacent": "这些网格没有公共边：只能合并相邻的网格，请点击与所选网格相邻的网格",
+        "why_not_one": "这些网格合并后不是一整块：请只合并相邻的网格",
+        "why_merge_two": "合并需要两个不同的网格：请点击另一个相邻的网格",
+        "why_other_jurisdiction": "这些网格属于不同辖区，不能合并",
+        "why_move": "网格不能移到另一个辖区：请在那里新画一个网格",
+        "why_no_jurisdiction": "新网格不在任何辖区内：请画在辖区以内",
+        "why_stale": "该网格已被他人修改（现为第 {1} 版）：已重新载入，请再操作一次",
+        "why_no_version": "该网格没有这个版本：请在历史版本中重新选择",
+        "why_same_version": "该网格已经是第 {1} 版，无需恢复",
+        "why_grids_exist": "该社区已有 {1} 个网格：如要重新划分，请选择替换",
     },
     "en": {
         "title": "Grid planning", "jurisdiction": "Jurisdiction",
@@ -53,16 +81,81 @@ TEXT = {
         "no overlap", "problems": "Problems found", "saved": "Saved; grids changed",
         "conflict": "Someone else changed this grid; its current version is loaded",
         "refused": "Not saved", "pick_merge": "Click the neighbouring grid to merge in",
-        "draw_split": "Draw a line across the grid; double-click to finish",
-        "merged": "Merged", "split_done": "Split", "restored": "Restored",
+        "draw_split": "Click on the map to draw a line across the grid; "
+        "double-click or press Enter to finish, Esc or Cancel to stop",
+        "split_done": "Split", "restored": "Restored",
         "units_done": "Joint-household units regenerated", "zoom": "Zoom in to see grids",
         "map": "Overview map", "loading": "Loading…", "version": "version", "code": "Code",
         "name": "Name", "kind": "Kind", "households": "Households",
         "population": "Population", "area_m2": "Area (m²)", "key_areas": "Key areas",
         "incidents_30d": "Incidents, last 30 days", "comprehensive": "Comprehensive",
-        "dedicated": "Dedicated", "lang": "中文",
+        "dedicated": "Dedicated", "lang": "中文", "ok": "OK",
+        "refused_because": "Not saved: {1}", "merged_into": "Merged into “{1}”",
+        "confirm_merge": "Merge these grids into “{1}”?",
+        "n_households": "{1} households", "merge_total": "{1} households in all",
+        "pm_first": "Click to place the line's first point (Esc cancels)",
+        "pm_continue": "Click to place the next point (Esc cancels)",
+        "pm_finish": "Click to add points; double-click or press Enter to finish (Esc cancels)",
+        "why_cut_parts": "The line cuts grid {1} into {2} part(s): draw a line that crosses it "
+        "from one edge to another, once",
+        "why_line": "A split line needs two points or more: click twice or more on the map, "
+        "then double-click or press Enter",
+        "why_swallow": "This would swallow grid {1} whole: to join grids, use “Merge with a "
+        "neighbour”",
+        "why_pieces": "Grid {1} would fall apart into pieces: move the edge so that every grid "
+        "stays in one piece",
+        "why_gap": "The area grid {1} gives up touches no other grid and would become a gap: "
+        "keep it, or move the grids around it first",
+        "why_unclean": "The grids around this edit have gaps or overlaps and cannot be edited "
+        "safely: use “Check coverage” to see them first",
+        "why_no_overlap": "The new shape does not overlap the grid's current one: edit the "
+        "grid where it is",
+        "why_bad_shape": "The new shape is not a valid polygon (its edges must not cross): move "
+        "the vertices again",
+        "why_outside": "{1}% of the new shape lies outside the jurisdiction: keep the edge "
+        "inside it",
+        "why_not_adjacent": "These grids share no edge: only neighbouring grids can be merged; "
+        "click a grid next to the selected one",
+        "why_not_one": "These grids do not join into one piece: merge neighbouring grids only",
+        "why_merge_two": "A merge needs two different grids: click another neighbouring grid",
+        "why_other_jurisdiction": "These grids belong to different jurisdictions and cannot "
+        "be merged",
+        "why_move": "A grid cannot move to another jurisdiction: draw a new grid there instead",
+        "why_no_jurisdiction": "The new grid lies in no jurisdiction: draw it inside one",
+        "why_stale": "Someone else changed this grid (now version {1}): it is reloaded; do "
+        "your change again",
+        "why_no_version": "This grid has no such version: pick one from its history again",
+        "why_same_version": "This grid is at version {1} already",
+        "why_grids_exist": "This community already has {1} grids: choose to replace them to "
+        "plan again",
     },
 }
+
+
+# The API's refusal messages (English, stable) and the text key saying what to do
+# instead; groups ({1}, {2} in the texts) are grid codes and numbers. Patterns are
+# written so that Python's ``re`` and JavaScript's ``RegExp`` read them alike.
+REFUSALS = [
+    ("why_cut_parts", r"the line cuts grid (\S+) into (\d+) part"),
+    ("why_line", r"split line must be a LineString|'line' is not a GeoJSON LineString"),
+    ("why_swallow", r"would swallow grid (\S+) whole"),
+    ("why_pieces", r"grid (\S+) would fall apart into pieces"),
+    ("why_gap", r"the area grid (\S+) would give up touches no other grid"),
+    ("why_unclean", r"do not form a clean coverage"),
+    ("why_no_overlap", r"the new shape does not overlap"),
+    ("why_bad_shape", r"must be a polygon, not|is not a valid polygon"),
+    ("why_outside", r"(\d+)% of the new shape of .* lies outside"),
+    ("why_not_adjacent", r"share\(s\) no edge with"),
+    ("why_not_one", r"do not dissolve into one polygon"),
+    ("why_merge_two", r"merge needs two or more different grid"),
+    ("why_other_jurisdiction", r"the grids belong to different jurisdictions"),
+    ("why_move", r"a grid cannot move from jurisdiction"),
+    ("why_no_jurisdiction", r"the new grid lies in no jurisdiction"),
+    ("why_stale", r"is at version (\d+), "),
+    ("why_no_version", r"has no version \d+; it has"),
+    ("why_same_version", r"is at version (\d+) already"),
+    ("why_grids_exist", r"already has (\d+) grids"),
+]
 
 
 def _jurisdictions(engine: Engine, user: User) -> list[tuple[str, str, int]]:
@@ -106,6 +199,7 @@ def build_planner(engine: Engine, user: User, code: str, lang: str) -> Map:
         "jurisdiction": code, "jurisdictionId": box[4], "lang": lang,
         "text": TEXT[lang], "csrf": csrf_token(), "canWrite":
             user.role in LAYERS["grids"].write_roles,
+        "refusals": [[key, pattern] for key, pattern in REFUSALS],
     }).add_to(m)
     return m
 

@@ -1,12 +1,25 @@
-"""The planner's map in headless Chromium: drag a shared vertex with the mouse and save;
-a conflicting save gets the 412 message. Screenshots go to test-output/."""
+"""The planner's map in headless Chromium, by mouse and keyboard: drag a shared vertex
+and save (a conflicting save gets the 412 message); draw a split line over the grids
+and finish it with Enter or a double-click; leave any mode with Esc or Cancel; confirm
+or cancel a merge in its dialog; refusals in the page language. Screenshots go to
+test-output/."""
 
 import pytest
 import shapely
 from sqlalchemy import text
 
+from webmap.planner import TEXT
+
 from .browser import OUTPUT, logged_in, wait_for
-from .gridhelp import COMMUNITY, assert_tiles, geoms, room, shared_vertex
+from .gridhelp import (
+    COMMUNITY,
+    assert_tiles,
+    geoms,
+    room,
+    same_as_served,
+    shared_vertex,
+    state,
+)
 
 pytestmark = [pytest.mark.db, pytest.mark.browser]
 
@@ -115,3 +128,194 @@ def test_a_conflicting_save_shows_the_412_message(planner_page, db, api, planned
     assert page.text_content("[data-field=version]") == str(versions(db, [key])[key])
     assert geoms(db)[key].equals(renamed)  # the stale save wrote nothing
     assert page.errors == []
+
+
+# --- drawing modes, merge confirmation, refusals in the page language -------------
+
+ZH, EN = TEXT["zh"], TEXT["en"]
+
+
+def on_screen(page, geom: shapely.Geometry) -> bool:
+    """Whether a point inside ``geom`` shows on the map, clear of the side panel."""
+    x, y = pixel(page, *geom.point_on_surface().coords[0])
+    panel = page.evaluate("document.getElementById('sg-panel').getBoundingClientRect().left")
+    return 60 < x < panel - 10 and 60 < y < 860
+
+
+def crossing(page, grid: shapely.Polygon) -> list[tuple[float, float]]:
+    """Three screen points of a line across ``grid``: 30 px before it, inside it, 30 px
+    past it (on a neighbour or outside the community)."""
+    x0, y0, x1, y1 = grid.bounds
+    for share in (0.5, 0.4, 0.6, 0.3, 0.7):
+        y = y0 + share * (y1 - y0)
+        cut = grid.intersection(shapely.LineString([(x0 - 1, y), (x1 + 1, y)]))
+        if cut.geom_type == "LineString" and cut.length > 0.3 * (x1 - x0):
+            (ax, ay), (bx, by) = sorted(cut.coords)
+            start, end = pixel(page, ax, ay), pixel(page, bx, by)
+            middle = pixel(page, (ax + bx) / 2, y)
+            return [(start[0] - 30, start[1]), middle, (end[0] + 30, end[1])]
+    raise AssertionError("no horizontal line crosses the grid once")
+
+
+def open_visible_grid(page, db, planned) -> tuple[int, dict]:
+    """Select the first planned grid that shows clear of the panel; its id and all grids."""
+    grids = geoms(db)
+    page.goto(page.url)
+    wait_for(page, f"{STATE} && {' && '.join(f'{STATE}.byId.has({i})' for i in planned)}")
+    key = next(i for i in planned if on_screen(page, grids[i]))
+    open_grid(page, key, grids[key])
+    return key, grids
+
+
+def tooltip_text(page) -> str:
+    return page.evaluate("[...document.querySelectorAll('.leaflet-tooltip')]"
+                         ".map(e => e.textContent).join(' | ')")
+
+
+def drawing_off(page) -> bool:
+    return page.evaluate(f"{STATE}.mode() === null && !{STATE}.map.pm.globalDrawModeEnabled()"
+                         f" && !{STATE}.map.getContainer().classList.contains('sg-drawing')")
+
+
+@pytest.mark.parametrize("finish", ["Enter", "dblclick"])
+def test_a_split_line_is_drawn_by_clicks_over_the_grids(planner_page, db, planned, finish):
+    page = planner_page
+    key, _grids = open_visible_grid(page, db, planned)
+    before = state(db)
+    page.click("#sg-split")
+    assert ZH["pm_first"] in tooltip_text(page)  # GeoMan speaks the page's language
+    zoom = page.evaluate(f"{STATE}.map.getZoom()")
+    grid = geoms(db)[key]
+    start, middle, end = crossing(page, grid)
+    page.mouse.click(*start)  # on a neighbour or outside: a vertex, not a selection
+    page.mouse.click(*middle)
+    assert ZH["pm_finish"] in tooltip_text(page)
+    assert page.evaluate(f"{STATE}.selected()") == key
+    if finish == "Enter":
+        page.mouse.click(*end)
+        page.screenshot(path=str(OUTPUT / "planner-split-line.png"))
+        page.keyboard.press("Enter")
+    else:
+        page.mouse.dblclick(*end)
+    page.wait_for_selector("#sg-message.ok")
+    page.wait_for_timeout(700)  # the double-click has passed: the map did not zoom
+    page.screenshot(path=str(OUTPUT / f"planner-split-{finish}.png"))
+    assert ZH["split_done"] in page.text_content("#sg-message")
+    assert page.evaluate(f"{STATE}.map.getZoom()") == zoom
+    assert drawing_off(page)
+    assert len(state(db)[0]) == len(before[0]) + 1
+    assert geoms(db)[key].area < grid.area
+    assert_tiles(db)
+    assert page.errors == []
+
+
+def test_escape_and_cancel_leave_the_drawing_modes(planner_page, db, planned):
+    page = planner_page
+    key, grids = open_visible_grid(page, db, planned)
+    before = state(db)
+    page.click("#sg-split")
+    start, middle, _end = crossing(page, grids[key])
+    page.mouse.click(*start)
+    page.mouse.click(*middle)
+    page.keyboard.press("Escape")
+    wait_for(page, f"{STATE}.mode() === null")
+    assert drawing_off(page) and page.query_selector("#sg-cancel") is None
+    page.click("#sg-split")
+    page.mouse.click(*middle)
+    page.click("#sg-cancel")  # 取消
+    wait_for(page, f"{STATE}.mode() === null")
+    assert drawing_off(page)
+    page.click("#sg-edit")  # a reshape, left with Esc, writes nothing either
+    page.wait_for_selector(".marker-icon")
+    neighbour, xy = shared_vertex(grids, key)
+    drag_vertex(page, grids[key], xy, grids[neighbour].centroid)
+    page.keyboard.press("Escape")
+    page.wait_for_selector(".marker-icon", state="detached")
+    page.screenshot(path=str(OUTPUT / "planner-escaped.png"))
+    assert drawing_off(page) and page.query_selector("#sg-save") is None
+    assert state(db) == before
+    # the grids take clicks again: a click on the neighbour selects it
+    page.mouse.click(*pixel(page, *grids[neighbour].point_on_surface().coords[0]))
+    wait_for(page, f"{STATE}.selected() === {neighbour}")
+    assert page.errors == []
+
+
+def grid_rows(db, ids) -> dict[int, tuple[str, int]]:
+    with db.connect() as conn:
+        return {r[0]: (r[1], r[2]) for r in conn.execute(text(
+            "SELECT id, name, households FROM grids WHERE id = ANY(:i)"), {"i": list(ids)})}
+
+
+def ask_merge(page, grids, other: int) -> str:
+    page.click("#sg-merge")
+    page.mouse.click(*pixel(page, *grids[other].point_on_surface().coords[0]))
+    page.wait_for_selector("#sg-dialog")
+    return page.text_content("#sg-dialog")
+
+
+def test_a_merge_asks_first_naming_the_grids(planner_page, db, planned):
+    page = planner_page
+    key, grids = open_visible_grid(page, db, planned)
+    neighbour = next(i for i in grids if i != key and grids[i].intersection(grids[key]).length
+                     > 0 and on_screen(page, grids[i]))
+    before = state(db)
+    rows = grid_rows(db, [key, neighbour])
+    shown = ask_merge(page, grids, neighbour)
+    page.screenshot(path=str(OUTPUT / "planner-merge-dialog.png"))
+    for name, households in rows.values():
+        assert f"{name} · {ZH['n_households'].replace('{1}', str(households))}" in shown
+    assert str(sum(h for _n, h in rows.values())) in shown
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#sg-dialog", state="detached")
+    ask_merge(page, grids, neighbour)
+    page.click("#sg-dialog-cancel")
+    page.wait_for_selector("#sg-dialog", state="detached")
+    assert state(db) == before and drawing_off(page)
+    ask_merge(page, grids, neighbour)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#sg-message.ok")
+    page.screenshot(path=str(OUTPUT / "planner-merged.png"))
+    assert page.text_content("#sg-message") == \
+        ZH["merged_into"].replace("{1}", rows[key][0])
+    after = geoms(db)
+    assert neighbour not in after
+    assert same_as_served(after[key], grids[key].union(grids[neighbour]))
+    assert grid_rows(db, [key])[key][1] == sum(h for _n, h in rows.values())
+    assert_tiles(db)
+    assert page.errors == []
+
+
+def test_a_refused_split_says_what_to_do_in_chinese(planner_page, db, planned):
+    page = planner_page
+    key, grids = open_visible_grid(page, db, planned)
+    before = state(db)
+    page.click("#sg-split")
+    _start, middle, _end = crossing(page, grids[key])
+    page.mouse.click(*middle)
+    page.mouse.click(middle[0] + 20, middle[1] + 5)  # a line ending inside the grid
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#sg-message.error")
+    page.screenshot(path=str(OUTPUT / "planner-split-refused.png"))
+    shown = page.text_content("#sg-message")
+    code = state(db)[0][[g[0] for g in before[0]].index(key)][1]
+    why = ZH["why_cut_parts"].replace("{1}", code).replace("{2}", "1")
+    assert shown == ZH["refused_because"].replace("{1}", why)
+    assert "line" not in shown
+    assert state(db) == before
+    assert page.errors == []
+
+
+def test_a_refused_merge_says_what_to_do_in_english(server, db, planned):
+    with logged_in(server, "planner", f"/map/plan?jurisdiction={COMMUNITY}&lang=en") as page:
+        key, grids = open_visible_grid(page, db, planned)
+        apart = next(i for i in grids if i != key and not grids[i].intersects(grids[key])
+                     and on_screen(page, grids[i]))
+        before = state(db)
+        assert "households" in ask_merge(page, grids, apart)
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#sg-message.error")
+        page.screenshot(path=str(OUTPUT / "planner-merge-refused.png"))
+        assert page.text_content("#sg-message") == \
+            EN["refused_because"].replace("{1}", EN["why_not_adjacent"])
+        assert state(db) == before
+        assert page.errors == []

@@ -2,7 +2,12 @@
  *
  * Grids come from the items API for the area in view; every change goes to the API
  * with If-Match and the grids it changed are redrawn from the answer. Errors (412
- * conflicts, 4xx refusals) are shown in #sg-message, never swallowed.
+ * conflicts, 4xx refusals) are shown in #sg-message in the page language, never
+ * swallowed: the API's known refusals are matched to texts saying what to do instead.
+ *
+ * While a line or shape is being drawn (split, reshape) the grids take no clicks, so
+ * every click places a vertex; Esc or the Cancel button leaves any mode, Enter or a
+ * double-click finishes a split line. A merge asks first, in an in-page dialog.
  */
 /* exported safegridPlanner */
 function safegridPlanner(map, config) {
@@ -20,10 +25,14 @@ function safegridPlanner(map, config) {
   const problems = L.featureGroup().addTo(map);
   let selected = null;          // id of the selected grid
   let editing = false;
-  let mode = null;              // "merge" | "split" | null
+  let mode = null;              // "merge" | "confirm" | "split" | null
   const state = {busy: 0};
   window.safegridPlannerState = {map, byId, versions, gridLayer, state,
-                                 selected: () => selected};
+                                 selected: () => selected, mode: () => mode};
+  const refusals = (config.refusals || []).map(([key, pattern]) => [key, new RegExp(pattern)]);
+  map.pm.setLang("safegrid-" + config.lang, {tooltips: {
+    firstVertex: t.pm_first, continueLine: t.pm_continue, finishLine: t.pm_finish}},
+                 config.lang);
 
   function message(text, kind) {
     const box = document.getElementById("sg-message");
@@ -50,8 +59,23 @@ function safegridPlanner(map, config) {
     }
   }
 
+  function fill(text, values) {
+    return text.replace(/\{(\d+)\}/g, (all, n) => values[Number(n) - 1] ?? all);
+  }
+
+  /* What the planner should do instead, in the page language; null when unknown. */
+  function refusalText(reason) {
+    for (const [key, pattern] of refusals) {
+      const found = pattern.exec(reason);
+      if (found) return fill(t[key], found.slice(1));
+    }
+    return null;
+  }
+
   function errorText(result) {
     const data = result.data || {};
+    const known = refusalText(data.error || "");
+    if (known) return fill(t.refused_because, [known]);
     let text = data.error || ("HTTP " + result.status);
     if (Array.isArray(data.problems) && data.problems.length) {
       text += ": " + data.problems.map(p => p.reason || JSON.stringify(p)).join("; ");
@@ -74,7 +98,7 @@ function safegridPlanner(map, config) {
     if (old) {
       gridLayer.removeLayer(old);
     }
-    const layer = L.geoJSON(feature, {style: styleOf}).getLayers()[0];
+    const layer = L.geoJSON(feature, {style: styleOf, className: "sg-grid"}).getLayers()[0];
     layer.feature = feature;
     layer.bindTooltip(label(feature), {permanent: map.getZoom() >= 15, direction: "center",
                                        className: "sg-label"});
@@ -184,8 +208,11 @@ function safegridPlanner(map, config) {
     box.innerHTML = "";
     if (selected === null || !config.canWrite) return;
     if (editing) {
-      box.append(button("sg-save", t.save, save), button("sg-cancel", t.cancel,
-                                                         () => stopEditing(true)));
+      box.append(button("sg-save", t.save, save), button("sg-cancel", t.cancel, cancelMode));
+      return;
+    }
+    if (mode !== null) {
+      box.append(button("sg-cancel", t.cancel, cancelMode));
       return;
     }
     box.append(button("sg-edit", t.edit, startEditing),
@@ -195,11 +222,32 @@ function safegridPlanner(map, config) {
                button("sg-units", t.units, regenerateUnits));
   }
 
+  /* Grids ignore the pointer while something is drawn (see planner.css). */
+  function setDrawing(on) {
+    map.getContainer().classList.toggle("sg-drawing", on);
+  }
+
+  /* Leave whatever mode is on (Esc, Cancel): nothing is written. */
+  function cancelMode() {
+    closeDialog(false);
+    if (mode === "split") stopSplit();
+    if (editing) stopEditing(true);
+    mode = null;
+    restyleAll();
+    message("");
+    renderActions();
+  }
+
+  function restyleAll() {
+    byId.forEach((layer, id) => layer.setStyle(id === selected ? SELECTED
+                                                             : styleOf(layer.feature)));
+  }
+
   function startEditing() {
     const layer = byId.get(selected);
     editing = true;
-    // close enough that every vertex can be grabbed
-    map.fitBounds(layer.getBounds(), {maxZoom: 19, animate: false, padding: [40, 40]});
+    setDrawing(true);
+    focusGrid(layer);
     layer.pm.enable({snappable: true, snapDistance: 15, allowSelfIntersection: false,
                      draggable: false, removeLayerBelowMinVertexCount: false});
     renderActions();
@@ -209,6 +257,7 @@ function safegridPlanner(map, config) {
     const layer = byId.get(selected);
     if (layer && layer.pm.enabled()) layer.pm.disable();
     editing = false;
+    setDrawing(false);
     if (revert && layer) draw(layer.feature);
     renderActions();
   }
@@ -225,6 +274,7 @@ function safegridPlanner(map, config) {
                                "If-Match": '"' + versions.get(id) + '"'});
     layer.pm.disable();
     editing = false;
+    setDrawing(false);
     if (result.ok) {
       applyChanges(result.data);
       showAttributes(result.data);
@@ -239,7 +289,7 @@ function safegridPlanner(map, config) {
         draw(fresh);
         showAttributes(fresh);
       }
-      message(t.conflict + " (412): " + result.data.error, "error");
+      message(t.conflict + " (412)", "error");
     } else {
       draw(layer.feature);
       message(errorText(result), "error");
@@ -250,35 +300,155 @@ function safegridPlanner(map, config) {
   function startMerge() {
     mode = "merge";
     message(t.pick_merge);
+    renderActions();
+  }
+
+  function gridName(id) {
+    const p = byId.get(id).feature.properties;
+    return p.name || String(p.code);
+  }
+
+  function households(id) {
+    const n = byId.get(id).feature.properties.households;
+    return n == null ? "–" : n;
+  }
+
+  async function askMerge(id) {
+    mode = "confirm";
+    byId.get(id).setStyle(SELECTED);
+    const ids = [selected, id];
+    const lines = ids.map(i => gridName(i) + " · " + fill(t.n_households, [households(i)]));
+    const total = ids.reduce((sum, i) => sum + (Number(households(i)) || 0), 0);
+    const yes = await openDialog(fill(t.confirm_merge, [gridName(selected)]), lines,
+                                 fill(t.merge_total, [total]));
+    if (mode !== "confirm") return;  // cancelled meanwhile
+    mode = null;
+    renderActions();
+    if (yes) {
+      await merge(id);
+    } else {
+      restyleAll();
+      message("");
+    }
+  }
+
+  async function merge(id) {
+    const result = await call("POST", "/api/grids/merge",
+                              {ids: [selected, id], versions: {[selected]: versions.get(selected)}});
+    if (result.ok) {
+      applyChanges(result.data);
+      message(fill(t.merged_into, [gridName(result.data.id)]), "ok");
+      select(result.data.id);
+    } else {
+      restyleAll();
+      message(errorText(result), "error");
+    }
   }
 
   async function onGridClick(id) {
     if (mode === "merge" && selected !== null && id !== selected) {
-      mode = null;
-      const result = await call("POST", "/api/grids/merge",
-                                {ids: [selected, id], versions: {[selected]: versions.get(selected)}});
-      if (result.ok) {
-        applyChanges(result.data);
-        message(t.merged, "ok");
-        select(result.data.id);
-      } else {
-        message(errorText(result), "error");
-      }
+      askMerge(id);
       return;
     }
-    if (!editing) select(id);
+    if (!editing && mode === null) select(id);
+  }
+
+  let dialogDone = null;        // resolves the open dialog's promise
+
+  /* A small modal dialog (OK / Cancel); resolves to true when confirmed. */
+  function openDialog(title, lines, footer) {
+    const back = document.createElement("div");
+    back.id = "sg-dialog-back";
+    const box = document.createElement("div");
+    box.id = "sg-dialog";
+    box.setAttribute("role", "dialog");
+    box.setAttribute("aria-modal", "true");
+    box.setAttribute("aria-labelledby", "sg-dialog-title");
+    const head = document.createElement("p");
+    head.id = "sg-dialog-title";
+    head.textContent = title;
+    const list = document.createElement("ul");
+    for (const line of lines) {
+      const item = document.createElement("li");
+      item.textContent = line;
+      list.append(item);
+    }
+    const foot = document.createElement("p");
+    foot.textContent = footer;
+    const row = document.createElement("div");
+    row.className = "sg-row";
+    row.append(button("sg-dialog-ok", t.ok, () => closeDialog(true)),
+               button("sg-dialog-cancel", t.cancel, () => closeDialog(false)));
+    box.append(head, list, foot, row);
+    back.append(box);
+    document.body.append(back);
+    document.getElementById("sg-dialog-ok").focus();
+    return new Promise(resolve => { dialogDone = resolve; });
+  }
+
+  function closeDialog(answer) {
+    const back = document.getElementById("sg-dialog-back");
+    if (back) back.remove();
+    if (dialogDone) {
+      const done = dialogDone;
+      dialogDone = null;
+      done(answer);
+    }
+  }
+
+  /* Close enough that every vertex can be grabbed, clear of the side panel. */
+  function focusGrid(layer) {
+    const panel = document.getElementById("sg-panel").offsetWidth + 40;
+    map.fitBounds(layer.getBounds(), {maxZoom: 19, animate: false,
+                                      paddingTopLeft: [60, 60], paddingBottomRight: [panel, 60]});
   }
 
   function startSplit() {
+    focusGrid(byId.get(selected));
     mode = "split";
+    setDrawing(true);
     message(t.draw_split);
-    map.pm.enableDraw("Line", {snappable: true, snapDistance: 15});
+    renderActions();
+    // GeoMan turns double-click zoom back on when the line is finished, before the
+    // double-click that finished it arrives: keep it off until that has passed.
+    map.doubleClickZoom.disable();
+    map.pm.enableDraw("Line", {snappable: true, snapDistance: 15, finishOn: "dblclick"});
+  }
+
+  function stopSplit() {
+    map.pm.disableDraw("Line");
+    setDrawing(false);
+    setTimeout(() => map.doubleClickZoom.enable(), 600);
+  }
+
+  function finishSplitLine() {
+    const line = map.pm.Draw.Line;
+    if (line.enabled() && line._layer.getLatLngs().length >= 2) line._finishShape();
+  }
+
+  function onKey(e) {
+    if (document.getElementById("sg-dialog-back")) {
+      if (e.key === "Enter" || e.key === "Escape") {
+        e.preventDefault();
+        closeDialog(e.key === "Enter");
+      }
+      return;
+    }
+    if (e.key === "Escape" && (mode !== null || editing)) {
+      e.preventDefault();
+      cancelMode();
+    } else if (e.key === "Enter" && mode === "split") {
+      e.preventDefault();
+      finishSplitLine();
+    }
   }
 
   map.on("pm:create", async (e) => {
     map.removeLayer(e.layer);
     if (mode !== "split" || selected === null) return;
     mode = null;
+    stopSplit();
+    renderActions();
     const line = e.layer.toGeoJSON(9).geometry;
     const result = await call("POST", "/api/grids/" + selected + "/split", {line},
                               {"If-Match": '"' + versions.get(selected) + '"'});
@@ -342,7 +512,7 @@ function safegridPlanner(map, config) {
       return;
     }
     L.geoJSON(result.data.problems, {
-      style: {color: "#ff0000", weight: 3, fillOpacity: 0.5},
+      style: {color: "#ff0000", weight: 3, fillOpacity: 0.5}, className: "sg-grid",
       onEachFeature: (f, layer) => layer.bindTooltip(escapeHtml(f.properties.kind + " " +
                                                                 f.properties.area_m2 + " m²")),
     }).addTo(problems);
@@ -351,6 +521,7 @@ function safegridPlanner(map, config) {
   }
 
   document.getElementById("sg-validate").addEventListener("click", validate);
+  document.addEventListener("keydown", onKey);
   map.on("click", () => { if (!editing && mode === null) select(null); });
   map.on("moveend", loadGrids);
   map.on("zoomend", () => {
