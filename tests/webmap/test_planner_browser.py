@@ -200,12 +200,50 @@ def test_a_split_line_is_drawn_by_clicks_over_the_grids(planner_page, db, planne
     page.wait_for_selector("#sg-message.ok")
     page.wait_for_timeout(700)  # the double-click has passed: the map did not zoom
     page.screenshot(path=str(OUTPUT / f"planner-split-{finish}.png"))
-    assert ZH["split_done"] in page.text_content("#sg-message")
+    code = grid_codes(db)[key]
+    assert page.text_content("#sg-message").startswith(ZH["split_done"].replace("{1}", ""))
+    assert code in page.text_content("#sg-message")
     assert page.evaluate(f"{STATE}.map.getZoom()") == zoom
     assert drawing_off(page)
     assert len(state(db)[0]) == len(before[0]) + 1
     assert geoms(db)[key].area < grid.area
     assert_tiles(db)
+    assert page.errors == []
+
+
+def grid_codes(db) -> dict[int, str]:
+    with db.connect() as conn:
+        return dict(conn.execute(text("SELECT id, code FROM grids")).all())
+
+
+def test_a_split_of_a_grid_changed_meanwhile_reloads_it(planner_page, db, api, planned):
+    page = planner_page
+    key, grids = open_visible_grid(page, db, planned)
+    etag = api("planner", f"/collections/grids/items/{key}").headers["ETag"]
+    r = api("planner", f"/collections/grids/items/{key}", method="PATCH",
+            json={"properties": {"name": "改名的网格"}},
+            headers={"If-Match": etag, "Content-Type": "application/merge-patch+json"})
+    assert r.status_code == 200, r.text
+    before = state(db)
+    page.click("#sg-split")
+    start, middle, end = crossing(page, grids[key])
+    for xy in (start, middle, end):
+        page.mouse.click(*xy)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#sg-message.error")
+    version = versions(db, [key])[key]
+    assert page.text_content("#sg-message") == ZH["refused_because"].replace(
+        "{1}", ZH["why_stale"].replace("{1}", str(version)))
+    wait_for(page, f"document.querySelector('[data-field=version]').textContent === "
+                   f"'{version}'")
+    assert page.text_content("[data-field=name]") == "改名的网格"
+    assert state(db) == before
+    page.click("#sg-split")  # once reloaded, the same line splits the grid
+    for xy in (start, middle):
+        page.mouse.click(*xy)
+    page.mouse.dblclick(*end)
+    page.wait_for_selector("#sg-message.ok")
+    assert len(state(db)[0]) == len(before[0]) + 1
     assert page.errors == []
 
 
@@ -270,6 +308,10 @@ def test_a_merge_asks_first_naming_the_grids(planner_page, db, planned):
     ask_merge(page, grids, neighbour)
     page.click("#sg-dialog-cancel")
     page.wait_for_selector("#sg-dialog", state="detached")
+    ask_merge(page, grids, neighbour)
+    page.keyboard.press("Tab")  # to 取消: Enter then cancels
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#sg-dialog", state="detached")
     assert state(db) == before and drawing_off(page)
     ask_merge(page, grids, neighbour)
     page.keyboard.press("Enter")
@@ -297,7 +339,7 @@ def test_a_refused_split_says_what_to_do_in_chinese(planner_page, db, planned):
     page.wait_for_selector("#sg-message.error")
     page.screenshot(path=str(OUTPUT / "planner-split-refused.png"))
     shown = page.text_content("#sg-message")
-    code = state(db)[0][[g[0] for g in before[0]].index(key)][1]
+    code = grid_codes(db)[key]
     why = ZH["why_cut_parts"].replace("{1}", code).replace("{2}", "1")
     assert shown == ZH["refused_because"].replace("{1}", why)
     assert "line" not in shown

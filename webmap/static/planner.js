@@ -340,9 +340,15 @@ function safegridPlanner(map, config) {
       message(fill(t.merged_into, [gridName(result.data.id)]), "ok");
       select(result.data.id);
     } else {
-      restyleAll();
-      message(errorText(result), "error");
+      refusedEdit(result);
     }
+  }
+
+  /* Say why an edit was refused; after a 412 the selected grid is loaded afresh. */
+  function refusedEdit(result) {
+    restyleAll();
+    message(errorText(result), "error");
+    if (result.status === 412 && selected !== null) select(selected);
   }
 
   async function onGridClick(id) {
@@ -426,12 +432,22 @@ function safegridPlanner(map, config) {
     if (line.enabled() && line._layer.getLatLngs().length >= 2) line._finishShape();
   }
 
+  /* Enter confirms (unless Cancel has the focus), Esc cancels, Tab stays in the dialog. */
+  function dialogKey(e) {
+    const ok = document.getElementById("sg-dialog-ok");
+    const no = document.getElementById("sg-dialog-cancel");
+    if (e.key === "Enter" || e.key === "Escape") {
+      e.preventDefault();
+      closeDialog(e.key === "Enter" && document.activeElement !== no);
+    } else if (e.key === "Tab") {
+      e.preventDefault();
+      (document.activeElement === ok ? no : ok).focus();
+    }
+  }
+
   function onKey(e) {
     if (document.getElementById("sg-dialog-back")) {
-      if (e.key === "Enter" || e.key === "Escape") {
-        e.preventDefault();
-        closeDialog(e.key === "Enter");
-      }
+      dialogKey(e);
       return;
     }
     if (e.key === "Escape" && (mode !== null || editing)) {
@@ -454,10 +470,10 @@ function safegridPlanner(map, config) {
                               {"If-Match": '"' + versions.get(selected) + '"'});
     if (result.ok) {
       applyChanges(result.data);
-      message(t.split_done + ": " + result.data.changed.features.map(f => f.properties.code)
-        .join(", "), "ok");
+      message(fill(t.split_done, [result.data.changed.features.map(f => f.properties.code)
+        .join(", ")]), "ok");
     } else {
-      message(errorText(result), "error");
+      refusedEdit(result);
     }
   });
 
@@ -489,7 +505,7 @@ function safegridPlanner(map, config) {
       message(t.restored + ": " + t.version + " " + version, "ok");
       showHistory();
     } else {
-      message(errorText(result), "error");
+      refusedEdit(result);
     }
   }
 
