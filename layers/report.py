@@ -15,6 +15,8 @@ import datetime as dt
 import re
 
 import numpy as np
+import shapely
+from pyproj import Transformer
 from sqlalchemy import Connection, text
 
 from geo.hotspots import benjamini_hochberg, classify, count_points, gi_star, two_sided_p
@@ -25,7 +27,7 @@ from .registry import INCIDENT_CATEGORIES
 from .users import User
 from .validate import LOCAL_TZ
 
-__all__ = ["month_range", "notice_figures"]
+__all__ = ["MAP_ROADS", "MAX_PLACES", "month_range", "notice_figures"]
 
 
 def month_range(month: str, shift: int = 0) -> tuple[dt.datetime, dt.datetime]:
@@ -70,14 +72,20 @@ def _recorded(conn: Connection, city: str, start: dt.datetime, end: dt.datetime)
         "AND i.occurred_at < :e)"), {"c": city, "s": start, "e": end}).scalar_one()
 
 
+MAP_ROADS = ("motorway", "arterial", "collector")  # the streets a notice's map shows
+MAX_PLACES = 30  # more child jurisdictions than this are drawn without their names
+
+
 def _hot_map(conn: Connection, user: User, code: str, start: dt.datetime,
              end: dt.datetime) -> dict:
-    """The jurisdiction outline and its hot cells, in metres, for drawing."""
+    """The jurisdiction outline, its hot cells and its streets and places, in metres."""
     query = HotspotQuery(code, start, end)
     data = _load(conn, user, query)
     outline = data.area
+    context = _context(conn, code, data.crs)
     if len(data.xy) < 3:
-        return {"outline": outline, "hot": [], "cell": None, "incidents": int(len(data.xy))}
+        return {"outline": outline, "hot": [], "cell": None, "incidents": int(len(data.xy)),
+                **context}
     lattice, size, _chosen = _lattice(data, query)
     counts = count_points(lattice, data.xy)
     z = gi_star(lattice, counts)
@@ -85,7 +93,34 @@ def _hot_map(conn: Connection, user: User, code: str, start: dt.datetime,
     hot = np.flatnonzero(np.char.startswith(classes.astype(str), "hot"))
     return {"outline": outline, "cell": size, "incidents": int(len(data.xy)),
             "hot": [(lattice.cells.geometry.values[i], str(classes[i]), int(counts[i]))
-                    for i in hot]}
+                    for i in hot], **context}
+
+
+def _context(conn: Connection, code: str, crs: str) -> dict:
+    """What places a notice's map: ``roads`` and ``places`` of jurisdiction ``code``.
+
+    ``roads``: (line, class, name) of the main streets (:data:`MAP_ROADS`) clipped to
+    it; ``places``: (outline, name) of the jurisdictions directly under it. Metres, in
+    ``crs``.
+    """
+    forward = Transformer.from_crs(4326, crs, always_xy=True)
+
+    def metric(wkbs: list) -> np.ndarray:
+        return shapely.transform(shapely.from_wkb([bytes(w) for w in wkbs]), lambda c:
+                                 np.column_stack(forward.transform(c[:, 0], c[:, 1])))
+
+    roads = conn.execute(text(
+        "SELECT r.class, r.name, ST_AsBinary(ST_Intersection(r.geom, j.geom)) "
+        "FROM roads r, jurisdictions j WHERE j.code = :c AND r.geom && j.geom "
+        "AND ST_Intersects(r.geom, j.geom) AND r.class = ANY(:k) ORDER BY r.id"),
+        {"c": code, "k": list(MAP_ROADS)}).all()
+    places = conn.execute(text(
+        "SELECT name, ST_AsBinary(geom) FROM jurisdictions WHERE parent_code = :c "
+        "ORDER BY code"), {"c": code}).all()
+    road_lines = metric([r[2] for r in roads]) if roads else []
+    place_shapes = metric([p[1] for p in places]) if places else []
+    return {"roads": [(g, r[0], r[1]) for g, r in zip(road_lines, roads, strict=True)],
+            "places": [(g, p[0]) for g, p in zip(place_shapes, places, strict=True)]}
 
 
 def notice_figures(conn: Connection, user: User, code: str, month: str) -> dict:

@@ -19,7 +19,7 @@ import shapely
 from flask import Blueprint, Response, current_app, request
 from markupsafe import escape
 
-from layers.report import notice_figures
+from layers.report import MAX_PLACES, notice_figures
 
 from .app import db_engine
 from .auth import current_user
@@ -120,28 +120,65 @@ def change(now: int, then: int, recorded: tuple[bool, bool], lang: str) -> str:
     return percent(now, then)
 
 
+ROAD_WIDTH = {"motorway": 2.6, "arterial": 1.8, "collector": 1.1}  # pixels
+MAX_ROAD_NAMES = 8  # a map of one community names its longest streets, no more
+
+
 def _svg(hot: dict, lang: str) -> str:
+    """The hot cells on the jurisdiction's streets and places, as an inline SVG."""
     outline = hot["outline"]
     x0, y0, x1, y1 = outline.bounds
     scale = SIZE / max(x1 - x0, y1 - y0, 1.0)
     width, height = (x1 - x0) * scale, (y1 - y0) * scale
 
-    def path(geom: shapely.Geometry) -> str:
-        parts = []
-        for polygon in shapely.get_parts(geom):
-            for ring in [polygon.exterior, *polygon.interiors]:
-                xy = np.asarray(ring.coords)
-                pts = " ".join(f"{(x - x0) * scale:.1f},{(y1 - y) * scale:.1f}" for x, y in xy)
-                parts.append(f"M{pts}Z")
-        return " ".join(parts)
+    def xy(coords: np.ndarray) -> np.ndarray:
+        return np.column_stack([(coords[:, 0] - x0) * scale, (y1 - coords[:, 1]) * scale])
 
+    def points(coords: np.ndarray) -> str:
+        return " ".join(f"{x:.1f},{y:.1f}" for x, y in xy(coords))
+
+    def path(geom: shapely.Geometry) -> str:
+        return " ".join(f"M{points(np.asarray(ring.coords))}Z"
+                        for polygon in shapely.get_parts(geom)
+                        for ring in [polygon.exterior, *polygon.interiors])
+
+    def label(point: shapely.Point, name: str, kind: str) -> str:
+        (x, y), = xy(np.array([[point.x, point.y]]))
+        return f'<text x="{x:.1f}" y="{y:.1f}" class="{kind}">{escape(name)}</text>'
+
+    places = hot.get("places", [])
+    roads = hot.get("roads", [])
+    shapes = "".join(f'<path d="{path(g)}" class="place"/>' for g, _n in places)
+    streets = "".join(f'<polyline points="{points(np.asarray(part.coords))}" class="road" '
+                      f'stroke-width="{ROAD_WIDTH.get(kind, 1)}"/>'
+                      for g, kind, _n in roads for part in shapely.get_parts(g)
+                      if part.geom_type == "LineString" and not part.is_empty)
     cells = "".join(f'<path d="{path(g)}" fill="{HOT_FILL.get(c, "#fdae61")}" '
                     f'stroke="none"><title>{TEXT[lang]["cases"].format(n=n)}</title></path>'
                     for g, c, n in hot["hot"])
+    if places and len(places) <= MAX_PLACES:
+        names = "".join(label(shapely.point_on_surface(g), n, "place-name")
+                        for g, n in places)
+    else:
+        names = "".join(label(g.interpolate(0.5, normalized=True), n, "road-name")
+                        for g, n in _longest_streets(roads))
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" '
             f'height="{height:.0f}" viewBox="0 0 {width:.0f} {height:.0f}" class="map">'
-            f'{cells}<path d="{path(outline)}" fill="none" stroke="#333" stroke-width="1.5"/>'
-            "</svg>")
+            f'{shapes}{streets}{cells}'
+            f'<path d="{path(outline)}" fill="none" stroke="#333" stroke-width="1.5"/>'
+            f"{names}</svg>")
+
+
+def _longest_streets(roads: list) -> list[tuple[shapely.Geometry, str]]:
+    """The longest piece of each named street, the :data:`MAX_ROAD_NAMES` longest streets."""
+    longest: dict[str, shapely.Geometry] = {}
+    for geom, _kind, name in roads:
+        for part in shapely.get_parts(geom):
+            if name and part.geom_type == "LineString" and \
+                    part.length > getattr(longest.get(name), "length", 0.0):
+                longest[name] = part
+    ranked = sorted(longest.items(), key=lambda item: -item[1].length)[:MAX_ROAD_NAMES]
+    return [(g, n) for n, g in ranked]
 
 
 def _count(figures: dict, month: str, category: str | None, lang: str) -> str:
@@ -239,6 +276,11 @@ th, td {{ border: 1px solid #666; padding: 3px 6px; text-align: center; }}
 tr.total td {{ font-weight: bold; }} .meta, .legend {{ color: #444; }}
 .no-data {{ font-weight: bold; border-left: 4px solid #b15928; padding-left: 8px; }}
 .sign {{ text-align: right; margin-top: 12mm; }} svg.map {{ display: block; margin: auto; }}
+svg.map .place {{ fill: none; stroke: #999; stroke-width: 0.8; stroke-dasharray: 3 2; }}
+svg.map .road {{ fill: none; stroke: #b0b0b0; stroke-linecap: round; }}
+svg.map text {{ font-size: 10px; fill: #333; text-anchor: middle; paint-order: stroke;
+  stroke: #fff; stroke-width: 2.5px; }}
+svg.map .road-name {{ fill: #666; font-size: 9px; }}
 .switch {{ position: absolute; top: 4mm; left: 16mm; }}
 @media print {{ .switch {{ display: none; }} }}
 </style></head><body>

@@ -148,3 +148,36 @@ def test_changes_are_said_without_rounding_into_something_else(now, then, record
                                                  "持平": "no change"}.get(shown, shown)
     if then and all(recorded) and now != then:
         assert percent(now, then) == shown
+
+
+def _svg_names(html: str, kind: str) -> list[str]:
+    import html as entities
+
+    return [entities.unescape(t) for t in
+            re.findall(rf'<text x="[^"]+" y="[^"]+" class="{kind}">([^<]*)</text>', html)]
+
+
+def test_the_map_has_the_streets_and_places(server, db):
+    """A street's notice names its communities; a community's names its main streets."""
+    with db.connect() as conn:
+        street = conn.execute(text("SELECT parent_code FROM jurisdictions WHERE code = :c"),
+                              {"c": COMMUNITY}).scalar_one()
+        communities = [r[0] for r in conn.execute(text(
+            "SELECT name FROM jurisdictions WHERE parent_code = :p ORDER BY code"),
+            {"p": street})]
+        streets = {r[0] for r in conn.execute(text(
+            "SELECT DISTINCT r.name FROM roads r, jurisdictions j WHERE j.code = :c "
+            "AND ST_Intersects(r.geom, j.geom) AND r.class IN "
+            "('motorway', 'arterial', 'collector') AND r.name IS NOT NULL"),
+            {"c": COMMUNITY})}
+    viewer = login(server, "viewer")
+    page = viewer.get(f"{server}/reports/notice", timeout=60,
+                      params={"jurisdiction": street, "month": "2026-09"})
+    assert page.status_code == 200, page.text[:300]
+    copies = page.text.count('<section class="copy">')  # the notice is printed twice
+    assert copies >= 1
+    assert _svg_names(page.text, "place-name") == communities * copies
+    assert 'class="road"' in page.text
+    shown = _svg_names(_notice(server, "2026-09"), "road-name")
+    assert shown and set(shown) <= streets
+    assert len(shown) == copies * min(len(streets), 8)
