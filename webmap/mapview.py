@@ -1,8 +1,10 @@
 """The Folium map of one city: every layer in a layer control; the pages' Folium parts.
 
-Leaflet and its heat-map plugin are served from ``/static/vendor`` so the page works
-without internet access; only the basemap tiles come from the network (the browser's
-business: without them the layers still draw).
+Leaflet and its plugins are served from ``/static/vendor`` so the page works without
+internet access. The default basemap is drawn from the project's own layers
+(``/tiles/basemap``, :class:`OfflineBasemap`); remote tile sources named in
+``SAFEGRID_BASEMAPS`` (:func:`configured_basemaps`) are further base layers, and one
+that fails to load says so on the map (``/static/basemap.js``).
 
 Every map page is a :class:`Map` on a :class:`Page`: its one inline script (the code
 Folium's elements write) carries the response's CSP nonce, written by the page's
@@ -20,7 +22,8 @@ from dataclasses import dataclass
 import folium
 import folium.plugins
 from branca.element import Figure, MacroElement
-from flask import request
+from flask import current_app, has_app_context, has_request_context, request
+from folium.elements import JSCSSMixin
 from folium.template import Template
 from markupsafe import escape
 from sqlalchemy import Connection, Engine, text
@@ -59,6 +62,20 @@ _TEXT = {
 }
 
 
+_BASEMAP_TEXT = {
+    "zh": {"offline": "离线底图（本系统图层）",
+           "attribution": "底图：本系统道路、建筑、行政区划图层",
+           "failed": "底图“{name}”无法加载（网络不通或瓦片服务器无响应）。"
+                     "请在右上角图层控制中改选“离线底图”。"},
+    "en": {"offline": "Offline basemap (this server's layers)",
+           "attribution": "Basemap: this server's roads, buildings and jurisdictions",
+           "failed": "The basemap \u201c{name}\u201d cannot be loaded (no network, or its "
+                     "tile server does not answer). Choose \u201cOffline basemap\u201d in "
+                     "the layer control, top right."},
+}
+BASEMAP_CRS = ("wgs84", "gcj02")
+
+
 class BadParameter(SafegridError):
     """A query parameter with a value a page cannot use (HTTP 400)."""
 
@@ -72,6 +89,56 @@ def script_json(value: object) -> str:
     """
     return (json.dumps(value, ensure_ascii=False).replace("<", "\\u003c")
             .replace(">", "\\u003e").replace("&", "\\u0026").replace("'", "\\u0027"))
+
+
+@dataclass(frozen=True)
+class Basemap:
+    """A remote raster basemap from ``SAFEGRID_BASEMAPS``.
+
+    ``url`` is a Leaflet tile URL template (``{z}``, ``{x}``, ``{y}``, ``{s}``); ``crs``
+    is ``wgs84`` or ``gcj02`` (the offset of Chinese web maps).
+    """
+
+    name: str
+    url: str
+    attribution: str
+    crs: str
+
+
+def _basemap(entry: object, i: int) -> Basemap:
+    keys = {"name", "url", "attribution", "crs"}
+    if not isinstance(entry, dict) or set(entry) != keys:
+        raise ValueError(f"SAFEGRID_BASEMAPS[{i}] must be an object with exactly the keys "
+                         f"{', '.join(sorted(keys))}, got {entry!r}")
+    if not all(isinstance(entry[k], str) and entry[k].strip() for k in keys):
+        raise ValueError(f"SAFEGRID_BASEMAPS[{i}]: name, url, attribution and crs must be "
+                         "non-empty text")
+    if entry["crs"] not in BASEMAP_CRS:
+        raise ValueError(f"SAFEGRID_BASEMAPS[{i}].crs must be one of {', '.join(BASEMAP_CRS)}"
+                         f", got {entry['crs']!r}")
+    if not all(f"{{{part}}}" in entry["url"] for part in "zxy"):
+        raise ValueError(f"SAFEGRID_BASEMAPS[{i}].url must contain {{z}}, {{x}} and {{y}}")
+    return Basemap(**entry)
+
+
+def configured_basemaps(config: dict) -> list[Basemap]:
+    """The remote basemaps of ``config["BASEMAPS"]`` (``SAFEGRID_BASEMAPS``, JSON).
+
+    Raises
+    ------
+    ValueError
+        Naming the entry and what is wrong with it.
+    """
+    raw = config.get("BASEMAPS") or []
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"SAFEGRID_BASEMAPS is not JSON: {exc}") from None
+    if not isinstance(raw, list):
+        raise ValueError("SAFEGRID_BASEMAPS must be a JSON list of "
+                         '{"name", "url", "attribution", "crs"} objects')
+    return [_basemap(entry, i) for i, entry in enumerate(raw)]
 
 
 class Page(Figure):
@@ -117,8 +184,65 @@ class Map(folium.Map):
     default_css = [("leaflet_css", "/static/vendor/leaflet/leaflet.css")]
 
     def __init__(self, **kwargs):
-        super().__init__(tiles="OpenStreetMap", control_scale=True, **kwargs)
+        super().__init__(tiles=None, control_scale=True, **kwargs)
         Page().add_child(self)
+        add_basemaps(self, _request_lang())
+
+
+def _request_lang() -> str:
+    lang = request.args.get("lang", "zh") if has_request_context() else "zh"
+    return lang if lang in LANGS else "zh"
+
+
+_VECTORGRID_JS = [("vectorgrid", "/static/vendor/vectorgrid/Leaflet.VectorGrid.bundled.min.js"),
+                  ("safegrid_basemap", "/static/basemap.js")]
+
+
+class OfflineBasemap(JSCSSMixin, folium.map.Layer):
+    """The basemap drawn from this server's layers: ``/tiles/basemap`` as vector tiles."""
+
+    _template = Template("""
+        {% macro script(this, kwargs) %}
+        var {{ this.get_name() }} = safegridBasemap.offline({{ this.config }});
+        {% endmacro %}""")
+    default_js = _VECTORGRID_JS
+
+    def __init__(self, name: str, attribution: str):
+        super().__init__(name=name, overlay=False, show=True)
+        self._name = "OfflineBasemap"
+        self.config = script_json({"url": "/tiles/basemap/{z}/{x}/{y}.mvt",
+                                   "attribution": attribution})
+
+
+class BasemapWatch(JSCSSMixin, MacroElement):
+    """Says on the map, in the page language, when a remote basemap fails to load."""
+
+    _template = Template("""
+        {% macro script(this, kwargs) %}
+        safegridBasemap.watch({{ this._parent.get_name() }},
+            [{% for layer in this.layers %}{{ layer.get_name() }},{% endfor %}],
+            {{ this.config }});
+        {% endmacro %}""")
+    default_js = _VECTORGRID_JS
+
+    def __init__(self, layers: list[folium.TileLayer], remotes: list[Basemap], lang: str):
+        super().__init__()
+        self._name = "BasemapWatch"
+        self.layers = layers
+        self.config = script_json({"names": [b.name for b in remotes],
+                                   "crs": [b.crs for b in remotes],
+                                   "failed": _BASEMAP_TEXT[lang]["failed"]})
+
+
+def add_basemaps(m: folium.Map, lang: str) -> None:
+    """The offline basemap (shown) and the configured remote ones (in the layer control)."""
+    text_ = _BASEMAP_TEXT[lang]
+    OfflineBasemap(text_["offline"], text_["attribution"]).add_to(m)
+    remotes = configured_basemaps(current_app.config) if has_app_context() else []
+    layers = [folium.TileLayer(b.url, attr=b.attribution, name=b.name, overlay=False,
+                               show=False, max_zoom=22, max_native_zoom=18).add_to(m)
+              for b in remotes]
+    BasemapWatch(layers, remotes, lang).add_to(m)
 
 
 def render_page(m: Map) -> str:

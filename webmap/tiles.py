@@ -1,5 +1,9 @@
 """Vector tiles: ``/tiles/{layer}/{z}/{x}/{y}.mvt`` for every layer, in the caller's scope.
 
+``/tiles/basemap/{z}/{x}/{y}.mvt`` is the offline basemap: roads, buildings,
+jurisdiction boundaries and their names in one tile, for every logged-in role, each in
+the caller's scope of its layer.
+
 Tiles are revalidated on every load (``Cache-Control: private, no-cache``) against
 an ``ETag`` of their content, so an edit shows on the next load and an unchanged
 tile costs a 304.
@@ -12,29 +16,28 @@ import hashlib
 from flask import Blueprint, Response, current_app, request
 
 from layers.access import enter_scope, read_scope
-from layers.registry import get_layer
-from layers.tiles import MAX_ZOOM, layer_tile
+from layers.registry import LAYERS, get_layer
+from layers.tiles import BASEMAP_LAYERS, MAX_ZOOM, basemap_tile, layer_tile
 
 from .app import db_engine
 from .auth import current_user
+from .mapview import configured_basemaps
 from .ogcapi import NotFound
 
 bp = Blueprint("tiles", __name__)
 MVT = "application/vnd.mapbox-vector-tile"
+# A bad SAFEGRID_BASEMAPS stops the server at start, naming the problem.
+bp.record_once(lambda state: configured_basemaps(state.app.config))
 
 
-@bp.get("/tiles/<layer>/<int:z>/<int:x>/<int:y>.mvt")
-def tile(layer: str, z: int, x: int, y: int):
-    """One Mapbox vector tile of ``layer``."""
-    declaration = get_layer(layer)
+def _check_request(z: int, x: int, y: int) -> None:
     if request.args:
         raise NotFound("tiles take no query parameters")
     if z > MAX_ZOOM or x >= 2**z or y >= 2**z:
         raise NotFound(f"there is no tile {z}/{x}/{y} (zoom 0-{MAX_ZOOM}, x and y < 2^zoom)")
-    with db_engine(current_app).connect() as conn:
-        scope = read_scope(conn, current_user(), declaration)
-        enter_scope(conn, scope)
-        data = layer_tile(conn, declaration, z, x, y, scope)
+
+
+def _mvt_response(data: bytes) -> Response:
     etag = hashlib.sha256(data).hexdigest()[:32]
     headers = {
         "ETag": f'"{etag}"',
@@ -44,3 +47,28 @@ def tile(layer: str, z: int, x: int, y: int):
     if etag in request.if_none_match:
         return Response(status=304, headers=headers)
     return Response(data, 200, content_type=MVT, headers=headers)
+
+
+@bp.get("/tiles/basemap/<int:z>/<int:x>/<int:y>.mvt")
+def basemap(z: int, x: int, y: int):
+    """One tile of the offline basemap (MVT layers as in :data:`BASEMAP_LAYERS`)."""
+    _check_request(z, x, y)
+    user = current_user()
+    with db_engine(current_app).connect() as conn:
+        scopes = {source: read_scope(conn, user, LAYERS[source])
+                  for source, *_ in BASEMAP_LAYERS.values()}
+        enter_scope(conn, scopes["roads"])
+        data = basemap_tile(conn, z, x, y, scopes)
+    return _mvt_response(data)
+
+
+@bp.get("/tiles/<layer>/<int:z>/<int:x>/<int:y>.mvt")
+def tile(layer: str, z: int, x: int, y: int):
+    """One Mapbox vector tile of ``layer``."""
+    declaration = get_layer(layer)
+    _check_request(z, x, y)
+    with db_engine(current_app).connect() as conn:
+        scope = read_scope(conn, current_user(), declaration)
+        enter_scope(conn, scope)
+        data = layer_tile(conn, declaration, z, x, y, scope)
+    return _mvt_response(data)
