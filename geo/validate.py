@@ -16,6 +16,7 @@ __all__ = [
     "accepted_types",
     "coerce_type",
     "geometry_problems",
+    "points_to_grid",
     "to_served",
 ]
 
@@ -61,6 +62,13 @@ def to_served(geoms: np.ndarray, grid_size: float = SERVED_GRID) -> np.ndarray:
     is in the geometries' units (degrees for EPSG:4326: 1e-7 is about 1 cm).
     """
     geoms = np.asarray(geoms, dtype=object)
+    points = (shapely.get_type_id(geoms) == 0) & ~shapely.is_empty(geoms)
+    if points.any():  # points (a layer of 10^5 or more) are rounded as arrays
+        out = geoms.copy()
+        out[points] = points_to_grid(geoms[points], grid_size)
+        if not points.all():
+            out[~points] = to_served(geoms[~points], grid_size)
+        return out
     rounded = shapely.set_precision(geoms, grid_size, mode="pointwise")
     try:
         out = shapely.remove_repeated_points(rounded, 0.0)
@@ -70,6 +78,29 @@ def to_served(geoms: np.ndarray, grid_size: float = SERVED_GRID) -> np.ndarray:
     for i in broken:
         out[i] = _repaired(out[i], geoms[i], grid_size)
     return out
+
+
+def points_to_grid(points: np.ndarray, grid_size: float = SERVED_GRID) -> np.ndarray:
+    """Non-empty points rounded to ``grid_size`` exactly as GEOS's pointwise rounding does.
+
+    GEOS multiplies by the scale (``1 / grid_size``, snapped to a whole number when it
+    is one), rounds half up and divides by the scale; this does the same with NumPy
+    arrays, many times faster than one ``set_precision`` call per point.
+    """
+    scale = 1.0 / grid_size
+    if abs(scale - round(scale)) < 1e-9 * scale:
+        scale = float(round(scale))
+    coords = shapely.get_coordinates(points)
+    return shapely.points(_round_half_up(coords * scale) / scale)
+
+
+def _round_half_up(values: np.ndarray) -> np.ndarray:
+    """GEOS's ``util::round``: to the nearest integer, halves towards +infinity."""
+    whole = np.trunc(values)
+    fraction = np.abs(values - whole)  # exact for doubles
+    away = np.where(values >= 0, whole + 1.0, whole - 1.0)
+    up = np.where(values >= 0, fraction >= 0.5, fraction > 0.5)
+    return np.where(up, away, whole)
 
 
 def _repaired(rounded: shapely.Geometry | None, original: shapely.Geometry,

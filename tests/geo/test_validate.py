@@ -33,3 +33,24 @@ def test_coerce_type_unwraps_single_part_multis_and_promotes_polygons():
     poly = shapely.box(0, 0, 1, 1)
     assert coerce_type(np.array([poly], dtype=object), "MultiPolygon")[0].geom_type == (
         "MultiPolygon")
+
+
+def test_points_round_exactly_as_geos_pointwise_rounding():
+    from geo.validate import points_to_grid, to_served
+
+    rng = np.random.default_rng(3)
+    xy = np.vstack([rng.uniform([-180, -90], [180, 90], (20_000, 2)),
+                    # halves of the grid step, where rounding rules differ
+                    (rng.integers(-1_800_000_000, 1_800_000_000, (5_000, 2)) + 0.5) / 1e7,
+                    [[0.0, -0.0], [-1e-7 / 2, 1e-7 / 2], [179.99999995, -89.99999995]]])
+    points = shapely.points(xy)
+    for grid in (1e-7, 1e-3, 0.5, 10.0):
+        library = shapely.get_coordinates(shapely.set_precision(points, grid,
+                                                                mode="pointwise"))
+        assert np.array_equal(shapely.get_coordinates(points_to_grid(points, grid)), library)
+    mixed = np.array([shapely.Point(1.000000049, 2.00000005), None, shapely.Point(),
+                      shapely.box(0, 0, 1.00000004, 1)], dtype=object)
+    served = to_served(mixed)
+    assert served[0].equals_exact(shapely.Point(1.0, 2.0000001), 0.0)
+    assert served[1] is None and served[2].is_empty
+    assert served[3].equals(shapely.box(0, 0, 1, 1))
