@@ -18,14 +18,54 @@ from markupsafe import escape
 from sqlalchemy import text
 
 from layers.access import subtree_codes
-from layers.registry import INCIDENT_CATEGORIES
+from layers.registry import INCIDENT_CATEGORIES, LAYERS
 from layers.users import User
 
 from .app import db_engine
 from .auth import current_user
 from .mapview import BadParameter, page_lang, tool_page
+from .reports import CATEGORY
 
 bp = Blueprint("analysis", __name__)
+
+_GRID = LAYERS["grids"]
+WORDS = {
+    "zh": {"legend_gi": "Gi* 热点分析 (置信度)", "legend_kde": "核密度 (起/平方公里)",
+           "legend_count": "警情数 (起/格网)", "legend_emerging": "时空热点趋势类别",
+           "legend_safety": "平安指数等级", "level_1": "1 = 最安全", "level_5": "5 = 最需关注",
+           "f_count": "警情数", "f_class": "分类", "f_z": "Z 得分", "f_p": "p 值",
+           "f_p_fdr": "p 值 (FDR 校正)", "f_density": "密度", "f_category": "趋势类别",
+           "f_trend_z": "趋势 Z 得分", "f_trend_p": "趋势 p 值", "f_grid": "网格",
+           "f_score": "平安指数得分", "f_level": "平安指数等级",
+           "f_incidents_12m": "近12个月警情", "f_rate_per_1000": "每千人警情",
+           "f_hot_share": "热点面积占比", "f_key_areas_per_km2": "重点区域密度",
+           "f_coverage": "监控覆盖率", "f_weighted_incidents": "加权警情",
+           "f_by_category": "按类别", "unit_incidents": "起", "per_km2": "起/平方公里",
+           "per_1000": "起/千人", "per_km2_areas": "处/平方公里", "unit_households": "户",
+           "unit_people": "人", "unit_areas": "处", "comprehensive": "综合网格",
+           "dedicated": "专属网格", "safety_run": "平安指数",
+           **{f"f_{f}": _GRID.get_field(f).title_zh
+              for f in ("kind", "households", "population", "key_areas")}},
+    "en": {"legend_gi": "Gi* hot spots (confidence)",
+           "legend_kde": "Kernel density (incidents/km²)",
+           "legend_count": "Incidents (per cell)", "legend_emerging": "Emerging hot spot trends",
+           "legend_safety": "Safety index level", "level_1": "1 = safest",
+           "level_5": "5 = needs most attention", "f_count": "incidents",
+           "f_class": "class", "f_z": "z score", "f_p": "p value",
+           "f_p_fdr": "p value (FDR corrected)", "f_density": "density",
+           "f_category": "trend", "f_trend_z": "trend z score", "f_trend_p": "trend p value",
+           "f_grid": "grid", "f_score": "safety score", "f_level": "safety level",
+           "f_incidents_12m": "incidents, last 12 months",
+           "f_rate_per_1000": "incidents per 1000 people", "f_hot_share": "share in hot spots",
+           "f_key_areas_per_km2": "key areas density", "f_coverage": "camera coverage",
+           "f_weighted_incidents": "weighted incidents", "f_by_category": "by category",
+           "unit_incidents": "incidents", "per_km2": "incidents/km²", "per_1000": "per 1000",
+           "per_km2_areas": "per km²", "unit_households": "households",
+           "unit_people": "people", "unit_areas": "", "comprehensive": "comprehensive grid",
+           "dedicated": "dedicated grid", "safety_run": "safety index", "f_kind": "grid type",
+           "f_households": "households", "f_population": "population",
+           "f_key_areas": "key areas"},
+}
 
 _KINDS_ZH = {"new": "新出现", "consecutive": "连续", "intensifying": "加剧", "persistent": "持续",
              "diminishing": "减弱", "sporadic": "零星", "oscillating": "振荡",
@@ -37,12 +77,11 @@ TEXT = {
            "week": "周", "month": "月", "run": "分析", "running": "分析中…", "done": "完成",
            "cells": "个格网", "chosen": "按数据自动选择", "incidents": "起警情",
            "refused": "未完成", "saved_runs": "已保存的分析…", "low": "低", "high": "高",
-           "hot_99": "热点 99%", "hot_95": "热点 95%", "hot_90": "热点 90%",
-           "cold_99": "冷点 99%", "cold_95": "冷点 95%", "cold_90": "冷点 90%",
+           "hot_99": "热点 (99% 置信)", "hot_95": "热点 (95% 置信)",
+           "hot_90": "热点 (90% 置信)", "cold_99": "冷点 (99% 置信)",
+           "cold_95": "冷点 (95% 置信)", "cold_90": "冷点 (90% 置信)",
            "not_significant": "不显著", "map": "总图", "lang": "English",
            "jurisdiction": "辖区", "safety": "平安指数(网格)", "level": "等级",
-           "criminal": "刑事", "public_order": "治安", "dispute": "纠纷", "fire": "火灾",
-           "fraud": "诈骗", "traffic": "交通", "other": "其他",
            "grids": "个网格", "compare_with": "与已保存的分析对比…", "compared": "对比",
            "hot_cells": "个热点格网", "in_both": "个两次都是热点",
            "categories_all": "拖动查看各期警情", "no_pattern": "无明显模式",
@@ -56,8 +95,9 @@ TEXT = {
            "month": "month", "run": "Run", "running": "Running…", "done": "Done",
            "cells": "cells", "chosen": "chosen from the data", "incidents": "incidents",
            "refused": "Not done", "saved_runs": "Saved runs…", "low": "low", "high": "high",
-           "hot_99": "hot spot 99%", "hot_95": "hot spot 95%", "hot_90": "hot spot 90%",
-           "cold_99": "cold spot 99%", "cold_95": "cold spot 95%", "cold_90": "cold spot 90%",
+           "hot_99": "hot spot (99% confidence)", "hot_95": "hot spot (95% confidence)",
+           "hot_90": "hot spot (90% confidence)", "cold_99": "cold spot (99% confidence)",
+           "cold_95": "cold spot (95% confidence)", "cold_90": "cold spot (90% confidence)",
            "not_significant": "not significant", "map": "Overview map", "lang": "中文",
            "jurisdiction": "Jurisdiction", "safety": "Safety index (grids)",
            "level": "level", "grids": "grids", "compare_with": "Compare with a saved run…",
@@ -69,15 +109,20 @@ TEXT = {
 }
 
 
+def page_text(lang: str) -> dict[str, str]:
+    """Every word of the analysis page in ``lang``: controls, legends, popups, categories."""
+    return {**TEXT[lang], **WORDS[lang], **CATEGORY[lang]}
+
+
 def _controls(code: str, lang: str, choices: list[tuple[str, str]]) -> str:
-    t = TEXT[lang]
+    t = page_text(lang)
     today = dt.date.today()
     options = "".join(f'<option value="{escape(c)}"{" selected" if c == code else ""}>'
                       f"{escape(n)} ({escape(c)})</option>" for c, n in choices)
     methods = "".join(f'<option value="{m}">{escape(t[m])}</option>'
                       for m in ("gi", "kde", "count", "emerging", "safety"))
     categories = f'<option value="">{escape(t["all"])}</option>' + "".join(
-        f'<option value="{c}">{c}</option>' for c in INCIDENT_CATEGORIES)
+        f'<option value="{c}">{escape(t[c])}</option>' for c in INCIDENT_CATEGORIES)
     other = "en" if lang == "zh" else "zh"
     return f"""
     <div id="sg-panel">
@@ -143,4 +188,4 @@ def analysis_page():
     return Response(tool_page(
         db_engine(current_app), [code], TEXT[lang]["title"], "analysis.js",
         _controls(code, lang, choices), "safegridAnalysis",
-        {"text": TEXT[lang], "jurisdiction": code}), mimetype="text/html")
+        {"text": page_text(lang), "jurisdiction": code}), mimetype="text/html")

@@ -25,6 +25,36 @@ from .mapview import page_lang, tool_page
 
 bp = Blueprint("border_map", __name__)
 
+_CAMERA = LAYERS["cameras"]
+WORDS = {
+    "zh": {"legend_sides": "边界两侧", "side_of": "{name}一侧", "border_line": "边界线",
+           "legend_crossings": "道路过境点", "legend_other": "其他图层",
+           "hot_cell_key": "热点格网 (95% 以上置信)", "key_area": "重点区域",
+           "camera": "摄像机", "hot_99": "热点 (99% 置信)", "hot_95": "热点 (95% 置信)",
+           "online": "在线", "offline": "离线", "planned": "规划",
+           "legend_teams": "巡逻队 (实线为责任段, 虚线为路线)",
+           "f_side": "所属一侧", "f_name": "名称", "f_road": "道路", "f_covered": "看守情况",
+           "f_covered_by": "看守设施", "f_count": "警情数", "f_z": "Z 得分", "f_class": "分类",
+           "f_area": "面积", "f_team": "巡逻队", "f_workload": "工作量", "f_hours": "建议时段",
+           "f_length": "长度", "f_stops": "已到达途经点", "unit_incidents": "起",
+           "km2": "平方公里",
+           **{f"f_{f}": _CAMERA.get_field(f).title_zh
+              for f in ("code", "status", "bearing", "fov", "range_m")}},
+    "en": {"legend_sides": "The two sides", "side_of": "{name} side", "border_line": "border",
+           "legend_crossings": "Road crossings", "legend_other": "Other layers",
+           "hot_cell_key": "hot cell (95%+ confidence)", "key_area": "key area",
+           "camera": "camera", "hot_99": "hot spot (99% confidence)",
+           "hot_95": "hot spot (95% confidence)", "online": "online", "offline": "offline",
+           "planned": "planned", "legend_teams": "Teams (solid: sector, dashed: route)",
+           "f_side": "side", "f_name": "name", "f_road": "road", "f_covered": "watched",
+           "f_covered_by": "watched by", "f_count": "incidents", "f_z": "z score",
+           "f_class": "class", "f_area": "area", "f_team": "team", "f_workload": "workload",
+           "f_hours": "hours", "f_length": "length", "f_stops": "stops reached",
+           "unit_incidents": "incidents", "km2": "km²", "f_code": "code",
+           "f_status": "status", "f_bearing": "bearing (°)", "f_fov": "field of view (°)",
+           "f_range_m": "range (m)"},
+}
+
 TEXT = {
     "zh": {"title": "边界联防", "a": "甲方", "b": "乙方", "width": "每侧宽度(米)",
            "show": "显示边界", "teams": "巡逻队数", "plan": "规划巡逻", "print": "打印方案",
@@ -141,6 +171,7 @@ def _controls(a: str, b: str, width: float, lang: str,
       {plan}
       <div id="sg-message" role="status" aria-live="polite"></div>
       <div id="sg-summary"></div>
+      <div id="sg-legend"></div>
       <div class="sg-row"><button type="button" id="sg-print" disabled>
         {escape(t['print'])}</button></div>
     </div>
@@ -209,8 +240,8 @@ def border_page():
     width, notice = _width(lang, notice)
     neighbours = _choices(pairs)
     can_plan = user.role in LAYERS["patrol_routes"].write_roles
-    config = {"text": TEXT[lang], "csrf": csrf_token(), "canPlan": can_plan, "lang": lang,
-              "neighbours": neighbours, "maxWidth": MAX_WIDTH}
+    config = {"text": {**TEXT[lang], **WORDS[lang]}, "csrf": csrf_token(),
+              "canPlan": can_plan, "lang": lang, "neighbours": neighbours, "maxWidth": MAX_WIDTH}
     return Response(tool_page(
         db_engine(current_app), [a, b], TEXT[lang]["title"], "border.js",
         _controls(a, b, width, lang, neighbours, can_plan, notice), "safegridBorder",

@@ -27,6 +27,34 @@ TARGET_TEXT = {
     "en": {"key_areas": "Key areas", "school_zones": "School safety zones", "grids": "Grids",
            "roads": "Roads"},
 }
+_CAMERA = LAYERS["cameras"]
+WORDS = {
+    "zh": {"legend_cameras": "摄像机状态", "legend_share": "对象覆盖率",
+           "legend_risk": "盲区风险 (预计警情)", "legend_proposed": "建议点位",
+           "proposed_view": "建议点位视域", "switched_off_cam": "已停用(推演)",
+           "f_name": "名称", "f_covered_ratio": "覆盖率", "f_area_m2": "面积",
+           "f_length_m": "长度", "f_covered_m2": "已覆盖面积", "f_covered_m": "已覆盖长度",
+           "f_road_covered_ratio": "道路覆盖率", "f_rank": "排名", "f_risk": "风险",
+           "f_incidents": "警情", "f_target_name": "所属对象", "f_gain": "新增风险覆盖",
+           "f_gain_m2": "新增覆盖面积", "f_gain_m": "新增覆盖长度", "f_view_area": "视域面积",
+           "m2": "平方米", "metres": "米", "expected": "起(预计)", "unit_incidents": "起",
+           "gain_note": "按警情风险加权，预计新增看到的警情数",
+           **{f"f_{f}": _CAMERA.get_field(f).title_zh
+              for f in ("code", "status", "bearing", "fov", "range_m")}},
+    "en": {"legend_cameras": "Camera status", "legend_share": "Share of target covered",
+           "legend_risk": "Gap risk (expected incidents)", "legend_proposed": "Proposed",
+           "proposed_view": "proposed camera's view", "switched_off_cam": "switched off (what-if)",
+           "f_name": "name", "f_covered_ratio": "covered", "f_area_m2": "area",
+           "f_length_m": "length", "f_covered_m2": "area covered", "f_covered_m": "length covered",
+           "f_road_covered_ratio": "roads covered", "f_rank": "rank", "f_risk": "risk",
+           "f_incidents": "incidents", "f_target_name": "target", "f_gain": "risk newly watched",
+           "f_gain_m2": "area newly covered", "f_gain_m": "length newly covered",
+           "f_view_area": "field of view", "m2": "m²", "metres": "m",
+           "expected": "incidents (expected)", "unit_incidents": "incidents",
+           "gain_note": "incidents expected to be newly seen, weighted by risk",
+           "f_code": "code", "f_status": "status", "f_bearing": "bearing (°)",
+           "f_fov": "field of view (°)", "f_range_m": "range (m)"},
+}
 TEXT = {
     "zh": {"title": "视频监控覆盖", "jurisdiction": "辖区", "target": "对象",
            "buffer": "学校周边(米)", "coverage": "覆盖", "gaps": "盲区", "siting": "选址",
@@ -54,8 +82,13 @@ TEXT = {
 }
 
 
+def page_text(lang: str) -> dict[str, str]:
+    """Every word of the coverage page in ``lang``: controls, legends and popups."""
+    return {**TEXT[lang], **WORDS[lang]}
+
+
 def _controls(code: str, lang: str, choices: list[tuple[str, str]]) -> str:
-    t = TEXT[lang]
+    t = page_text(lang)
     options = "".join(f'<option value="{escape(c)}"{" selected" if c == code else ""}>'
                       f"{escape(n)} ({escape(c)})</option>" for c, n in choices)
     targets = "".join(f'<option value="{k}">{escape(v)}</option>'
@@ -101,5 +134,5 @@ def coverage_page():
     return Response(tool_page(
         db_engine(current_app), [code], TEXT[lang]["title"], "coverage.js",
         _controls(code, lang, choices), "safegridCoverage",
-        {"text": TEXT[lang], "jurisdiction": code, "csrf": csrf_token(),
+        {"text": page_text(lang), "jurisdiction": code, "csrf": csrf_token(),
          "canPlan": user.role in LAYERS["cameras"].write_roles}), mimetype="text/html")

@@ -30,7 +30,8 @@ def test_gi_then_emerging_then_a_saved_run(analyst):
     shown = page.evaluate("window.safegridAnalysisState.state.last.features.length")
     assert drawn == shown > 0
     legend = page.locator("#sg-legend div").all_text_contents()
-    assert len(legend) == 7 and "热点 99%" in legend[0]
+    assert legend[0] == "Gi* 热点分析 (置信度)"
+    assert len(legend) == 8 and "热点 (99% 置信)" in legend[1]
     # a click on the busiest cell shows its counts by category and its monthly trend
     x, y = page.evaluate("""() => {
       const s = window.safegridAnalysisState;
@@ -68,12 +69,13 @@ def test_gi_then_emerging_then_a_saved_run(analyst):
     page.screenshot(path=str(OUTPUT / "analysis-emerging.png"))
 
     # the first (Gi*) run is among the saved ones and reopens
-    page.wait_for_selector("#sg-runs option:has-text(' emerging ')", state="attached")
-    gi_run = page.locator("#sg-runs option", has_text=re.compile(r"^#\d+ gi ")).first \
+    page.wait_for_selector("#sg-runs option:has-text(' 时空热点趋势 ')", state="attached")
+    gi_run = page.locator("#sg-runs option", has_text=re.compile(r"^#\d+ 热点分析 Gi\* ")) \
+        .first \
         .get_attribute("value")
     page.select_option("#sg-runs", gi_run)
     wait_for(page, "window.safegridAnalysisState.state.last.steps === undefined")
-    assert page.locator("#sg-legend div").count() == 7
+    assert page.locator("#sg-legend div").count() == 8
     assert not page.locator("#sg-time").is_visible()
 
     # compared with itself: every hot cell is hot in both
@@ -91,7 +93,8 @@ def test_gi_then_emerging_then_a_saved_run(analyst):
     wait_for(page, "window.safegridAnalysisState.state.last.parameters.weights")
     assert page.evaluate(DRAWN) == page.evaluate(
         "window.safegridAnalysisState.state.last.features.length") > 0
-    assert page.locator("#sg-legend div").count() == 5
+    levels = page.locator("#sg-legend div").all_text_contents()
+    assert levels[:2] == ["平安指数等级", " 1 = 最安全"] and len(levels) == 6
     page.screenshot(path=str(OUTPUT / "analysis-safety.png"))
     assert page.errors == []
 

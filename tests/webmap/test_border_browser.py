@@ -37,6 +37,11 @@ def test_the_partner_sees_the_border_and_plans_patrols(server, api):
                    for covered, colour in colours)
         summary = page.text_content("#sg-summary")
         assert f"{answer['coverage']['uncovered_crossings']} 无人看守" in summary
+        # the legend says which side is which city
+        sides = {f["properties"]["side"]: f["properties"]["name"]
+                 for f in answer["zone"]["features"]}
+        key = page.locator("#sg-legend div").all_text_contents()
+        assert key[1:3] == [f" {sides['430100']}一侧", f" {sides['430300']}一侧"]
         page.screenshot(path=str(OUTPUT / "border-zone.png"))
 
         page.fill("#sg-teams-a", "2")

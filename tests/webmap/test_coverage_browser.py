@@ -41,6 +41,8 @@ def test_coverage_gaps_what_if_and_siting_on_the_map(server, api, db):
           return out;
         }}""")
         assert grey and set(grey) == {"#8c8c8c"}
+        key = page.locator("#sg-legend div").all_text_contents()
+        assert key[:4] == ["摄像机状态", " 在线", " 离线", " 规划"]
         page.screenshot(path=str(OUTPUT / "coverage-targets.png"))
 
         # switch the busiest camera off from its popup: coverage can only fall
@@ -72,6 +74,9 @@ def test_coverage_gaps_what_if_and_siting_on_the_map(server, api, db):
         page.click("#sg-siting")
         page.wait_for_selector("#sg-proposals li")
         assert page.locator("#sg-proposals li").count() == 3
+        # the gain is rounded, with its unit: expected incidents newly watched
+        gain = page.evaluate(f"{STATE}.state.proposed[0].properties.gain")
+        assert f"{gain:.1f} 起(预计)" in page.locator("#sg-proposals li").first.text_content()
         page.locator("#sg-proposals .sg-add-plan").first.click()
         page.wait_for_selector("#sg-proposals .sg-add-plan[disabled]")
         page.screenshot(path=str(OUTPUT / "coverage-siting.png"))

@@ -25,21 +25,56 @@ function safegridAnalysis(map, config) {
   const compared = L.featureGroup().addTo(map);
   const state = {busy: 0, last: null};
   window.safegridAnalysisState = {map, cells, compared, state};
-  const {message, value, esc, call: get, legend} = safegridTools(config, state);
+  const {message, value, esc, call: get, legend, rows, fixed, pValue} =
+    safegridTools(config, state);
+  const percent = v => fixed(100 * v, 1) + "%";
+  /* What a cell's popup shows, in this order: [property, how to say its value]. */
+  const FIELDS = [
+    ["kind", v => t[v] || v], ["level", levelName], ["score", v => fixed(v, 1)],
+    ["count", v => v + " " + t.unit_incidents], ["class", v => t[v] || v],
+    ["z", v => fixed(v, 2)], ["p", pValue], ["p_fdr", pValue],
+    ["density", v => Math.round(v) + " " + t.per_km2], ["category", v => t[v] || v],
+    ["trend_z", v => fixed(v, 2)], ["trend_p", pValue],
+    ["households", v => v + " " + t.unit_households],
+    ["population", v => v + " " + t.unit_people],
+    ["incidents_12m", v => v + " " + t.unit_incidents],
+    ["rate_per_1000", v => fixed(v, 1) + " " + t.per_1000], ["hot_share", percent],
+    ["key_areas", v => (v + " " + t.unit_areas).trim()],
+    ["key_areas_per_km2", v => fixed(v, 1) + " " + t.per_km2_areas],
+    ["coverage", percent],
+  ];
+
+  /* The density or count classes with their bounds: what each colour stands for. */
+  function scale(method, body) {
+    const key = method === "kde" ? "density" : "count";
+    const top = Math.max(1, ...body.features.map(f => f.properties[key] || 0));
+    const step = top / DENSITY.length;
+    const unit = method === "kde" ? t.per_km2 : t.unit_incidents;
+    return [[method === "kde" ? t.legend_kde : t.legend_count, DENSITY.map((c, i) => [
+      Math.round(i * step) + "–" + Math.round((i + 1) * step) + " " + unit +
+        (i === 0 ? " (" + t.low + ")" : i === DENSITY.length - 1 ? " (" + t.high + ")" : ""),
+      c])]];
+  }
 
   function densityColour(v, top) {
     const i = Math.min(DENSITY.length - 1, Math.floor(DENSITY.length * v / (top || 1)));
     return DENSITY[i];
   }
 
+  function levelName(level) {
+    return t["level_" + level] || String(level);
+  }
+
+  /* A cell's or grid's figures in words, rounded, with their units. */
   function popup(p) {
-    const rows = Object.entries(p)
-      .filter(([k]) => !["row", "col", "counts", "by_category", "monthly"].includes(k))
-      .map(([k, v]) => "<tr><th>" + esc(t[k] || k) + "</th><td>" + esc(v) + "</td></tr>");
-    for (const [k, v] of Object.entries(p.by_category || {})) {
-      rows.push("<tr><th>· " + esc(t[k] || k) + "</th><td>" + esc(v) + "</td></tr>");
+    const list = p.name ? [[t.f_grid, p.name, p.code]] : [];
+    for (const [k, say] of FIELDS) {
+      if (p[k] != null) list.push([t["f_" + k], say(p[k])]);
     }
-    let html = "<table>" + rows.join("") + "</table>";
+    for (const [k, v] of Object.entries(p.by_category || {})) {
+      list.push(["· " + (t[k] || k), v + " " + t.unit_incidents]);
+    }
+    let html = rows(list);
     const series = Array.isArray(p.counts) ? p.counts : p.monthly;
     if (Array.isArray(series)) {
       const top = Math.max(1, ...series);
@@ -74,19 +109,18 @@ function safegridAnalysis(map, config) {
       onEachFeature: (f, layer) => layer.bindPopup(popup(f.properties)),
     }).addTo(cells);
     if (method === "safety") {
-      legend(Object.entries(LEVELS).map(([k, c]) => [t.level + " " + k, c]));
+      legend([[t.legend_safety, Object.entries(LEVELS).map(([k, c]) => [levelName(k), c])]]);
       message(t.done + ": " + body.features.length + " " + t.grids, "ok");
       return;
     }
     if (method === "gi") {
-      legend(Object.entries(CLASS_COLOURS).map(([k, c]) => [t[k] || k, c]));
+      legend([[t.legend_gi, Object.entries(CLASS_COLOURS).map(([k, c]) => [t[k] || k, c])]]);
     } else if (method === "emerging") {
       const seen = new Set(body.features.map(f => f.properties.category));
-      legend(Object.entries(CATEGORY_COLOURS).filter(([k]) => seen.has(k))
-        .map(([k, c]) => [t[k] || k, c]));
+      legend([[t.legend_emerging, Object.entries(CATEGORY_COLOURS).filter(([k]) => seen.has(k))
+        .map(([k, c]) => [t[k] || k, c])]]);
     } else {
-      legend(DENSITY.map((c, i) => [(i === 0 ? t.low : i === DENSITY.length - 1 ? t.high : ""),
-                                    c]));
+      legend(scale(method, body));
     }
     const p = body.parameters || {};
     const incidents = p.incidents != null ? p.incidents : p.incidents_in_cells;  // batch runs
@@ -138,7 +172,7 @@ function safegridAnalysis(map, config) {
     for (const r of runs) {
       const option = document.createElement("option");
       option.value = r.id;
-      option.textContent = "#" + r.id + " " + r.kind + " · " + r.created_at.slice(0, 16)
+      option.textContent = "#" + r.id + " " + (t[r.kind] || r.kind) + " · " + r.created_at.slice(0, 16)
         .replace("T", " ") + " · " + r.created_by;
       select.append(option);
     }

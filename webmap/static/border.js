@@ -18,7 +18,54 @@ function safegridBorder(map, config) {
   const missedList = document.createElement("div");
   missedList.id = "sg-unreached";
   document.getElementById("sg-summary").after(missedList);
-  const {message, value, esc, call, table} = safegridTools(config, state);
+  const {message, value, esc, call, legend, rows, fixed} = safegridTools(config, state);
+  const CROSSING = {covered: "#1a9641", uncovered: "#d7191c"};
+  const STATUS = {online: t.online, offline: t.offline, planned: t.planned};
+
+  /* A side's city or district by name (its code as secondary text): [name, code]. */
+  function city(code) {
+    const side = state.border.zone.features.find(f => f.properties.side === code);
+    return [side ? side.properties.name : code, code];
+  }
+
+  function sidePopup(p) {
+    return rows([[t.f_side, ...city(p.side)],
+                 [t.f_area, fixed(p.area_m2 / 1e6, 1) + " " + t.km2]]);
+  }
+
+  function hotPopup(p) {
+    return rows([[t.f_class, t[p.class] || p.class], [t.f_count, p.count + " " +
+                 t.unit_incidents], [t.f_z, fixed(p.z, 2)]]);
+  }
+
+  function cameraPopup(p) {
+    return rows([[t.f_code, p.code], [t.f_status, STATUS[p.status] || p.status],
+                 [t.f_bearing, Math.round(p.bearing)], [t.f_fov, Math.round(p.fov)],
+                 [t.f_range_m, Math.round(p.range_m)]]);
+  }
+
+  function crossingPopup(p) {
+    return rows([[t.f_road, p.road], [t.f_covered, p.covered ? t.covered : t.uncovered],
+                 [t.f_covered_by, (p.covered_by || []).join(", ")],
+                 [t.f_side, ...city(p.side)]]);
+  }
+
+  function planPopup(p) {
+    return rows([[t.f_team, teamName(p), p.city], [t.f_length, fixed(p.length_m / 1000, 1) +
+                 " " + t.km], [t.f_workload, fixed(p.workload, 1)], [t.f_hours, p.hours],
+                 [t.f_stops, p.stops_reached + "/" + p.stops]]);
+  }
+
+  /* The key: which side is which city, the border, the crossings, the other layers. */
+  function key(body) {
+    legend([
+      [t.legend_sides, [body.a, body.b].map((code, i) => [
+        t.side_of.replace("{name}", city(code)[0]), SIDES[i]]).concat(
+        [[t.border_line, "#222", true]])],
+      [t.legend_crossings, [[t.covered, CROSSING.covered], [t.uncovered, CROSSING.uncovered]]],
+      [t.legend_other, [[t.hot_cell_key, "#d7191c"], [t.key_area, "#b15928"],
+                        [t.camera, "#ff7f00"]]]]);
+  }
 
   /* A refusal in the page's language; the English page adds the server's own words. */
   function refused(result) {
@@ -60,7 +107,7 @@ function safegridBorder(map, config) {
     L.geoJSON(result.data, {
       pointToLayer: (f, at) => L.circleMarker(at, {radius: 2, color: "#ff7f00", weight: 1,
                                                    fillOpacity: 0.8}),
-      onEachFeature: (f, layer) => layer.bindPopup(table(f.properties)),
+      onEachFeature: (f, layer) => layer.bindPopup(cameraPopup(f.properties)),
     }).addTo(marks);
     return result.data.features.length;
   }
@@ -85,25 +132,25 @@ function safegridBorder(map, config) {
         const colour = SIDES[f.properties.side === body.a ? 0 : 1];
         return {color: colour, weight: 1, fillColor: colour, fillOpacity: 0.12};
       },
-      onEachFeature: (f, layer) => layer.bindPopup(table(f.properties)),
+      onEachFeature: (f, layer) => layer.bindPopup(sidePopup(f.properties)),
     }).addTo(zone);
     L.geoJSON(body.line, {style: {color: "#222", weight: 3, dashArray: "8 6"}}).addTo(zone);
     L.geoJSON(body.hot_cells, {
       style: {color: "#d7191c", weight: 0.5, fillColor: "#d7191c", fillOpacity: 0.35},
-      onEachFeature: (f, layer) => layer.bindPopup(table(f.properties)),
+      onEachFeature: (f, layer) => layer.bindPopup(hotPopup(f.properties)),
     }).addTo(zone);
     L.geoJSON(body.key_areas, {
       style: {color: "#b15928", weight: 1.5, fillOpacity: 0.2},
       pointToLayer: (f, at) => L.circleMarker(at, {radius: 4, color: "#b15928"}),
-      onEachFeature: (f, layer) => layer.bindPopup(table(f.properties)),
+      onEachFeature: (f, layer) => layer.bindPopup(rows([
+        [t.f_name, f.properties.name], [t.f_side, ...city(f.properties.side)]])),
     }).addTo(marks);
     const seen = await cameras(zone.getBounds());
     L.geoJSON(body.crossings, {
       pointToLayer: (f, at) => L.circleMarker(at, {
         radius: 7, weight: 2, color: "#fff", fillOpacity: 1,
-        fillColor: f.properties.covered ? "#1a9641" : "#d7191c"}),
-      onEachFeature: (f, layer) => layer.bindPopup(table(Object.assign({}, f.properties, {
-        covered_by: (f.properties.covered_by || []).join(", ")}))),
+        fillColor: CROSSING[f.properties.covered ? "covered" : "uncovered"]}),
+      onEachFeature: (f, layer) => layer.bindPopup(crossingPopup(f.properties)),
     }).addTo(marks);
     map.fitBounds(zone.getBounds());
     const c = body.coverage;
@@ -116,7 +163,8 @@ function safegridBorder(map, config) {
       esc(t.incidents) + " · " + body.hot_cells.features.length + " " + esc(t.hot_cells) +
       " · " + body.key_areas.features.length + " " + esc(t.key_areas) + " · " + seen + " " +
       esc(t.cameras);
-    message(t.show + ": " + body.a + " / " + body.b, "ok");
+    key(body);
+    message(t.show + ": " + city(body.a)[0] + " / " + city(body.b)[0], "ok");
   }
 
   async function planPatrols() {
@@ -138,7 +186,7 @@ function safegridBorder(map, config) {
                     weight: f.properties.kind === "sector" ? 8 : 3,
                     opacity: f.properties.kind === "sector" ? 0.55 : 0.95,
                     dashArray: f.properties.kind === "route" ? "6 4" : null}),
-      onEachFeature: (f, layer) => layer.bindPopup(table(f.properties)),
+      onEachFeature: (f, layer) => layer.bindPopup(planPopup(f.properties)),
     }).addTo(plan);
     const unreached = showUnreached(result.data);
     sheet(result.data);
@@ -157,8 +205,7 @@ function safegridBorder(map, config) {
   }
 
   function teamName(p) {
-    const side = state.border.zone.features.find(f => f.properties.side === p.city);
-    return (side ? side.properties.name : p.city) + " #" + p.team;
+    return city(p.city)[0] + " #" + p.team;
   }
 
   /* Ring each team's unreached stops on the map and list them; how many there are. */
@@ -205,7 +252,7 @@ function safegridBorder(map, config) {
       const route = data.features.find(g => g.properties.kind === "route" &&
         g.properties.city === p.city && g.properties.team === p.team);
       return "<tr><td><span class='sg-team-chip' style='background:" + teamColour(p) +
-        "'></span> " + esc(p.city) + " #" + p.team + "</td><td>" +
+        "'></span> " + esc(teamName(p)) + "</td><td>" +
         (p.from_m / 1000).toFixed(1) + "–" + (p.to_m / 1000).toFixed(1) + " km</td><td>" +
         p.crossings + " (" + p.uncovered + " " + esc(t.uncovered) + ")</td><td>" +
         p.workload + "</td><td>" + esc(p.hours) + "</td><td>" +
@@ -214,8 +261,8 @@ function safegridBorder(map, config) {
         p.unreached.map(s => "<br>" + esc(why(s, data.parameters))).join("") + "</td></tr>";
     });
     document.getElementById("sg-plan-sheet").innerHTML =
-      "<h2>" + esc(t.plan_title) + ": " + esc(data.parameters.a) + " / " +
-      esc(data.parameters.b) + "</h2><p>" + esc(t.width) + " " + data.parameters.width +
+      "<h2>" + esc(t.plan_title) + ": " + esc(city(data.parameters.a)[0]) + " / " +
+      esc(city(data.parameters.b)[0]) + "</h2><p>" + esc(t.width) + " " + data.parameters.width +
       " · " + esc(t.balance) + " " + data.summary.balance + "</p><table><tr><th>" +
       esc(t.team) + "</th><th>" + esc(t.sector) + "</th><th>" + esc(t.crossings) +
       "</th><th>" + esc(t.workload) + "</th><th>" + esc(t.hours) + "</th><th>" +

@@ -12,9 +12,32 @@ function safegridCoverage(map, config) {
   const views = L.featureGroup().addTo(map);
   const targets = L.featureGroup().addTo(map);
   const proposals = L.featureGroup().addTo(map);
-  const state = {busy: 0, off: new Set(), mode: null, last: null, views: null, proposed: []};
+  const state = {busy: 0, off: new Set(), mode: null, last: null, views: null, proposed: [],
+                 key: null};
   window.safegridCoverageState = {map, views, targets, proposals, state};
-  const {message, value, esc, call, refused, legend, table} = safegridTools(config, state);
+  const {message, value, esc, call, refused, legend, rows, fixed} =
+    safegridTools(config, state);
+  const STATUS = {online: t.online, offline: t.offline, planned: t.planned_cam};
+  const PROPOSED = "#6a3d9a";
+  const area = v => Math.round(v) + " " + t.m2;
+  const metres = v => Math.round(v) + " " + t.metres;
+  /* What a target's, gap's or proposal's popup shows: [property, how to say it]. */
+  const FIELDS = [
+    ["target_name", String], ["rank", String], ["covered_ratio", percent],
+    ["road_covered_ratio", percent], ["area_m2", area], ["length_m", metres],
+    ["covered_m2", area], ["covered_m", metres], ["risk", v => fixed(v, 2) + " " + t.expected],
+    ["incidents", v => v + " " + t.unit_incidents], ["bearing", v => Math.round(v) + "°"],
+    ["fov", v => Math.round(v) + "°"], ["range_m", metres],
+    ["gain", v => fixed(v, 1) + " " + t.expected], ["gain_m2", area], ["gain_m", metres],
+  ];
+
+  function describe(p) {
+    const list = p.name ? [[t.f_name, p.name, p.code]] : [];
+    for (const [k, say] of FIELDS) {
+      if (p[k] != null) list.push([t["f_" + k], say(p[k])]);
+    }
+    return rows(list);
+  }
 
   function scene() {
     const out = {jurisdiction: value("sg-jurisdiction"), target: value("sg-target"),
@@ -46,8 +69,13 @@ function safegridCoverage(map, config) {
             dashArray: p.watching ? null : "4 4"};
   }
 
+  /* A camera by its code, its state in words and its view, rounded. */
   function cameraPopup(p) {
-    let html = table(p, ["id", "lon", "lat", "watching", "area_m2"]);
+    const status = state.off.has(p.code) ? t.switched_off_cam : STATUS[p.status] || p.status;
+    let html = rows([[t.f_code, p.code], [t.f_status, status],
+                     [t.f_bearing, Math.round(p.bearing)], [t.f_fov, Math.round(p.fov)],
+                     [t.f_range_m, Math.round(p.range_m)],
+                     [t.f_view_area, p.watching ? area(p.area_m2) : null]]);
     if (p.watching) {
       html += '<button type="button" class="sg-switch-off" data-code="' + esc(p.code) + '">' +
         esc(t.switch_off) + "</button>";
@@ -68,11 +96,19 @@ function safegridCoverage(map, config) {
     }).addTo(views);
     for (const f of result.data.features) {
       const p = f.properties;
-      L.circleMarker([p.lat, p.lon], {radius: 3, color: cameraStyle(p).color, weight: 1,
-                                      fillOpacity: 1})
-        .bindPopup(() => cameraPopup(p)).addTo(views);
+      const dot = L.circleMarker([p.lat, p.lon], {radius: 3, color: cameraStyle(p).color,
+                                                   weight: 1, fillOpacity: 1});
+      dot.feature = f;  // the camera itself, as its field of view is
+      dot.bindPopup(() => cameraPopup(p)).addTo(views);
     }
     return true;
+  }
+
+  /* The legend's section on the cameras: their states, with their colours. */
+  function cameraKey() {
+    return [t.legend_cameras, [[t.online, CAMERA.online], [t.offline, CAMERA.offline, true],
+                               [t.planned_cam, CAMERA.planned, true]]
+      .concat(state.off.size ? [[t.switched_off_cam, CAMERA.off, true]] : [])];
   }
 
   function shareColour(x) {
@@ -104,10 +140,11 @@ function safegridCoverage(map, config) {
           : {color: colour, weight: 1.5, fillColor: colour, fillOpacity: 0.35};
       },
       pointToLayer: (f, at) => L.circleMarker(at, {radius: 6}),
-      onEachFeature: (f, layer) => layer.bindPopup(table(f.properties, ["id"])),
+      onEachFeature: (f, layer) => layer.bindPopup(describe(f.properties)),
     }).addTo(targets);
-    legend(SHARE.map(([top, c], i) => [(i === 0 ? "< 20%" : (20 * i) + "–" +
-                                        Math.min(100, Math.round(top * 100)) + "%"), c]));
+    state.key = [cameraKey(), [t.legend_share, SHARE.map(([top, c], i) => [(i === 0 ? "< 20%"
+      : (20 * i) + "–" + Math.min(100, Math.round(top * 100)) + "%"), c])]];
+    legend(state.key);
     let text = "<b>" + esc(t.covered) + " " + percent(body.summary.covered_ratio) + "</b> · " +
       body.summary.targets + " " + esc(t.targets) + " · " + body.summary.cameras.watching +
       " " + esc(t.cameras);
@@ -134,10 +171,11 @@ function safegridCoverage(map, config) {
     L.geoJSON(body, {
       style: f => ({color: colour(f), weight: f.geometry.type.includes("Line") ? 5 : 1,
                     fillColor: colour(f), fillOpacity: 0.6}),
-      onEachFeature: (f, layer) => layer.bindPopup(table(f.properties, ["target_id"])),
+      onEachFeature: (f, layer) => layer.bindPopup(describe(f.properties)),
     }).addTo(targets);
-    legend(RISK.map((c, i) => [i === 0 ? t.low + " " + t.risk
-      : i === RISK.length - 1 ? t.high + " " + t.risk : "", c]));
+    state.key = [cameraKey(), [t.legend_risk, RISK.map((c, i) => [i === 0 ? t.low
+      : i === RISK.length - 1 ? t.high : "", c])]];
+    legend(state.key);
     summary("<b>" + body.summary.gaps + " " + esc(t.gap_count) + "</b> · " +
             Math.round(body.summary.uncovered) + (body.summary.measure === "length_m"
       ? " m" : " m²") + " · " + esc(t.risk) + " " + body.summary.risk);
@@ -160,13 +198,15 @@ function safegridCoverage(map, config) {
     const ol = document.createElement("ol");
     data.features.forEach((f, i) => {
       const p = f.properties;
-      L.geoJSON(p.view, {style: {color: "#6a3d9a", weight: 1, fillColor: "#6a3d9a",
+      L.geoJSON(p.view, {style: {color: PROPOSED, weight: 1, fillColor: PROPOSED,
                                  fillOpacity: 0.3}}).addTo(proposals);
       const [lon, lat] = f.geometry.coordinates;
-      L.marker([lat, lon], {title: "#" + p.rank}).bindPopup(table(p, ["view"]))
+      L.marker([lat, lon], {title: "#" + p.rank}).bindPopup(describe(p))
         .addTo(proposals);
       const item = document.createElement("li");
-      item.textContent = p.bearing + "° · " + t.gain + " " + p.gain + " ";
+      item.textContent = t.f_bearing + " " + Math.round(p.bearing) + " · " + t.gain + " " +
+        fixed(p.gain, 1) + " " + t.expected + " ";
+      item.title = t.gain_note;
       if (config.canPlan) {
         const button = document.createElement("button");
         button.type = "button";
@@ -178,7 +218,12 @@ function safegridCoverage(map, config) {
       ol.append(item);
       if (i === 0) map.panTo([lat, lon]);
     });
-    list.append(ol);
+    const note = document.createElement("p");
+    note.className = "sg-note";
+    note.textContent = t.f_gain + ": " + t.gain_note;
+    list.append(ol, note);
+    legend((state.key || [cameraKey()]).concat([[t.legend_proposed,
+                                                 [[t.proposed_view, PROPOSED]]]]));
     message(t.siting + ": " + data.features.length + " " + t.proposed, "ok");
   }
 

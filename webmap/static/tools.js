@@ -1,6 +1,7 @@
 /* Helpers shared by the tool pages (analysis, coverage, border): the status line, form
  * values, HTML escaping, requests that count what is in flight (state.busy) and carry
- * the session's CSRF token on writes, refusals, legends and property tables. */
+ * the session's CSRF token on writes, refusals, legends, property tables and numbers as
+ * people read them. */
 /* exported safegridTools */
 function safegridTools(config, state) {
   "use strict";
@@ -47,17 +48,44 @@ function safegridTools(config, state) {
             "error");
   }
 
-  function legend(entries) {
+  /* The key to the map: sections of [label, colour, dashed?] under their titles, each
+   * section [title, entries]. */
+  function legend(sections) {
     const box = document.getElementById("sg-legend");
     box.innerHTML = "";
-    for (const [label, colour] of entries) {
-      const row = document.createElement("div");
-      const swatch = document.createElement("span");
-      swatch.className = "sg-swatch";
-      swatch.style.background = colour;
-      row.append(swatch, document.createTextNode(" " + label));
-      box.append(row);
+    for (const [title, entries] of sections) {
+      const head = document.createElement("div");
+      head.className = "sg-legend-title";
+      head.textContent = title;
+      box.append(head);
+      for (const [label, colour, dashed] of entries) {
+        const row = document.createElement("div");
+        const swatch = document.createElement("span");
+        swatch.className = "sg-swatch";
+        swatch.style.background = colour;
+        if (dashed) swatch.style.border = "1px dashed #333";
+        row.append(swatch, document.createTextNode(" " + label));
+        box.append(row);
+      }
     }
+  }
+
+  /* Rows [label, value, secondary] as a two-column table; empty values are left out,
+   * the secondary text (a code) is shown small after the value. */
+  function rows(list) {
+    return "<table>" + list.filter(r => r && r[1] != null && r[1] !== "").map(r =>
+      "<tr><th>" + esc(r[0]) + "</th><td>" + esc(r[1]) + (r[2] ? ' <small class="sg-code">' +
+      esc(r[2]) + "</small>" : "") + "</td></tr>").join("") + "</table>";
+  }
+
+  /* A number with `digits` decimals, "–" when absent. */
+  function fixed(v, digits) {
+    return v == null || v === "" ? "–" : Number(v).toFixed(digits);
+  }
+
+  /* A p value as people read it: "< 0.001" or three decimals. */
+  function pValue(p) {
+    return p == null ? "–" : p < 0.001 ? "< 0.001" : Number(p).toFixed(3);
   }
 
   /* The scalar properties of p (but those in skip) as a two-column table. */
@@ -67,5 +95,5 @@ function safegridTools(config, state) {
       "<tr><th>" + esc(t[k] || k) + "</th><td>" + esc(v) + "</td></tr>").join("") + "</table>";
   }
 
-  return {message, value, esc, call, refused, legend, table};
+  return {message, value, esc, call, refused, legend, table, rows, fixed, pValue};
 }
