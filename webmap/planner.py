@@ -37,7 +37,7 @@ TEXT = {
         "refused": "未保存", "pick_merge": "请点击要合并进来的相邻网格",
         "draw_split": "在地图上依次点击，画一条穿过网格的线；"
         "双击或按回车结束，按 Esc 或“取消”退出",
-        "split_done": "已切分为 {1}", "restored": "已恢复",
+        "split_done": "已切分为 {1}", "list_sep": "、", "restored": "已恢复",
         "units_done": "联户单元已生成",
         "zoom": "放大后显示网格", "map": "总图", "loading": "加载中…", "version": "版本",
         "code": "网格编码", "name": "名称", "kind": "类型", "households": "户数",
@@ -83,7 +83,7 @@ TEXT = {
         "refused": "Not saved", "pick_merge": "Click the neighbouring grid to merge in",
         "draw_split": "Click on the map to draw a line across the grid; "
         "double-click or press Enter to finish, Esc or Cancel to stop",
-        "split_done": "Split into {1}", "restored": "Restored",
+        "split_done": "Split into {1}", "list_sep": " and ", "restored": "Restored",
         "units_done": "Joint-household units regenerated", "zoom": "Zoom in to see grids",
         "map": "Overview map", "loading": "Loading…", "version": "version", "code": "Code",
         "name": "Name", "kind": "Kind", "households": "Households",

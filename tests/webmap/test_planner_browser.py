@@ -6,6 +6,7 @@ test-output/."""
 
 import pytest
 import shapely
+import shapely.ops
 from sqlalchemy import text
 
 from webmap.planner import TEXT
@@ -135,9 +136,14 @@ def test_a_conflicting_save_shows_the_412_message(planner_page, db, api, planned
 ZH, EN = TEXT["zh"], TEXT["en"]
 
 
+def inside(page, geom: shapely.Polygon) -> tuple[float, float]:
+    """The screen point deepest inside ``geom`` (farthest from its neighbours' edges)."""
+    return pixel(page, *shapely.ops.polylabel(geom).coords[0])
+
+
 def on_screen(page, geom: shapely.Geometry) -> bool:
     """Whether a point inside ``geom`` shows on the map, clear of the side panel."""
-    x, y = pixel(page, *geom.point_on_surface().coords[0])
+    x, y = inside(page, geom)
     panel = page.evaluate("document.getElementById('sg-panel').getBoundingClientRect().left")
     return 60 < x < panel - 10 and 60 < y < 860
 
@@ -200,15 +206,24 @@ def test_a_split_line_is_drawn_by_clicks_over_the_grids(planner_page, db, planne
     page.wait_for_selector("#sg-message.ok")
     page.wait_for_timeout(700)  # the double-click has passed: the map did not zoom
     page.screenshot(path=str(OUTPUT / f"planner-split-{finish}.png"))
-    code = grid_codes(db)[key]
-    assert page.text_content("#sg-message").startswith(ZH["split_done"].replace("{1}", ""))
-    assert code in page.text_content("#sg-message")
+    codes = grid_codes(db)
+    new = max(codes)
+    halves = ZH["list_sep"].join([codes[key], codes[new]])
+    assert page.text_content("#sg-message") == ZH["split_done"].replace("{1}", halves)
+    # the panel shows the grid as stored now
+    wait_for(page, f"document.querySelector('[data-field=version]').textContent === "
+                   f"'{versions(db, [key])[key]}'")
+    assert page.text_content("[data-field=households]") == str(state_of(db, key)[5])
     assert page.evaluate(f"{STATE}.map.getZoom()") == zoom
     assert drawing_off(page)
     assert len(state(db)[0]) == len(before[0]) + 1
     assert geoms(db)[key].area < grid.area
     assert_tiles(db)
     assert page.errors == []
+
+
+def state_of(db, grid_id: int) -> tuple:
+    return next(g for g in state(db)[0] if g[0] == grid_id)
 
 
 def grid_codes(db) -> dict[int, str]:
@@ -273,7 +288,7 @@ def test_escape_and_cancel_leave_the_drawing_modes(planner_page, db, planned):
     assert drawing_off(page) and page.query_selector("#sg-save") is None
     assert state(db) == before
     # the grids take clicks again: a click on the neighbour selects it
-    page.mouse.click(*pixel(page, *grids[neighbour].point_on_surface().coords[0]))
+    page.mouse.click(*inside(page, grids[neighbour]))
     wait_for(page, f"{STATE}.selected() === {neighbour}")
     assert page.errors == []
 
@@ -286,7 +301,7 @@ def grid_rows(db, ids) -> dict[int, tuple[str, int]]:
 
 def ask_merge(page, grids, other: int) -> str:
     page.click("#sg-merge")
-    page.mouse.click(*pixel(page, *grids[other].point_on_surface().coords[0]))
+    page.mouse.click(*inside(page, grids[other]))
     page.wait_for_selector("#sg-dialog")
     return page.text_content("#sg-dialog")
 
@@ -350,8 +365,8 @@ def test_a_refused_split_says_what_to_do_in_chinese(planner_page, db, planned):
 def test_a_refused_merge_says_what_to_do_in_english(server, db, planned):
     with logged_in(server, "planner", f"/map/plan?jurisdiction={COMMUNITY}&lang=en") as page:
         key, grids = open_visible_grid(page, db, planned)
-        apart = next(i for i in grids if i != key and not grids[i].intersects(grids[key])
-                     and on_screen(page, grids[i]))
+        apart = max((i for i in grids if not grids[i].intersects(grids[key])
+                     and on_screen(page, grids[i])), key=lambda i: grids[i].area)
         before = state(db)
         assert "households" in ask_merge(page, grids, apart)
         page.keyboard.press("Enter")

@@ -459,23 +459,29 @@ function safegridPlanner(map, config) {
     }
   }
 
-  map.on("pm:create", async (e) => {
+  map.on("pm:create", (e) => {
     map.removeLayer(e.layer);
     if (mode !== "split" || selected === null) return;
     mode = null;
     stopSplit();
     renderActions();
-    const line = e.layer.toGeoJSON(9).geometry;
-    const result = await call("POST", "/api/grids/" + selected + "/split", {line},
-                              {"If-Match": '"' + versions.get(selected) + '"'});
-    if (result.ok) {
-      applyChanges(result.data);
-      message(fill(t.split_done, [result.data.changed.features.map(f => f.properties.code)
-        .join(", ")]), "ok");
-    } else {
-      refusedEdit(result);
-    }
+    split(selected, e.layer.toGeoJSON(9).geometry);
   });
+
+  async function split(id, line) {
+    const result = await call("POST", "/api/grids/" + id + "/split", {line},
+                              {"If-Match": '"' + versions.get(id) + '"'});
+    if (!result.ok) {
+      refusedEdit(result);
+      return;
+    }
+    const known = new Set(byId.keys());
+    applyChanges(result.data);
+    // the grid cut and the grid made, not the neighbours merely touched up
+    const halves = result.data.changed.features.filter(f => f.id === id || !known.has(f.id));
+    message(fill(t.split_done, [halves.map(f => f.properties.code).join(t.list_sep)]), "ok");
+    select(id);  // its attributes and version as stored now
+  }
 
   async function showHistory() {
     const id = selected;
