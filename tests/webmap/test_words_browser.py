@@ -71,6 +71,11 @@ def _click(page, state: str, group: str, pick: str = "true") -> dict:
     return props
 
 
+def _shot(page, name: str):
+    page.wait_for_timeout(400)  # the popup fades in
+    page.screenshot(path=str(OUTPUT / name))
+
+
 def _close(page):
     page.click(".leaflet-popup-close-button")
     page.wait_for_selector(".leaflet-popup-content", state="detached")
@@ -108,7 +113,7 @@ def test_analysis_legends_and_popups_speak_chinese(analysis):
     assert f"Z 得分{p['z']:.2f}" in popup
     assert ("p 值< 0.001" if p["p"] < 0.001 else f"p 值{p['p']:.3f}") in popup
     assert f"警情数{p['count']} 起" in popup and "置信" in popup
-    page.screenshot(path=str(OUTPUT / "words-gi.png"))
+    _shot(page, "words-gi.png")
     _close(page)
 
     _run(page, "kde")
@@ -117,7 +122,7 @@ def test_analysis_legends_and_popups_speak_chinese(analysis):
     p = _click(page, ANALYSIS, "cells")
     assert f"密度{round(p['density'])} 起/平方公里" in _words_only(
         page, ".leaflet-popup-content")
-    page.screenshot(path=str(OUTPUT / "words-kde.png"))
+    _shot(page, "words-kde.png")
     _close(page)
 
     _run(page, "emerging")
@@ -135,8 +140,9 @@ def test_analysis_legends_and_popups_speak_chinese(analysis):
     p = _click(page, ANALYSIS, "cells")
     popup = _words_only(page, ".leaflet-popup-content")
     assert f"网格{p['name']} {p['code']}" in popup
+    assert f"平安指数等级{p['level']} / 5 (1 = 最安全)" in popup
     assert page.text_content(".leaflet-popup-content .sg-code") == p["code"]
-    page.screenshot(path=str(OUTPUT / "words-safety.png"))
+    _shot(page, "words-safety.png")
     assert page.errors == []
 
 
@@ -169,6 +175,13 @@ def test_coverage_says_camera_states_and_gains_in_words(server):
         assert "覆盖率" in popup and "平方米" in popup
         _close(page)
 
+        page.click("#sg-gaps")
+        page.wait_for_selector("#sg-legend :text('盲区风险 (预计警情)')")
+        p = _click(page, COVERAGE, "targets")
+        popup = _words_only(page, ".leaflet-popup-content")
+        assert f"风险{p['risk']:.2f} 起(预计)" in popup
+        _close(page)
+
         page.fill("#sg-k", "2")
         page.click("#sg-siting")
         page.wait_for_selector("#sg-proposals li")
@@ -178,7 +191,7 @@ def test_coverage_says_camera_states_and_gains_in_words(server):
         assert "预计新增看到的警情数" in page.text_content("#sg-proposals")
         assert "建议点位视域" in _words_only(page, "#sg-legend")
         _words_only(page, "#sg-proposals")
-        page.screenshot(path=str(OUTPUT / "words-coverage.png"))
+        _shot(page, "words-coverage.png")
         assert page.errors == []
 
 
@@ -197,5 +210,9 @@ def test_border_legend_names_both_cities(server):
         popup = _words_only(page, ".leaflet-popup-content")
         assert ("看守情况有监控或卡点" if p["covered"] else "看守情况无人看守") in popup
         assert dict(names)[p["side"]] in popup
-        page.screenshot(path=str(OUTPUT / "words-border.png"))
+        _close(page)
+        p = _click(page, BORDER, "zone", "'count' in p")
+        popup = _words_only(page, ".leaflet-popup-content")
+        assert f"Z 得分{p['z']:.2f}" in popup and "置信" in popup
+        _shot(page, "words-border.png")
         assert page.errors == []

@@ -30,7 +30,8 @@ function safegridAnalysis(map, config) {
   const percent = v => fixed(100 * v, 1) + "%";
   /* What a cell's popup shows, in this order: [property, how to say its value]. */
   const FIELDS = [
-    ["kind", v => t[v] || v], ["level", levelName], ["score", v => fixed(v, 1)],
+    ["kind", v => t[v] || v], ["level", v => t.level_of.replace("{level}", v)],
+    ["score", v => fixed(v, 1)],
     ["count", v => v + " " + t.unit_incidents], ["class", v => t[v] || v],
     ["z", v => fixed(v, 2)], ["p", pValue], ["p_fdr", pValue],
     ["density", v => Math.round(v) + " " + t.per_km2], ["category", v => t[v] || v],
@@ -80,7 +81,8 @@ function safegridAnalysis(map, config) {
       const top = Math.max(1, ...series);
       const bars = series.map((c, i) => '<rect x="' + (i * 10) + '" y="' + (40 - 40 * c / top) +
         '" width="8" height="' + (40 * c / top) + '" fill="#de2d26"></rect>').join("");
-      html += '<svg class="sg-trend" width="' + (series.length * 10) + '" height="40">' +
+      html += '<div class="sg-trend-title">' + esc(Array.isArray(p.counts) ? t.trend_steps
+        : t.trend_monthly) + "</div>" + '<svg class="sg-trend" width="' + (series.length * 10) + '" height="40">' +
         bars + "</svg>";
     }
     return html;

@@ -74,7 +74,8 @@ function safegridTools(config, state) {
    * the secondary text (a code) is shown small after the value. */
   function rows(list) {
     return "<table>" + list.filter(r => r && r[1] != null && r[1] !== "").map(r =>
-      "<tr><th>" + esc(r[0]) + "</th><td>" + esc(r[1]) + (r[2] ? ' <small class="sg-code">' +
+      '<tr><th style="white-space:nowrap;text-align:left;padding-right:8px">' + esc(r[0]) +
+      "</th><td>" + esc(r[1]) + (r[2] ? ' <small class="sg-code" style="color:#666">' +
       esc(r[2]) + "</small>" : "") + "</td></tr>").join("") + "</table>";
   }
 
