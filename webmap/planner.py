@@ -6,6 +6,11 @@ fetched from the items API for the area in view (never inlined in the page), sty
 by kind with labels, selected with a click; saves go to the API with ``If-Match``
 and neighbours are redrawn from the answer; conflicts and refusals are shown as
 messages. Writes carry the session's CSRF token in ``X-CSRF-Token``.
+
+While a split line or a new shape is drawn the grids take no clicks; Esc or Cancel
+leaves any mode, Enter or a double-click ends a split line, and a merge is confirmed
+in a dialog naming the grids. The API's refusals (English) are matched by
+:data:`REFUSALS` to texts of :data:`TEXT` saying what to do instead.
 """
 
 from __future__ import annotations
