@@ -4,12 +4,15 @@ and finish it with Enter or a double-click; leave any mode with Esc or Cancel; c
 or cancel a merge in its dialog; refusals in the page language. Screenshots go to
 test-output/."""
 
+import re
+
 import pytest
 import shapely
+import shapely.affinity
 import shapely.ops
 from sqlalchemy import text
 
-from webmap.planner import TEXT
+from webmap.planner import REFUSALS, TEXT
 
 from .browser import OUTPUT, logged_in, wait_for
 from .gridhelp import (
@@ -376,3 +379,43 @@ def test_a_refused_merge_says_what_to_do_in_english(server, db, planned):
             EN["refused_because"].replace("{1}", EN["why_not_adjacent"])
         assert state(db) == before
         assert page.errors == []
+
+
+def test_the_api_refusals_are_known_to_the_page(api, db, planned):
+    """Each refusal the planner can meet matches the pattern of a text saying what to do."""
+    grids = geoms(db)
+    key = planned[0]
+    apart = next(i for i in grids if not grids[i].intersects(grids[key]))
+    code = grid_codes(db)[key]
+    inner = shapely.ops.polylabel(grids[key])
+    stub = shapely.geometry.mapping(shapely.LineString([(inner.x, inner.y),
+                                                        (inner.x + 1e-5, inner.y)]))
+
+    def shape(geom):
+        return {"type": "Feature", "geometry": shapely.geometry.mapping(geom),
+                "properties": {"code": code, "name": "x", "kind": "comprehensive"}}
+
+    put = {"Content-Type": "application/geo+json", "If-Match": '"1"'}
+    cases = {
+        "why_not_adjacent": ("/api/grids/merge", "POST", {"json": {"ids": [key, apart]}}),
+        "why_merge_two": ("/api/grids/merge", "POST", {"json": {"ids": [key, key]}}),
+        "why_line": (f"/api/grids/{key}/split", "POST",
+                     {"json": {"line": {"type": "Point", "coordinates": [0, 0]}}}),
+        "why_cut_parts": (f"/api/grids/{key}/split", "POST", {"json": {"line": stub}}),
+        "why_stale": (f"/api/grids/{key}/split", "POST",
+                      {"json": {"line": stub}, "headers": {"If-Match": '"99"'}}),
+        "why_same_version": (f"/api/grids/{key}/restore", "POST", {"json": {"version": 1}}),
+        "why_no_version": (f"/api/grids/{key}/restore", "POST", {"json": {"version": 99}}),
+        "why_no_overlap": (f"/collections/grids/items/{key}", "PUT",
+                           {"json": shape(grids[apart]), "headers": put}),
+        "why_outside": (f"/collections/grids/items/{key}", "PUT", {
+            "json": shape(shapely.affinity.translate(grids[key], 0.2)), "headers": put}),
+    }
+    before = state(db)
+    for expected, (path, method, kw) in cases.items():
+        r = api("planner", path, method=method, **kw)
+        assert r.status_code in (412, 422), (expected, r.status_code, r.text)
+        reason = r.json()["error"]
+        found = next((k for k, p in REFUSALS if re.search(p, reason)), None)
+        assert found == expected, reason
+    assert state(db) == before
