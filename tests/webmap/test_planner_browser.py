@@ -316,6 +316,10 @@ def test_a_merge_asks_first_naming_the_grids(planner_page, db, planned):
                      > 0 and on_screen(page, grids[i]))
     before = state(db)
     rows = grid_rows(db, [key, neighbour])
+    page.click("#sg-merge")  # Esc also leaves the picking of the grid to merge in
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#sg-merge")
+    assert drawing_off(page)
     shown = ask_merge(page, grids, neighbour)
     page.screenshot(path=str(OUTPUT / "planner-merge-dialog.png"))
     for name, households in rows.values():
