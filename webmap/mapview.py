@@ -225,7 +225,7 @@ class BasemapWatch(JSCSSMixin, MacroElement):
         {% endmacro %}""")
     default_js = _VECTORGRID_JS
 
-    def __init__(self, layers: list[folium.TileLayer], remotes: list[Basemap], lang: str):
+    def __init__(self, layers: list[RemoteBasemap], remotes: list[Basemap], lang: str):
         super().__init__()
         self._name = "BasemapWatch"
         self.layers = layers
@@ -234,14 +234,27 @@ class BasemapWatch(JSCSSMixin, MacroElement):
                                    "failed": _BASEMAP_TEXT[lang]["failed"]})
 
 
+class RemoteBasemap(folium.TileLayer):
+    """A basemap of ``SAFEGRID_BASEMAPS``: a GCJ-02 one is shown shifted onto WGS 84."""
+
+    _template = Template("""
+        {% macro script(this, kwargs) %}
+        var {{ this.get_name() }} = safegridBasemap.remote({{ this.tiles|tojson }},
+            {{ this.options|tojavascript }}, {{ this.crs|tojson }});
+        {% endmacro %}""")
+
+    def __init__(self, basemap: Basemap):
+        super().__init__(basemap.url, attr=basemap.attribution, name=basemap.name,
+                         overlay=False, show=False, max_zoom=22, max_native_zoom=18)
+        self.crs = basemap.crs
+
+
 def add_basemaps(m: folium.Map, lang: str) -> None:
     """The offline basemap (shown) and the configured remote ones (in the layer control)."""
     text_ = _BASEMAP_TEXT[lang]
     OfflineBasemap(text_["offline"], text_["attribution"]).add_to(m)
     remotes = configured_basemaps(current_app.config) if has_app_context() else []
-    layers = [folium.TileLayer(b.url, attr=b.attribution, name=b.name, overlay=False,
-                               show=False, max_zoom=22, max_native_zoom=18).add_to(m)
-              for b in remotes]
+    layers = [RemoteBasemap(b).add_to(m) for b in remotes]
     BasemapWatch(layers, remotes, lang).add_to(m)
 
 

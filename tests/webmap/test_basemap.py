@@ -4,9 +4,11 @@ import json
 import math
 
 import mapbox_vector_tile
+import numpy as np
 import pytest
 from sqlalchemy import text
 
+from geo.crs import wgs84_to_gcj02
 from webmap.app import create_app
 
 from ..conftest import Server
@@ -172,7 +174,9 @@ def test_map_draws_the_offline_basemap_without_internet(server):
 def unreachable_server(db_url, demo_small, tmp_path_factory):
     """A server whose SAFEGRID_BASEMAPS names a tile source nobody answers for."""
     basemaps = [{"name": "内网影像", "url": UNREACHABLE, "attribution": "test",
-                 "crs": "wgs84"}]
+                 "crs": "wgs84"},
+                {"name": "高德底图", "url": UNREACHABLE, "attribution": "test",
+                 "crs": "gcj02"}]
     server = Server(db_url, tmp_path_factory.mktemp("basemaps") / "serve.log",
                     {"SAFEGRID_BASEMAPS": json.dumps(basemaps)})
     yield server.url
@@ -194,4 +198,48 @@ def test_a_basemap_that_fails_says_so_on_the_map(unreachable_server, lang, words
         page.locator(".leaflet-control-layers-base label", has_text="line" if lang == "en"
                      else "离线底图").click()
         notice.wait_for(state="hidden", timeout=5000)
+        assert page.errors == []
+
+
+TILE_POSITIONS = """() => Object.fromEntries(
+  [...document.querySelectorAll('.leaflet-tile-pane img.leaflet-tile')]
+    .map(img => [img.src, [img._leaflet_pos.x, img._leaflet_pos.y]]))"""
+
+
+def _pixel(lon: float, lat: float, z: int) -> np.ndarray:
+    """Web Mercator pixel coordinates at zoom ``z`` (256-pixel tiles)."""
+    n = 256 * 2**z
+    return np.array([(lon + 180) / 360 * n,
+                     (1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n])
+
+
+def _shift(src: str) -> np.ndarray:
+    """Pixels a GCJ-02 tile must move to lie under WGS 84 features: at the tile's centre."""
+    z, x, y = (int(v) for v in src.rsplit(".", 1)[0].split("/")[-3:])
+    lon0, lat0, lon1, lat1 = _tile_bounds(x, y, z)
+    lon, lat = (lon0 + lon1) / 2, (lat0 + lat1) / 2
+    glon, glat = wgs84_to_gcj02(np.array(lon), np.array(lat))
+    return _pixel(lon, lat, z) - _pixel(float(glon), float(glat), z)
+
+
+@pytest.mark.browser
+def test_a_gcj02_basemap_is_shown_shifted_onto_the_features(unreachable_server):
+    with logged_in(unreachable_server, "police", "/map") as page:
+        points = [(112.94, 28.23), (113.13, 27.83), (87.6, 43.8), (2.35, 48.85)]
+        offsets = np.array(page.evaluate(
+            "pts => pts.map(p => safegridBasemap.gcj02Offset(p[0], p[1]))", points))
+        lon, lat = np.array(points).T
+        glon, glat = wgs84_to_gcj02(lon, lat)
+        np.testing.assert_allclose(offsets, np.c_[glon - lon, glat - lat], atol=1e-12)
+        positions = {}
+        for name in ("内网影像", "高德底图"):
+            page.locator(".leaflet-control-layers-base label", has_text=name).click()
+            page.locator(".sg-basemap-notice").wait_for(state="visible", timeout=15000)
+            positions[name] = wait_for(page, f"({TILE_POSITIONS})()")
+        wgs, gcj = positions["内网影像"], positions["高德底图"]
+        assert set(wgs) == set(gcj) and len(wgs) >= 4
+        for src in wgs:
+            moved = np.array(gcj[src]) - np.array(wgs[src])
+            assert np.abs(moved - _shift(src)).max() <= 1, (src, moved, _shift(src))
+            assert np.hypot(*moved) > 20  # some hundred metres at city zooms
         assert page.errors == []

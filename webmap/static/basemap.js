@@ -1,6 +1,7 @@
 // The basemaps of every map page: the offline one drawn from this server's layers
-// (/tiles/basemap, vector tiles drawn by Leaflet.VectorGrid) and a notice, in the page
-// language, when a remote basemap (SAFEGRID_BASEMAPS) fails to load.
+// (/tiles/basemap, vector tiles drawn by Leaflet.VectorGrid), remote ones from
+// SAFEGRID_BASEMAPS (a GCJ-02 one displayed shifted onto the WGS 84 features), and a
+// notice, in the page language, when a remote basemap fails to load.
 "use strict";
 
 var safegridBasemap = (function () {
@@ -74,6 +75,47 @@ var safegridBasemap = (function () {
     return layer;
   }
 
+  // The GCJ-02 offset (degrees) of a WGS 84 point: the published forward formula, as in
+  // geo/crs.py (a test compares the two); zero outside China.
+  function gcj02Offset(lon, lat) {
+    const A = 6378245.0, EE = 0.00669342162296594323, PI = Math.PI;
+    if (lon < 72.004 || lon > 137.8347 || lat < 0.8293 || lat > 55.8271) { return [0, 0]; }
+    const x = lon - 105.0, y = lat - 35.0;
+    let dlat = -100.0 + 2.0 * x + 3.0 * y + 0.2 * y * y + 0.1 * x * y
+      + 0.2 * Math.sqrt(Math.abs(x))
+      + (20.0 * Math.sin(6.0 * x * PI) + 20.0 * Math.sin(2.0 * x * PI)) * 2.0 / 3.0
+      + (20.0 * Math.sin(y * PI) + 40.0 * Math.sin(y / 3.0 * PI)) * 2.0 / 3.0
+      + (160.0 * Math.sin(y / 12.0 * PI) + 320.0 * Math.sin(y * PI / 30.0)) * 2.0 / 3.0;
+    let dlon = 300.0 + x + 2.0 * y + 0.1 * x * x + 0.1 * x * y
+      + 0.1 * Math.sqrt(Math.abs(x))
+      + (20.0 * Math.sin(6.0 * x * PI) + 20.0 * Math.sin(2.0 * x * PI)) * 2.0 / 3.0
+      + (20.0 * Math.sin(x * PI) + 40.0 * Math.sin(x / 3.0 * PI)) * 2.0 / 3.0
+      + (150.0 * Math.sin(x / 12.0 * PI) + 300.0 * Math.sin(x / 30.0 * PI)) * 2.0 / 3.0;
+    const radlat = lat / 180.0 * PI;
+    const magic = 1.0 - EE * Math.sin(radlat) ** 2, sqrtmagic = Math.sqrt(magic);
+    dlat = (dlat * 180.0) / ((A * (1.0 - EE)) / (magic * sqrtmagic) * PI);
+    dlon = (dlon * 180.0) / (A / sqrtmagic * Math.cos(radlat) * PI);
+    return [dlon, dlat];
+  }
+
+  // Tiles of a GCJ-02 basemap, each moved by the offset at its centre, so that what
+  // they show lies under the features (stored and drawn in WGS 84): at any zoom the
+  // offset changes by well under a pixel across one tile.
+  const Gcj02TileLayer = L.TileLayer.extend({
+    _getTilePos: function (coords) {
+      const pos = L.TileLayer.prototype._getTilePos.call(this, coords);
+      const size = this.getTileSize();
+      const centre = this._map.unproject(coords.scaleBy(size).add(size.divideBy(2)), coords.z);
+      const d = gcj02Offset(centre.lng, centre.lat);
+      const shown = this._map.project([centre.lat + d[1], centre.lng + d[0]], coords.z);
+      return pos.add(this._map.project(centre, coords.z).subtract(shown)).round();
+    },
+  });
+
+  function remote(url, options, crs) {
+    return crs === "gcj02" ? new Gcj02TileLayer(url, options) : L.tileLayer(url, options);
+  }
+
   function notice(map) {
     let box = map.getContainer().querySelector(".sg-basemap-notice");
     if (!box) {
@@ -102,5 +144,5 @@ var safegridBasemap = (function () {
     map.on("baselayerchange", function () { notice(map).style.display = "none"; });
   }
 
-  return { offline: offline, watch: watch };
+  return { offline: offline, remote: remote, watch: watch, gcj02Offset: gcj02Offset };
 })();
