@@ -52,6 +52,8 @@ def test_the_partner_sees_the_border_and_plans_patrols(server, api):
         plan = page.evaluate(f"{STATE}.state.plan")
         sectors = [f for f in plan["features"] if f["properties"]["kind"] == "sector"]
         assert len(sectors) == 3 and plan["summary"]["balance"] <= 1.25
+        # the key adds each team, by its city's name
+        assert f"{sides['430300']} #1" in page.text_content("#sg-legend")
         rows = page.locator("#sg-plan-sheet tr").count()
         assert rows == 1 + len(sectors)
         assert not page.locator("#sg-print").is_disabled()

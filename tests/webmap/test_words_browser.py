@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from .browser import OUTPUT, logged_in
+from .browser import OUTPUT, logged_in, wait_for
 
 pytestmark = [pytest.mark.db, pytest.mark.browser]
 
@@ -48,7 +48,7 @@ def _words_only(page, selector: str) -> str:
 def _click(page, state: str, group: str, pick: str = "true") -> dict:
     """Click with the mouse on a drawn feature of ``state.group`` (``pick`` true of its
     properties ``p``) that is not hidden under the panel; its properties, popup open."""
-    found = page.evaluate(f"""() => {{
+    found = wait_for(page, f"""() => {{
       const map = {state}.map;
       const pick = p => {pick};
       const box = map.getContainer().getBoundingClientRect();
@@ -63,8 +63,7 @@ def _click(page, state: str, group: str, pick: str = "true") -> dict:
         if (document.elementFromPoint(x, y) === l._path) return [x, y, l.feature.properties];
       }}
       return null;
-    }}""")
-    assert found, f"nothing of {state}.{group} to click"
+    }}""", timeout=15)  # the map may still be moving to fit what it drew
     x, y, props = found
     page.mouse.click(x, y)
     page.wait_for_selector(".leaflet-popup-content")
@@ -156,6 +155,11 @@ def test_the_english_page_says_the_same_in_english(server):
         assert "hot spot (99% confidence)" in page.text_content("#sg-legend")
         _click(page, ANALYSIS, "cells")
         assert "z score" in page.text_content(".leaflet-popup-content")
+        page.goto(f"{server}/map/coverage?jurisdiction=430102&lang=en")
+        page.wait_for_selector("#sg-message.ok")
+        assert "Camera status" in page.text_content("#sg-legend")
+        _click(page, COVERAGE, "views", "p.status === 'offline'")
+        assert "statusoffline" in page.text_content(".leaflet-popup-content")
 
 
 def test_coverage_says_camera_states_and_gains_in_words(server):

@@ -13,7 +13,7 @@ function safegridBorder(map, config) {
   const marks = L.featureGroup().addTo(map);
   const plan = L.featureGroup().addTo(map);
   const missed = L.featureGroup().addTo(map);
-  const state = {busy: 0, border: null, plan: null};
+  const state = {busy: 0, border: null, plan: null, key: []};
   window.safegridBorderState = {map, zone, marks, plan, missed, state};
   const missedList = document.createElement("div");
   missedList.id = "sg-unreached";
@@ -58,13 +58,21 @@ function safegridBorder(map, config) {
 
   /* The key: which side is which city, the border, the crossings, the other layers. */
   function key(body) {
-    legend([
+    state.key = [
       [t.legend_sides, [body.a, body.b].map((code, i) => [
         t.side_of.replace("{name}", city(code)[0]), SIDES[i]]).concat(
         [[t.border_line, "#222", true]])],
       [t.legend_crossings, [[t.covered, CROSSING.covered], [t.uncovered, CROSSING.uncovered]]],
       [t.legend_other, [[t.hot_cell_key, "#d7191c"], [t.key_area, "#b15928"],
-                        [t.camera, "#ff7f00"]]]]);
+                        [t.camera, "#ff7f00"]]]];
+    legend(state.key);
+  }
+
+  /* The key with the teams of a plan added, each in its colour. */
+  function teamKey(data) {
+    const teams = data.features.filter(f => f.properties.kind === "sector")
+      .map(f => [teamName(f.properties), teamColour(f.properties)]);
+    legend(state.key.concat([[t.legend_teams, teams]]));
   }
 
   /* A refusal in the page's language; the English page adds the server's own words. */
@@ -188,6 +196,7 @@ function safegridBorder(map, config) {
                     dashArray: f.properties.kind === "route" ? "6 4" : null}),
       onEachFeature: (f, layer) => layer.bindPopup(planPopup(f.properties)),
     }).addTo(plan);
+    teamKey(result.data);
     const unreached = showUnreached(result.data);
     sheet(result.data);
     document.getElementById("sg-print").disabled = false;
