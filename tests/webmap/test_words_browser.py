@@ -184,6 +184,8 @@ def test_coverage_says_camera_states_and_gains_in_words(server):
         p = _click(page, COVERAGE, "targets")
         popup = _words_only(page, ".leaflet-popup-content")
         assert f"风险{p['risk']:.2f} 起(预计)" in popup
+        risk = page.evaluate(f"{COVERAGE}.state.last.summary.risk")
+        assert f"风险 {risk:.1f} 起(预计)" in page.text_content("#sg-summary")
         _close(page)
 
         page.fill("#sg-k", "2")

@@ -176,9 +176,10 @@ function safegridCoverage(map, config) {
     state.key = [cameraKey(), [t.legend_risk, RISK.map((c, i) => [i === 0 ? t.low
       : i === RISK.length - 1 ? t.high : "", c])]];
     legend(state.key);
+    const size = body.summary.measure === "length_m" ? metres : area;
     summary("<b>" + body.summary.gaps + " " + esc(t.gap_count) + "</b> · " +
-            Math.round(body.summary.uncovered) + (body.summary.measure === "length_m"
-      ? " m" : " m²") + " · " + esc(t.risk) + " " + body.summary.risk);
+            esc(size(body.summary.uncovered)) + " · " + esc(t.risk) + " " +
+            esc(fixed(body.summary.risk, 1) + " " + t.expected));
     message(t.gaps + ": " + n + " " + t.gap_count, "ok");
   }
 
