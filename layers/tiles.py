@@ -43,17 +43,19 @@ def layer_tile(conn: Connection, layer: Layer, z: int, x: int, y: int, scope: Sc
 
 
 # The offline basemap's MVT layers, drawn in this order: name -> (source layer, the
-# smallest zoom that carries it, geometry, attributes, extra condition). Minor roads and
-# the finer boundaries start at closer zooms, so a city-wide tile stays small.
+# smallest zoom that carries it, geometry, attributes, extra condition, buffer). Minor
+# roads and the finer boundaries start at closer zooms, so a city-wide tile stays small.
+# A place (a label point) is in every tile its name may reach into, so that each tile
+# draws its part of the name.
 BASEMAP_LAYERS = {
-    "buildings": ("buildings", 14, "t.geom", "", ""),
+    "buildings": ("buildings", 14, "t.geom", "", "", BUFFER),
     "roads": ("roads", 10, "t.geom", ", t.class, t.name",
-              "AND (:z >= 13 OR t.class IN ('motorway', 'arterial', 'collector'))"),
+              "AND (:z >= 13 OR t.class IN ('motorway', 'arterial', 'collector'))", BUFFER),
     "boundaries": ("jurisdictions", 0, "ST_Boundary(t.geom)", ", t.level, t.name",
-                   "AND (:z >= 12 OR t.level IN ('province', 'city', 'district'))"),
+                   "AND (:z >= 12 OR t.level IN ('province', 'city', 'district'))", BUFFER),
     "places": ("jurisdictions", 9, "ST_PointOnSurface(t.geom)", ", t.level, t.name",
                "AND (:z >= 13 OR t.level IN ('city', 'district') "
-               "OR (:z >= 11 AND t.level = 'street'))"),
+               "OR (:z >= 11 AND t.level = 'street'))", EXTENT // 4),
 }
 
 
@@ -90,10 +92,11 @@ def _basemap_part(conn: Connection, name: str, z: int, x: int, y: int,
     sql = f"""
         WITH bounds AS (SELECT ST_TileEnvelope(:z, :x, :y) AS merc,
                                ST_Transform(ST_TileEnvelope(:z, :x, :y, margin =>
-                                   {BUFFER / EXTENT}), 4326) AS geo),
+                                   {BASEMAP_LAYERS[name][5] / EXTENT}), 4326) AS geo),
         mvt AS (
             SELECT ST_AsMVTGeom(ST_Transform({BASEMAP_LAYERS[name][2]}, 3857), bounds.merc,
-                                {EXTENT}, {BUFFER}, true) AS geom {BASEMAP_LAYERS[name][3]}
+                                {EXTENT}, {BASEMAP_LAYERS[name][5]}, true) AS geom
+                   {BASEMAP_LAYERS[name][3]}
             FROM {q(BASEMAP_LAYERS[name][0])} t, bounds
             WHERE t.geom && bounds.geo {BASEMAP_LAYERS[name][4]} {where})
         SELECT ST_AsMVT(mvt.*, :name, {EXTENT}, 'geom') FROM mvt WHERE mvt.geom IS NOT NULL"""

@@ -72,6 +72,20 @@ def test_basemap_tile_has_roads_buildings_and_boundaries(api, db, building_tile)
     assert all(names)
 
 
+def test_a_name_near_a_tile_edge_is_in_the_next_tile_too(api, db):
+    """Each tile draws its part of a label: a place 10-40 pixels off is in the tile too."""
+    with db.connect() as conn:
+        places = conn.execute(text(
+            "SELECT name, ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom)) "
+            "FROM jurisdictions WHERE code LIKE '4301%' AND level = 'community'")).all()
+    found = [(name, z, int(px // 256) + 1, int(py // 256)) for name, lon, lat in places
+             for z in range(13, 19) for px, py in [_pixel(lon, lat, z)] if 216 < px % 256 < 246]
+    assert found
+    name, z, x, y = found[0]
+    tile = mapbox_vector_tile.decode(api("police", f"/tiles/basemap/{z}/{x}/{y}.mvt").content)
+    assert name in [f["properties"]["name"] for f in tile["places"]["features"]]
+
+
 def test_city_wide_tile_leaves_out_buildings_and_minor_roads(api, building_tile):
     z, x, y = building_tile
     tile = mapbox_vector_tile.decode(
