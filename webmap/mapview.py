@@ -66,12 +66,12 @@ _BASEMAP_TEXT = {
     "zh": {"offline": "离线底图（本系统图层）",
            "attribution": "底图：本系统道路、建筑、行政区划图层",
            "failed": "底图“{name}”无法加载（网络不通或瓦片服务器无响应）。"
-                     "请在右上角图层控制中改选“离线底图”。"},
+                     "请在图层控制中改选“离线底图”。"},
     "en": {"offline": "Offline basemap (this server's layers)",
            "attribution": "Basemap: this server's roads, buildings and jurisdictions",
            "failed": "The basemap \u201c{name}\u201d cannot be loaded (no network, or its "
                      "tile server does not answer). Choose \u201cOffline basemap\u201d in "
-                     "the layer control, top right."},
+                     "the layer control."},
 }
 BASEMAP_CRS = ("wgs84", "gcj02")
 
@@ -482,7 +482,8 @@ def tool_page(engine: Engine, codes: list[str], title: str, script: str, control
     """The HTML of a tool page (analysis, coverage, border).
 
     A map fitted to the jurisdictions ``codes``, its side panel (``controls``), and
-    ``start(map, config)`` from ``/static/{script}`` run on load.
+    ``start(map, config)`` from ``/static/{script}`` run on load; with remote basemaps
+    configured, a layer control (bottom right) to choose the basemap.
     """
     with engine.connect() as conn:
         box = conn.execute(text(
@@ -499,6 +500,8 @@ def tool_page(engine: Engine, codes: list[str], title: str, script: str, control
         f'<script src="/static/{script}"></script><title>{escape(title)}</title>'))
     root.html.add_child(folium.Element(controls))
     StartScript(start, config).add_to(m)
+    if configured_basemaps(current_app.config):  # a choice of basemaps, out of the panel's way
+        folium.LayerControl(position="bottomright", collapsed=False).add_to(m)
     return render_page(m)
 
 

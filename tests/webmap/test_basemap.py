@@ -215,6 +215,20 @@ def test_a_basemap_that_fails_says_so_on_the_map(unreachable_server, lang, words
         assert page.errors == []
 
 
+@pytest.mark.browser
+def test_the_analysis_page_offers_the_basemaps_too(unreachable_server):
+    path = "/map/analysis?jurisdiction=430100"
+    with logged_in(unreachable_server, "police", path) as page:
+        offline = page.locator(".leaflet-control-layers-base label", has_text="离线底图")
+        assert offline.locator("input").is_checked()
+        wait_for(page, f"({ROAD_PIXELS})({json.dumps(ROAD_COLOURS)}) > 500")
+        page.locator(".leaflet-control-layers-base label", has_text="内网影像").click()
+        notice = page.locator(".sg-basemap-notice")
+        notice.wait_for(state="visible", timeout=15000)
+        page.screenshot(path=str(OUTPUT / "basemap_failed_analysis.png"))
+        assert page.errors == []
+
+
 TILE_POSITIONS = """() => Object.fromEntries(
   [...document.querySelectorAll('.leaflet-tile-pane img.leaflet-tile')]
     .map(img => [img.src, [img._leaflet_pos.x, img._leaflet_pos.y]]))"""
