@@ -13,6 +13,7 @@ from webmap.app import create_app
 
 from ..conftest import Server
 from .browser import OUTPUT, logged_in, wait_for
+from .tilemath import tile_bounds, tile_of
 
 pytestmark = pytest.mark.db
 
@@ -21,18 +22,8 @@ UNREACHABLE = "http://127.0.0.1:9/{z}/{x}/{y}.png"  # loopback, nothing listens 
 ROAD_COLOURS = ("#e8927c", "#f2b360", "#d8c37c", "#b9b0a4", "#c8c0b4")  # basemap.js
 
 
-def _tile_of(lon: float, lat: float, z: int = Z) -> tuple[int, int]:
-    n = 2**z
-    x = int((lon + 180.0) / 360.0 * n)
-    y = int((1.0 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2.0 * n)
-    return x, y
 
 
-def _tile_bounds(x: int, y: int, z: int = Z) -> tuple[float, float, float, float]:
-    n = 2**z
-    lat1 = math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * y / n))))
-    lat0 = math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * (y + 1) / n))))
-    return x / n * 360 - 180, lat0, (x + 1) / n * 360 - 180, lat1
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +33,7 @@ def building_tile(db, demo_small):
         lon, lat = conn.execute(text(
             "SELECT ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom)) "
             "FROM buildings WHERE jurisdiction_code LIKE '4301%' ORDER BY id LIMIT 1")).one()
-    return (Z, *_tile_of(lon, lat))
+    return (Z, *tile_of(lon, lat, Z))
 
 
 def _count(db, table: str, bounds, where: str = "") -> int:
@@ -60,7 +51,7 @@ def test_basemap_tile_has_roads_buildings_and_boundaries(api, db, building_tile)
     assert r.headers["Content-Type"] == "application/vnd.mapbox-vector-tile"
     tile = mapbox_vector_tile.decode(r.content)
     assert {"buildings", "roads", "boundaries"} <= set(tile)
-    bounds = _tile_bounds(x, y)
+    bounds = tile_bounds(x, y, Z)
     assert len(tile["buildings"]["features"]) >= _count(db, "buildings", bounds) > 0
     roads = tile["roads"]["features"]
     assert len(roads) >= _count(db, "roads", bounds) > 0
@@ -113,7 +104,7 @@ def test_basemap_honours_scope(api, db):
         lon, lat = conn.execute(text(
             "SELECT ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom)) "
             "FROM buildings WHERE jurisdiction_code LIKE '4302%' ORDER BY id LIMIT 1")).one()
-    x, y = _tile_of(lon, lat)
+    x, y = tile_of(lon, lat, Z)
 
     def buildings(user):
         tile = mapbox_vector_tile.decode(api(user, f"/tiles/basemap/{Z}/{x}/{y}.mvt").content)
@@ -244,7 +235,7 @@ def _pixel(lon: float, lat: float, z: int) -> np.ndarray:
 def _shift(src: str) -> np.ndarray:
     """Pixels a GCJ-02 tile must move to lie under WGS 84 features: at the tile's centre."""
     z, x, y = (int(v) for v in src.rsplit(".", 1)[0].split("/")[-3:])
-    lon0, lat0, lon1, lat1 = _tile_bounds(x, y, z)
+    lon0, lat0, lon1, lat1 = tile_bounds(x, y, z)
     lon, lat = (lon0 + lon1) / 2, (lat0 + lat1) / 2
     glon, glat = wgs84_to_gcj02(np.array(lon), np.array(lat))
     return _pixel(lon, lat, z) - _pixel(float(glon), float(glat), z)

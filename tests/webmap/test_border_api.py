@@ -10,7 +10,8 @@ import pytest
 import shapely
 from sqlalchemy import text
 
-from .test_tiles import Z, _tile_of
+from .test_tiles import Z
+from .tilemath import tile_of
 
 pytestmark = pytest.mark.db
 
@@ -177,7 +178,7 @@ def test_the_partner_sees_both_cities_only_inside_the_zone_in_tiles(api, db):
             "WHERE i.jurisdiction_code LIKE '4303%' ORDER BY ST_Distance(i.geom, l) "
             + order + " LIMIT 1"), {"a": A, "b": B}).one() for order in ("ASC", "DESC"))
     for (lon, lat), expect in ((near, True), (far, False)):
-        x, y = _tile_of(lon, lat)
+        x, y = tile_of(lon, lat, Z)
         partner = mapbox_vector_tile.decode(api("partner", f"/tiles/incidents/{Z}/{x}/{y}.mvt")
                                             .content)
         admin = mapbox_vector_tile.decode(api("admin", f"/tiles/incidents/{Z}/{x}/{y}.mvt")

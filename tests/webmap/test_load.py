@@ -28,6 +28,7 @@ from layers.users import issue_token
 
 from ..conftest import Server, demo_database
 from .gridhelp import COMMUNITY, assert_tiles, geoms, moved, room
+from .tilemath import tile_of
 
 pytestmark = pytest.mark.db
 
@@ -96,13 +97,6 @@ def load_server(load_db, tmp_path_factory):
 def _tokens(db, user: str, n: int) -> list[str]:
     with db.begin() as conn:
         return [issue_token(conn, user) for _ in range(n)]
-
-
-def _tile(z: int, lon: float, lat: float) -> tuple[int, int]:
-    """The web-mercator tile at ``z`` holding (lon, lat)."""
-    n = 2**z
-    y = (1 - np.arcsinh(np.tan(np.radians(lat))) / np.pi) / 2 * n
-    return int((lon + 180) / 360 * n), int(y)
 
 
 def _etag(r: requests.Response) -> int:
@@ -239,7 +233,7 @@ def test_24_editors_and_4_readers_at_once(load_db, load_server):
             log.fail(f"coverage invalid during the run: {r.text[:300]}")
 
     bbox = ",".join(f"{v:.6f}" for v in box)
-    x, y = _tile(14, (box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+    x, y = tile_of((box[0] + box[2]) / 2, (box[1] + box[3]) / 2, 14)
     readers = [
         ([f"/api/grids/validate?jurisdiction={COMMUNITY}"], valid, planner[8]),
         ([f"/collections/grids/items?bbox={bbox}&limit=50",

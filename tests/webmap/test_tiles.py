@@ -1,7 +1,6 @@
 """Vector tiles over HTTP: decoded by mapbox-vector-tile and by GDAL, in scope, revalidated."""
 
 import json
-import math
 import subprocess
 
 import mapbox_vector_tile
@@ -10,25 +9,15 @@ from sqlalchemy import text
 
 from layers import LAYERS
 
+from .tilemath import tile_bounds, tile_of
+
 pytestmark = pytest.mark.db
 
 Z = 13
 
 
-def _tile_of(lon: float, lat: float, z: int = Z) -> tuple[int, int]:
-    """Slippy-map tile indices of a point (the standard Web Mercator formula)."""
-    n = 2**z
-    x = int((lon + 180.0) / 360.0 * n)
-    y = int((1.0 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2.0 * n)
-    return x, y
 
 
-def _tile_bounds(x: int, y: int, z: int = Z) -> tuple[float, float, float, float]:
-    n = 2**z
-    lon0, lon1 = x / n * 360 - 180, (x + 1) / n * 360 - 180
-    lat1 = math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * y / n))))
-    lat0 = math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * (y + 1) / n))))
-    return lon0, lat0, lon1, lat1
 
 
 def _city_point(db, layer, prefix):
@@ -41,13 +30,13 @@ def _city_point(db, layer, prefix):
 
 @pytest.mark.parametrize("layer", [n for n in LAYERS if n != "jurisdictions"])
 def test_every_layer_tile_decodes_with_the_features_of_the_tile(api, db, layer):
-    x, y = _tile_of(*_city_point(db, layer, "4301"))
+    x, y = tile_of(*_city_point(db, layer, "4301"), Z)
     r = api("admin", f"/tiles/{layer}/{Z}/{x}/{y}.mvt")
     assert r.status_code == 200
     assert r.headers["Content-Type"] == "application/vnd.mapbox-vector-tile"
     decoded = mapbox_vector_tile.decode(r.content)
     ids = {f["id"] for f in decoded[layer]["features"]}
-    lon0, lat0, lon1, lat1 = _tile_bounds(x, y)
+    lon0, lat0, lon1, lat1 = tile_bounds(x, y, Z)
     with db.connect() as conn:  # brute force: features intersecting the tile
         expected = {row[0] for row in conn.execute(text(
             f"SELECT id FROM \"{layer}\" WHERE ST_Intersects(geom, "
@@ -61,7 +50,7 @@ def test_every_layer_tile_decodes_with_the_features_of_the_tile(api, db, layer):
 
 
 def test_gdal_reads_a_tile(api, db, tmp_path):
-    x, y = _tile_of(*_city_point(db, "cameras", "4301"))
+    x, y = tile_of(*_city_point(db, "cameras", "4301"), Z)
     data = api("admin", f"/tiles/cameras/{Z}/{x}/{y}.mvt").content
     path = tmp_path / str(Z) / str(x)
     path.mkdir(parents=True)
@@ -74,7 +63,7 @@ def test_gdal_reads_a_tile(api, db, tmp_path):
 
 
 def test_tiles_honour_scope(api, db):
-    x, y = _tile_of(*_city_point(db, "grids", "4302"))  # a Zhuzhou grid
+    x, y = tile_of(*_city_point(db, "grids", "4302"), Z)  # a Zhuzhou grid
     admin = mapbox_vector_tile.decode(api("admin", f"/tiles/grids/{Z}/{x}/{y}.mvt").content)
     planner = api("planner", f"/tiles/grids/{Z}/{x}/{y}.mvt")  # Changsha's planner
     assert admin["grids"]["features"]
@@ -88,7 +77,7 @@ def test_tiles_honour_scope(api, db):
 
 def test_an_edit_is_visible_on_the_next_load(api, db):
     lon, lat = _city_point(db, "cameras", "4301")
-    x, y = _tile_of(lon, lat)
+    x, y = tile_of(lon, lat, Z)
     first = api("police", f"/tiles/cameras/{Z}/{x}/{y}.mvt")
     etag = first.headers["ETag"]
     assert first.headers["Cache-Control"] == "private, no-cache"
