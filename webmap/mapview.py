@@ -16,11 +16,14 @@ the script or open a tag of its own. Tooltips show values as text (:class:`TextT
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import re
 from dataclasses import dataclass
 
 import folium
 import folium.plugins
+import shapely.geometry
 from branca.element import Figure, MacroElement
 from flask import current_app, has_app_context, has_request_context, request
 from folium.elements import JSCSSMixin
@@ -28,13 +31,14 @@ from folium.template import Template
 from markupsafe import escape
 from sqlalchemy import Connection, Engine, text
 
-from layers.access import Forbidden, enter_scope, read_scope
+from layers.access import Forbidden, enter_scope, read_scope, require_within
 from layers.border import neighbour_pairs
 from layers.errors import SafegridError
 from layers.features import Scope
 from layers.registry import KEY_AREA_CATEGORIES, LAYERS, Layer
 from layers.store import q
 from layers.users import User
+from layers.validate import LOCAL_TZ
 
 from .auth import csrf_token
 from .headers import csp_nonce
@@ -47,18 +51,22 @@ _CATEGORY_ZH = {
     "market": "市场",
 }
 _CATEGORY_COLOURS = dict(zip(KEY_AREA_CATEGORIES, (
-    "#e31a1c", "#fb9a99", "#1f78b4", "#33a02c", "#6a3d9a", "#ff7f00", "#b15928",
+    "#e31a1c", "#fb9a99", "#00a6a6", "#33a02c", "#6a3d9a", "#bcbd22", "#525fa8",
     "#cab2d6", "#a6cee3", "#666666", "#b2df8a", "#fdbf6f", "#e7298a"), strict=True))
 _TEXT = {
     "zh": {"title": "平安网格 · 地图", "city": "城市", "borders": "市界", "communities": "社区边界",
            "heat": "警情热力图", "key": "重点区域", "lang": "English",
            "logout": "退出", "plan": "网格规划", "analysis": "热点分析",
-           "coverage": "监控覆盖", "border": "边界联防"},
+           "coverage": "监控覆盖", "border": "边界联防",
+           "notice": "治安状况告知（{year}年{month}月）", "grid_no": "第{n}网格",
+           "households": "{n}户"},
     "en": {"title": "safegrid · map", "city": "City", "borders": "City borders",
            "communities": "Community boundaries", "heat": "Incidents (heat map)",
            "key": "Key areas", "lang": "中文",
            "logout": "Log out", "plan": "Grid planning", "analysis": "Hot spots",
-           "coverage": "Camera coverage", "border": "Border"},
+           "coverage": "Camera coverage", "border": "Border",
+           "notice": "Security notice ({month_name} {year})", "grid_no": "Grid {n}",
+           "households": "{n} households"},
 }
 
 
@@ -383,31 +391,147 @@ class _Scopes:
         return self.known[layer.name]
 
 
+@dataclass(frozen=True)
+class Overlay:
+    """A layer of the overview's layer control.
+
+    ``key`` names it in the browser's remembered choice (the same in every language
+    and city); ``colour`` is its swatch (None: the heat map's gradient); ``show`` says
+    whether a new user sees it on opening.
+    """
+
+    key: str
+    group: folium.FeatureGroup
+    colour: str | None
+    show: bool
+
+
 def _add_layer(m: folium.Map, conn: Connection, scopes: _Scopes, layer: Layer, city: str,
-               lang: str, tooltip_fields: list[str], *, name: str | None = None,
-               where: str = "", params: dict | None = None, style: dict | None = None,
-               show: bool = True) -> int:
+               lang: str, tooltip_fields: list[str], *, key: str | None = None,
+               name: str | None = None, where: str = "", params: dict | None = None,
+               style: dict | None = None, show: bool = True) -> tuple[Overlay, dict] | None:
+    """The layer's features in the city as an overlay; None when it has none to show."""
     scope = scopes.get(layer)
     if scope is None:
-        return 0  # the role may not see this layer: it is not on the map at all
+        return None  # the role may not see this layer: it is not on the map at all
     data = _features(conn, layer, city, scope, where, params)
     n = len(data["features"])
+    if not n:
+        return None  # an empty layer is not listed
     style = style or layer.style
-    group = folium.FeatureGroup(name=f"{name or layer_title(layer, lang)} ({n})", show=show)
-    if n:
-        marker = None
-        if layer.geometry == "Point" or layer.geometry == "PointOrPolygon":
-            marker = folium.CircleMarker(radius=style.get("radius", 4), color=style["color"],
-                                         fill=True, fill_opacity=0.8, weight=1)
-        folium.GeoJson(data, style_function=_style(style), marker=marker,
-                       tooltip=_tooltip(layer, lang, tooltip_fields)).add_to(group)
+    group = folium.FeatureGroup(name=f"{name or layer_title(layer, lang)} ({n})", show=False)
+    marker = None
+    if layer.geometry == "Point" or layer.geometry == "PointOrPolygon":
+        marker = folium.CircleMarker(radius=style.get("radius", 4), color=style["color"],
+                                     fill=True, fill_opacity=0.8, weight=1)
+    folium.GeoJson(data, style_function=_style(style), marker=marker,
+                   tooltip=_tooltip(layer, lang, tooltip_fields)).add_to(group)
     group.add_to(m)
-    return n
+    return Overlay(key or layer.name, group, style["color"], show), data
+
+
+def grid_label(name: str | None, code: str, households: int | None, lang: str) -> str:
+    """A grid's short label: its number in the community (or its name) and households."""
+    t = _TEXT[lang]
+    number = re.search(r"第(\d+)网格$", name or "")
+    short = t["grid_no"].format(n=number[1]) if number else (name or code)[-10:]
+    return f"{short} · {t['households'].format(n=households or 0)}"
+
+
+def grid_labels(data: dict, lang: str) -> list[dict]:
+    """Label points (a point inside each grid) and texts, most households first."""
+    labels = []
+    for feature in data["features"]:
+        p = feature["properties"]
+        point = shapely.geometry.shape(feature["geometry"]).representative_point()
+        labels.append({"lat": round(point.y, 6), "lng": round(point.x, 6),
+                       "n": p.get("households") or 0,
+                       "text": grid_label(p.get("name"), p["code"], p.get("households"),
+                                          lang)})
+    return sorted(labels, key=lambda label: -label["n"])
+
+
+def _add_key_areas(m: Map, conn: Connection, scopes: _Scopes, city: str,
+                   lang: str) -> list[Overlay]:
+    overlays = []
+    for category in KEY_AREA_CATEGORIES:
+        label = _CATEGORY_ZH[category] if lang == "zh" else category.replace("_", " ")
+        added = _add_layer(m, conn, scopes, LAYERS["key_areas"], city, lang,
+                           ["name", "category"], key=f"key_areas:{category}",
+                           name=f"{_TEXT[lang]['key']} · {label}",
+                           where="AND t.category = :category", params={"category": category},
+                           style={"color": _CATEGORY_COLOURS[category], "radius": 5,
+                                  "weight": 2, "fillOpacity": 0.3})
+        if added:
+            overlays.append(added[0])
+    return overlays
+
+
+def _add_overlays(m: Map, conn: Connection, scopes: _Scopes, city: str,
+                  lang: str) -> tuple[list[Overlay], list[dict]]:
+    """Every overlay ``scopes`` allows, in control order; the grids' labels."""
+    t = _TEXT[lang]
+    added = [_add_layer(m, conn, scopes, LAYERS["jurisdictions"], city, lang,
+                        ["name", "code"], key="communities", name=t["communities"],
+                        where="AND t.level IN ('community', 'village')",
+                        style={"color": "#888888", "weight": 0.7, "fillOpacity": 0.0},
+                        show=False),
+             _add_city_borders(m, conn, lang),
+             _add_layer(m, conn, scopes, LAYERS["roads"], city, lang, ["name", "class"])]
+    grids = _add_layer(m, conn, scopes, LAYERS["grids"], city, lang,
+                       ["code", "name", "kind", "households", "population"])
+    overlays = [a[0] for a in (*added, grids) if a]
+    overlays += _add_key_areas(m, conn, scopes, city, lang)
+    for layer, fields in (("cameras", ["code", "status", "bearing", "fov", "range_m"]),
+                          ("checkpoints", ["name", "kind"])):
+        extra = _add_layer(m, conn, scopes, LAYERS[layer], city, lang, fields,
+                           show=layer != "cameras")
+        overlays += [extra[0]] if extra else []
+    heat = _add_heat(m, conn, scopes.get(LAYERS["incidents"]), city, t["heat"])
+    overlays += [heat] if heat else []
+    return overlays, grid_labels(grids[1], lang) if grids else []
+
+
+class OverviewControl(JSCSSMixin, folium.LayerControl):
+    """The overview's layer control: swatches, remembered choices, grid labels.
+
+    Folium's control, then ``safegridOverview.start`` (``/static/overview.js``) shows
+    each overlay as remembered in the browser (else as :class:`Overlay` says), draws
+    the swatches and the grid labels, and collapses the control on a phone.
+    """
+
+    _template = Template("""
+        {% macro script(this,kwargs) %}
+            let {{ this.get_name() }} = L.control.layers(
+                { {%- for key, val in this.base_layers.items() %}
+                  {{ key|tojson }} : {{val}}, {%- endfor %} },
+                { {%- for key, val in this.overlays.items() %}
+                  {{ key|tojson }} : {{val}}, {%- endfor %} },
+                safegridOverview.controlOptions({{ this.options|tojavascript }})
+            ).addTo({{this._parent.get_name()}});
+            safegridOverview.start({{ this._parent.get_name() }}, {{ this.get_name() }},
+                [{% for o in this.entries %}{{ o.group.get_name() }},{% endfor %}],
+                {{ this.config }});
+        {% endmacro %}
+        """)
+    default_js = [("safegrid_overview", "/static/overview.js")]
+    default_css = [("safegrid_overview_css", "/static/overview.css")]
+
+    def __init__(self, entries: list[Overlay], labels: list[dict]):
+        super().__init__(collapsed=False)
+        self.entries = entries
+        self.config = script_json({
+            "overlays": [{"key": o.key, "colour": o.colour, "show": o.show}
+                         for o in entries],
+            "labels": labels, "gridsKey": "grids"})
 
 
 def build_map(engine: Engine, user: User, city: str, lang: str = "zh") -> Map:
-    """A Folium map of jurisdiction ``city``: every layer ``user`` may see, in scope."""
-    t = _TEXT[lang]
+    """A Folium map of jurisdiction ``city``: every layer ``user`` may see, in scope.
+
+    Grids, key areas, roads, checkpoints and city borders are on for a new user;
+    community boundaries, cameras and the incident heat map are off until turned on.
+    """
     with engine.connect() as conn:
         scopes = _Scopes(conn, user)
         enter_scope(conn, scopes.get(LAYERS["roads"]))  # RLS for the rest
@@ -417,49 +541,45 @@ def build_map(engine: Engine, user: User, city: str, lang: str = "zh") -> Map:
         ), {"c": city}).one()
         m = Map(prefer_canvas=True)
         m.fit_bounds([[bounds[0], bounds[1]], [bounds[2], bounds[3]]])
-        jur = LAYERS["jurisdictions"]
-        _add_layer(m, conn, scopes, jur, city, lang, ["name", "code"], name=t["communities"],
-                   where="AND t.level IN ('community', 'village')",
-                   style={"color": "#888888", "weight": 0.7, "fillOpacity": 0.0}, show=False)
-        _add_city_borders(m, conn, lang)
-        _add_layer(m, conn, scopes, LAYERS["roads"], city, lang, ["name", "class"])
-        _add_layer(m, conn, scopes, LAYERS["grids"], city, lang,
-                   ["code", "name", "kind", "households", "population"])
-        for category in KEY_AREA_CATEGORIES:
-            label = _CATEGORY_ZH[category] if lang == "zh" else category.replace("_", " ")
-            _add_layer(m, conn, scopes, LAYERS["key_areas"], city, lang, ["name", "category"],
-                       name=f"{t['key']} · {label}", where="AND t.category = :category",
-                       params={"category": category},
-                       style={"color": _CATEGORY_COLOURS[category], "radius": 5,
-                              "weight": 2, "fillOpacity": 0.3})
-        _add_layer(m, conn, scopes, LAYERS["cameras"], city, lang,
-                   ["code", "status", "bearing", "fov", "range_m"])
-        _add_layer(m, conn, scopes, LAYERS["checkpoints"], city, lang, ["name", "kind"])
-        _add_heat(m, conn, scopes.get(LAYERS["incidents"]), city, t["heat"])
-    folium.LayerControl(collapsed=False).add_to(m)
-    _add_header(m, engine, user, city, lang)
+        overlays, labels = _add_overlays(m, conn, scopes, city, lang)
+        notice = _notice_code(conn, user, city)
+    OverviewControl(overlays, labels).add_to(m)
+    _add_header(m, engine, user, city, lang, notice)
     return m
 
 
-def _add_city_borders(m: Map, conn: Connection, lang: str) -> None:
+def _notice_code(conn: Connection, user: User, city: str) -> str | None:
+    """The jurisdiction whose notice the header links to: the city, else the user's own."""
+    if user.role == "border_partner":
+        return None
+    try:
+        require_within(conn, user, city)
+    except Forbidden:
+        return user.jurisdiction
+    return city
+
+
+def _add_city_borders(m: Map, conn: Connection, lang: str) -> tuple[Overlay, dict] | None:
     data = conn.execute(text("""
         SELECT json_build_object('type', 'FeatureCollection', 'features',
                coalesce(json_agg(json_build_object('type', 'Feature',
                    'geometry', ST_AsGeoJSON(ST_Boundary(geom), 6)::json,
                    'properties', json_build_object('name', name, 'code', code))), '[]'::json))
         FROM jurisdictions WHERE level = 'city'""")).scalar_one()
-    group = folium.FeatureGroup(name=_TEXT[lang]["borders"])
-    if data["features"]:
-        folium.GeoJson(data, style_function=lambda _f: {"color": "#d95f02", "weight": 3,
-                                                        "dashArray": "6 4"},
-                       tooltip=TextTooltip(["name", "code"])).add_to(group)
+    if not data["features"]:
+        return None
+    group = folium.FeatureGroup(name=_TEXT[lang]["borders"], show=False)
+    folium.GeoJson(data, style_function=lambda _f: {"color": "#d95f02", "weight": 3,
+                                                    "dashArray": "6 4"},
+                   tooltip=TextTooltip(["name", "code"])).add_to(group)
     group.add_to(m)
+    return Overlay("borders", group, "#d95f02", True), data
 
 
 def _add_heat(m: Map, conn: Connection, scope: Scope | None, city: str,
-              name: str) -> None:
+              name: str) -> Overlay | None:
     if scope is None:
-        return  # planners and viewers get incident aggregates from the analysis pages
+        return None  # planners and viewers get incident aggregates from the analysis pages
     where = f"AND ({scope.condition})" if scope.condition else ""
     rows = conn.execute(text(f"""
         SELECT ST_Y(cell), ST_X(cell), n FROM (
@@ -467,14 +587,16 @@ def _add_heat(m: Map, conn: Connection, scope: Scope | None, city: str,
             FROM incidents t, jurisdictions c
             WHERE c.code = :city AND ST_Intersects(t.geom, c.geom) {where} GROUP BY 1) s"""),
         {**scope.params, "city": city}).all()
-    group = folium.FeatureGroup(name=f"{name} ({sum(r[2] for r in rows)})")
-    if rows:
-        top = max(r[2] for r in rows)
-        heat = folium.plugins.HeatMap([[r[0], r[1], r[2] / top] for r in rows], radius=12,
-                                      blur=15, min_opacity=0.3)
-        heat.default_js = [("leaflet-heat.js", "/static/vendor/leaflet_heat.min.js")]
-        heat.add_to(group)
+    if not rows:
+        return None
+    group = folium.FeatureGroup(name=f"{name} ({sum(r[2] for r in rows)})", show=False)
+    top = max(r[2] for r in rows)
+    heat = folium.plugins.HeatMap([[r[0], r[1], r[2] / top] for r in rows], radius=12,
+                                  blur=15, min_opacity=0.3)
+    heat.default_js = [("leaflet-heat.js", "/static/vendor/leaflet_heat.min.js")]
+    heat.add_to(group)
     group.add_to(m)
+    return Overlay("heat", group, None, False)
 
 
 def tool_page(engine: Engine, codes: list[str], title: str, script: str, controls: str,
@@ -510,35 +632,52 @@ def _border_link(engine: Engine, user: User, lang: str) -> str:
     with engine.connect() as conn:
         if not neighbour_pairs(conn, user):
             return ""
-    return (f'<a style="margin-left:8px" id="sg-border-link" href="/map/border?lang={lang}">'
+    return (f'<a id="sg-border-link" href="/map/border?lang={lang}">'
             f"{_TEXT[lang]['border']}</a>")
 
 
-def _add_header(m: Map, engine: Engine, user: User, city: str, lang: str) -> None:
+def last_full_month(today: dt.date) -> str:
+    """The month before ``today``'s, as ``YYYY-MM``."""
+    return (today.replace(day=1) - dt.timedelta(days=1)).strftime("%Y-%m")
+
+
+def _notice_link(code: str | None, lang: str) -> str:
+    """The header's link to the monthly notice of ``code`` for the last full month."""
+    if code is None:
+        return ""
+    month = last_full_month(dt.datetime.now(LOCAL_TZ).date())
+    year, number = (int(part) for part in month.split("-"))
+    label = _TEXT[lang]["notice"].format(
+        year=year, month=number, month_name=dt.date(year, number, 1).strftime("%B"))
+    return (f'<a id="sg-notice-link" href="/reports/notice?jurisdiction={escape(code)}'
+            f'&amp;month={month}&amp;lang={lang}">{escape(label)}</a>')
+
+
+def _add_header(m: Map, engine: Engine, user: User, city: str, lang: str,
+                notice: str | None) -> None:
     t = _TEXT[lang]
     other = "en" if lang == "zh" else "zh"
     options = "".join(
         f'<option value="{escape(c.code)}"{" selected" if c.code == city else ""}>'
         f"{escape(c.name)}</option>" for c in cities(engine, user))
     html = f"""
-    <div id="sg-header" style="position:absolute;top:10px;left:60px;z-index:1000;
-         background:white;padding:6px 10px;border-radius:4px;box-shadow:0 1px 4px #0004;
-         font:14px sans-serif">
-      <b>{escape(t['title'])}</b>
-      <form method="get" action="/map" style="display:inline;margin-left:8px">
+    <div id="sg-header">
+      <b class="sg-title">{escape(t['title'])}</b>
+      <form method="get" action="/map">
         <label>{escape(t['city'])}
           <select name="city" data-submit>{options}</select></label>
         <input type="hidden" name="lang" value="{lang}">
       </form>
-      <a style="margin-left:8px" href="/map?city={escape(city)}&lang={other}">{t['lang']}</a>
-      <a style="margin-left:8px" id="sg-plan-link" href="/map/plan?lang={lang}">{t['plan']}</a>
-      <a style="margin-left:8px" id="sg-analysis-link"
-         href="/map/analysis?jurisdiction={escape(city)}&lang={lang}">{t['analysis']}</a>
-      <a style="margin-left:8px" id="sg-coverage-link"
-         href="/map/coverage?jurisdiction={escape(city)}&lang={lang}">{t['coverage']}</a>
+      <a href="/map?city={escape(city)}&amp;lang={other}">{t['lang']}</a>
+      {_notice_link(notice, lang)}
+      <a id="sg-plan-link" href="/map/plan?lang={lang}">{t['plan']}</a>
+      <a id="sg-analysis-link"
+         href="/map/analysis?jurisdiction={escape(city)}&amp;lang={lang}">{t['analysis']}</a>
+      <a id="sg-coverage-link"
+         href="/map/coverage?jurisdiction={escape(city)}&amp;lang={lang}">{t['coverage']}</a>
       {_border_link(engine, user, lang)}
-      <span style="margin-left:8px;color:#555">{escape(user.name)}</span>
-      <form method="post" action="/logout" style="display:inline;margin-left:6px">
+      <span class="sg-user">{escape(user.name)}</span>
+      <form method="post" action="/logout">
         <input type="hidden" name="csrf" value="{escape(csrf_token())}">
         <button type="submit">{t['logout']}</button></form>
     </div>"""

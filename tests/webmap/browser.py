@@ -17,15 +17,18 @@ OUTPUT = Path(__file__).resolve().parents[2] / "test-output"  # screenshots
 
 
 @contextmanager
-def logged_in(server: str, user: str, path: str) -> Iterator[Page]:
+def logged_in(server: str, user: str, path: str,
+              viewport: tuple[int, int] = (1280, 900)) -> Iterator[Page]:
     """A page logged in as demo ``user`` at ``path``; ``page.errors`` collects JS errors.
+
+    ``viewport`` is the window's width and height in CSS pixels.
 
     Basemap tiles are refused: the maps must work without them.
     """
     password = demo_password(user)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
         page.route("**/tile.openstreetmap.org/**", lambda route: route.abort())
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))

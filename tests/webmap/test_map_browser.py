@@ -1,9 +1,12 @@
 """The map in a real headless Chromium (Debian's), driven by Playwright."""
 
-import pytest
-from playwright.sync_api import sync_playwright
+import re
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
-from .browser import ARGS, CHROMIUM, wait_for
+import pytest
+
+from .browser import OUTPUT, logged_in, wait_for
 
 pytestmark = [pytest.mark.db, pytest.mark.browser]
 
@@ -22,20 +25,10 @@ def _drawn(page) -> int:
     return page.evaluate(FEATURES_DRAWN)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def page(server):
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        pg = browser.new_page(viewport={"width": 1280, "height": 800})
-        # Basemap tiles are the network's business: the map must work without them.
-        pg.route("**/tile.openstreetmap.org/**", lambda route: route.abort())
-        pg.goto(f"{server}/map", wait_until="load")  # sent to the login form
-        pg.fill("input[name=name]", "admin")
-        pg.fill("input[name=password]", "admin-demo-2026")
-        pg.click("button[type=submit]")
-        pg.wait_for_url("**/map**")
+    with logged_in(server, "admin", "/map", (1280, 800)) as pg:
         yield pg
-        browser.close()
 
 
 def test_map_draws_every_layer_with_a_layer_control(server, page):
@@ -47,7 +40,8 @@ def test_map_draws_every_layer_with_a_layer_control(server, page):
         ".leaflet-control-layers-overlays label", "els => els.map(e => e.textContent.trim())")
     for title in ("网格", "视频监控", "检查站卡点", "道路", "市界", "警情热力图"):
         assert any(label.startswith(title) for label in labels), (title, labels)
-    assert sum(label.startswith("重点区域") for label in labels) == 13
+    assert 5 < sum(label.startswith("重点区域") for label in labels) <= 13
+    page.locator(".leaflet-control-layers-overlays label", has_text="警情热力图").click()
     assert page.locator("canvas.leaflet-heatmap-layer").count() == 1
     assert errors == []
 
@@ -73,3 +67,137 @@ def test_language_switch_and_city_select(server, page):
     page.select_option("#sg-header select", "430200")
     page.wait_for_url("**city=430200**")
     assert page.locator("meta[name=safegrid-city]").get_attribute("content") == "430200"
+
+
+# The overview as a new user sees it: rows of the layer control, checked or not.
+ROWS = """() => Array.from(document.querySelectorAll(
+  '.leaflet-control-layers-overlays label')).map(label => ({
+    text: label.textContent.trim(), checked: label.querySelector('input').checked}))"""
+
+
+def _rows(page) -> dict[str, bool]:
+    wait_for(page, "document.querySelectorAll('.leaflet-control-layers-overlays label')"
+                   ".length > 3")
+    return {row["text"]: row["checked"] for row in page.evaluate(ROWS)}
+
+
+def _row(rows: dict[str, bool], title: str) -> bool:
+    found = [checked for text, checked in rows.items() if text.startswith(f"{title} (")]
+    assert len(found) == 1, (title, rows)
+    return found[0]
+
+
+def test_overview_opens_curated_and_remembers_the_users_choice(server):
+    with logged_in(server, "police", "/map", (1440, 900)) as page:
+        rows = _rows(page)
+        assert _row(rows, "网格")
+        assert any(text == "市界" and checked for text, checked in rows.items()), rows
+        assert all(checked for text, checked in rows.items() if text.startswith("重点区域"))
+        assert not _row(rows, "视频监控") and not _row(rows, "警情热力图")
+        assert not [text for text in rows if text.endswith("(0)")], rows
+        page.screenshot(path=OUTPUT / "overview-1440.png")
+        page.locator(".leaflet-control-layers-overlays label", has_text="视频监控").click()
+        assert _row(_rows(page), "视频监控")
+        page.reload(wait_until="load")
+        rows = _rows(page)
+        assert _row(rows, "视频监控") and not _row(rows, "警情热力图"), rows
+        page.screenshot(path=OUTPUT / "overview-cameras-on.png")
+        assert page.errors == []
+
+
+# Each overlay row: its swatch's colour and the colour the layer's features are drawn in.
+SWATCHES = """() => {
+  const control = Object.values(window).find(v => v && v.sgLayerControl).sgLayerControl;
+  const hex = rgb => '#' + rgb.match(/\\d+/g).slice(0, 3)
+      .map(n => Number(n).toString(16).padStart(2, '0')).join('');
+  const drawn = layer => {
+    if (layer.options && layer.options.color && !layer.eachLayer) return layer.options.color;
+    let colour = null;
+    if (layer.eachLayer) layer.eachLayer(l => { colour = colour || drawn(l); });
+    return colour;
+  };
+  const rows = Array.from(document.querySelectorAll('.leaflet-control-layers-overlays label'));
+  return control._layers.filter(o => o.overlay).map(o => {
+    const row = rows.find(r => r.querySelector('input').layerId === L.Util.stamp(o.layer));
+    const swatch = row && row.querySelector('.sg-swatch');
+    return {text: row ? row.textContent.trim() : o.name, drawn: drawn(o.layer),
+            swatch: swatch ? hex(getComputedStyle(swatch).backgroundColor) : null,
+            gradient: swatch ? getComputedStyle(swatch).backgroundImage : null};
+  });
+}"""
+
+
+def test_each_layer_row_has_a_swatch_of_the_layers_colour(server):
+    with logged_in(server, "police", "/map", (1440, 900)) as page:
+        _rows(page)
+        rows = page.evaluate(SWATCHES)
+        assert len(rows) > 5
+        by_title = {}
+        for row in rows:
+            if row["text"].startswith("警情热力图"):
+                assert "gradient" in row["gradient"], row
+                continue
+            assert row["swatch"] is not None and row["swatch"] == row["drawn"].lower(), row
+            by_title[row["text"].split(" (")[0]] = row["swatch"]
+        assert "视频监控" in by_title and "网格" in by_title, by_title
+        assert len(set(by_title.values())) == len(by_title), by_title  # no two alike
+
+
+LABELS = """() => Array.from(document.querySelectorAll('.sg-grid-label span')).map(el => {
+  const box = el.getBoundingClientRect();
+  return {text: el.textContent, visible: getComputedStyle(el).visibility !== 'hidden'
+          && box.width > 0 && box.right > 0 && box.bottom > 0
+          && box.left < innerWidth && box.top < innerHeight,
+          box: [box.left, box.top, box.right, box.bottom]};
+}).filter(label => label.visible)"""
+
+
+def _overlap(a, b) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def test_grid_labels_are_short_and_do_not_overlap(server):
+    with logged_in(server, "police", "/map", (1440, 900)) as page:
+        _rows(page)
+        labels = wait_for(page, f"({LABELS})().length >= 3 && ({LABELS})()")
+        page.screenshot(path=OUTPUT / "overview-labels.png")
+        for label in labels:
+            assert len(label["text"]) <= 16 and not re.search(r"\d{6}", label["text"]), label
+            assert "户" in label["text"], label
+        clashes = [(a["text"], b["text"]) for i, a in enumerate(labels)
+                   for b in labels[i + 1:] if _overlap(a["box"], b["box"])]
+        assert clashes == []
+
+
+def test_on_a_phone_the_header_shows_and_the_layer_control_is_collapsed(server):
+    with logged_in(server, "police", "/map", (390, 844)) as page:
+        _rows(page)
+        page.screenshot(path=OUTPUT / "overview-phone.png")
+        header = page.locator("#sg-header").bounding_box()
+        assert header["x"] >= 0 and header["x"] + header["width"] <= 390
+        assert header["y"] >= 0 and header["y"] + header["height"] < 844 / 3
+        on_top = page.evaluate("""() => { const b = document.querySelector('#sg-header')
+            .getBoundingClientRect(); const points = [[b.left + 4, b.top + 4],
+            [b.right - 4, b.top + 4], [b.left + 4, b.bottom - 4], [b.right - 4, b.bottom - 4]];
+            return points.every(([x, y]) => document.querySelector('#sg-header')
+            .contains(document.elementFromPoint(x, y))); }""")
+        assert on_top
+        assert page.locator(".leaflet-control-layers-expanded").count() == 0
+        control = page.locator(".leaflet-control-layers").bounding_box()
+        assert control["width"] * control["height"] < 0.02 * 390 * 844
+        assert page.locator(".leaflet-control-layers-overlays").is_hidden()
+
+
+def test_the_header_links_to_the_citys_monthly_notice(server):
+    with logged_in(server, "police", "/map", (1440, 900)) as page:
+        city = page.locator("meta[name=safegrid-city]").get_attribute("content")
+        today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+        month = (today.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
+        link = page.locator("#sg-notice-link")
+        assert "治安状况告知" in link.text_content()
+        with page.expect_navigation() as navigation:
+            link.click()
+        assert navigation.value.status == 200
+        assert f"jurisdiction={city}" in page.url and f"month={month}" in page.url
+        assert "治安状况告知" in page.content()
+        page.screenshot(path=OUTPUT / "overview-notice.png")

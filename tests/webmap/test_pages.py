@@ -27,6 +27,14 @@ def test_map_page_has_every_layer(server, browser_session):
     assert "/static/vendor/leaflet/leaflet.js" in page
     assert "cdn.jsdelivr" not in page and "code.jquery" not in page  # works offline
     assert "HeatMap" in page or "heatLayer" in page
+    assert "(0)" not in page  # an empty layer is not listed
+
+
+def test_map_header_links_to_the_notice_in_the_page_language(server, browser_session):
+    page = browser_session.get(f"{server}/map", params={"lang": "en", "city": "430300"},
+                               timeout=30).text
+    assert 'id="sg-notice-link" href="/reports/notice?jurisdiction=430300&amp;month=' in page
+    assert "Security notice (" in page and "&amp;lang=en" in page
 
 
 def test_english_labels_and_city_choice(server, browser_session):
