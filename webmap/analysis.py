@@ -15,10 +15,10 @@ import datetime as dt
 
 from flask import Blueprint, Response, current_app, request
 from markupsafe import escape
-from sqlalchemy import text
 
-from layers.access import subtree_codes
+from layers.jurisdictions import jurisdiction_choices, jurisdiction_outline, latest_incident_month
 from layers.registry import INCIDENT_CATEGORIES, LAYERS
+from layers.report import month_range
 from layers.users import User
 
 from .app import db_engine
@@ -113,14 +113,22 @@ TEXT = {
 }
 
 
+NOTICE_TEXT = {
+    "zh": {"notice": "本月治安告知", "no_data": "该辖区还没有警情数据，暂不能分析"},
+    "en": {"notice": "Monthly notice",
+           "no_data": "No incidents are recorded in this jurisdiction yet: nothing to analyse"},
+}
+
+
 def page_text(lang: str) -> dict[str, str]:
     """Every word of the analysis page in ``lang``: controls, legends, popups, categories."""
-    return {**TEXT[lang], **WORDS[lang], **CATEGORY[lang]}
+    return {**TEXT[lang], **WORDS[lang], **CATEGORY[lang], **NOTICE_TEXT[lang]}
 
 
-def _controls(code: str, lang: str, choices: list[tuple[str, str]]) -> str:
+def _controls(code: str, lang: str, choices: list[tuple[str, str]], month: str | None
+              ) -> str:
     t = page_text(lang)
-    today = dt.date.today()
+    start, end = default_period(month)
     options = "".join(f'<option value="{escape(c)}"{" selected" if c == code else ""}>'
                       f"{escape(n)} ({escape(c)})</option>" for c, n in choices)
     methods = "".join(f'<option value="{m}">{escape(t[m])}</option>'
@@ -135,13 +143,14 @@ def _controls(code: str, lang: str, choices: list[tuple[str, str]]) -> str:
         <a href="/map/analysis?jurisdiction={escape(code)}&lang={other}">{t['lang']}</a></div>
       <div class="sg-row"><label>{escape(t['jurisdiction'])}
         <select id="sg-jurisdiction">{options}</select></label></div>
+      <div class="sg-row">{notice_link(code, month, lang)}</div>
       <div class="sg-row"><label>{escape(t['method'])}
         <select id="sg-method">{methods}</select></label>
         <label>{escape(t['cell'])} <input id="sg-cell" size="5" placeholder="{t['auto']}">
         </label></div>
       <div class="sg-row"><label>{escape(t['from'])}
-        <input id="sg-from" type="date" value="{today.replace(year=today.year - 1)}"></label>
-        <label>{escape(t['to'])} <input id="sg-to" type="date" value="{today}"></label></div>
+        <input id="sg-from" type="date" value="{start}"></label>
+        <label>{escape(t['to'])} <input id="sg-to" type="date" value="{end}"></label></div>
       <div class="sg-row"><label>{escape(t['category'])}
         <select id="sg-category">{categories}</select></label>
         <span id="sg-step-row" style="display:none"><label>{escape(t['step'])}
@@ -158,15 +167,44 @@ def _controls(code: str, lang: str, choices: list[tuple[str, str]]) -> str:
     </div>"""
 
 
-def jurisdiction_choices(user: User) -> list[tuple[str, str]]:
+def choices_for(user: User) -> list[tuple[str, str]]:
     """Cities, districts and streets the user may analyse (admins: all)."""
     with db_engine(current_app).connect() as conn:
-        codes = subtree_codes(conn, user.jurisdiction) if user.jurisdiction else None
-        rows = conn.execute(text(
-            "SELECT code, name FROM jurisdictions WHERE level IN ('city', 'district', "
-            "'street') AND (CAST(:c AS text[]) IS NULL OR code = ANY(:c)) ORDER BY code"),
-            {"c": codes}).all()
-    return [(r[0], r[1]) for r in rows]
+        return jurisdiction_choices(conn, user)
+
+
+def default_period(month: str | None) -> tuple[str, str]:
+    """First and last day of the 12 calendar months ending with ``month`` (``YYYY-MM``).
+
+    Without a month (no incidents), the year up to today.
+    """
+    if month is None:
+        today = dt.date.today()
+        return str(today - dt.timedelta(days=365)), str(today)
+    last = month_range(month)[1].date() - dt.timedelta(days=1)
+    return str(month_range(month, -11)[0].date()), str(last)
+
+
+def latest_month(user: User, code: str) -> str | None:
+    """The last month (``YYYY-MM``) with an incident in ``code``; None if there is none."""
+    with db_engine(current_app).connect() as conn:
+        return latest_incident_month(conn, user, code)
+
+
+def outline(code: str) -> dict:
+    """GeoJSON of jurisdiction ``code`` and its communities, drawn before any run."""
+    with db_engine(current_app).connect() as conn:
+        return jurisdiction_outline(conn, code)
+
+
+def notice_link(code: str, month: str | None, lang: str) -> str:
+    """The link to the monthly notice of ``code`` for ``month``; or why there is none."""
+    t = NOTICE_TEXT[lang]
+    if month is None:
+        return f'<span id="sg-no-data">{escape(t["no_data"])}</span>'
+    href = f"/reports/notice?jurisdiction={code}&month={month}&lang={lang}"
+    return (f'<a id="sg-notice-link" href="{escape(href)}">{escape(t["notice"])}</a> '
+            f'<small>{escape(month)}</small>')
 
 
 def chosen_jurisdiction(user: User, choices: list[tuple[str, str]], doing: str) -> str:
@@ -184,12 +222,14 @@ def analysis_page():
     """The hot-spot map (``?jurisdiction=CODE``, default the user's; ``?lang=zh|en``)."""
     user = current_user()
     lang = page_lang()
-    choices = jurisdiction_choices(user)
+    choices = choices_for(user)
     if not choices:
         return Response("<h1>safegrid</h1><p>No jurisdictions to analyse yet.</p>",
                         mimetype="text/html")
     code = chosen_jurisdiction(user, choices, "analyse")
+    month = latest_month(user, code)
     return Response(tool_page(
         db_engine(current_app), [code], TEXT[lang]["title"], "analysis.js",
-        _controls(code, lang, choices), "safegridAnalysis",
-        {"text": page_text(lang), "jurisdiction": code}), mimetype="text/html")
+        _controls(code, lang, choices, month), "safegridAnalysis",
+        {"text": page_text(lang), "jurisdiction": code,
+         "outline": outline(code), "month": month}), mimetype="text/html")

@@ -14,7 +14,7 @@ from markupsafe import escape
 
 from layers.registry import LAYERS
 
-from .analysis import chosen_jurisdiction, jurisdiction_choices
+from .analysis import NOTICE_TEXT, choices_for, chosen_jurisdiction, latest_month, notice_link
 from .app import db_engine
 from .auth import csrf_token, current_user
 from .mapview import page_lang, tool_page
@@ -84,10 +84,11 @@ TEXT = {
 
 def page_text(lang: str) -> dict[str, str]:
     """Every word of the coverage page in ``lang``: controls, legends and popups."""
-    return {**TEXT[lang], **WORDS[lang]}
+    return {**TEXT[lang], **WORDS[lang], **NOTICE_TEXT[lang]}
 
 
-def _controls(code: str, lang: str, choices: list[tuple[str, str]]) -> str:
+def _controls(code: str, lang: str, choices: list[tuple[str, str]], month: str | None
+              ) -> str:
     t = page_text(lang)
     options = "".join(f'<option value="{escape(c)}"{" selected" if c == code else ""}>'
                       f"{escape(n)} ({escape(c)})</option>" for c, n in choices)
@@ -101,6 +102,7 @@ def _controls(code: str, lang: str, choices: list[tuple[str, str]]) -> str:
         <a href="/map/coverage?jurisdiction={escape(code)}&lang={other}">{t['lang']}</a></div>
       <div class="sg-row"><label>{escape(t['jurisdiction'])}
         <select id="sg-jurisdiction">{options}</select></label></div>
+      <div class="sg-row">{notice_link(code, month, lang)}</div>
       <div class="sg-row"><label>{escape(t['target'])}
         <select id="sg-target">{targets}</select></label>
         <label>{escape(t['buffer'])} <input id="sg-buffer" size="4" value="200"></label></div>
@@ -126,13 +128,13 @@ def coverage_page():
     """The coverage map (``?jurisdiction=CODE``, default the user's; ``?lang=zh|en``)."""
     user = current_user()
     lang = page_lang()
-    choices = jurisdiction_choices(user)
+    choices = choices_for(user)
     if not choices:
         return Response("<h1>safegrid</h1><p>No jurisdictions to show yet.</p>",
                         mimetype="text/html")
     code = chosen_jurisdiction(user, choices, "see")
     return Response(tool_page(
         db_engine(current_app), [code], TEXT[lang]["title"], "coverage.js",
-        _controls(code, lang, choices), "safegridCoverage",
+        _controls(code, lang, choices, latest_month(user, code)), "safegridCoverage",
         {"text": page_text(lang), "jurisdiction": code, "csrf": csrf_token(),
          "canPlan": user.role in LAYERS["cameras"].write_roles}), mimetype="text/html")

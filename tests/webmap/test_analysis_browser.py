@@ -2,15 +2,18 @@
 the controls, see the cells and the legend, reopen a saved run. Screenshots go to
 test-output/."""
 
+import datetime as dt
 import re
 
 import pytest
+from sqlalchemy import text
 
 from .browser import OUTPUT, logged_in, wait_for
 
 pytestmark = [pytest.mark.db, pytest.mark.browser]
 
 DRAWN = "window.safegridAnalysisState.cells.getLayers()[0].getLayers().length"
+DRAWN_CELLS = "window.safegridAnalysisState.cells.getLayers().length"
 
 
 @pytest.fixture
@@ -106,3 +109,58 @@ def test_a_refused_run_is_shown(analyst):
     page.wait_for_selector("#sg-message.error")
     assert "400" in page.text_content("#sg-message")
     assert "1 metre" in page.text_content("#sg-message")
+
+
+def _latest_month(db, code):
+    """The last local month with an incident in ``code``, straight from the database."""
+    with db.connect() as conn:
+        return conn.execute(text(
+            "SELECT max(to_char(i.occurred_at AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM')) "
+            "FROM incidents i, jurisdictions j WHERE j.code = :c "
+            "AND ST_Intersects(i.geom, j.geom)"), {"c": code}).scalar()
+
+
+def test_opens_on_the_outline_with_a_period_that_holds_data_and_the_notice(server, db):
+    with db.connect() as conn:
+        box = conn.execute(text(
+            "SELECT ST_XMin(geom), ST_YMin(geom), ST_XMax(geom), ST_YMax(geom), name "
+            "FROM jurisdictions WHERE code = '430100'")).one()
+        communities = conn.execute(text(
+            "SELECT count(*) FROM jurisdictions j WHERE j.code LIKE '4301%' "
+            "AND j.level IN ('community', 'village')")).scalar()
+    month = _latest_month(db, "430100")
+    year, number = int(month[:4]), int(month[5:])
+    first = dt.date(year - (number < 12), (number % 12) + 1, 1)  # 11 months before
+    last = dt.date(year + number // 12, number % 12 + 1, 1) - dt.timedelta(days=1)
+    with logged_in(server, "police", "/map/analysis?jurisdiction=430100") as page:
+        # before any run: the outline (bold) and the communities (thin) in their own pane
+        page.wait_for_selector(".leaflet-sg-outline-pane path", state="attached")
+        assert page.evaluate(DRAWN_CELLS) == 0
+        bold = page.locator(".leaflet-sg-outline-pane path[stroke-width='3']").count()
+        thin = page.locator(".leaflet-sg-outline-pane path[stroke-width='0.8']").count()
+        assert bold == 1 and thin == communities > 0
+        fitted = page.evaluate(f"""() => {{
+          const b = window.safegridAnalysisState.map.getBounds();
+          return b.contains(L.latLngBounds([{box[1]}, {box[0]}], [{box[3]}, {box[2]}]));
+        }}""")
+        assert fitted
+        # the period: the 12 whole months ending with the last one that holds data
+        assert page.input_value("#sg-to") == str(last)
+        assert page.input_value("#sg-from") == str(first)
+        page.screenshot(path=str(OUTPUT / "analysis-opened.png"))
+
+        page.fill("#sg-cell", "400")
+        page.click("#sg-run")
+        page.wait_for_selector("#sg-message.ok")
+        assert page.evaluate(DRAWN) > 0
+        assert page.locator(".leaflet-sg-outline-pane path").count() == 1 + communities
+        page.screenshot(path=str(OUTPUT / "analysis-outlined-run.png"))
+        assert page.errors == []
+
+        assert page.text_content("#sg-notice-link") == "本月治安告知"
+        with page.expect_navigation() as shown:
+            page.click("#sg-notice-link")
+        assert shown.value.status == 200
+        assert f"jurisdiction=430100&month={month}" in page.url
+        assert f"{box[4]}{year}年{number}月治安状况告知" in page.content()
+        page.screenshot(path=str(OUTPUT / "analysis-notice.png"))

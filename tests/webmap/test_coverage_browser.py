@@ -87,3 +87,21 @@ def test_coverage_gaps_what_if_and_siting_on_the_map(server, api, db):
             {"c": f"PLAN-{AREA}-%"}).all()
         assert [tuple(r) for r in stored] == [("planned", 90.0, 60.0)]
         conn.execute(text("DELETE FROM cameras WHERE code LIKE :c"), {"c": f"PLAN-{AREA}-%"})
+
+
+def test_the_notice_link_opens_the_notice_of_the_last_month_with_data(server, db):
+    with db.connect() as conn:
+        month, name = conn.execute(text(
+            "SELECT max(to_char(i.occurred_at AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM')), "
+            "min(j.name) FROM incidents i, jurisdictions j WHERE j.code = :c "
+            "AND ST_Intersects(i.geom, j.geom)"), {"c": AREA}).one()
+    with logged_in(server, "police", f"/map/coverage?jurisdiction={AREA}&lang=en") as page:
+        link = page.locator("#sg-notice-link")
+        assert link.text_content() == "Monthly notice"
+        with page.expect_navigation() as shown:
+            link.click()
+        assert shown.value.status == 200
+        assert f"jurisdiction={AREA}&month={month}&lang=en" in page.url
+        assert f"Security notice of {name}" in page.content()
+        page.screenshot(path=str(OUTPUT / "coverage-notice.png"))
+        assert page.errors == []

@@ -23,8 +23,9 @@ function safegridAnalysis(map, config) {
   const LEVELS = {1: "#1a9641", 2: "#a6d96a", 3: "#ffffbf", 4: "#fdae61", 5: "#d7191c"};
   const cells = L.featureGroup().addTo(map);
   const compared = L.featureGroup().addTo(map);
+  const outline = drawOutline(config.outline);
   const state = {busy: 0, last: null};
-  window.safegridAnalysisState = {map, cells, compared, state};
+  window.safegridAnalysisState = {map, cells, compared, outline, state};
   const {message, value, esc, call: get, legend, rows, fixed, pValue} =
     safegridTools(config, state);
   const percent = v => fixed(100 * v, 1) + "%";
@@ -44,6 +45,22 @@ function safegridAnalysis(map, config) {
     ["key_areas_per_km2", v => fixed(v, 1) + " " + t.per_km2_areas],
     ["coverage", percent],
   ];
+
+  /* The jurisdiction (bold) and its communities (thin), above the cells and not in the
+   * way of their popups; the map fitted to it. */
+  function drawOutline(geojson) {
+    const pane = map.createPane("sg-outline");
+    pane.style.zIndex = 450;
+    pane.style.pointerEvents = "none";
+    const group = L.geoJSON(geojson, {
+      pane: "sg-outline", interactive: false,
+      style: f => f.properties.role === "outline"
+        ? {color: "#5e3c99", weight: 3, fill: false}
+        : {color: "#5e3c99", weight: 0.8, opacity: 0.7, fill: false},
+    }).addTo(map);
+    if (group.getLayers().length) map.fitBounds(group.getBounds());
+    return group;
+  }
 
   /* The density or count classes with their bounds: what each colour stands for. */
   function scale(method, body) {
@@ -133,6 +150,10 @@ function safegridAnalysis(map, config) {
 
   async function run() {
     const method = value("sg-method");
+    if (!config.month && method !== "safety") {  // no incident in any period: nothing to find
+      message(t.no_data, "error");
+      return;
+    }
     const params = new URLSearchParams({jurisdiction: value("sg-jurisdiction")});
     for (const [name, id] of [["cell", "sg-cell"], ["from", "sg-from"], ["to", "sg-to"],
                               ["category", "sg-category"]]) {
@@ -256,5 +277,11 @@ function safegridAnalysis(map, config) {
     document.getElementById("sg-step-row").style.display =
       value("sg-method") === "emerging" ? "" : "none";
   });
+  document.getElementById("sg-jurisdiction").addEventListener("change", () => {
+    const params = new URLSearchParams(window.location.search);
+    params.set("jurisdiction", value("sg-jurisdiction"));
+    window.location.search = params.toString();
+  });
+  if (!config.month) message(t.no_data, "error");
   loadRuns();
 }

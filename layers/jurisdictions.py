@@ -1,0 +1,87 @@
+"""What the tool pages show of jurisdictions: the choices, an outline, the latest data.
+
+The analysis and coverage pages list the jurisdictions a user may open, draw the one
+chosen with its communities, and start from the latest month that holds incidents.
+"""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import Connection, text
+
+from .access import require_within, subtree_codes
+from .users import User
+from .validate import LOCAL_TZ
+
+__all__ = ["jurisdiction_choices", "jurisdiction_outline", "latest_incident_month"]
+
+# Outlines are drawn on a web map: 6 decimals of a degree are about 0.1 m.
+_DIGITS = 6
+
+
+def jurisdiction_choices(conn: Connection, user: User) -> list[tuple[str, str]]:
+    """(code, name) of the cities, districts and streets in the user's scope (admins: all).
+
+    Parameters
+    ----------
+    conn
+        A connection to the database.
+    user
+        The user; their jurisdiction and everything under it, or all for none.
+
+    Returns
+    -------
+    list of (str, str)
+        Ordered by code.
+    """
+    codes = subtree_codes(conn, user.jurisdiction) if user.jurisdiction else None
+    rows = conn.execute(text(
+        "SELECT code, name FROM jurisdictions WHERE level IN ('city', 'district', "
+        "'street') AND (CAST(:c AS text[]) IS NULL OR code = ANY(:c)) ORDER BY code"),
+        {"c": codes}).all()
+    return [(r[0], r[1]) for r in rows]
+
+
+def jurisdiction_outline(conn: Connection, code: str) -> dict:
+    """Jurisdiction ``code`` and the communities/villages in it, as GeoJSON (lon/lat).
+
+    Returns
+    -------
+    dict
+        A FeatureCollection: first the jurisdiction (``role`` ``"outline"``), then each
+        community at the bottom of its tree (``role`` ``"community"``), with ``code``,
+        ``name`` and ``level``; empty when ``code`` is unknown.
+    """
+    rows = conn.execute(text("""
+        WITH RECURSIVE tree(code) AS (
+            SELECT code FROM jurisdictions WHERE code = :c
+            UNION SELECT j.code FROM jurisdictions j JOIN tree t ON j.parent_code = t.code)
+        SELECT j.code, j.name, j.level, ST_AsGeoJSON(j.geom, :d) FROM jurisdictions j
+        JOIN tree USING (code)
+        WHERE j.code = :c
+           OR NOT EXISTS (SELECT 1 FROM jurisdictions k WHERE k.parent_code = j.code)
+        ORDER BY j.code <> :c, j.code"""), {"c": code, "d": _DIGITS}).all()
+    features = [{"type": "Feature", "geometry": json.loads(r[3]),
+                 "properties": {"code": r[0], "name": r[1], "level": r[2],
+                                "role": "outline" if r[0] == code else "community"}}
+                for r in rows]
+    return {"type": "FeatureCollection", "features": features}
+
+
+def latest_incident_month(conn: Connection, user: User, code: str) -> str | None:
+    """The last calendar month (``YYYY-MM``, local time) with an incident in ``code``.
+
+    Only when the user may analyse ``code`` (:func:`layers.access.require_within`).
+
+    Returns
+    -------
+    str or None
+        None when no incident lies in the jurisdiction.
+    """
+    require_within(conn, user, code)
+    return conn.execute(text(
+        "SELECT to_char(i.occurred_at AT TIME ZONE :tz, 'YYYY-MM') "
+        "FROM incidents i, jurisdictions j WHERE j.code = :c AND i.geom && j.geom "
+        "AND ST_Intersects(i.geom, j.geom) ORDER BY i.occurred_at DESC LIMIT 1"),
+        {"c": code, "tz": str(LOCAL_TZ)}).scalar()
