@@ -164,3 +164,24 @@ def test_opens_on_the_outline_with_a_period_that_holds_data_and_the_notice(serve
         assert f"jurisdiction=430100&month={month}" in page.url
         assert f"{box[4]}{year}年{number}月治安状况告知" in page.content()
         page.screenshot(path=str(OUTPUT / "analysis-notice.png"))
+
+
+def test_a_jurisdiction_without_incidents_says_so_instead_of_running(server, db):
+    empty = "430103001"  # a street of the demo with no incident in it
+    assert _latest_month(db, empty) is None
+    with logged_in(server, "police", "/map/analysis?jurisdiction=430100&lang=en") as page:
+        page.wait_for_selector("#sg-notice-link")
+        with page.expect_navigation():
+            page.select_option("#sg-jurisdiction", empty)  # reopens the page on it
+        assert f"jurisdiction={empty}" in page.url and "lang=en" in page.url
+        page.wait_for_selector(".leaflet-sg-outline-pane path", state="attached")
+        said = "No incidents are recorded in this jurisdiction yet: nothing to analyse"
+        assert page.text_content("#sg-message") == said
+        assert page.text_content("#sg-no-data") == said
+        assert page.locator("#sg-notice-link").count() == 0
+        page.click("#sg-run")
+        page.wait_for_timeout(500)
+        assert page.text_content("#sg-message") == said
+        assert page.evaluate(DRAWN_CELLS) == 0
+        page.screenshot(path=str(OUTPUT / "analysis-no-data.png"))
+        assert page.errors == []

@@ -58,7 +58,12 @@ function safegridAnalysis(map, config) {
         ? {color: "#5e3c99", weight: 3, fill: false}
         : {color: "#5e3c99", weight: 0.8, opacity: 0.7, fill: false},
     }).addTo(map);
-    if (group.getLayers().length) map.fitBounds(group.getBounds());
+    if (group.getLayers().length) {
+      // room for the side panel when the map is wide enough to spare it
+      const panel = document.getElementById("sg-panel").offsetWidth + 20;
+      const room = panel < map.getSize().x / 2 ? panel : 0;
+      map.fitBounds(group.getBounds(), {paddingBottomRight: [room, 0]});
+    }
     return group;
   }
 
