@@ -35,6 +35,7 @@ from layers.access import Forbidden, enter_scope, read_scope, require_within
 from layers.border import neighbour_pairs
 from layers.errors import SafegridError
 from layers.features import Scope
+from layers.jurisdictions import latest_incident_month
 from layers.registry import KEY_AREA_CATEGORIES, LAYERS, Layer
 from layers.store import q
 from layers.users import User
@@ -548,15 +549,20 @@ def build_map(engine: Engine, user: User, city: str, lang: str = "zh") -> Map:
     return m
 
 
-def _notice_code(conn: Connection, user: User, city: str) -> str | None:
-    """The jurisdiction whose notice the header links to: the city, else the user's own."""
+def _notice_code(conn: Connection, user: User, city: str) -> tuple[str, str] | None:
+    """The notice the header links to: (jurisdiction, month).
+
+    The city, else the user's own jurisdiction; its latest month with incidents the
+    user may see, else the last full month (whose notice then says it has no data).
+    """
     if user.role == "border_partner":
         return None
     try:
         require_within(conn, user, city)
     except Forbidden:
-        return user.jurisdiction
-    return city
+        city = user.jurisdiction
+    month = latest_incident_month(conn, user, city)
+    return city, month or last_full_month(dt.datetime.now(LOCAL_TZ).date())
 
 
 def _add_city_borders(m: Map, conn: Connection, lang: str) -> tuple[Overlay, dict] | None:
@@ -641,11 +647,11 @@ def last_full_month(today: dt.date) -> str:
     return (today.replace(day=1) - dt.timedelta(days=1)).strftime("%Y-%m")
 
 
-def _notice_link(code: str | None, lang: str) -> str:
-    """The header's link to the monthly notice of ``code`` for the last full month."""
-    if code is None:
+def _notice_link(notice: tuple[str, str] | None, lang: str) -> str:
+    """The header's link to the monthly notice ``(jurisdiction, month)``."""
+    if notice is None:
         return ""
-    month = last_full_month(dt.datetime.now(LOCAL_TZ).date())
+    code, month = notice
     year, number = (int(part) for part in month.split("-"))
     label = _TEXT[lang]["notice"].format(
         year=year, month=number, month_name=dt.date(year, number, 1).strftime("%B"))
@@ -654,7 +660,7 @@ def _notice_link(code: str | None, lang: str) -> str:
 
 
 def _add_header(m: Map, engine: Engine, user: User, city: str, lang: str,
-                notice: str | None) -> None:
+                notice: tuple[str, str] | None) -> None:
     t = _TEXT[lang]
     other = "en" if lang == "zh" else "zh"
     options = "".join(

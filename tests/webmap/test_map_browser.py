@@ -1,10 +1,9 @@
 """The map in a real headless Chromium (Debian's), driven by Playwright."""
 
 import re
-from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import text
 
 from .browser import OUTPUT, logged_in, wait_for
 
@@ -197,11 +196,14 @@ def test_on_a_phone_the_header_shows_and_the_layer_control_is_collapsed(server):
         assert page.locator(".leaflet-control-layers-overlays").is_hidden()
 
 
-def test_the_header_links_to_the_citys_monthly_notice(server):
+def test_the_header_links_to_the_citys_monthly_notice(server, db):
     with logged_in(server, "police", "/map", (1440, 900)) as page:
         city = page.locator("meta[name=safegrid-city]").get_attribute("content")
-        today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
-        month = (today.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
+        with db.connect() as conn:  # the latest month with incidents in the city
+            month = conn.execute(text(
+                "SELECT to_char(max(i.occurred_at) AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM') "
+                "FROM incidents i, jurisdictions j WHERE j.code = :c "
+                "AND ST_Intersects(i.geom, j.geom)"), {"c": city}).scalar_one()
         link = page.locator("#sg-notice-link")
         assert "治安状况告知" in link.text_content()
         with page.expect_navigation() as navigation:
