@@ -182,7 +182,9 @@ def _kept(area: shapely.Geometry, cells: np.ndarray, centre_inside: np.ndarray,
     keep = centre_inside.copy()
     edge = np.flatnonzero(~centre_inside)
     keep[edge[shapely.intersects(area, cells[edge])]] = True
-    clipped = shapely.intersection(cells[keep], area)
+    clipped = cells[keep].copy()
+    edge = ~shapely.contains_properly(area, clipped)  # only the cells on the edge are cut
+    clipped[edge] = shapely.intersection(clipped[edge], area)
     has_area = shapely.area(clipped) > 0
     keep[keep] = has_area
     return keep, clipped[has_area]
