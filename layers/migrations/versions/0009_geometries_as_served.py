@@ -10,7 +10,8 @@ so a client reads exactly the shapes topology checks saw. This revision brings t
 stored rows onto the grid the same way, with GEOS in Python (pointwise rounding keeps
 two neighbours' shared vertices shared; PostGIS' ST_SnapToGrid multiplies where GEOS
 divides and can land one unit in the last place away). A geometry that pointwise
-rounding leaves invalid is reduced with noding instead. Rows already on the grid are
+rounding leaves invalid is repaired as new writes are (split where pinched, else
+noded); one whose type that would change stays as it is. Rows already on the grid are
 not touched. There is no downgrade: the rounding cannot be undone, and the older code
 reads rounded rows as they are.
 
@@ -34,17 +35,34 @@ TABLES = ("jurisdictions", "grids", "household_units", "key_areas", "roads", "bu
 BATCH = 20_000
 
 
+def _repaired(rounded, original):
+    """A valid version of an invalid rounded geometry: split where pinched, else noded."""
+    if rounded is not None:
+        fixed = shapely.make_valid(rounded)
+        polygonal = [p for p in shapely.get_parts(fixed)
+                     if p.geom_type in ("Polygon", "MultiPolygon")]
+        if polygonal and set(map(tuple, shapely.get_coordinates(fixed))) <= \
+                set(map(tuple, shapely.get_coordinates(rounded))):
+            return polygonal[0] if len(polygonal) == 1 else shapely.MultiPolygon(
+                [q for p in polygonal for q in shapely.get_parts(p)])
+    return shapely.set_precision(original, GRID)
+
+
 def _rounded(geoms: np.ndarray) -> np.ndarray:
+    """Pointwise rounding (repeated points removed, repaired as new writes are); a row
+    whose geometry would change type (a pinched polygon) keeps its geometry as it is."""
     out = shapely.set_precision(geoms, GRID, mode="pointwise")
     fixed = []
-    for i, g in enumerate(out):
+    for g in out:
         try:
             fixed.append(shapely.remove_repeated_points(g, 0.0))
         except shapely.errors.GEOSException:
-            fixed.append(shapely.set_precision(geoms[i], GRID))
+            fixed.append(None)
     out = np.array(fixed, dtype=object)
-    broken = np.flatnonzero(~shapely.is_valid(out))
-    out[broken] = shapely.set_precision(geoms[broken], GRID)
+    for i in np.flatnonzero(~shapely.is_valid(out)):
+        out[i] = _repaired(out[i], geoms[i])
+    kept = shapely.get_type_id(out) != shapely.get_type_id(geoms)
+    out[kept] = geoms[kept]
     return out
 
 
