@@ -249,9 +249,9 @@ def _location_problems(conn: Connection, layer: Layer) -> list[RowProblem]:
         leaves = "SELECT code, geom FROM leaf_parts"
         _restage_located(conn, layer)
     else:
-        conn.execute(text(
-            f"UPDATE staging s SET derived_code = l.code FROM ({leaves}) l "
-            "WHERE ST_Intersects(l.geom, s.pt)"
+        conn.execute(text(  # on a border between leaves, the lower code (as above)
+            f"UPDATE staging s SET derived_code = (SELECT l.code FROM ({leaves}) l "
+            "WHERE ST_Intersects(l.geom, s.pt) ORDER BY l.code LIMIT 1)"
         ))
     conn.execute(text(f"""
         UPDATE staging s SET derived_code = (
