@@ -55,8 +55,8 @@ def basemap(z: int, x: int, y: int):
     _check_request(z, x, y)
     user = current_user()
     with db_engine(current_app).connect() as conn:
-        scopes = {source: read_scope(conn, user, LAYERS[source])
-                  for source, *_ in BASEMAP_LAYERS.values()}
+        sources = {source for source, *_ in BASEMAP_LAYERS.values()}  # each scope once
+        scopes = {source: read_scope(conn, user, LAYERS[source]) for source in sources}
         enter_scope(conn, scopes["roads"])
         data = basemap_tile(conn, z, x, y, scopes)
     return _mvt_response(data)
