@@ -478,9 +478,9 @@ def batch_hotspots(code: str, start: str, end: str, cell: float, shape: str,
     counts per step.
     """
     from layers.hotspots import HotspotQuery, run_batch
-    from webmap.params import instant
+    from webmap.params import instant, period_end
 
-    query = HotspotQuery(code, instant(start, False), instant(end, True), category, cell,
+    query = HotspotQuery(code, instant(start, False), period_end(end), category, cell,
                          shape)
     query.check()
     operator = _batch_operator(code)

@@ -131,7 +131,7 @@ def safety():
     code = request.args.get("jurisdiction")
     if not code:
         raise BadRequest("jurisdiction is required (?jurisdiction=CODE)")
-    end = instant(request.args["to"], True) if request.args.get("to") else None
+    end = period_end(request.args["to"]) if request.args.get("to") else None
     with db_engine(current_app).connect() as conn:
         body = safety_index(conn, current_user(), code, end)
     return _answer(body)
