@@ -89,12 +89,5 @@ function safegridTools(config, state) {
     return p == null ? "–" : p < 0.001 ? "< 0.001" : Number(p).toFixed(3);
   }
 
-  /* The scalar properties of p (but those in skip) as a two-column table. */
-  function table(p, skip) {
-    return "<table>" + Object.entries(p).filter(([k, v]) => !(skip || []).includes(k) &&
-      v !== null && typeof v !== "object").map(([k, v]) =>
-      "<tr><th>" + esc(t[k] || k) + "</th><td>" + esc(v) + "</td></tr>").join("") + "</table>";
-  }
-
-  return {message, value, esc, call, refused, legend, table, rows, fixed, pValue};
+  return {message, value, esc, call, refused, legend, rows, fixed, pValue};
 }
