@@ -17,15 +17,16 @@ OUTPUT = Path(__file__).resolve().parents[2] / "test-output"  # screenshots
 
 
 @contextmanager
-def logged_in(server: str, user: str, path: str,
-              viewport: tuple[int, int] = (1280, 900)) -> Iterator[Page]:
-    """A page logged in as demo ``user`` at ``path``; ``page.errors`` collects JS errors.
+def logged_in(server: str, user: str, path: str, viewport: tuple[int, int] = (1280, 900),
+              password: str | None = None) -> Iterator[Page]:
+    """A page logged in as ``user`` at ``path``; ``page.errors`` collects JS errors.
 
-    ``viewport`` is the window's width and height in CSS pixels.
+    ``viewport`` is the window's width and height in CSS pixels; ``password`` is the
+    demo user's unless given.
 
     Basemap tiles are refused: the maps must work without them.
     """
-    password = demo_password(user)
+    password = password or demo_password(user)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})

@@ -210,6 +210,7 @@ def test_the_pairs_a_user_may_open_are_neighbours_in_scope(api, db, user, codes)
 
     with db.connect() as conn:
         pairs = neighbour_pairs(conn, user_by_name(conn, user)[0])
+    assert pairs, user
     assert {(p.a, p.b) for p in pairs} == _postgis_neighbours(db, codes)
     assert [p.level for p in pairs] == sorted((p.level for p in pairs),
                                               key=("city", "district").index)

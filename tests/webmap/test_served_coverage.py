@@ -37,13 +37,16 @@ def served(db_url, tmp_path_factory):
             {"c": COMMUNITY}).scalar_one()))
     server = Server(url, tmp_path_factory.mktemp("served") / "serve.log")
     headers = {"Authorization": f"Bearer {token}"}
-    generated = requests.post(f"{server.url}/api/grids/generate", headers=headers, timeout=60,
-                              json={"jurisdiction": COMMUNITY, "target_households": 25,
-                                    "replace": True})
-    assert generated.status_code == 201, generated.text[:500]
-    yield server.url, headers, area
-    server.stop()
-    db.dispose()
+    try:
+        generated = requests.post(f"{server.url}/api/grids/generate", headers=headers,
+                                  timeout=60, json={"jurisdiction": COMMUNITY,
+                                                    "target_households": 25,
+                                                    "replace": True})
+        assert generated.status_code == 201, generated.text[:500]
+        yield server.url, headers, area
+    finally:
+        server.stop()
+        db.dispose()
 
 
 def read_grids(base: str, headers: dict) -> dict[int, shapely.Geometry]:
