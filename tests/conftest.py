@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import socket
 import subprocess
@@ -19,6 +20,9 @@ from layers.db import engine, migrate
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
+# The demo the tests load ends on a fixed day, so that periods in tests mean the same
+# data whatever day they run: its incidents span 2025-11-01 to 2026-10-31 (CST).
+DEMO_END = dt.date(2026, 10, 31)
 SAFEGRID = str(Path(sys.executable).with_name("safegrid"))
 
 
@@ -70,7 +74,7 @@ def demo_database(name: str) -> str:
 
     url = fresh_database(name)
     migrate(url)
-    demo.load(engine(url), "small", 1)
+    demo.load(engine(url), "small", 1, end=DEMO_END)
     return url
 
 
@@ -85,7 +89,7 @@ def demo_small(db) -> dict[str, int]:
     """The small demo (seed 1) loaded into the test database; counts per layer."""
     from layers import demo
 
-    return demo.load(db, "small", 1)
+    return demo.load(db, "small", 1, end=DEMO_END)
 
 
 def run_cli(db_url: str, *args: str, input: str | None = None,

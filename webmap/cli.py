@@ -6,6 +6,7 @@ half-written.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 import time
@@ -320,10 +321,17 @@ def users_token(name: str) -> None:
                    "5k cameras; province: >2M incidents, for benchmarks.")
 @click.option("--seed", type=int, default=1, show_default=True,
               help="Random seed: the same seed gives the same data.")
+@click.option("--end", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="Last day (YYYY-MM-DD, China Standard Time) of the demo's twelve months "
+                   "of incidents. Default: yesterday, so recent counts and default periods "
+                   "hold data.")
 @click.option("--unless-loaded", is_flag=True,
               help="Do nothing when the database already holds jurisdictions.")
-def demo_cmd(scale: str, seed: int, unless_loaded: bool) -> None:
-    """Generate the demo (three cities around Changsha) and replace all layers with it."""
+def demo_cmd(scale: str, seed: int, end: dt.datetime | None, unless_loaded: bool) -> None:
+    """Generate the demo (three cities around Changsha) and replace all layers with it.
+
+    Incidents span the 365 days up to --end; everything else depends on --seed only.
+    """
     from sqlalchemy import text
     from tqdm import tqdm
 
@@ -343,9 +351,12 @@ def demo_cmd(scale: str, seed: int, unless_loaded: bool) -> None:
             bar.set_postfix_str(message[:40])
             bar.update(1)
 
-        counts = demo.load(engine(), scale, seed, step)
+        last = end.date() if end else demo.default_end()
+        counts = demo.load(engine(), scale, seed, step, last)
     summary = ", ".join(f"{k} {v}" for k, v in counts.items())
+    first = demo.demo_start(last).date()
     click.echo(f"demo {scale} (seed {seed}) loaded in {time.perf_counter() - t0:.1f} s: {summary}")
+    click.echo(f"incidents from {first} to {last} (China Standard Time)")
     click.echo("demo users (name / password / role / scope):")
     for user in demo.DEMO_USERS:
         scope = user["jurisdiction"] or "everything"

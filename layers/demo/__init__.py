@@ -9,6 +9,7 @@ data is downloaded: shapes are invented, placed around Changsha, Xiangtan and Zh
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import time
 from collections.abc import Callable
 
@@ -33,10 +34,12 @@ from .safety import (
     build_checkpoints,
     build_incidents,
     build_key_areas,
+    demo_start,
 )
 from .settlement import build_settlement, plan_grids
 
-__all__ = ["CENTRE", "DEMO_USERS", "LOAD_ORDER", "SCALES", "generate", "load"]
+__all__ = ["CENTRE", "DEMO_USERS", "LOAD_ORDER", "SCALES", "default_end", "demo_start",
+           "generate", "load"]
 
 CENTRE = (112.98, 28.02)  # lon, lat of the demo region's centre
 METRIC_EPSG = 32649  # WGS 84 / UTM zone 49N
@@ -70,9 +73,24 @@ def _points(xy: np.ndarray) -> np.ndarray:
     return shapely.points(xy)
 
 
+def default_end(now: dt.datetime | None = None) -> dt.date:
+    """The demo's default last day: yesterday in China Standard Time.
+
+    The twelve months then end when the demo is generated and no incident lies ahead.
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    return (now.astimezone(dt.timezone(dt.timedelta(hours=8))) - dt.timedelta(days=1)).date()
+
+
 def generate(scale: str = "small", seed: int = 1,
-             progress: Callable[[str], None] | None = None) -> dict[str, gpd.GeoDataFrame]:
-    """Build every demo layer for ``scale`` (small, city, province) and ``seed``."""
+             progress: Callable[[str], None] | None = None,
+             end: dt.date | None = None) -> dict[str, gpd.GeoDataFrame]:
+    """Build every demo layer for ``scale`` (small, city, province) and ``seed``.
+
+    The incidents span the 365 days ending with the day ``end`` (default
+    :func:`default_end`). Places and shapes depend on ``seed`` only; ``end`` shifts times.
+    """
+    end = end or default_end()
     if scale not in SCALES:
         raise ValueError(f"unknown demo scale {scale!r}; use one of {', '.join(SCALES)}")
     say = progress or (lambda _msg: None)
@@ -100,7 +118,7 @@ def generate(scale: str = "small", seed: int = 1,
     _carve_dedicated_grids(plan, frame.to_lonlat(areas.geoms), areas, margin=1e-5)
     say("incidents")
     inc_xy, inc_t, inc_cat, inc_sev = build_incidents(places, settlement, areas, sc.incidents,
-                                                      rng)
+                                                      rng, end)
     layers = {
         "jurisdictions": frame.frame(
             [shapely.MultiPolygon(shapely.get_parts(g)) for g in places.geoms],
@@ -191,14 +209,17 @@ def _create_demo_users(conn) -> None:
 
 
 def load(engine: Engine, scale: str = "small", seed: int = 1,
-         progress: Callable[[str], None] | None = None) -> dict[str, int]:
+         progress: Callable[[str], None] | None = None,
+         end: dt.date | None = None) -> dict[str, int]:
     """Replace every layer with the demo of ``scale``/``seed`` in one transaction.
 
-    Returns the feature count per layer.
+    Incidents run up to the day ``end`` (default :func:`default_end`). Returns the
+    feature count per layer.
     """
     say = progress or (lambda _msg: None)
     t0 = time.perf_counter()
-    layers = generate(scale, seed, progress)
+    end = end or default_end()
+    layers = generate(scale, seed, progress, end)
     cleaned = {name: clean_features(gdf, LAYERS[name]) for name, gdf in layers.items()}
     for name, gdf in cleaned.items():  # before the long transaction: see layers.partitions
         if LAYERS[name].partitioned:
@@ -210,7 +231,7 @@ def load(engine: Engine, scale: str = "small", seed: int = 1,
         for name in LOAD_ORDER:
             say(f"writing {name} ({len(cleaned[name])})")
             counts[name] = write_in(conn, LAYERS[name], cleaned[name], mode="append",
-                                    actor="demo", source=f"demo {scale} seed {seed}",
+                                    actor="demo", source=f"demo {scale} seed {seed} to {end}",
                                     progress=False)
         _create_demo_users(conn)
         conn.execute(text("ANALYZE"))

@@ -1,7 +1,7 @@
 """Demo key areas, cameras, checkpoints and incidents (metric coordinates).
 
-Incidents follow a documented spatio-temporal process over the 12 months
-2025-11-01 to 2026-10-31 (China Standard Time):
+Incidents follow a documented spatio-temporal process over the 365 days that end with
+the demo's last day (China Standard Time; see :func:`demo_start`):
 
 * background (55%): at households, weighted by persons, scattered 40 m;
 * venue clusters (35%): around entertainment venues, stations and markets
@@ -26,7 +26,7 @@ from .names import place_name
 from .places import Places
 from .settlement import Settlement, _rotated_rects
 
-START = dt.datetime(2025, 11, 1, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+CST = dt.timezone(dt.timedelta(hours=8))  # China Standard Time
 DAYS = 365
 
 # Per neighbourhood, how many of each key area (point categories have no footprint).
@@ -235,32 +235,50 @@ _MIX = {
 }
 
 
-def _times(n: int, rng: np.random.Generator, evening: bool = False,
+def demo_start(end: dt.date) -> dt.datetime:
+    """Midnight (CST) opening the demo's :data:`DAYS` days that end with the day ``end``."""
+    return dt.datetime.combine(end - dt.timedelta(days=DAYS - 1), dt.time(), CST)
+
+
+def _month_index(start: dt.datetime) -> np.ndarray:
+    """Per day of the demo year, the calendar month counted from ``start``'s (0..11).
+
+    A year that starts mid-month ends in the same calendar month a year later: its last
+    days count as month 11 too.
+    """
+    days = [start + dt.timedelta(days=d) for d in range(DAYS)]
+    index = np.array([(d.year - start.year) * 12 + d.month - start.month for d in days])
+    return np.minimum(index, 11)
+
+
+def _times(n: int, rng: np.random.Generator, start: dt.datetime, evening: bool = False,
            months: np.ndarray | None = None) -> np.ndarray:
-    """``n`` timestamps in the demo year with the weekly and daily rhythm."""
-    day_w = _WEEKLY[(np.arange(DAYS) + START.weekday()) % 7].astype(float)
+    """``n`` timestamps in the demo year from ``start`` with the weekly and daily rhythm."""
+    day_w = _WEEKLY[(np.arange(DAYS) + start.weekday()) % 7].astype(float)
     if months is not None:
-        day_month = (np.array([(START + dt.timedelta(days=int(d))).month for d in range(DAYS)])
-                     - START.month) % 12
-        day_w = day_w * months[day_month]
+        day_w = day_w * months[_month_index(start)]
     days = rng.choice(DAYS, size=n, p=day_w / day_w.sum())
     hourly = _HOURLY * (np.where(np.arange(24) >= 19, 2.0, 1.0) if evening else 1.0)
     hours = rng.choice(24, size=n, p=hourly / hourly.sum())
     seconds = days * 86400 + hours * 3600 + rng.integers(0, 3600, size=n)
-    start = pd.Timestamp(START)
-    return (start + pd.to_timedelta(seconds, unit="s")).to_numpy()
+    return (pd.Timestamp(start) + pd.to_timedelta(seconds, unit="s")).to_numpy()
 
 
 def build_incidents(places: Places, settlement: Settlement, areas: KeyAreas, count: int,
-                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, list, np.ndarray]:
-    """Incident positions (metres), times (UTC datetime64), categories and severities."""
+                    rng: np.random.Generator, end: dt.date
+                    ) -> tuple[np.ndarray, np.ndarray, list, np.ndarray]:
+    """Incident positions (metres), times (UTC datetime64), categories and severities.
+
+    Times fall in the demo year that ends with the day ``end``.
+    """
+    start = demo_start(end)
     n_bg, n_venue = int(count * 0.55), int(count * 0.35)
     n_em = count - n_bg - n_venue
     parts_xy, parts_t, parts_cat = [], [], []
     w = settlement.persons / settlement.persons.sum()
     at = rng.choice(len(w), size=n_bg, p=w)
     parts_xy.append(settlement.households[at] + rng.normal(scale=40, size=(n_bg, 2)))
-    parts_t.append(_times(n_bg, rng))
+    parts_t.append(_times(n_bg, rng, start))
     parts_cat.append(("background", n_bg))
 
     venues = areas.centres(("entertainment", "station", "market"))
@@ -268,14 +286,14 @@ def build_incidents(places: Places, settlement: Settlement, areas: KeyAreas, cou
     at = rng.choice(len(venues), size=n_venue, p=strength / strength.sum())
     spread = rng.uniform(60, 150, size=len(venues))[at, None]
     parts_xy.append(venues[at] + rng.normal(size=(n_venue, 2)) * spread)
-    parts_t.append(_times(n_venue, rng, evening=True))
+    parts_t.append(_times(n_venue, rng, start, evening=True))
     parts_cat.append(("venue", n_venue))
 
     zhuzhou = np.linalg.norm(settlement.nb_centres - places.city_centres[2], axis=1)
     spot = settlement.nb_centres[np.argsort(zhuzhou)[min(3, len(zhuzhou) - 1)]]
     growth = np.array([0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3.5, 5.5])  # months 0..11
     parts_xy.append(spot + rng.normal(scale=120, size=(n_em, 2)))
-    parts_t.append(_times(n_em, rng, evening=True, months=growth))
+    parts_t.append(_times(n_em, rng, start, evening=True, months=growth))
     parts_cat.append(("emerging", n_em))
 
     xy = np.vstack(parts_xy)

@@ -1,5 +1,7 @@
 """The generated demo: deterministic, and shaped like the issue describes."""
 
+import datetime as dt
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -7,18 +9,20 @@ import shapely
 from sqlalchemy import text
 
 from layers import LAYERS
-from layers.demo import generate
+from layers.demo import default_end, generate
 from layers.registry import KEY_AREA_CATEGORIES
+
+from ..conftest import DEMO_END
 
 
 @pytest.fixture(scope="module")
 def small():
-    return generate("small", 1)
+    return generate("small", 1, end=DEMO_END)
 
 
 def test_same_seed_same_data_other_seed_other_data(small):
-    again = generate("small", 1)
-    other = generate("small", 2)
+    again = generate("small", 1, end=DEMO_END)
+    other = generate("small", 2, end=DEMO_END)
     for name in LAYERS:
         assert small[name].geometry.equals(again[name].geometry)
         pd.testing.assert_frame_equal(small[name].drop(columns="geometry"),
@@ -114,6 +118,32 @@ def test_incidents_follow_the_documented_process(small):
     growth = growth[growth["count"] > 30]
     share = growth["sum"] / growth["count"]
     assert share.max() > 0.6  # a cell whose incidents are mostly recent: it emerged
+
+
+def test_the_year_ends_on_the_last_day_asked_for(small):
+    """Another last day moves the incidents' times (whole days) and nothing else: the
+    twelve months end that day, the last month holds incidents, none lies after it."""
+    end = dt.date(2026, 12, 16)
+    shifted = generate("small", 1, end=end)
+    t = shifted["incidents"].occurred_at.dt.tz_convert("Asia/Shanghai")
+    assert t.max() < pd.Timestamp(end + dt.timedelta(days=1), tz="Asia/Shanghai")
+    assert t.min() >= pd.Timestamp(end - dt.timedelta(days=364), tz="Asia/Shanghai")
+    recent = t >= pd.Timestamp(end - dt.timedelta(days=29), tz="Asia/Shanghai")
+    assert recent.sum() > 0.05 * len(t)
+    for name in LAYERS:
+        if name != "incidents":
+            assert small[name].geometry.equals(shifted[name].geometry), name
+    # the same places (in another order: incidents are sorted by time)
+    xy = [np.sort(shapely.get_coordinates(f["incidents"].geometry.values).view("f8,f8"), axis=0)
+          for f in (small, shifted)]
+    assert np.array_equal(xy[0], xy[1])
+
+
+def test_by_default_the_year_ends_yesterday_in_china():
+    now = dt.datetime(2026, 12, 1, 17, 30, tzinfo=dt.UTC)  # 01:30 on the 2nd in CST
+    assert default_end(now) == dt.date(2026, 12, 1)
+    assert default_end(dt.datetime(2026, 12, 1, 15, 59, tzinfo=dt.UTC)) == \
+        dt.date(2026, 11, 30)
 
 
 @pytest.mark.db
