@@ -36,7 +36,7 @@ from scipy.sparse.csgraph import connected_components
 
 from .validate import to_served
 
-__all__ = ["NEW", "EditRefused", "Retiled", "merge", "reshape", "split"]
+__all__ = ["NEW", "EditRefused", "Retiled", "carve", "merge", "reshape", "split"]
 
 NEW = -1  # key of a grid the edit creates (the second half of a split, a new grid)
 _GIVEN = -2  # a face the edited grid gave up, not yet handed on
@@ -343,6 +343,43 @@ def _clean_shape(new: shapely.Geometry, area: shapely.Geometry, name: str,
         raise EditRefused(f"{100 * (1 - inside / new.area):.0f}% of the new shape of {name} "
                           "lies outside its jurisdiction")
     return new
+
+
+def carve(area: shapely.Geometry, grids: Mapping[int, shapely.Polygon],
+          new: shapely.Geometry, *, tolerance: float, sliver: float, min_area: float,
+          unit_area_m2: float = 1.0, grid_name=_name, grid_size: float = 0.0) -> Retiled:
+    """Cut a new grid (:data:`NEW`) with the shape ``new`` out of the grids it overlaps.
+
+    Rules, each refused with a message naming the problem: ``new`` is one simple polygon
+    without holes; at least half of it lies in ``area`` (the part outside is cut off);
+    no grid it overlaps is left with less than ``min_area`` (that would cover the grid
+    whole: merge grids instead); the new grid itself has at least ``min_area``.
+    ``min_area`` is in CRS units squared, ``unit_area_m2`` the square metres of one
+    (for the messages). Other parameters as in :func:`reshape`.
+    """
+    if new.geom_type != "Polygon":
+        raise EditRefused(f"the new grid must be one polygon, not a {new.geom_type}")
+    if new.interiors:
+        raise EditRefused("the new grid must be a polygon without holes")
+    if not new.is_valid:
+        raise EditRefused(f"the new grid is not a valid polygon: "
+                          f"{shapely.is_valid_reason(new)}")
+
+    def m2(value: float) -> str:
+        return f"{value * unit_area_m2:.0f} m²"
+
+    for key, geom in grids.items():
+        if geom.intersects(new) and shapely.difference(geom, new).area < min_area:
+            raise EditRefused(f"the new grid would cover {grid_name(key)} entirely; draw it "
+                              "smaller, or merge the grids instead")
+    result = reshape(area, grids, NEW, new, tolerance=tolerance, sliver=sliver,
+                     grid_name=grid_name, grid_size=grid_size)
+    made = result.changed.get(NEW)
+    if made is None or made.area < min_area:
+        size = 0.0 if made is None else made.area
+        raise EditRefused(f"the new grid is too small ({m2(size)} inside the jurisdiction, "
+                          f"a grid needs at least {m2(min_area)}): draw it larger")
+    return result
 
 
 def split(area: shapely.Geometry, grids: Mapping[int, shapely.Polygon], key: int,

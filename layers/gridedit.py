@@ -12,6 +12,7 @@ grid are marked stale.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -22,7 +23,7 @@ from sqlalchemy import Connection, text
 
 from geo import gridedit
 from geo.gridedit import NEW, EditRefused
-from geo.validate import SERVED_GRID
+from geo.validate import SERVED_GRID, geometry_problems
 
 from .access import require_within
 from .edit import (
@@ -39,13 +40,14 @@ from .edit import (
 )
 from .errors import SafegridError
 from .features import Scope
-from .gridcheck import grid_history
+from .gridcheck import UnknownJurisdiction, grid_history
 from .registry import LAYERS
 from .store import audit_row, refresh_derived
 from .users import User
 from .validate import clean_features
 
-__all__ = ["GridEdit", "GridEditRefused", "StaleVersion", "create_grid", "delete_grid",
+__all__ = ["MIN_GRID_M2", "GridEdit", "GridEditRefused", "StaleVersion", "carve_grid",
+           "create_grid", "delete_grid",
            "merge_grids", "replace_grid", "restore_grid", "split_grid", "update_grid",
            "versions", "write_shape"]
 
@@ -54,6 +56,7 @@ METRES_PER_DEGREE = 111_320.0  # the longest a degree gets, so tolerances stay w
 SNAP_M = 0.5  # vertices this close to an existing one land on it
 SLIVER_M = 0.5  # faces thinner than this are absorbed
 MARGIN = 0.2  # grids within this share of the edit's size around it are re-tiled
+MIN_GRID_M2 = 100.0  # a carved grid, and what it leaves of a grid, is at least this big
 
 
 class GridEditRefused(SafegridError):
@@ -391,3 +394,79 @@ def merge_grids(conn: Connection, user: User, ids: list[int],
 
 
 
+
+
+def carve_grid(conn: Connection, user: User, jurisdiction: str, geometry: object,
+               kind: str, name: str | None = None,
+               versions: dict[int, int] | None = None) -> GridEdit:
+    """Draw a new grid in community ``jurisdiction``, carved out of the grids it overlaps.
+
+    ``geometry`` is a GeoJSON Polygon (EPSG:4326) without holes; the part outside the
+    community is cut off (refused when that is half of it or more). No grid it overlaps
+    may be left with less than :data:`MIN_GRID_M2` (it would be covered whole: merge
+    instead), and the new grid has at least that much. ``kind`` is ``comprehensive``
+    or ``dedicated``; ``name`` defaults to the community's name and the grid's number
+    (its code is the community's code and the next free number). ``versions`` maps
+    grid ids to the versions the caller read: a grid changed since then is a 412.
+    Households are counted into the new boundaries and the units of every grid that
+    gave up area are marked stale, as for a split.
+    """
+    scope = _scoped(conn, user, GRIDS)
+    row = conn.execute(text(
+        "SELECT name, EXISTS (SELECT 1 FROM jurisdictions c WHERE c.parent_code = j.code) "
+        "FROM jurisdictions j WHERE code = :c"), {"c": jurisdiction}).first()
+    if row is None:
+        raise UnknownJurisdiction(f"jurisdiction {jurisdiction!r} does not exist")
+    require_within(conn, user, jurisdiction)
+    if row[1]:
+        raise GridEditRefused(f"jurisdiction {jurisdiction} is not a community: draw the new "
+                              "grid in one of its communities")
+    if kind not in ("comprehensive", "dedicated"):
+        raise GridEditRefused(f"kind {kind!r} is not a grid kind: comprehensive or dedicated")
+    new = _carve_shape(geometry)
+    area = _lock(conn, jurisdiction)
+    for grid_id, version in sorted((versions or {}).items()):
+        if _jurisdiction_of(conn, grid_id) != jurisdiction:
+            raise GridEditRefused(f"grid {grid_id} is not in jurisdiction {jurisdiction}")
+        _locked(conn, GRIDS, grid_id, scope, version)
+    grids, codes = _nearby(conn, jurisdiction, [new])
+    unit_m2 = METRES_PER_DEGREE ** 2 * math.cos(math.radians(new.centroid.y))
+    result = _refused(lambda: gridedit.carve(
+        area, grids, new, min_area=MIN_GRID_M2 / unit_m2, unit_area_m2=unit_m2,
+        grid_name=_namer(codes), **_TOLERANCES))
+    code, default_name = _free_code(conn, jurisdiction, row[0])
+    written = create(conn, user, GRIDS, {
+        "type": "Feature", "geometry": shapely.geometry.mapping(result.changed[NEW]),
+        "properties": {"code": code, "name": (name or "").strip() or default_name,
+                       "kind": kind, "jurisdiction_code": jurisdiction}})
+    for key, geom in result.changed.items():
+        if key != NEW:
+            write_shape(conn, user, key, geom)
+    changed = sorted({k for k in result.changed if k != NEW} | {written.id})
+    _finish(conn, user, changed,
+            shapely.union_all([_moved(grids, result.changed), result.changed[NEW]]))
+    return GridEdit(changed, [], written.id)
+
+
+def _carve_shape(geometry: object) -> shapely.Geometry:
+    """The drawn shape as a shapely geometry, or a refusal naming what is wrong with it."""
+    try:
+        new = shapely.geometry.shape(geometry)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError,
+            shapely.errors.ShapelyError) as exc:
+        raise GridEditRefused(f"'geometry' is not a GeoJSON Polygon: {exc}") from None
+    reason = geometry_problems([new], "Polygon")[0]
+    if reason and not reason.startswith(("invalid geometry", "geometry is a")):
+        raise GridEditRefused(f"the new grid's geometry is refused: {reason}")
+    return new
+
+
+def _free_code(conn: Connection, jurisdiction: str, community: str) -> tuple[str, str]:
+    """The next free grid code of a community (its code and a number) and a name."""
+    taken = conn.execute(text("SELECT code FROM grids WHERE code LIKE :p"),
+                         {"p": f"{jurisdiction}%"}).scalars().all()
+    numbered = [m.group(1) for c in taken
+                if (m := re.fullmatch(re.escape(jurisdiction) + r"(\d+)", c))]
+    n = max((int(x) for x in numbered), default=0) + 1
+    width = max((len(x) for x in numbered), default=3)
+    return f"{jurisdiction}{n:0{width}d}", f"{community}第{n}网格"

@@ -1,8 +1,9 @@
-"""Grid planning endpoints: generate, validate, history, split, merge, restore, units.
+"""Grid planning endpoints: generate, validate, history, split, merge, carve, restore, units.
 
-Split, merge and restore answer like a grid edit through the items endpoint: the
+Split, merge, carve and restore answer like a grid edit through the items endpoint: the
 edited grid (if any) with ``changed`` (every grid changed, a FeatureCollection) and
-``removed`` (ids). ``If-Match`` on split and restore is checked when given.
+``removed`` (ids). ``If-Match`` on split and restore is checked when given; merge and
+carve take ``versions`` (grid id -> the version read) for the grids they change.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from flask import Blueprint, Response, current_app, request
 from layers.access import read_scope
 from layers.features import fetch_ids
 from layers.gridcheck import grid_history, validate_grids
-from layers.gridedit import merge_grids, restore_grid, split_grid
+from layers.gridedit import carve_grid, merge_grids, restore_grid, split_grid
 from layers.gridgen import generate_grids
 from layers.registry import LAYERS
 from layers.units import regenerate_units
@@ -76,6 +77,15 @@ def split(grid_id: int):
     return grid_edit_response(result, 200)
 
 
+def _versions(body: dict) -> dict[int, int]:
+    """``versions`` of a body: grid id -> the version the caller read."""
+    versions = body.get("versions") or {}
+    try:
+        return {int(k): int(v) for k, v in versions.items()}
+    except (TypeError, ValueError):
+        raise BadRequest("versions must map grid ids to the versions you read") from None
+
+
 @bp.post("/api/grids/merge")
 def merge():
     """Dissolve adjacent grids ``ids`` into the first (optional ``versions`` as read)."""
@@ -83,14 +93,22 @@ def merge():
     ids = body["ids"]
     if not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
         raise BadRequest("ids must be a list of grid ids (integers)")
-    versions = body.get("versions") or {}
-    try:
-        versions = {int(k): int(v) for k, v in versions.items()}
-    except (TypeError, ValueError):
-        raise BadRequest("versions must map grid ids to the versions you read") from None
+    versions = _versions(body)
     with db_engine(current_app).begin() as conn:
         result = merge_grids(conn, current_user(), ids, versions)
     return grid_edit_response(result, 200)
+
+
+@bp.post("/api/grids/carve")
+def carve():
+    """Draw a new grid in a community, carved out of the grids it overlaps (201)."""
+    body = json_body({"jurisdiction": str, "geometry": dict, "kind": str, "name": str,
+                      "versions": dict}, {"jurisdiction", "geometry", "kind"})
+    versions = _versions(body)
+    with db_engine(current_app).begin() as conn:
+        result = carve_grid(conn, current_user(), body["jurisdiction"], body["geometry"],
+                            body["kind"], body.get("name"), versions)
+    return grid_edit_response(result, 201)
 
 
 @bp.post("/api/grids/<int:grid_id>/restore")

@@ -175,6 +175,16 @@ def _grid_paths() -> dict:
             {"ids": {"type": "array", "items": {"type": "integer"}, "minItems": 2},
              "versions": {"type": "object", "additionalProperties": {"type": "integer"}}},
             ["ids"])},
+        "/api/grids/carve": {"post": _json_op(
+            "Draw a new grid in a community, carved out of the grids it overlaps",
+            "carve_grid",
+            {"jurisdiction": {"type": "string", "description": "community code"},
+             "geometry": {"type": "object", "description": "GeoJSON Polygon without "
+                          "holes, at least half inside the community, >= 100 m²"},
+             "kind": {"type": "string", "enum": ["comprehensive", "dedicated"]},
+             "name": {"type": "string"},
+             "versions": {"type": "object", "additionalProperties": {"type": "integer"}}},
+            ["jurisdiction", "geometry", "kind"], ok="201")},
         "/api/grids/{gridId}/restore": {"post": _json_op(
             "Give a grid the shape of an earlier version", "restore_grid",
             {"version": {"type": "integer", "minimum": 1}}, ["version"], path_id=True,

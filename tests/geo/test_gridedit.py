@@ -6,7 +6,7 @@ import shapely
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from geo.gridedit import NEW, EditRefused, merge, reshape, split
+from geo.gridedit import NEW, EditRefused, carve, merge, reshape, split
 from geo.grids import regular_grid
 
 AREA = shapely.box(0, 0, 300, 200)
@@ -187,3 +187,26 @@ def test_any_sequence_of_edits_keeps_a_valid_coverage(steps):
         for k, g in grids.items():
             history.setdefault(k, [g])
         assert_tiles(grids, HEX_AREA)
+
+
+def test_carve_cuts_a_new_grid_out_of_the_grids_it_overlaps():
+    grids = six()
+    shape = shapely.box(80, 80, 130, 120)  # around the corner of 1, 2, 4 and 5
+    result = carve(AREA, grids, shape, min_area=100, **TOL)
+    assert set(result.changed) == {NEW, 1, 2, 4, 5}
+    out = apply(grids, result)
+    assert_tiles(out)
+    assert out[max(out)].symmetric_difference(shape).area < 1e-9
+
+
+@pytest.mark.parametrize("shape,words", [
+    (shapely.box(-10, -10, 110, 110), "cover grid 1 entirely"),
+    (shapely.box(40, 40, 45, 45), "too small"),
+    (shapely.box(250, 50, 500, 60), "lies outside"),
+    (shapely.Polygon([(10, 10), (90, 90), (90, 10), (10, 90)]), "not a valid polygon"),
+    (shapely.box(10, 10, 90, 90).difference(shapely.box(40, 40, 60, 60)), "without holes"),
+    (shapely.LineString([(10, 10), (90, 90)]), "one polygon"),
+])
+def test_carve_refusals_name_the_problem(shape, words):
+    with pytest.raises(EditRefused, match=words):
+        carve(AREA, six(), shape, min_area=100, **TOL)
