@@ -50,6 +50,7 @@ from .access import BORDER_ZONE_M, Forbidden, require_within, require_write, sub
 from .coverage import CoverageQuery, Scene, look, watching
 from .errors import SafegridError
 from .hotspots import AGGREGATE_ONLY, MIN_SHOWN
+from .incidents import read_incidents
 from .registry import INCIDENT_CATEGORIES, LAYERS
 from .users import User
 from .validate import LOCAL_TZ
@@ -227,8 +228,13 @@ def _load(conn: Connection, user: User, query: BorderQuery) -> _Border:
                    {query.a: side_a, query.b: side_b}, scene)
 
 
+def _zone_lonlat(border: _Border) -> shapely.Geometry:
+    """The zone in lon/lat (EPSG:4326), on the served 1e-7 degree grid."""
+    return border.scene.to_lonlat(np.array([border.zone], dtype=object))[0]
+
+
 def _zone_wkb(border: _Border) -> bytes:
-    return shapely.to_wkb(border.scene.to_lonlat(np.array([border.zone], dtype=object))[0])
+    return shapely.to_wkb(_zone_lonlat(border))
 
 
 def _read_roads(conn: Connection, border: _Border) -> None:
@@ -273,18 +279,11 @@ def _read_crossings(conn: Connection, border: _Border) -> None:
 
 def _read_incidents(conn: Connection, border: _Border) -> None:
     end = dt.datetime.now(dt.UTC)
-    rows = conn.execute(text(
-        "SELECT ST_X(i.geom), ST_Y(i.geom), extract(epoch FROM i.occurred_at), i.category, "
-        "coalesce(i.severity, 1) FROM incidents i, ST_GeomFromWKB(:z, 4326) AS z "
-        "WHERE i.geom && z AND ST_Intersects(i.geom, z) AND i.occurred_at >= :s"),
-        {"z": _zone_wkb(border), "s": end - dt.timedelta(days=border.query.days)}).all()
-    raw = np.array([(r[0], r[1], r[2], r[4]) for r in rows], dtype=float).reshape(-1, 4)
-    xy = np.column_stack(border.scene.forward.transform(raw[:, 0], raw[:, 1])) if len(raw) \
-        else np.empty((0, 2))
-    local = raw[:, 2] + LOCAL_TZ.utcoffset(dt.datetime.now()).total_seconds()  # no DST
-    border.incidents = {"xy": xy, "hour": ((local // 3600) % 24).astype(int),
-                        "category": np.array([r[3] for r in rows], dtype=object),
-                        "severity": raw[:, 3]}
+    incidents = read_incidents(conn, border.scene.crs, area=_zone_lonlat(border),
+                               start=end - dt.timedelta(days=border.query.days))
+    local = incidents.epoch + LOCAL_TZ.utcoffset(dt.datetime.now()).total_seconds()  # no DST
+    border.incidents = {"xy": incidents.xy, "hour": ((local // 3600) % 24).astype(int),
+                        "category": incidents.category, "severity": incidents.severity}
 
 
 def _side_of(border: _Border, xy: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import shapely
 from pyproj import CRS, Transformer
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 
 from geo.emerging import emerging_hotspots
 from geo.hotspots import (
@@ -39,12 +39,14 @@ from geo.hotspots import (
 
 from .access import Forbidden, jurisdiction_to_analyse
 from .errors import SafegridError
+from .incidents import Incidents, read_incidents
 from .registry import INCIDENT_CATEGORIES
 from .runs import load_run, runs_of, save_run
 from .users import User
 
-__all__ = ["BadHotspotRequest", "HotspotQuery", "MIN_SHOWN", "get_run", "list_runs",
-           "run_batch", "run_emerging", "run_evaluation", "run_hotspots"]
+__all__ = ["BadHotspotRequest", "HotspotData", "HotspotQuery", "MIN_SHOWN", "get_run",
+           "hotspot_lattice", "list_runs", "load_hotspot_data", "run_batch", "run_emerging",
+           "run_evaluation", "run_hotspots"]
 
 MIN_SHOWN = 3  # planners and viewers see no cell with fewer incidents than this
 AGGREGATE_ONLY = ("planner", "viewer")
@@ -106,15 +108,43 @@ def _check_cube(cells: int, steps: int) -> None:
             f"than {MAX_CUBE:,}: choose larger cells, longer steps or a shorter period")
 
 
-@dataclass
-class _Data:
-    area: shapely.Geometry  # metric
-    xy: np.ndarray  # metric
-    when: np.ndarray  # datetime64[s]
-    category: np.ndarray  # incident category per point
-    severity: np.ndarray  # incident severity per point (1-5)
+@dataclass(frozen=True)
+class HotspotData:
+    """A jurisdiction and its incidents of a period, in the metric CRS of its centre.
+
+    ``area``: the jurisdiction's polygon in metres; ``incidents``: what
+    :func:`layers.incidents.read_incidents` read (``xy`` in metres, same CRS);
+    ``to_lonlat``: the transformer from that CRS back to EPSG:4326.
+    """
+
+    area: shapely.Geometry
+    incidents: Incidents
     to_lonlat: Transformer
-    crs: str
+
+    @property
+    def xy(self) -> np.ndarray:
+        """(n, 2) incident coordinates, metres in :attr:`crs`."""
+        return self.incidents.xy
+
+    @property
+    def when(self) -> np.ndarray:
+        """Incident times, UTC ``datetime64[s]``."""
+        return self.incidents.when
+
+    @property
+    def category(self) -> np.ndarray:
+        """Incident categories."""
+        return self.incidents.category
+
+    @property
+    def severity(self) -> np.ndarray:
+        """Incident severities (1-5)."""
+        return self.incidents.severity
+
+    @property
+    def crs(self) -> str:
+        """The metric CRS of ``area`` and ``xy`` (e.g. ``EPSG:32650``)."""
+        return self.incidents.crs
 
 
 def _metric_area(conn: Connection, user: User, code: str) -> tuple[shapely.Geometry, CRS]:
@@ -125,36 +155,27 @@ def _metric_area(conn: Connection, user: User, code: str) -> tuple[shapely.Geome
         forward.transform(c[:, 0], c[:, 1]))), crs
 
 
-def incident_rows(conn: Connection, code: str, start: dt.datetime, end: dt.datetime,
-                  category: str | None = None) -> list:
-    """(lon, lat, epoch seconds, severity, category) of the incidents in ``code`` in [start, end).
+def load_hotspot_data(conn: Connection, user: User, query: HotspotQuery) -> HotspotData:
+    """The jurisdiction and incidents ``query`` asks for, after checking it and the user.
 
-    Reads through whatever scope ``conn`` is in; a period reads only its months'
-    partitions.
+    Raises BadHotspotRequest for an unusable query, UnknownJurisdiction and Forbidden
+    (:func:`layers.access.jurisdiction_to_analyse`). Coordinates in metres, in the UTM
+    zone of the jurisdiction's centre.
     """
-    where = " AND i.category = :cat" if category else ""
-    return conn.execute(text(
-        "SELECT ST_X(i.geom), ST_Y(i.geom), extract(epoch FROM i.occurred_at), "
-        "coalesce(i.severity, 1), i.category "
-        "FROM incidents i, jurisdictions j WHERE j.code = :c AND i.geom && j.geom "
-        "AND ST_Intersects(i.geom, j.geom) AND i.occurred_at >= :s AND i.occurred_at < :e"
-        + where), {"c": code, "s": start, "e": end, "cat": category}).all()
-
-
-def _load(conn: Connection, user: User, query: HotspotQuery) -> _Data:
     query.check()
     area, crs = _metric_area(conn, user, query.jurisdiction)
-    forward = Transformer.from_crs(4326, crs, always_xy=True)
-    points = incident_rows(conn, query.jurisdiction, query.start, query.end, query.category)
-    raw = np.array([p[:4] for p in points], dtype=float).reshape(-1, 4)
-    categories = np.array([p[4] for p in points], dtype=object)
-    xy = np.column_stack(forward.transform(raw[:, 0], raw[:, 1])) if len(raw) else \
-        np.empty((0, 2))
-    return _Data(area, xy, raw[:, 2].astype("datetime64[s]"), categories, raw[:, 3],
-                 Transformer.from_crs(crs, 4326, always_xy=True), crs.to_string())
+    incidents = read_incidents(conn, crs, jurisdiction=query.jurisdiction, start=query.start,
+                               end=query.end, category=query.category)
+    return HotspotData(area, incidents, Transformer.from_crs(crs, 4326, always_xy=True))
 
 
-def _lattice(data: _Data, query: HotspotQuery) -> tuple[Lattice, float, bool]:
+def hotspot_lattice(data: HotspotData, query: HotspotQuery) -> tuple[Lattice, float, bool]:
+    """The cells of ``query`` over ``data.area``: (lattice, cell size in metres, chosen).
+
+    The size is ``query.cell`` or, when that is None (``chosen`` True), chosen from the
+    incidents (:func:`geo.hotspots.optimal_cell_size`; BadHotspotRequest with fewer
+    than three). Cells overlapping the jurisdiction are clipped to it.
+    """
     chosen = query.cell is None
     if chosen:
         if len(data.xy) < 3:
@@ -217,8 +238,8 @@ def run_hotspots(conn: Connection, user: User, query: HotspotQuery, method: str 
     """A FeatureCollection of cells with the method's scores, plus the parameters used."""
     if method not in METHODS:
         raise BadHotspotRequest(f"unknown method {method!r}; methods are {', '.join(METHODS)}")
-    data = _load(conn, user, query)
-    lattice, size, chosen = _lattice(data, query)
+    data = load_hotspot_data(conn, user, query)
+    lattice, size, chosen = hotspot_lattice(data, query)
     counts = count_points(lattice, data.xy)
     columns: dict[str, np.ndarray] = {"count": counts}
     extra: dict = {"method": method, "incidents": int(len(data.xy)),
@@ -253,8 +274,8 @@ def run_hotspots(conn: Connection, user: User, query: HotspotQuery, method: str 
     return body
 
 
-def _add_monthly(features: list[dict], lattice: Lattice, data: _Data, query: HotspotQuery,
-                 keep: np.ndarray) -> list[str]:
+def _add_monthly(features: list[dict], lattice: Lattice, data: HotspotData,
+                 query: HotspotQuery, keep: np.ndarray) -> list[str]:
     """Each shown cell's incidents per calendar month (``monthly``); the months' starts.
 
     The first and last month may be partial: they hold the period's part of them.
@@ -268,7 +289,7 @@ def _add_monthly(features: list[dict], lattice: Lattice, data: _Data, query: Hot
     return [_local(e, query.start)[:7] for e in edges[:-1]]
 
 
-def _add_categories(features: list[dict], lattice: Lattice, data: _Data,
+def _add_categories(features: list[dict], lattice: Lattice, data: HotspotData,
                     keep: np.ndarray) -> None:
     """Each shown cell's incidents by category (``by_category``, only the non-zero)."""
     index = {c: k for k, c in enumerate(INCIDENT_CATEGORIES)}
@@ -354,8 +375,8 @@ def run_emerging(conn: Connection, user: User, query: HotspotQuery, step: str = 
     edges, partial = _steps(query.start, query.end, step)
     if len(edges) < 3:
         raise BadHotspotRequest("the period holds fewer than two time steps")
-    data = _load(conn, user, query)
-    lattice, size, chosen = _lattice(data, query)
+    data = load_hotspot_data(conn, user, query)
+    lattice, size, chosen = hotspot_lattice(data, query)
     _check_cube(len(lattice.cells), len(edges) - 1)
     at = np.searchsorted(edges, data.when, side="right") - 1
     cube = count_points_by(lattice, data.xy, at, len(edges) - 1)
@@ -464,9 +485,9 @@ def run_evaluation(conn: Connection, user: User, train: HotspotQuery, test: Hots
         raise BadHotspotRequest(
             f"the test period ({test.start.isoformat()}) starts before training ends "
             f"({train.end.isoformat()}): a method is judged on incidents it has not seen")
-    trained = _load(conn, user, train)
-    lattice, size, chosen = _lattice(trained, train)
-    tested = _load(conn, user, test)
+    trained = load_hotspot_data(conn, user, train)
+    lattice, size, chosen = hotspot_lattice(trained, train)
+    tested = load_hotspot_data(conn, user, test)
     train_counts = count_points(lattice, trained.xy)
     test_counts = count_points(lattice, tested.xy)
     if test_counts.sum() == 0:

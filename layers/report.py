@@ -22,7 +22,7 @@ from sqlalchemy import Connection, text
 from geo.hotspots import benjamini_hochberg, classify, count_points, gi_star, two_sided_p
 
 from .access import require_within
-from .hotspots import BadHotspotRequest, HotspotQuery, _lattice, _load
+from .hotspots import BadHotspotRequest, HotspotQuery, hotspot_lattice, load_hotspot_data
 from .registry import INCIDENT_CATEGORIES
 from .users import User
 from .validate import LOCAL_TZ
@@ -80,13 +80,13 @@ def _hot_map(conn: Connection, user: User, code: str, start: dt.datetime,
              end: dt.datetime) -> dict:
     """The jurisdiction outline, its hot cells and its streets and places, in metres."""
     query = HotspotQuery(code, start, end)
-    data = _load(conn, user, query)
+    data = load_hotspot_data(conn, user, query)
     outline = data.area
     context = _context(conn, code, data.crs)
     if len(data.xy) < 3:
         return {"outline": outline, "hot": [], "cell": None, "incidents": int(len(data.xy)),
                 **context}
-    lattice, size, _chosen = _lattice(data, query)
+    lattice, size, _chosen = hotspot_lattice(data, query)
     counts = count_points(lattice, data.xy)
     z = gi_star(lattice, counts)
     classes = classify(z, benjamini_hochberg(two_sided_p(z)))

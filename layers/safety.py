@@ -15,7 +15,7 @@ from geo.safety import RESIDENT_PRIOR, WEIGHTS, safety_scores
 
 from .access import read_scope, subtree_codes
 from .coverage import grid_coverage
-from .hotspots import HotspotQuery, _lattice, _load
+from .hotspots import HotspotData, HotspotQuery, hotspot_lattice, load_hotspot_data
 from .registry import LAYERS
 from .users import User
 
@@ -36,11 +36,11 @@ def _month_edges(end: dt.datetime) -> list[dt.datetime]:
     return [*starts, end]
 
 
-def _hot_share(data, query: HotspotQuery, metric_grids: np.ndarray) -> np.ndarray:
+def _hot_share(data: HotspotData, query: HotspotQuery, metric_grids: np.ndarray) -> np.ndarray:
     """Share of each grid's area in Gi* hot cells (90 % or more, FDR) over the period."""
     if len(data.xy) < 3:
         return np.zeros(len(metric_grids))
-    lattice, _size, _chosen = _lattice(data, query)
+    lattice, _size, _chosen = hotspot_lattice(data, query)
     z = gi_star(lattice, count_points(lattice, data.xy))
     hot = np.char.startswith(classify(z, benjamini_hochberg(two_sided_p(z))).astype(str), "hot")
     if not hot.any():
@@ -58,7 +58,8 @@ def safety_index(conn: Connection, user: User, code: str,
     edges = _month_edges(end)
     start = edges[0]
     query = HotspotQuery(code, start, end)
-    data = _load(conn, user, query)  # checks the jurisdiction and the user's right to it
+    # checks the jurisdiction and the user's right to it
+    data = load_hotspot_data(conn, user, query)
     where = f" AND ({scope.condition})" if scope.condition else ""
     rows = conn.execute(text(
         "SELECT t.id, t.code, t.name, t.kind, coalesce(t.households, 0), "

@@ -15,10 +15,9 @@ import dask
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
-from pyproj import Transformer
 
 from .db import engine
-from .hotspots import incident_rows
+from .incidents import read_incidents
 
 __all__ = ["incidents_by_step"]
 
@@ -34,11 +33,10 @@ def _read_step(url: str, code: str, start: dt.datetime, end: dt.datetime, crs: s
                category: str | None) -> pd.DataFrame:
     """Incidents of jurisdiction ``code`` in [start, end): metric ``x``, ``y`` and UTC time."""
     with engine(url, pooled=False).connect() as conn:  # no connection stays on the worker
-        rows = incident_rows(conn, code, start, end, category)
-    raw = np.array([r[:3] for r in rows], dtype=float).reshape(-1, 3)
-    x, y = Transformer.from_crs(4326, crs, always_xy=True).transform(raw[:, 0], raw[:, 1])
-    return pd.DataFrame({"x": np.asarray(x, dtype=float), "y": np.asarray(y, dtype=float),
-                         "time": (raw[:, 2] * 1e9).astype("datetime64[ns]")})
+        incidents = read_incidents(conn, crs, jurisdiction=code, start=start, end=end,
+                                   category=category)
+    return pd.DataFrame({"x": incidents.xy[:, 0], "y": incidents.xy[:, 1],
+                         "time": (incidents.epoch * 1e9).astype("datetime64[ns]")})
 
 
 def incidents_by_step(url: str, code: str, edges: np.ndarray, crs: str,
