@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from .hotspots import Lattice, _gi_z, benjamini_hochberg, two_sided_p
+from .hotspots import Lattice, benjamini_hochberg, gi_z_scores, two_sided_p
 
 __all__ = ["CATEGORIES", "categorise", "emerging_hotspots", "mann_kendall", "space_time_gi"]
 
@@ -53,7 +53,7 @@ def space_time_gi(lattice: Lattice, cube: np.ndarray, neighbours: str | float = 
     in_window = np.minimum(np.arange(steps), time_window) + 1
     cardinality = size[None] * in_window[:, None, None]
     n = cube.size
-    z = _gi_z(window, cardinality, cube.sum(), (cube * cube).sum(), n)
+    z = gi_z_scores(window, cardinality, cube.sum(), (cube * cube).sum(), n)
     return np.stack([lattice.from_raster(step) for step in z])
 
 

@@ -23,8 +23,8 @@ import shapely
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
-__all__ = ["coefficient_of_variation", "partition", "polsby_popper", "regular_grid",
-           "rook_pairs"]
+__all__ = ["coefficient_of_variation", "coordinate_bisection", "partition", "polsby_popper",
+           "regular_grid", "rook_pairs"]
 
 
 def rook_pairs(geoms: np.ndarray, tolerance: float = 1e-9) -> np.ndarray:
@@ -52,8 +52,21 @@ def _neighbours(n: int, pairs: np.ndarray) -> list[np.ndarray]:
     return [graph.indices[graph.indptr[i]:graph.indptr[i + 1]] for i in range(n)]
 
 
-def _bisect(xy: np.ndarray, weight: np.ndarray, k: int) -> np.ndarray:
-    """Recursive coordinate bisection into ``k`` parts of near-equal weight."""
+def coordinate_bisection(xy: np.ndarray, weight: np.ndarray, k: int) -> np.ndarray:
+    """Recursive coordinate bisection of points into ``k`` parts of near-equal weight.
+
+    Parameters
+    ----------
+    xy : (n, 2) point coordinates, in any projected CRS (metres): each cut is across
+        the longer side of the points' extent.
+    weight : (n,) non-negative weight per point (households, persons); all zero cuts
+        by the number of points.
+    k : the number of parts, at least 1.
+
+    Returns
+    -------
+    (n,) part label per point, 0 to k - 1.
+    """
     labels = np.zeros(len(xy), dtype=np.int64)
     stack = [(np.arange(len(xy)), k, 0)]
     while stack:
@@ -217,7 +230,7 @@ def partition(units: gpd.GeoDataFrame, weight: str, target: float, *,
         k = int(labels.max()) + 1
     else:
         k = max(1, min(n, round(w.sum() / target)))
-        labels = _bisect(shapely.get_coordinates(shapely.centroid(geoms)), w, k)
+        labels = coordinate_bisection(shapely.get_coordinates(shapely.centroid(geoms)), w, k)
     pairs = rook_pairs(geoms)
     if len(pairs) == 0:
         return labels

@@ -35,6 +35,7 @@ __all__ = [
     "evaluate",
     "gi_star",
     "gi_star_sparse",
+    "gi_z_scores",
     "hex_cells",
     "kde",
     "optimal_cell_size",
@@ -260,9 +261,24 @@ def count_points_by(lattice: Lattice, xy: np.ndarray, group: np.ndarray, groups:
 # -- Gi* ------------------------------------------------------------------------------
 
 
-def _gi_z(neighbour_sum: np.ndarray, cardinality: np.ndarray, y_sum: float,
-          y_sq_sum: float, n: int) -> np.ndarray:
-    """Gi* z-scores from neighbourhood sums and sizes (binary weights, self included)."""
+def gi_z_scores(neighbour_sum: np.ndarray, cardinality: np.ndarray, y_sum: float,
+                y_sq_sum: float, n: int) -> np.ndarray:
+    """Gi* z-scores from neighbourhood sums and sizes (binary weights, self included).
+
+    Parameters
+    ----------
+    neighbour_sum : array of the sum of the values over each cell's neighbourhood
+        (the cell itself included), any shape.
+    cardinality : array, same shape: the number of cells in each neighbourhood.
+    y_sum, y_sq_sum : the sum of all ``n`` values and of their squares.
+    n : the number of cells.
+
+    Returns
+    -------
+    The z-scores, shaped like ``neighbour_sum``; 0 where the statistic is undefined
+    (fewer than two cells, constant or all-zero values, a neighbourhood of every cell).
+    Unitless: the values are counts or rates, whatever the cells' CRS.
+    """
     mean = y_sum / n
     variance = y_sq_sum / n - mean * mean
     if n < 2 or variance <= 0 or mean == 0:
@@ -284,7 +300,7 @@ def gi_star(lattice: Lattice, values: np.ndarray, neighbours: str | float = "que
     y = np.asarray(values, dtype=float)
     total = lattice.neighbour_sum(lattice.to_raster(y), neighbours)
     size = lattice.neighbour_sum(lattice.valid.astype(float), neighbours)
-    return _gi_z(lattice.from_raster(total), lattice.from_raster(size), y.sum(),
+    return gi_z_scores(lattice.from_raster(total), lattice.from_raster(size), y.sum(),
                  (y * y).sum(), len(y))
 
 
@@ -296,7 +312,7 @@ def gi_star_sparse(values: np.ndarray, weights: sparse.spmatrix) -> np.ndarray:
     w = w.tolil()
     w.setdiag(1.0)
     w = w.tocsr()
-    return _gi_z(w @ y, np.asarray(w.sum(axis=1)).ravel(), y.sum(), (y * y).sum(), len(y))
+    return gi_z_scores(w @ y, np.asarray(w.sum(axis=1)).ravel(), y.sum(), (y * y).sum(), len(y))
 
 
 def two_sided_p(z: np.ndarray) -> np.ndarray:

@@ -28,7 +28,7 @@ import numpy as np
 import shapely
 from scipy.optimize import linear_sum_assignment
 
-from .grids import _bisect, rook_pairs
+from .grids import coordinate_bisection, rook_pairs
 
 __all__ = ["UnitPlan", "household_units", "unit_count"]
 
@@ -92,7 +92,7 @@ def _group(xy: np.ndarray, weight: np.ndarray, k: int) -> np.ndarray:
     """Sites into ``k`` compact groups of near-equal weight."""
     if k <= 1:
         return np.zeros(len(xy), dtype=np.int64)
-    labels = _bisect(xy, weight.astype(float), k)
+    labels = coordinate_bisection(xy, weight.astype(float), k)
     if np.all(weight == 1) and len(xy) <= CHUNK:
         labels = _refine(xy, labels, k)
     return labels
@@ -108,7 +108,7 @@ def _assign(xy: np.ndarray, weight: np.ndarray, k: int, sizes: tuple[int, int, i
     if total <= CHUNK or k <= 1:
         return _group(xy, weight, k)
     chunks = math.ceil(total / CHUNK)
-    chunk_of = _bisect(xy, weight.astype(float), chunks)
+    chunk_of = coordinate_bisection(xy, weight.astype(float), chunks)
     labels = np.empty(len(xy), dtype=np.int64)
     first = 0
     for c in range(chunks):

@@ -33,7 +33,9 @@ from .store import (
 from .users import User
 from .validate import clean_features
 
-__all__ = ["IfMatch", "Missing", "StaleVersion", "create", "delete", "replace", "update"]
+__all__ = ["IfMatch", "Missing", "StaleVersion", "apply_feature", "create", "delete",
+           "feature_frame", "feature_snapshot", "lock_feature", "replace", "update",
+           "write_scope"]
 
 # The version a change is based on: one version, the set an If-Match header names, or
 # None for no condition.
@@ -65,8 +67,12 @@ class Written:
     version: int | None
 
 
-def _snapshot(conn: Connection, layer: Layer, feature_id: int) -> dict | None:
-    """The stored feature as a GeoJSON dict (for the audit), or None."""
+def feature_snapshot(conn: Connection, layer: Layer, feature_id: int) -> dict | None:
+    """The stored feature as a GeoJSON Feature dict (for the audit), or None when absent.
+
+    Coordinates in EPSG:4326 with 9 decimals; ``properties`` holds the layer's fields
+    and ``version``; ``updated_at`` and ``updated_by`` say who changed it last.
+    """
     props = ", ".join(f"'{f.name}', t.{q(f.name)}" for f in layer.fields)
     row = conn.execute(text(
         f"SELECT json_build_object('type', 'Feature', 'id', t.id, "
@@ -84,8 +90,11 @@ def stored_geometry(conn: Connection, layer: Layer, feature_id: int) -> dict:
     return shapely.geometry.mapping(shapely.from_wkb(bytes(wkb)))
 
 
-def _feature_frame(feature: object) -> gpd.GeoDataFrame:
-    """A one-row GeoDataFrame from a GeoJSON Feature dict, or InputRejected."""
+def feature_frame(feature: object) -> gpd.GeoDataFrame:
+    """A one-row GeoDataFrame (EPSG:4326) from a GeoJSON Feature dict, or InputRejected.
+
+    Nothing is checked against a layer yet (:func:`layers.validate.clean_features` does).
+    """
     if not isinstance(feature, dict) or feature.get("type") != "Feature":
         raise InputRejected("the body must be a GeoJSON Feature ({\"type\": \"Feature\", ...})")
     props = feature.get("properties") or {}
@@ -129,9 +138,12 @@ def _in_scope(conn: Connection, scope: Scope) -> None:
         raise Forbidden("the feature lies outside your jurisdiction")
 
 
-def _locked(conn: Connection, layer: Layer, feature_id: int, scope: Scope,
-            if_match: IfMatch) -> dict:
-    """The current feature, row-locked, after checking scope and version.
+def lock_feature(conn: Connection, layer: Layer, feature_id: int, scope: Scope,
+                 if_match: IfMatch) -> dict:
+    """The current feature (:func:`feature_snapshot`), row-locked, scope and version checked.
+
+    Missing when the feature is not there or outside ``scope``; StaleVersion when its
+    version is not the one the change was based on.
 
     ``if_match`` is the version the change was based on, or the set of versions an
     ``If-Match`` header names (empty: it names none, so it never matches), or None
@@ -143,7 +155,7 @@ def _locked(conn: Connection, layer: Layer, feature_id: int, scope: Scope,
         {**scope.params, "fid": feature_id}).first()
     if row is None:
         raise Missing(f"{layer.name} has no feature {feature_id} that you may see")
-    before = _snapshot(conn, layer, feature_id)
+    before = feature_snapshot(conn, layer, feature_id)
     wanted = {if_match} if isinstance(if_match, int) else if_match
     if wanted is not None and row[0] not in wanted:
         named = (f"not {', '.join(map(str, sorted(wanted)))}" if wanted
@@ -174,12 +186,13 @@ def _finish(conn: Connection, layer: Layer, user: User, action: str, feature_id:
     conn.execute(text("RESET ROLE"))
     if refresh:
         refresh_derived(conn, layer.name, _area(before, new))
-    after = None if new is None else _snapshot(conn, layer, feature_id)
+    after = None if new is None else feature_snapshot(conn, layer, feature_id)
     audit_row(conn, user.name, layer.name, action, before, after, feature_id)
     drop_stage(conn)
 
 
-def _scoped(conn: Connection, user: User, layer: Layer) -> Scope:
+def write_scope(conn: Connection, user: User, layer: Layer) -> Scope:
+    """The scope ``user`` may write ``layer`` in, or Forbidden when their role may not."""
     require_write(user, layer)
     return read_scope(conn, user, layer)
 
@@ -194,8 +207,8 @@ def _run(conn: Connection, fn):
 
 def create(conn: Connection, user: User, layer: Layer, feature: object) -> Written:
     """Insert a feature; returns its id and version 1."""
-    scope = _scoped(conn, user, layer)
-    clean = clean_features(_feature_frame(feature), layer)
+    scope = write_scope(conn, user, layer)
+    clean = clean_features(feature_frame(feature), layer)
     _check(conn, layer, clean, None)
     _in_scope(conn, scope)
     require_months(conn, layer, staged_months(conn, layer))
@@ -212,10 +225,10 @@ def create(conn: Connection, user: User, layer: Layer, feature: object) -> Writt
 def replace(conn: Connection, user: User, layer: Layer, feature_id: int, feature: object,
             if_match: IfMatch) -> Written:
     """Replace a feature's geometry and fields (PUT); ``if_match`` is the version read."""
-    scope = _scoped(conn, user, layer)
-    before = _locked(conn, layer, feature_id, scope, if_match)
-    clean = clean_features(_feature_frame(feature), layer)
-    return _apply(conn, user, layer, feature_id, clean, scope, before)
+    scope = write_scope(conn, user, layer)
+    before = lock_feature(conn, layer, feature_id, scope, if_match)
+    clean = clean_features(feature_frame(feature), layer)
+    return apply_feature(conn, user, layer, feature_id, clean, scope, before)
 
 
 def update(conn: Connection, user: User, layer: Layer, feature_id: int, patch: object,
@@ -226,8 +239,8 @@ def update(conn: Connection, user: User, layer: Layer, feature_id: int, patch: o
     """
     if not isinstance(patch, dict):
         raise InputRejected("a merge patch must be a JSON object")
-    scope = _scoped(conn, user, layer)
-    before = _locked(conn, layer, feature_id, scope, if_match)
+    scope = write_scope(conn, user, layer)
+    before = lock_feature(conn, layer, feature_id, scope, if_match)
     props = dict(before["properties"])
     props.pop("version", None)
     for f in layer.fields:
@@ -247,13 +260,19 @@ def update(conn: Connection, user: User, layer: Layer, feature_id: int, patch: o
     merged = {"type": "Feature", "properties": props,
               "geometry": patch["geometry"] if "geometry" in patch
               else stored_geometry(conn, layer, feature_id)}
-    clean = clean_features(_feature_frame(merged), layer)
-    return _apply(conn, user, layer, feature_id, clean, scope, before)
+    clean = clean_features(feature_frame(merged), layer)
+    return apply_feature(conn, user, layer, feature_id, clean, scope, before)
 
 
-def _apply(conn: Connection, user: User, layer: Layer, feature_id: int,
-           clean: gpd.GeoDataFrame, scope: Scope, before: dict,
-           refresh: bool = True) -> Written:
+def apply_feature(conn: Connection, user: User, layer: Layer, feature_id: int,
+                  clean: gpd.GeoDataFrame, scope: Scope, before: dict,
+                  refresh: bool = True) -> Written:
+    """Write the checked feature ``clean`` (EPSG:4326) over feature ``feature_id``.
+
+    ``before`` is what :func:`lock_feature` returned; the version goes up by one and
+    the change is audited. ``refresh`` False leaves the derived fields around it to a
+    caller that changes more.
+    """
     _check(conn, layer, clean, feature_id)
     _in_scope(conn, scope)
     require_months(conn, layer, staged_months(conn, layer))
@@ -272,9 +291,17 @@ def _apply(conn: Connection, user: User, layer: Layer, feature_id: int,
 def delete(conn: Connection, user: User, layer: Layer, feature_id: int,
            if_match: IfMatch) -> Written:
     """Delete a feature (``if_match``, when given, must be its version)."""
-    scope = _scoped(conn, user, layer)
-    before = _locked(conn, layer, feature_id, scope, if_match)
+    scope = write_scope(conn, user, layer)
+    before = lock_feature(conn, layer, feature_id, scope, if_match)
     enter_scope(conn, scope)
     conn.execute(text(f"DELETE FROM {q(layer.name)} WHERE id = :fid"), {"fid": feature_id})
     _finish(conn, layer, user, "delete", feature_id, before, None)
     return Written(feature_id, None)
+
+
+# The old names remain for layers/gridedit until it imports the public ones.
+_apply = apply_feature
+_feature_frame = feature_frame
+_locked = lock_feature
+_scoped = write_scope
+_snapshot = feature_snapshot
