@@ -14,7 +14,7 @@ from sqlalchemy import Connection, text
 from geo.border import TOLERANCE
 from geo.crs import metric_crs
 
-from .errors import SafegridError
+from .errors import Forbidden, UnknownJurisdiction
 from .features import Scope
 from .registry import PERSONAL_READERS, Layer
 from .users import User
@@ -28,12 +28,6 @@ BORDER_ZONE_M = 2000.0
 # of centimetres to metres.
 BORDER_TOLERANCE_M = TOLERANCE
 APP_ROLE = "safegrid_app"  # created by migration 0003; subject to row-level security
-
-
-class Forbidden(SafegridError):
-    """The user's role may not do this on this layer (HTTP 403)."""
-
-    http_status = 403
 
 
 # The jurisdiction :c and everything under it.
@@ -75,12 +69,6 @@ def require_within(conn: Connection, user: User, code: str) -> None:
                         "as a whole")
     if user.role != "admin" and code not in subtree_codes(conn, user.jurisdiction):
         raise Forbidden(f"jurisdiction {code} is outside your jurisdiction")
-
-
-class UnknownJurisdiction(SafegridError):
-    """A jurisdiction code that is not in the database (HTTP 400)."""
-
-    http_status = 400
 
 
 def jurisdiction_to_analyse(conn: Connection, user: User, code: str

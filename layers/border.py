@@ -48,7 +48,7 @@ from geo.hotspots import (
 from . import edit
 from .access import BORDER_ZONE_M, Forbidden, require_within, require_write, subtree_codes
 from .coverage import CoverageQuery, Scene, look, watching
-from .errors import SafegridError
+from .errors import UnknownJurisdiction, Unprocessable
 from .hotspots import AGGREGATE_ONLY, MIN_SHOWN
 from .incidents import read_incidents
 from .registry import INCIDENT_CATEGORIES, LAYERS
@@ -63,7 +63,7 @@ HOT_CELL = 250.0  # metres: the side of the hot-spot cells over the zone
 MAX_TEAMS = 50
 
 
-class BadBorderRequest(SafegridError):
+class BadBorderRequest(Unprocessable):
     """A border request that cannot be answered as asked (HTTP 422)."""
 
     http_status = 422
@@ -213,7 +213,7 @@ def _load(conn: Connection, user: User, query: BorderQuery) -> _Border:
         {"a": query.a, "b": query.b}).all()}
     for code in (query.a, query.b):
         if code not in rows:
-            raise BadBorderRequest(f"unknown jurisdiction {code!r}")
+            raise UnknownJurisdiction(f"unknown jurisdiction {code!r}")
     _allowed(conn, user, query)
     crs, forward, inverse, (a, b) = _metric([shapely.from_wkb(bytes(rows[c][2]))
                                              for c in (query.a, query.b)])

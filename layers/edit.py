@@ -17,7 +17,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError
 
 from .access import APP_ROLE, Forbidden, enter_scope, read_scope, require_write
-from .errors import InputRejected, SafegridError
+from .errors import InputRejected, NotFound, PreconditionFailed
 from .features import Scope
 from .partitions import require_months, staged_months
 from .registry import Layer
@@ -42,7 +42,7 @@ __all__ = ["IfMatch", "Missing", "StaleVersion", "apply_feature", "create", "del
 IfMatch = int | frozenset[int] | None
 
 
-class StaleVersion(SafegridError):
+class StaleVersion(PreconditionFailed):
     """The feature changed since the caller read it (HTTP 412)."""
 
     http_status = 412
@@ -53,7 +53,7 @@ class StaleVersion(SafegridError):
         self.version = version
 
 
-class Missing(SafegridError):
+class Missing(NotFound):
     """No such feature, or not one the caller may see (HTTP 404)."""
 
     http_status = 404

@@ -1,18 +1,83 @@
-"""Typed errors of the layer store; each carries the HTTP status the API answers with."""
+"""Typed errors of safegrid, one class per meaning, each carrying its HTTP status.
+
+The web layer's one error handler answers with ``http_status``; it never redefines one.
+
+How the statuses are chosen:
+
+- 400 :class:`BadRequest`: a query parameter or body field the request cannot use,
+  including :class:`UnknownJurisdiction`, a jurisdiction code that is not stored when it
+  is named in a parameter (``?jurisdiction=``, ``?a=``, a body's ``jurisdiction``): the
+  resource asked for exists, the parameter is wrong.
+- 403 :class:`Forbidden`: the user's role or scope does not allow it.
+- 404 :class:`NotFound`: the resource named in the path (a feature, a saved run, a tile)
+  does not exist or is not one the caller may see.
+- 409 :class:`Conflict`: the request clashes with what is stored.
+- 412 :class:`PreconditionFailed`: the stored version is not the one the change was
+  based on.
+- 422 :class:`Unprocessable`: well-formed input that cannot be done as asked
+  (:class:`InputRejected`: data refused whole).
+
+Modules refine these (``BadHotspotRequest(BadRequest)``, ``Missing(NotFound)``...)
+for their own messages; they never change the meaning of a status.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["InputRejected", "RowProblem", "SafegridError"]
+__all__ = ["BadRequest", "Conflict", "Forbidden", "InputRejected", "NotFound",
+           "PreconditionFailed", "RowProblem", "SafegridError", "UnknownJurisdiction",
+           "Unprocessable"]
 
 MAX_SHOWN = 20
 
 
 class SafegridError(Exception):
-    """Base of safegrid's own errors: a message a user can act on."""
+    """Base of safegrid's own errors: a message a user can act on (HTTP 400 unless refined)."""
 
     http_status = 400
+
+
+class BadRequest(SafegridError):
+    """A query parameter or body field that cannot be used (HTTP 400)."""
+
+    http_status = 400
+
+
+class UnknownJurisdiction(BadRequest):
+    """A jurisdiction code named in a parameter that is not stored (HTTP 400)."""
+
+    http_status = 400
+
+
+class Forbidden(SafegridError):
+    """The user's role or scope does not allow this (HTTP 403)."""
+
+    http_status = 403
+
+
+class NotFound(SafegridError):
+    """The resource named in the path does not exist, or the caller may not see it (404)."""
+
+    http_status = 404
+
+
+class Conflict(SafegridError):
+    """The request clashes with what is stored (HTTP 409)."""
+
+    http_status = 409
+
+
+class PreconditionFailed(SafegridError):
+    """The stored version is not the one the change was based on (HTTP 412)."""
+
+    http_status = 412
+
+
+class Unprocessable(SafegridError):
+    """Well-formed input that cannot be done as asked (HTTP 422)."""
+
+    http_status = 422
 
 
 @dataclass(frozen=True)
@@ -26,7 +91,7 @@ class RowProblem:
         return f"row {self.row}: {self.reason}"
 
 
-class InputRejected(SafegridError):
+class InputRejected(Unprocessable):
     """Input refused as a whole: nothing was written.
 
     ``problems`` lists the bad rows (all of them; :meth:`lines` shows at most 20),

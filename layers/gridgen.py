@@ -18,7 +18,7 @@ from geo.grids import grid_plan, hand_on_parts, renode
 from geo.validate import to_served
 
 from .access import leaf_jurisdictions, require_within, require_write
-from .errors import SafegridError
+from .errors import Conflict, UnknownJurisdiction, Unprocessable
 from .gridedit import write_shape
 from .registry import LAYERS
 from .store import write_in
@@ -30,13 +30,13 @@ __all__ = ["GridsExist", "generate_grids"]
 MIN_TARGET, MAX_TARGET = 20, 5000
 
 
-class GridsExist(SafegridError):
+class GridsExist(Conflict):
     """A community already has grids and the caller did not ask to replace them (409)."""
 
     http_status = 409
 
 
-class BadGeneration(SafegridError):
+class BadGeneration(Unprocessable):
     """Parameters the generator cannot use (HTTP 422)."""
 
     http_status = 422
@@ -106,7 +106,7 @@ def generate_grids(conn: Connection, user: User, code: str, target: int,
                             f"{MIN_TARGET}-{MAX_TARGET}, got {target!r}")
     leaves = _leaves(conn, code)
     if not leaves:
-        raise BadGeneration(f"jurisdiction {code!r} does not exist")
+        raise UnknownJurisdiction(f"jurisdiction {code!r} does not exist")
     require_within(conn, user, code)
     codes = [leaf[0] for leaf in leaves]
     existing = conn.execute(text(

@@ -38,7 +38,7 @@ from geo.hotspots import (
 )
 
 from .access import Forbidden, jurisdiction_to_analyse
-from .errors import SafegridError
+from .errors import BadRequest
 from .incidents import Incidents, read_incidents
 from .registry import INCIDENT_CATEGORIES
 from .runs import load_run, runs_of, save_run
@@ -56,7 +56,7 @@ MAX_STEPS = 600  # time steps of a period (50 years of months, 11 of weeks)
 MAX_CUBE = 20_000_000  # cells x time steps counted at once
 
 
-class BadHotspotRequest(SafegridError):
+class BadHotspotRequest(BadRequest):
     """Parameters a hot-spot run cannot use (HTTP 400)."""
 
     http_status = 400

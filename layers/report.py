@@ -22,6 +22,7 @@ from sqlalchemy import Connection, text
 from geo.hotspots import benjamini_hochberg, classify, count_points, gi_star, two_sided_p
 
 from .access import require_within
+from .errors import UnknownJurisdiction
 from .hotspots import BadHotspotRequest, HotspotQuery, hotspot_lattice, load_hotspot_data
 from .registry import INCIDENT_CATEGORIES
 from .users import User
@@ -134,7 +135,7 @@ def notice_figures(conn: Connection, user: User, code: str, month: str) -> dict:
     row = conn.execute(text("SELECT name, level FROM jurisdictions WHERE code = :c"),
                        {"c": code}).first()
     if row is None:
-        raise BadHotspotRequest(f"unknown jurisdiction {code!r}")
+        raise UnknownJurisdiction(f"unknown jurisdiction {code!r}")
     require_within(conn, user, code)
     months = {"now": (start, end), "before": month_range(month, -1),
               "last_year": month_range(month, -12)}

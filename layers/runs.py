@@ -12,7 +12,7 @@ import json
 from sqlalchemy import Connection, text
 
 from .access import require_within
-from .errors import SafegridError
+from .errors import NotFound, SafegridError
 from .users import User
 
 __all__ = ["RUN_TABLES", "UnknownRun", "load_run", "runs_of", "save_run"]
@@ -20,7 +20,7 @@ __all__ = ["RUN_TABLES", "UnknownRun", "load_run", "runs_of", "save_run"]
 RUN_TABLES = {"hotspot_runs": "hot-spot", "coverage_runs": "coverage"}
 
 
-class UnknownRun(SafegridError):
+class UnknownRun(NotFound):
     """No such saved run, or not one the user may see (HTTP 404)."""
 
     http_status = 404

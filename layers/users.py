@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, text
 
-from .errors import SafegridError
+from .errors import BadRequest
 from .registry import ROLES
 
 __all__ = [
@@ -34,7 +34,7 @@ _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 MIN_PASSWORD = 8
 
 
-class UserError(SafegridError):
+class UserError(BadRequest):
     """A user cannot be added, found or changed as asked."""
 
     http_status = 400

@@ -12,6 +12,7 @@ import json
 from flask import Blueprint, Response, current_app, redirect, request, url_for
 
 from layers.access import Forbidden, enter_scope, read_scope
+from layers.errors import NotFound
 from layers.features import CRS84, OUTPUT_CRS, collection_extent, fetch_item, fetch_page
 from layers.registry import LAYERS, get_layer
 
@@ -37,12 +38,6 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/optimistic-locking-etags",
     "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/features",
 ]
-
-
-class NotFound(BadRequest):
-    """A feature that does not exist or is outside the caller's scope (HTTP 404)."""
-
-    http_status = 404
 
 
 def _link(href: str, rel: str, type_: str = "application/json", title: str = "") -> dict:

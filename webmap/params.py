@@ -10,7 +10,7 @@ from flask import request
 from pyproj import CRS, Transformer
 from werkzeug.datastructures import MultiDict
 
-from layers.errors import SafegridError
+from layers.errors import BadRequest
 from layers.features import CRS84, OUTPUT_CRS, ItemQuery
 from layers.registry import Layer
 from layers.validate import LOCAL_TZ, check_year
@@ -23,12 +23,6 @@ DEFAULT_LIMIT = 100
 _COMMON = {"f", "limit", "bbox", "bbox-crs", "datetime", "crs", "after", "before"}
 OUTPUT_CRS_4326 = "http://www.opengis.net/def/crs/EPSG/0/4326"
 OUTPUT_CRS_3857 = "http://www.opengis.net/def/crs/EPSG/0/3857"
-
-
-class BadRequest(SafegridError):
-    """A query parameter that cannot be used (HTTP 400)."""
-
-    http_status = 400
 
 
 def refuse_nul_args() -> None:

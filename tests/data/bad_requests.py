@@ -154,7 +154,7 @@ def _grid_edits() -> list[Case]:
         gen("planner", {"jurisdiction": DISTRICT, "target_households": 300, "colour": 1}, 400,
             "unknown field"),
         gen("planner", {"target_households": 300}, 400, "missing field"),
-        gen("planner", {"jurisdiction": "999999", "target_households": 300}, 422,
+        gen("planner", {"jurisdiction": "999999", "target_households": 300}, 400,
             "does not exist"),
         gen("planner", {"jurisdiction": "430302", "target_households": 300, "replace": True},
             403, "outside your jurisdiction"),
@@ -318,7 +318,7 @@ def _border() -> list[Case]:
     a, b = CITY, OTHER_CITY
     gets = [
         (f"/api/border?a={a}", 400, "a and b are required"),
-        (f"/api/border?a={a}&b=999999", 422, "unknown jurisdiction '999999'"),
+        (f"/api/border?a={a}&b=999999", 400, "unknown jurisdiction '999999'"),
         (f"/api/border?a={a}&b={a}", 422, "both"),
         (f"/api/border?a={a}&b={b}&width=0", 422, "width must be"),
         (f"/api/border?a={a}&b={b}&width=30000", 422, "width must be"),
