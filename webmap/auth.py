@@ -23,6 +23,7 @@ import os
 import secrets
 import threading
 from pathlib import Path
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from flask import (
     Blueprint,
@@ -251,18 +252,47 @@ def csrf_token() -> str:
     return session["csrf"]
 
 
-_FORM = """<!doctype html><html lang="zh"><head><meta charset="utf-8">
-<title>safegrid · 登录 Login</title>
+_FORM = """<!doctype html><html lang="{lang}"><head><meta charset="utf-8">
+<title>{title}</title>
 <style>body{{font:15px sans-serif;max-width:340px;margin:10vh auto}}
 label{{display:block;margin:.6em 0}} input{{width:100%;padding:.4em}}
-.error{{color:#b00}}</style></head><body>
-<h1>平安网格 safegrid</h1>{error}
+.error{{color:#b00}} .sg-lang{{float:right}}</style></head><body>
+<a class="sg-lang" href="{switch}">{other}</a>
+<h1>{heading}</h1>{error}
 <form method="post" action="/login">
 <input type="hidden" name="csrf" value="{csrf}"><input type="hidden" name="next" value="{next}">
-<label>用户名 User <input name="name" autocomplete="username" required></label>
-<label>密码 Password <input name="password" type="password"
+<input type="hidden" name="lang" value="{lang}">
+<label>{user} <input name="name" autocomplete="username" required></label>
+<label>{password} <input name="password" type="password"
  autocomplete="current-password" required></label>
-<button type="submit">登录 Log in</button></form></body></html>"""
+<button type="submit">{submit}</button></form></body></html>"""
+
+LOGIN_TEXT = {
+    "zh": {"title": "平安网格 · 登录", "heading": "平安网格", "user": "用户名",
+           "password": "密码", "submit": "登录", "other": "English",
+           "expired": "表单已过期，请重试", "too_many": "登录失败次数过多，请 {wait} 秒后再试",
+           "wrong": "用户名或密码错误"},
+    "en": {"title": "safegrid · Log in", "heading": "safegrid", "user": "User name",
+           "password": "Password", "submit": "Log in", "other": "中文",
+           "expired": "The form expired: try again",
+           "too_many": "Too many failed logins: try again in {wait} s",
+           "wrong": "Wrong user name or password"},
+}
+
+
+def _login_lang() -> str:
+    """The login page's language: the form's, the address's, the next page's, or zh."""
+    after = urlsplit(request.args.get("next") or request.form.get("next") or "")
+    lang = (request.form.get("lang") or request.args.get("lang")
+            or parse_qs(after.query).get("lang", ["zh"])[0])
+    return lang if lang in LOGIN_TEXT else "zh"
+
+
+def _with_lang(path: str, lang: str) -> str:
+    """``path`` asking for ``lang`` when it is not Chinese and names no language itself."""
+    if lang == "zh" or "lang=" in path:
+        return path
+    return path + ("&" if "?" in path else "?") + f"lang={lang}"
 
 
 def _safe_next(value: str | None) -> str:
@@ -278,14 +308,15 @@ def login():
     error = ""
     status = 200
     headers = {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"}
+    lang = _login_lang()
+    t = LOGIN_TEXT[lang]
     if request.method == "POST":
         who = ("login", request.remote_addr or "", request.form.get("name", "").strip().lower())
         wait = rate_limits().failure_wait(*who)
         if not _csrf_matches(request.form.get("csrf", "")):
-            error, status = "表单已过期，请重试 (the form expired: try again)", 400
+            error, status = t["expired"], 400
         elif wait is not None:
-            error = (f"登录失败次数过多，请 {wait} 秒后再试 "
-                     f"(too many failed logins: try again in {wait} s)")
+            error = t["too_many"].format(wait=wait)
             status = 429
             headers["Retry-After"] = str(wait)
         else:
@@ -294,13 +325,18 @@ def login():
             if found and verify_password(request.form.get("password", ""), found[1]):
                 session.clear()
                 session["uid"], session["name"] = found[0].id, found[0].name
-                return redirect(_safe_next(request.form.get("next")))
+                return redirect(_with_lang(_safe_next(request.form.get("next")), lang))
             rate_limits().failed(*who)
-            error, status = "用户名或密码错误 (wrong user name or password)", 401
+            error, status = t["wrong"], 401
+    after = _safe_next(request.args.get("next") or request.form.get("next"))
+    other = "en" if lang == "zh" else "zh"
     html = _FORM.format(
+        lang=lang, title=escape(t["title"]), heading=escape(t["heading"]),
+        user=escape(t["user"]), password=escape(t["password"]), submit=escape(t["submit"]),
+        other=escape(t["other"]),
+        switch=escape("/login?" + urlencode({"next": after, "lang": other})),
         error=f'<p class="error">{escape(error)}</p>' if error else "",
-        csrf=escape(csrf_token()), next=escape(_safe_next(request.args.get("next")
-                                                          or request.form.get("next"))))
+        csrf=escape(csrf_token()), next=escape(after))
     return html, status, headers
 
 

@@ -74,7 +74,7 @@ def test_failed_logins_are_throttled_even_for_the_rightdemo_password(limited):
         assert login_form(s, limited.url, "planner", "not-the-password").status_code == 401
     r = login_form(s, limited.url, "planner", demo_password("planner"))
     assert r.status_code == 429
-    assert "too many failed logins" in r.text
+    assert "登录失败次数过多" in r.text
     assert int(r.headers["Retry-After"]) >= 1
     # another user from the same address is not locked out
     assert login_form(requests.Session(), limited.url, "admin",
@@ -95,12 +95,26 @@ def test_unknown_tokens_are_throttled_per_address(limited, db):
                         timeout=10).status_code == 200
 
 
+def test_the_login_page_speaks_the_language_of_the_page_asked_for(server):
+    zh = requests.get(f"{server}/login?next=/map/analysis", timeout=10).text
+    assert '<html lang="zh">' in zh and "用户名" in zh and "Password" not in zh
+    en = requests.get(f"{server}/login?next=%2Fmap%2Fanalysis%3Flang%3Den", timeout=10).text
+    assert '<html lang="en">' in en and "User name" in en and "密码" not in en
+    # the switch keeps the page asked for
+    assert 'href="/login?next=%2Fmap%2Fanalysis%3Flang%3Den&amp;lang=zh"' in en
+    s = requests.Session()
+    r = login_form(s, server, "viewer", "wrong", lang="en")
+    assert r.status_code == 401 and "Wrong user name or password" in r.text
+    r = login_form(s, server, "viewer", demo_password("viewer"), lang="en", next="/map/plan")
+    assert r.status_code == 302 and r.headers["Location"].endswith("/map/plan?lang=en")
+
+
 def test_a_csrf_token_that_is_not_ascii_is_refused_not_a_crash(server):
     s = requests.Session()
     s.get(f"{server}/login", timeout=10)
     r = s.post(f"{server}/login", data={"csrf": "é", "name": "viewer", "password": "x"},
                timeout=10)
-    assert r.status_code == 400 and "the form expired" in r.text
+    assert r.status_code == 400 and "表单已过期" in r.text
     session = login(server, "viewer")
     r = session.post(f"{server}/collections/cameras/items", json={},
                      headers={"X-CSRF-Token": "é"}, timeout=10)
