@@ -39,16 +39,17 @@ _TREE = """
 
 def subtree_codes(conn: Connection, code: str) -> list[str]:
     """``code`` and the codes of every jurisdiction under it."""
-    return [r[0] for r in conn.execute(text(_TREE + " SELECT code FROM tree"), {"c": code})]
+    return list(conn.execute(text(_TREE + " SELECT code FROM tree"), {"c": code}).scalars())
 
 
 def leaf_jurisdictions(conn: Connection, code: str) -> list[tuple[str, str, bytes]]:
     """(code, name, WKB) of the communities/villages at the bottom of ``code``'s tree."""
     rows = conn.execute(text(_TREE + """
-        SELECT j.code, j.name, ST_AsBinary(j.geom) FROM jurisdictions j JOIN tree USING (code)
+        SELECT j.code, j.name, ST_AsBinary(j.geom) AS wkb
+        FROM jurisdictions j JOIN tree USING (code)
         WHERE NOT EXISTS (SELECT 1 FROM jurisdictions c WHERE c.parent_code = j.code)
-        ORDER BY j.code"""), {"c": code})
-    return [(r[0], r[1], bytes(r[2])) for r in rows]
+        ORDER BY j.code"""), {"c": code}).mappings()
+    return [(r["code"], r["name"], bytes(r["wkb"])) for r in rows]
 
 
 def require_write(user: User, layer: Layer) -> None:
@@ -77,13 +78,13 @@ def jurisdiction_to_analyse(conn: Connection, user: User, code: str
 
     Only when the user may analyse it (:func:`require_within`).
     """
-    row = conn.execute(text("SELECT ST_AsBinary(geom), ST_X(ST_Centroid(geom)), "
-                            "ST_Y(ST_Centroid(geom)) FROM jurisdictions WHERE code = :c"),
-                       {"c": code}).first()
+    row = conn.execute(text("SELECT ST_AsBinary(geom) AS wkb, ST_X(ST_Centroid(geom)) AS lon, "
+                            "ST_Y(ST_Centroid(geom)) AS lat FROM jurisdictions WHERE code = :c"),
+                       {"c": code}).mappings().first()
     if row is None:
         raise UnknownJurisdiction(f"unknown jurisdiction {code!r}")
     require_within(conn, user, code)
-    return shapely.from_wkb(bytes(row[0])), metric_crs(row[1], row[2])
+    return shapely.from_wkb(bytes(row["wkb"])), metric_crs(row["lon"], row["lat"])
 
 
 # Border zones by (a, b, width, ids and versions of both): the geography buffer of a
@@ -100,7 +101,7 @@ def border_zone_wkb(conn: Connection, a: str, b: str, width_m: float = BORDER_ZO
         raise Forbidden(f"no border zone between {a} and {b}")
     key = (a, b, width_m, *stamp)
     if key not in _ZONES:
-        row = conn.execute(text("""
+        zone = conn.execute(text("""
             SELECT ST_AsEWKB(ST_Intersection(
                        ST_Union(a.geom, b.geom),
                        ST_Buffer(ST_Intersection(ST_Boundary(a.geom),
@@ -108,12 +109,12 @@ def border_zone_wkb(conn: Connection, a: str, b: str, width_m: float = BORDER_ZO
                                                  )::geography,
                                  :w)::geometry))
             FROM jurisdictions a, jurisdictions b WHERE a.code = :a AND b.code = :b"""),
-            {"a": a, "b": b, "w": width_m, "t": BORDER_TOLERANCE_M}).first()
-        if row is None or row[0] is None:
+            {"a": a, "b": b, "w": width_m, "t": BORDER_TOLERANCE_M}).scalar()
+        if zone is None:
             raise Forbidden(f"no border zone between {a} and {b}")
         if len(_ZONES) > 256:
             _ZONES.clear()
-        _ZONES[key] = bytes(row[0])
+        _ZONES[key] = bytes(zone)
     return _ZONES[key]
 
 

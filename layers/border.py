@@ -194,28 +194,30 @@ def neighbour_pairs(conn: Connection, user: User) -> list[Neighbours]:
     what lies under it for the other roles. Cities first, then by code.
     """
     rows = conn.execute(text("""
-        SELECT a.code, a.name, b.code, b.name, a.level, a.id, a.version, b.id, b.version,
-               ST_AsBinary(a.geom), ST_AsBinary(b.geom)
+        SELECT a.code AS a, a.name AS a_name, b.code AS b, b.name AS b_name, a.level,
+               a.id AS a_id, a.version AS a_version, b.id AS b_id, b.version AS b_version,
+               ST_AsBinary(a.geom) AS a_wkb, ST_AsBinary(b.geom) AS b_wkb
         FROM jurisdictions a JOIN jurisdictions b
              ON a.level = b.level AND a.code < b.code AND a.geom && ST_Expand(b.geom, 0.001)
         WHERE a.level = ANY(:levels)
           AND (CAST(:codes AS text[]) IS NULL OR (a.code = ANY(:codes) AND b.code = ANY(:codes)))
         ORDER BY array_position(CAST(:levels AS text[]), a.level::text), a.code, b.code"""),
-        {"levels": list(PAIR_LEVELS), "codes": _scope_codes(conn, user)}).all()
-    return [Neighbours(r[0], r[1], r[2], r[3], r[4]) for r in rows
-            if _share_border((r[0], r[2], *r[5:9]), bytes(r[9]), bytes(r[10]))]
+        {"levels": list(PAIR_LEVELS), "codes": _scope_codes(conn, user)}).mappings().all()
+    return [Neighbours(r["a"], r["a_name"], r["b"], r["b_name"], r["level"]) for r in rows
+            if _share_border((r["a"], r["b"], r["a_id"], r["a_version"], r["b_id"],
+                              r["b_version"]), bytes(r["a_wkb"]), bytes(r["b_wkb"]))]
 
 
 def _load(conn: Connection, user: User, query: BorderQuery) -> _Border:
     query.check()
-    rows = {r[0]: r for r in conn.execute(text(
-        "SELECT code, name, ST_AsBinary(geom) FROM jurisdictions WHERE code IN (:a, :b)"),
-        {"a": query.a, "b": query.b}).all()}
+    rows = {r["code"]: r for r in conn.execute(text(
+        "SELECT code, name, ST_AsBinary(geom) AS wkb FROM jurisdictions WHERE code IN (:a, :b)"),
+        {"a": query.a, "b": query.b}).mappings().all()}
     for code in (query.a, query.b):
         if code not in rows:
             raise UnknownJurisdiction(f"unknown jurisdiction {code!r}")
     _allowed(conn, user, query)
-    crs, forward, inverse, (a, b) = _metric([shapely.from_wkb(bytes(rows[c][2]))
+    crs, forward, inverse, (a, b) = _metric([shapely.from_wkb(bytes(rows[c]["wkb"]))
                                              for c in (query.a, query.b)])
     try:
         line = shared_border(a, b, query.tolerance)
@@ -224,7 +226,7 @@ def _load(conn: Connection, user: User, query: BorderQuery) -> _Border:
     side_a, side_b = border_zone(a, b, line, query.width)
     scene = Scene(f"{query.a}-{query.b}", shapely.union(side_a, side_b), crs.to_string(),
                   forward, inverse)
-    return _Border(query, {c: rows[c][1] for c in rows}, a, b, line,
+    return _Border(query, {c: rows[c]["name"] for c in rows}, a, b, line,
                    {query.a: side_a, query.b: side_b}, scene)
 
 
@@ -239,11 +241,11 @@ def _zone_wkb(border: _Border) -> bytes:
 
 def _read_roads(conn: Connection, border: _Border) -> None:
     rows = conn.execute(text(
-        "SELECT r.id, r.name, r.class, ST_AsBinary(r.geom) FROM roads r, "
+        "SELECT r.id, r.name, r.class, ST_AsBinary(r.geom) AS wkb FROM roads r, "
         "ST_GeomFromWKB(:z, 4326) AS z WHERE r.geom && z AND ST_Intersects(r.geom, z) "
-        "ORDER BY r.id"), {"z": _zone_wkb(border)}).all()
-    border.road_rows = [(r[0], r[1], r[2]) for r in rows]
-    border.roads = border.scene.to_metric(shapely.from_wkb([bytes(r[3]) for r in rows])) \
+        "ORDER BY r.id"), {"z": _zone_wkb(border)}).mappings().all()
+    border.road_rows = [(r["id"], r["name"], r["class"]) for r in rows]
+    border.roads = border.scene.to_metric(shapely.from_wkb([bytes(r["wkb"]) for r in rows])) \
         if rows else np.empty(0, dtype=object)
 
 
@@ -264,16 +266,16 @@ def _read_crossings(conn: Connection, border: _Border) -> None:
                                  border.query.tolerance)
     points = np.array([[c.point.x, c.point.y] for c in border.crossings]).reshape(-1, 2)
     rows = conn.execute(text(
-        "SELECT c.name, ST_X(c.geom), ST_Y(c.geom) FROM checkpoints c, "
+        "SELECT c.name, ST_X(c.geom) AS lon, ST_Y(c.geom) AS lat FROM checkpoints c, "
         "ST_GeomFromWKB(:z, 4326) AS z WHERE ST_DWithin(c.geom::geography, z::geography, 60) "
-        "ORDER BY c.id"), {"z": _zone_wkb(border)}).all()
+        "ORDER BY c.id"), {"z": _zone_wkb(border)}).mappings().all()
     checkpoints = np.column_stack(border.scene.forward.transform(
-        [r[1] for r in rows], [r[2] for r in rows])) if rows else np.empty((0, 2))
+        [r["lon"] for r in rows], [r["lat"] for r in rows])) if rows else np.empty((0, 2))
     seeing = CoverageQuery(border.scene.code)
     look(conn, border.scene, border.zone, seeing)
     cameras = border.scene.cameras
     codes = list(cameras["code"][watching(cameras, seeing)]) if len(cameras) else []
-    border.cover = crossing_cover(points, checkpoints, [r[0] for r in rows],
+    border.cover = crossing_cover(points, checkpoints, [r["name"] for r in rows],
                                   border.scene.views, codes)
 
 
@@ -340,16 +342,16 @@ def _crossing_features(border: _Border) -> list[dict]:
 
 def _key_areas(conn: Connection, border: _Border) -> list[dict]:
     rows = conn.execute(text(
-        "SELECT k.id, k.name, k.category, ST_AsGeoJSON(k.geom, 7), ST_X(ST_PointOnSurface("
-        "k.geom)), ST_Y(ST_PointOnSurface(k.geom)) FROM key_areas k, "
-        "ST_GeomFromWKB(:z, 4326) AS z WHERE k.geom && z AND ST_Intersects(k.geom, z) "
-        "ORDER BY k.id"), {"z": _zone_wkb(border)}).all()
-    at = np.column_stack(border.scene.forward.transform([r[4] for r in rows],
-                                                        [r[5] for r in rows])) if rows \
+        "SELECT k.id, k.name, k.category, ST_AsGeoJSON(k.geom, 7) AS geojson, "
+        "ST_X(ST_PointOnSurface(k.geom)) AS lon, ST_Y(ST_PointOnSurface(k.geom)) AS lat "
+        "FROM key_areas k, ST_GeomFromWKB(:z, 4326) AS z WHERE k.geom && z "
+        "AND ST_Intersects(k.geom, z) ORDER BY k.id"), {"z": _zone_wkb(border)}).mappings().all()
+    at = np.column_stack(border.scene.forward.transform([r["lon"] for r in rows],
+                                                        [r["lat"] for r in rows])) if rows \
         else np.empty((0, 2))
     sides = _side_of(border, at)
-    return [{"type": "Feature", "id": r[0], "geometry": json.loads(r[3]),
-             "properties": {"name": r[1], "category": r[2], "side": str(s)}}
+    return [{"type": "Feature", "id": r["id"], "geometry": json.loads(r["geojson"]),
+             "properties": {"name": r["name"], "category": r["category"], "side": str(s)}}
             for r, s in zip(rows, sides, strict=True)]
 
 

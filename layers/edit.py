@@ -74,13 +74,12 @@ def feature_snapshot(conn: Connection, layer: Layer, feature_id: int) -> dict | 
     and ``version``; ``updated_at`` and ``updated_by`` say who changed it last.
     """
     props = ", ".join(f"'{f.name}', t.{q(f.name)}" for f in layer.fields)
-    row = conn.execute(text(
+    return conn.execute(text(
         f"SELECT json_build_object('type', 'Feature', 'id', t.id, "
         f"'geometry', ST_AsGeoJSON(t.geom, 9)::json, 'properties', "
         f"json_build_object({props}, 'version', t.version), "
         f"'updated_at', t.updated_at, 'updated_by', t.updated_by) "
-        f"FROM {q(layer.name)} t WHERE t.id = :i"), {"i": feature_id}).first()
-    return None if row is None else row[0]
+        f"FROM {q(layer.name)} t WHERE t.id = :i"), {"i": feature_id}).scalar()
 
 
 def stored_geometry(conn: Connection, layer: Layer, feature_id: int) -> dict:
@@ -150,19 +149,19 @@ def lock_feature(conn: Connection, layer: Layer, feature_id: int, scope: Scope,
     (no condition).
     """
     where = f" AND ({scope.condition})" if scope.condition else ""
-    row = conn.execute(text(
+    version = conn.execute(text(
         f"SELECT t.version FROM {q(layer.name)} t WHERE t.id = :fid{where} FOR UPDATE"),
-        {**scope.params, "fid": feature_id}).first()
-    if row is None:
+        {**scope.params, "fid": feature_id}).scalar()
+    if version is None:
         raise Missing(f"{layer.name} has no feature {feature_id} that you may see")
     before = feature_snapshot(conn, layer, feature_id)
     wanted = {if_match} if isinstance(if_match, int) else if_match
-    if wanted is not None and row[0] not in wanted:
+    if wanted is not None and version not in wanted:
         named = (f"not {', '.join(map(str, sorted(wanted)))}" if wanted
                  else "and If-Match names no version of it")
         raise StaleVersion(
-            f"feature {feature_id} is at version {row[0]}, {named}: reload it and "
-            "apply your change again", json.dumps(before, ensure_ascii=False), row[0])
+            f"feature {feature_id} is at version {version}, {named}: reload it and "
+            "apply your change again", json.dumps(before, ensure_ascii=False), version)
     return before
 
 

@@ -56,17 +56,18 @@ def _plan_leaf(conn: Connection, code: str, name: str, geom: shapely.Geometry,
     that gain vertices where new grids meet their edges are put in ``renoded``.
     """
     wkb = shapely.to_wkb(shapely.set_srid(geom, 4326), include_srid=True)
-    roads = np.array([shapely.from_wkb(bytes(r[0])) for r in conn.execute(text(
+    roads = np.array([shapely.from_wkb(bytes(w)) for w in conn.execute(text(
         "SELECT ST_AsBinary(r.geom) FROM roads r WHERE r.geom && ST_GeomFromEWKB(:g) "
-        "AND ST_Intersects(r.geom, ST_GeomFromEWKB(:g))"), {"g": wkb})], dtype=object)
+        "AND ST_Intersects(r.geom, ST_GeomFromEWKB(:g))"), {"g": wkb}).scalars()],
+        dtype=object)
     homes = np.array(conn.execute(text(
         "SELECT ST_X(h.geom), ST_Y(h.geom) FROM households h "
         "WHERE ST_Intersects(h.geom, ST_GeomFromEWKB(:g))"), {"g": wkb}).all(),
         dtype=float).reshape(-1, 2)
     kept = conn.execute(text(
-        "SELECT id, ST_AsBinary(geom) FROM grids WHERE jurisdiction_code = :c "
-        "AND kind = 'dedicated' ORDER BY id"), {"c": code}).all()
-    dedicated = [shapely.from_wkb(bytes(r[1])) for r in kept]
+        "SELECT id, ST_AsBinary(geom) AS wkb FROM grids WHERE jurisdiction_code = :c "
+        "AND kind = 'dedicated' ORDER BY id"), {"c": code}).mappings().all()
+    dedicated = [shapely.from_wkb(bytes(r["wkb"])) for r in kept]
     area = shapely.difference(geom, shapely.union_all(dedicated)) if dedicated else geom
     grids: list[shapely.Geometry] = []
     for part in sorted(shapely.get_parts(area), key=lambda p: -p.area):
@@ -78,8 +79,8 @@ def _plan_leaf(conn: Connection, code: str, name: str, geom: shapely.Geometry,
         everything = renode(everything)
     # Stored as served; a lobe whose neck the rounding pinches joins a neighbour.
     everything = hand_on_parts(to_served(everything))
-    for (grid_id, _wkb), old, new in zip(kept, dedicated, everything[:len(dedicated)],
-                                         strict=True):
+    for grid_id, old, new in zip((r["id"] for r in kept), dedicated,
+                                 everything[:len(dedicated)], strict=True):
         if not shapely.equals_exact(old, new, 0.0) or \
                 shapely.get_num_coordinates(new) != shapely.get_num_coordinates(old):
             renoded[grid_id] = new
@@ -130,5 +131,5 @@ def generate_grids(conn: Connection, user: User, code: str, target: int,
              source=f"generated for {code}, target {target} households")
     for grid_id, geom in renoded.items():  # same shapes, the new corners added
         write_shape(conn, user, grid_id, geom)
-    rows = conn.execute(text("SELECT id FROM grids WHERE id > :b ORDER BY id"), {"b": before})
-    return [r[0] for r in rows]
+    return list(conn.execute(text("SELECT id FROM grids WHERE id > :b ORDER BY id"),
+                             {"b": before}).scalars())

@@ -46,11 +46,11 @@ def month_range(month: str, shift: int = 0) -> tuple[dt.datetime, dt.datetime]:
 def _by_category(conn: Connection, code: str, start: dt.datetime,
                  end: dt.datetime) -> dict[str, int]:
     rows = conn.execute(text(
-        "SELECT i.category, count(*) FROM incidents i, jurisdictions j WHERE j.code = :c "
+        "SELECT i.category, count(*) AS n FROM incidents i, jurisdictions j WHERE j.code = :c "
         "AND i.geom && j.geom AND ST_Intersects(i.geom, j.geom) AND i.occurred_at >= :s "
-        "AND i.occurred_at < :e GROUP BY 1"), {"c": code, "s": start, "e": end}).all()
+        "AND i.occurred_at < :e GROUP BY 1"), {"c": code, "s": start, "e": end}).mappings()
     counts = dict.fromkeys(INCIDENT_CATEGORIES, 0)
-    counts.update({r[0]: int(r[1]) for r in rows})
+    counts.update({r["category"]: int(r["n"]) for r in rows})
     return counts
 
 
@@ -111,17 +111,18 @@ def _context(conn: Connection, code: str, crs: str) -> dict:
                                  np.column_stack(forward.transform(c[:, 0], c[:, 1])))
 
     roads = conn.execute(text(
-        "SELECT r.class, r.name, ST_AsBinary(ST_Intersection(r.geom, j.geom)) "
+        "SELECT r.class, r.name, ST_AsBinary(ST_Intersection(r.geom, j.geom)) AS wkb "
         "FROM roads r, jurisdictions j WHERE j.code = :c AND r.geom && j.geom "
         "AND ST_Intersects(r.geom, j.geom) AND r.class = ANY(:k) ORDER BY r.id"),
-        {"c": code, "k": list(MAP_ROADS)}).all()
+        {"c": code, "k": list(MAP_ROADS)}).mappings().all()
     places = conn.execute(text(
-        "SELECT name, ST_AsBinary(geom) FROM jurisdictions WHERE parent_code = :c "
-        "ORDER BY code"), {"c": code}).all()
-    road_lines = metric([r[2] for r in roads]) if roads else []
-    place_shapes = metric([p[1] for p in places]) if places else []
-    return {"roads": [(g, r[0], r[1]) for g, r in zip(road_lines, roads, strict=True)],
-            "places": [(g, p[0]) for g, p in zip(place_shapes, places, strict=True)]}
+        "SELECT name, ST_AsBinary(geom) AS wkb FROM jurisdictions WHERE parent_code = :c "
+        "ORDER BY code"), {"c": code}).mappings().all()
+    road_lines = metric([r["wkb"] for r in roads]) if roads else []
+    place_shapes = metric([p["wkb"] for p in places]) if places else []
+    return {"roads": [(g, r["class"], r["name"])
+                      for g, r in zip(road_lines, roads, strict=True)],
+            "places": [(g, p["name"]) for g, p in zip(place_shapes, places, strict=True)]}
 
 
 def notice_figures(conn: Connection, user: User, code: str, month: str) -> dict:
@@ -133,7 +134,7 @@ def notice_figures(conn: Connection, user: User, code: str, month: str) -> dict:
     """
     start, end = month_range(month)
     row = conn.execute(text("SELECT name, level FROM jurisdictions WHERE code = :c"),
-                       {"c": code}).first()
+                       {"c": code}).mappings().first()
     if row is None:
         raise UnknownJurisdiction(f"unknown jurisdiction {code!r}")
     require_within(conn, user, code)
@@ -144,14 +145,15 @@ def notice_figures(conn: Connection, user: User, code: str, month: str) -> dict:
     recorded = {k: _recorded(conn, city, *span) for k, span in months.items()}
     now, before, last_year = counts["now"], counts["before"], counts["last_year"]
     people = conn.execute(text(
-        "SELECT count(*), coalesce(sum(h.persons), 0) FROM households h, jurisdictions j "
+        "SELECT count(*) AS households, coalesce(sum(h.persons), 0) AS population "
+        "FROM households h, jurisdictions j "
         "WHERE j.code = :c AND h.geom && j.geom AND ST_Intersects(h.geom, j.geom)"),
-        {"c": code}).one()
+        {"c": code}).mappings().one()
     hot = _hot_map(conn, user, code, month_range(month, -2)[0], end)
-    return {"code": code, "name": row[0], "level": row[1], "month": month,
+    return {"code": code, "name": row["name"], "level": row["level"], "month": month,
             "start": start, "end": end, "now": now, "before": before,
-            "last_year": last_year, "recorded": recorded, "households": int(people[0]),
-            "population": int(people[1]), "disputes": now.get("dispute", 0),
+            "last_year": last_year, "recorded": recorded, "households": int(people["households"]),
+            "population": int(people["population"]), "disputes": now.get("dispute", 0),
             "hot": hot, "generated": dt.datetime.now(LOCAL_TZ)}
 
 

@@ -50,15 +50,16 @@ def runs_of(conn: Connection, table: str, user: User, jurisdiction: str | None =
     rows = conn.execute(text(
         "SELECT id, kind, jurisdiction_code, parameters, summary, created_at, created_by "
         f"FROM {_table(table)} WHERE (CAST(:j AS text) IS NULL OR jurisdiction_code = :j) "
-        "ORDER BY id DESC LIMIT 200"), {"j": jurisdiction}).all()
+        "ORDER BY id DESC LIMIT 200"), {"j": jurisdiction}).mappings().all()
     out = []
     for r in rows:
         try:
-            require_within(conn, user, r[2])
+            require_within(conn, user, r["jurisdiction_code"])
         except SafegridError:
             continue
-        out.append({"id": r[0], "kind": r[1], "jurisdiction": r[2], "parameters": r[3],
-                    "summary": r[4], "created_at": r[5].isoformat(), "created_by": r[6]})
+        out.append({"id": r["id"], "kind": r["kind"], "jurisdiction": r["jurisdiction_code"],
+                    "parameters": r["parameters"], "summary": r["summary"],
+                    "created_at": r["created_at"].isoformat(), "created_by": r["created_by"]})
     return out
 
 
@@ -67,11 +68,11 @@ def load_run(conn: Connection, table: str, user: User, run_id: int) -> dict:
     label = RUN_TABLES[_table(table)]
     row = conn.execute(text(f"SELECT jurisdiction_code, result FROM {_table(table)} "
                             "WHERE id = :i"),
-                       {"i": run_id}).first()
+                       {"i": run_id}).mappings().first()
     if row is None:
         raise UnknownRun(f"there is no {label} run {run_id}")
     try:
-        require_within(conn, user, row[0])
+        require_within(conn, user, row["jurisdiction_code"])
     except SafegridError:
         raise UnknownRun(f"there is no {label} run {run_id} that you may see") from None
-    return row[1]
+    return row["result"]

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, text
 
 from geo.emerging import mann_kendall
 from geo.hotspots import benjamini_hochberg, classify, count_points, gi_star, two_sided_p
-from geo.safety import RESIDENT_PRIOR, WEIGHTS, safety_scores
+from geo.safety import RESIDENT_PRIOR, WEIGHTS, grid_month_counts, safety_scores
 
 from .access import read_scope, subtree_codes
 from .coverage import grid_coverage
@@ -34,6 +34,34 @@ def _month_edges(end: dt.datetime) -> list[dt.datetime]:
         prev = (starts[0] - dt.timedelta(days=1)).replace(day=1)
         starts.insert(0, prev)
     return [*starts, end]
+
+
+def _stamps(edges: list[dt.datetime]) -> np.ndarray:
+    """The month edges as UTC ``datetime64[s]``, the last rounded up to the second.
+
+    Incident times are cut to the second: rounding the period's end up keeps an incident
+    of its last second in the last month.
+    """
+    stamps = [np.datetime64(e.astimezone(dt.UTC).replace(tzinfo=None), "us") for e in edges]
+    return np.array([*(s.astype("datetime64[s]") for s in stamps[:-1]),
+                     (stamps[-1] + np.timedelta64(999_999, "us")).astype("datetime64[s]")])
+
+
+def _feature(row, geom: shapely.Geometry, scored: dict, monthly: np.ndarray,
+             weighted: float, trend_z: float, hot: float, coverage: float) -> dict:
+    """One grid's feature: its fields, score and level, and the inputs behind them."""
+    return {"type": "Feature", "id": row["id"], "geometry": shapely.geometry.mapping(geom),
+            "properties": {
+                "code": row["code"], "name": row["name"], "kind": row["kind"],
+                "score": round(float(scored["score"]), 1), "level": int(scored["level"]),
+                "households": int(row["households"]), "population": int(row["population"]),
+                "incidents_12m": int(monthly.sum()), "weighted_incidents": float(weighted),
+                "rate_per_1000": round(float(scored["rate_per_1000"]), 3),
+                "trend_z": round(float(trend_z), 3), "hot_share": round(float(hot), 4),
+                "key_areas": int(row["key_areas"]),
+                "key_areas_per_km2": round(float(scored["key_areas_per_km2"]), 3),
+                "coverage": round(float(coverage), 4),
+                "monthly": [int(c) for c in monthly]}}
 
 
 def _hot_share(data: HotspotData, query: HotspotQuery, metric_grids: np.ndarray) -> np.ndarray:
@@ -62,53 +90,31 @@ def safety_index(conn: Connection, user: User, code: str,
     data = load_hotspot_data(conn, user, query)
     where = f" AND ({scope.condition})" if scope.condition else ""
     rows = conn.execute(text(
-        "SELECT t.id, t.code, t.name, t.kind, coalesce(t.households, 0), "
-        "coalesce(t.population, 0), coalesce(t.key_areas, 0), coalesce(t.area_m2, 0), "
-        f"ST_AsBinary(t.geom) FROM grids t WHERE t.jurisdiction_code = ANY(:codes){where} "
-        "ORDER BY t.id"), {**scope.params, "codes": subtree_codes(conn, code)}).all()
+        "SELECT t.id, t.code, t.name, t.kind, coalesce(t.households, 0) AS households, "
+        "coalesce(t.population, 0) AS population, coalesce(t.key_areas, 0) AS key_areas, "
+        "coalesce(t.area_m2, 0) AS area_m2, ST_AsBinary(t.geom) AS wkb FROM grids t "
+        f"WHERE t.jurisdiction_code = ANY(:codes){where} ORDER BY t.id"),
+        {**scope.params, "codes": subtree_codes(conn, code)}).mappings().all()
     if not rows:
         return {"type": "FeatureCollection", "features": [], "parameters": {
             "jurisdiction": code, "from": start.isoformat(), "to": end.isoformat()}}
-    geoms = [shapely.from_wkb(bytes(r[8])) for r in rows]
+    geoms = [shapely.from_wkb(bytes(r["wkb"])) for r in rows]
     forward = Transformer.from_crs(4326, data.crs, always_xy=True)
     metric = shapely.transform(np.array(geoms, dtype=object),
                                lambda c: np.column_stack(forward.transform(c[:, 0], c[:, 1])))
-    # each incident in one grid (the first by id when it lies on a shared edge)
-    point_at, grid_at = shapely.STRtree(metric).query(shapely.points(data.xy),
-                                                      predicate="intersects")
-    first = np.unique(point_at, return_index=True)[1]
-    point_at, grid_at = point_at[first], grid_at[first]
-    stamps = np.array([np.datetime64(e.astimezone(dt.UTC).replace(tzinfo=None), "s")
-                       for e in edges])
-    month = np.searchsorted(stamps, data.when[point_at], side="right") - 1
-    monthly = np.bincount(grid_at * MONTHS + month,
-                          minlength=len(rows) * MONTHS).reshape(len(rows), MONTHS)
-    weighted = np.bincount(grid_at, weights=data.severity[point_at], minlength=len(rows))
+    monthly, weighted = grid_month_counts(metric, data.xy, data.when, _stamps(edges),
+                                          data.severity)
     _s, trend_z, _p = mann_kendall(monthly)
     hot = _hot_share(data, query, metric)
     watched = grid_coverage(conn, user, code)
-    coverage = np.array([watched.get(r[0], 0.0) for r in rows])
-    result = safety_scores(weighted, np.array([r[5] for r in rows]), trend_z, hot,
-                           np.array([r[6] for r in rows]), np.array([r[7] for r in rows]) / 1e6,
-                           coverage)
-    features = []
-    for i, r in enumerate(rows):
-        features.append({"type": "Feature", "id": r[0],
-                         "geometry": shapely.geometry.mapping(geoms[i]),
-                         "properties": {
-                             "code": r[1], "name": r[2], "kind": r[3],
-                             "score": round(float(result["score"][i]), 1),
-                             "level": int(result["level"][i]),
-                             "households": int(r[4]), "population": int(r[5]),
-                             "incidents_12m": int(monthly[i].sum()),
-                             "weighted_incidents": float(weighted[i]),
-                             "rate_per_1000": round(float(result["rate_per_1000"][i]), 3),
-                             "trend_z": round(float(trend_z[i]), 3),
-                             "hot_share": round(float(hot[i]), 4),
-                             "key_areas": int(r[6]),
-                             "key_areas_per_km2": round(float(result["key_areas_per_km2"][i]), 3),
-                             "coverage": round(float(coverage[i]), 4),
-                             "monthly": [int(c) for c in monthly[i]]}})
+    coverage = np.array([watched.get(r["id"], 0.0) for r in rows])
+    column = {k: np.array([r[k] for r in rows]) for k in ("population", "key_areas",
+                                                          "area_m2")}
+    result = safety_scores(weighted, column["population"], trend_z, hot, column["key_areas"],
+                           column["area_m2"] / 1e6, coverage)
+    features = [_feature(r, geoms[i], {k: v[i] for k, v in result.items() if k != "risks"},
+                         monthly[i], weighted[i], trend_z[i], hot[i], coverage[i])
+                for i, r in enumerate(rows)]
     return {"type": "FeatureCollection", "features": features,
             "parameters": {"jurisdiction": code, "from": start.isoformat(),
                            "to": end.isoformat(), "weights": WEIGHTS,
