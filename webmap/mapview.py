@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import re
 from dataclasses import dataclass
 
 import folium
-import folium.plugins
-import shapely.geometry
 from branca.element import Figure, MacroElement
 from flask import current_app, has_app_context, has_request_context, request
 from folium.elements import JSCSSMixin
@@ -34,7 +33,7 @@ from sqlalchemy import Connection, Engine, text
 from layers.access import Forbidden, enter_scope, read_scope, require_within
 from layers.border import neighbour_pairs
 from layers.errors import SafegridError
-from layers.features import Scope
+from layers.features import Scope, matched_count, table_version
 from layers.jurisdictions import latest_incident_month
 from layers.registry import KEY_AREA_CATEGORIES, LAYERS, Layer
 from layers.store import q
@@ -192,9 +191,11 @@ class Map(folium.Map):
     default_js = [("leaflet", "/static/vendor/leaflet/leaflet.js")]
     default_css = [("leaflet_css", "/static/vendor/leaflet/leaflet.css")]
 
-    def __init__(self, **kwargs):
+    def __init__(self, bounds: list[list[float]] | None = None, **kwargs):
         super().__init__(tiles=None, control_scale=True, **kwargs)
         Page().add_child(self)
+        if bounds:  # fitted before the basemap comes, which then loads only the view's tiles
+            self.fit_bounds(bounds)
         add_basemaps(self, _request_lang())
 
 
@@ -208,16 +209,23 @@ _VECTORGRID_JS = [("vectorgrid", "/static/vendor/vectorgrid/Leaflet.VectorGrid.b
 
 
 class OfflineBasemap(JSCSSMixin, folium.map.Layer):
-    """The basemap drawn from this server's layers: ``/tiles/basemap`` as vector tiles."""
+    """The basemap drawn from this server's layers: ``/tiles/basemap`` as vector tiles.
+
+    It is put on the map once the page's script has run, so the requests for the page's
+    own data go out before the basemap's tiles and are not queued behind them.
+    """
 
     _template = Template("""
         {% macro script(this, kwargs) %}
         var {{ this.get_name() }} = safegridBasemap.offline({{ this.config }});
+        setTimeout(function () {
+            {{ this.get_name() }}.addTo({{ this._parent.get_name() }});
+        }, 0);
         {% endmacro %}""")
     default_js = _VECTORGRID_JS
 
     def __init__(self, name: str, attribution: str):
-        super().__init__(name=name, overlay=False, show=True)
+        super().__init__(name=name, overlay=False, show=False)
         self._name = "OfflineBasemap"
         self.config = script_json({"url": "/tiles/basemap/{z}/{x}/{y}.mvt",
                                    "attribution": attribution})
@@ -345,35 +353,162 @@ def layer_title(layer: Layer, lang: str) -> str:
     return layer.title_zh if lang == "zh" else layer.title_en
 
 
-def _features(conn: Connection, layer: Layer, city: str, scope: Scope,
-              where: str = "", params: dict | None = None) -> dict:
-    """GeoJSON FeatureCollection of ``layer`` features in ``city`` and the scope."""
-    fields = [f.name for f in layer.fields if not f.personal]
+@dataclass(frozen=True)
+class Source:
+    """What one request of the overview draws: a layer's features and their tooltip.
+
+    ``where`` is a fixed SQL condition on the layer (alias ``t``); ``fields`` are the
+    properties each feature carries and its tooltip shows.
+    """
+
+    layer: str
+    fields: tuple[str, ...]
+    where: str = ""
+
+
+# The overview's sources: each is fetched for the view (bbox) once one of its overlays is
+# on. Key areas are one source, split by category into overlays in the browser.
+SOURCES = {
+    "communities": Source("jurisdictions", ("name", "code"),
+                          "AND t.level IN ('community', 'village')"),
+    "roads": Source("roads", ("name", "class")),
+    "grids": Source("grids", ("code", "name", "kind", "households", "population")),
+    "key_areas": Source("key_areas", ("name", "category")),
+    "cameras": Source("cameras", ("code", "status", "bearing", "fov", "range_m")),
+    "checkpoints": Source("checkpoints", ("name", "kind")),
+}
+SPECIAL_SOURCES = ("borders", "heat")  # city outlines; incidents as a heat map
+HEAT_CELL = 0.0005  # degrees: the finest cell incidents are counted in for the heat map
+BORDER_STYLE = {"color": "#d95f02", "weight": 3, "dashArray": "6 4"}
+HEAT_STYLE = {"heatLayer": {"radius": 12, "blur": 15, "minOpacity": 0.3}}  # leaflet-heat
+
+
+def _fields(source: Source) -> list[str]:
+    """The source's fields a map may show (never a personal one)."""
+    layer = LAYERS[source.layer]
+    return [f for f in source.fields if not layer.get_field(f).personal]
+
+
+def _detail(zoom: int) -> tuple[float, int]:
+    """Simplification tolerance (degrees, half a pixel) and decimals at ``zoom``."""
+    pixel = 360.0 / (256 * 2 ** max(0, min(zoom, 22)))
+    tolerance = pixel / 2 if zoom < 16 else 0.0
+    return tolerance, max(4, min(7, math.ceil(-math.log10(pixel)) + 1))
+
+
+def _features(conn: Connection, source: Source, city: str, scope: Scope,
+              bbox: tuple[float, float, float, float], zoom: int) -> dict:
+    """GeoJSON FeatureCollection of ``source`` in ``city``, the scope and ``bbox``.
+
+    Lines and polygons are simplified to half a pixel at ``zoom``; grids carry a point
+    inside each (``_lat``, ``_lng``) for their labels.
+    """
+    layer = LAYERS[source.layer]
+    where = source.where
     if scope.condition:
         where += f" AND ({scope.condition})"
-    props = ", ".join(f"'{f}', t.{q(f)}" for f in fields)
+    props = ", ".join(f"'{f}', t.{q(f)}" for f in _fields(source))
+    if source.layer == "grids":
+        props += (", '_lat', ST_Y(ST_PointOnSurface(t.geom)), "
+                  "'_lng', ST_X(ST_PointOnSurface(t.geom))")
+    tolerance, digits = _detail(zoom)
+    if layer.geometry in ("Point", "PointOrPolygon"):
+        tolerance = 0.0
     sql = f"""
         SELECT json_build_object('type', 'FeatureCollection', 'features',
                coalesce(json_agg(json_build_object(
                    'type', 'Feature', 'id', t.id,
-                   'geometry', ST_AsGeoJSON(t.geom, 6)::json,
+                   'geometry', ST_AsGeoJSON(CASE WHEN :tol > 0
+                       THEN ST_SimplifyPreserveTopology(t.geom, :tol) ELSE t.geom END,
+                       :digits)::json,
                    'properties', json_build_object({props}))), '[]'::json))
         FROM {q(layer.name)} t, jurisdictions c
-        WHERE c.code = :city AND ST_Intersects(t.geom, c.geom) {where}"""
-    return conn.execute(text(sql), {**scope.params, **(params or {}), "city": city}
-                        ).scalar_one()
+        WHERE c.code = :city AND t.geom && ST_MakeEnvelope(:w, :s, :e, :n, 4326)
+          AND ST_Intersects(t.geom, c.geom) {where}"""
+    return conn.execute(text(sql), {**scope.params, "city": city, "tol": tolerance,
+                                    "digits": digits, **_box(bbox)}).scalar_one()
 
 
-def _tooltip(layer: Layer, lang: str, fields: list[str]) -> TextTooltip:
-    aliases = [layer.get_field(f).title_zh if lang == "zh" else f for f in fields]
-    return TextTooltip(fields=fields, aliases=aliases, sticky=True)
+def _box(bbox: tuple[float, float, float, float]) -> dict:
+    return dict(zip(("w", "s", "e", "n"), bbox, strict=True))
 
 
-def _style(style: dict):
-    def fn(_feature, s=style):
-        return {"color": s.get("color"), "weight": s.get("weight", 1),
-                "fillOpacity": s.get("fillOpacity", 0.2)}
-    return fn
+def _city_borders(conn: Connection, bbox: tuple[float, float, float, float],
+                  zoom: int) -> dict:
+    """The outlines of every city (no scope: where cities meet is no secret)."""
+    tolerance, digits = _detail(zoom)
+    return conn.execute(text("""
+        SELECT json_build_object('type', 'FeatureCollection', 'features',
+               coalesce(json_agg(json_build_object('type', 'Feature',
+                   'geometry', ST_AsGeoJSON(ST_SimplifyPreserveTopology(ST_Boundary(geom),
+                                                                        :tol), :digits)::json,
+                   'properties', json_build_object('name', name, 'code', code))), '[]'::json))
+        FROM jurisdictions WHERE level = 'city'
+          AND geom && ST_MakeEnvelope(:w, :s, :e, :n, 4326)"""),
+        {"tol": tolerance, "digits": digits, **_box(bbox)}).scalar_one()
+
+
+def _heat(conn: Connection, city: str, scope: Scope, bbox: tuple[float, float, float, float],
+          zoom: int) -> dict:
+    """Incidents counted in cells of about a pixel (at least HEAT_CELL degrees)."""
+    where = f"AND ({scope.condition})" if scope.condition else ""
+    cell = max(HEAT_CELL, 360.0 / (256 * 2 ** max(0, min(zoom, 22))))
+    rows = conn.execute(text(f"""
+        SELECT ST_Y(cell), ST_X(cell), n FROM (
+            SELECT ST_SnapToGrid(t.geom, :cell) AS cell, count(*) AS n
+            FROM incidents t, jurisdictions c
+            WHERE c.code = :city AND t.geom && ST_MakeEnvelope(:w, :s, :e, :n, 4326)
+              AND ST_Intersects(t.geom, c.geom) {where} GROUP BY 1) s"""),
+        {**scope.params, "city": city, "cell": cell, **_box(bbox)}).all()
+    top = max((r[2] for r in rows), default=1)
+    return {"points": [[round(r[0], 6), round(r[1], 6), round(r[2] / top, 4)]
+                       for r in rows]}
+
+
+def overview_layer(engine: Engine, user: User, city: str, source: str,
+                   bbox: tuple[float, float, float, float], zoom: int,
+                   lang: str = "zh") -> dict:
+    """What the overview draws of ``source`` in ``city`` within ``bbox`` at ``zoom``.
+
+    A GeoJSON FeatureCollection (``heat``: ``{"points": [[lat, lng, weight], ...]}``)
+    in ``user``'s scope; grids carry their label (``_label``). Forbidden when the role
+    may not see the layer.
+    """
+    if source not in SOURCES and source not in SPECIAL_SOURCES:
+        raise BadParameter(f"unknown overview layer {source!r}; known: "
+                           f"{', '.join([*SOURCES, *SPECIAL_SOURCES])}")
+    with engine.connect() as conn:
+        if source == "borders":
+            return _city_borders(conn, bbox, zoom)
+        scope = read_scope(conn, user, LAYERS["incidents" if source == "heat"
+                                               else SOURCES[source].layer])
+        enter_scope(conn, scope)
+        if source == "heat":
+            return _heat(conn, city, scope, bbox, zoom)
+        data = _features(conn, SOURCES[source], city, scope, bbox, zoom)
+    if source == "grids":
+        for feature in data["features"]:
+            p = feature["properties"]
+            p["_label"] = grid_label(p.get("name"), p["code"], p.get("households"), lang)
+    return data
+
+
+def _counts(conn: Connection, source: Source, city: str, scope: Scope) -> dict[str, int]:
+    """How many features of ``source`` are in ``city`` and the scope (per category)."""
+    where = source.where
+    if scope.condition:
+        where += f" AND ({scope.condition})"
+    rows = conn.execute(text(f"""
+        SELECT {"t.category" if source.layer == "key_areas" else "''"}, count(*)
+        FROM {q(source.layer)} t, jurisdictions c
+        WHERE c.code = :city AND ST_Intersects(t.geom, c.geom) {where} GROUP BY 1"""),
+        {**scope.params, "city": city}).all()
+    return {key: n for key, n in rows}
+
+
+def _tooltip_aliases(source: Source, lang: str) -> list[str]:
+    layer = LAYERS[source.layer]
+    return [layer.get_field(f).title_zh if lang == "zh" else f for f in _fields(source)]
 
 
 class _Scopes:
@@ -394,41 +529,70 @@ class _Scopes:
 
 @dataclass(frozen=True)
 class Overlay:
-    """A layer of the overview's layer control.
+    """A layer of the overview's layer control, drawn from ``source`` once it is on.
 
     ``key`` names it in the browser's remembered choice (the same in every language
     and city); ``colour`` is its swatch (None: the heat map's gradient); ``show`` says
-    whether a new user sees it on opening.
+    whether a new user sees it on opening; ``category`` picks its key areas.
     """
 
     key: str
+    source: str
     group: folium.FeatureGroup
-    colour: str | None
+    style: dict
     show: bool
+    point: bool = False
+    category: str | None = None
+
+    @property
+    def colour(self) -> str | None:
+        """The swatch's colour."""
+        return self.style.get("color")
+
+    def config(self, lang: str) -> dict:
+        """What ``overview.js`` needs to fetch and draw the overlay."""
+        source = SOURCES.get(self.source)
+        return {"key": self.key, "source": self.source, "colour": self.colour,
+                "show": self.show, "style": self.style, "point": self.point,
+                "category": self.category,
+                "fields": _fields(source) if source else ["name", "code"],
+                "aliases": _tooltip_aliases(source, lang) if source else ["name", "code"]}
 
 
-def _add_layer(m: folium.Map, conn: Connection, scopes: _Scopes, layer: Layer, city: str,
-               lang: str, tooltip_fields: list[str], *, key: str | None = None,
-               name: str | None = None, where: str = "", params: dict | None = None,
-               style: dict | None = None, show: bool = True) -> tuple[Overlay, dict] | None:
-    """The layer's features in the city as an overlay; None when it has none to show."""
-    scope = scopes.get(layer)
-    if scope is None:
-        return None  # the role may not see this layer: it is not on the map at all
-    data = _features(conn, layer, city, scope, where, params)
-    n = len(data["features"])
+def _overlay(m: folium.Map, key: str, source: str, name: str, n: int, style: dict,
+             show: bool = True, category: str | None = None) -> Overlay | None:
+    """An empty overlay named with its count; None when it has nothing to show."""
     if not n:
         return None  # an empty layer is not listed
-    style = style or layer.style
-    group = folium.FeatureGroup(name=f"{name or layer_title(layer, lang)} ({n})", show=False)
-    marker = None
-    if layer.geometry == "Point" or layer.geometry == "PointOrPolygon":
-        marker = folium.CircleMarker(radius=style.get("radius", 4), color=style["color"],
-                                     fill=True, fill_opacity=0.8, weight=1)
-    folium.GeoJson(data, style_function=_style(style), marker=marker,
-                   tooltip=_tooltip(layer, lang, tooltip_fields)).add_to(group)
-    group.add_to(m)
-    return Overlay(key or layer.name, group, style["color"], show), data
+    group = folium.FeatureGroup(name=f"{name} ({n})", show=False).add_to(m)
+    point = source in SOURCES and LAYERS[SOURCES[source].layer].geometry in (
+        "Point", "PointOrPolygon")
+    return Overlay(key, source, group, style, show, point, category)
+
+
+def _layer_overlays(m: folium.Map, conn: Connection, scopes: _Scopes, city: str,
+                    lang: str, key: str, name: str | None = None, style: dict | None = None,
+                    show: bool = True) -> list[Overlay]:
+    """The overlay of source ``key`` (key areas: one per category), if the role sees it."""
+    source = SOURCES[key]
+    layer = LAYERS[source.layer]
+    scope = scopes.get(layer)
+    if scope is None:
+        return []  # the role may not see this layer: it is not on the map at all
+    counts = _counts(conn, source, city, scope)
+    if key != "key_areas":
+        added = _overlay(m, key, key, name or layer_title(layer, lang), counts.get("", 0),
+                         style or layer.style, show)
+        return [added] if added else []
+    overlays = []
+    for category in KEY_AREA_CATEGORIES:
+        label = _CATEGORY_ZH[category] if lang == "zh" else category.replace("_", " ")
+        added = _overlay(m, f"key_areas:{category}", key,
+                         f"{_TEXT[lang]['key']} · {label}", counts.get(category, 0),
+                         {"color": _CATEGORY_COLOURS[category], "radius": 5, "weight": 2,
+                          "fillOpacity": 0.3}, category=category)
+        overlays += [added] if added else []
+    return overlays
 
 
 def grid_label(name: str | None, code: str, households: int | None, lang: str) -> str:
@@ -439,66 +603,50 @@ def grid_label(name: str | None, code: str, households: int | None, lang: str) -
     return f"{short} · {t['households'].format(n=households or 0)}"
 
 
-def grid_labels(data: dict, lang: str) -> list[dict]:
-    """Label points (a point inside each grid) and texts, most households first."""
-    labels = []
-    for feature in data["features"]:
-        p = feature["properties"]
-        point = shapely.geometry.shape(feature["geometry"]).representative_point()
-        labels.append({"lat": round(point.y, 6), "lng": round(point.x, 6),
-                       "n": p.get("households") or 0,
-                       "text": grid_label(p.get("name"), p["code"], p.get("households"),
-                                          lang)})
-    return sorted(labels, key=lambda label: -label["n"])
-
-
-def _add_key_areas(m: Map, conn: Connection, scopes: _Scopes, city: str,
-                   lang: str) -> list[Overlay]:
-    overlays = []
-    for category in KEY_AREA_CATEGORIES:
-        label = _CATEGORY_ZH[category] if lang == "zh" else category.replace("_", " ")
-        added = _add_layer(m, conn, scopes, LAYERS["key_areas"], city, lang,
-                           ["name", "category"], key=f"key_areas:{category}",
-                           name=f"{_TEXT[lang]['key']} · {label}",
-                           where="AND t.category = :category", params={"category": category},
-                           style={"color": _CATEGORY_COLOURS[category], "radius": 5,
-                                  "weight": 2, "fillOpacity": 0.3})
-        if added:
-            overlays.append(added[0])
+def _add_overlays(m: Map, conn: Connection, scopes: _Scopes, city: str,
+                  lang: str) -> list[Overlay]:
+    """Every overlay ``scopes`` allows, in control order, each with its count."""
+    t = _TEXT[lang]
+    overlays = _layer_overlays(m, conn, scopes, city, lang, "communities", t["communities"],
+                               {"color": "#888888", "weight": 0.7, "fillOpacity": 0.0},
+                               show=False)
+    cities_ = conn.execute(text("SELECT count(*) FROM jurisdictions WHERE level = 'city'")
+                           ).scalar_one()
+    borders = _overlay(m, "borders", "borders", t["borders"], cities_, BORDER_STYLE)
+    if borders:  # the outlines of cities are named without a count
+        borders.group.layer_name = t["borders"]
+        overlays.append(borders)
+    for key in ("roads", "grids", "key_areas"):
+        overlays += _layer_overlays(m, conn, scopes, city, lang, key)
+    overlays += _layer_overlays(m, conn, scopes, city, lang, "cameras", show=False)
+    overlays += _layer_overlays(m, conn, scopes, city, lang, "checkpoints")
+    scope = scopes.get(LAYERS["incidents"])
+    if scope is not None:  # planners and viewers get aggregates from the analysis pages
+        n = _incident_count(conn, city, scope)
+        heat = _overlay(m, "heat", "heat", t["heat"], n, HEAT_STYLE, show=False)
+        overlays += [heat] if heat else []
     return overlays
 
 
-def _add_overlays(m: Map, conn: Connection, scopes: _Scopes, city: str,
-                  lang: str) -> tuple[list[Overlay], list[dict]]:
-    """Every overlay ``scopes`` allows, in control order; the grids' labels."""
-    t = _TEXT[lang]
-    added = [_add_layer(m, conn, scopes, LAYERS["jurisdictions"], city, lang,
-                        ["name", "code"], key="communities", name=t["communities"],
-                        where="AND t.level IN ('community', 'village')",
-                        style={"color": "#888888", "weight": 0.7, "fillOpacity": 0.0},
-                        show=False),
-             _add_city_borders(m, conn, lang),
-             _add_layer(m, conn, scopes, LAYERS["roads"], city, lang, ["name", "class"])]
-    grids = _add_layer(m, conn, scopes, LAYERS["grids"], city, lang,
-                       ["code", "name", "kind", "households", "population"])
-    overlays = [a[0] for a in (*added, grids) if a]
-    overlays += _add_key_areas(m, conn, scopes, city, lang)
-    for layer, fields in (("cameras", ["code", "status", "bearing", "fov", "range_m"]),
-                          ("checkpoints", ["name", "kind"])):
-        extra = _add_layer(m, conn, scopes, LAYERS[layer], city, lang, fields,
-                           show=layer != "cameras")
-        overlays += [extra[0]] if extra else []
-    heat = _add_heat(m, conn, scopes.get(LAYERS["incidents"]), city, t["heat"])
-    overlays += [heat] if heat else []
-    return overlays, grid_labels(grids[1], lang) if grids else []
+def _incident_count(conn: Connection, city: str, scope: Scope) -> int:
+    """Incidents in ``city`` and the scope, kept until incidents or jurisdictions change."""
+    clauses = ["ST_Intersects(t.geom, (SELECT c.geom FROM jurisdictions c "
+               "WHERE c.code = :city AND :jurisdictions_version IS NOT NULL))"]
+    if scope.condition:
+        clauses.append(f"({scope.condition})")
+    params = {**scope.params, "city": city,
+              "jurisdictions_version": table_version(conn, "jurisdictions") or 0}
+    return matched_count(conn, LAYERS["incidents"], clauses, params)[0]
 
 
 class OverviewControl(JSCSSMixin, folium.LayerControl):
-    """The overview's layer control: swatches, remembered choices, grid labels.
+    """The overview's layer control: swatches, remembered choices, layers fetched for the view.
 
     Folium's control, then ``safegridOverview.start`` (``/static/overview.js``) shows
-    each overlay as remembered in the browser (else as :class:`Overlay` says), draws
-    the swatches and the grid labels, and collapses the control on a phone.
+    each overlay as remembered in the browser (else as :class:`Overlay` says), fetches
+    the features of the overlays that are on for the view (``/map/layers/{source}``)
+    and again when the map is moved out of what it holds or zoomed in, draws the
+    swatches and the grid labels, and collapses the control on a phone.
     """
 
     _template = Template("""
@@ -515,23 +663,26 @@ class OverviewControl(JSCSSMixin, folium.LayerControl):
                 {{ this.config }});
         {% endmacro %}
         """)
-    default_js = [("safegrid_overview", "/static/overview.js")]
+    default_js = [("leaflet-heat.js", "/static/vendor/leaflet_heat.min.js"),
+                  ("safegrid_overview", "/static/overview.js")]
     default_css = [("safegrid_overview_css", "/static/overview.css")]
 
-    def __init__(self, entries: list[Overlay], labels: list[dict]):
+    def __init__(self, entries: list[Overlay], city: str, bounds: list[list[float]],
+                 lang: str):
         super().__init__(collapsed=False)
         self.entries = entries
         self.config = script_json({
-            "overlays": [{"key": o.key, "colour": o.colour, "show": o.show}
-                         for o in entries],
-            "labels": labels, "gridsKey": "grids"})
+            "overlays": [o.config(lang) for o in entries], "city": city, "bounds": bounds,
+            "lang": lang, "url": "/map/layers/", "gridsKey": "grids"})
 
 
 def build_map(engine: Engine, user: User, city: str, lang: str = "zh") -> Map:
     """A Folium map of jurisdiction ``city``: every layer ``user`` may see, in scope.
 
-    Grids, key areas, roads, checkpoints and city borders are on for a new user;
-    community boundaries, cameras and the incident heat map are off until turned on.
+    The page holds each layer's name and count; the features are fetched for the view
+    once a layer is on. Grids, key areas, roads, checkpoints and city borders are on
+    for a new user; community boundaries, cameras and the incident heat map are off
+    until turned on.
     """
     with engine.connect() as conn:
         scopes = _Scopes(conn, user)
@@ -540,11 +691,11 @@ def build_map(engine: Engine, user: User, city: str, lang: str = "zh") -> Map:
             "SELECT ST_YMin(geom), ST_XMin(geom), ST_YMax(geom), ST_XMax(geom) "
             "FROM (SELECT ST_Envelope(geom) AS geom FROM jurisdictions WHERE code = :c) e"
         ), {"c": city}).one()
-        m = Map(prefer_canvas=True)
-        m.fit_bounds([[bounds[0], bounds[1]], [bounds[2], bounds[3]]])
-        overlays, labels = _add_overlays(m, conn, scopes, city, lang)
+        box = [[bounds[0], bounds[1]], [bounds[2], bounds[3]]]
+        m = Map(box, prefer_canvas=True)
+        overlays = _add_overlays(m, conn, scopes, city, lang)
         notice = _notice_code(conn, user, city)
-    OverviewControl(overlays, labels).add_to(m)
+    OverviewControl(overlays, city, box, lang).add_to(m)
     _add_header(m, engine, user, city, lang, notice)
     return m
 
@@ -565,46 +716,6 @@ def _notice_code(conn: Connection, user: User, city: str) -> tuple[str, str] | N
     return city, month or last_full_month(dt.datetime.now(LOCAL_TZ).date())
 
 
-def _add_city_borders(m: Map, conn: Connection, lang: str) -> tuple[Overlay, dict] | None:
-    data = conn.execute(text("""
-        SELECT json_build_object('type', 'FeatureCollection', 'features',
-               coalesce(json_agg(json_build_object('type', 'Feature',
-                   'geometry', ST_AsGeoJSON(ST_Boundary(geom), 6)::json,
-                   'properties', json_build_object('name', name, 'code', code))), '[]'::json))
-        FROM jurisdictions WHERE level = 'city'""")).scalar_one()
-    if not data["features"]:
-        return None
-    group = folium.FeatureGroup(name=_TEXT[lang]["borders"], show=False)
-    folium.GeoJson(data, style_function=lambda _f: {"color": "#d95f02", "weight": 3,
-                                                    "dashArray": "6 4"},
-                   tooltip=TextTooltip(["name", "code"])).add_to(group)
-    group.add_to(m)
-    return Overlay("borders", group, "#d95f02", True), data
-
-
-def _add_heat(m: Map, conn: Connection, scope: Scope | None, city: str,
-              name: str) -> Overlay | None:
-    if scope is None:
-        return None  # planners and viewers get incident aggregates from the analysis pages
-    where = f"AND ({scope.condition})" if scope.condition else ""
-    rows = conn.execute(text(f"""
-        SELECT ST_Y(cell), ST_X(cell), n FROM (
-            SELECT ST_SnapToGrid(t.geom, 0.0005) AS cell, count(*) AS n
-            FROM incidents t, jurisdictions c
-            WHERE c.code = :city AND ST_Intersects(t.geom, c.geom) {where} GROUP BY 1) s"""),
-        {**scope.params, "city": city}).all()
-    if not rows:
-        return None
-    group = folium.FeatureGroup(name=f"{name} ({sum(r[2] for r in rows)})", show=False)
-    top = max(r[2] for r in rows)
-    heat = folium.plugins.HeatMap([[r[0], r[1], r[2] / top] for r in rows], radius=12,
-                                  blur=15, min_opacity=0.3)
-    heat.default_js = [("leaflet-heat.js", "/static/vendor/leaflet_heat.min.js")]
-    heat.add_to(group)
-    group.add_to(m)
-    return Overlay("heat", group, None, False)
-
-
 def tool_page(engine: Engine, codes: list[str], title: str, script: str, controls: str,
               start: str, config: dict, css: tuple[str, ...] = ()) -> str:
     """The HTML of a tool page (analysis, coverage, border).
@@ -618,8 +729,7 @@ def tool_page(engine: Engine, codes: list[str], title: str, script: str, control
             "SELECT ST_YMin(e), ST_XMin(e), ST_YMax(e), ST_XMax(e) FROM (SELECT "
             "ST_Extent(geom) AS e FROM jurisdictions WHERE code = ANY(:c)) x"),
             {"c": list(codes)}).one()
-    m = Map()
-    m.fit_bounds([[box[0], box[1]], [box[2], box[3]]])
+    m = Map([[box[0], box[1]], [box[2], box[3]]])
     root = m.get_root()
     links = "".join(f'<link rel="stylesheet" href="{href}">'
                     for href in ("/static/planner.css", *css))

@@ -7,11 +7,17 @@ the caller's scope of its layer.
 Tiles are revalidated on every load (``Cache-Control: private, no-cache``) against
 an ``ETag`` of their content, so an edit shows on the next load and an unchanged
 tile costs a 304.
+
+``/map/layers/{source}?city=&bbox=&zoom=`` is what the overview map draws of one of
+its sources (:data:`webmap.mapview.SOURCES`) in the view: GeoJSON, simplified for the
+zoom, in the caller's scope.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import math
 
 from flask import Blueprint, Response, current_app, request
 
@@ -21,8 +27,10 @@ from layers.tiles import BASEMAP_LAYERS, MAX_ZOOM, basemap_tile, layer_tile
 
 from .app import db_engine
 from .auth import current_user
-from .mapview import configured_basemaps
+from .compress import json_response
+from .mapview import configured_basemaps, overview_layer, page_lang
 from .ogcapi import NotFound
+from .params import BadRequest, only_params
 
 bp = Blueprint("tiles", __name__)
 MVT = "application/vnd.mapbox-vector-tile"
@@ -72,3 +80,32 @@ def tile(layer: str, z: int, x: int, y: int):
         enter_scope(conn, scope)
         data = layer_tile(conn, declaration, z, x, y, scope)
     return _mvt_response(data)
+
+
+def _view_box(value: str | None) -> tuple[float, float, float, float]:
+    """``bbox=west,south,east,north`` (degrees), clamped to the planet."""
+    try:
+        w, s, e, n = (float(v) for v in (value or "").split(","))
+    except ValueError:
+        raise BadRequest(f"bbox must be west,south,east,north in degrees, got {value!r}"
+                         ) from None
+    if not all(math.isfinite(v) for v in (w, s, e, n)) or w > e or s > n:
+        raise BadRequest(f"bbox {value!r}: four numbers, the lower corner first")
+    return max(w, -180.0), max(s, -90.0), min(e, 180.0), min(n, 90.0)
+
+
+@bp.get("/map/layers/<source>")
+def overview(source: str):
+    """The overview's ``source`` in ``?city=`` within ``?bbox=`` at ``?zoom=`` (GeoJSON)."""
+    only_params({"city", "bbox", "zoom", "lang"})
+    city = request.args.get("city")
+    if not city:
+        raise BadRequest("city is required (?city=CODE)")
+    zoom = request.args.get("zoom", "12")
+    if not zoom.isdigit() or int(zoom) > MAX_ZOOM:
+        raise BadRequest(f"zoom must be a whole number 0-{MAX_ZOOM}, got {zoom!r}")
+    data = overview_layer(db_engine(current_app), current_user(), city, source,
+                          _view_box(request.args.get("bbox")), int(zoom), page_lang())
+    return json_response(json.dumps(data, ensure_ascii=False, separators=(",", ":")),
+                         "application/geo+json" if "features" in data else "application/json",
+                         {"Cache-Control": "private, no-cache"})

@@ -20,8 +20,21 @@ FEATURES_DRAWN = """() => {
 }"""
 
 
+# The overview fetches the features of the layers that are on for the view: all in.
+LOADED = """(() => {
+  const map = Object.values(window).find(v => v && v.sgOverview);
+  return map && map.sgOverview.fetched > 0 && map.sgOverview.pending === 0;
+})()"""
+
+
 def _drawn(page) -> int:
     return page.evaluate(FEATURES_DRAWN)
+
+
+def _loaded(page, at_least: int = 50) -> int:
+    """Features drawn once every layer that is on has its features for the view."""
+    wait_for(page, f"{LOADED} && ({FEATURES_DRAWN})() > {at_least}")
+    return _drawn(page)
 
 
 @pytest.fixture
@@ -34,7 +47,7 @@ def test_map_draws_every_layer_with_a_layer_control(server, page):
     errors = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(f"{server}/map", wait_until="load")
-    wait_for(page, f"({FEATURES_DRAWN})() > 50")
+    _loaded(page)
     labels = page.eval_on_selector_all(
         ".leaflet-control-layers-overlays label", "els => els.map(e => e.textContent.trim())")
     for title in ("网格", "视频监控", "检查站卡点", "道路", "市界", "警情热力图"):
@@ -47,8 +60,7 @@ def test_map_draws_every_layer_with_a_layer_control(server, page):
 
 def test_layer_control_hides_and_shows_a_layer(server, page):
     page.goto(f"{server}/map", wait_until="load")
-    wait_for(page, f"({FEATURES_DRAWN})() > 50")
-    before = _drawn(page)
+    before = _loaded(page)
     roads = page.locator(".leaflet-control-layers-overlays label", has_text="道路")
     shown = int(roads.text_content().split("(")[1].rstrip(")"))
     roads.locator("input").uncheck()
@@ -128,7 +140,14 @@ SWATCHES = """() => {
 
 def test_each_layer_row_has_a_swatch_of_the_layers_colour(server):
     with logged_in(server, "police", "/map", (1440, 900)) as page:
-        _rows(page)
+        _loaded(page)
+        for text, checked in _rows(page).items():  # a layer's features come once it is on
+            if not checked:
+                page.locator(".leaflet-control-layers-overlays label").filter(
+                    has_text=re.compile(rf"^\s*{re.escape(text)}\s*$")).click()
+        wait_for(page, "Array.from(document.querySelectorAll("
+                       "'.leaflet-control-layers-overlays input')).every(i => i.checked)")
+        _loaded(page)
         rows = page.evaluate(SWATCHES)
         assert len(rows) > 5
         by_title = {}

@@ -104,8 +104,13 @@ def test_the_map_shows_only_what_the_user_may_see(server):
     page = viewer.get(f"{server}/map", timeout=30).text
     assert re.findall(r'<option value="(\d+)"', page) == ["430100"]
     assert "HeatMap" not in page and "heatLayer" not in page  # no incident points for viewers
-    codes = set(re.findall(r'"jurisdiction_code": "(\d+)"', page))
+    # the page fetches its layers for the view: the viewer's grids are all in 4301
+    grids = viewer.get(f"{server}/map/layers/grids", timeout=30,
+                       params={"city": "430100", "bbox": "-180,-90,180,90"}).json()
+    codes = {f["properties"]["code"] for f in grids["features"]}
     assert codes and all(code.startswith("4301") for code in codes)
+    assert viewer.get(f"{server}/map/layers/heat", timeout=30, params={
+        "city": "430100", "bbox": "-180,-90,180,90"}).status_code == 403
     refused = viewer.get(f"{server}/map", params={"city": "430300"}, timeout=30)
     assert refused.status_code == 400
     partner = login(server, "partner").get(f"{server}/map", timeout=30).text

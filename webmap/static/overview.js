@@ -1,10 +1,13 @@
-// The overview map (/map): which overlays are on (remembered in this browser), a colour
+// The overview map (/map): which overlays are on (remembered in this browser), their
+// features fetched for the view (/map/layers/{source}?bbox=) once they are on and again
+// when the map moves out of what was fetched or zooms in past its detail, a colour
 // swatch for each in the layer control, grid labels thinned so none overlaps another,
 // and a layer control that starts collapsed on a phone.
 var safegridOverview = (function () {
   "use strict";
   var STORE = "safegrid.overview.layers";
   var PHONE = "(max-width: 600px)";
+  var PAD = 0.5;  // fetch half a view more on each side, so a small pan needs nothing new
 
   function remembered() {
     try {
@@ -86,27 +89,169 @@ var safegridOverview = (function () {
     });
   }
 
-  function addLabels(map, grids, labels) {
-    var markers = labels.map(labelMarker);
-    var group = L.layerGroup(markers);
-    grids.addLayer(group);
-    var update = function () { if (map.hasLayer(group)) thin(markers); };
-    map.on("zoomend moveend", update);
-    grids.on("add", update);
-    update();
+  // The grids' labels, from the fetched grids: a point inside each and its text.
+  function gridLabels(features) {
+    return features.map(function (f) {
+      var p = f.properties;
+      return {lat: p._lat, lng: p._lng, n: p.households || 0, text: p._label};
+    }).sort(function (a, b) { return b.n - a.n; });
+  }
+
+  // A feature's tooltip: its fields in a table of text, no value becomes markup.
+  function tooltip(overlay) {
+    return function (layer) {
+      var table = L.DomUtil.create("table");
+      overlay.fields.forEach(function (field, i) {
+        var row = L.DomUtil.create("tr", "", table);
+        var value = layer.feature.properties[field];
+        L.DomUtil.create("th", "", row).textContent = overlay.aliases[i];
+        L.DomUtil.create("td", "", row).textContent = value == null ? ""
+          : typeof value === "object" ? JSON.stringify(value) : String(value);
+      });
+      return table;
+    };
+  }
+
+  function geoJson(overlay, features) {
+    var s = overlay.style;
+    var style = {color: s.color, weight: s.weight == null ? 1 : s.weight,
+                 fillOpacity: s.fillOpacity == null ? 0.2 : s.fillOpacity};
+    if (s.dashArray) style.dashArray = s.dashArray;
+    return L.geoJSON({type: "FeatureCollection", features: features}, {
+      style: function () { return style; },
+      pointToLayer: function (f, at) {
+        return L.circleMarker(at, {radius: s.radius || 4, color: s.color, fill: true,
+                                   fillOpacity: 0.8, weight: 1});
+      },
+      onEachFeature: function (f, layer) {
+        layer.bindTooltip(tooltip(overlay), {sticky: true});
+      },
+    });
   }
 
   function start(map, control, layers, config) {
+    var overlays = config.overlays;
+    var cityBounds = L.latLngBounds(config.bounds);
+    var sources = {};
+    var pending = 0;
+    map.sgOverview = {pending: 0, fetched: 0};
+    overlays.forEach(function (o, i) {
+      var source = sources[o.source] = sources[o.source] || {name: o.source, members: [],
+                                                              loaded: null, asked: null};
+      source.members.push(i);
+      o.drawn = null;
+    });
+    var heat = overlays.findIndex(function (o) { return o.source === "heat"; });
+    if (heat >= 0) {  // there from the start, so that ticking it shows its canvas at once
+      overlays[heat].drawn = L.heatLayer([], overlays[heat].style.heatLayer).addTo(layers[heat]);
+    }
+    var gridLabelGroup = null;
+    var gridMarkers = [];
+
+    function wanted(source) {
+      return source.members.some(function (i) { return map.hasLayer(layers[i]); });
+    }
+
+    // What the view needs: the part of it inside the city (null when it shows none).
+    function need() {
+      var view = map.getBounds();
+      if (!view.intersects(cityBounds)) return null;
+      return L.latLngBounds(
+        [Math.max(view.getSouth(), cityBounds.getSouth()),
+         Math.max(view.getWest(), cityBounds.getWest())],
+        [Math.min(view.getNorth(), cityBounds.getNorth()),
+         Math.min(view.getEast(), cityBounds.getEast())]);
+    }
+
+    function fresh(have, area, zoom, point) {
+      return have && have.box.contains(area) && (point || zoom <= have.zoom + 1);
+    }
+
+    function draw(source, data) {
+      source.members.forEach(function (i) {
+        var o = overlays[i];
+        if (o.source === "heat") {
+          o.drawn.setLatLngs(data.points);
+          return;
+        }
+        var features = o.category ? data.features.filter(function (f) {
+          return f.properties.category === o.category;
+        }) : data.features;
+        var next = geoJson(o, features);
+        if (o.drawn) layers[i].removeLayer(o.drawn);
+        o.drawn = next.addTo(layers[i]);
+        if (o.key === config.gridsKey) drawLabels(layers[i], data.features);
+      });
+    }
+
+    function drawLabels(grids, features) {
+      if (gridLabelGroup) grids.removeLayer(gridLabelGroup);
+      gridMarkers = gridLabels(features).map(labelMarker);
+      gridLabelGroup = L.layerGroup(gridMarkers);
+      grids.addLayer(gridLabelGroup);
+      updateLabels();
+    }
+
+    function updateLabels() {
+      if (gridLabelGroup && map.hasLayer(gridLabelGroup)) thin(gridMarkers);
+    }
+
+    function refresh(source) {
+      if (!wanted(source)) return;
+      var area = need();
+      var zoom = map.getZoom();
+      var point = source.members.every(function (i) { return overlays[i].point; });
+      if (!area || fresh(source.loaded, area, zoom, point) ||
+          fresh(source.asked, area, zoom, point)) return;
+      var box = map.getBounds().pad(PAD);
+      if (box.contains(cityBounds)) box = cityBounds.pad(0.01);
+      var asked = source.asked = {box: box, zoom: zoom};
+      var params = new URLSearchParams({
+        city: config.city, zoom: String(zoom), lang: config.lang,
+        bbox: [box.getWest(), box.getSouth(), box.getEast(), box.getNorth()]
+          .map(function (v) { return v.toFixed(6); }).join(",")});
+      pending += 1;
+      map.sgOverview.pending = pending;
+      fetch(config.url + source.name + "?" + params, {credentials: "same-origin"})
+        .then(function (response) {
+          if (!response.ok) throw new Error(response.status + " " + response.statusText);
+          return response.json();
+        })
+        .then(function (data) {
+          if (source.asked !== asked) return;  // a newer view asked since
+          source.loaded = asked;
+          draw(source, data);
+          map.sgOverview.fetched += 1;
+        })
+        .catch(function (error) {
+          if (source.asked === asked) source.asked = null;
+          window.console.warn("safegrid: " + source.name + " not loaded: " + error);
+        })
+        .finally(function () {
+          pending -= 1;
+          map.sgOverview.pending = pending;
+        });
+    }
+
+    function refreshAll() {
+      Object.keys(sources).forEach(function (name) { refresh(sources[name]); });
+    }
+
+    layers.forEach(function (layer, i) {
+      layer.on("add", function () { refresh(sources[overlays[i].source]); });
+    });
     var state = remembered();
-    config.overlays.forEach(function (o, i) {
+    overlays.forEach(function (o, i) {
       var show = o.key in state ? state[o.key] : o.show;
       if (show) layers[i].addTo(map);
     });
-    addSwatches(control, layers, config.overlays);
-    var grids = config.overlays.findIndex(function (o) { return o.key === config.gridsKey; });
-    if (grids >= 0 && config.labels.length) addLabels(map, layers[grids], config.labels);
+    addSwatches(control, layers, overlays);
+    map.on("moveend", refreshAll);
+    map.on("zoomend moveend", updateLabels);
+    var grids = overlays.findIndex(function (o) { return o.key === config.gridsKey; });
+    if (grids >= 0) layers[grids].on("add", updateLabels);
     map.on("overlayadd overlayremove", function () {
-      remember(map, layers, config.overlays);
+      remember(map, layers, overlays);
     });
     map.sgLayerControl = control;
   }
