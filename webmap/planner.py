@@ -7,10 +7,15 @@ by kind with labels, selected with a click; saves go to the API with ``If-Match`
 and neighbours are redrawn from the answer; conflicts and refusals are shown as
 messages. Writes carry the session's CSRF token in ``X-CSRF-Token``.
 
-While a split line or a new shape is drawn the grids take no clicks; Esc or Cancel
-leaves any mode, Enter or a double-click ends a split line, and a merge is confirmed
-in a dialog naming the grids. The API's refusals (English) are matched by
-:data:`REFUSALS` to texts of :data:`TEXT` saying what to do instead.
+While a split line or a new grid is drawn the grids take no clicks; Esc or Cancel
+leaves any mode, Enter or a double-click ends a split line or a new grid (so does a
+click on its first point), a new grid asks for its kind and name, and a merge is
+confirmed in a dialog naming the grids. An earlier version from the history is shown
+on the map (dashed) before 恢复 restores it, after a confirmation. Labels are short
+(the grid's number or name and households) and thinned where they would collide; a
+legend shows the grid kinds and the colours of the coverage problems. The API's
+refusals (English) are matched by :data:`REFUSALS` to texts of :data:`TEXT` saying
+what to do instead.
 """
 
 from __future__ import annotations
@@ -76,6 +81,29 @@ TEXT = {
         "why_no_version": "该网格没有这个版本：请在历史版本中重新选择",
         "why_same_version": "该网格已经是第 {1} 版，无需恢复",
         "why_grids_exist": "该社区已有 {1} 个网格：如要重新划分，请选择替换",
+        "new": "新建网格",
+        "draw_new": "在地图上依次点击，画出新网格的边界；单击第一个点、双击或按回车结束，"
+        "按 Esc 或“取消”退出",
+        "pm_finish_poly": "单击第一个点、双击或按回车结束（Esc 取消）",
+        "new_title": "新建网格：请选择类型并填写名称", "name_auto": "留空则自动编号",
+        "new_hint": "新网格从它覆盖的网格中划出；户数按新边界重新统计，"
+        "这些网格的联户单元需重新生成",
+        "carved": "已新建网格“{1}”，从 {2} 个网格中划出",
+        "preview": "在地图上查看", "previewing": "地图上的虚线是第 {1} 版的边界（{2}）",
+        "confirm_restore": "将网格“{1}”恢复为第 {2} 版？", "restore_now": "当前为第 {1} 版",
+        "restore_hint": "相邻网格的边界将随之调整", "current": "当前",
+        "legend": "图例", "selected": "选中的网格", "drawn": "正在画的新网格",
+        "old_version": "历史版本（预览）", "problem_gap": "缝隙", "problem_overlap": "重叠",
+        "problem_sliver": "细长碎片", "problem_outside": "超出辖区",
+        "problem_invalid": "无效形状", "problem_unmatched_edge": "边线不吻合",
+        "grid_no": "第{1}网格", "n_hh": "{1}户", "m2": "{1} 平方米", "grid_named": "“{1}”（{2}）",
+        "why_carve_cover": "新网格会把网格 {1} 整个盖住：请画小一些；如要合并网格，"
+        "请用“与相邻网格合并”",
+        "why_carve_small": "新网格太小（辖区内只有 {1} 平方米，至少要 {2} 平方米）：请画大一些",
+        "why_carve_holes": "新网格不能带洞：请画一个没有洞的多边形",
+        "why_carve_one": "新网格必须是一整块多边形：请在地图上依次点击画出它的边界",
+        "why_carve_pieces": "新网格会被分成几块（例如跨过了社区边界）：请画在社区内的一整块区域",
+        "why_not_community": "只能在社区（村）里新建网格：请先在“辖区”中选择一个社区",
     },
     "en": {
         "title": "Grid planning", "jurisdiction": "Jurisdiction",
@@ -97,7 +125,8 @@ TEXT = {
         "dedicated": "Dedicated", "lang": "中文", "ok": "OK",
         "refused_because": "Not saved: {1}", "merged_into": "Merged into “{1}”",
         "confirm_merge": "Merge these grids into “{1}”?",
-        "n_households": "{1} households", "merge_total": "{1} households in all",
+        "n_households": "{1} households", "grid_named": "“{1}” ({2})",
+        "merge_total": "{1} households in all",
         "pm_first": "Click to place the line's first point (Esc cancels)",
         "pm_continue": "Click to place the next point (Esc cancels)",
         "pm_finish": "Click to add points; double-click or press Enter to finish (Esc cancels)",
@@ -133,6 +162,35 @@ TEXT = {
         "why_same_version": "This grid is at version {1} already",
         "why_grids_exist": "This community already has {1} grids: choose to replace them to "
         "plan again",
+        "new": "New grid",
+        "draw_new": "Click on the map to draw the new grid's outline; click its first point, "
+        "double-click or press Enter to finish, Esc or Cancel to stop",
+        "pm_finish_poly": "Click the first point, double-click or press Enter to finish "
+        "(Esc cancels)",
+        "new_title": "New grid: choose its kind and name", "name_auto": "Leave empty to number it",
+        "new_hint": "The new grid is carved out of the grids it covers; households are counted "
+        "anew and those grids' joint-household units need regenerating",
+        "carved": "New grid “{1}” made, carved out of {2} grid(s)",
+        "preview": "Show on map", "previewing": "The dashed outline is version {1} ({2})",
+        "confirm_restore": "Restore grid “{1}” to version {2}?",
+        "restore_now": "It is at version {1} now",
+        "restore_hint": "The edges of neighbouring grids adjust to it", "current": "current",
+        "legend": "Legend", "selected": "Selected grid", "drawn": "New grid being drawn",
+        "old_version": "Earlier version (preview)", "problem_gap": "Gap",
+        "problem_overlap": "Overlap", "problem_sliver": "Sliver",
+        "problem_outside": "Outside the jurisdiction", "problem_invalid": "Invalid shape",
+        "problem_unmatched_edge": "Edges that do not match", "grid_no": "Grid {1}",
+        "n_hh": "{1} households", "m2": "{1} m²",
+        "why_carve_cover": "The new grid would cover grid {1} entirely: draw it smaller; to "
+        "join grids, use “Merge with a neighbour”",
+        "why_carve_small": "The new grid is too small ({1} m² inside the jurisdiction, at least "
+        "{2} m² needed): draw it larger",
+        "why_carve_holes": "A new grid cannot have holes: draw a polygon without any",
+        "why_carve_one": "A new grid is one polygon: click on the map to draw its outline",
+        "why_carve_pieces": "The new grid would fall into pieces (it crosses the community's "
+        "edge, say): draw it as one area inside the community",
+        "why_not_community": "New grids are drawn in a community (or village): choose one "
+        "under Jurisdiction first",
     },
 }
 
@@ -141,6 +199,12 @@ TEXT = {
 # instead; groups ({1}, {2} in the texts) are grid codes and numbers. Patterns are
 # written so that Python's ``re`` and JavaScript's ``RegExp`` read them alike.
 REFUSALS = [
+    ("why_carve_cover", r"the new grid would cover grid (\S+) entirely"),
+    ("why_carve_small", r"the new grid is too small \((\d+) m² .*at least (\d+) m²"),
+    ("why_carve_holes", r"the new grid must be a polygon without holes"),
+    ("why_carve_one", r"the new grid must be one polygon|is not a GeoJSON Polygon"),
+    ("why_carve_pieces", r"the new grid would fall apart into pieces"),
+    ("why_not_community", r"is not a community: draw the new grid"),
     ("why_cut_parts", r"the line cuts grid (\S+) into (\d+) part"),
     ("why_line", r"split line must be a LineString|'line' is not a GeoJSON LineString"),
     ("why_swallow", r"would swallow grid (\S+) whole"),
@@ -161,6 +225,18 @@ REFUSALS = [
     ("why_same_version", r"is at version (\d+) already"),
     ("why_grids_exist", r"already has (\d+) grids"),
 ]
+
+
+# How the page draws grids and problems (Leaflet path options); the legend shows the same.
+STYLES = {
+    "comprehensive": {"color": "#1f78b4", "weight": 2, "fillOpacity": 0.08},
+    "dedicated": {"color": "#6a3d9a", "weight": 2, "fillOpacity": 0.2, "dashArray": "5 3"},
+    "selected": {"color": "#ff7f00", "weight": 4, "fillOpacity": 0.15},
+    "drawn": {"color": "#33a02c", "weight": 3, "fillOpacity": 0.25},
+    "old_version": {"color": "#b2182b", "weight": 3, "fillOpacity": 0.05, "dashArray": "8 6"},
+}
+PROBLEM_COLOURS = {"gap": "#ff00ff", "overlap": "#e31a1c", "sliver": "#ffd700",
+                   "outside": "#8c510a", "invalid": "#000000", "unmatched_edge": "#00bcd4"}
 
 
 def _jurisdictions(engine: Engine, user: User) -> list[tuple[str, str, int]]:
@@ -205,6 +281,7 @@ def build_planner(engine: Engine, user: User, code: str, lang: str) -> Map:
         "text": TEXT[lang], "csrf": csrf_token(), "canWrite":
             user.role in LAYERS["grids"].write_roles,
         "refusals": [[key, pattern] for key, pattern in REFUSALS],
+        "styles": STYLES, "problemColours": PROBLEM_COLOURS,
     }).add_to(m)
     return m
 
@@ -215,6 +292,8 @@ def _panel(engine: Engine, user: User, code: str, lang: str) -> str:
         f'<option value="{escape(c)}"{" selected" if c == code else ""}>'
         f"{escape(n)} ({escape(c)}, {g})</option>" for c, n, g in _jurisdictions(engine, user))
     other = "en" if lang == "zh" else "zh"
+    new = (f'<button type="button" id="sg-new">{escape(t["new"])}</button>'
+           if user.role in LAYERS["grids"].write_roles else "")
     return f"""
     <div id="sg-panel">
       <div class="sg-row"><b>{escape(t['title'])}</b>
@@ -229,9 +308,29 @@ def _panel(engine: Engine, user: User, code: str, lang: str) -> str:
       <div id="sg-attributes">{escape(t['select'])}</div>
       <div id="sg-actions" class="sg-row"></div>
       <div id="sg-history"></div>
-      <div class="sg-row"><button type="button" id="sg-validate">{escape(t['validate'])}</button>
-      </div>
+      <div class="sg-row">{new}
+        <button type="button" id="sg-validate">{escape(t['validate'])}</button></div>
+      {_legend(t)}
     </div>"""
+
+
+def _swatch(style: dict) -> str:
+    dashed = "dashed" if style.get("dashArray") else "solid"
+    fill = min(1.0, 2 * style.get("fillOpacity", 0.3) + 0.1)
+    return (f'<span class="sg-swatch" style="border: 2px {dashed} {style["color"]}; '
+            f'background: color-mix(in srgb, {style["color"]} {fill * 100:.0f}%, white)"'
+            f' data-colour="{style["color"]}"></span>')
+
+
+def _legend(t: dict) -> str:
+    """Swatches of the grid kinds and states, then of the coverage problems."""
+    rows = [f"<li>{_swatch(style)} {escape(t[key])}</li>" for key, style in STYLES.items()]
+    rows += [f'<li>{_swatch({"color": colour, "fillOpacity": 0.45})} '
+             f'{escape(t["problem_" + kind])}</li>' for kind, colour in PROBLEM_COLOURS.items()]
+    return (f'<div id="sg-legend"><b>{escape(t["legend"])}</b>'
+            f'<ul>{"".join(rows[:len(STYLES)])}</ul>'
+            f'<div class="sg-legend-head">{escape(t["validate"])}</div>'
+            f'<ul>{"".join(rows[len(STYLES):])}</ul></div>')
 
 
 @bp.get("/map/plan")

@@ -95,3 +95,31 @@ def moved(geom: shapely.Polygon, xy, dx: float, dy: float) -> dict:
             return shapely.geometry.mapping(shape)
         scale /= 2
     raise AssertionError(f"vertex {xy} cannot move by ({dx}, {dy}) without crossing")
+
+
+def community(db) -> shapely.Polygon:
+    """The planned community's polygon as stored."""
+    with db.connect() as conn:
+        return shapely.from_wkb(bytes(conn.execute(text(
+            "SELECT ST_AsBinary(geom) FROM jurisdictions WHERE code = :c"),
+            {"c": COMMUNITY}).scalar_one()))
+
+
+def assert_served_coverage(api, db):
+    """The community's grids as a client reads them (/collections/grids/items, GeoJSON
+    at 7 decimals) are a valid coverage whose union is the community."""
+    r = api("planner", f"/collections/grids/items?jurisdiction_code={COMMUNITY}&limit=1000")
+    assert r.status_code == 200, r.text
+    grids = [shapely.geometry.shape(f["geometry"]) for f in r.json()["features"]]
+    assert len(grids) == len(geoms(db))
+    assert_served_tiling(grids, community(db))
+
+
+def inner_corners(grids: dict, area: shapely.Polygon) -> list[tuple[float, float]]:
+    """Vertices shared by three grids or more, 0.002 degrees or more inside ``area``."""
+    counts: dict[tuple, int] = {}
+    for g in grids.values():
+        for xy in g.exterior.coords[:-1]:
+            counts[xy] = counts.get(xy, 0) + 1
+    return [xy for xy, n in counts.items()
+            if n >= 3 and area.boundary.distance(shapely.Point(xy)) > 0.002]

@@ -14,41 +14,24 @@ import shapely
 import shapely.affinity
 from sqlalchemy import text
 
-from .gridhelp import COMMUNITY, assert_served_tiling, assert_tiles, geoms, state
+from .gridhelp import (
+    COMMUNITY,
+    assert_served_coverage,
+    assert_tiles,
+    community,
+    geoms,
+    inner_corners,
+    state,
+)
 
 pytestmark = pytest.mark.db
 
 OUTSIDE_SCOPE = "430303001002"  # a community of the other city
 
 
-def community(db) -> shapely.Polygon:
-    with db.connect() as conn:
-        return shapely.from_wkb(bytes(conn.execute(text(
-            "SELECT ST_AsBinary(geom) FROM jurisdictions WHERE code = :c"),
-            {"c": COMMUNITY}).scalar_one()))
-
-
-def served(api) -> list[shapely.Geometry]:
-    """The community's grids as a client reads them (GeoJSON, 7 decimals)."""
-    r = api("planner", f"/collections/grids/items?jurisdiction_code={COMMUNITY}&limit=1000")
-    assert r.status_code == 200, r.text
-    return [shapely.geometry.shape(f["geometry"]) for f in r.json()["features"]]
-
-
-def assert_served_coverage(api, db):
-    grids = served(api)
-    assert len(grids) == len(geoms(db))
-    assert_served_tiling(grids, community(db))
-
-
 def corner_box(grids: dict, area: shapely.Polygon) -> shapely.Polygon:
     """A box around a vertex shared by three or more grids, well inside the community."""
-    counts: dict[tuple, int] = {}
-    for g in grids.values():
-        for xy in g.exterior.coords[:-1]:
-            counts[xy] = counts.get(xy, 0) + 1
-    inner = [xy for xy, n in counts.items() if n >= 3
-             and area.boundary.distance(shapely.Point(xy)) > 0.002]
+    inner = inner_corners(grids, area)
     assert inner, "no inner corner shared by three grids"
     x, y = inner[0]
     return shapely.box(x - 0.0006, y - 0.0005, x + 0.0006, y + 0.0005)  # ~120 x 110 m

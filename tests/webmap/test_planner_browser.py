@@ -1,8 +1,10 @@
 """The planner's map in headless Chromium, by mouse and keyboard: drag a shared vertex
 and save (a conflicting save gets the 412 message); draw a split line over the grids
-and finish it with Enter or a double-click; leave any mode with Esc or Cancel; confirm
-or cancel a merge in its dialog; refusals in the page language. Screenshots go to
-test-output/."""
+and finish it with Enter or a double-click; draw a new grid by clicks, give its kind
+and name, and find it carved out of its neighbours; leave any mode with Esc or Cancel;
+confirm or cancel a merge in its dialog; show an old version on the map, then restore
+it after confirming; labels short and never overlapping; the legend; refusals in the
+page language. Screenshots go to test-output/."""
 
 import re
 
@@ -17,8 +19,12 @@ from webmap.planner import REFUSALS, TEXT
 from .browser import OUTPUT, logged_in, wait_for
 from .gridhelp import (
     COMMUNITY,
+    assert_served_coverage,
     assert_tiles,
+    community,
     geoms,
+    inner_corners,
+    moved,
     room,
     same_as_served,
     shared_vertex,
@@ -362,7 +368,8 @@ def test_a_refused_split_says_what_to_do_in_chinese(planner_page, db, planned):
     page.screenshot(path=str(OUTPUT / "planner-split-refused.png"))
     shown = page.text_content("#sg-message")
     code = grid_codes(db)[key]
-    why = ZH["why_cut_parts"].replace("{1}", code).replace("{2}", "1")
+    named = ZH["grid_named"].replace("{1}", grid_rows(db, [key])[key][0]).replace("{2}", code)
+    why = ZH["why_cut_parts"].replace("{1}", named).replace("{2}", "1")
     assert shown == ZH["refused_because"].replace("{1}", why)
     assert "line" not in shown
     assert state(db) == before
@@ -415,6 +422,24 @@ def test_the_api_refusals_are_known_to_the_page(api, db, planned):
         "why_outside": (f"/collections/grids/items/{key}", "PUT", {
             "json": shape(shapely.affinity.translate(grids[key], 0.2)), "headers": put}),
     }
+    x0, y0, x1, y1 = grids[key].bounds
+    inner_box = shapely.box(inner.x - 1e-4, inner.y - 1e-4, inner.x + 1e-4, inner.y + 1e-4)
+
+    def carve(geom, **extra):
+        body = {"jurisdiction": COMMUNITY, "geometry": shapely.geometry.mapping(geom),
+                "kind": "comprehensive", **extra}
+        return ("/api/grids/carve", "POST", {"json": body})
+
+    cases.update({
+        "why_carve_cover": carve(shapely.box(x0 - 1e-4, y0 - 1e-4, x1 + 1e-4, y1 + 1e-4)),
+        "why_carve_small": carve(shapely.box(inner.x, inner.y, inner.x + 5e-5,
+                                             inner.y + 5e-5)),
+        "why_carve_holes": carve(shapely.Polygon(
+            inner_box.exterior.coords, [inner_box.buffer(-5e-5).exterior.coords])),
+        "why_carve_one": carve(shapely.LineString([(x0, y0), (x1, y1)])),
+        "why_not_community": carve(inner_box, jurisdiction=COMMUNITY[:-3]),
+        "why_bad_shape": carve(shapely.Polygon([(x0, y0), (x1, y1), (x1, y0), (x0, y1)])),
+    })
     before = state(db)
     for expected, (path, method, kw) in cases.items():
         r = api("planner", path, method=method, **kw)
@@ -423,3 +448,293 @@ def test_the_api_refusals_are_known_to_the_page(api, db, planned):
         found = next((k for k, p in REFUSALS if re.search(p, reason)), None)
         assert found == expected, reason
     assert state(db) == before
+
+
+# --- a new grid by clicks, history preview and restore, labels and legend -----------
+
+
+def zoom_to(page, lon: float, lat: float, zoom: int) -> None:
+    """Zoom in with the mouse wheel over (lon, lat) until the map is at ``zoom`` or more."""
+    for _ in range(12):
+        if page.evaluate(f"{STATE}.map.getZoom()") >= zoom:
+            break
+        page.mouse.move(*pixel(page, lon, lat))
+        page.mouse.wheel(0, -120)
+        page.wait_for_timeout(400)
+    wait_for(page, f"{STATE}.state.busy === 0")
+
+
+def new_grid_box(db, page, planned) -> tuple[shapely.Polygon, dict]:
+    """A box around a corner of three grids or more, a quarter of their size, shown
+    large enough on the map to be drawn by clicks; and all grids before."""
+    grids = geoms(db)
+    page.goto(page.url)
+    wait_for(page, f"{STATE} && {' && '.join(f'{STATE}.byId.has({i})' for i in planned)}")
+    corners = [xy for xy in inner_corners(grids, community(db))
+               if on_screen(page, shapely.Point(xy).buffer(1e-6))]
+    x, y = corners[0]
+    touching = [g for g in grids.values() if g.distance(shapely.Point(x, y)) < 1e-9]
+    d = 0.25 * min(g.area ** 0.5 for g in touching)
+    for _ in range(6):
+        if pixel(page, x + d, y)[0] - pixel(page, x, y)[0] >= 45:
+            break
+        zoom_to(page, x, y, page.evaluate(f"{STATE}.map.getZoom()") + 1)
+    return shapely.box(x - d, y - d, x + d, y + d), grids
+
+
+def vertex_count(page) -> int:
+    return page.evaluate(f"{STATE}.map.pm.Draw.Polygon._layer ? "
+                         f"{STATE}.map.pm.Draw.Polygon._layer.getLatLngs().length : 0")
+
+
+def draw_box(page, box: shapely.Polygon, finish: str | None) -> None:
+    """Click the box's corners on the map; finish by clicking the first again, Enter or a
+    double-click on the last (None: leave it open)."""
+    corners = [pixel(page, *xy) for xy in box.exterior.coords[:-1]]
+    for xy in corners[:-1]:
+        page.mouse.click(*xy)
+    if finish == "dblclick":
+        page.mouse.dblclick(*corners[-1])
+        return
+    page.mouse.click(*corners[-1])
+    assert vertex_count(page) == 4
+    if finish == "first":
+        page.mouse.click(*corners[0])
+    elif finish == "Enter":
+        page.keyboard.press("Enter")
+
+
+def new_grids(db, before: dict) -> dict[int, tuple]:
+    with db.connect() as conn:
+        rows = conn.execute(text("SELECT id, code, name, kind, households FROM grids "
+                                 "WHERE jurisdiction_code = :c"), {"c": COMMUNITY}).all()
+    return {r[0]: tuple(r[1:]) for r in rows if r[0] not in before}
+
+
+@pytest.mark.parametrize("finish", ["first", "Enter", "dblclick"])
+def test_a_new_grid_is_drawn_by_clicks_and_carved_out(planner_page, db, api, planned, finish):
+    page = planner_page
+    box, grids = new_grid_box(db, page, planned)
+    zoom = page.evaluate(f"{STATE}.map.getZoom()")
+    page.click("#sg-new")
+    assert page.evaluate(f"{STATE}.mode()") == "new"
+    assert page.is_visible("#sg-cancel")
+    draw_box(page, box, finish)
+    # the grids took no clicks: every click placed a vertex, none selected a grid
+    assert page.evaluate(f"{STATE}.selected()") is None
+    page.wait_for_selector("#sg-dialog")
+    assert ZH["new_title"] in page.text_content("#sg-dialog")
+    assert page.evaluate(f"{STATE}.preview.getLayers().length") == 1  # the shape drawn
+    page.select_option("#sg-new-kind", "dedicated")
+    page.fill("#sg-new-name", "学校专属网格")
+    page.screenshot(path=str(OUTPUT / f"planner-new-grid-dialog-{finish}.png"))
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#sg-message.ok")
+    page.wait_for_timeout(700)  # a finishing double-click did not zoom the map
+    page.screenshot(path=str(OUTPUT / f"planner-new-grid-{finish}.png"))
+    made = new_grids(db, grids)
+    assert len(made) == 1
+    (new_id, (code, name, kind, households)), = made.items()
+    assert (name, kind) == ("学校专属网格", "dedicated") and code.startswith(COMMUNITY)
+    shape = geoms(db)[new_id]
+    assert shapely.symmetric_difference(shape, box).area < 0.15 * box.area
+    assert shape.contains(box.centroid)
+    assert page.text_content("#sg-message") == ZH["carved"].replace("{1}", name).replace(
+        "{2}", str(sum(1 for k, g in geoms(db).items() if k in grids and not g.equals(
+            grids[k]))))
+    wait_for(page, f"{STATE}.selected() === {new_id}")
+    wait_for(page, "document.querySelector('[data-field=households]') && "
+                   "document.querySelector('[data-field=households]').textContent === "
+                   f"'{households}'")
+    assert page.evaluate(f"{STATE}.map.getZoom()") == zoom
+    assert drawing_off(page) and page.evaluate(f"{STATE}.preview.getLayers().length") == 0
+    assert_tiles(db)
+    assert_served_coverage(api, db)
+    assert page.errors == []
+
+
+def test_escape_and_cancel_leave_the_new_grid_with_nothing_written(planner_page, db, planned):
+    page = planner_page
+    box, grids = new_grid_box(db, page, planned)
+    before = state(db)
+    page.click("#sg-new")
+    draw_box(page, box, None)
+    page.keyboard.press("Escape")  # while drawing
+    wait_for(page, f"{STATE}.mode() === null")
+    assert drawing_off(page) and page.query_selector("#sg-cancel") is None
+    page.click("#sg-new")
+    corners = [pixel(page, *xy) for xy in box.exterior.coords[:-1]]
+    page.mouse.click(*corners[0])
+    page.mouse.click(*corners[1])
+    page.click("#sg-cancel")  # 取消
+    wait_for(page, f"{STATE}.mode() === null")
+    assert drawing_off(page)
+    page.click("#sg-new")
+    draw_box(page, box, "Enter")
+    page.wait_for_selector("#sg-dialog")
+    page.keyboard.press("Escape")  # in the kind-and-name dialog
+    page.wait_for_selector("#sg-dialog", state="detached")
+    page.click("#sg-new")
+    draw_box(page, box, "first")
+    page.wait_for_selector("#sg-dialog")
+    page.click("#sg-dialog-cancel")
+    page.wait_for_selector("#sg-dialog", state="detached")
+    page.screenshot(path=str(OUTPUT / "planner-new-grid-cancelled.png"))
+    assert drawing_off(page) and page.evaluate(f"{STATE}.preview.getLayers().length") == 0
+    assert state(db) == before
+    # the grids take clicks again
+    x0, y0, x1, y1 = box.bounds
+    point = shapely.Point(x0 + 0.3 * (x1 - x0), y0 + 0.6 * (y1 - y0))
+    some = next(k for k, g in grids.items() if g.contains(point))
+    page.mouse.click(*pixel(page, point.x, point.y))
+    wait_for(page, f"{STATE}.selected() === {some}")
+    assert page.errors == []
+
+
+def test_a_refused_new_grid_says_what_to_do(planner_page, db, planned):
+    page = planner_page
+    grids = geoms(db)
+    page.goto(page.url)
+    wait_for(page, f"{STATE} && {' && '.join(f'{STATE}.byId.has({i})' for i in planned)}")
+    before = state(db)
+    # a box around a whole grid would cover it
+    around = {k: shapely.box(*grids[k].buffer(0.0002, join_style="mitre").bounds)
+              for k in planned}
+    whole = min((k for k in planned if all(on_screen(page, shapely.Point(xy).buffer(1e-7))
+                                           for xy in around[k].exterior.coords)),
+                key=lambda k: grids[k].area)
+    page.click("#sg-new")
+    draw_box(page, around[whole], "Enter")
+    page.wait_for_selector("#sg-dialog")
+    page.click("#sg-dialog-ok")
+    page.wait_for_selector("#sg-message.error")
+    page.screenshot(path=str(OUTPUT / "planner-new-grid-refused.png"))
+    shown = page.text_content("#sg-message")
+    rows = grid_rows(db, grids)
+    codes = grid_codes(db)
+    assert shown in {ZH["refused_because"].replace("{1}", ZH["why_carve_cover"].replace(
+        "{1}", ZH["grid_named"].replace("{1}", rows[k][0]).replace("{2}", codes[k])))
+        for k in grids}, shown
+    assert state(db) == before
+    assert drawing_off(page)
+    assert page.errors == []
+
+
+def test_an_old_version_is_shown_before_it_is_restored(planner_page, db, api, planned):
+    page = planner_page
+    grids = geoms(db)
+    key = planned[0]
+    neighbour, xy = shared_vertex(grids, key)
+    r = api("planner", f"/collections/grids/items/{key}")
+    feature, etag = r.json(), r.headers["ETag"]
+    feature["geometry"] = moved(grids[key], xy, 0.0003, 0.0002)
+    r = api("planner", f"/collections/grids/items/{key}", method="PUT", json=feature,
+            headers={"If-Match": etag, "Content-Type": "application/geo+json"})
+    assert r.status_code == 200, r.text
+    old = grids[key]
+    before = state(db)
+    version = versions(db, [key])[key]
+    page.goto(page.url)
+    open_grid(page, key, geoms(db)[key])
+    page.click("#sg-history-button")
+    page.wait_for_selector(f"#sg-preview-{version - 1}")
+    assert page.query_selector(f"#sg-preview-{version}") is None  # the current one
+    page.click(f"#sg-preview-{version - 1}")
+    wait_for(page, f"{STATE}.mode() === 'preview'")
+    assert page.evaluate(f"{STATE}.preview.getLayers().length") == 1
+    # drawn dashed, where the old shape was, with the map fitted to it
+    dash = page.evaluate("document.querySelector('path.sg-preview')"
+                         ".getAttribute('stroke-dasharray')")
+    assert dash
+    drawn = page.evaluate(f"{STATE}.preview.toGeoJSON(9).features[0].geometry")
+    assert shapely.geometry.shape(drawn).equals_exact(old, 1e-6)
+    shown = page.evaluate(f"(() => {{ const b = {STATE}.map.getBounds(); return "
+                          "[b.getWest(), b.getSouth(), b.getEast(), b.getNorth()]; })()")
+    assert shapely.box(*shown).contains(old)
+    page.screenshot(path=str(OUTPUT / "planner-history-preview.png"))
+    page.keyboard.press("Escape")  # leaves the preview
+    wait_for(page, f"{STATE}.mode() === null")
+    assert page.evaluate(f"{STATE}.preview.getLayers().length") == 0
+    page.click(f"#sg-preview-{version - 1}")
+    page.click("#sg-restore")
+    page.wait_for_selector("#sg-dialog")
+    asked = page.text_content("#sg-dialog")
+    assert f"第 {version - 1} 版" in asked and f"第 {version} 版" in asked
+    page.screenshot(path=str(OUTPUT / "planner-restore-dialog.png"))
+    page.click("#sg-dialog-cancel")  # not yet: still shown
+    page.wait_for_selector("#sg-dialog", state="detached")
+    assert page.evaluate(f"{STATE}.mode()") == "preview" and state(db) == before
+    page.click("#sg-restore")
+    page.wait_for_selector("#sg-dialog")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#sg-message.ok")
+    page.screenshot(path=str(OUTPUT / "planner-restored.png"))
+    assert versions(db, [key])[key] == version + 1
+    assert shapely.hausdorff_distance(geoms(db)[key], old) < 0.5 / 111_000
+    assert page.evaluate(f"{STATE}.preview.getLayers().length") == 0
+    wait_for(page, f"document.querySelector('[data-field=version]').textContent === "
+                   f"'{version + 1}'")
+    assert_tiles(db)
+    assert neighbour in geoms(db)
+    assert page.errors == []
+
+
+def visible_labels(page) -> list[dict]:
+    return page.evaluate("[...document.querySelectorAll('.leaflet-tooltip.sg-label')]"
+                         ".filter(e => getComputedStyle(e).visibility !== 'hidden')"
+                         ".map(e => { const r = e.getBoundingClientRect(); return {text: "
+                         "e.textContent, left: r.left, right: r.right, top: r.top, "
+                         "bottom: r.bottom}; })")
+
+
+def test_labels_are_short_and_never_overlap(planner_page, db, planned):
+    page = planner_page
+    grids = geoms(db)
+    page.goto(page.url)
+    wait_for(page, f"{STATE} && {' && '.join(f'{STATE}.byId.has({i})' for i in planned)}")
+    page.focus(".leaflet-container")
+    for key in ("+", "-", "-"):  # labels show from zoom 15; zoom out until they crowd
+        if page.evaluate(f"{STATE}.map.getZoom()") < 15:
+            break
+        page.keyboard.press(key)
+        page.wait_for_timeout(500)
+    while page.evaluate(f"{STATE}.map.getZoom()") < 15:
+        page.keyboard.press("+")
+        page.wait_for_timeout(500)
+    wait_for(page, f"{STATE}.state.busy === 0")
+    page.screenshot(path=str(OUTPUT / "planner-labels.png"))
+    shown = visible_labels(page)
+    assert shown
+    for label in shown:
+        assert re.fullmatch(r"第\d+网格 · \d+户", label["text"]), label["text"]
+    for i, a in enumerate(shown):
+        for b in shown[i + 1:]:
+            assert not (a["left"] < b["right"] and b["left"] < a["right"]
+                        and a["top"] < b["bottom"] and b["top"] < a["bottom"]), (a, b)
+    total = page.evaluate("document.querySelectorAll('.leaflet-tooltip.sg-label').length")
+    assert total >= len([k for k in grids if on_screen(page, grids[k])]) - 2
+    page.keyboard.press("+")  # closer: more room, so at least as many labels show
+    page.wait_for_timeout(600)
+    wait_for(page, f"{STATE}.state.busy === 0")
+    closer = visible_labels(page)
+    assert closer and all(re.fullmatch(r"第\d+网格 · \d+户", x["text"]) for x in closer)
+    assert page.errors == []
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_the_legend_names_kinds_and_problem_colours(server, db, planned, lang):
+    from webmap.planner import PROBLEM_COLOURS, STYLES
+
+    t = TEXT[lang]
+    with logged_in(server, "planner",
+                   f"/map/plan?jurisdiction={COMMUNITY}&lang={lang}") as page:
+        legend = page.text_content("#sg-legend")
+        for key in ("comprehensive", "dedicated", "selected", "old_version", "problem_gap",
+                    "problem_overlap", "problem_sliver", "problem_outside"):
+            assert t[key] in legend
+        colours = page.evaluate("[...document.querySelectorAll('#sg-legend .sg-swatch')]"
+                                ".map(e => e.dataset.colour)")
+        assert colours == [s["color"] for s in STYLES.values()] + list(
+            PROBLEM_COLOURS.values())
+        page.screenshot(path=str(OUTPUT / f"planner-legend-{lang}.png"))
+        assert page.errors == []

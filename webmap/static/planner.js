@@ -1,37 +1,42 @@
-/* safegrid grid planner: select, resize (GeoMan), split, merge, history, validation.
+/* safegrid grid planner: select, resize (GeoMan), split, merge, new grid, history,
+ * validation, labels and legend.
  *
  * Grids come from the items API for the area in view; every change goes to the API
  * with If-Match and the grids it changed are redrawn from the answer. Errors (412
  * conflicts, 4xx refusals) are shown in #sg-message in the page language, never
  * swallowed: the API's known refusals are matched to texts saying what to do instead.
  *
- * While a line or shape is being drawn (split, reshape) the grids take no clicks, so
- * every click places a vertex; Esc or the Cancel button leaves any mode, Enter or a
- * double-click finishes a split line. A merge asks first, in an in-page dialog.
+ * While a line or shape is being drawn (split, new grid, reshape) the grids take no
+ * clicks, so every click places a vertex; Esc or the Cancel button leaves any mode,
+ * Enter or a double-click finishes a split line or a new grid (so does a click on the
+ * new grid's first point). A merge, a new grid and a restore ask first, in an in-page
+ * dialog; an earlier version is shown on the map (dashed) before it is restored.
+ * Labels are short and thinned: a label overlapping one already shown is hidden.
  */
 /* exported safegridPlanner */
 function safegridPlanner(map, config) {
   "use strict";
   const t = config.text;
-  const KIND_STYLE = {
-    comprehensive: {color: "#1f78b4", weight: 2, fillOpacity: 0.08},
-    dedicated: {color: "#6a3d9a", weight: 2, fillOpacity: 0.2, dashArray: "5 3"},
-  };
-  const SELECTED = {color: "#e31a1c", weight: 3, fillOpacity: 0.15};
+  const KIND_STYLE = {comprehensive: config.styles.comprehensive,
+                      dedicated: config.styles.dedicated};
+  const SELECTED = config.styles.selected;
   const byId = new Map();       // grid id -> Leaflet layer
   const versions = new Map();   // grid id -> version (the ETag to send)
   const gridLayer = L.featureGroup().addTo(map);
   const outline = L.featureGroup().addTo(map);
   const problems = L.featureGroup().addTo(map);
+  const preview = L.featureGroup().addTo(map);   // an earlier version, or a new grid drawn
   let selected = null;          // id of the selected grid
   let editing = false;
-  let mode = null;              // "merge" | "confirm" | "split" | null
+  // "merge" | "confirm" | "split" | "new" | "carve" | "preview" | null
+  let mode = null;
   const state = {busy: 0};
-  window.safegridPlannerState = {map, byId, versions, gridLayer, state,
+  window.safegridPlannerState = {map, byId, versions, gridLayer, preview, state,
                                  selected: () => selected, mode: () => mode};
   const refusals = (config.refusals || []).map(([key, pattern]) => [key, new RegExp(pattern)]);
   map.pm.setLang("safegrid-" + config.lang, {tooltips: {
-    firstVertex: t.pm_first, continueLine: t.pm_continue, finishLine: t.pm_finish}},
+    firstVertex: t.pm_first, continueLine: t.pm_continue, finishLine: t.pm_finish,
+    finishPoly: t.pm_finish_poly}},
                  config.lang);
 
   function message(text, kind) {
@@ -67,9 +72,18 @@ function safegridPlanner(map, config) {
   function refusalText(reason) {
     for (const [key, pattern] of refusals) {
       const found = pattern.exec(reason);
-      if (found) return fill(t[key], found.slice(1));
+      if (found) return fill(t[key], found.slice(1).map(byCode));
     }
     return null;
+  }
+
+  /* A grid code as its name with the code after it (when the grid is on the map). */
+  function byCode(value) {
+    for (const layer of byId.values()) {
+      const p = layer.feature.properties;
+      if (p.code === value && p.name && p.name !== value) return fill(t.grid_named, [p.name, value]);
+    }
+    return value;
   }
 
   function errorText(result) {
@@ -83,10 +97,39 @@ function safegridPlanner(map, config) {
     return t.refused + " (" + result.status + "): " + text;
   }
 
+  /* Short: the grid's number in its community (or its name), and households. */
   function label(feature) {
     const p = feature.properties;
-    return escapeHtml(String(p.code)) + " · " + (p.households == null ? "–" : p.households) +
-      "户";
+    const number = /第(\d+)网格$/.exec(p.name || "");
+    const name = number ? fill(t.grid_no, [number[1]]) : String(p.name || p.code);
+    return "<span class='sg-label-name'>" + escapeHtml(name) + "</span> · " +
+      escapeHtml(fill(t.n_hh, [p.households == null ? "–" : p.households]));
+  }
+
+  function overlaps(a, b) {
+    return a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+  }
+
+  /* The selected grid's label first, then most households first: a label is shown
+     unless it would cover one already shown. */
+  function thinLabels() {
+    const tips = [];
+    byId.forEach((layer, id) => {
+      const tip = layer.getTooltip();
+      const el = tip && tip.getElement();
+      if (!el || !map.hasLayer(tip)) return;
+      el.style.visibility = "";
+      tips.push([id === selected ? Infinity : (layer.feature.properties.households || 0), el]);
+    });
+    tips.sort((a, b) => b[0] - a[0]);
+    const kept = [];
+    for (const [, el] of tips) {
+      const box = el.getBoundingClientRect();
+      const clash = kept.some(other => overlaps(box, other));
+      el.style.visibility = clash ? "hidden" : "";
+      el.classList.toggle("sg-hidden", clash);
+      if (!clash) kept.push(box);
+    }
   }
 
   function styleOf(feature) {
@@ -104,6 +147,7 @@ function safegridPlanner(map, config) {
                                        className: "sg-label"});
     layer.on("click", (e) => { L.DomEvent.stopPropagation(e); onGridClick(feature.id); });
     gridLayer.addLayer(layer);
+    if (feature.properties.version != null) versions.set(feature.id, feature.properties.version);
     byId.set(feature.id, layer);
     if (feature.id === selected) layer.setStyle(SELECTED);
     return layer;
@@ -135,6 +179,8 @@ function safegridPlanner(map, config) {
       const next = (result.data.links || []).find(l => l.rel === "next");
       url = next ? next.href : null;
     }
+    preview.bringToFront();
+    thinLabels();
   }
 
   async function loadOutline() {
@@ -151,6 +197,8 @@ function safegridPlanner(map, config) {
     }
     for (const feature of (data.changed || {}).features || []) draw(feature);
     for (const id of data.removed || []) remove(id);
+    preview.bringToFront();
+    thinLabels();
   }
 
   async function select(id) {
@@ -206,15 +254,23 @@ function safegridPlanner(map, config) {
   function renderActions() {
     const box = document.getElementById("sg-actions");
     box.innerHTML = "";
-    if (selected === null || !config.canWrite) return;
+    const newButton = document.getElementById("sg-new");
+    if (newButton) newButton.disabled = editing || mode !== null;
+    if (!config.canWrite) return;
     if (editing) {
       box.append(button("sg-save", t.save, save), button("sg-cancel", t.cancel, cancelMode));
+      return;
+    }
+    if (mode === "preview") {
+      box.append(button("sg-restore", t.restore, askRestore),
+                 button("sg-cancel", t.cancel, cancelMode));
       return;
     }
     if (mode !== null) {
       box.append(button("sg-cancel", t.cancel, cancelMode));
       return;
     }
+    if (selected === null) return;
     box.append(button("sg-edit", t.edit, startEditing),
                button("sg-split", t.split, startSplit),
                button("sg-merge", t.merge, startMerge),
@@ -231,6 +287,9 @@ function safegridPlanner(map, config) {
   function cancelMode() {
     closeDialog(false);
     if (mode === "split") stopSplit();
+    if (mode === "new") stopNew();
+    preview.clearLayers();
+    previewed = null;
     if (editing) stopEditing(true);
     mode = null;
     restyleAll();
@@ -362,7 +421,7 @@ function safegridPlanner(map, config) {
   let dialogDone = null;        // resolves the open dialog's promise
 
   /* A small modal dialog (OK / Cancel); resolves to true when confirmed. */
-  function openDialog(title, lines, footer) {
+  function openDialog(title, lines, footer, fields) {
     const back = document.createElement("div");
     back.id = "sg-dialog-back";
     const box = document.createElement("div");
@@ -385,15 +444,21 @@ function safegridPlanner(map, config) {
     row.className = "sg-row";
     row.append(button("sg-dialog-ok", t.ok, () => closeDialog(true)),
                button("sg-dialog-cancel", t.cancel, () => closeDialog(false)));
-    box.append(head, list, foot, row);
+    box.append(head, list);
+    if (fields) box.append(fields);
+    box.append(foot, row);
     back.append(box);
     document.body.append(back);
-    document.getElementById("sg-dialog-ok").focus();
+    (box.querySelector("input, select") || document.getElementById("sg-dialog-ok")).focus();
     return new Promise(resolve => { dialogDone = resolve; });
   }
 
   function closeDialog(answer) {
     const back = document.getElementById("sg-dialog-back");
+    const kind = document.getElementById("sg-new-kind");
+    if (kind) {
+      lastFields = {kind: kind.value, name: document.getElementById("sg-new-name").value.trim()};
+    }
     if (back) back.remove();
     if (dialogDone) {
       const done = dialogDone;
@@ -434,14 +499,16 @@ function safegridPlanner(map, config) {
 
   /* Enter confirms (unless Cancel has the focus), Esc cancels, Tab stays in the dialog. */
   function dialogKey(e) {
-    const ok = document.getElementById("sg-dialog-ok");
     const no = document.getElementById("sg-dialog-cancel");
     if (e.key === "Enter" || e.key === "Escape") {
       e.preventDefault();
       closeDialog(e.key === "Enter" && document.activeElement !== no);
     } else if (e.key === "Tab") {
       e.preventDefault();
-      (document.activeElement === ok ? no : ok).focus();
+      const stops = [...document.querySelectorAll("#sg-dialog input, #sg-dialog select, " +
+                                                  "#sg-dialog button")];
+      const at = stops.indexOf(document.activeElement);
+      stops[(at + (e.shiftKey ? stops.length - 1 : 1)) % stops.length].focus();
     }
   }
 
@@ -456,11 +523,18 @@ function safegridPlanner(map, config) {
     } else if (e.key === "Enter" && mode === "split") {
       e.preventDefault();
       finishSplitLine();
+    } else if (e.key === "Enter" && mode === "new") {
+      e.preventDefault();
+      finishNewGrid();
     }
   }
 
   map.on("pm:create", (e) => {
     map.removeLayer(e.layer);
+    if (mode === "new" && e.shape === "Polygon") {
+      askCarve(e.layer.toGeoJSON(9).geometry);
+      return;
+    }
     if (mode !== "split" || selected === null) return;
     mode = null;
     stopSplit();
@@ -483,6 +557,10 @@ function safegridPlanner(map, config) {
     select(id);  // its attributes and version as stored now
   }
 
+  function when(v) {
+    return (v.updated_by || "") + " · " + (v.updated_at || "").slice(0, 19).replace("T", " ");
+  }
+
   async function showHistory() {
     const id = selected;
     const result = await call("GET", "/api/grids/" + id + "/history");
@@ -492,14 +570,51 @@ function safegridPlanner(map, config) {
     const list = document.createElement("ol");
     for (const v of result.data.versions.slice().reverse()) {
       const item = document.createElement("li");
-      item.textContent = t.version + " " + v.version + " · " + (v.updated_by || "") + " · " +
-        (v.updated_at || "").slice(0, 19).replace("T", " ") + " ";
-      if (v.version !== versions.get(id) && config.canWrite) {
-        item.append(button("sg-restore-" + v.version, t.restore, () => restore(id, v.version)));
+      item.textContent = t.version + " " + v.version + " · " + when(v) + " ";
+      if (v.version === versions.get(id)) {
+        item.append("(" + t.current + ")");
+      } else {
+        item.append(button("sg-preview-" + v.version, t.preview, () => showVersion(id, v)));
       }
       list.append(item);
     }
     box.append(list);
+  }
+
+  let previewed = null;         // {id, version} shown on the map
+
+  /* An earlier version on the map (dashed), the map fitted to it; 恢复 or 取消 next. */
+  function showVersion(id, v) {
+    if (id !== selected || editing) return;
+    if (mode !== null && mode !== "preview") cancelMode();
+    preview.clearLayers();
+    const shape = L.geoJSON(v.geometry, {style: config.styles.old_version,
+                                         interactive: false, className: "sg-preview"});
+    shape.addTo(preview);
+    previewed = {id, version: v.version};
+    mode = "preview";
+    focusGrid(shape);
+    message(fill(t.previewing, [v.version, when(v)]));
+    renderActions();
+  }
+
+  async function askRestore() {
+    if (mode !== "preview" || previewed === null) return;
+    const {id, version} = previewed;
+    mode = "confirm";
+    const yes = await openDialog(fill(t.confirm_restore, [gridName(id), version]),
+                                 [fill(t.restore_now, [versions.get(id)])], t.restore_hint);
+    if (mode !== "confirm") return;  // cancelled meanwhile
+    if (!yes || !config.canWrite) {
+      mode = "preview";
+      renderActions();
+      return;
+    }
+    mode = null;
+    preview.clearLayers();
+    previewed = null;
+    renderActions();
+    await restore(id, version);
   }
 
   async function restore(id, version) {
@@ -513,6 +628,112 @@ function safegridPlanner(map, config) {
     } else {
       refusedEdit(result);
     }
+  }
+
+  /* --- a new grid, drawn by clicks and carved out of the grids it covers ------------ */
+
+  function startNew() {
+    if (editing) stopEditing(true);
+    if (mode !== null) cancelMode();
+    mode = "new";
+    setDrawing(true);
+    message(t.draw_new);
+    renderActions();
+    map.doubleClickZoom.disable();  // as for a split line: the finishing double-click
+    map.pm.enableDraw("Polygon", {snappable: true, snapDistance: 15, finishOn: "dblclick",
+                                  allowSelfIntersection: false,
+                                  templineStyle: config.styles.drawn,
+                                  hintlineStyle: {color: config.styles.drawn.color,
+                                                  dashArray: "5 5"},
+                                  pathOptions: config.styles.drawn});
+  }
+
+  function stopNew() {
+    map.pm.disableDraw("Polygon");
+    setDrawing(false);
+    setTimeout(() => map.doubleClickZoom.enable(), 600);
+  }
+
+  function finishNewGrid() {
+    const shape = map.pm.Draw.Polygon;
+    if (shape.enabled() && shape._layer.getLatLngs().length >= 3) shape._finishShape();
+  }
+
+  function kindAndName() {
+    const fields = document.createElement("div");
+    fields.className = "sg-fields";
+    const kind = document.createElement("select");
+    kind.id = "sg-new-kind";
+    for (const value of ["comprehensive", "dedicated"]) {
+      const option = document.createElement("option");
+      option.value = value;
+      option.textContent = t[value];
+      kind.append(option);
+    }
+    const name = document.createElement("input");
+    name.id = "sg-new-name";
+    name.type = "text";
+    name.maxLength = 100;
+    name.placeholder = t.name_auto;
+    for (const [text, input] of [[t.kind, kind], [t.name, name]]) {
+      const row = document.createElement("label");
+      row.append(text + " ", input);
+      fields.append(row);
+    }
+    return fields;
+  }
+
+  /* The grids whose drawn outline the new shape's box meets, with the versions read. */
+  function readVersions(shape) {
+    const box = shape.getBounds();
+    const out = {};
+    byId.forEach((layer, id) => {
+      if (versions.has(id) && layer.getBounds().intersects(box)) out[id] = versions.get(id);
+    });
+    return out;
+  }
+
+  async function askCarve(geometry) {
+    mode = "carve";
+    stopNew();
+    renderActions();
+    preview.clearLayers();
+    const shape = L.geoJSON(geometry, {style: config.styles.drawn, interactive: false,
+                                       className: "sg-drawn"});
+    shape.addTo(preview);
+    const yes = await openDialog(t.new_title, [], t.new_hint, kindAndName());
+    if (mode !== "carve") return;  // cancelled meanwhile
+    mode = null;
+    renderActions();
+    if (!yes) {
+      preview.clearLayers();
+      message("");
+      return;
+    }
+    await carve(geometry, lastFields.kind, lastFields.name, readVersions(shape));
+    preview.clearLayers();
+  }
+
+  let lastFields = {kind: "comprehensive", name: ""};  // read as the dialog closes
+
+  async function carve(geometry, kind, name, read) {
+    const body = {jurisdiction: config.jurisdiction, geometry, kind, versions: read};
+    if (name) body.name = name;
+    const result = await call("POST", "/api/grids/carve", body);
+    if (!result.ok) {
+      if (result.status === 412 && result.data && result.data.current) {
+        versions.set(result.data.current.id, result.data.current.properties.version);
+      }
+      restyleAll();
+      message(errorText(result), "error");
+      if (result.status === 412) loadGrids();
+      return;
+    }
+    const made = result.data.id;
+    applyChanges(result.data);
+    const others = result.data.changed.features.filter(f => f.id !== made).length;
+    message(fill(t.carved, [result.data.properties.name, others]), "ok");
+    await select(made);
   }
 
   async function regenerateUnits() {
@@ -533,16 +754,23 @@ function safegridPlanner(map, config) {
       message(t.valid, "ok");
       return;
     }
+    const colours = config.problemColours;
+    const kindName = kind => t["problem_" + kind] || kind;
     L.geoJSON(result.data.problems, {
-      style: {color: "#ff0000", weight: 3, fillOpacity: 0.5}, className: "sg-grid",
-      onEachFeature: (f, layer) => layer.bindTooltip(escapeHtml(f.properties.kind + " " +
-                                                                f.properties.area_m2 + " m²")),
+      style: f => ({color: colours[f.properties.kind] || "#ff0000", weight: 3,
+                    fillOpacity: 0.45}),
+      className: "sg-problem",
+      onEachFeature: (f, layer) => layer.bindTooltip(escapeHtml(
+        kindName(f.properties.kind) + " · " +
+        fill(t.m2, [Math.round(f.properties.area_m2).toLocaleString()]))),
     }).addTo(problems);
-    message(t.problems + ": " + result.data.problems.features.map(f => f.properties.kind)
-      .join(", "), "error");
+    const kinds = [...new Set(result.data.problems.features.map(f => f.properties.kind))];
+    message(t.problems + ": " + kinds.map(kindName).join(t.list_sep), "error");
   }
 
   document.getElementById("sg-validate").addEventListener("click", validate);
+  const newButton = document.getElementById("sg-new");
+  if (newButton) newButton.addEventListener("click", startNew);
   document.addEventListener("keydown", onKey);
   map.on("click", () => { if (!editing && mode === null) select(null); });
   map.on("moveend", loadGrids);
@@ -553,6 +781,7 @@ function safegridPlanner(map, config) {
       layer.bindTooltip(label(layer.feature), {permanent, direction: "center",
                                                className: "sg-label"});
     });
+    thinLabels();
   });
   loadOutline();
   loadGrids();
