@@ -111,10 +111,10 @@ def generate_grids(conn: Connection, user: User, code: str, target: int,
     require_within(conn, user, code)
     codes = [leaf[0] for leaf in leaves]
     existing = conn.execute(text(
-        "SELECT jurisdiction_code, count(*) FROM grids WHERE jurisdiction_code = ANY(:c) "
-        "AND kind = 'comprehensive' GROUP BY 1 ORDER BY 1"), {"c": codes}).all()
+        "SELECT jurisdiction_code, count(*) AS n FROM grids WHERE jurisdiction_code = ANY(:c) "
+        "AND kind = 'comprehensive' GROUP BY 1 ORDER BY 1"), {"c": codes}).mappings().all()
     if existing and not replace:
-        first, n = existing[0]
+        first, n = existing[0]["jurisdiction_code"], existing[0]["n"]
         raise GridsExist(f"community {first} already has {n} grids "
                          f"({len(existing)} communities have some): send replace: true")
     renoded: dict[int, shapely.Geometry] = {}
