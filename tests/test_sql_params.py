@@ -134,8 +134,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("layers/tiles.py", "where"): "layer_tile: 'AND (scope.condition)' or ''",
     ("layers/tiles.py", "columns"):
         "layer_tile: q()-quoted registry fields, '::text AS' for date-times",
-    # layers/hotspots.py
-    ("layers/hotspots.py", "where"): "_load: literal ' AND i.category = :cat' or ''",
     # layers/store.py
     ("layers/store.py", "columns"):
         "stage: q(name) and a _SQL_TYPES type per registry field; read_features: q() names",

@@ -149,14 +149,15 @@ def item_query(args: MultiDict, layer: Layer) -> ItemQuery:
         start=start,
         end=end,
         filters={name: _value(args[name], scalar[name]) for name in args if name in scalar},
-        limit=_limit(args.get("limit")),
+        limit=parse_limit(args.get("limit")),
         after=_id(args.get("after"), "after"),
         before=_id(args.get("before"), "before"),
         crs=parse_crs_uri(args.get("crs"), "crs"),
     )
 
 
-def _limit(value: str | None) -> int:
+def parse_limit(value: str | None) -> int:
+    """The page size from ``limit`` (default DEFAULT_LIMIT, at most MAX_LIMIT); 400 if bad."""
     if value is None:
         return DEFAULT_LIMIT
     try:

@@ -24,7 +24,7 @@ import shapely
 from ..registry import KEY_AREA_CATEGORIES
 from .names import place_name
 from .places import Places
-from .settlement import Settlement, _rotated_rects
+from .settlement import Settlement, rotated_rects
 
 CST = dt.timezone(dt.timedelta(hours=8))  # China Standard Time
 DAYS = 365
@@ -69,7 +69,7 @@ def _footprint(centre: np.ndarray, category: str, angle: float) -> shapely.Geome
     size = _FOOTPRINT[category]
     if size is None:
         return shapely.Point(centre)
-    return _rotated_rects(np.array([centre[0]]), np.array([centre[1]]), np.array([size[0]]),
+    return rotated_rects(np.array([centre[0]]), np.array([centre[1]]), np.array([size[0]]),
                           np.array([size[1]]), np.array([angle]))[0]
 
 

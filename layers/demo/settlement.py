@@ -37,7 +37,7 @@ class Settlement:
     persons: np.ndarray         # (m,)
 
 
-def _rotated_rects(cx, cy, w, h, angle) -> np.ndarray:
+def rotated_rects(cx, cy, w, h, angle) -> np.ndarray:
     """Rectangles of size w x h centred on (cx, cy), rotated by ``angle`` (arrays)."""
     corners = np.array([[-0.5, -0.5], [0.5, -0.5], [0.5, 0.5], [-0.5, 0.5], [-0.5, -0.5]])
     dx = corners[None, :, 0] * w[:, None]
@@ -85,7 +85,7 @@ def build_settlement(places: Places, scale: Scale, rng: np.random.Generator) -> 
     bw = rng.uniform(18, 32, size=n_b)
     bh = rng.uniform(10, 15, size=n_b)
     b_angle = angle[b_nb] + rng.normal(scale=0.03, size=n_b)
-    buildings = _rotated_rects(bx, by, bw, bh, b_angle)
+    buildings = rotated_rects(bx, by, bw, bh, b_angle)
 
     # Households: 85% of buildings are residential; bigger neighbourhoods are denser.
     residential = rng.random(n_b) < 0.85

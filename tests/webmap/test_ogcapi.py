@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from layers import LAYERS
 from layers.store import read_features
-from webmap.params import MAX_LIMIT, _limit
+from webmap.params import MAX_LIMIT, parse_limit
 
 pytestmark = pytest.mark.db
 
@@ -120,13 +120,13 @@ def test_prev_link_returns_the_previous_page(api):
     assert not any(link["rel"] == "prev" for link in first["links"])
 
 
-def test_limit_default_and_clamp(api, demo_small):
+def testparse_limit_default_and_clamp(api, demo_small):
     body = api("admin", "/collections/incidents/items").json()
     assert body["numberReturned"] == 100
     assert body["numberMatched"] == demo_small["incidents"]
     big = api("admin", "/collections/incidents/items", params={"limit": 50000}).json()
     assert big["numberReturned"] == demo_small["incidents"]  # < the clamp
-    assert _limit("50000") == MAX_LIMIT == 10_000
+    assert parse_limit("50000") == MAX_LIMIT == 10_000
 
 
 def test_bbox_against_a_brute_force_count(api, db):
