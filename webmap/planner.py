@@ -97,6 +97,7 @@ TEXT = {
         "problem_sliver": "细长碎片", "problem_outside": "超出辖区",
         "problem_invalid": "无效形状", "problem_unmatched_edge": "边线不吻合",
         "grid_no": "第{1}网格", "n_hh": "{1}户", "m2": "{1} 平方米", "grid_named": "“{1}”（{2}）",
+        "problems_list": "发现问题：{1}",
         "why_carve_cover": "新网格会把网格 {1} 整个盖住：请画小一些；如要合并网格，"
         "请用“与相邻网格合并”",
         "why_carve_small": "新网格太小（辖区内只有 {1} 平方米，至少要 {2} 平方米）：请画大一些",
@@ -126,6 +127,7 @@ TEXT = {
         "refused_because": "Not saved: {1}", "merged_into": "Merged into “{1}”",
         "confirm_merge": "Merge these grids into “{1}”?",
         "n_households": "{1} households", "grid_named": "“{1}” ({2})",
+        "problems_list": "Problems found: {1}",
         "merge_total": "{1} households in all",
         "pm_first": "Click to place the line's first point (Esc cancels)",
         "pm_continue": "Click to place the next point (Esc cancels)",

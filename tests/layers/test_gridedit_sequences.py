@@ -1,10 +1,11 @@
 """Random sequences of grid edits in the database (hypothesis).
 
-Reshape, split, merge and restore, in any order, keep the grids of the community a
-valid coverage whose union is the community; an edit that is refused leaves every
-grid, unit and audit row as it was. Each example runs inside one transaction that is
-rolled back afterwards; each edit runs in a savepoint, as one request would, and a
-refused edit is checked to have written nothing before that savepoint is undone.
+Reshape, split, merge, restore and carve (a new grid drawn), in any order, keep the
+grids of the community a valid coverage whose union is the community; an edit that
+is refused leaves every grid, unit and audit row as it was. Each example runs inside
+one transaction that is rolled back afterwards; each edit runs in a savepoint, as one
+request would, and a refused edit is checked to have written nothing before that
+savepoint is undone.
 """
 
 import numpy as np
@@ -18,6 +19,7 @@ from layers.edit import Missing, StaleVersion
 from layers.errors import InputRejected
 from layers.gridedit import (
     GridEditRefused,
+    carve_grid,
     merge_grids,
     replace_grid,
     restore_grid,
@@ -66,7 +68,7 @@ def assert_tiles(conn, area):
     assert_served_tiling(grids, area)
 
 
-steps = st.lists(st.tuples(st.sampled_from(["reshape", "split", "merge", "restore"]),
+steps = st.lists(st.tuples(st.sampled_from(["reshape", "split", "merge", "restore", "carve"]),
                            st.integers(0, 10_000), st.floats(-1, 1), st.floats(-1, 1),
                            st.floats(0, np.pi)),
                  min_size=1, max_size=5)
@@ -101,6 +103,13 @@ def _edit(conn, admin, op, pick, dx, dy, angle):
         if not others:
             return
         merge_grids(conn, admin, [grid_id, others[pick % len(others)]], {grid_id: version})
+    elif op == "carve":  # a triangle around one of the grid's vertices
+        x, y = geom.exterior.coords[pick % (len(geom.exterior.coords) - 1)]
+        r = span * (0.2 + 0.3 * abs(dx))
+        shape = shapely.Polygon([(x + r * np.cos(angle + k * 2.1), y + r * np.sin(angle + k * 2.1))
+                                 for k in range(3)])
+        carve_grid(conn, admin, COMMUNITY, shapely.geometry.mapping(shape),
+                   "dedicated" if dy > 0 else "comprehensive")
     else:  # an earlier version of a grid that has one
         edited = [r for r in rows if r[1] > 1]
         if edited:

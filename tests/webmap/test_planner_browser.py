@@ -738,3 +738,25 @@ def test_the_legend_names_kinds_and_problem_colours(server, db, planned, lang):
             PROBLEM_COLOURS.values())
         page.screenshot(path=str(OUTPUT / f"planner-legend-{lang}.png"))
         assert page.errors == []
+
+
+def test_check_coverage_draws_each_problem_in_its_legend_colour(planner_page, db, planned):
+    from webmap.planner import PROBLEM_COLOURS
+
+    page = planner_page
+    key = planned[0]
+    with db.begin() as conn:  # a grid shrunk by 5 m leaves a gap around it
+        conn.execute(text("UPDATE grids SET geom = ST_Buffer(geom, -0.00005, 'join=mitre') "
+                          "WHERE id = :i"), {"i": key})
+    page.goto(page.url)
+    wait_for(page, f"{STATE} && {STATE}.byId.has({key})")
+    page.click("#sg-validate")
+    page.wait_for_selector("#sg-message.error")
+    page.screenshot(path=str(OUTPUT / "planner-validation.png"))
+    shown = page.text_content("#sg-message")
+    assert shown.startswith(ZH["problems"]) and ZH["problem_gap"] in shown
+    assert "gap" not in shown
+    strokes = set(page.evaluate("[...document.querySelectorAll('path.sg-problem')]"
+                                ".map(e => e.getAttribute('stroke'))"))
+    assert PROBLEM_COLOURS["gap"] in strokes and strokes <= set(PROBLEM_COLOURS.values())
+    assert page.errors == []

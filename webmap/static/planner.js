@@ -765,7 +765,7 @@ function safegridPlanner(map, config) {
         fill(t.m2, [Math.round(f.properties.area_m2).toLocaleString()]))),
     }).addTo(problems);
     const kinds = [...new Set(result.data.problems.features.map(f => f.properties.kind))];
-    message(t.problems + ": " + kinds.map(kindName).join(t.list_sep), "error");
+    message(fill(t.problems_list, [kinds.map(kindName).join(t.list_sep)]), "error");
   }
 
   document.getElementById("sg-validate").addEventListener("click", validate);
