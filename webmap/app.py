@@ -20,6 +20,8 @@ from layers.db import database_url, engine
 from layers.errors import InputRejected, SafegridError
 from layers.registry import UnknownLayer
 
+from .errorpage import error_page, wants_page
+
 DEFAULTS: dict[str, object] = {
     "DATABASE_URL": None,  # None: SAFEGRID_DATABASE_URL or the managed cluster
     "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,  # bytes of a request body; larger: 413
@@ -92,6 +94,15 @@ def db_engine(app: Flask) -> Engine:
     return app.extensions["safegrid.engine"]
 
 
+def _answer(body: dict, status: int, headers: dict | None = None):
+    """An error as JSON, or as a page in the page language for a person opening a page."""
+    if wants_page():
+        return error_page(status, body["error"], headers)
+    response = jsonify(body)
+    response.headers.update(headers or {})
+    return response, status
+
+
 def _register_errors(app: Flask) -> None:
     @app.errorhandler(SafegridError)
     def safegrid_error(exc: SafegridError):
@@ -101,10 +112,10 @@ def _register_errors(app: Flask) -> None:
         current = getattr(exc, "current", None)
         if current is not None:  # a stale write: send what is stored now
             body["current"] = json.loads(current)
-        response = jsonify(body)
+        headers = {}
         if getattr(exc, "version", None) is not None:
-            response.headers["ETag"] = f'"{exc.version}"'
-        return response, exc.http_status
+            headers["ETag"] = f'"{exc.version}"'
+        return _answer(body, exc.http_status, headers)
 
     @app.errorhandler(UnknownLayer)
     def unknown_layer(exc: UnknownLayer):
@@ -113,16 +124,15 @@ def _register_errors(app: Flask) -> None:
     @app.errorhandler(OperationalError)
     def database_down(exc: OperationalError):
         if isinstance(exc.orig, psycopg.errors.TransactionRollback):  # deadlock, serialisation
-            return jsonify({"error": "the change met a concurrent one and was undone; "
-                                     "try again"}), 409
+            return _answer({"error": "the change met a concurrent one and was undone; "
+                                     "try again"}, 409)
         if isinstance(exc.orig, psycopg.errors.LockNotAvailable):
-            response = jsonify({"error": "another change holds what this one needs and did "
-                                         "not finish in time; try again"})
-            response.headers["Retry-After"] = "1"
-            return response, 503
+            return _answer({"error": "another change holds what this one needs and did not "
+                                     "finish in time; try again"}, 503, {"Retry-After": "1"})
         if isinstance(exc.orig, psycopg.errors.QueryCanceled):
-            return jsonify({"error": "the database cancelled the query (it took too long)"}), 503
-        return jsonify({"error": "the database is not reachable; try again shortly"}), 503
+            return _answer({"error": "the database cancelled the query (it took too long)"},
+                           503)
+        return _answer({"error": "the database is not reachable; try again shortly"}, 503)
 
     @app.errorhandler(DataError)
     def bad_value(exc: DataError):  # a value the checks let through, refused by PostgreSQL
@@ -137,4 +147,4 @@ def _register_errors(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
-        return jsonify({"error": exc.description or exc.name}), exc.code
+        return _answer({"error": exc.description or exc.name}, exc.code)

@@ -54,6 +54,33 @@ def test_bad_parameters_get_json_errors(server, browser_session, params, message
     assert message in response.json()["error"]
 
 
+HTML = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}  # as a browser asks
+
+
+@pytest.mark.parametrize(("path", "status", "zh", "en"), [
+    ("/map?city=999999", 400, "请求有误", "Not a valid request"),
+    ("/map/analysis?jurisdiction=999999", 400, "请求有误", "Not a valid request"),
+    ("/map/no-such-page", 404, "未找到", "Not found"),
+])
+def test_a_person_opening_a_bad_page_gets_a_page_in_the_page_language(
+        server, browser_session, path, status, zh, en):
+    r = browser_session.get(f"{server}{path}", headers=HTML, timeout=30)
+    assert r.status_code == status and r.headers["Content-Type"].startswith("text/html")
+    assert '<html lang="zh">' in r.text and zh in r.text and 'href="/map?lang=zh"' in r.text
+    sep = "&" if "?" in path else "?"
+    r = browser_session.get(f"{server}{path}{sep}lang=en", headers=HTML, timeout=30)
+    assert r.status_code == status and '<html lang="en">' in r.text and en in r.text
+    # a script asking for data still gets JSON
+    r = browser_session.get(f"{server}{path}", timeout=30)
+    assert r.status_code == status and "error" in r.json()
+
+
+def test_a_partner_opening_the_analysis_map_is_told_it_is_not_theirs(server):
+    r = login(server, "partner").get(f"{server}/map/analysis", headers=HTML, timeout=30)
+    assert r.status_code == 403 and "无权查看" in r.text
+    assert "border partner" in r.text  # the reason, under the technical details
+
+
 def test_static_assets_are_served(server):
     js = requests.get(f"{server}/static/vendor/leaflet/leaflet.js", timeout=10)
     assert js.status_code == 200 and "Leaflet" in js.text[:500]
@@ -73,7 +100,7 @@ def test_login_refuses_wrong_password_and_missing_csrf(server):
     s = requests.Session()
     r = s.post(f"{server}/login", data={"name": "admin", "password": "admin-demo-2026"},
                timeout=10, allow_redirects=False)
-    assert r.status_code == 400 and "expired" in r.text
+    assert r.status_code == 400 and "表单已过期" in r.text
     assert "session" not in s.cookies.get_dict() or s.get(
         f"{server}/map", allow_redirects=False, timeout=10).status_code == 302
 
