@@ -16,6 +16,7 @@ import json
 import math
 import threading
 from collections import OrderedDict
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -153,6 +154,7 @@ class Scene:
     buildings: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=object))
     views: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=object))
     reach: shapely.Geometry | None = None  # metric: the area and its targets
+    stamp: tuple = ()  # of the buildings read (views are cached under it)
 
     @cached_property
     def building_tree(self) -> shapely.STRtree | None:
@@ -185,6 +187,9 @@ def _rounded(geom: shapely.Geometry) -> shapely.Geometry:
 _BUILDINGS: OrderedDict[tuple, tuple] = OrderedDict()  # (crs, box) -> (stamp, footprints)
 _VIEWS: OrderedDict[tuple, shapely.Geometry] = OrderedDict()  # (cam id, version, ...) -> view
 _MAX_VIEWS = 200_000
+# (cam id, version, crs, buildings stamp, watching) -> (GeoJSON geometry in lon/lat, lon,
+# lat, area in m²): a camera's view as camera_views serves it
+_SERVED: OrderedDict[tuple, tuple[dict, float, float, float]] = OrderedDict()
 _MAX_AREAS = 16
 _CACHE_LOCK = threading.Lock()  # the server answers from several threads
 
@@ -275,6 +280,7 @@ def look(conn: Connection, scene: Scene, reach: shapely.Geometry,
     # REACH_M further: footprints within twice that make each view exact (and cacheable)
     stamp, scene.buildings = _buildings(conn, scene, _envelope(reach, scene.inverse,
                                                                2 * REACH_M))
+    scene.stamp = stamp
     scene.cameras = _cameras(conn, scene, reach, _envelope(reach, scene.inverse, REACH_M))
     codes = set(scene.cameras["code"]) if len(scene.cameras) else set()
     unknown = set(query.off) - codes
@@ -479,29 +485,56 @@ def coverage(conn: Connection, user: User, query: CoverageQuery, client=None) ->
             "parameters": _parameters(scene, query)}
 
 
-def camera_views(conn: Connection, user: User, query: CoverageQuery) -> dict:
-    """Each camera near the jurisdiction with its field of view (offline: the bare sector)."""
+def camera_views(conn: Connection, user: User, query: CoverageQuery,
+                 codes: Collection[str] | None = None) -> dict:
+    """Each camera near the jurisdiction with its field of view (offline: the bare sector).
+
+    With ``codes``, only those cameras (a page patching the views that changed). A
+    camera's view in lon/lat is kept per process like its metric view.
+    """
     scene, _ = _scene(conn, user, query, targets=False)
     cams = scene.cameras
     views = iter(scene.views)
-    geoms, props = [], []
-    for row, on in zip(cams.itertuples(index=False), watching(cams, query), strict=True):
-        view = next(views) if on else sector(row.geometry.x, row.geometry.y, float(row.bearing),
-                                             float(row.fov), float(row.range_m))
-        geoms.append(view)
-        props.append({"id": row.id, "code": row.code, "status": row.status,
-                      "bearing": float(row.bearing), "fov": float(row.fov),
-                      "range_m": float(row.range_m), "watching": bool(on),
-                      "area_m2": round(float(view.area), 1) if on else 0.0})
-    at = scene.to_lonlat(cams.geometry.values) if len(cams) else []
-    shapes = scene.to_lonlat(np.array(geoms, dtype=object)) if geoms else []
+    rows, missing = [], []
+    for i, (row, on) in enumerate(zip(cams.itertuples(index=False), watching(cams, query),
+                                      strict=True)):
+        view = next(views) if on else None
+        if codes is not None and row.code not in codes:
+            continue
+        key = (row.id, row.version, scene.crs, scene.stamp, bool(on))
+        rows.append((row, bool(on), key))
+        if key not in _SERVED:
+            missing.append((i, key, view if on else sector(
+                row.geometry.x, row.geometry.y, float(row.bearing), float(row.fov),
+                float(row.range_m))))
+    _serve(scene, missing)
     features = []
-    for shape, point, p in zip(shapes, at, props, strict=True):
-        p["lon"], p["lat"] = round(point.x, 7), round(point.y, 7)
-        features.append(_feature(shape, p, p["id"]))
+    for row, on, key in rows:
+        geometry, lon, lat, area = _SERVED[key]
+        p = {"id": row.id, "code": row.code, "status": row.status,
+             "bearing": float(row.bearing), "fov": float(row.fov),
+             "range_m": float(row.range_m), "watching": on,
+             "area_m2": round(area, 1) if on else 0.0, "lon": lon, "lat": lat}
+        features.append({"type": "Feature", "geometry": geometry, "properties": p,
+                         "id": row.id})
     return {"type": "FeatureCollection", "features": features,
             "summary": {"cameras": _camera_counts(scene, query)},
             "parameters": _parameters(scene, query)}
+
+
+def _serve(scene: Scene, missing: list[tuple[int, tuple, shapely.Geometry]]) -> None:
+    """Keep the lon/lat views (and camera positions) of ``missing`` (index, key, view)."""
+    if not missing:
+        return
+    index = [i for i, _, _ in missing]
+    shapes = scene.to_lonlat(np.array([v for _, _, v in missing], dtype=object))
+    at = scene.to_lonlat(scene.cameras.geometry.values[index])
+    geometries = json.loads("[" + ",".join(shapely.to_geojson(shapes)) + "]")
+    with _CACHE_LOCK:
+        for (_, key, view), geometry, point in zip(missing, geometries, at, strict=True):
+            _SERVED[key] = (geometry, round(point.x, 7), round(point.y, 7), float(view.area))
+        while len(_SERVED) > _MAX_VIEWS:
+            _SERVED.popitem(last=False)
 
 
 @dataclass

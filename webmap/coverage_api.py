@@ -1,9 +1,12 @@
 """Camera coverage endpoints.
 
 ``/api/coverage`` (targets with covered ratios), ``/api/coverage/views`` (fields of
-view), ``/api/coverage/gaps`` (uncovered pieces by risk), ``POST /api/coverage/what-if``
-(cameras switched off or added), ``POST /api/coverage/siting`` (where k new cameras
-should go) and the saved runs.
+view; ``codes=`` for only some cameras), ``/api/coverage/gaps`` (uncovered pieces by
+risk), ``POST /api/coverage/what-if`` (cameras switched off or added; with
+``"changes_only": true`` only the targets whose figures changed and the views of the
+cameras switched off, so a page patches what it shows), ``POST /api/coverage/siting``
+(where k new cameras should go) and the saved runs. Answers are gzipped for clients
+that accept it.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from layers.coverage import (
 
 from .app import db_engine
 from .auth import current_user
+from .compress import json_response
 from .params import BadRequest, flag_arg, json_body, number_arg, only_params
 
 bp = Blueprint("coverage_api", __name__)
@@ -36,9 +40,9 @@ _QUERY = {"jurisdiction", "target", "school_buffer", "off", "planned"}
 
 
 def _answer(body: dict) -> Response:
-    return Response(json.dumps(body, ensure_ascii=False, default=str), 200,
-                    content_type="application/geo+json" if "features" in body
-                    else "application/json")
+    return json_response(json.dumps(body, ensure_ascii=False, default=str,
+                                    separators=(",", ":")),
+                         "application/geo+json" if "features" in body else "application/json")
 
 
 def _codes(raw: str | None) -> tuple[str, ...]:
@@ -76,9 +80,10 @@ def targets():
 @bp.get("/api/coverage/views")
 def views():
     """Cameras near a jurisdiction with their fields of view (offline: the bare sector)."""
-    only_params(_QUERY - {"target", "school_buffer"})
+    only_params(_QUERY - {"target", "school_buffer"} | {"codes"})
+    codes = _codes(request.args.get("codes")) if "codes" in request.args else None
     with db_engine(current_app).connect() as conn:
-        return _answer(camera_views(conn, current_user(), _query_from_args()))
+        return _answer(camera_views(conn, current_user(), _query_from_args(), codes))
 
 
 @bp.get("/api/coverage/gaps")
@@ -125,17 +130,27 @@ def _proposed(items: list) -> tuple[Proposed, ...]:
 def what_if():
     """Coverage with cameras switched off (``off``) or added (``add``), and without."""
     only_params(set())
-    body = json_body({**_BODY, "add": list}, {"jurisdiction"})
+    body = json_body({**_BODY, "add": list, "changes_only": bool}, {"jurisdiction"})
     query = _query_from_body(body)
     with db_engine(current_app).connect() as conn:
         changed = coverage(conn, current_user(), query)
         base = coverage(conn, current_user(), CoverageQuery(
             query.jurisdiction, query.target, query.school_buffer, planned=query.planned))
+        views = camera_views(conn, current_user(), query, set(query.off)) \
+            if body.get("changes_only") else None
     changed["before"] = base["summary"]["covered_ratio"]
     changed["after"] = changed["summary"]["covered_ratio"]
-    base_ratio = {f["id"]: f["properties"]["covered_ratio"] for f in base["features"]}
+    base_props = {f["id"]: f["properties"] for f in base["features"]}
     for feature in changed["features"]:
-        feature["properties"]["covered_ratio_before"] = base_ratio.get(feature["id"])
+        feature["properties"]["covered_ratio_before"] = \
+            base_props.get(feature["id"], {}).get("covered_ratio")
+    if views is not None:  # only what differs from all cameras on: the page has that
+        changed["features"] = [f for f in changed["features"]
+                               if f["properties"] != {**base_props.get(f["id"], {}),
+                                                      "covered_ratio_before":
+                                                      f["properties"]["covered_ratio_before"]}]
+        changed["views"] = {"type": "FeatureCollection", "features": views["features"]}
+        changed["changes_only"] = True
     return _answer(changed)
 
 

@@ -180,6 +180,38 @@ def test_switching_cameras_off_lowers_coverage_and_planned_ones_count_on_request
         api("police", path, method="DELETE", headers={"If-Match": '"1"'})
 
 
+def test_a_what_if_can_answer_only_what_changed(api):
+    """changes_only: the targets whose figures changed and the switched-off views; the
+    rest is as with every camera on (the page holds that already)."""
+    base = api("police", f"/api/coverage?jurisdiction={AREA}").json()
+    views = api("police", f"/api/coverage/views?jurisdiction={AREA}").json()
+    busiest = max((f for f in views["features"] if f["properties"]["watching"]),
+                  key=lambda f: f["properties"]["area_m2"])["properties"]["code"]
+    body = {"jurisdiction": AREA, "off": [busiest]}
+    whole = api("police", "/api/coverage/what-if", method="POST", json=body)
+    patch = api("police", "/api/coverage/what-if", method="POST",
+                json={**body, "changes_only": True})
+    assert patch.status_code == 200, patch.text[:300]
+    assert patch.headers["Content-Encoding"] == "gzip"
+    whole, patch = whole.json(), patch.json()
+    assert patch["summary"] == whole["summary"] and patch["after"] == whole["after"]
+    before = {f["id"]: f["properties"] for f in base["features"]}
+    changed = {f["id"]: f["properties"] for f in whole["features"]
+               if f["properties"]["covered_ratio"] != before[f["id"]]["covered_ratio"]}
+    assert changed and {f["id"]: f["properties"] for f in patch["features"]} == changed
+    assert len(patch["features"]) < len(whole["features"])
+    assert len(json.dumps(patch)) < len(json.dumps(whole)) / 2
+    [view] = patch["views"]["features"]
+    assert view["properties"]["code"] == busiest and not view["properties"]["watching"]
+    # the same view as asking for that camera alone with it off
+    alone = api("police", f"/api/coverage/views?jurisdiction={AREA}&off={busiest}"
+                          f"&codes={busiest}").json()
+    assert alone["features"] == [view]
+    both = api("police", f"/api/coverage/views?jurisdiction={AREA}&codes={busiest},NOPE")
+    assert [f["properties"] for f in both.json()["features"]] == \
+        [f["properties"] for f in views["features"] if f["properties"]["code"] == busiest]
+
+
 CAMERA = {"code": "T-CAM-BAD", "bearing": 10, "fov": 70, "range_m": 90, "status": "online"}
 
 

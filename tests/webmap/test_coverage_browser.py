@@ -21,8 +21,27 @@ def _drawn(page, group):
     }}""")
 
 
+# Each drawn target's id and the covered share it is shown with.
+SHOWN = f"""() => {{
+  const out = {{}};
+  {STATE}.targets.eachLayer(g => g.eachLayer && g.eachLayer(l => {{
+    out[l.feature.id] = l.shown.covered_ratio; }}));
+  return out;
+}}"""
+# The colour each camera's view (not its dot) is drawn in, by code.
+VIEW_COLOURS = f"""() => {{
+  const out = {{}};
+  {STATE}.views.eachLayer(g => g.eachLayer && g.eachLayer(l => {{
+    out[l.feature.properties.code] = l.options.color; }}));
+  return out;
+}}"""
+
+
 def test_coverage_gaps_what_if_and_siting_on_the_map(server, api, db):
     with logged_in(server, "police", f"/map/coverage?jurisdiction={AREA}") as page:
+        asked = []
+        page.on("request", lambda r: asked.append((r.method, r.url.split("/", 3)[3]))
+                if "/api/" in r.url else None)  # the data asked for (not basemap tiles)
         page.wait_for_selector("#sg-message.ok")
         body = page.evaluate(f"{STATE}.state.last")
         answer = api("police", f"/api/coverage?jurisdiction={AREA}").json()
@@ -53,15 +72,36 @@ def test_coverage_gaps_what_if_and_siting_on_the_map(server, api, db):
             if (l.feature && l.feature.properties.code === {busiest['code']!r}) l.openPopup();
           }}));
         }}""")
+        asked.clear()
         page.click(".leaflet-popup-content .sg-switch-off")
         wait_for(page, f"{STATE}.state.last.before !== undefined")
         page.wait_for_selector("#sg-message.ok")
         after = page.evaluate(f"{STATE}.state.last")
         assert after["after"] <= after["before"] == answer["summary"]["covered_ratio"]
         assert "→" in page.text_content("#sg-summary")
+        # only what changed came: the targets whose share fell and the one camera's view;
+        # the page patched its layers (no views or targets loaded again)
+        assert [m for m, url in asked] == ["POST"], asked
+        assert [v["properties"]["code"] for v in after["views"]["features"]] == \
+            [busiest["code"]]
+        assert 0 < len(after["features"]) < len(answer["features"])
+        shown = page.evaluate(SHOWN)
+        assert len(shown) == len(answer["features"])
+        for feature in after["features"]:
+            assert shown[str(feature["id"])] == feature["properties"]["covered_ratio"] < \
+                feature["properties"]["covered_ratio_before"]
+        base = {str(f["id"]): f["properties"]["covered_ratio"] for f in answer["features"]}
+        changed = {str(f["id"]) for f in after["features"]}
+        assert {k: v for k, v in shown.items() if k not in changed} == \
+            {k: v for k, v in base.items() if k not in changed}
+        colours = page.evaluate(VIEW_COLOURS)
+        assert colours[busiest["code"]] == "#8c8c8c"
         page.click("#sg-reset")
         wait_for(page, f"{STATE}.state.off.size === 0 && "
                                f"{STATE}.state.last.before === undefined")
+        assert page.evaluate(SHOWN) == base  # all back, from what the page held
+        assert page.evaluate(VIEW_COLOURS)[busiest["code"]] == "#ff7f00"
+        assert [m for m, url in asked] == ["POST"], asked
 
         page.click("#sg-gaps")
         wait_for(page, f"{STATE}.state.mode === 'gaps' && "
@@ -77,8 +117,13 @@ def test_coverage_gaps_what_if_and_siting_on_the_map(server, api, db):
         # the gain is rounded, with its unit: expected incidents newly watched
         gain = page.evaluate(f"{STATE}.state.proposed[0].properties.gain")
         assert f"{gain:.1f} 起(预计)" in page.locator("#sg-proposals li").first.text_content()
+        asked.clear()
         page.locator("#sg-proposals .sg-add-plan").first.click()
         page.wait_for_selector("#sg-proposals .sg-add-plan[disabled]")
+        wait_for(page, f"{STATE}.state.busy === 0")
+        added = [url for m, url in asked if m == "GET"]  # only the new camera's view
+        assert len(added) == 1 and "codes=PLAN-" in added[0], asked
+        assert any(code.startswith(f"PLAN-{AREA}-") for code in page.evaluate(VIEW_COLOURS))
         page.screenshot(path=str(OUTPUT / "coverage-siting.png"))
         assert page.errors == []
     with db.begin() as conn:

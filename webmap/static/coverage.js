@@ -12,6 +12,7 @@ function safegridCoverage(map, config) {
   const views = L.featureGroup().addTo(map);
   const targets = L.featureGroup().addTo(map);
   const proposals = L.featureGroup().addTo(map);
+  const targetLayers = new Map();  // target id -> its layer, while the targets are drawn
   const state = {busy: 0, off: new Set(), mode: null, last: null, views: null, proposed: [],
                  key: null};
   window.safegridCoverageState = {map, views, targets, proposals, state};
@@ -54,7 +55,7 @@ function safegridCoverage(map, config) {
     if (extra.target) params.set("target", s.target);
     if (s.school_buffer != null && extra.target) params.set("school_buffer", s.school_buffer);
     if (s.planned) params.set("planned", "true");
-    if (s.off.length) params.set("off", s.off.join(","));
+    if (s.off.length && !extra.allOn) params.set("off", s.off.join(","));
     return params.toString();
   }
 
@@ -85,22 +86,74 @@ function safegridCoverage(map, config) {
     return html;
   }
 
+  /* Each camera's view and dot on the map, by code, so a what-if patches only those
+   * whose state changed. state.views holds the views as first loaded (state.viewsOff:
+   * the cameras off then); state.shownOff, the cameras shown off now. */
+  const cameraLayers = new Map();
+
+  function drawCamera(f) {
+    const old = cameraLayers.get(f.properties.code);
+    if (old) old.forEach(layer => views.removeLayer(layer));
+    const p = f.properties;
+    const view = L.geoJSON(f, {
+      style: () => cameraStyle(p),
+      onEachFeature: (g, layer) => layer.bindPopup(() => cameraPopup(p)),
+    }).addTo(views);
+    const dot = L.circleMarker([p.lat, p.lon], {radius: 3, color: cameraStyle(p).color,
+                                                 weight: 1, fillOpacity: 1});
+    dot.feature = f;  // the camera itself, as its field of view is
+    dot.bindPopup(() => cameraPopup(p)).addTo(views);
+    cameraLayers.set(p.code, [view, dot]);
+  }
+
+  function viewsQuery(codes) {
+    const s = scene();
+    const params = new URLSearchParams({jurisdiction: s.jurisdiction});
+    if (s.planned) params.set("planned", "true");
+    if (s.off.length) params.set("off", s.off.join(","));
+    if (codes) params.set("codes", codes.join(","));
+    return params.toString();
+  }
+
+  /* Every camera's view, afresh (on opening, or when planned cameras count or not). */
   async function loadViews() {
-    const result = await call("/api/coverage/views?" + query({}));
+    const planned = scene().planned;
+    const result = await call("/api/coverage/views?" + viewsQuery(null));
     if (!result.ok) { refused(result); return false; }
     state.views = result.data;
+    state.viewsPlanned = planned;
+    state.viewsOff = new Set(state.off);
+    state.shownOff = new Set(state.off);
     views.clearLayers();
-    L.geoJSON(result.data, {
-      style: f => cameraStyle(f.properties),
-      onEachFeature: (f, layer) => layer.bindPopup(() => cameraPopup(f.properties)),
-    }).addTo(views);
-    for (const f of result.data.features) {
-      const p = f.properties;
-      const dot = L.circleMarker([p.lat, p.lon], {radius: 3, color: cameraStyle(p).color,
-                                                   weight: 1, fillOpacity: 1});
-      dot.feature = f;  // the camera itself, as its field of view is
-      dot.bindPopup(() => cameraPopup(p)).addTo(views);
+    cameraLayers.clear();
+    result.data.features.forEach(drawCamera);
+    return true;
+  }
+
+  /* The views of the cameras switched off or on since they were drawn: from ``given``
+   * (a what-if's views), from the views first loaded, or fetched for those cameras only. */
+  async function syncViews(given) {
+    if (!state.views || state.viewsPlanned !== scene().planned) return loadViews();
+    const changed = new Set([...state.off].filter(c => !state.shownOff.has(c))
+      .concat([...state.shownOff].filter(c => !state.off.has(c))));
+    if (!changed.size) return true;
+    const byCode = new Map(state.views.features.map(f => [f.properties.code, f]));
+    const have = new Map();
+    for (const f of (given ? given.features : [])) have.set(f.properties.code, f);
+    for (const code of changed) {
+      if (!have.has(code) && state.off.has(code) === state.viewsOff.has(code) &&
+          byCode.has(code)) have.set(code, byCode.get(code));
     }
+    const missing = [...changed].filter(code => !have.has(code));
+    if (missing.length) {
+      const result = await call("/api/coverage/views?" + viewsQuery(missing));
+      if (!result.ok) { refused(result); return false; }
+      for (const f of result.data.features) have.set(f.properties.code, f);
+    }
+    for (const code of changed) {
+      if (have.has(code)) drawCamera(have.get(code));
+    }
+    state.shownOff = new Set(state.off);
     return true;
   }
 
@@ -120,28 +173,78 @@ function safegridCoverage(map, config) {
     document.getElementById("sg-summary").innerHTML = html;
   }
 
+  /* What the targets' covered shares are computed for (cameras off aside). */
+  function targetKey() {
+    const s = scene();
+    return JSON.stringify([s.jurisdiction, s.target, s.school_buffer, s.planned]);
+  }
+
+  function targetStyle(p) {
+    const colour = shareColour(p.covered_ratio);
+    return state.base.summary.measure === "length_m" ? {color: colour, weight: 5, opacity: 0.9}
+      : {color: colour, weight: 1.5, fillColor: colour, fillOpacity: 0.35};
+  }
+
+  /* The targets with every camera on, drawn; each layer kept by the target's id. */
+  async function loadTargets() {
+    const result = await call("/api/coverage?" + query({target: true, allOn: true}));
+    if (!result.ok) { refused(result); return false; }
+    state.base = result.data;
+    state.baseKey = targetKey();
+    drawTargets();
+    return true;
+  }
+
+  function drawTargets() {
+    targets.clearLayers();
+    targetLayers.clear();
+    L.geoJSON(state.base, {
+      style: f => targetStyle(f.properties),
+      pointToLayer: (f, at) => L.circleMarker(at, {radius: 6}),
+      onEachFeature: (f, layer) => {
+        layer.shown = f.properties;
+        layer.bindPopup(() => describe(layer.shown));
+        targetLayers.set(f.id, layer);
+      },
+    }).addTo(targets);
+    state.drawn = "targets";
+  }
+
+  /* Each target as ``changed`` has it, else as with every camera on. */
+  function patchTargets(changed) {
+    const now = new Map(changed.map(f => [f.id, f.properties]));
+    for (const f of state.base.features) {
+      const layer = targetLayers.get(f.id);
+      const p = now.get(f.id) || f.properties;
+      if (layer && layer.shown !== p) {
+        layer.shown = p;
+        layer.setStyle(targetStyle(p));
+      }
+    }
+  }
+
   async function showCoverage() {
     message(t.running);
     state.mode = "coverage";
     const s = scene();
-    const result = s.off.length
-      ? await call("/api/coverage/what-if", s)
-      : await call("/api/coverage?" + query({target: true}));
-    if (!result.ok) { refused(result); return; }
-    if (!(await loadViews())) return;
-    const body = result.data;
+    const fresh = state.base && state.baseKey === targetKey();
+    let whatIf = null;
+    const base = fresh ? Promise.resolve(true) : loadTargets();
+    const asked = [
+      base,
+      s.off.length ? call("/api/coverage/what-if", Object.assign({changes_only: true}, s))
+        .then(result => { whatIf = result; return result.ok; }) : Promise.resolve(true),
+      // the views after the targets: the coverage colours come first, not slowed by them
+      s.off.length ? Promise.resolve(true) : base.then(ok => ok && syncViews(null)),
+    ];
+    const done = await Promise.all(asked);
+    if (whatIf && !whatIf.ok) { refused(whatIf); return; }
+    if (done.includes(false)) return;
+    if (state.drawn !== "targets") drawTargets();
+    patchTargets(whatIf ? whatIf.data.features : []);
+    if (whatIf && !(await syncViews(whatIf.data.views))) return;
+    const body = whatIf ? whatIf.data : state.base;
     state.last = body;
-    targets.clearLayers();
-    const line = body.summary.measure === "length_m";
-    L.geoJSON(body, {
-      style: f => {
-        const colour = shareColour(f.properties.covered_ratio);
-        return line ? {color: colour, weight: 5, opacity: 0.9}
-          : {color: colour, weight: 1.5, fillColor: colour, fillOpacity: 0.35};
-      },
-      pointToLayer: (f, at) => L.circleMarker(at, {radius: 6}),
-      onEachFeature: (f, layer) => layer.bindPopup(describe(f.properties)),
-    }).addTo(targets);
     state.key = [cameraKey(), [t.legend_share, SHARE.map(([top, c], i) => [(i === 0 ? "< 20%"
       : (20 * i) + "–" + Math.min(100, Math.round(top * 100)) + "%"), c])]];
     legend(state.key);
@@ -153,18 +256,21 @@ function safegridCoverage(map, config) {
     }
     summary(text);
     document.getElementById("sg-reset").style.display = state.off.size ? "" : "none";
-    message(t.coverage + ": " + body.features.length + " " + t.targets, "ok");
+    message(t.coverage + ": " + state.base.features.length + " " + t.targets, "ok");
   }
 
   async function showGaps() {
     message(t.running);
     state.mode = "gaps";
-    const result = await call("/api/coverage/gaps?" + query({target: true}));
+    const [result, shown] = await Promise.all([
+      call("/api/coverage/gaps?" + query({target: true})), syncViews(null)]);
     if (!result.ok) { refused(result); return; }
-    if (!(await loadViews())) return;
+    if (!shown) return;
     const body = result.data;
     state.last = body;
     targets.clearLayers();
+    targetLayers.clear();
+    state.drawn = "gaps";
     const n = body.features.length;
     const colour = f => RISK[Math.min(RISK.length - 1,
       Math.floor(RISK.length * (1 - (f.properties.rank - 1) / Math.max(1, n))))];
@@ -239,7 +345,12 @@ function safegridCoverage(map, config) {
     button.disabled = true;
     button.textContent = t.added;
     message(code + ": " + t.added, "ok");
-    await loadViews();
+    const added = await call("/api/coverage/views?" + viewsQuery([code]));
+    if (!added.ok) { refused(added); return; }
+    for (const f of added.data.features) {
+      state.views.features.push(f);
+      drawCamera(f);
+    }
   }
 
   map.on("popupopen", event => {
