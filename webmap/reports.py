@@ -19,10 +19,12 @@ import shapely
 from flask import Blueprint, Response, current_app, request
 from markupsafe import escape
 
+from layers.jurisdictions import jurisdiction_choices, latest_incident_month
 from layers.report import MAX_PLACES, notice_figures
 
 from .app import db_engine
 from .auth import current_user
+from .errorpage import wants_page
 from .params import BadRequest, only_params
 
 bp = Blueprint("reports", __name__)
@@ -306,19 +308,69 @@ def write_pdf(html: str, out: Path) -> None:
         raise BadRequest(f"Chromium could not print the PDF: {done.stderr.strip()[-300:]}")
 
 
+CHOOSER_TEXT = {
+    "zh": {"title": "治安状况告知", "place": "辖区", "month": "月份", "open": "生成告知",
+           "intro": "选择辖区和月份，生成可张贴、可打印的治安状况告知。", "map": "总图",
+           "switch": "English"},
+    "en": {"title": "Security notice", "place": "Jurisdiction", "month": "Month",
+           "open": "Make the notice", "map": "Overview map", "switch": "中文",
+           "intro": "Choose a jurisdiction and a month for a notice to post and print."},
+}
+
+
+def render_chooser(choices: list[tuple[str, str]], month: str, lang: str) -> str:
+    """The page choosing a notice in ``lang``: one of ``choices`` (code, name), a month.
+
+    The month (``YYYY-MM``) is preset to ``month``.
+    """
+    t = CHOOSER_TEXT[lang]
+    other = "en" if lang == "zh" else "zh"
+    options = "".join(f'<option value="{escape(code)}">{escape(name)} · {escape(code)}</option>'
+                      for code, name in choices)
+    return f"""<!doctype html><html lang="{lang}"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{t['title']}</title>
+<style>body{{font:15px sans-serif;max-width:32em;margin:8vh auto;padding:0 1em}}
+label{{display:block;margin:.8em 0}} select,input{{font:inherit;padding:.3em;width:100%}}
+nav{{display:flex;justify-content:space-between}}</style></head><body>
+<nav><a href="/map?lang={lang}">{t['map']}</a>
+<a href="/reports/notice?lang={other}">{t['switch']}</a></nav>
+<h1>{t['title']}</h1><p>{t['intro']}</p>
+<form method="get" action="/reports/notice"><input type="hidden" name="lang" value="{lang}">
+<label>{t['place']} <select name="jurisdiction" required>{options}</select></label>
+<label>{t['month']} <input type="month" name="month" value="{escape(month)}" required></label>
+<button type="submit">{t['open']}</button></form></body></html>"""
+
+
+def _chooser(lang: str) -> Response:
+    """The chooser for the user: their jurisdictions, the latest month with incidents."""
+    user = current_user()
+    with db_engine(current_app).connect() as conn:
+        choices = jurisdiction_choices(conn, user)
+        first = user.jurisdiction or (choices[0][0] if choices else None)
+        month = (latest_incident_month(conn, user, first) if first else None) \
+            or (dt.date.today().replace(day=1) - dt.timedelta(days=1)).strftime("%Y-%m")
+    if user.jurisdiction and user.jurisdiction not in {c for c, _ in choices}:
+        choices.insert(0, (user.jurisdiction, user.jurisdiction))
+    return Response(render_chooser(choices, month, lang), mimetype="text/html")
+
+
 @bp.get("/reports/notice")
 def notice():
     """The monthly notice of ``jurisdiction`` for ``month`` (YYYY-MM), printable HTML.
 
-    In ``?lang=zh`` (default) or ``en``.
+    In ``?lang=zh`` (default) or ``en``. A browser asking without both gets a page
+    choosing them; a script gets 400.
     """
     only_params({"jurisdiction", "month", "lang"})
     code, month = request.args.get("jurisdiction"), request.args.get("month")
-    if not code or not month:
-        raise BadRequest("jurisdiction and month (YYYY-MM) are required")
     lang = request.args.get("lang", "zh")
     if lang not in LANGS:
         raise BadRequest(f"lang must be one of {', '.join(LANGS)}, got {lang!r}")
+    if not code or not month:
+        if wants_page():
+            return _chooser(lang)
+        raise BadRequest("jurisdiction and month (YYYY-MM) are required")
     with db_engine(current_app).connect() as conn:
         figures = notice_figures(conn, current_user(), code, month)
     return Response(render_notice(figures, lang), mimetype="text/html")
