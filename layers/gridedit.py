@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import geopandas as gpd
+import numpy as np
 import shapely
 from sqlalchemy import Connection, text
 
@@ -107,6 +108,54 @@ def _nearby(conn: Connection, code: str, shapes: list[shapely.Geometry]
         {"c": code, "x0": x0 - pad, "y0": y0 - pad, "x1": x1 + pad, "y1": y1 + pad}).all()
     return ({r[0]: shapely.from_wkb(bytes(r[2])) for r in rows},
             {r[0]: r[1] for r in rows})
+
+
+def _all_grids(conn: Connection, code: str
+               ) -> tuple[dict[int, shapely.Geometry], dict[int, str]]:
+    """Every grid of jurisdiction ``code``: geometry and code."""
+    rows = conn.execute(text("SELECT id, code, ST_AsBinary(geom) FROM grids "
+                             "WHERE jurisdiction_code = :c ORDER BY id"), {"c": code}).all()
+    return ({r[0]: shapely.from_wkb(bytes(r[2])) for r in rows},
+            {r[0]: r[1] for r in rows})
+
+
+def _fits_outside(conn: Connection, code: str, grids: dict[int, shapely.Geometry],
+                  result: gridedit.Retiled) -> bool:
+    """Whether the changed grids still match the grids the edit did not look at.
+
+    Noding the grids near an edit can put a vertex on a long grid far from the edit,
+    on an edge it shares with a grid outside the set; that grid would not have it.
+    """
+    changed = [g for k, g in result.changed.items() if k not in result.removed]
+    if not changed:
+        return True
+    box = shapely.box(*shapely.union_all(changed).bounds)
+    rows = conn.execute(text(
+        "SELECT ST_AsBinary(geom) FROM grids WHERE jurisdiction_code = :c "
+        "AND NOT (id = ANY(:ids)) AND geom && ST_GeomFromEWKB(:b)"),
+        {"c": code, "ids": list(grids), "b": _ewkb(box)}).scalars().all()
+    tree = shapely.STRtree(np.array(changed, dtype=object))
+    outside = [g for g in (shapely.from_wkb(bytes(w)) for w in rows)
+               if len(tree.query(g, predicate="intersects"))]
+    if not outside:
+        return True
+    edges = shapely.coverage_invalid_edges(np.array(changed + outside, dtype=object))
+    return bool(shapely.is_empty(edges[:len(changed)]).all())
+
+
+def _retile(conn: Connection, code: str, shapes: list[shapely.Geometry], edit
+            ) -> tuple[gridedit.Retiled, dict[int, shapely.Geometry]]:
+    """Run ``edit(grids, grid_name)`` on the grids near ``shapes`` (or on all of them).
+
+    When the result would not match the grids around that set, the edit runs again on
+    every grid of the jurisdiction. Returns the result and the grids it was computed on.
+    """
+    grids, codes = _nearby(conn, code, shapes)
+    result = _refused(lambda: edit(grids, _namer(codes)))
+    if _fits_outside(conn, code, grids, result):
+        return result, grids
+    grids, codes = _all_grids(conn, code)
+    return _refused(lambda: edit(grids, _namer(codes))), grids
 
 
 def _namer(codes: dict[int, str]):
@@ -204,9 +253,11 @@ def _reshaped(conn: Connection, user: User, grid_id: int, clean: gpd.GeoDataFram
     before, code, area, scope = target
     old = shapely.geometry.shape(stored_geometry(conn, GRIDS, grid_id))
     new = clean.geometry.iloc[0]
-    grids, codes = _nearby(conn, code, [old, new])
-    result = _refused(lambda: gridedit.reshape(area, grids, grid_id, new,
-                                               grid_name=_namer(codes), **_TOLERANCES))
+    if new.equals_exact(old, 0):  # fields only: the grids stay exactly as they are
+        grids, result = {grid_id: old}, gridedit.Retiled({})
+    else:
+        result, grids = _retile(conn, code, [old, new], lambda near, name: gridedit.reshape(
+            area, near, grid_id, new, grid_name=name, **_TOLERANCES))
     clean = clean.set_geometry([result.changed.get(grid_id, grids[grid_id])], crs=4326)
     _apply(conn, user, GRIDS, grid_id, clean, scope, before, refresh=False)
     for key, geom in result.changed.items():
@@ -273,9 +324,8 @@ def create_grid(conn: Connection, user: User, feature: object) -> GridEdit:
         code = _containing_jurisdiction(conn, new)
     require_within(conn, user, code)
     area = _lock(conn, code)
-    grids, codes = _nearby(conn, code, [new])
-    result = _refused(lambda: gridedit.reshape(area, grids, NEW, new,
-                                               grid_name=_namer(codes), **_TOLERANCES))
+    result, _grids = _retile(conn, code, [new], lambda near, name: gridedit.reshape(
+        area, near, NEW, new, grid_name=name, **_TOLERANCES))
     clean["jurisdiction_code"] = code
     clean = clean.set_geometry([result.changed[NEW]], crs=4326)
     written = create(conn, user, GRIDS, json.loads(clean.to_json(drop_id=True))["features"][0])
@@ -303,10 +353,10 @@ def delete_grid(conn: Connection, user: User, grid_id: int, if_match: IfMatch) -
     """Remove a grid; each piece of its area joins the neighbour it shares most edge with."""
     _before, code, area, _scope = _prepare(conn, user, grid_id, if_match)
     old = shapely.geometry.shape(stored_geometry(conn, GRIDS, grid_id))
-    grids, codes = _nearby(conn, code, [old])
+    grids, _codes = _nearby(conn, code, [old])
     if len(grids) > 1:
-        result = _refused(lambda: gridedit.reshape(area, grids, grid_id, None,
-                                                   grid_name=_namer(codes), **_TOLERANCES))
+        result, _grids = _retile(conn, code, [old], lambda near, name: gridedit.reshape(
+            area, near, grid_id, None, grid_name=name, **_TOLERANCES))
     else:
         result = gridedit.Retiled({}, (grid_id,))  # the last grid: nothing to hand on
     for key, geom in result.changed.items():
@@ -327,9 +377,8 @@ def split_grid(conn: Connection, user: User, grid_id: int, line: object,
         raise GridEditRefused(f"'line' is not a GeoJSON LineString: {exc}") from None
     before, code, area, _scope = _prepare(conn, user, grid_id, if_match)
     old = shapely.geometry.shape(stored_geometry(conn, GRIDS, grid_id))
-    grids, codes = _nearby(conn, code, [old])
-    result = _refused(lambda: gridedit.split(area, grids, grid_id, cut,
-                                             grid_name=_namer(codes), **_TOLERANCES))
+    result, _grids = _retile(conn, code, [old], lambda near, name: gridedit.split(
+        area, near, grid_id, cut, grid_name=name, **_TOLERANCES))
     props = before["properties"]
     new_code, new_name = _next_code(conn, code, props["code"], props["name"])
     write_shape(conn, user, grid_id, result.changed[grid_id])
@@ -429,11 +478,10 @@ def carve_grid(conn: Connection, user: User, jurisdiction: str, geometry: object
         if _jurisdiction_of(conn, grid_id) != jurisdiction:
             raise GridEditRefused(f"grid {grid_id} is not in jurisdiction {jurisdiction}")
         _locked(conn, GRIDS, grid_id, scope, version)
-    grids, codes = _nearby(conn, jurisdiction, [new])
     unit_m2 = METRES_PER_DEGREE ** 2 * math.cos(math.radians(new.centroid.y))
-    result = _refused(lambda: gridedit.carve(
-        area, grids, new, min_area=MIN_GRID_M2 / unit_m2, unit_area_m2=unit_m2,
-        grid_name=_namer(codes), **_TOLERANCES))
+    result, grids = _retile(conn, jurisdiction, [new], lambda near, name: gridedit.carve(
+        area, near, new, min_area=MIN_GRID_M2 / unit_m2, unit_area_m2=unit_m2,
+        grid_name=name, **_TOLERANCES))
     code, default_name = _free_code(conn, jurisdiction, row[0])
     written = create(conn, user, GRIDS, {
         "type": "Feature", "geometry": shapely.geometry.mapping(result.changed[NEW]),

@@ -204,3 +204,27 @@ def test_random_carves_keep_the_served_coverage_valid(api, db, planned):
         assert_served_coverage(api, db)
     assert made >= 3, (made, refused)
     assert_tiles(db)
+
+
+def test_a_carve_after_a_reshape_that_moved_far_edges_keeps_the_coverage(api, db, planned):
+    """A reshape to the same polygon written from another vertex re-tiles the grids
+    around it; a grid carved there afterwards must still match every grid it meets,
+    including those beyond the ones near the new grid."""
+    grids = geoms(db)
+    area = community(db)
+    shape = corner_box(grids, area)
+    x0, y0, x1, y1 = shape.bounds
+    key = next(k for k, g in grids.items() if g.contains(shapely.Point(
+        x0 + 0.3 * (x1 - x0), y0 + 0.6 * (y1 - y0))))
+    ring = list(grids[key].exterior.coords)[1:]
+    r = api("planner", f"/collections/grids/items/{key}")
+    feature = r.json()
+    feature["geometry"] = {"type": "Polygon", "coordinates": [[*map(list, ring), list(ring[0])]]}
+    r = api("planner", f"/collections/grids/items/{key}", method="PUT", json=feature,
+            headers={"If-Match": r.headers["ETag"], "Content-Type": "application/geo+json"})
+    assert r.status_code == 200, r.text
+    assert_served_coverage(api, db)
+    r = carve(api, shape)
+    assert r.status_code == 201, r.text
+    assert_served_coverage(api, db)
+    assert_tiles(db)

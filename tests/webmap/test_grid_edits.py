@@ -85,6 +85,22 @@ def test_stale_version_gets_412_with_the_current_grid_and_writes_nothing(api, db
     assert state(db) == before
 
 
+def test_a_rename_changes_no_shape(api, db, planned):
+    key = planned[0]
+    before = geoms(db)
+    _feature, etag = item(api, key)
+    r = api("planner", f"/collections/grids/items/{key}", method="PATCH",
+            json={"properties": {"name": "新名字"}},
+            headers={"If-Match": etag, "Content-Type": "application/merge-patch+json"})
+    assert r.status_code == 200, r.text
+    assert [f["id"] for f in r.json()["changed"]["features"]] == [key]
+    after = geoms(db)
+    assert all(after[k].equals_exact(g, 0) for k, g in before.items())
+    with db.connect() as conn:
+        assert conn.execute(text("SELECT name FROM grids WHERE id = :i"), {"i": key}
+                            ).scalar_one() == "新名字"
+
+
 @pytest.mark.parametrize("case", ["outside", "swallow", "bowtie", "moved_away", "wrong_type",
                                   "other_jurisdiction"])
 def test_refused_reshapes_say_why_and_write_nothing(api, db, planned, case):

@@ -760,3 +760,37 @@ def test_check_coverage_draws_each_problem_in_its_legend_colour(planner_page, db
                                 ".map(e => e.getAttribute('stroke'))"))
     assert PROBLEM_COLOURS["gap"] in strokes and strokes <= set(PROBLEM_COLOURS.values())
     assert page.errors == []
+
+
+def test_a_new_grid_over_a_grid_changed_meanwhile_is_refused_then_drawn(planner_page, db, api,
+                                                                          planned):
+    page = planner_page
+    box, grids = new_grid_box(db, page, planned)
+    x0, y0, x1, y1 = box.bounds
+    point = shapely.Point(x0 + 0.3 * (x1 - x0), y0 + 0.6 * (y1 - y0))
+    key = next(k for k, g in grids.items() if g.contains(point))
+    page.mouse.click(*pixel(page, point.x, point.y))  # read: its version is known
+    wait_for(page, f"{STATE}.selected() === {key} && {STATE}.versions.has({key})")
+    etag = api("planner", f"/collections/grids/items/{key}").headers["ETag"]
+    r = api("planner", f"/collections/grids/items/{key}", method="PATCH",
+            json={"properties": {"name": "改名的网格"}},
+            headers={"If-Match": etag, "Content-Type": "application/merge-patch+json"})
+    assert r.status_code == 200, r.text
+    before = state(db)
+    page.click("#sg-new")
+    draw_box(page, box, "Enter")
+    page.wait_for_selector("#sg-dialog")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#sg-message.error")
+    version = versions(db, [key])[key]
+    assert page.text_content("#sg-message") == ZH["refused_because"].replace(
+        "{1}", ZH["why_stale"].replace("{1}", str(version)))
+    assert state(db) == before
+    page.click("#sg-new")  # the version now known, the same shape is carved
+    draw_box(page, box, "Enter")
+    page.wait_for_selector("#sg-dialog")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#sg-message.ok")
+    assert len(new_grids(db, grids)) == 1
+    assert_tiles(db)
+    assert page.errors == []
