@@ -713,6 +713,23 @@ def test_labels_are_short_and_never_overlap(planner_page, db, planned):
                         and a["top"] < b["bottom"] and b["top"] < a["bottom"]), (a, b)
     total = page.evaluate("document.querySelectorAll('.leaflet-tooltip.sg-label').length")
     assert total >= len([k for k in grids if on_screen(page, grids[k])]) - 2
+    assert len(shown) < total  # at this zoom some would collide: those are hidden
+    hidden = page.evaluate(f"[...{STATE}.byId].filter(([id, l]) => l.getTooltip() && "
+                           "l.getTooltip().getElement() && getComputedStyle(l.getTooltip()"
+                           ".getElement()).visibility === 'hidden').map(([id]) => id)")
+    chosen = next((k for k in hidden if k in grids and on_screen(page, grids[k])), None)
+    if chosen is not None:  # a selected grid's label shows first
+        page.mouse.click(*inside(page, grids[chosen]))
+        wait_for(page, f"{STATE}.selected() === {chosen}")
+        page.wait_for_timeout(300)
+        label_el = f"{STATE}.byId.get({chosen}).getTooltip().getElement()"
+        assert page.evaluate(f"getComputedStyle({label_el}).visibility") != "hidden"
+        page.screenshot(path=str(OUTPUT / "planner-labels-selected.png"))
+        shown = visible_labels(page)
+        for i, a in enumerate(shown):
+            for b in shown[i + 1:]:
+                assert not (a["left"] < b["right"] and b["left"] < a["right"]
+                            and a["top"] < b["bottom"] and b["top"] < a["bottom"]), (a, b)
     page.keyboard.press("+")  # closer: more room, so at least as many labels show
     page.wait_for_timeout(600)
     wait_for(page, f"{STATE}.state.busy === 0")

@@ -150,7 +150,17 @@ function safegridPlanner(map, config) {
     if (feature.properties.version != null) versions.set(feature.id, feature.properties.version);
     byId.set(feature.id, layer);
     if (feature.id === selected) layer.setStyle(SELECTED);
+    scheduleThin();
     return layer;
+  }
+
+  let thinPending = false;
+
+  /* Thin the labels once the grids drawn in this turn are all on the map. */
+  function scheduleThin() {
+    if (thinPending) return;
+    thinPending = true;
+    requestAnimationFrame(() => { thinPending = false; thinLabels(); });
   }
 
   function remove(id) {
