@@ -1,0 +1,239 @@
+"""Page budget: every HTML page, for every demo role that may open it, in headless Chromium.
+
+For each page and role it records the HTML's size, the bytes transferred (the page and
+everything it fetched until the network is idle, as the browser's performance entries
+count them: compressed, cached files free) and the time from the start of navigation
+to the first features of the page's data drawn on its map, and fails above the budget
+(300 KB of HTML, 1 s to first features).
+
+"First features" are seen from inside the page: an init script catches every Leaflet
+map as it is made and, on each animation frame, looks for a path (polygon, line,
+circle) or marker of the page's data drawn on one (the basemap's vector tiles and the
+grid labels do not count), or, on a page whose map is a drawing of its own (the
+notice), an SVG shape of that map.
+
+It runs on the small demo (the suite's shared server) and on the city demo (~100k
+households, 200k incidents, 5k cameras: loaded into a database of its own in about half
+a minute, with a server of its own). The table goes to
+``test-output/page-budget-{small,city}.md`` (and ``.json``).
+
+The first role opens each page once before it is measured, so the server's caches
+(camera views) are warm, as on a server that has been up a while; that cold opening is
+recorded ("cold ms") but not held to the budget. A page over the budget is opened once
+more and the better of the two counts: the machine is shared, and a regression is slow
+both times.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from urllib.parse import quote
+
+import pytest
+from playwright.sync_api import sync_playwright
+from sqlalchemy import text
+
+from layers import demo
+from layers.db import engine, migrate
+
+from ..conftest import Server, demo_password, fresh_database
+from .browser import ARGS, CHROMIUM, OUTPUT
+
+pytestmark = [pytest.mark.db, pytest.mark.browser]
+
+HTML_BUDGET = 300 * 1024  # bytes
+FIRST_FEATURES_BUDGET = 1000.0  # ms from navigation start
+ROLES = ("admin", "planner", "police", "partner", "viewer")
+
+# Seen from the page: the time (performance.now(), ms since navigation start) the first
+# feature of its data is drawn, in window.__sgFirstFeatures.
+FIRST_FEATURES = """(() => {
+  window.__sgFirstFeatures = null;
+  const maps = [];
+  let leaflet;
+  Object.defineProperty(window, "L", {configurable: true, get: () => leaflet, set: value => {
+    leaflet = value;
+    try { value.Map.addInitHook(function () { maps.push(this); }); } catch (e) {}
+  }});
+  const isLabel = layer => layer.options && layer.options.icon &&
+    /sg-grid-label/.test(layer.options.icon.options.className || "");
+  const drawn = layer => {
+    const L = leaflet;
+    if (layer instanceof L.Path) {
+      if (!layer._map || !layer._renderer) return false;
+      return layer._parts ? layer._parts.length > 0 : !!layer._point;
+    }
+    return layer instanceof L.Marker && !!layer._icon && !isLabel(layer);
+  };
+  const look = () => {
+    if (window.__sgFirstFeatures !== null) return;
+    let found = !!document.querySelector(
+      "svg.map path, svg.map polygon, svg.map polyline, svg.map circle");
+    for (const map of maps) {
+      if (found) break;
+      map.eachLayer(layer => { found = found || drawn(layer); });
+    }
+    if (found) window.__sgFirstFeatures = performance.now();
+    else requestAnimationFrame(look);
+  };
+  requestAnimationFrame(look);
+})();"""
+
+TRANSFERRED = """() => {
+  const entries = performance.getEntriesByType("navigation")
+    .concat(performance.getEntriesByType("resource"));
+  return entries.reduce((sum, e) => sum + (e.transferSize || 0), 0);
+}"""
+
+
+def _pages(db_engine) -> list[tuple[str, str, bool]]:
+    """(name, path, has a map) of every HTML page of webmap/ a logged-in user opens.
+
+    (``/`` sends a browser to ``/map``; ``/login`` is measured as anyone first sees it.)
+    """
+    with db_engine.connect() as conn:
+        city, month = conn.execute(text("""
+            SELECT c.code, to_char(max(i.occurred_at) AT TIME ZONE 'Asia/Shanghai', 'YYYY-MM')
+            FROM jurisdictions c JOIN incidents i ON ST_Intersects(i.geom, c.geom)
+            WHERE c.code = '430100' GROUP BY c.code""")).one()
+    return [("/map", "/map", True), ("/map/plan", "/map/plan", True),
+            ("/map/analysis", "/map/analysis", True),
+            ("/map/coverage", "/map/coverage", True), ("/map/border", "/map/border", True),
+            ("/reports/notice", f"/reports/notice?jurisdiction={city}&month={month}", True)]
+
+
+def _measure(page, server: str, path: str, has_map: bool) -> dict:
+    """One opening of ``path``: status, HTML bytes, bytes transferred, ms to first features."""
+    response = page.goto(f"{server}{path}", wait_until="load")
+    status = response.status if response else None
+    if status != 200 or not page.url.split("?")[0].endswith(path.split("?")[0]):
+        return {"status": status, "refused": True}
+    html = len(response.body())
+    first = None
+    if has_map:
+        deadline = time.monotonic() + 30
+        while first is None and time.monotonic() < deadline:
+            first = page.evaluate("window.__sgFirstFeatures")
+            if first is None:
+                page.wait_for_timeout(50)
+    try:
+        page.wait_for_load_state("networkidle", timeout=30_000)
+    except Exception:  # noqa: BLE001 - a page still fetching: count what it has so far
+        pass
+    return {"status": status, "refused": False, "html": html,
+            "transferred": page.evaluate(TRANSFERRED),
+            "first_ms": None if first is None else round(first)}
+
+
+def _run(server: str, pages: list[tuple[str, str, bool]]) -> list[dict]:
+    rows = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            for n, role in enumerate(ROLES):
+                context = browser.new_context(viewport={"width": 1280, "height": 900})
+                context.add_init_script(FIRST_FEATURES)
+                page = context.new_page()
+                page.route("**/tile.openstreetmap.org/**", lambda route: route.abort())
+                page.goto(f"{server}/login?next={quote('/map')}")
+                page.fill("input[name=name]", role)
+                page.fill("input[name=password]", demo_password(role))
+                page.click("button[type=submit]")
+                page.wait_for_url("**/map**")
+                for name, path, has_map in pages:
+                    cold = _measure(page, server, path, has_map) if n == 0 else None
+                    row = {"page": name, "role": role, **_measure(page, server, path, has_map),
+                           "cold_first_ms": cold and cold.get("first_ms"), "tries": 1}
+                    if _over(row, has_map):  # once more: the better of two openings counts
+                        again = {**row, **_measure(page, server, path, has_map)}
+                        tried = [row.get("first_ms"), again.get("first_ms")]
+                        row = {**min((row, again), key=_slowness), "tries": 2,
+                               "tried_ms": tried}
+                    rows.append(row)
+                context.close()
+            # not logged in: the login page as everyone first sees it
+            context = browser.new_context()
+            page = context.new_page()
+            rows.append({"page": "/login", "role": "(anonymous)",
+                         **_measure(page, server, "/login", False), "cold_first_ms": None,
+                         "tries": 1})
+            context.close()
+        finally:
+            browser.close()
+    return rows
+
+
+def _slowness(row: dict) -> float:
+    return float("inf") if row.get("first_ms") is None else row["first_ms"]
+
+
+def _over(row: dict, has_map: bool) -> list[str]:
+    if row["refused"]:
+        return []
+    out = []
+    if row["html"] > HTML_BUDGET:
+        out.append(f"{row['page']} as {row['role']}: {row['html'] / 1024:.0f} KB of HTML")
+    if has_map and (row["first_ms"] is None or row["first_ms"] > FIRST_FEATURES_BUDGET):
+        out.append(f"{row['page']} as {row['role']}: first features at "
+                   f"{row['first_ms']} ms")
+    return out
+
+
+def _table(rows: list[dict], title: str) -> str:
+    lines = [f"# Page budget: {title}", "",
+             f"Budget: HTML <= {HTML_BUDGET // 1024} KB, first features <= "
+             f"{FIRST_FEATURES_BUDGET:.0f} ms after navigation start (warm server).", "",
+             "| page | role | HTML KB | transferred KB | first features ms | cold ms |"
+             " tries |", "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        if r["refused"]:
+            lines.append(f"| {r['page']} | {r['role']} | refused ({r['status']}) | | | | |")
+            continue
+        first = "—" if r["first_ms"] is None else r["first_ms"]
+        cold = "" if r.get("cold_first_ms") is None else r["cold_first_ms"]
+        lines.append(f"| {r['page']} | {r['role']} | {r['html'] / 1024:.1f} | "
+                     f"{r['transferred'] / 1024:.1f} | {first} | {cold} | {r['tries']} |")
+    return "\n".join(lines) + "\n"
+
+
+def _check(server: str, db_engine, demo_name: str) -> None:
+    pages = _pages(db_engine)
+    rows = _run(server, pages)
+    OUTPUT.mkdir(exist_ok=True)
+    (OUTPUT / f"page-budget-{demo_name}.md").write_text(
+        _table(rows, f"{demo_name} demo"), encoding="utf-8")
+    (OUTPUT / f"page-budget-{demo_name}.json").write_text(json.dumps(rows, indent=1),
+                                                         encoding="utf-8")
+    maps = {name: has_map for name, _, has_map in pages} | {"/login": False}
+    opened = {r["page"] for r in rows if not r["refused"]}
+    assert opened == set(maps), f"pages no role could open: {set(maps) - opened}"
+    over = [problem for r in rows for problem in _over(r, maps.get(r["page"], False))]
+    assert over == [], "over the page budget:\n" + "\n".join(over)
+
+
+@pytest.fixture(scope="module")
+def city_server(db_url, tmp_path_factory):
+    """A server of its own on the city demo (seed 1), in a database named after the suite's."""
+    from sqlalchemy.engine import make_url
+
+    name = f"{make_url(db_url).database}_budget_city"
+    url = fresh_database(name)
+    migrate(url)
+    city_engine = engine(url)
+    demo.load(city_engine, "city", 1)
+    server = Server(url, tmp_path_factory.mktemp("city") / "serve.log")
+    try:
+        yield server.url, city_engine
+    finally:
+        server.stop()
+        city_engine.dispose()
+
+
+def test_small_demo_pages_are_within_budget(server, db):
+    _check(server, db, "small")
+
+
+def test_city_demo_pages_are_within_budget(city_server):
+    url, city_engine = city_server
+    _check(url, city_engine, "city")
