@@ -33,6 +33,10 @@ GEOMETRY_FAMILIES: dict[str, tuple[str, ...]] = {
     "MultiPolygon": ("MultiPolygon", "Polygon"),
     "PointOrPolygon": ("Point", "Polygon", "MultiPolygon"),
 }
+# shapely's type ids and names (``shapely.get_type_id``, ``geom_type``)
+_TYPE_NAMES = np.array(["Point", "LineString", "LinearRing", "Polygon", "MultiPoint",
+                        "MultiLineString", "MultiPolygon", "GeometryCollection"], dtype=object)
+_TYPE_IDS = {name: i for i, name in enumerate(_TYPE_NAMES)}
 _SINGLE_OF_MULTI = {
     "MultiPoint": "Point",
     "MultiLineString": "LineString",
@@ -138,18 +142,17 @@ def coerce_type(geoms: np.ndarray, declared: str) -> np.ndarray:
     """
     out = np.array(geoms, dtype=object, copy=True)
     types = shapely.get_type_id(out)
-    for i, g in enumerate(out):
-        if g is None or types[i] < 0:
-            continue
-        kind = g.geom_type
-        if declared == "MultiPolygon" and kind == "Polygon":
+    family = GEOMETRY_FAMILIES[declared]
+    wrapped = [_TYPE_IDS[multi] for multi, single in _SINGLE_OF_MULTI.items()
+               if single in family and multi not in family]
+    candidates = np.isin(types, wrapped)
+    if declared == "MultiPolygon":
+        candidates |= types == _TYPE_IDS["Polygon"]
+    for i in np.flatnonzero(candidates):  # a few rows, if any: most files are as declared
+        g = out[i]
+        if declared == "MultiPolygon" and g.geom_type == "Polygon":
             out[i] = shapely.MultiPolygon([g])
-        elif (
-            kind in _SINGLE_OF_MULTI
-            and _SINGLE_OF_MULTI[kind] in GEOMETRY_FAMILIES[declared]
-            and kind not in GEOMETRY_FAMILIES[declared]
-            and shapely.get_num_geometries(g) == 1
-        ):
+        elif shapely.get_num_geometries(g) == 1:
             out[i] = shapely.get_geometry(g, 0)
     return out
 
@@ -171,7 +174,7 @@ def geometry_problems(geoms: np.ndarray, declared: str) -> list[str | None]:
     empty = np.zeros(n, dtype=bool)
     empty[present] = shapely.is_empty(geoms[present])
     names = np.array([None] * n, dtype=object)
-    names[present] = [g.geom_type for g in geoms[present]]
+    names[present] = _TYPE_NAMES[shapely.get_type_id(geoms[present])]
     wrong_type = present & ~np.isin(names, allowed)
     checkable = present & ~empty & ~wrong_type
     coords, index = shapely.get_coordinates(geoms[checkable], return_index=True)

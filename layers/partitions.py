@@ -20,17 +20,20 @@ rows (written around safegrid, with plain SQL) first move out of DEFAULT into it
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, text
 
 from .registry import Layer
 from .validate import LOCAL_TZ
 
-__all__ = ["SCHEMA", "MonthsMissing", "adopt_default", "ensure_months", "month_bounds",
-           "months_of", "partition_name", "partitions_of", "prepare", "require_months",
-           "staged_months"]
+__all__ = ["SCHEMA", "MonthsMissing", "adopt_default", "ensure_months", "index_loaded",
+           "load_table", "month_bounds", "months_of", "partition_is_empty", "partition_name",
+           "partitions_of", "prepare", "require_months", "row_months", "staged_months",
+           "swap_in"]
 
 SCHEMA = "partitions"
 Month = tuple[int, int]  # (year, month)
@@ -50,6 +53,19 @@ def months_of(times: pd.Series) -> list[Month]:
         return sorted(set(zip(local.dt.year.tolist(), local.dt.month.tolist(), strict=True)))
     # one by one: Python's datetimes reach year 9999, pandas' only 2262
     return sorted({m for m in map(_month, times.tolist()) if m is not None})
+
+
+def row_months(times: pd.Series) -> list[Month | None]:
+    """The calendar month (China Standard Time) of each of ``times``, as :func:`months_of`."""
+    if isinstance(times.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(times):
+        local = times.dt.tz_localize(LOCAL_TZ) if times.dt.tz is None else times
+        local = local.dt.tz_convert(LOCAL_TZ)
+        years, months = local.dt.year.to_numpy(), local.dt.month.to_numpy()
+        if not local.isna().any():
+            keys = years.astype(np.int64) * 100 + months.astype(np.int64)
+            found = {k: (k // 100, k % 100) for k in np.unique(keys).tolist()}
+            return [found[k] for k in keys.tolist()]
+    return [_month(value) for value in times.tolist()]
 
 
 def _month(value: dt.datetime | None) -> Month | None:
@@ -177,6 +193,104 @@ def _create(conn: Connection, layer: Layer, month: Month) -> None:
     if moving:
         conn.execute(text(f'INSERT INTO public."{layer.name}" SELECT * FROM moving_rows'))
         conn.execute(text("DROP TABLE moving_rows"))
+
+
+def partition_is_empty(conn: Connection, layer: Layer, month: Month) -> bool:
+    """Whether ``layer``'s existing partition of ``month`` holds no row this transaction sees."""
+    table = _qualified(partition_name(layer, month))
+    return not conn.execute(text(f"SELECT EXISTS (SELECT 1 FROM {table})")).scalar_one()
+
+
+# -- bulk loading: a month's rows written into a table of their own, indexed at once, then
+# swapped in for the (empty) partition. Building an index over loaded rows costs a third
+# of updating it row by row.
+
+
+def _loading_name(layer: Layer, month: Month) -> str:
+    return partition_name(layer, month) + "_loading"
+
+
+def load_table(conn: Connection, layer: Layer, month: Month) -> str:
+    """Create an empty table shaped as ``layer``'s partitions for ``month``'s rows; its name.
+
+    The rows are written into it (COPY), then :func:`index_loaded` and :func:`swap_in`
+    make it the month's partition.
+    """
+    table = _qualified(_loading_name(layer, month))
+    conn.execute(text(f'CREATE TABLE {table} (LIKE public."{layer.name}" '
+                      f"INCLUDING DEFAULTS INCLUDING CONSTRAINTS);\n"
+                      f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY"))
+    return table
+
+
+def _parent_indexes(conn: Connection, layer: Layer) -> list[tuple[str, str, str | None]]:
+    """(name, CREATE INDEX statement, constraint definition or None) of the parent's indexes."""
+    return [tuple(r) for r in conn.execute(text(
+        "SELECT c.relname, pg_get_indexdef(i.indexrelid), pg_get_constraintdef(k.oid) "
+        "FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "LEFT JOIN pg_constraint k ON k.conindid = i.indexrelid AND k.conrelid = i.indrelid "
+        "WHERE i.indrelid = CAST(:t AS regclass) ORDER BY c.relname"),
+        {"t": f'public."{layer.name}"'}).all()]
+
+
+def index_loaded(conn: Connection, layer: Layer, months: list[Month]) -> None:
+    """Build on the loading tables of ``months`` every index (and key) the parent declares.
+
+    Equal indexes are what ``ATTACH PARTITION`` looks for: it then adopts them instead of
+    building its own while the table is locked. One round trip for all of them.
+    """
+    statements = []
+    parents = _parent_indexes(conn, layer) if months else []
+    for month in months:
+        loading = _loading_name(layer, month)
+        for k, (_name, create, constraint) in enumerate(parents):
+            index = f"{loading}_{k}"
+            if constraint:  # a primary key or unique constraint
+                statements.append(f'ALTER TABLE {_qualified(loading)} ADD CONSTRAINT '
+                                  f'"{index}" {constraint}')
+                continue
+            using = re.match(r"CREATE (UNIQUE )?INDEX \S+ ON ONLY \S+ (USING .*)$", create)
+            if using is None:
+                raise RuntimeError(f"unexpected index definition: {create}")
+            statements.append(f'CREATE {using[1] or ""}INDEX "{index}" ON '
+                              f"{_qualified(loading)} {using[2]}")
+    if statements:
+        conn.execute(text(";\n".join(statements)))
+
+
+def _child_indexes(conn: Connection, tables: list[str]) -> dict[tuple[str, str], str]:
+    """(partition, parent index) -> name of the partition's index, for ``tables`` in SCHEMA."""
+    return {(table, parent): child for table, parent, child in conn.execute(text(
+        "SELECT t.relname, p.relname, c.relname FROM pg_index i "
+        "JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid "
+        "JOIN pg_inherits h ON h.inhrelid = i.indexrelid JOIN pg_class p ON p.oid = h.inhparent "
+        "WHERE i.indrelid = ANY(CAST(:t AS regclass[]))"),
+        {"t": [_qualified(t) for t in tables]}).all()}
+
+
+def swap_in(conn: Connection, layer: Layer, months: list[Month]) -> None:
+    """Make the indexed loading tables of ``months`` their partitions, for the empty ones.
+
+    The caller holds ``ACCESS EXCLUSIVE`` on the parent and has checked, under it, that
+    those partitions are empty. Index names stay those of the partitions replaced.
+    """
+    if not months:
+        return
+    names = _child_indexes(conn, [partition_name(layer, m) for m in months])
+    parents = _parent_indexes(conn, layer)
+    statements = []
+    for month in months:
+        name, loading = partition_name(layer, month), _loading_name(layer, month)
+        statements += [f"DROP TABLE {_qualified(name)}",
+                       f'ALTER TABLE {_qualified(loading)} RENAME TO "{name}"']
+        statements += [f'ALTER INDEX {SCHEMA}."{loading}_{k}" RENAME TO "{names[name, parent]}"'
+                       for k, (parent, _create, _constraint) in enumerate(parents)
+                       if (name, parent) in names]
+        start, end = month_bounds(month)
+        statements.append(
+            f'ALTER TABLE public."{layer.name}" ATTACH PARTITION {_qualified(name)} '
+            f"FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')")
+    conn.execute(text(";\n".join(statements)))
 
 
 def adopt_default(conn: Connection, layer: Layer) -> list[str]:

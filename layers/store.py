@@ -21,8 +21,20 @@ import shapely
 from sqlalchemy import Connection, Engine, text
 from tqdm import tqdm
 
+from geo.locate import covering_pairs, first_cover, near_boundary
+
 from .errors import InputRejected, RowProblem
-from .partitions import ensure_months, months_of, prepare
+from .partitions import (
+    LAST,
+    ensure_months,
+    index_loaded,
+    load_table,
+    months_of,
+    partition_is_empty,
+    prepare,
+    row_months,
+    swap_in,
+)
 from .registry import LAYERS, Layer
 
 __all__ = [
@@ -30,12 +42,16 @@ __all__ = [
     "read_features",
     "audit_row",
     "database_problems",
+    "direct_ready",
     "drop_stage",
+    "point_problems",
     "refresh_derived",
     "stage",
     "staged_columns",
+    "write_direct",
     "write_features",
     "write_in",
+    "write_staged",
 ]
 
 NEAR_M = 1000.0
@@ -97,25 +113,314 @@ def write_in(
     if mode not in ("append", "replace"):
         raise InputRejected(f"mode must be append or replace, got {mode!r}")
     show = progress if progress is not None else len(features) > 5000
+    direct = direct_ready(conn, layer)
+    if direct and layer.partitioned and len(features) >= SWAP_ROWS:
+        # other writers wait from the start: the swap of partitions at the end locks the
+        # table, and a writer already holding it while waiting for us would deadlock
+        conn.execute(text(f"LOCK TABLE {q(layer.name)} IN EXCLUSIVE MODE"))
     before = conn.execute(text(f"SELECT count(*) FROM {q(layer.name)}")).scalar_one()
     if mode == "replace":
         conn.execute(text(f"DELETE FROM {q(layer.name)}"))
-    stage(conn, layer, features, show)
-    problems = database_problems(conn, layer)
-    if problems:
-        raise InputRejected(
-            f"{len({p.row for p in problems})} of {len(features)} rows refused for layer "
-            f"{layer.name}; nothing was written",
-            problems,
-        )
-    if layer.partitioned:
-        ensure_months(conn, layer, months_of(features[layer.time_field]))
-    _insert_from_stage(conn, layer, actor)
+    if direct:
+        write_direct(conn, layer, features, actor, show)
+    else:
+        write_staged(conn, layer, features, actor, show)
     refresh_derived(conn, layer.name, area)
     audit_row(conn, actor, layer.name, "import" if mode == "append" else "replace",
            {"count": before}, {"added": len(features), "mode": mode, "source": source})
     drop_stage(conn)
     return len(features)
+
+
+def _refused(layer: Layer, problems: list[RowProblem], n: int) -> InputRejected:
+    return InputRejected(
+        f"{len({p.row for p in problems})} of {n} rows refused for layer "
+        f"{layer.name}; nothing was written",
+        problems,
+    )
+
+
+def write_staged(conn: Connection, layer: Layer, features: gpd.GeoDataFrame, actor: str,
+                 show: bool = False) -> None:
+    """Check and insert ``features`` through the temporary table ``staging`` (any layer).
+
+    Raises :class:`InputRejected` with every row the checks refuse.
+    """
+    stage(conn, layer, features, show)
+    problems = database_problems(conn, layer)
+    if problems:
+        raise _refused(layer, problems, len(features))
+    if layer.partitioned:
+        ensure_months(conn, layer, months_of(features[layer.time_field]))
+    _insert_from_stage(conn, layer, actor)
+
+
+def direct_ready(conn: Connection, layer: Layer) -> bool:
+    """Whether :func:`write_direct` may write ``layer`` here: a point layer, no row security.
+
+    COPY cannot write a table whose row-level security applies to the current role.
+    """
+    return layer.geometry == "Point" and not conn.execute(
+        text("SELECT row_security_active(CAST(:t AS regclass))"),
+        {"t": f"public.{layer.name}"}).scalar_one()
+
+
+def write_direct(conn: Connection, layer: Layer, features: gpd.GeoDataFrame, actor: str,
+                 show: bool = False) -> None:
+    """Check point ``features`` and COPY them straight into the layer's table.
+
+    The same checks, reasons and results as :func:`write_staged`, without the staging
+    table: points are located among the leaf jurisdictions in Python (a point close to a
+    border, or in none, is decided by the database's own test), references and
+    uniqueness are looked up for the distinct values only. Rows keep their order (ids
+    ascend with it). Raises :class:`InputRejected` with every refused row.
+    """
+    problems, codes = point_problems(conn, layer, features)
+    if problems:
+        raise _refused(layer, problems, len(features))
+    with tqdm(total=len(features), desc=f"loading {layer.name}", unit=" rows",
+              disable=not show, leave=False) as bar:
+        if layer.partitioned:
+            _copy_by_month(conn, layer, features, codes, actor, bar)
+        else:
+            _copy_features(conn, q(layer.name), layer, features, codes, actor, bar)
+
+
+# Rows of one month from which they are loaded into a table of their own (then indexed
+# and swapped in for the month's empty partition) rather than into the partitioned table.
+SWAP_ROWS = 5_000
+
+
+def _copy_by_month(conn: Connection, layer: Layer, features: gpd.GeoDataFrame,
+                   codes: np.ndarray | None, actor: str, bar: tqdm) -> None:
+    """COPY into a partitioned layer: big months into new partitions, the rest as usual.
+
+    A month with :data:`SWAP_ROWS` rows or more whose partition is empty is loaded into
+    a table of its own, indexed at once and swapped in for that partition; the table is
+    locked against readers only for the swap, at the end. The ids are then set aside
+    beforehand as one run, so they ascend with the rows whichever way each row goes.
+    Partitions written around the parent table do not fire its triggers, so the layer's
+    version is bumped here.
+    """
+    ensure_months(conn, layer, months_of(features[layer.time_field]))
+    keys = np.array([-1 if m is None else m[0] * 100 + m[1]
+                     for m in row_months(features[layer.time_field])], dtype=np.int64)
+    found, counts = np.unique(keys, return_counts=True)
+    big = [(k // 100, k % 100) for k, n in zip(found.tolist(), counts.tolist(), strict=True)
+           if n >= SWAP_ROWS and k >= 0 and (k // 100, k % 100) < LAST]
+    if big:  # nobody else writes from here on; see write_in
+        conn.execute(text(f"LOCK TABLE {q(layer.name)} IN EXCLUSIVE MODE"))
+    swapped = [m for m in sorted(big) if partition_is_empty(conn, layer, m)]
+    ids = _new_ids(conn, layer, len(features)) if swapped else None
+    def part(values: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
+        return None if values is None else values[rows]
+
+    rows = np.flatnonzero(~np.isin(keys, [y * 100 + m for y, m in swapped]))
+    if len(rows):
+        _copy_features(conn, q(layer.name), layer, features.iloc[rows], part(codes, rows),
+                       actor, bar, part(ids, rows))
+    for month in swapped:
+        rows = np.flatnonzero(keys == month[0] * 100 + month[1])
+        table = load_table(conn, layer, month)
+        _copy_features(conn, table, layer, features.iloc[rows], part(codes, rows), actor,
+                       bar, part(ids, rows))
+    index_loaded(conn, layer, swapped)
+    if swapped:
+        conn.execute(text(f"LOCK TABLE {q(layer.name)} IN ACCESS EXCLUSIVE MODE"))
+        swap_in(conn, layer, swapped)
+        conn.execute(text("UPDATE layer_versions SET version = version + 1 WHERE layer = :l"),
+                     {"l": layer.name})
+
+
+def _new_ids(conn: Connection, layer: Layer, n: int) -> np.ndarray:
+    """``n`` new ids from ``layer``'s sequence, one unbroken ascending run.
+
+    The caller holds the table in EXCLUSIVE mode, so no other writer draws from the
+    sequence (its default is the only user) until the run is set aside.
+    """
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    sequence = conn.execute(text("SELECT pg_get_serial_sequence(:t, 'id')"),
+                            {"t": f"public.{layer.name}"}).scalar_one()
+    first = conn.execute(text("SELECT nextval(:s)"), {"s": sequence}).scalar_one()
+    conn.execute(text("SELECT setval(:s, :last)"), {"s": sequence, "last": first + n - 1})
+    return np.arange(first, first + n, dtype=np.int64)
+
+
+def _copy_features(conn: Connection, table: str, layer: Layer, features: gpd.GeoDataFrame,
+                   codes: np.ndarray | None, actor: str, bar: tqdm,
+                   ids: np.ndarray | None = None) -> None:
+    """COPY ``features`` into ``table`` (quoted), ``codes`` as their jurisdiction_code.
+
+    ``ids``, when given, are written too; otherwise the table's sequence numbers the rows.
+    """
+    names = [f.name for f in layer.input_fields]
+    columns = ", ".join(["geom", *map(q, names), "updated_by", *(["id"] if ids is not None
+                                                                  else [])])
+    values = [  # each column at once; rows are joined a message at a time
+        _copy_geometries(features),
+        *(_copy_column(features[n]) if n != "jurisdiction_code" or codes is None
+          else _copy_column(pd.Series(codes, dtype=object)) for n in names),
+        [_copy_value(actor)] * len(features),
+        *([] if ids is None else [list(map(str, ids.tolist()))]),
+    ]
+    cursor = conn.connection.driver_connection.cursor()
+    with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+        for start in range(0, len(features), _COPY_ROWS):
+            copy.write(_copy_rows([v[start:start + _COPY_ROWS] for v in values]))
+            bar.update(min(_COPY_ROWS, len(features) - start))
+
+
+def point_problems(conn: Connection, layer: Layer,
+                   features: gpd.GeoDataFrame) -> tuple[list[RowProblem], np.ndarray | None]:
+    """The problems :func:`database_problems` finds, for point ``features`` not staged.
+
+    Returns them (rows numbered from 1) and, for a located layer, each row's
+    ``jurisdiction_code``: the one given, else the leaf jurisdiction of the point.
+    """
+    problems: list[RowProblem] = []
+    codes = None
+    if layer.located:
+        located, codes = _point_locations(conn, features)
+        problems += located
+    for f in layer.input_fields:
+        if f.ref:
+            problems += _missing_references(conn, layer, features, f.name, f.ref, f.type)
+        if f.unique:
+            problems += _repeated_values(conn, layer, features, f.name, f.type)
+    return problems, codes
+
+
+_LEAVES = ("SELECT code, geom FROM jurisdictions j WHERE NOT EXISTS "
+           "(SELECT 1 FROM jurisdictions c WHERE c.parent_code = j.code)")
+_POINTS = ("SELECT r.i, ST_GeomFromWKB(r.g, 4326) AS pt FROM "
+           "unnest(CAST(:rows AS integer[]), CAST(:wkb AS bytea[])) AS r(i, g)")
+
+
+def _point_locations(conn: Connection, features: gpd.GeoDataFrame
+                     ) -> tuple[list[RowProblem], np.ndarray | None]:
+    """Leaf jurisdiction of every point, and the rows outside or far from their own."""
+    if not conn.execute(text("SELECT EXISTS (SELECT 1 FROM jurisdictions)")).scalar_one():
+        return [RowProblem(1, "no jurisdictions are loaded: import the jurisdictions layer "
+                              "first")], None
+    points = features.geometry.values.to_numpy()
+    leaves = conn.execute(text(f"SELECT code, ST_AsBinary(geom) FROM ({_LEAVES}) l "
+                               "ORDER BY code")).all()  # the database's order of codes
+    leaf_codes = np.array([r[0] for r in leaves] + [None], dtype=object)
+    polygons = shapely.from_wkb([bytes(r[1]) for r in leaves])
+    first = first_cover(*covering_pairs(points, polygons), len(points))
+    derived = leaf_codes[first]  # -1: the None at the end
+    undecided = np.flatnonzero((first < 0) | near_boundary(points, polygons))
+    outside: list[RowProblem] = []
+    if len(undecided):
+        for i, code, x, y in conn.execute(text(f"""
+                SELECT p.i, coalesce(
+                    (SELECT l.code FROM ({_LEAVES}) l WHERE ST_Intersects(l.geom, p.pt)
+                     ORDER BY l.code LIMIT 1),
+                    (SELECT l.code FROM ({_LEAVES}) l
+                     WHERE l.geom && ST_Expand(p.pt, {_degrees_for(NEAR_M, "p.pt")})
+                       AND ST_DWithin(l.geom::geography, p.pt::geography, :near)
+                     ORDER BY l.geom <-> p.pt, l.code LIMIT 1)), ST_X(p.pt), ST_Y(p.pt)
+                FROM ({_POINTS}) p ORDER BY p.i"""),
+                _point_params(undecided, points, near=NEAR_M)):
+            derived[i] = code
+            if code is None:
+                outside.append(RowProblem(i + 1, _outside_reason(x, y)))
+    given = (features["jurisdiction_code"].to_numpy(dtype=object)
+             if "jurisdiction_code" in features else np.full(len(features), None))
+    far = _far_from_given(conn, points, given, derived)
+    return outside + far, np.where(pd.isna(given), derived, given)
+
+
+def _outside_reason(x: float, y: float) -> str:
+    return (f"lies outside every jurisdiction, more than {NEAR_M:g} m away "
+            f"(at {x:.5f}, {y:.5f}; wrong CRS or GCJ-02 coordinates?)")
+
+
+def _point_params(rows: np.ndarray, points: np.ndarray, **more) -> dict:
+    return {"rows": rows.tolist(), "wkb": shapely.to_wkb(points[rows]).tolist(), **more}
+
+
+def _far_from_given(conn: Connection, points: np.ndarray, given: np.ndarray,
+                    derived: np.ndarray) -> list[RowProblem]:
+    """Rows with a ``jurisdiction_code`` of their own more than :data:`NEAR_M` outside it.
+
+    Rows in no jurisdiction at all are reported as outside instead; a code that does not
+    exist is a reference problem.
+    """
+    rows = np.flatnonzero(~pd.isna(given) & ~pd.isna(derived))
+    if not len(rows):
+        return []
+    found = conn.execute(text("SELECT code, ST_AsBinary(geom) FROM jurisdictions "
+                              "WHERE code = ANY(CAST(:codes AS text[])) ORDER BY code"),
+                         {"codes": sorted(set(given[rows].tolist()))}).all()
+    index = {code: k for k, (code, _) in enumerate(found)}
+    wanted = np.array([index.get(c, -1) for c in given[rows]], dtype=np.int64)
+    rows, wanted = rows[wanted >= 0], wanted[wanted >= 0]
+    polygons = shapely.from_wkb([bytes(g) for _, g in found])
+    point_ix, polygon_ix = covering_pairs(points[rows], polygons)
+    inside = np.zeros(len(rows), dtype=bool)
+    inside[point_ix[polygon_ix == wanted[point_ix]]] = True
+    unsure = rows[~inside | near_boundary(points[rows], polygons)]
+    if not len(unsure):
+        return []
+    return _rows(
+        conn,
+        f"""SELECT p.i + 1, j.code, ST_Distance(j.geom::geography, p.pt::geography)
+            FROM ({_POINTS}) p
+            JOIN unnest(CAST(:rows AS integer[]), CAST(:codes AS text[])) AS g(i, code)
+              USING (i)
+            JOIN jurisdictions j ON j.code = g.code
+            WHERE NOT (ST_Intersects(j.geom, p.pt)
+                       OR ST_DWithin(j.geom::geography, p.pt::geography, :near))
+            ORDER BY p.i""",
+        lambda code, dist: f"lies {dist / 1000:.1f} km outside its jurisdiction {code!r}",
+        **_point_params(unsure, points, near=NEAR_M, codes=given[unsure].tolist()),
+    )
+
+
+def _missing_references(conn: Connection, layer: Layer, features: gpd.GeoDataFrame,
+                        name: str, ref: str, kind: str) -> list[RowProblem]:
+    """Rows whose ``name`` is not a value of ``ref`` (``layer.field``) in the database.
+
+    A layer referring to itself may also refer to a value among the rows written.
+    """
+    if name not in features:
+        return []
+    ref_layer, ref_field = ref.split(".")
+    values = features[name].to_numpy(dtype=object)
+    present = ~pd.isna(values)
+    distinct = sorted(set(values[present].tolist()), key=repr)
+    if not distinct:
+        return []
+    known = set(conn.execute(text(
+        f"SELECT DISTINCT t.{q(ref_field)} FROM {q(ref_layer)} t "
+        f"WHERE t.{q(ref_field)} = ANY(CAST(:v AS {_SQL_TYPES[kind]}[]))"),
+        {"v": distinct}).scalars())
+    if ref_layer == layer.name and ref_field in features:
+        known |= set(features[ref_field].tolist())
+    return [RowProblem(int(i) + 1, f"field {name!r}: {values[i]!r} is not a {ref_field} in "
+                                   f"{ref_layer}")
+            for i in np.flatnonzero(present) if values[i] not in known]
+
+
+def _repeated_values(conn: Connection, layer: Layer, features: gpd.GeoDataFrame,
+                     name: str, kind: str) -> list[RowProblem]:
+    """Rows whose unique ``name`` repeats in the input, then those already stored."""
+    column = features[name] if name in features else pd.Series([None] * len(features))
+    values = column.to_numpy(dtype=object)
+    repeated = [RowProblem(int(i) + 1, f"field {name!r}: {values[i]!r} appears more than "
+                                       "once in the input")
+                for i in np.flatnonzero(column.duplicated(keep=False).to_numpy())]
+    distinct = sorted(set(values[~pd.isna(values)].tolist()), key=repr)
+    taken = set(conn.execute(text(
+        f"SELECT DISTINCT t.{q(name)} FROM {q(layer.name)} t "
+        f"WHERE t.{q(name)} = ANY(CAST(:v AS {_SQL_TYPES[kind]}[]))"),
+        {"v": distinct}).scalars()) if distinct else set()
+    return repeated + [
+        RowProblem(int(i) + 1, f"field {name!r}: {values[i]!r} already exists in layer "
+                               f"{layer.name}")
+        for i in range(len(values)) if values[i] in taken]
 
 
 def drop_stage(conn: Connection) -> None:
@@ -163,20 +468,49 @@ _COPY_ROWS = 2_000
 _COPY_NULL = "\\N"
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
 _COPY_SPECIAL = "\\\n\r\t"
+_COPY_SPECIAL_RE = r"[\\\n\r\t]"
 
 
 def _copy_text(features: gpd.GeoDataFrame, names: list[str], first_row: int) -> bytes:
-    """Rows of COPY's text format: row number, WKB (hex), then the fields ``names``.
-
-    The WKB carries no SRID: PostGIS gives it the column's, EPSG:4326.
-    """
-    geoms = shapely.to_wkb(features.geometry.values.to_numpy(), hex=True)
-    columns = [
+    """Rows of COPY's text format: row number, WKB (hex), then the fields ``names``."""
+    return _copy_rows([
         [str(n) for n in range(first_row, first_row + len(features))],
-        [_COPY_NULL if g is None else g for g in geoms],
+        _copy_geometries(features),
         *(_copy_column(features[name]) for name in names),
-    ]
-    return ("".join(["\t".join(row) + "\n" for row in zip(*columns, strict=True)])).encode()
+    ])
+
+
+def _copy_rows(columns: list[list[str]]) -> bytes:
+    """COPY text of ``columns`` (each a list of values already in COPY's text form)."""
+    return ("\n".join(map("\t".join, zip(*columns, strict=True))) + "\n").encode()
+
+
+def _copy_geometries(features: gpd.GeoDataFrame) -> list[str]:
+    """The geometries as hex WKB without SRID: PostGIS gives them the column's, EPSG:4326."""
+    geoms = features.geometry.values.to_numpy()
+    if len(geoms) and (shapely.get_type_id(geoms) == 0).all() and not (
+            shapely.is_empty(geoms) | shapely.has_z(geoms)).any():
+        return _point_wkb_hex(shapely.get_coordinates(geoms))
+    return [_COPY_NULL if g is None else g for g in shapely.to_wkb(geoms, hex=True)]
+
+
+# A 2D point's WKB: byte order (1: little-endian), type (1: Point), x, y.
+_POINT_WKB = np.dtype([("order", "u1"), ("type", "<u4"), ("x", "<f8"), ("y", "<f8")])
+_HEX_DIGITS = np.frombuffer(b"0123456789ABCDEF", dtype=np.uint8)
+
+
+def _point_wkb_hex(xy: np.ndarray) -> list[str]:
+    """Hex WKB of points at ``xy``: the text ``shapely.to_wkb(..., hex=True)`` writes.
+
+    Built for all points at once from their coordinates (ten times faster than WKB
+    written point by point).
+    """
+    wkb = np.empty(len(xy), dtype=_POINT_WKB)
+    wkb["order"], wkb["type"], wkb["x"], wkb["y"] = 1, 1, xy[:, 0], xy[:, 1]
+    raw = wkb.view(np.uint8).reshape(len(xy), _POINT_WKB.itemsize)
+    digits = np.empty((len(xy), 2 * _POINT_WKB.itemsize), dtype=np.uint8)
+    digits[:, 0::2], digits[:, 1::2] = _HEX_DIGITS[raw >> 4], _HEX_DIGITS[raw & 15]
+    return digits.view(f"S{digits.shape[1]}").ravel().astype(f"U{digits.shape[1]}").tolist()
 
 
 def _copy_column(series: pd.Series) -> list[str]:
@@ -190,7 +524,10 @@ def _copy_column(series: pd.Series) -> list[str]:
     values = series.tolist()
     if isinstance(series.dtype, np.dtype) and series.dtype.kind in "iu":  # never null
         return list(map(str, values))
-    if all(type(v) is str for v in values):
+    if isinstance(series.dtype, pd.StringDtype) and not series.isna().any():
+        if not series.str.contains(_COPY_SPECIAL_RE).any():
+            return values
+    elif all(type(v) is str for v in values):
         joined = "".join(values)
         if not any(c in joined for c in _COPY_SPECIAL):
             return values
@@ -258,7 +595,7 @@ def _location_problems(conn: Connection, layer: Layer) -> list[RowProblem]:
             SELECT l.code FROM ({leaves}) l
             WHERE l.geom && ST_Expand(s.pt, {_degrees_for(NEAR_M)})
               AND ST_DWithin(l.geom::geography, s.pt::geography, :near)
-            ORDER BY l.geom <-> s.pt LIMIT 1)
+            ORDER BY l.geom <-> s.pt, l.code LIMIT 1)
         WHERE s.derived_code IS NULL"""), {"near": NEAR_M})
     outside = _rows(
         conn,
@@ -298,9 +635,9 @@ def _restage_located(conn: Connection, layer: Layer) -> None:
     conn.execute(text("ALTER TABLE located RENAME TO staging"))
 
 
-def _degrees_for(metres: float) -> str:
-    """SQL for a bounding-box margin of ``metres`` around ``s.pt`` in degrees."""
-    return f"({metres} / (111320.0 * greatest(cos(radians(ST_Y(s.pt))), 0.01)))"
+def _degrees_for(metres: float, point: str = "s.pt") -> str:
+    """SQL for a bounding-box margin of ``metres`` around ``point`` in degrees."""
+    return f"({metres} / (111320.0 * greatest(cos(radians(ST_Y({point}))), 0.01)))"
 
 
 def _reference_problems(conn: Connection, layer: Layer, name: str, ref: str) -> list[RowProblem]:

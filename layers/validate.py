@@ -88,6 +88,8 @@ def _coerce_field(raw: pd.Series, f: Field) -> tuple[Sequence, list[tuple[int, s
     whole = _coerce_column(raw, f)
     if whole is not None:
         return whole, []
+    if not f.required and raw.isna().all():  # an optional field the input leaves out
+        return [f.default] * len(raw), []
     convert = {"text": _to_text, "int": _to_int, "float": _to_float, "datetime": _to_datetime}[
         f.type
     ]

@@ -1,8 +1,8 @@
 """Bulk import of the city demo's incidents: safegrid's validated, audited import
-(pyogrio read, checks, COPY, location and derived fields in SQL) against GeoPandas
-``to_postgis`` (CSV through COPY into a new table with one spatial index, no checks) into
-the same PostGIS. Both read the file; safegrid also writes three more indexes, a
-partition per month and an audit row."""
+(pyogrio read, checks, each point located among the leaf jurisdictions, COPY into a
+partition per month, derived fields) against GeoPandas ``to_postgis`` (CSV through COPY
+into a new table with one spatial index, no checks) into the same PostGIS. Both read the
+file; safegrid also writes three more indexes, a partition per month and an audit row."""
 
 import pytest
 from sqlalchemy import text
