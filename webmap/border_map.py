@@ -83,7 +83,7 @@ TEXT = {
            "status_413": "请求过大", "status_422": "无法按所给条件完成，请检查所选辖区和参数",
            "status_429": "请求过于频繁，请稍后再试",
            "status_other": "服务器未能完成请求，请稍后再试"},
-    "en": {"title": "Border joint defence", "a": "City A", "b": "City B",
+    "en": {"title": "Border joint defence", "a": "Side A", "b": "Side B",
            "width": "Width each side (m)", "show": "Show border", "teams": "Teams",
            "plan": "Plan patrols", "print": "Print plan", "map": "Overview map",
            "lang": "中文", "running": "Working…", "refused": "Not done",
