@@ -1,6 +1,7 @@
 """The map in a real headless Chromium (Debian's), driven by Playwright."""
 
 import re
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 from sqlalchemy import text
@@ -231,3 +232,59 @@ def test_the_header_links_to_the_citys_monthly_notice(server, db):
         assert f"jurisdiction={city}" in page.url and f"month={month}" in page.url
         assert "治安状况告知" in page.content()
         page.screenshot(path=OUTPUT / "overview-notice.png")
+
+
+def _box(url: str) -> list[float]:
+    return [float(v) for v in parse_qs(urlparse(url).query)["bbox"][0].split(",")]
+
+
+def _zoom(url: str) -> int:
+    return int(parse_qs(urlparse(url).query)["zoom"][0])
+
+
+def test_layers_are_fetched_for_the_view_and_again_when_it_leaves_them(server):
+    with logged_in(server, "police", "/map", (1280, 800)) as page:
+        asked = []
+        page.on("request", lambda r: asked.append(r.url) if "/map/layers/" in r.url else None)
+        page.reload(wait_until="load")
+        _loaded(page)
+        first = {urlparse(u).path.rsplit("/", 1)[1] for u in asked}
+        assert first == {"borders", "roads", "grids", "key_areas", "checkpoints"}, asked
+        city = _box(next(u for u in asked if "/roads?" in u))
+        first_urls = list(asked)
+        # a layer turned off and on again is drawn from what the page holds
+        roads = page.locator(".leaflet-control-layers-overlays label", has_text="道路")
+        roads.locator("input").uncheck()
+        roads.locator("input").check()
+        page.wait_for_timeout(300)
+        assert len(asked) == len(first)
+        # zoomed in past the detail fetched: the roads of a smaller box, in more detail
+        asked.clear()
+        for _ in range(3):
+            page.click(".leaflet-control-zoom-in")
+            page.wait_for_timeout(400)
+        _loaded(page, 0)
+        zoomed = [u for u in asked if "/roads?" in u]
+        assert zoomed, asked
+        box = _box(zoomed[-1])
+        assert (box[2] - box[0]) < (city[2] - city[0]) * 0.7
+        assert _zoom(zoomed[-1]) >= _zoom(next(u for u in first_urls if "/roads?" in u)) + 2
+        # dragged out of that box: fetched again, for where the map is now
+        asked.clear()
+        for _ in range(6):
+            page.mouse.move(640, 450)
+            page.mouse.down()
+            page.mouse.move(140, 450, steps=8)
+            page.mouse.up()
+            page.wait_for_timeout(300)
+        page.wait_for_timeout(1000)  # the drag's inertia settles; its moveend asks
+        _loaded(page, 0)
+        moved = [u for u in asked if "/roads?" in u]
+        assert moved and _box(moved[-1])[2] > box[2], asked
+        view = page.evaluate("""() => { const m = Object.values(window).find(v => v &&
+            v.sgOverview); const b = m.getBounds(); return [b.getWest(), b.getEast()]; }""")
+        # what was fetched covers the view as far as the city reaches (the first box was
+        # the city's bounds with 1% more on each side)
+        east = city[2] - 0.01 * (city[2] - city[0]) / 1.02
+        assert _box(moved[-1])[0] <= view[0] and min(view[1], east) <= _box(moved[-1])[2]
+        assert page.errors == []

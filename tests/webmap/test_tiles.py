@@ -95,3 +95,75 @@ def test_an_edit_is_visible_on_the_next_load(api, db):
              for f in mapbox_vector_tile.decode(after.content)["cameras"]["features"]]
     assert "TILE-1" in codes
     api("police", "/" + created.headers["Location"].split("/", 3)[3], method="DELETE")
+
+
+# --- the overview map's layers for the view: /map/layers/{source} -----------------------
+
+CITY = "430100"
+
+
+def _overview(api, user, source, bbox, zoom=12, **kw):
+    return api(user, f"/map/layers/{source}", params={
+        "city": CITY, "bbox": ",".join(map(str, bbox)), "zoom": zoom}, **kw)
+
+
+def test_overview_layers_hold_the_features_of_the_city_in_the_box(api, db):
+    with db.connect() as conn:
+        w, s, e, n = conn.execute(text(
+            "SELECT ST_XMin(g), ST_YMin(g), ST_XMax(g), ST_YMax(g) FROM (SELECT "
+            "ST_Envelope(geom) AS g FROM jurisdictions WHERE code = :c) x"), {"c": CITY}).one()
+        half = (w, s, (w + e) / 2, n)
+        expected = set(conn.execute(text(
+            "SELECT t.id FROM roads t, jurisdictions c WHERE c.code = :c "
+            "AND ST_Intersects(t.geom, c.geom) AND t.geom && ST_MakeEnvelope(:w, :s, :e, :n, "
+            "4326)"), {"c": CITY, "w": half[0], "s": half[1], "e": half[2], "n": half[3]}
+        ).scalars())
+        everywhere = conn.execute(text(
+            "SELECT count(*) FROM roads t, jurisdictions c WHERE c.code = :c "
+            "AND ST_Intersects(t.geom, c.geom)"), {"c": CITY}).scalar_one()
+    r = _overview(api, "admin", "roads", half, headers={"Accept-Encoding": "gzip"})
+    assert r.status_code == 200, r.text[:300]
+    assert r.headers["Content-Type"] == "application/geo+json"
+    assert r.headers["Content-Encoding"] == "gzip"
+    body = r.json()
+    assert {f["id"] for f in body["features"]} == expected
+    assert 0 < len(expected) < everywhere  # the box, not the whole city
+    assert set(body["features"][0]["properties"]) == {"name", "class"}
+    # zoomed out, lines are simplified to half a pixel: fewer vertices, same features
+    fine = _overview(api, "police", "roads", half, zoom=17).json()
+    coarse = _overview(api, "police", "roads", half, zoom=9).json()
+    vertices = lambda fc: sum(len(json.dumps(f["geometry"])) for f in fc["features"])  # noqa: E731
+    assert {f["id"] for f in coarse["features"]} == {f["id"] for f in fine["features"]}
+    assert vertices(coarse) < 0.8 * vertices(fine)
+
+
+def test_overview_grids_carry_their_labels_and_layers_keep_to_the_scope(api, db):
+    box = (-180, -90, 180, 90)
+    grids = _overview(api, "viewer", "grids", box).json()["features"]
+    assert grids and all(f["properties"]["code"].startswith("4301") for f in grids)
+    for f in grids:
+        p = f["properties"]
+        assert "户" in p["_label"] and -90 <= p["_lat"] <= 90 and -180 <= p["_lng"] <= 180
+    refused = _overview(api, "viewer", "heat", box)
+    assert refused.status_code == 403 and "incidents" in refused.json()["error"]
+    heat = _overview(api, "police", "heat", box).json()
+    assert heat["points"] and max(p[2] for p in heat["points"]) == 1.0
+    with db.connect() as conn:  # the key areas' categories are one source
+        categories = set(conn.execute(text(
+            "SELECT DISTINCT t.category FROM key_areas t, jurisdictions c WHERE c.code = :c "
+            "AND ST_Intersects(t.geom, c.geom)"), {"c": CITY}).scalars())
+    areas = _overview(api, "admin", "key_areas", box).json()["features"]
+    assert {f["properties"]["category"] for f in areas} == categories
+
+
+@pytest.mark.parametrize(("path", "message"), [
+    ("/map/layers/households?city=430100&bbox=0,0,1,1", "unknown overview layer"),
+    ("/map/layers/roads?bbox=0,0,1,1", "city is required"),
+    ("/map/layers/roads?city=430100&bbox=1,1,0,0", "lower corner first"),
+    ("/map/layers/roads?city=430100&bbox=a,b,c,d", "bbox must be"),
+    ("/map/layers/roads?city=430100&bbox=0,0,1,1&zoom=99", "zoom must be"),
+    ("/map/layers/roads?city=430100&bbox=0,0,1,1&colour=red", "unknown parameter"),
+])
+def test_overview_layers_refuse_bad_requests(api, path, message):
+    r = api("police", path)
+    assert r.status_code == 400 and message in r.json()["error"], r.text[:300]
