@@ -687,6 +687,14 @@ def visible_labels(page) -> list[dict]:
                          "bottom: r.bottom}; })")
 
 
+def settle(page) -> None:
+    """Wait until the map has stopped moving, loaded its grids and drawn two frames."""
+    page.wait_for_timeout(300)
+    wait_for(page, f"!{STATE}.map._animatingZoom && {STATE}.state.busy === 0")
+    page.evaluate("new Promise(done => requestAnimationFrame(() => "
+                  "requestAnimationFrame(done)))")
+
+
 def test_labels_are_short_and_never_overlap(planner_page, db, planned):
     page = planner_page
     grids = geoms(db)
@@ -697,11 +705,10 @@ def test_labels_are_short_and_never_overlap(planner_page, db, planned):
         if page.evaluate(f"{STATE}.map.getZoom()") < 15:
             break
         page.keyboard.press(key)
-        page.wait_for_timeout(500)
+        settle(page)
     while page.evaluate(f"{STATE}.map.getZoom()") < 15:
         page.keyboard.press("+")
-        page.wait_for_timeout(500)
-    wait_for(page, f"{STATE}.state.busy === 0")
+        settle(page)
     page.screenshot(path=str(OUTPUT / "planner-labels.png"))
     shown = visible_labels(page)
     assert shown
@@ -721,7 +728,7 @@ def test_labels_are_short_and_never_overlap(planner_page, db, planned):
     if chosen is not None:  # a selected grid's label shows first
         page.mouse.click(*inside(page, grids[chosen]))
         wait_for(page, f"{STATE}.selected() === {chosen}")
-        page.wait_for_timeout(300)
+        settle(page)
         label_el = f"{STATE}.byId.get({chosen}).getTooltip().getElement()"
         assert page.evaluate(f"getComputedStyle({label_el}).visibility") != "hidden"
         page.screenshot(path=str(OUTPUT / "planner-labels-selected.png"))
@@ -731,8 +738,7 @@ def test_labels_are_short_and_never_overlap(planner_page, db, planned):
                 assert not (a["left"] < b["right"] and b["left"] < a["right"]
                             and a["top"] < b["bottom"] and b["top"] < a["bottom"]), (a, b)
     page.keyboard.press("+")  # closer: more room, so at least as many labels show
-    page.wait_for_timeout(600)
-    wait_for(page, f"{STATE}.state.busy === 0")
+    settle(page)
     closer = visible_labels(page)
     assert closer and all(re.fullmatch(r"第\d+网格 · \d+户", x["text"]) for x in closer)
     assert page.errors == []
