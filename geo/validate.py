@@ -89,13 +89,18 @@ def points_to_grid(points: np.ndarray, grid_size: float = SERVED_GRID) -> np.nda
 
     GEOS multiplies by the scale (``1 / grid_size``, snapped to a whole number when it
     is one), rounds half up and divides by the scale; this does the same with NumPy
-    arrays, many times faster than one ``set_precision`` call per point.
+    arrays, many times faster than one ``set_precision`` call per point. A point already
+    on the grid comes back as itself (the same object).
     """
     scale = 1.0 / grid_size
     if abs(scale - round(scale)) < 1e-9 * scale:
         scale = float(round(scale))
     coords = shapely.get_coordinates(points)
-    return shapely.points(_round_half_up(coords * scale) / scale)
+    rounded = _round_half_up(coords * scale) / scale
+    moved = (rounded != coords).any(axis=1)
+    out = np.array(points, dtype=object, copy=True)
+    out[moved] = shapely.points(rounded[moved])
+    return out
 
 
 def _round_half_up(values: np.ndarray) -> np.ndarray:

@@ -30,10 +30,10 @@ from sqlalchemy import Connection, Engine, text
 from .registry import Layer
 from .validate import LOCAL_TZ
 
-__all__ = ["SCHEMA", "MonthsMissing", "adopt_default", "ensure_months", "index_loaded",
-           "load_table", "month_bounds", "months_of", "partition_is_empty", "partition_name",
-           "partitions_of", "prepare", "require_months", "row_months", "staged_months",
-           "swap_in"]
+__all__ = ["SCHEMA", "MonthsMissing", "adopt_default", "empty_partitions", "ensure_months",
+           "index_loaded", "load_tables", "month_bounds", "months_of", "parent_indexes",
+           "partition_name", "partitions_of", "prepare", "require_months", "row_months",
+           "staged_months", "swap_in"]
 
 SCHEMA = "partitions"
 Month = tuple[int, int]  # (year, month)
@@ -195,10 +195,14 @@ def _create(conn: Connection, layer: Layer, month: Month) -> None:
         conn.execute(text("DROP TABLE moving_rows"))
 
 
-def partition_is_empty(conn: Connection, layer: Layer, month: Month) -> bool:
-    """Whether ``layer``'s existing partition of ``month`` holds no row this transaction sees."""
-    table = _qualified(partition_name(layer, month))
-    return not conn.execute(text(f"SELECT EXISTS (SELECT 1 FROM {table})")).scalar_one()
+def empty_partitions(conn: Connection, layer: Layer, months: list[Month]) -> list[Month]:
+    """Those of ``months`` whose existing partition holds no row this transaction sees."""
+    if not months:
+        return []
+    found = conn.execute(text(" UNION ALL ".join(
+        f"SELECT {k} WHERE NOT EXISTS (SELECT 1 FROM {_qualified(partition_name(layer, m))})"
+        for k, m in enumerate(months)))).scalars().all()
+    return [months[k] for k in sorted(found)]
 
 
 # -- bulk loading: a month's rows written into a table of their own, indexed at once, then
@@ -210,20 +214,22 @@ def _loading_name(layer: Layer, month: Month) -> str:
     return partition_name(layer, month) + "_loading"
 
 
-def load_table(conn: Connection, layer: Layer, month: Month) -> str:
-    """Create an empty table shaped as ``layer``'s partitions for ``month``'s rows; its name.
+def load_tables(conn: Connection, layer: Layer, months: list[Month]) -> list[str]:
+    """Create empty tables shaped as ``layer``'s partitions for ``months``; their names.
 
-    The rows are written into it (COPY), then :func:`index_loaded` and :func:`swap_in`
-    make it the month's partition.
+    The rows are written into them (COPY), then :func:`index_loaded` and :func:`swap_in`
+    make them the months' partitions.
     """
-    table = _qualified(_loading_name(layer, month))
-    conn.execute(text(f'CREATE TABLE {table} (LIKE public."{layer.name}" '
-                      f"INCLUDING DEFAULTS INCLUDING CONSTRAINTS);\n"
-                      f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY"))
-    return table
+    tables = [_qualified(_loading_name(layer, m)) for m in months]
+    if tables:
+        conn.execute(text(";\n".join(
+            f'CREATE TABLE {t} (LIKE public."{layer.name}" INCLUDING DEFAULTS '
+            f"INCLUDING CONSTRAINTS);\nALTER TABLE {t} ENABLE ROW LEVEL SECURITY"
+            for t in tables)))
+    return tables
 
 
-def _parent_indexes(conn: Connection, layer: Layer) -> list[tuple[str, str, str | None]]:
+def parent_indexes(conn: Connection, layer: Layer) -> list[tuple[str, str, str | None]]:
     """(name, CREATE INDEX statement, constraint definition or None) of the parent's indexes."""
     return [tuple(r) for r in conn.execute(text(
         "SELECT c.relname, pg_get_indexdef(i.indexrelid), pg_get_constraintdef(k.oid) "
@@ -233,14 +239,17 @@ def _parent_indexes(conn: Connection, layer: Layer) -> list[tuple[str, str, str 
         {"t": f'public."{layer.name}"'}).all()]
 
 
-def index_loaded(conn: Connection, layer: Layer, months: list[Month]) -> None:
+def index_loaded(conn: Connection, layer: Layer, months: list[Month],
+                 parents: list[tuple[str, str, str | None]] | None = None) -> None:
     """Build on the loading tables of ``months`` every index (and key) the parent declares.
 
     Equal indexes are what ``ATTACH PARTITION`` looks for: it then adopts them instead of
-    building its own while the table is locked. One round trip for all of them.
+    building its own while the table is locked. One round trip for all of them; pass
+    ``parents`` (:func:`parent_indexes`) to save the look-up.
     """
     statements = []
-    parents = _parent_indexes(conn, layer) if months else []
+    if parents is None:
+        parents = parent_indexes(conn, layer) if months else []
     for month in months:
         loading = _loading_name(layer, month)
         for k, (_name, create, constraint) in enumerate(parents):
@@ -277,7 +286,7 @@ def swap_in(conn: Connection, layer: Layer, months: list[Month]) -> None:
     if not months:
         return
     names = _child_indexes(conn, [partition_name(layer, m) for m in months])
-    parents = _parent_indexes(conn, layer)
+    parents = parent_indexes(conn, layer)
     statements = []
     for month in months:
         name, loading = partition_name(layer, month), _loading_name(layer, month)

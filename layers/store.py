@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import math
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import geopandas as gpd
 import numpy as np
@@ -26,11 +27,13 @@ from geo.locate import covering_pairs, first_cover, near_boundary
 from .errors import InputRejected, RowProblem
 from .partitions import (
     LAST,
+    empty_partitions,
     ensure_months,
     index_loaded,
-    load_table,
+    load_tables,
+    month_bounds,
     months_of,
-    partition_is_empty,
+    parent_indexes,
     prepare,
     row_months,
     swap_in,
@@ -119,10 +122,15 @@ def write_in(
         # table, and a writer already holding it while waiting for us would deadlock
         conn.execute(text(f"LOCK TABLE {q(layer.name)} IN EXCLUSIVE MODE"))
     before = conn.execute(text(f"SELECT count(*) FROM {q(layer.name)}")).scalar_one()
-    if mode == "replace":
+    # whole partitions are dropped rather than emptied row by row, unless a uniqueness
+    # check must not see the old rows
+    by_partition = direct and layer.partitioned and not any(
+        f.unique or (f.ref or "").startswith(f"{layer.name}.") for f in layer.input_fields)
+    if mode == "replace" and not by_partition:
         conn.execute(text(f"DELETE FROM {q(layer.name)}"))
     if direct:
-        write_direct(conn, layer, features, actor, show)
+        write_direct(conn, layer, features, actor, show,
+                     replace=mode == "replace" and by_partition)
     else:
         write_staged(conn, layer, features, actor, show)
     refresh_derived(conn, layer.name, area)
@@ -166,7 +174,7 @@ def direct_ready(conn: Connection, layer: Layer) -> bool:
 
 
 def write_direct(conn: Connection, layer: Layer, features: gpd.GeoDataFrame, actor: str,
-                 show: bool = False) -> None:
+                 show: bool = False, *, replace: bool = False) -> None:
     """Check point ``features`` and COPY them straight into the layer's table.
 
     The same checks, reasons and results as :func:`write_staged`, without the staging
@@ -174,6 +182,9 @@ def write_direct(conn: Connection, layer: Layer, features: gpd.GeoDataFrame, act
     border, or in none, is decided by the database's own test), references and
     uniqueness are looked up for the distinct values only. Rows keep their order (ids
     ascend with it). Raises :class:`InputRejected` with every refused row.
+
+    ``replace`` (a partitioned layer only) deletes the layer's rows first, once the
+    checks have passed.
     """
     problems, codes = point_problems(conn, layer, features)
     if problems:
@@ -181,7 +192,7 @@ def write_direct(conn: Connection, layer: Layer, features: gpd.GeoDataFrame, act
     with tqdm(total=len(features), desc=f"loading {layer.name}", unit=" rows",
               disable=not show, leave=False) as bar:
         if layer.partitioned:
-            _copy_by_month(conn, layer, features, codes, actor, bar)
+            _copy_by_month(conn, layer, features, codes, actor, bar, replace)
         else:
             _copy_features(conn, q(layer.name), layer, features, codes, actor, bar)
 
@@ -192,7 +203,8 @@ SWAP_ROWS = 5_000
 
 
 def _copy_by_month(conn: Connection, layer: Layer, features: gpd.GeoDataFrame,
-                   codes: np.ndarray | None, actor: str, bar: tqdm) -> None:
+                   codes: np.ndarray | None, actor: str, bar: tqdm,
+                   replace: bool = False) -> None:
     """COPY into a partitioned layer: big months into new partitions, the rest as usual.
 
     A month with :data:`SWAP_ROWS` rows or more whose partition is empty is loaded into
@@ -200,7 +212,8 @@ def _copy_by_month(conn: Connection, layer: Layer, features: gpd.GeoDataFrame,
     locked against readers only for the swap, at the end. The ids are then set aside
     beforehand as one run, so they ascend with the rows whichever way each row goes.
     Partitions written around the parent table do not fire its triggers, so the layer's
-    version is bumped here.
+    version is bumped here. With ``replace`` the layer's other rows are deleted, and the
+    partitions of those months are replaced, full or not.
     """
     ensure_months(conn, layer, months_of(features[layer.time_field]))
     keys = np.array([-1 if m is None else m[0] * 100 + m[1]
@@ -210,26 +223,45 @@ def _copy_by_month(conn: Connection, layer: Layer, features: gpd.GeoDataFrame,
            if n >= SWAP_ROWS and k >= 0 and (k // 100, k % 100) < LAST]
     if big:  # nobody else writes from here on; see write_in
         conn.execute(text(f"LOCK TABLE {q(layer.name)} IN EXCLUSIVE MODE"))
-    swapped = [m for m in sorted(big) if partition_is_empty(conn, layer, m)]
+    if replace:
+        _delete_outside(conn, layer, big)
+        swapped = sorted(big)
+    else:
+        swapped = empty_partitions(conn, layer, sorted(big))
     ids = _new_ids(conn, layer, len(features)) if swapped else None
+
     def part(values: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
         return None if values is None else values[rows]
 
-    rows = np.flatnonzero(~np.isin(keys, [y * 100 + m for y, m in swapped]))
-    if len(rows):
-        _copy_features(conn, q(layer.name), layer, features.iloc[rows], part(codes, rows),
-                       actor, bar, part(ids, rows))
-    for month in swapped:
-        rows = np.flatnonzero(keys == month[0] * 100 + month[1])
-        table = load_table(conn, layer, month)
-        _copy_features(conn, table, layer, features.iloc[rows], part(codes, rows), actor,
-                       bar, part(ids, rows))
-    index_loaded(conn, layer, swapped)
+    groups = [(None, np.flatnonzero(~np.isin(keys, [y * 100 + m for y, m in swapped])))]
+    groups += [(m, np.flatnonzero(keys == m[0] * 100 + m[1])) for m in swapped]
+    groups = [(month, rows) for month, rows in groups if len(rows)]
+    # a thread formats the next group's rows while the database takes in this one's
+    with ThreadPoolExecutor(max_workers=1) as formatter:
+        payloads = formatter.map(
+            lambda rows: _copy_payload(layer, features.iloc[rows], part(codes, rows), actor,
+                                       part(ids, rows)), [rows for _, rows in groups])
+        tables = dict(zip(swapped, load_tables(conn, layer, swapped), strict=True))
+        parents = parent_indexes(conn, layer) if swapped else []
+        for (month, _rows), (columns, messages) in zip(groups, payloads, strict=True):
+            _copy_messages(conn, tables.get(month, q(layer.name)), columns, messages, bar)
+            if month is not None:
+                index_loaded(conn, layer, [month], parents)
     if swapped:
         conn.execute(text(f"LOCK TABLE {q(layer.name)} IN ACCESS EXCLUSIVE MODE"))
         swap_in(conn, layer, swapped)
         conn.execute(text("UPDATE layer_versions SET version = version + 1 WHERE layer = :l"),
                      {"l": layer.name})
+
+
+def _delete_outside(conn: Connection, layer: Layer, months: list[tuple[int, int]]) -> None:
+    """Delete ``layer``'s rows but those of ``months`` (their partitions go whole)."""
+    time = q(layer.time_field)
+    inside = " OR ".join(f"({time} >= :s{k} AND {time} < :e{k})" for k in range(len(months)))
+    bounds = {f"{edge}{k}": value for k, month in enumerate(months)
+              for edge, value in zip("se", month_bounds(month), strict=True)}
+    conn.execute(text(f"DELETE FROM {q(layer.name)}"
+                      + (f" WHERE ({inside}) IS NOT TRUE" if months else "")), bounds)
 
 
 def _new_ids(conn: Connection, layer: Layer, n: int) -> np.ndarray:
@@ -248,27 +280,39 @@ def _new_ids(conn: Connection, layer: Layer, n: int) -> np.ndarray:
 
 
 def _copy_features(conn: Connection, table: str, layer: Layer, features: gpd.GeoDataFrame,
-                   codes: np.ndarray | None, actor: str, bar: tqdm,
-                   ids: np.ndarray | None = None) -> None:
-    """COPY ``features`` into ``table`` (quoted), ``codes`` as their jurisdiction_code.
+                   codes: np.ndarray | None, actor: str, bar: tqdm) -> None:
+    """COPY ``features`` into ``table`` (quoted), ``codes`` as their jurisdiction_code."""
+    _copy_messages(conn, table, *_copy_payload(layer, features, codes, actor), bar)
 
-    ``ids``, when given, are written too; otherwise the table's sequence numbers the rows.
+
+def _copy_payload(layer: Layer, features: gpd.GeoDataFrame, codes: np.ndarray | None,
+                  actor: str, ids: np.ndarray | None = None) -> tuple[str, list[bytes]]:
+    """The column list and the COPY messages (text format) that write ``features``.
+
+    ``codes`` are their jurisdiction_code; ``ids``, when given, are written too (else the
+    table's sequence numbers the rows).
     """
     names = [f.name for f in layer.input_fields]
     columns = ", ".join(["geom", *map(q, names), "updated_by", *(["id"] if ids is not None
                                                                   else [])])
-    values = [  # each column at once; rows are joined a message at a time
+    values = [  # each column at once, then the rows a message at a time
         _copy_geometries(features),
         *(_copy_column(features[n]) if n != "jurisdiction_code" or codes is None
           else _copy_column(pd.Series(codes, dtype=object)) for n in names),
         [_copy_value(actor)] * len(features),
         *([] if ids is None else [list(map(str, ids.tolist()))]),
     ]
+    return columns, [_copy_rows([v[start:start + _COPY_ROWS] for v in values])
+                     for start in range(0, len(features), _COPY_ROWS)]
+
+
+def _copy_messages(conn: Connection, table: str, columns: str, messages: list[bytes],
+                   bar: tqdm) -> None:
     cursor = conn.connection.driver_connection.cursor()
     with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-        for start in range(0, len(features), _COPY_ROWS):
-            copy.write(_copy_rows([v[start:start + _COPY_ROWS] for v in values]))
-            bar.update(min(_COPY_ROWS, len(features) - start))
+        for message in messages:
+            copy.write(message)
+            bar.update(message.count(b"\n"))
 
 
 def point_problems(conn: Connection, layer: Layer,

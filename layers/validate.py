@@ -60,9 +60,13 @@ def clean_features(gdf: gpd.GeoDataFrame, layer: Layer, first_row: int = 1) -> g
     geoms = coerce_type(gdf.geometry.values.to_numpy(), layer.geometry)
     reasons = geometry_problems(geoms, layer.geometry)
     if not any(reasons):
-        geoms = to_served(geoms)  # stored as served: a client reads what checks saw
-        reasons = [r and f"at the served precision ({SERVED_DECIMALS} decimals) {r}"
-                   for r in geometry_problems(geoms, layer.geometry)]
+        served = to_served(geoms)  # stored as served: a client reads what checks saw
+        # only what rounding changed needs checking again
+        moved = np.flatnonzero([a is not b for a, b in zip(geoms, served, strict=True)])
+        reasons = [None] * len(geoms)
+        for i, r in zip(moved, geometry_problems(served[moved], layer.geometry), strict=True):
+            reasons[i] = r and f"at the served precision ({SERVED_DECIMALS} decimals) {r}"
+        geoms = served
     for i, reason in enumerate(reasons):
         if reason:
             problems.append(RowProblem(first_row + i, reason))

@@ -7,6 +7,7 @@ points exactly on the borders of leaf jurisdictions among them.
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 import shapely
 from sqlalchemy import text
@@ -16,7 +17,7 @@ from geo.validate import to_served
 from layers import LAYERS
 from layers.errors import InputRejected
 from layers.partitions import partition_name
-from layers.store import SWAP_ROWS, direct_ready, write_direct, write_staged
+from layers.store import SWAP_ROWS, direct_ready, write_direct, write_in, write_staged
 from layers.validate import clean_features
 
 pytestmark = pytest.mark.db
@@ -193,3 +194,20 @@ def test_both_writes_refuse_repeated_and_taken_codes_alike(conn):
     good = features.iloc[[0, 1, 4]].assign(jurisdiction_code=None)
     assert _written(conn, write_direct, HOUSEHOLDS, good) == \
         _written(conn, write_staged, HOUSEHOLDS, good)
+
+
+def test_a_big_replace_leaves_only_the_new_rows_and_audits_the_old_count(conn):
+    old = conn.execute(text("SELECT count(*) FROM incidents")).scalar_one()
+    assert old > 0
+    spread, border = _sample(conn)
+    features = pd.concat([_frame(np.concatenate([spread, border])), _frame(border[:7], (2026, 3))],
+                         ignore_index=True)
+    version = "SELECT version FROM layer_versions WHERE layer = 'incidents'"
+    old_version = conn.execute(text(version)).scalar_one()
+    write_in(conn, INCIDENTS, features, mode="replace", actor="parity")
+    assert conn.execute(text("SELECT count(*), count(*) FILTER (WHERE updated_by = 'parity') "
+                             "FROM incidents")).one() == (len(features), len(features))
+    assert conn.execute(text(version)).scalar_one() > old_version
+    audit = conn.execute(text("SELECT before, after FROM audit WHERE layer = 'incidents' "
+                              "ORDER BY id DESC LIMIT 1")).one()
+    assert audit[0] == {"count": old} and audit[1]["added"] == len(features)
