@@ -297,10 +297,3 @@ def delete(conn: Connection, user: User, layer: Layer, feature_id: int,
     _finish(conn, layer, user, "delete", feature_id, before, None)
     return Written(feature_id, None)
 
-
-# The old names remain for layers/gridedit until it imports the public ones.
-_apply = apply_feature
-_feature_frame = feature_frame
-_locked = lock_feature
-_scoped = write_scope
-_snapshot = feature_snapshot

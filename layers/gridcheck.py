@@ -15,7 +15,7 @@ from geo.validate import SERVED_DECIMALS, SERVED_GRID
 
 from .access import leaf_jurisdictions, read_scope, require_within
 from .edit import Missing
-from .errors import SafegridError
+from .errors import UnknownJurisdiction
 from .registry import LAYERS
 from .users import User
 
@@ -23,12 +23,6 @@ __all__ = ["MIN_AREA_M2", "SLIVER_M", "grid_history", "validate_grids"]
 
 MIN_AREA_M2 = 0.01  # smaller pieces are rounding, not problems
 SLIVER_M = 0.5  # gaps and overlaps thinner than this are slivers
-
-
-class UnknownJurisdiction(SafegridError):
-    """A jurisdiction code that is not stored (HTTP 404)."""
-
-    http_status = 404
 
 
 def _transform(geoms: np.ndarray, transformer: Transformer) -> np.ndarray:

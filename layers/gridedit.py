@@ -31,17 +31,17 @@ from .edit import (
     IfMatch,
     Missing,
     StaleVersion,
-    _apply,
-    _feature_frame,
-    _locked,
-    _scoped,
-    _snapshot,
+    apply_feature,
     create,
+    feature_frame,
+    feature_snapshot,
+    lock_feature,
     stored_geometry,
+    write_scope,
 )
-from .errors import SafegridError
+from .errors import SafegridError, UnknownJurisdiction
 from .features import Scope
-from .gridcheck import UnknownJurisdiction, grid_history
+from .gridcheck import grid_history
 from .registry import LAYERS
 from .store import audit_row, refresh_derived
 from .users import User
@@ -179,18 +179,18 @@ def _ewkb(geom: shapely.Geometry) -> bytes:
 
 def write_shape(conn: Connection, user: User, grid_id: int, geom: shapely.Geometry) -> None:
     """Store a new shape for a grid (version bump, audit row); no checks, no refresh."""
-    before = _snapshot(conn, GRIDS, grid_id)
+    before = feature_snapshot(conn, GRIDS, grid_id)
     conn.execute(text(
         "UPDATE grids SET geom = ST_GeomFromEWKB(:g), version = version + 1, "
         "updated_at = now(), updated_by = :actor WHERE id = :i"),
         {"g": _ewkb(geom), "actor": user.name, "i": grid_id})
-    audit_row(conn, user.name, "grids", "update", before, _snapshot(conn, GRIDS, grid_id),
+    audit_row(conn, user.name, "grids", "update", before, feature_snapshot(conn, GRIDS, grid_id),
               grid_id)
 
 
 def _remove(conn: Connection, user: User, grid_id: int, heir: str | None) -> None:
     """Delete a grid; its units go to ``heir`` (a grid code), stale, or are deleted."""
-    before = _snapshot(conn, GRIDS, grid_id)
+    before = feature_snapshot(conn, GRIDS, grid_id)
     code = before["properties"]["code"]
     if heir:
         conn.execute(text("UPDATE household_units SET grid_code = :h, status = 'stale' "
@@ -231,14 +231,14 @@ class _Target(NamedTuple):
 
 def _prepare(conn: Connection, user: User, grid_id: int, if_match: IfMatch) -> _Target:
     """Scope and write checks, the jurisdiction lock, then the version check."""
-    scope = _scoped(conn, user, GRIDS)
+    scope = write_scope(conn, user, GRIDS)
     code = _jurisdiction_of(conn, grid_id)
     area = _lock(conn, code)
-    return _Target(_locked(conn, GRIDS, grid_id, scope, if_match), code, area, scope)
+    return _Target(lock_feature(conn, GRIDS, grid_id, scope, if_match), code, area, scope)
 
 
 def _clean(feature: object, code: str) -> gpd.GeoDataFrame:
-    frame = _feature_frame(feature)
+    frame = feature_frame(feature)
     given = frame.get("jurisdiction_code")
     if given is not None and given.iloc[0] not in (None, code):
         raise GridEditRefused(f"a grid cannot move from jurisdiction {code} to "
@@ -259,7 +259,7 @@ def _reshaped(conn: Connection, user: User, grid_id: int, clean: gpd.GeoDataFram
         result, grids = _retile(conn, code, [old, new], lambda near, name: gridedit.reshape(
             area, near, grid_id, new, grid_name=name, **_TOLERANCES))
     clean = clean.set_geometry([result.changed.get(grid_id, grids[grid_id])], crs=4326)
-    _apply(conn, user, GRIDS, grid_id, clean, scope, before, refresh=False)
+    apply_feature(conn, user, GRIDS, grid_id, clean, scope, before, refresh=False)
     for key, geom in result.changed.items():
         if key != grid_id:
             write_shape(conn, user, key, geom)
@@ -316,8 +316,8 @@ def restore_grid(conn: Connection, user: User, grid_id: int, version: int,
 
 def create_grid(conn: Connection, user: User, feature: object) -> GridEdit:
     """Draw a new grid: its area is taken from the grids it covers."""
-    _scoped(conn, user, GRIDS)
-    clean = clean_features(_feature_frame(feature), GRIDS)
+    write_scope(conn, user, GRIDS)
+    clean = clean_features(feature_frame(feature), GRIDS)
     new = clean.geometry.iloc[0]
     code = clean["jurisdiction_code"].iloc[0] if "jurisdiction_code" in clean else None
     if code is None:
@@ -420,7 +420,7 @@ def _next_code(conn: Connection, jurisdiction: str, code: str, name: str) -> tup
 def merge_grids(conn: Connection, user: User, ids: list[int],
                 versions: dict[int, int] | None = None) -> GridEdit:
     """Dissolve adjacent grids into the first; their units join it (stale)."""
-    scope = _scoped(conn, user, GRIDS)
+    scope = write_scope(conn, user, GRIDS)
     if len(ids) < 2 or len(set(ids)) != len(ids):
         raise GridEditRefused("merge needs two or more different grid ids")
     codes = {_jurisdiction_of(conn, i) for i in ids}
@@ -429,7 +429,7 @@ def merge_grids(conn: Connection, user: User, ids: list[int],
                               f"({', '.join(sorted(codes))}); only grids of one can be merged")
     code = codes.pop()
     _lock(conn, code)
-    befores = {i: _locked(conn, GRIDS, i, scope, (versions or {}).get(i)) for i in ids}
+    befores = {i: lock_feature(conn, GRIDS, i, scope, (versions or {}).get(i)) for i in ids}
     grids = {r[0]: shapely.from_wkb(bytes(r[1])) for r in conn.execute(text(
         "SELECT id, ST_AsBinary(geom) FROM grids WHERE id = ANY(:i)"), {"i": ids})}
     names = {i: b["properties"]["code"] for i, b in befores.items()}
@@ -460,7 +460,7 @@ def carve_grid(conn: Connection, user: User, jurisdiction: str, geometry: object
     Households are counted into the new boundaries and the units of every grid that
     gave up area are marked stale, as for a split.
     """
-    scope = _scoped(conn, user, GRIDS)
+    scope = write_scope(conn, user, GRIDS)
     row = conn.execute(text(
         "SELECT name, EXISTS (SELECT 1 FROM jurisdictions c WHERE c.parent_code = j.code) "
         "FROM jurisdictions j WHERE code = :c"), {"c": jurisdiction}).first()
@@ -477,7 +477,7 @@ def carve_grid(conn: Connection, user: User, jurisdiction: str, geometry: object
     for grid_id, version in sorted((versions or {}).items()):
         if _jurisdiction_of(conn, grid_id) != jurisdiction:
             raise GridEditRefused(f"grid {grid_id} is not in jurisdiction {jurisdiction}")
-        _locked(conn, GRIDS, grid_id, scope, version)
+        lock_feature(conn, GRIDS, grid_id, scope, version)
     unit_m2 = METRES_PER_DEGREE ** 2 * math.cos(math.radians(new.centroid.y))
     result, grids = _retile(conn, jurisdiction, [new], lambda near, name: gridedit.carve(
         area, near, new, min_area=MIN_GRID_M2 / unit_m2, unit_area_m2=unit_m2,

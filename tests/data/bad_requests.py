@@ -195,7 +195,7 @@ def _grid_edits() -> list[Case]:
         Case("validate without a jurisdiction", "planner", "GET", "/api/grids/validate", 400,
              "jurisdiction"),
         Case("validate an unknown jurisdiction", "planner", "GET",
-             "/api/grids/validate?jurisdiction=999999", 404, "999999"),
+             "/api/grids/validate?jurisdiction=999999", 400, "999999"),
         Case("validate another city", "planner", "GET",
              "/api/grids/validate?jurisdiction=430302", 403, "outside"),
         Case("validate with an unknown parameter", "planner", "GET",

@@ -5,8 +5,6 @@ import importlib
 import pkgutil
 from collections import defaultdict
 
-import pytest
-
 import layers
 import webmap
 from layers import errors
@@ -67,8 +65,6 @@ def test_every_status_is_a_client_error_and_a_refinement_keeps_its_meaning():
                 assert cls.http_status == base.http_status, cls
 
 
-@pytest.mark.xfail(strict=True, reason="layers/gridcheck still defines its own "
-                   "UnknownJurisdiction (404); it is to import layers.errors' one")
 def test_no_two_error_classes_share_a_name():
     by_name = defaultdict(list)
     for cls in _all_errors():

@@ -128,7 +128,7 @@ def bad_cases(grids: dict, area: shapely.Polygon) -> dict:
         "no kind": ({"kind": None}, 400, "missing field"),
         "geometry not an object": ({"geometry": "POLYGON"}, 400, "geometry must be"),
         "unknown field": ({"colour": "red"}, 400, "unknown field"),
-        "unknown jurisdiction": ({"jurisdiction": "999999999999"}, 404, "does not exist"),
+        "unknown jurisdiction": ({"jurisdiction": "999999999999"}, 400, "does not exist"),
         "not a community": ({"jurisdiction": "430103002"}, 422, "not a community"),
         "outside the planner's scope": ({"jurisdiction": OUTSIDE_SCOPE}, 403,
                                         "outside your jurisdiction"),
