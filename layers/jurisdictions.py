@@ -7,14 +7,17 @@ chosen with its communities, and start from the latest month that holds incident
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 from sqlalchemy import Connection, text
 
-from .access import require_within, subtree_codes
+from .access import read_scope, require_within, subtree_codes
+from .registry import LAYERS
 from .users import User
 from .validate import LOCAL_TZ
 
-__all__ = ["jurisdiction_choices", "jurisdiction_outline", "latest_incident_month"]
+__all__ = ["Box", "community_choices", "jurisdiction_box", "jurisdiction_choices",
+           "jurisdiction_outline", "latest_incident_month"]
 
 # Outlines are drawn on a web map: 6 decimals of a degree are about 0.1 m.
 _DIGITS = 6
@@ -41,6 +44,47 @@ def jurisdiction_choices(conn: Connection, user: User) -> list[tuple[str, str]]:
         "'street') AND (CAST(:c AS text[]) IS NULL OR code = ANY(:c)) ORDER BY code"),
         {"c": codes}).all()
     return [(r[0], r[1]) for r in rows]
+
+
+@dataclass(frozen=True)
+class Box:
+    """A jurisdiction's bounding box (degrees, EPSG:4326) and its row id."""
+
+    south: float
+    west: float
+    north: float
+    east: float
+    id: int
+
+    def bounds(self) -> list[list[float]]:
+        """``[[south, west], [north, east]]``, as Leaflet's ``fitBounds`` takes it."""
+        return [[self.south, self.west], [self.north, self.east]]
+
+
+def jurisdiction_box(conn: Connection, code: str) -> Box | None:
+    """The bounding box of jurisdiction ``code``; None when no such jurisdiction."""
+    row = conn.execute(text(
+        "SELECT ST_YMin(e) AS south, ST_XMin(e) AS west, ST_YMax(e) AS north, "
+        "ST_XMax(e) AS east, id FROM (SELECT ST_Envelope(geom) AS e, id FROM jurisdictions "
+        "WHERE code = :c) b"), {"c": code}).mappings().first()
+    return Box(**row) if row else None
+
+
+def community_choices(conn: Connection, user: User) -> list[tuple[str, str, int]]:
+    """(code, name, number of grids) of the communities and villages the user may see.
+
+    Forbidden when the user may not read grids at all (:func:`layers.access.read_scope`).
+    Ordered by code.
+    """
+    read_scope(conn, user, LAYERS["grids"])
+    codes = None if user.role == "admin" else subtree_codes(conn, user.jurisdiction)
+    rows = conn.execute(text(
+        "SELECT j.code, j.name, (SELECT count(*) FROM grids g "
+        "WHERE g.jurisdiction_code = j.code) AS grids FROM jurisdictions j "
+        "WHERE j.level IN ('community', 'village') "
+        "AND (CAST(:codes AS text[]) IS NULL OR j.code = ANY(:codes)) ORDER BY j.code"),
+        {"codes": codes}).mappings()
+    return [(r["code"], r["name"], r["grids"]) for r in rows]
 
 
 def jurisdiction_outline(conn: Connection, code: str) -> dict:

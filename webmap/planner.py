@@ -24,9 +24,9 @@ import folium
 import folium.plugins
 from flask import Blueprint, Response, current_app, request
 from markupsafe import escape
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
-from layers.access import read_scope, subtree_codes
+from layers.jurisdictions import community_choices, jurisdiction_box
 from layers.registry import LAYERS
 from layers.users import User
 
@@ -244,26 +244,15 @@ PROBLEM_COLOURS = {"gap": "#ff00ff", "overlap": "#e31a1c", "sliver": "#ffd700",
 def _jurisdictions(engine: Engine, user: User) -> list[tuple[str, str, int]]:
     """Communities (and villages) the user may see: code, name, number of grids."""
     with engine.connect() as conn:
-        read_scope(conn, user, LAYERS["grids"])
-        codes = None if user.role == "admin" else subtree_codes(conn, user.jurisdiction)
-        rows = conn.execute(text(
-            "SELECT j.code, j.name, (SELECT count(*) FROM grids g "
-            "WHERE g.jurisdiction_code = j.code) FROM jurisdictions j "
-            "WHERE j.level IN ('community', 'village') "
-            "AND (CAST(:codes AS text[]) IS NULL OR j.code = ANY(:codes)) ORDER BY j.code"),
-            {"codes": codes}).all()
-    return [(r[0], r[1], r[2]) for r in rows]
+        return community_choices(conn, user)
 
 
 def build_planner(engine: Engine, user: User, code: str, lang: str) -> Map:
     """The planning map of jurisdiction ``code``."""
     with engine.connect() as conn:
-        box = conn.execute(text(
-            "SELECT ST_YMin(geom), ST_XMin(geom), ST_YMax(geom), ST_XMax(geom), id "
-            "FROM (SELECT ST_Envelope(geom) AS geom, id FROM jurisdictions "
-            "WHERE code = :c) e"), {"c": code}).one()
+        box = jurisdiction_box(conn, code)
     m = Map(max_zoom=21)
-    m.fit_bounds([[box[0], box[1]], [box[2], box[3]]])
+    m.fit_bounds(box.bounds())
     geoman = folium.plugins.GeoMan(
         position="topleft", drawMarker=False, drawCircleMarker=False, drawPolyline=False,
         drawRectangle=False, drawPolygon=False, drawCircle=False, drawText=False,
@@ -279,7 +268,7 @@ def build_planner(engine: Engine, user: User, code: str, lang: str) -> Map:
         f"<title>{escape(TEXT[lang]['title'])}</title>"))
     root.html.add_child(folium.Element(_panel(engine, user, code, lang)))
     StartScript("safegridPlanner", {
-        "jurisdiction": code, "jurisdictionId": box[4], "lang": lang,
+        "jurisdiction": code, "jurisdictionId": box.id, "lang": lang,
         "text": TEXT[lang], "csrf": csrf_token(), "canWrite":
             user.role in LAYERS["grids"].write_roles,
         "refusals": [[key, pattern] for key, pattern in REFUSALS],
@@ -335,6 +324,13 @@ def _legend(t: dict) -> str:
             f'<ul>{"".join(rows[len(STYLES):])}</ul></div>')
 
 
+NO_COMMUNITIES = {
+    "zh": ("网格规划", "您的辖区内没有可规划的社区或村。", "返回总图"),
+    "en": ("Grid planning", "There is no community or village to plan in your jurisdiction.",
+           "Back to the overview map"),
+}
+
+
 @bp.get("/map/plan")
 def plan_page():
     """The planning map (``?jurisdiction=CODE`` of a community, ``?lang=zh|en``)."""
@@ -342,7 +338,11 @@ def plan_page():
     lang = page_lang()
     known = _jurisdictions(engine, current_user())
     if not known:
-        return Response("<h1>safegrid</h1><p>No communities to plan in your jurisdiction.</p>",
+        words = NO_COMMUNITIES[lang]
+        return Response(f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
+                        f"<title>{escape(words[0])}</title></head><body>"
+                        f"<h1>{escape(words[0])}</h1><p>{escape(words[1])}</p>"
+                        f'<p><a href="/map?lang={lang}">{escape(words[2])}</a></p></body></html>',
                         mimetype="text/html")
     with_grids = [c for c, _n, g in known if g]
     code = request.args.get("jurisdiction", (with_grids or [known[0][0]])[0])
