@@ -40,7 +40,7 @@ from layers.db import engine, migrate
 from ..conftest import Server, demo_password, fresh_database
 from .browser import ARGS, CHROMIUM, OUTPUT
 
-pytestmark = [pytest.mark.db, pytest.mark.browser]
+pytestmark = [pytest.mark.db, pytest.mark.browser, pytest.mark.slow]
 
 HTML_BUDGET = 300 * 1024  # bytes
 FIRST_FEATURES_BUDGET = 1000.0  # ms from navigation start
