@@ -39,10 +39,11 @@ bp = Blueprint("coverage_api", __name__)
 _QUERY = {"jurisdiction", "target", "school_buffer", "off", "planned"}
 
 
-def _answer(body: dict) -> Response:
+def _answer(body: dict, revalidate: bool = False) -> Response:
     return json_response(json.dumps(body, ensure_ascii=False, default=str,
                                     separators=(",", ":")),
-                         "application/geo+json" if "features" in body else "application/json")
+                         "application/geo+json" if "features" in body else "application/json",
+                         revalidate=revalidate)
 
 
 def _codes(raw: str | None) -> tuple[str, ...]:
@@ -74,7 +75,7 @@ def targets():
     """Targets of a jurisdiction with ``covered_ratio`` and a summary."""
     only_params(_QUERY)
     with db_engine(current_app).connect() as conn:
-        return _answer(coverage(conn, current_user(), _query_from_args()))
+        return _answer(coverage(conn, current_user(), _query_from_args()), revalidate=True)
 
 
 @bp.get("/api/coverage/views")
@@ -83,7 +84,8 @@ def views():
     only_params(_QUERY - {"target", "school_buffer"} | {"codes"})
     codes = _codes(request.args.get("codes")) if "codes" in request.args else None
     with db_engine(current_app).connect() as conn:
-        return _answer(camera_views(conn, current_user(), _query_from_args(), codes))
+        return _answer(camera_views(conn, current_user(), _query_from_args(), codes),
+                       revalidate=True)
 
 
 @bp.get("/api/coverage/gaps")

@@ -108,4 +108,4 @@ def overview(source: str):
                           _view_box(request.args.get("bbox")), int(zoom), page_lang())
     return json_response(json.dumps(data, ensure_ascii=False, separators=(",", ":")),
                          "application/geo+json" if "features" in data else "application/json",
-                         {"Cache-Control": "private, no-cache"})
+                         revalidate=True)

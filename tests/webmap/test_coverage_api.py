@@ -207,6 +207,11 @@ def test_a_what_if_can_answer_only_what_changed(api):
     alone = api("police", f"/api/coverage/views?jurisdiction={AREA}&off={busiest}"
                           f"&codes={busiest}").json()
     assert alone["features"] == [view]
+    # the page's views again, unchanged: revalidated by their ETag, no body
+    tag = api("police", f"/api/coverage/views?jurisdiction={AREA}").headers["ETag"]
+    again = api("police", f"/api/coverage/views?jurisdiction={AREA}",
+                headers={"If-None-Match": tag})
+    assert again.status_code == 304 and again.content == b""
     both = api("police", f"/api/coverage/views?jurisdiction={AREA}&codes={busiest},NOPE")
     assert [f["properties"] for f in both.json()["features"]] == \
         [f["properties"] for f in views["features"] if f["properties"]["code"] == busiest]

@@ -129,6 +129,11 @@ def test_overview_layers_hold_the_features_of_the_city_in_the_box(api, db):
     assert {f["id"] for f in body["features"]} == expected
     assert 0 < len(expected) < everywhere  # the box, not the whole city
     assert set(body["features"][0]["properties"]) == {"name", "class"}
+    # asked again with its ETag: unchanged, so a 304 without a body
+    again = _overview(api, "admin", "roads", half, headers={
+        "Accept-Encoding": "gzip", "If-None-Match": r.headers["ETag"]})
+    assert again.status_code == 304 and again.content == b""
+    assert r.headers["Cache-Control"] == "private, no-cache"
     # zoomed out, lines are simplified to half a pixel: fewer vertices, same features
     fine = _overview(api, "police", "roads", half, zoom=17).json()
     coarse = _overview(api, "police", "roads", half, zoom=9).json()
