@@ -18,12 +18,14 @@ from concurrent.futures import ThreadPoolExecutor
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import shapely
 from sqlalchemy import Connection, Engine, text
 from tqdm import tqdm
 
 from geo.locate import covering_pairs, first_cover, near_boundary
 
+from . import pgcopy
 from .errors import InputRejected, RowProblem
 from .partitions import (
     LAST,
@@ -243,8 +245,9 @@ def _copy_by_month(conn: Connection, layer: Layer, features: gpd.GeoDataFrame,
                                        part(ids, rows)), [rows for _, rows in groups])
         tables = dict(zip(swapped, load_tables(conn, layer, swapped), strict=True))
         parents = parent_indexes(conn, layer) if swapped else []
-        for (month, _rows), (columns, messages) in zip(groups, payloads, strict=True):
-            _copy_messages(conn, tables.get(month, q(layer.name)), columns, messages, bar)
+        for (month, rows), (options, messages) in zip(groups, payloads, strict=True):
+            _copy_messages(conn, tables.get(month, q(layer.name)), options, messages, bar,
+                           len(rows))
             if month is not None:
                 index_loaded(conn, layer, [month], parents)
     if swapped:
@@ -282,19 +285,24 @@ def _new_ids(conn: Connection, layer: Layer, n: int) -> np.ndarray:
 def _copy_features(conn: Connection, table: str, layer: Layer, features: gpd.GeoDataFrame,
                    codes: np.ndarray | None, actor: str, bar: tqdm) -> None:
     """COPY ``features`` into ``table`` (quoted), ``codes`` as their jurisdiction_code."""
-    _copy_messages(conn, table, *_copy_payload(layer, features, codes, actor), bar)
+    _copy_messages(conn, table, *_copy_payload(layer, features, codes, actor), bar,
+                   len(features))
 
 
 def _copy_payload(layer: Layer, features: gpd.GeoDataFrame, codes: np.ndarray | None,
                   actor: str, ids: np.ndarray | None = None) -> tuple[str, list[bytes]]:
-    """The column list and the COPY messages (text format) that write ``features``.
+    """The COPY options and the messages that write ``features``.
 
     ``codes`` are their jurisdiction_code; ``ids``, when given, are written too (else the
-    table's sequence numbers the rows).
+    table's sequence numbers the rows). Binary format, or text when a value does not fit
+    it (the database then refuses it as it always did).
     """
     names = [f.name for f in layer.input_fields]
     columns = ", ".join(["geom", *map(q, names), "updated_by", *(["id"] if ids is not None
                                                                   else [])])
+    binary = _binary_messages(layer, features, codes, actor, ids)
+    if binary is not None:
+        return f"({columns}) FROM STDIN (FORMAT BINARY)", binary
     values = [  # each column at once, then the rows a message at a time
         _copy_geometries(features),
         *(_copy_column(features[n]) if n != "jurisdiction_code" or codes is None
@@ -302,17 +310,43 @@ def _copy_payload(layer: Layer, features: gpd.GeoDataFrame, codes: np.ndarray | 
         [_copy_value(actor)] * len(features),
         *([] if ids is None else [list(map(str, ids.tolist()))]),
     ]
-    return columns, [_copy_rows([v[start:start + _COPY_ROWS] for v in values])
-                     for start in range(0, len(features), _COPY_ROWS)]
+    return f"({columns}) FROM STDIN", [_copy_rows([v[start:start + _COPY_ROWS] for v in values])
+                                      for start in range(0, len(features), _COPY_ROWS)]
 
 
-def _copy_messages(conn: Connection, table: str, columns: str, messages: list[bytes],
-                   bar: tqdm) -> None:
+def _binary_messages(layer: Layer, features: gpd.GeoDataFrame, codes: np.ndarray | None,
+                     actor: str, ids: np.ndarray | None) -> list[bytes] | None:
+    """Binary COPY messages of the rows (see :func:`_copy_payload`), or None."""
+    encode = {"text": pgcopy.texts, "int": pgcopy.integers, "float": pgcopy.floats,
+              "datetime": pgcopy.datetimes}
+    try:
+        columns = [pgcopy.geometries(features.geometry.values.to_numpy())]
+        for f in layer.input_fields:
+            values = (pd.Series(codes, dtype=object)
+                      if f.name == "jurisdiction_code" and codes is not None
+                      else features[f.name].reset_index(drop=True))
+            columns.append(encode[f.type](values))
+        columns.append(pgcopy.texts([actor] * len(features)))
+        if ids is not None:
+            columns.append(pgcopy.fixed(ids, ">i8"))
+    except (TypeError, ValueError, OverflowError, pa.ArrowException):
+        return None
+    if any(c is None for c in columns):
+        return None
+    messages = pgcopy.rows(columns, _COPY_ROWS)
+    if messages:
+        messages[0] = pgcopy.SIGNATURE + messages[0]
+        messages[-1] = messages[-1] + pgcopy.TRAILER
+    return messages
+
+
+def _copy_messages(conn: Connection, table: str, copy_options: str, messages: list[bytes],
+                   bar: tqdm, n_rows: int) -> None:
     cursor = conn.connection.driver_connection.cursor()
-    with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+    with cursor.copy(f"COPY {table} {copy_options}") as copy:
         for message in messages:
             copy.write(message)
-            bar.update(message.count(b"\n"))
+    bar.update(n_rows)
 
 
 def point_problems(conn: Connection, layer: Layer,

@@ -211,3 +211,19 @@ def test_a_big_replace_leaves_only_the_new_rows_and_audits_the_old_count(conn):
     audit = conn.execute(text("SELECT before, after FROM audit WHERE layer = 'incidents' "
                               "ORDER BY id DESC LIMIT 1")).one()
     assert audit[0] == {"count": old} and audit[1]["added"] == len(features)
+
+
+def test_both_writes_store_numbers_text_and_missing_values_alike(conn):
+    _codes, polygons = _leaves(conn)
+    points = shapely.point_on_surface(polygons[:4])
+    frame = gpd.GeoDataFrame({"code": ["cam-a", "cam-b", "cam-c", "cam-d"],
+                              "bearing": [0.0, 359.5, 1 / 3, 90],
+                              "fov": [60, 0.1, 120.25, 1e-9], "range_m": [50, 999.999, 1, 2],
+                              "height_m": [None, 12.5, None, 0],
+                              "status": ["online", "offline", "planned", "online"]},
+                             geometry=list(points), crs=4326)
+    features = clean_features(frame, LAYERS["cameras"])
+    direct = _written(conn, write_direct, LAYERS["cameras"], features)
+    assert direct == _written(conn, write_staged, LAYERS["cameras"], features)
+    assert [r[5] for r in direct] == [None, 12.5, None, 0.0]  # height_m
+    assert direct[2][2] == 1 / 3  # bearing: every bit of a double
