@@ -1,10 +1,13 @@
 """PostGIS storage of layers: bulk writes in one transaction, reads, summaries.
 
-A write stages the features in a temporary table (COPY), checks in SQL what needs the
-database (location near a jurisdiction, references, uniqueness), derives
-``jurisdiction_code`` and the other derived fields, inserts, and leaves an audit row;
-any problem rolls the whole write back. Table and column names come from the registry
-only; values always travel as bound parameters or COPY data.
+A write checks what needs the database (location near a jurisdiction, references,
+uniqueness), derives ``jurisdiction_code`` and the other derived fields, inserts, and
+leaves an audit row; any problem rolls the whole write back. Point layers are checked
+in Python against what they need from the database and copied straight into their table
+(:func:`write_direct`); other layers, and edits, are staged in a temporary table (COPY)
+and checked in SQL (:func:`write_staged`). Both give the same rows and the same
+reasons. Table and column names come from the registry only; values always travel as
+bound parameters or COPY data.
 """
 
 from __future__ import annotations

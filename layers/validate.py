@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 
 from geo.validate import SERVED_DECIMALS, coerce_type, geometry_problems, to_served
 
@@ -61,8 +62,10 @@ def clean_features(gdf: gpd.GeoDataFrame, layer: Layer, first_row: int = 1) -> g
     reasons = geometry_problems(geoms, layer.geometry)
     if not any(reasons):
         served = to_served(geoms)  # stored as served: a client reads what checks saw
-        # only what rounding changed needs checking again
+        # only what rounding changed needs checking again, points aside: a finite point
+        # on the planet stays one on the grid (its limits, 180 and 90, are grid nodes)
         moved = np.flatnonzero([a is not b for a, b in zip(geoms, served, strict=True)])
+        moved = moved[shapely.get_type_id(served[moved]) != 0]
         reasons = [None] * len(geoms)
         for i, r in zip(moved, geometry_problems(served[moved], layer.geometry), strict=True):
             reasons[i] = r and f"at the served precision ({SERVED_DECIMALS} decimals) {r}"
