@@ -42,6 +42,7 @@ from layers.validate import LOCAL_TZ
 
 from .auth import csrf_token
 from .headers import csp_nonce
+from .mapcontrols import CONTROL_TEXT, LocalControls
 
 LANGS = ("zh", "en")
 _CATEGORY_ZH = {
@@ -150,13 +151,18 @@ def configured_basemaps(config: dict) -> list[Basemap]:
 
 
 class Page(Figure):
-    """The HTML page of a map; its inline script carries the response's nonce."""
+    """The HTML page of a map in ``lang``; its inline script carries the response's nonce."""
 
     _template = Template(
-        "<!DOCTYPE html>\n<html>\n<head>\n    {{ this.header.render(**kwargs) }}\n"
+        '<!DOCTYPE html>\n<html lang="{{ this.lang|e }}">\n<head>\n'
+        "    {{ this.header.render(**kwargs) }}\n"
         "</head>\n<body>\n    {{ this.html.render(**kwargs) }}\n</body>\n"
         '<script nonce="{{ kwargs.nonce|e }}">\n    {{ this.script.render(**kwargs) }}\n'
         "</script>\n</html>\n")
+
+    def __init__(self, lang: str = "zh"):
+        super().__init__()
+        self.lang = lang
 
     def render(self, nonce: str, **kwargs) -> str:
         """The page's HTML, its script under ``nonce``."""
@@ -192,11 +198,13 @@ class Map(folium.Map):
     default_css = [("leaflet_css", "/static/vendor/leaflet/leaflet.css")]
 
     def __init__(self, bounds: list[list[float]] | None = None, **kwargs):
-        super().__init__(tiles=None, control_scale=True, **kwargs)
-        Page().add_child(self)
+        super().__init__(tiles=None, control_scale=False, zoom_control=False, **kwargs)
+        lang = _request_lang()
+        Page(lang).add_child(self)
+        LocalControls(lang).add_to(self)  # zoom buttons and a metric scale in ``lang``
         if bounds:  # fitted before the basemap comes, which then loads only the view's tiles
             self.fit_bounds(bounds)
-        add_basemaps(self, _request_lang())
+        add_basemaps(self, lang)
 
 
 def _request_lang() -> str:
@@ -658,6 +666,8 @@ class OverviewControl(JSCSSMixin, folium.LayerControl):
                   {{ key|tojson }} : {{val}}, {%- endfor %} },
                 safegridOverview.controlOptions({{ this.options|tojavascript }})
             ).addTo({{this._parent.get_name()}});
+            {{ this.get_name() }}.getContainer().querySelector(
+                ".leaflet-control-layers-toggle").title = {{ this.toggle_title|tojson }};
             safegridOverview.start({{ this._parent.get_name() }}, {{ this.get_name() }},
                 [{% for o in this.entries %}{{ o.group.get_name() }},{% endfor %}],
                 {{ this.config }});
@@ -671,6 +681,7 @@ class OverviewControl(JSCSSMixin, folium.LayerControl):
                  lang: str):
         super().__init__(collapsed=False)
         self.entries = entries
+        self.toggle_title = CONTROL_TEXT[lang]["layers"]
         self.config = script_json({
             "overlays": [o.config(lang) for o in entries], "city": city, "bounds": bounds,
             "lang": lang, "url": "/map/layers/", "gridsKey": "grids"})
