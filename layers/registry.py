@@ -40,6 +40,18 @@ class UnknownLayer(KeyError):
         return f"unknown layer {self.args[0]!r}; layers are: {', '.join(LAYERS)}"
 
 
+# English names of fields, with units; a field not listed is its name in words.
+TITLES_EN = {
+    "area_m2": "Area (m²)", "bearing": "Bearing (°)", "fov": "Field of view (°)",
+    "height_m": "Height (m)", "range_m": "Range (m)", "incidents_30d": "Incidents, last 30 days",
+    "grid_code": "Grid code", "head_household": "Head household", "head_name": "Head's name",
+    "jurisdiction_code": "Jurisdiction code", "key_areas": "Key areas",
+    "occurred_at": "Occurred at", "parent_code": "Parent code", "security_staff":
+    "Security staff", "unit_code": "Joint-household unit", "persons": "Persons",
+    "class": "Road class",
+}
+
+
 @dataclass(frozen=True)
 class Field:
     """One attribute of a layer.
@@ -64,6 +76,12 @@ class Field:
     personal: bool = False
     ref: str | None = None
     title_zh: str = ""
+
+    def title(self, lang: str) -> str:
+        """The field's name for a person reading ``lang`` (zh or en): see :data:`TITLES_EN`."""
+        if lang == "zh":
+            return self.title_zh or self.name
+        return TITLES_EN.get(self.name) or self.name.replace("_", " ").capitalize()
 
     def range_text(self) -> str:
         """Describe the allowed range, e.g. ``[0, 360)``."""

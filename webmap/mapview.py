@@ -385,6 +385,8 @@ SOURCES = {
     "cameras": Source("cameras", ("code", "status", "bearing", "fov", "range_m")),
     "checkpoints": Source("checkpoints", ("name", "kind")),
 }
+# The city outlines' tooltip: name and code.
+BORDER_FIELDS = {"zh": {"name": "名称", "code": "代码"}, "en": {"name": "Name", "code": "Code"}}
 SPECIAL_SOURCES = ("borders", "heat")  # city outlines; incidents as a heat map
 HEAT_CELL = 0.0005  # degrees: the finest cell incidents are counted in for the heat map
 BORDER_STYLE = {"color": "#d95f02", "weight": 3, "dashArray": "6 4"}
@@ -516,7 +518,7 @@ def _counts(conn: Connection, source: Source, city: str, scope: Scope) -> dict[s
 
 def _tooltip_aliases(source: Source, lang: str) -> list[str]:
     layer = LAYERS[source.layer]
-    return [layer.get_field(f).title_zh if lang == "zh" else f for f in _fields(source)]
+    return [layer.get_field(f).title(lang) for f in _fields(source)]
 
 
 class _Scopes:
@@ -564,7 +566,8 @@ class Overlay:
                 "show": self.show, "style": self.style, "point": self.point,
                 "category": self.category,
                 "fields": _fields(source) if source else ["name", "code"],
-                "aliases": _tooltip_aliases(source, lang) if source else ["name", "code"]}
+                "aliases": _tooltip_aliases(source, lang) if source
+                else [BORDER_FIELDS[lang]["name"], BORDER_FIELDS[lang]["code"]]}
 
 
 def _overlay(m: folium.Map, key: str, source: str, name: str, n: int, style: dict,

@@ -171,7 +171,7 @@ def _only_overlay(page, title: str) -> None:
         label.locator("input").set_checked(label.text_content().strip().startswith(title))
 
 
-MAP_OVERLAYS = {"社区边界": "名称", "市界": "name", "道路": "道路名称", "网格": "网格名称",
+MAP_OVERLAYS = {"社区边界": "名称", "市界": "名称", "道路": "道路名称", "网格": "网格名称",
                 "重点区域 · 学校": "名称", "视频监控": "设备编码", "检查站卡点": "名称"}
 
 
