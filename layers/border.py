@@ -16,6 +16,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -55,8 +58,8 @@ from .registry import INCIDENT_CATEGORIES, LAYERS
 from .users import User
 from .validate import LOCAL_TZ
 
-__all__ = ["BadBorderRequest", "BorderQuery", "Neighbours", "border_view",
-           "neighbour_pairs", "patrol_plan"]
+__all__ = ["READ_TABLES", "BadBorderRequest", "BorderQuery", "Neighbours", "border_view",
+           "kept_border_view", "neighbour_pairs", "patrol_plan"]
 
 MAX_WIDTH = 20_000.0
 HOT_CELL = 250.0  # metres: the side of the hot-spot cells over the zone
@@ -208,15 +211,22 @@ def neighbour_pairs(conn: Connection, user: User) -> list[Neighbours]:
                               r["b_version"]), bytes(r["a_wkb"]), bytes(r["b_wkb"]))]
 
 
-def _load(conn: Connection, user: User, query: BorderQuery) -> _Border:
+def _require(conn: Connection, user: User, query: BorderQuery) -> None:
+    """The checks of a border request, in order: parameters, both codes known, access."""
     query.check()
+    known = set(conn.execute(text("SELECT code FROM jurisdictions WHERE code IN (:a, :b)"),
+                             {"a": query.a, "b": query.b}).scalars())
+    for code in (query.a, query.b):
+        if code not in known:
+            raise UnknownJurisdiction(f"unknown jurisdiction {code!r}")
+    _allowed(conn, user, query)
+
+
+def _load(conn: Connection, user: User, query: BorderQuery) -> _Border:
+    _require(conn, user, query)
     rows = {r["code"]: r for r in conn.execute(text(
         "SELECT code, name, ST_AsBinary(geom) AS wkb FROM jurisdictions WHERE code IN (:a, :b)"),
         {"a": query.a, "b": query.b}).mappings().all()}
-    for code in (query.a, query.b):
-        if code not in rows:
-            raise UnknownJurisdiction(f"unknown jurisdiction {code!r}")
-    _allowed(conn, user, query)
     crs, forward, inverse, (a, b) = _metric([shapely.from_wkb(bytes(rows[c]["wkb"]))
                                              for c in (query.a, query.b)])
     try:
@@ -397,6 +407,71 @@ def border_view(conn: Connection, user: User, query: BorderQuery) -> dict:
                        "days": query.days, "metric_crs": border.scene.crs,
                        "hot_cell": HOT_CELL},
     }
+
+
+# The tables border_view reads: the two jurisdictions, the roads and their crossings,
+# the checkpoints, the cameras with the buildings that hide their views, the incidents
+# and the key areas (patrol routes are not shown by it).
+READ_TABLES = ("jurisdictions", "roads", "checkpoints", "cameras", "buildings", "incidents",
+               "key_areas")
+KEPT_SECONDS = 300.0  # the incidents of the last N days slide with the clock
+_KEPT_ANSWERS = 64
+# (query, scope, versions of READ_TABLES) -> (monotonic time computed, JSON text)
+_ANSWERS: OrderedDict[tuple, tuple[float, str]] = OrderedDict()
+_ANSWERS_LOCK = threading.Lock()
+
+
+def _scope(user: User) -> tuple:
+    """What of the user an answer may depend on: role (aggregates), jurisdiction, partner."""
+    return user.role, user.jurisdiction, user.partner
+
+
+def _versions(conn: Connection) -> tuple | None:
+    """The versions of :data:`READ_TABLES` (same order); None when one is not tracked.
+
+    None too inside a transaction that has written: its versions may be rolled back.
+    """
+    rows = conn.execute(text("SELECT layer, version, txid_current_if_assigned() IS NULL "
+                             "FROM layer_versions WHERE layer = ANY(:names)"),
+                        {"names": list(READ_TABLES)}).all()
+    found = {r[0]: r[1] for r in rows}
+    # a transaction that has written sees versions that may yet roll back: not kept
+    if len(found) < len(READ_TABLES) or not all(r[2] for r in rows):
+        return None
+    return tuple(found[name] for name in READ_TABLES)
+
+
+def kept_border_view(conn: Connection, user: User, query: BorderQuery) -> str:
+    """:func:`border_view` as JSON text, kept per process while nothing it reads changes.
+
+    The checks (parameters, known jurisdictions, the user's access) run on every call.
+    An answer is kept under the query, the user's scope (role, jurisdiction, partner:
+    one scope's answer is never given to another) and the versions of every table it
+    reads (:data:`READ_TABLES`, :func:`layers.features.table_version`): any write to
+    one of them (through safegrid or plain SQL) makes the next call compute afresh.
+    As the incidents are those of the last ``days`` days before now, an answer is also
+    kept at most :data:`KEPT_SECONDS` (5 minutes): the window's start may lag that much.
+    The versions are read before the answer is computed, so a write committing during
+    the computation can only make the kept answer newer than its key, never older.
+    At most the 64 answers used last are kept.
+    """
+    _require(conn, user, query)
+    versions = _versions(conn)
+    key = (query, _scope(user), versions)
+    now = time.monotonic()
+    with _ANSWERS_LOCK:
+        kept = _ANSWERS.get(key) if versions is not None else None
+        if kept is not None and now - kept[0] <= KEPT_SECONDS:
+            _ANSWERS.move_to_end(key)
+            return kept[1]
+    answer = json.dumps(border_view(conn, user, query), ensure_ascii=False, default=str)
+    if versions is not None:
+        with _ANSWERS_LOCK:
+            _ANSWERS[key] = (now, answer)
+            _ANSWERS.move_to_end(key)
+            while len(_ANSWERS) > _KEPT_ANSWERS:
+                _ANSWERS.popitem(last=False)
+    return answer
 
 
 # --- patrol plans -------------------------------------------------------------------

@@ -7,6 +7,8 @@ chosen with its communities, and start from the latest month that holds incident
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, text
@@ -17,7 +19,7 @@ from .users import User
 from .validate import LOCAL_TZ
 
 __all__ = ["Box", "community_choices", "jurisdiction_box", "jurisdiction_choices",
-           "jurisdiction_outline", "latest_incident_month"]
+           "jurisdiction_outline", "latest_incident_month", "rough_outlines"]
 
 # Outlines are drawn on a web map: 6 decimals of a degree are about 0.1 m.
 _DIGITS = 6
@@ -113,10 +115,60 @@ def jurisdiction_outline(conn: Connection, code: str) -> dict:
     return {"type": "FeatureCollection", "features": features}
 
 
+def rough_outlines(conn: Connection, codes: list[str], tolerance: float = 0.0005) -> dict:
+    """Jurisdictions ``codes`` simplified by ``tolerance`` degrees, as GeoJSON (lon/lat).
+
+    A light outline (0.0005 degrees is about 50 m) a page draws at once, before its
+    data comes. A FeatureCollection with ``code`` and ``name``, ordered as ``codes``;
+    unknown codes are left out.
+    """
+    rows = conn.execute(text(
+        "SELECT code, name, ST_AsGeoJSON(ST_SimplifyPreserveTopology(geom, :t), 5) "
+        "FROM jurisdictions WHERE code = ANY(:c) ORDER BY array_position(:c, code)"),
+        {"c": list(codes), "t": tolerance}).all()
+    return {"type": "FeatureCollection",
+            "features": [{"type": "Feature", "geometry": json.loads(r[2]),
+                          "properties": {"code": r[0], "name": r[1]}} for r in rows]}
+
+
+# (jurisdiction, incidents' version, jurisdictions' version) -> its last month with data
+_MONTHS: OrderedDict[tuple[str, int, int], str | None] = OrderedDict()
+_MONTHS_KEPT = 1000
+_MONTHS_LOCK = threading.Lock()
+
+# The versions of the two tables read and the newest local month (``YYYY-MM``) holding an
+# incident inside the jurisdiction, in one statement (one snapshot). The months are
+# walked back from the newest incident's and the walk stops at the first month holding
+# one inside: each month is a range of ``occurred_at`` that reads one monthly partition
+# (layers.partitions) and its EXISTS stops at the first hit, so a city with incidents
+# last month reads a few rows, not all of its incidents.
+_LATEST = text("""
+    WITH RECURSIVE j AS (SELECT geom FROM jurisdictions WHERE code = :c),
+    span AS (SELECT date_trunc('month', max(occurred_at) AT TIME ZONE :tz) AS newest,
+                    date_trunc('month', min(occurred_at) AT TIME ZONE :tz) AS oldest
+             FROM incidents),
+    walk(month, found) AS (
+        SELECT newest + interval '1 month', FALSE FROM span WHERE newest IS NOT NULL
+        UNION ALL
+        SELECT w.month - interval '1 month', EXISTS (
+            SELECT 1 FROM incidents i, j
+            WHERE i.occurred_at >= (w.month - interval '1 month') AT TIME ZONE :tz
+              AND i.occurred_at < w.month AT TIME ZONE :tz
+              AND i.geom && j.geom AND ST_Intersects(i.geom, j.geom))
+        FROM walk w, span WHERE NOT w.found AND w.month > span.oldest)
+    SELECT (SELECT version FROM layer_versions WHERE layer = 'incidents') AS incidents,
+           (SELECT version FROM layer_versions WHERE layer = 'jurisdictions') AS jurisdictions,
+           (SELECT to_char(month, 'YYYY-MM') FROM walk WHERE found) AS month""")
+
+
 def latest_incident_month(conn: Connection, user: User, code: str) -> str | None:
     """The last calendar month (``YYYY-MM``, local time) with an incident in ``code``.
 
-    Only when the user may analyse ``code`` (:func:`layers.access.require_within`).
+    Only when the user may analyse ``code`` (:func:`layers.access.require_within`),
+    checked on every call. The month is kept per process under the versions of the
+    incidents and jurisdictions tables (:func:`layers.features.table_version`): it is
+    found again only after a write to either (and never kept from inside a transaction
+    that has written).
 
     Returns
     -------
@@ -124,8 +176,21 @@ def latest_incident_month(conn: Connection, user: User, code: str) -> str | None
         None when no incident lies in the jurisdiction.
     """
     require_within(conn, user, code)
-    return conn.execute(text(
-        "SELECT to_char(i.occurred_at AT TIME ZONE :tz, 'YYYY-MM') "
-        "FROM incidents i, jurisdictions j WHERE j.code = :c AND i.geom && j.geom "
-        "AND ST_Intersects(i.geom, j.geom) ORDER BY i.occurred_at DESC LIMIT 1"),
-        {"c": code, "tz": str(LOCAL_TZ)}).scalar()
+    versions = conn.execute(text(
+        "SELECT (SELECT version FROM layer_versions WHERE layer = 'incidents'), "
+        "(SELECT version FROM layer_versions WHERE layer = 'jurisdictions'), "
+        "txid_current_if_assigned() IS NULL")).one()
+    # a transaction that has written sees versions that may yet roll back: not kept
+    key = (code, *versions[:2]) if versions[2] else (code, None)
+    with _MONTHS_LOCK:
+        if None not in key and key in _MONTHS:
+            _MONTHS.move_to_end(key)
+            return _MONTHS[key]
+    row = conn.execute(_LATEST, {"c": code, "tz": str(LOCAL_TZ)}).mappings().one()
+    if None not in key:
+        key = (code, row["incidents"], row["jurisdictions"])
+        with _MONTHS_LOCK:
+            _MONTHS[key] = row["month"]
+            while len(_MONTHS) > _MONTHS_KEPT:
+                _MONTHS.popitem(last=False)
+    return row["month"]

@@ -7,11 +7,12 @@ import math
 
 from flask import Blueprint, Response, current_app, request
 
-from layers.border import BorderQuery, border_view, patrol_plan
+from layers.border import BorderQuery, kept_border_view, patrol_plan
 
 from .app import db_engine
 from .auth import current_user
 from .border_map import TEXT
+from .compress import json_response
 from .params import BadRequest, json_body, number_arg, only_params
 
 bp = Blueprint("border_api", __name__)
@@ -54,7 +55,11 @@ def _explained(plan: dict) -> dict:
 
 @bp.get("/api/border")
 def border():
-    """The shared border of ``a`` and ``b``: zone, crossings, incidents, hot cells."""
+    """The shared border of ``a`` and ``b``: zone, crossings, incidents, hot cells.
+
+    The answer is kept while nothing it reads changes (:func:`layers.border.kept_border_view`)
+    and carries an ``ETag``: a request naming it in ``If-None-Match`` gets a 304.
+    """
     only_params({"a", "b", "width", "tolerance", "days"})
     a, b = request.args.get("a"), request.args.get("b")
     if not a or not b:
@@ -64,7 +69,8 @@ def border():
                         5.0 if tolerance is None else tolerance,
                         _whole(number_arg("days"), "days", 365))
     with db_engine(current_app).connect() as conn:
-        return _answer(border_view(conn, current_user(), query))
+        answer = kept_border_view(conn, current_user(), query)
+    return json_response(answer, revalidate=True)
 
 
 @bp.post("/api/border/patrols")

@@ -2,7 +2,8 @@
 
 Both sides of the border zone, its crossings and the joint patrol plan, printable.
 
-A Folium map; ``static/border.js`` asks ``/api/border`` and draws the zone (one colour
+A Folium map; ``static/border.js`` draws the two jurisdictions' rough outlines at once
+(sent with the page), then asks ``/api/border`` and draws the zone (one colour
 per side), the border line, the road crossings (green when a checkpoint or camera
 covers them, red when not), the hot cells and key areas of both sides and the cameras
 in the zone, then plans patrols with ``POST /api/border/patrols`` and draws each team's
@@ -17,6 +18,7 @@ from flask import Blueprint, Response, current_app, request
 from markupsafe import escape
 
 from layers.border import MAX_WIDTH, Neighbours, neighbour_pairs
+from layers.jurisdictions import rough_outlines
 from layers.registry import LAYERS
 
 from .app import db_engine
@@ -234,14 +236,16 @@ def border_page():
     lang = page_lang()
     with db_engine(current_app).connect() as conn:
         pairs = neighbour_pairs(conn, user)
-    if not pairs:
-        return _no_pairs(lang)
-    a, b, notice = _chosen(pairs, lang)
+        if not pairs:
+            return _no_pairs(lang)
+        a, b, notice = _chosen(pairs, lang)
+        outlines = rough_outlines(conn, [a, b])
     width, notice = _width(lang, notice)
     neighbours = _choices(pairs)
     can_plan = user.role in LAYERS["patrol_routes"].write_roles
     config = {"text": {**TEXT[lang], **WORDS[lang]}, "csrf": csrf_token(),
-              "canPlan": can_plan, "lang": lang, "neighbours": neighbours, "maxWidth": MAX_WIDTH}
+              "canPlan": can_plan, "lang": lang, "neighbours": neighbours, "maxWidth": MAX_WIDTH,
+              "outlines": outlines}
     return Response(tool_page(
         db_engine(current_app), [a, b], TEXT[lang]["title"], "border.js",
         _controls(a, b, width, lang, neighbours, can_plan, notice), "safegridBorder",

@@ -1,7 +1,8 @@
-/* safegrid border joint defence: the zone of a shared border with both sides' layers,
- * the crossings (green watched, red not), the hot cells, and the joint patrol plan
- * (sectors and routes per team, the stops a route could not reach ringed on the map and
- * listed in #sg-unreached with the reason), printable. Errors are shown in #sg-message. */
+/* safegrid border joint defence: the pair's rough outlines at once (sent with the page),
+ * then the zone of a shared border with both sides' layers, the crossings (green watched,
+ * red not), the hot cells, and the joint patrol plan (sectors and routes per team, the
+ * stops a route could not reach ringed on the map and listed in #sg-unreached with the
+ * reason), printable. Errors are shown in #sg-message. */
 /* exported safegridBorder */
 function safegridBorder(map, config) {
   "use strict";
@@ -9,12 +10,17 @@ function safegridBorder(map, config) {
   const SIDES = ["#1f78b4", "#33a02c"];
   const TEAMS = ["#e41a1c", "#377eb8", "#4daf4a", "#984ea3", "#ff7f00", "#a65628",
                  "#f781bf", "#999999"];
+  /* The pair's outlines come with the page: drawn before the border is computed. */
+  const outline = L.geoJSON(config.outlines, {
+    style: {color: "#555", weight: 1.5, dashArray: "4 4", fill: false},
+    interactive: false}).addTo(map);
+  const outlined = (config.outlines.features || []).map(f => f.properties.code).sort().join();
   const zone = L.featureGroup().addTo(map);
   const marks = L.featureGroup().addTo(map);
   const plan = L.featureGroup().addTo(map);
   const missed = L.featureGroup().addTo(map);
   const state = {busy: 0, border: null, plan: null, key: []};
-  window.safegridBorderState = {map, zone, marks, plan, missed, state};
+  window.safegridBorderState = {map, outline, zone, marks, plan, missed, state};
   const missedList = document.createElement("div");
   missedList.id = "sg-unreached";
   document.getElementById("sg-summary").after(missedList);
@@ -130,6 +136,7 @@ function safegridBorder(map, config) {
     if (!result.ok) { refused(result); return; }
     const body = result.data;
     state.border = body;
+    if ([body.a, body.b].sort().join() !== outlined) outline.clearLayers();
     zone.clearLayers();
     marks.clearLayers();
     plan.clearLayers();
