@@ -160,6 +160,26 @@ def live_server(db_url, demo_small, tmp_path_factory) -> Server:
 
 
 @pytest.fixture(scope="session")
+def city_server(db_url, tmp_path_factory):
+    """(URL, engine) of a server of its own on the city demo (seed 1, ending on
+    :data:`DEMO_END`), in a database named after the suite's; for the tests that must
+    see the city's sizes (page budgets, each role's day)."""
+    from layers import demo
+
+    name = f"{make_url(db_url).database}_city"
+    url = fresh_database(name)
+    migrate(url)
+    city_engine = engine(url)
+    demo.load(city_engine, "city", 1, end=DEMO_END)
+    server = Server(url, tmp_path_factory.mktemp("city") / "serve.log")
+    try:
+        yield server.url, city_engine
+    finally:
+        server.stop()
+        city_engine.dispose()
+
+
+@pytest.fixture(scope="session")
 def server(live_server) -> str:
     """The base URL of the shared server."""
     return live_server.url

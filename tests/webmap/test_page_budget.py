@@ -36,10 +36,7 @@ import pytest
 from playwright.sync_api import sync_playwright
 from sqlalchemy import text
 
-from layers import demo
-from layers.db import engine, migrate
-
-from ..conftest import Server, demo_password, fresh_database
+from ..conftest import demo_password
 from .browser import ARGS, CHROMIUM, OUTPUT
 
 pytestmark = [pytest.mark.db, pytest.mark.browser, pytest.mark.slow]
@@ -214,24 +211,6 @@ def _check(server: str, db_engine, demo_name: str) -> None:
     assert opened == set(maps), f"pages no role could open: {set(maps) - opened}"
     over = [problem for r in rows for problem in _over(r, maps.get(r["page"], False))]
     assert over == [], "over the page budget:\n" + "\n".join(over)
-
-
-@pytest.fixture(scope="module")
-def city_server(db_url, tmp_path_factory):
-    """A server of its own on the city demo (seed 1), in a database named after the suite's."""
-    from sqlalchemy.engine import make_url
-
-    name = f"{make_url(db_url).database}_budget_city"
-    url = fresh_database(name)
-    migrate(url)
-    city_engine = engine(url)
-    demo.load(city_engine, "city", 1)
-    server = Server(url, tmp_path_factory.mktemp("city") / "serve.log")
-    try:
-        yield server.url, city_engine
-    finally:
-        server.stop()
-        city_engine.dispose()
 
 
 def test_small_demo_pages_are_within_budget(server, db):
