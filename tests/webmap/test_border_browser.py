@@ -215,3 +215,39 @@ def test_a_user_with_no_neighbours_has_no_border_link(server, district_police):
         page.goto(f"{server}/map/border")
         assert "没有两个相邻的市或区县" in page.text_content("#sg-no-pairs")
         assert page.errors == []
+
+
+def _outlines_drawn(page) -> list[str]:
+    """Codes of the outlines drawn on the map (paths with their parts rendered)."""
+    return page.evaluate(f"""() => {{
+      const out = [];
+      {STATE}.outline.eachLayer(l => {{ if (l._map && l._parts && l._parts.length)
+        out.push(l.feature.properties.code); }});
+      return out.sort();
+    }}""")
+
+
+def test_the_outlines_are_drawn_before_the_border_is_computed(server):
+    with logged_in(server, "admin", "/map/border?a=430100&b=430300") as page:
+        held = []
+        page.route("**/api/border?*", lambda route: held.append(route))
+        page.reload()
+        wait_for(page, f"{STATE} && {STATE}.outline.getLayers().length > 0")
+        wait_for(page, f"{STATE}.outline.getLayers().every(l => l._parts && l._parts.length)")
+        # the border is still being computed: only the outlines are on the map
+        assert _outlines_drawn(page) == ["430100", "430300"]
+        assert page.evaluate(f"{STATE}.zone.getLayers().length") == 0
+        assert page.evaluate(f"{STATE}.state.border") is None
+        page.wait_for_timeout(200)
+        for route in held:
+            route.continue_()
+        page.unroute("**/api/border?*")
+        page.wait_for_selector("#sg-message.ok")
+        assert page.evaluate(f"{STATE}.zone.getLayers().length") > 0
+        assert _outlines_drawn(page) == ["430100", "430300"]  # the pair shown: kept
+        # another pair: the first pair's outlines go
+        page.select_option("#sg-b", "430200")
+        page.click("#sg-show")
+        wait_for(page, f"{STATE}.state.border && {STATE}.state.border.b === '430200'")
+        assert _outlines_drawn(page) == []
+        assert page.errors == []
