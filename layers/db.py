@@ -28,6 +28,7 @@ __all__ = [
     "external_url",
     "head_revision",
     "migrate",
+    "ping",
     "schema_revision",
 ]
 
@@ -110,6 +111,12 @@ def schema_revision(url: str | None = None) -> str | None:
     """The Alembic revision the database is at, or None when unmigrated."""
     with engine(url).connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
+
+
+def ping(db: Engine) -> None:
+    """Ask the database for one row: an error (OperationalError) when it does not answer."""
+    with db.connect() as conn:
+        conn.execute(text("SELECT 1"))
 
 
 def postgis_version(url: str | None = None) -> str:

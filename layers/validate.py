@@ -21,10 +21,10 @@ import shapely
 
 from geo.validate import SERVED_DECIMALS, coerce_type, geometry_problems, to_served
 
-from .errors import InputRejected, RowProblem
+from .errors import BadRequest, InputRejected, RowProblem
 from .registry import SYSTEM_COLUMNS, Field, Layer
 
-__all__ = ["LOCAL_TZ", "YEARS", "check_year", "clean_features"]
+__all__ = ["LOCAL_TZ", "YEARS", "check_year", "clean_features", "instant", "period_end"]
 
 # Timestamps without a zone are taken as China Standard Time.
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
@@ -257,3 +257,58 @@ def check_year(moment: dt.datetime) -> None:
     """
     if not YEARS[0] <= moment.year <= YEARS[1]:
         raise ValueError(f"the year {moment.year} is not in {YEARS[0]}-{YEARS[1]}")
+
+
+def instant(text: str, end_of_day: bool) -> dt.datetime:
+    """A date (its first or last moment, local time) or an RFC 3339 date-time.
+
+    Parameters
+    ----------
+    text
+        ``YYYY-MM-DD``, or a date-time such as ``2025-03-01T08:00:00Z``; one without an
+        offset is taken in :data:`LOCAL_TZ` (China Standard Time).
+    end_of_day
+        For a date: its last moment (23:59:59.999999) instead of its first.
+
+    Returns
+    -------
+    datetime.datetime
+        Zone-aware.
+
+    Raises
+    ------
+    BadRequest
+        Naming ``text`` when it is neither, or its year is not in :data:`YEARS`.
+    """
+    text = text.strip()
+    try:
+        if "T" not in text.upper() and len(text) == 10:
+            day = dt.date.fromisoformat(text)
+            moment = dt.datetime.combine(day, dt.time.max if end_of_day else dt.time.min)
+        else:
+            moment = dt.datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRequest(f"datetime {text!r} is not an RFC 3339 date or date-time") from None
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=LOCAL_TZ)
+    try:
+        check_year(moment)
+    except ValueError as exc:
+        raise BadRequest(f"datetime {text!r}: {exc}") from None
+    return moment
+
+
+def period_end(text: str) -> dt.datetime:
+    """The exclusive end of a period given as ``to``: a date includes that whole day.
+
+    ``to=2025-12-31`` ends at the first moment of 1 January 2026 (local time), so a
+    period of dates is whole days and whole months; a date-time is taken as it is.
+
+    Raises
+    ------
+    BadRequest
+        As :func:`instant`.
+    """
+    text = text.strip()
+    if "T" not in text.upper() and len(text) == 10:
+        return instant(text, False) + dt.timedelta(days=1)
+    return instant(text, True)

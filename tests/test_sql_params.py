@@ -116,6 +116,30 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("layers/partitions.py", "start.isoformat()"):
         "_create: month bounds from two integers (DDL takes no bind parameters)",
     ("layers/partitions.py", "end.isoformat()"): "_create: as start.isoformat()",
+    ("layers/partitions.py", "k"):
+        "empty_partitions, index_loaded, swap_in: an enumerate() index (an integer)",
+    ("layers/partitions.py", "_qualified(partition_name(layer, m))"):
+        "empty_partitions: SCHEMA.\"<layer>_YYYY_MM\" from the registry name and two integers",
+    ("layers/partitions.py", "t"):
+        "load_tables: an item of tables, _qualified(<layer>_YYYY_MM_loading)",
+    ("layers/partitions.py", "loading"):
+        "_loading_name: partition_name(...) + '_loading', inside double quotes",
+    ("layers/partitions.py", "_qualified(loading)"): "SCHEMA.\"<layer>_YYYY_MM_loading\"",
+    ("layers/partitions.py", "index"):
+        "index_loaded: '<layer>_YYYY_MM_loading_<k>', inside double quotes",
+    ("layers/partitions.py", "constraint"):
+        "index_loaded: pg_get_constraintdef() of the parent's own key (the catalogue's text)",
+    ("layers/partitions.py", "using[1] or ''"):
+        "index_loaded: the literal 'UNIQUE ' of pg_get_indexdef() of the parent, or ''",
+    ("layers/partitions.py", "using[2]"):
+        "index_loaded: 'USING ...' of pg_get_indexdef() of the parent's index (catalogue)",
+    ("layers/partitions.py", "';\\n'.join(statements)"):
+        "index_loaded, swap_in: the statements built above from the entries of this module",
+    ("layers/partitions.py", "_qualified(name)"): "swap_in: SCHEMA.\"<layer>_YYYY_MM\"",
+    ("layers/partitions.py", "name"):
+        "swap_in: partition_name(layer, month), '<layer>_YYYY_MM', inside double quotes",
+    ("layers/partitions.py", "names[name, parent]"):
+        "swap_in: a partition index's name from pg_class (catalogue), in double quotes",
     ("layers/features.py", "where"):
         "' AND '.join of _where's clauses (fixed text, q() columns, :placeholders) or "
         "'TRUE'; fetch_item/fetch_ids: fixed text around scope.condition",
@@ -149,6 +173,19 @@ ALLOWED: dict[tuple[str, str], str] = {
         "_reference_problems: fixed text around q()-quoted registry names, or ''",
     ("layers/store.py", "', '.join(select)"):
         "staged_columns: 's.\"name\"' per registry field, or a fixed coalesce()",
+    ("layers/store.py", "time"): "_delete_outside: q(layer.time_field)",
+    ("layers/store.py", "k"): "_delete_outside: a range() index, makes :s0/:e0 ... names",
+    ("layers/store.py", "inside"):
+        "_delete_outside: ' OR '.join of fixed text around q() time and :s{k}/:e{k}",
+    ("layers/store.py", "table"):
+        "_copy_messages: q(layer.name) or a partitions.load_tables name (SCHEMA.\"...\")",
+    ("layers/store.py", "copy_options"):
+        "_copy_messages: _copy_payload's '(geom, q(field)..., updated_by[, id]) FROM STDIN"
+        "[ (FORMAT BINARY)]' of registry fields",
+    ("layers/store.py", "_degrees_for(NEAR_M, 'p.pt')"):
+        "_point_locations: SQL arithmetic around the float constant NEAR_M and 'p.pt'",
+    ("layers/store.py", "point"):
+        "_degrees_for: the literal 's.pt' (default) or 'p.pt' from its one other caller",
     ("layers/store.py", "sql"):
         "_rows: its callers in this module pass literals or f-strings of q() names; "
         "refresh_derived: the loop over the _CASCADE constants",
@@ -157,16 +194,16 @@ ALLOWED: dict[tuple[str, str], str] = {
         "refresh_derived: 'ST_Intersects(h2.geom, ST_GeomFromEWKB(:area))' or 'TRUE'",
     ("layers/store.py", "box('g2')"):
         "refresh_derived: 'ST_Intersects(g2.geom, ST_GeomFromEWKB(:area))' or 'TRUE'",
-    # webmap/mapview.py
-    ("webmap/mapview.py", "where"):
-        "cities: one literal or ''; _features: literals from build_map plus "
-        "' AND (scope.condition)'; _add_heat: 'AND (scope.condition)' or ''",
-    ("webmap/mapview.py", "scope.condition"):
+    # layers/overview.py
+    ("layers/overview.py", "where"):
+        "cities: one literal or ''; layer_features, feature_counts: a SOURCES constant's "
+        "where plus ' AND (scope.condition)'; heat_points: 'AND (scope.condition)' or ''",
+    ("layers/overview.py", "scope.condition"):
         "access.read_scope: fixed fragments with :scope_zone/:scope_codes placeholders",
-    ("webmap/mapview.py", "f"):
-        "_features: a registry field name (layer.fields) as a JSON key literal",
-    ("webmap/mapview.py", "props"):
-        "_features: registry field names as JSON keys and q()-quoted columns",
+    ("layers/overview.py", "f"):
+        "layer_features: a registry field name (Source.shown_fields) as a JSON key literal",
+    ("layers/overview.py", "props"):
+        "layer_features: registry field names as JSON keys and q()-quoted columns",
 }
 
 

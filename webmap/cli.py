@@ -332,16 +332,13 @@ def demo_cmd(scale: str, seed: int, end: dt.datetime | None, unless_loaded: bool
 
     Incidents span the 365 days up to --end; everything else depends on --seed only.
     """
-    from sqlalchemy import text
     from tqdm import tqdm
 
     from layers import demo
 
-    if unless_loaded:
-        with engine().connect() as conn:
-            if conn.execute(text("SELECT EXISTS (SELECT 1 FROM jurisdictions)")).scalar_one():
-                click.echo("demo: data already loaded, left as it is")
-                return
+    if unless_loaded and demo.is_loaded(engine()):
+        click.echo("demo: data already loaded, left as it is")
+        return
     t0 = time.perf_counter()
     steps = ["jurisdictions", "neighbourhoods", "roads", "key areas", "grids", "incidents",
              *(f"writing {n}" for n in demo.LOAD_ORDER), "done"]
@@ -489,7 +486,7 @@ def batch_hotspots(code: str, start: str, end: str, cell: float, shape: str,
     counts per step.
     """
     from layers.hotspots import HotspotQuery, run_batch
-    from webmap.params import instant, period_end
+    from layers.validate import instant, period_end
 
     query = HotspotQuery(code, instant(start, False), period_end(end), category, cell,
                          shape)

@@ -20,10 +20,11 @@ from layers.hotspots import (
     run_hotspots,
 )
 from layers.safety import safety_index
+from layers.validate import instant, period_end
 
 from .app import db_engine
 from .auth import current_user
-from .params import BadRequest, flag_arg, instant, number_arg, only_params, period_end
+from .params import BadRequest, flag_arg, number_arg, only_params
 
 bp = Blueprint("hotspots_api", __name__)
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import re
 from dataclasses import dataclass
 
@@ -28,15 +27,24 @@ from flask import current_app, has_app_context, has_request_context, request
 from folium.elements import JSCSSMixin
 from folium.template import Template
 from markupsafe import escape
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 
 from layers.access import Forbidden, enter_scope, read_scope, require_within
 from layers.border import neighbour_pairs
-from layers.errors import SafegridError
-from layers.features import Scope, matched_count, table_version
-from layers.jurisdictions import latest_incident_month
+from layers.errors import SafegridError, UnknownJurisdiction
+from layers.features import Scope
+from layers.jurisdictions import jurisdiction_box, latest_incident_month
+from layers.overview import (
+    SOURCES,
+    Source,
+    cities,
+    city_count,
+    extent,
+    feature_counts,
+    incident_count,
+    view_layer,
+)
 from layers.registry import KEY_AREA_CATEGORIES, LAYERS, Layer
-from layers.store import q
 from layers.users import User
 from layers.validate import LOCAL_TZ
 
@@ -331,148 +339,15 @@ def page_lang() -> str:
     return lang
 
 
-@dataclass(frozen=True)
-class City:
-    """A city the map can show."""
-
-    code: str
-    name: str
-
-
-def cities(engine: Engine, user: User) -> list[City]:
-    """Cities (by code) that overlap what ``user`` may see."""
-    if user.role == "admin":
-        where, params = "", {}
-    else:
-        codes = [user.jurisdiction] + ([user.partner] if user.partner else [])
-        where = ("AND EXISTS (SELECT 1 FROM jurisdictions u WHERE u.code = ANY(:codes) "
-                 "AND (u.code = c.code OR ST_Within(ST_PointOnSurface(u.geom), c.geom) "
-                 "OR ST_Within(ST_PointOnSurface(c.geom), u.geom)))")
-        params = {"codes": codes}
-    with engine.connect() as conn:
-        rows = conn.execute(text(
-            f"SELECT c.code, c.name FROM jurisdictions c WHERE c.level = 'city' {where} "
-            "ORDER BY c.code"), params).all()
-    return [City(*r) for r in rows]
-
-
 def layer_title(layer: Layer, lang: str) -> str:
     """The layer's title in ``lang``."""
     return layer.title_zh if lang == "zh" else layer.title_en
 
 
-@dataclass(frozen=True)
-class Source:
-    """What one request of the overview draws: a layer's features and their tooltip.
-
-    ``where`` is a fixed SQL condition on the layer (alias ``t``); ``fields`` are the
-    properties each feature carries and its tooltip shows.
-    """
-
-    layer: str
-    fields: tuple[str, ...]
-    where: str = ""
-
-
-# The overview's sources: each is fetched for the view (bbox) once one of its overlays is
-# on. Key areas are one source, split by category into overlays in the browser.
-SOURCES = {
-    "communities": Source("jurisdictions", ("name", "code"),
-                          "AND t.level IN ('community', 'village')"),
-    "roads": Source("roads", ("name", "class")),
-    "grids": Source("grids", ("code", "name", "kind", "households", "population")),
-    "key_areas": Source("key_areas", ("name", "category")),
-    "cameras": Source("cameras", ("code", "status", "bearing", "fov", "range_m")),
-    "checkpoints": Source("checkpoints", ("name", "kind")),
-}
 # The city outlines' tooltip: name and code.
 BORDER_FIELDS = {"zh": {"name": "名称", "code": "代码"}, "en": {"name": "Name", "code": "Code"}}
-SPECIAL_SOURCES = ("borders", "heat")  # city outlines; incidents as a heat map
-HEAT_CELL = 0.0005  # degrees: the finest cell incidents are counted in for the heat map
 BORDER_STYLE = {"color": "#d95f02", "weight": 3, "dashArray": "6 4"}
 HEAT_STYLE = {"heatLayer": {"radius": 12, "blur": 15, "minOpacity": 0.3}}  # leaflet-heat
-
-
-def _fields(source: Source) -> list[str]:
-    """The source's fields a map may show (never a personal one)."""
-    layer = LAYERS[source.layer]
-    return [f for f in source.fields if not layer.get_field(f).personal]
-
-
-def _detail(zoom: int) -> tuple[float, int]:
-    """Simplification tolerance (degrees, half a pixel) and decimals at ``zoom``."""
-    pixel = 360.0 / (256 * 2 ** max(0, min(zoom, 22)))
-    tolerance = pixel / 2 if zoom < 16 else 0.0
-    return tolerance, max(4, min(7, math.ceil(-math.log10(pixel)) + 1))
-
-
-def _features(conn: Connection, source: Source, city: str, scope: Scope,
-              bbox: tuple[float, float, float, float], zoom: int) -> dict:
-    """GeoJSON FeatureCollection of ``source`` in ``city``, the scope and ``bbox``.
-
-    Lines and polygons are simplified to half a pixel at ``zoom``; grids carry a point
-    inside each (``_lat``, ``_lng``) for their labels.
-    """
-    layer = LAYERS[source.layer]
-    where = source.where
-    if scope.condition:
-        where += f" AND ({scope.condition})"
-    props = ", ".join(f"'{f}', t.{q(f)}" for f in _fields(source))
-    if source.layer == "grids":
-        props += (", '_lat', ST_Y(ST_PointOnSurface(t.geom)), "
-                  "'_lng', ST_X(ST_PointOnSurface(t.geom))")
-    tolerance, digits = _detail(zoom)
-    if layer.geometry in ("Point", "PointOrPolygon"):
-        tolerance = 0.0
-    sql = f"""
-        SELECT json_build_object('type', 'FeatureCollection', 'features',
-               coalesce(json_agg(json_build_object(
-                   'type', 'Feature', 'id', t.id,
-                   'geometry', ST_AsGeoJSON(CASE WHEN :tol > 0
-                       THEN ST_SimplifyPreserveTopology(t.geom, :tol) ELSE t.geom END,
-                       :digits)::json,
-                   'properties', json_build_object({props}))), '[]'::json))
-        FROM {q(layer.name)} t, jurisdictions c
-        WHERE c.code = :city AND t.geom && ST_MakeEnvelope(:w, :s, :e, :n, 4326)
-          AND ST_Intersects(t.geom, c.geom) {where}"""
-    return conn.execute(text(sql), {**scope.params, "city": city, "tol": tolerance,
-                                    "digits": digits, **_box(bbox)}).scalar_one()
-
-
-def _box(bbox: tuple[float, float, float, float]) -> dict:
-    return dict(zip(("w", "s", "e", "n"), bbox, strict=True))
-
-
-def _city_borders(conn: Connection, bbox: tuple[float, float, float, float],
-                  zoom: int) -> dict:
-    """The outlines of every city (no scope: where cities meet is no secret)."""
-    tolerance, digits = _detail(zoom)
-    return conn.execute(text("""
-        SELECT json_build_object('type', 'FeatureCollection', 'features',
-               coalesce(json_agg(json_build_object('type', 'Feature',
-                   'geometry', ST_AsGeoJSON(ST_SimplifyPreserveTopology(ST_Boundary(geom),
-                                                                        :tol), :digits)::json,
-                   'properties', json_build_object('name', name, 'code', code))), '[]'::json))
-        FROM jurisdictions WHERE level = 'city'
-          AND geom && ST_MakeEnvelope(:w, :s, :e, :n, 4326)"""),
-        {"tol": tolerance, "digits": digits, **_box(bbox)}).scalar_one()
-
-
-def _heat(conn: Connection, city: str, scope: Scope, bbox: tuple[float, float, float, float],
-          zoom: int) -> dict:
-    """Incidents counted in cells of about a pixel (at least HEAT_CELL degrees)."""
-    where = f"AND ({scope.condition})" if scope.condition else ""
-    cell = max(HEAT_CELL, 360.0 / (256 * 2 ** max(0, min(zoom, 22))))
-    rows = conn.execute(text(f"""
-        SELECT ST_Y(cell), ST_X(cell), n FROM (
-            SELECT ST_SnapToGrid(t.geom, :cell) AS cell, count(*) AS n
-            FROM incidents t, jurisdictions c
-            WHERE c.code = :city AND t.geom && ST_MakeEnvelope(:w, :s, :e, :n, 4326)
-              AND ST_Intersects(t.geom, c.geom) {where} GROUP BY 1) s"""),
-        {**scope.params, "city": city, "cell": cell, **_box(bbox)}).all()
-    top = max((r[2] for r in rows), default=1)
-    return {"points": [[round(r[0], 6), round(r[1], 6), round(r[2] / top, 4)]
-                       for r in rows]}
 
 
 def overview_layer(engine: Engine, user: User, city: str, source: str,
@@ -484,18 +359,8 @@ def overview_layer(engine: Engine, user: User, city: str, source: str,
     in ``user``'s scope; grids carry their label (``_label``). Forbidden when the role
     may not see the layer.
     """
-    if source not in SOURCES and source not in SPECIAL_SOURCES:
-        raise BadParameter(f"unknown overview layer {source!r}; known: "
-                           f"{', '.join([*SOURCES, *SPECIAL_SOURCES])}")
     with engine.connect() as conn:
-        if source == "borders":
-            return _city_borders(conn, bbox, zoom)
-        scope = read_scope(conn, user, LAYERS["incidents" if source == "heat"
-                                               else SOURCES[source].layer])
-        enter_scope(conn, scope)
-        if source == "heat":
-            return _heat(conn, city, scope, bbox, zoom)
-        data = _features(conn, SOURCES[source], city, scope, bbox, zoom)
+        data = view_layer(conn, user, city, source, bbox, zoom)
     if source == "grids":
         for feature in data["features"]:
             p = feature["properties"]
@@ -503,22 +368,9 @@ def overview_layer(engine: Engine, user: User, city: str, source: str,
     return data
 
 
-def _counts(conn: Connection, source: Source, city: str, scope: Scope) -> dict[str, int]:
-    """How many features of ``source`` are in ``city`` and the scope (per category)."""
-    where = source.where
-    if scope.condition:
-        where += f" AND ({scope.condition})"
-    rows = conn.execute(text(f"""
-        SELECT {"t.category" if source.layer == "key_areas" else "''"}, count(*)
-        FROM {q(source.layer)} t, jurisdictions c
-        WHERE c.code = :city AND ST_Intersects(t.geom, c.geom) {where} GROUP BY 1"""),
-        {**scope.params, "city": city}).all()
-    return {key: n for key, n in rows}
-
-
 def _tooltip_aliases(source: Source, lang: str) -> list[str]:
     layer = LAYERS[source.layer]
-    return [layer.get_field(f).title(lang) for f in _fields(source)]
+    return [layer.get_field(f).title(lang) for f in source.shown_fields()]
 
 
 class _Scopes:
@@ -565,7 +417,7 @@ class Overlay:
         return {"key": self.key, "source": self.source, "colour": self.colour,
                 "show": self.show, "style": self.style, "point": self.point,
                 "category": self.category,
-                "fields": _fields(source) if source else ["name", "code"],
+                "fields": source.shown_fields() if source else ["name", "code"],
                 "aliases": _tooltip_aliases(source, lang) if source
                 else [BORDER_FIELDS[lang]["name"], BORDER_FIELDS[lang]["code"]]}
 
@@ -590,7 +442,7 @@ def _layer_overlays(m: folium.Map, conn: Connection, scopes: _Scopes, city: str,
     scope = scopes.get(layer)
     if scope is None:
         return []  # the role may not see this layer: it is not on the map at all
-    counts = _counts(conn, source, city, scope)
+    counts = feature_counts(conn, source, city, scope)
     if key != "key_areas":
         added = _overlay(m, key, key, name or layer_title(layer, lang), counts.get("", 0),
                          style or layer.style, show)
@@ -621,9 +473,7 @@ def _add_overlays(m: Map, conn: Connection, scopes: _Scopes, city: str,
     overlays = _layer_overlays(m, conn, scopes, city, lang, "communities", t["communities"],
                                {"color": "#888888", "weight": 0.7, "fillOpacity": 0.0},
                                show=False)
-    cities_ = conn.execute(text("SELECT count(*) FROM jurisdictions WHERE level = 'city'")
-                           ).scalar_one()
-    borders = _overlay(m, "borders", "borders", t["borders"], cities_, BORDER_STYLE)
+    borders = _overlay(m, "borders", "borders", t["borders"], city_count(conn), BORDER_STYLE)
     if borders:  # the outlines of cities are named without a count
         borders.group.layer_name = t["borders"]
         overlays.append(borders)
@@ -633,21 +483,10 @@ def _add_overlays(m: Map, conn: Connection, scopes: _Scopes, city: str,
     overlays += _layer_overlays(m, conn, scopes, city, lang, "checkpoints")
     scope = scopes.get(LAYERS["incidents"])
     if scope is not None:  # planners and viewers get aggregates from the analysis pages
-        n = _incident_count(conn, city, scope)
+        n = incident_count(conn, city, scope)
         heat = _overlay(m, "heat", "heat", t["heat"], n, HEAT_STYLE, show=False)
         overlays += [heat] if heat else []
     return overlays
-
-
-def _incident_count(conn: Connection, city: str, scope: Scope) -> int:
-    """Incidents in ``city`` and the scope, kept until incidents or jurisdictions change."""
-    clauses = ["ST_Intersects(t.geom, (SELECT c.geom FROM jurisdictions c "
-               "WHERE c.code = :city AND :jurisdictions_version IS NOT NULL))"]
-    if scope.condition:
-        clauses.append(f"({scope.condition})")
-    params = {**scope.params, "city": city,
-              "jurisdictions_version": table_version(conn, "jurisdictions") or 0}
-    return matched_count(conn, LAYERS["incidents"], clauses, params)[0]
 
 
 class OverviewControl(JSCSSMixin, folium.LayerControl):
@@ -701,11 +540,10 @@ def build_map(engine: Engine, user: User, city: str, lang: str = "zh") -> Map:
     with engine.connect() as conn:
         scopes = _Scopes(conn, user)
         enter_scope(conn, scopes.get(LAYERS["roads"]))  # RLS for the rest
-        bounds = conn.execute(text(
-            "SELECT ST_YMin(geom), ST_XMin(geom), ST_YMax(geom), ST_XMax(geom) "
-            "FROM (SELECT ST_Envelope(geom) AS geom FROM jurisdictions WHERE code = :c) e"
-        ), {"c": city}).one()
-        box = [[bounds[0], bounds[1]], [bounds[2], bounds[3]]]
+        found = jurisdiction_box(conn, city)
+        if found is None:
+            raise UnknownJurisdiction(f"unknown jurisdiction {city!r}")
+        box = found.bounds()
         m = Map(box, prefer_canvas=True)
         overlays = _add_overlays(m, conn, scopes, city, lang)
         notice = _notice_code(conn, user, city)
@@ -739,11 +577,8 @@ def tool_page(engine: Engine, codes: list[str], title: str, script: str, control
     configured, a layer control (bottom right) to choose the basemap.
     """
     with engine.connect() as conn:
-        box = conn.execute(text(
-            "SELECT ST_YMin(e), ST_XMin(e), ST_YMax(e), ST_XMax(e) FROM (SELECT "
-            "ST_Extent(geom) AS e FROM jurisdictions WHERE code = ANY(:c)) x"),
-            {"c": list(codes)}).one()
-    m = Map([[box[0], box[1]], [box[2], box[3]]])
+        bounds = extent(conn, codes)
+    m = Map(bounds)
     root = m.get_root()
     links = "".join(f'<link rel="stylesheet" href="{href}">'
                     for href in ("/static/planner.css", *css))
@@ -787,9 +622,11 @@ def _add_header(m: Map, engine: Engine, user: User, city: str, lang: str,
                 notice: tuple[str, str] | None) -> None:
     t = _TEXT[lang]
     other = "en" if lang == "zh" else "zh"
+    with engine.connect() as conn:
+        known = cities(conn, user)
     options = "".join(
         f'<option value="{escape(c.code)}"{" selected" if c.code == city else ""}>'
-        f"{escape(c.name)}</option>" for c in cities(engine, user))
+        f"{escape(c.name)}</option>" for c in known)
     html = f"""
     <div id="sg-header">
       <b class="sg-title">{escape(t['title'])}</b>

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, request
 
+from layers.db import ping
+from layers.overview import cities
+
 from .app import db_engine
 from .auth import current_user
-from .mapview import BadParameter, build_map, cities, page_lang, render_page
+from .mapview import BadParameter, build_map, page_lang, render_page
 
 bp = Blueprint("pages", __name__)
 
@@ -16,7 +19,8 @@ def map_page():
     """The Folium map of one city (``?city=CODE``, default the first) in ``?lang=zh|en``."""
     engine = db_engine(current_app)
     lang = page_lang()
-    known = cities(engine, current_user())
+    with engine.connect() as conn:
+        known = cities(conn, current_user())
     if not known:
         return Response(
             "<h1>safegrid</h1><p>No jurisdictions loaded yet: run "
@@ -36,8 +40,5 @@ def map_page():
 @bp.get("/healthz")
 def health():
     """Liveness: 200 when the database answers."""
-    from sqlalchemy import text
-
-    with db_engine(current_app).connect() as conn:
-        conn.execute(text("SELECT 1"))
+    ping(db_engine(current_app))
     return {"status": "ok"}

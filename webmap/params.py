@@ -13,9 +13,9 @@ from werkzeug.datastructures import MultiDict
 from layers.errors import BadRequest
 from layers.features import CRS84, OUTPUT_CRS, ItemQuery
 from layers.registry import Layer
-from layers.validate import LOCAL_TZ, check_year
+from layers.validate import instant
 
-__all__ = ["BadRequest", "flag_arg", "instant", "item_query", "json_body", "number_arg",
+__all__ = ["BadRequest", "flag_arg", "item_query", "json_body", "number_arg",
            "only_params", "parse_crs_uri"]
 
 MAX_LIMIT = 10_000
@@ -200,37 +200,6 @@ def _bbox(value: str | None, crs_uri: str) -> tuple[float, float, float, float] 
     if y0 > y1 or x0 > x1:
         raise BadRequest(f"bbox {value!r}: the lower corner must come first")
     return (x0, y0, x1, y1)
-
-
-def instant(text: str, end_of_day: bool) -> dt.datetime:
-    """A date (start or end of that day, local time) or an RFC 3339 date-time."""
-    text = text.strip()
-    try:
-        if "T" not in text.upper() and len(text) == 10:
-            day = dt.date.fromisoformat(text)
-            moment = dt.datetime.combine(day, dt.time.max if end_of_day else dt.time.min)
-        else:
-            moment = dt.datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
-    except ValueError:
-        raise BadRequest(f"datetime {text!r} is not an RFC 3339 date or date-time") from None
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=LOCAL_TZ)
-    try:
-        check_year(moment)
-    except ValueError as exc:
-        raise BadRequest(f"datetime {text!r}: {exc}") from None
-    return moment
-
-
-def period_end(text: str) -> dt.datetime:
-    """The exclusive end of a period given as ``to``: a date includes that whole day.
-
-    ``to=2025-12-31`` ends at the first moment of 1 January 2026 (local time), so a
-    period of dates is whole days and whole months; a date-time is taken as it is.
-    """
-    text = text.strip()
-    if "T" not in text.upper() and len(text) == 10:
-        return instant(text, False) + dt.timedelta(days=1)
-    return instant(text, True)
 
 
 # Clients with no open-ended interval of their own write the first or last year they

@@ -9,7 +9,7 @@ an ``ETag`` of their content, so an edit shows on the next load and an unchanged
 tile costs a 304.
 
 ``/map/layers/{source}?city=&bbox=&zoom=`` is what the overview map draws of one of
-its sources (:data:`webmap.mapview.SOURCES`) in the view: GeoJSON, simplified for the
+its sources (:data:`layers.overview.SOURCES`) in the view: GeoJSON, simplified for the
 zoom, in the caller's scope.
 """
 

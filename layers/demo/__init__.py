@@ -39,7 +39,7 @@ from .safety import (
 from .settlement import build_settlement, plan_grids
 
 __all__ = ["CENTRE", "DEMO_USERS", "LOAD_ORDER", "SCALES", "default_end", "demo_start",
-           "generate", "load"]
+           "generate", "is_loaded", "load"]
 
 CENTRE = (112.98, 28.02)  # lon, lat of the demo region's centre
 METRIC_EPSG = 32649  # WGS 84 / UTM zone 49N
@@ -80,6 +80,12 @@ def default_end(now: dt.datetime | None = None) -> dt.date:
     """
     now = now or dt.datetime.now(dt.UTC)
     return (now.astimezone(dt.timezone(dt.timedelta(hours=8))) - dt.timedelta(days=1)).date()
+
+
+def is_loaded(db: Engine) -> bool:
+    """Whether the database behind ``db`` already holds jurisdictions (demo or not)."""
+    with db.connect() as conn:
+        return conn.execute(text("SELECT EXISTS (SELECT 1 FROM jurisdictions)")).scalar_one()
 
 
 def generate(scale: str = "small", seed: int = 1,
