@@ -12,6 +12,20 @@ from .auth import current_user
 from .mapview import BadParameter, build_map, page_lang, render_page
 
 bp = Blueprint("pages", __name__)
+# /map when no city is stored or none lies in the user's scope
+_NOTHING_TO_SHOW = {
+    "zh": '<!doctype html><html lang="zh"><head><meta charset="utf-8"><title>平安网格</title>'
+          "</head><body><h1>平安网格</h1><p>还没有可显示的城市：数据库中尚无辖区，或您的辖区"
+          "不在任何城市中。管理员可运行 <code>safegrid demo</code>（示例数据）或 "
+          "<code>safegrid import jurisdictions 文件</code> 载入辖区。</p>"
+          '<p><a href="/map?lang=en">English</a></p></body></html>',
+    "en": '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>safegrid</title>'
+          "</head><body><h1>safegrid</h1><p>There is no city to show yet: no jurisdictions "
+          "are loaded, or yours lies in none of the cities. An administrator can run "
+          "<code>safegrid demo</code> (demo data) or <code>safegrid import jurisdictions "
+          "FILE</code> to load them.</p>"
+          '<p><a href="/map?lang=zh">中文</a></p></body></html>',
+}
 
 
 @bp.get("/map")
@@ -22,11 +36,7 @@ def map_page():
     with engine.connect() as conn:
         known = cities(conn, current_user())
     if not known:
-        return Response(
-            "<h1>safegrid</h1><p>No jurisdictions loaded yet: run "
-            "<code>safegrid demo</code> or <code>safegrid import jurisdictions FILE</code>.</p>",
-            mimetype="text/html",
-        )
+        return Response(_NOTHING_TO_SHOW[lang], mimetype="text/html")
     city = request.args.get("city", known[0].code)
     if city not in {c.code for c in known}:
         raise BadParameter(

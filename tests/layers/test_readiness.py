@@ -12,16 +12,18 @@ from tests.conftest import fresh_database
 pytestmark = pytest.mark.db
 
 
-def test_a_database_with_jurisdictions_is_loaded_and_an_empty_one_is_not(db_url, db,
-                                                                         demo_small):
+@pytest.fixture(scope="module")
+def empty_url(db_url) -> str:
+    """A migrated database next to the test database, with no data at all."""
+    url = fresh_database(f"{make_url(db_url).database}_empty")
+    migrate(url)
+    return url
+
+
+def test_a_database_with_jurisdictions_is_loaded_and_an_empty_one_is_not(db, demo_small,
+                                                                         empty_url):
     assert is_loaded(db)
-    empty_url = fresh_database(f"{make_url(db_url).database}_empty")
-    migrate(empty_url)
-    empty = engine(empty_url)
-    try:
-        assert not is_loaded(empty)
-    finally:
-        empty.dispose()
+    assert not is_loaded(engine(empty_url))
 
 
 def test_ping_answers_or_raises(db_url, db):

@@ -1,12 +1,17 @@
 """The map page over real HTTP from ``safegrid serve``."""
 
 import json
+import re
 
 import pytest
 import requests
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
-from tests.conftest import login
+from layers.db import engine, migrate
+from layers.users import add_user, issue_token
+from tests.conftest import fresh_database, login
+from webmap.app import create_app
 
 pytestmark = pytest.mark.db
 
@@ -216,3 +221,22 @@ def test_border_page_opens_on_neighbours_and_says_why_in_chinese(server):
     english = police.get(f"{server}/map/border", params={"width": "-5", "lang": "en"},
                          timeout=30).text
     assert "The width each side must be more than 0 and at most 20000 m" in english
+
+
+def test_the_map_of_an_empty_database_says_what_to_do_in_the_page_language(db_url):
+    empty_url = fresh_database(f"{make_url(db_url).database}_nomap")
+    migrate(empty_url)
+    app = create_app({"DATABASE_URL": empty_url, "RATE_LIMIT": "off"})
+    with engine(empty_url).begin() as conn:
+        add_user(conn, "first_admin", "admin", "a-long-enough-password-1")
+        token = issue_token(conn, "first_admin")
+    client = app.test_client()
+    auth = {"Authorization": f"Bearer {token}"}
+    zh = client.get("/map", headers=auth)
+    assert zh.status_code == 200 and zh.mimetype == "text/html"
+    page = zh.get_data(as_text=True)
+    assert '<html lang="zh">' in page and "还没有可显示的城市" in page
+    assert "safegrid demo" in page and 'href="/map?lang=en"' in page
+    en = client.get("/map?lang=en", headers=auth).get_data(as_text=True)
+    assert '<html lang="en">' in en and "There is no city to show yet" in en
+    assert not re.search(r"[\u4e00-\u9fff]", en.replace("中文", ""))
