@@ -6,6 +6,7 @@ and emerging hot spots, read a cell, switch a camera off, site cameras and add o
 the plan, then open the monthly notice from the map; the partner and police plan border
 patrols. Screenshots of each step go to test-output/days/."""
 
+import json
 import time
 
 import numpy as np
@@ -312,3 +313,346 @@ def test_the_planners_day(city_server):
         assert_served_coverage(page, server, db, code)
         assert page.errors == []
     print(f"planner's day: {time.monotonic() - started:.1f} s")
+
+
+# --- the police officer's day -------------------------------------------------------
+
+CELLS = f"""() => {{
+  const out = [];
+  {ANALYSIS}.cells.eachLayer(g => g.eachLayer && g.eachLayer(l => out.push(l)));
+  return out.length;
+}}"""
+
+
+def runs(db) -> list[tuple]:
+    with db.connect() as conn:
+        return [tuple(r) for r in conn.execute(text(
+            "SELECT id, kind, jurisdiction_code, created_by FROM hotspot_runs ORDER BY id"))]
+
+
+def run_analysis(page, db, method: str) -> tuple:
+    """Choose the method, press 运行 and wait for the cells; the run stored."""
+    before = runs(db)
+    page.select_option("#sg-method", method)
+    page.click("#sg-run")
+    page.wait_for_selector("#sg-message.ok, #sg-message.error", timeout=90_000)
+    assert "error" not in page.get_attribute("#sg-message", "class"), \
+        page.text_content("#sg-message")
+    wait_for(page, f"{ANALYSIS}.state.busy === 0" if page.evaluate(
+        f"'busy' in {ANALYSIS}.state") else "true")
+    after = runs(db)
+    assert len(after) == len(before) + 1
+    assert after[-1][2:] == ("430100", "police")
+    return after[-1]
+
+
+def busiest_cell(page) -> tuple[float, float]:
+    """The screen point of the middle of the cell with the most incidents."""
+    return page.evaluate(f"""() => {{
+      const s = {ANALYSIS};
+      let best = null;
+      s.cells.eachLayer(g => g.eachLayer && g.eachLayer(l => {{
+        if (l.feature && (!best || l.feature.properties.count > best.feature.properties.count))
+          best = l;
+      }}));
+      const p = s.map.latLngToContainerPoint(best.getBounds().getCenter());
+      const r = s.map.getContainer().getBoundingClientRect();
+      return [p.x + r.left, p.y + r.top];
+    }}""")
+
+
+def test_the_police_officers_day(city_server):
+    server, db = city_server
+    started = time.monotonic()
+    timings = {}
+    with logged_in(server, "police", "/map") as page:
+        shot(page, "police-01-overview")
+        page.click("#sg-analysis-link")
+        page.wait_for_url("**/map/analysis**")
+        page.wait_for_selector(".leaflet-sg-outline-pane path", state="attached")
+        page.fill("#sg-from", "2025-11-01")
+        page.fill("#sg-to", "2026-10-31")
+        shot(page, "police-02-analysis")
+
+        # Gi*, then a click on the busiest cell: its counts and monthly trend
+        t0 = time.monotonic()
+        run = run_analysis(page, db, "gi")
+        timings["gi"] = time.monotonic() - t0
+        shown = page.evaluate(f"{ANALYSIS}.state.last.features.length")
+        assert page.evaluate(CELLS) > 0 and shown > 0
+        assert page.locator("#sg-legend div").first.text_content() == "Gi* 热点分析 (置信度)"
+        shot(page, "police-03-gi")
+        page.mouse.click(*busiest_cell(page))
+        page.wait_for_selector(".leaflet-popup-content svg.sg-trend")
+        wait_for(page, "getComputedStyle(document.querySelector('.leaflet-popup')).opacity"
+                 " === '1'")
+        page.wait_for_timeout(300)  # the map's pan to show the whole popup
+        popup = page.text_content(".leaflet-popup-content")
+        assert page.locator(".leaflet-popup-content th", has_text="·").count() >= 2
+        shot(page, "police-04-cell")
+        busiest = page.evaluate(f"""() => {{ let n = 0; {ANALYSIS}.cells.eachLayer(g =>
+          g.eachLayer && g.eachLayer(l => {{ if (l.feature) n = Math.max(n,
+          l.feature.properties.count); }})); return n; }}""")
+        assert str(busiest) in popup
+        page.keyboard.press("Escape")
+        with db.connect() as conn:
+            stored = conn.execute(text("SELECT parameters, summary FROM hotspot_runs "
+                                       "WHERE id = :i"), {"i": run[0]}).one()
+        # the period as chosen, in local time, its last day included
+        assert (stored[0]["from"], stored[0]["to"]) == ("2025-11-01T00:00:00+08:00",
+                                                        "2026-11-01T00:00:00+08:00")
+
+        # KDE, then emerging hot spots over the same year
+        t0 = time.monotonic()
+        run = run_analysis(page, db, "kde")
+        timings["kde"] = time.monotonic() - t0
+        assert page.evaluate(CELLS) > 0
+        shot(page, "police-05-kde")
+        t0 = time.monotonic()
+        run = run_analysis(page, db, "emerging")
+        timings["emerging"] = time.monotonic() - t0
+        wait_for(page, f"{ANALYSIS}.state.last.steps !== undefined")
+        assert page.evaluate(CELLS) > 0 and page.locator("#sg-time").is_visible()
+        shot(page, "police-06-emerging")
+        assert page.errors == []
+
+        # coverage of the city's cameras, from the overview's header
+        page.click("#sg-panel a[href^='/map?']")  # 总图
+        page.wait_for_url("**/map?**")
+        t0 = time.monotonic()
+        page.click("#sg-coverage-link")
+        page.wait_for_url("**/map/coverage**")
+        page.wait_for_selector("#sg-message.ok, #sg-message.error", timeout=90_000)
+        assert "error" not in page.get_attribute("#sg-message", "class"), \
+            page.text_content("#sg-message")
+        wait_for(page, f"{COVERAGE}.state.busy === 0 && {COVERAGE}.state.views")
+        timings["coverage"] = time.monotonic() - t0
+        base = page.evaluate(f"{COVERAGE}.state.last.summary")
+        figures = page.text_content("#sg-summary")
+        assert f"{100 * base['covered_ratio']:.1f}%" in figures
+        shot(page, "police-07-coverage")
+        code = switch_a_camera_off(page)
+        after = page.evaluate(f"{COVERAGE}.state.last")
+        assert after["after"] < after["before"] == base["covered_ratio"]
+        now = page.text_content("#sg-summary")
+        assert now != figures and "→" in now
+        assert f"{100 * after['after']:.1f}%" in now
+        # the targets the camera watched alone are shown with their lower share
+        fell = [f for f in after["features"]
+                if f["properties"]["covered_ratio"] < f["properties"]["covered_ratio_before"]]
+        assert fell
+        shot(page, "police-09-switched-off")
+        with db.connect() as conn:  # a what-if: the camera stays as stored
+            assert conn.execute(text("SELECT status FROM cameras WHERE code = :c"),
+                                {"c": code}).scalar_one() == "online"
+        page.click("#sg-reset")
+        wait_for(page, f"{COVERAGE}.state.off.size === 0 && "
+                 f"{COVERAGE}.state.last.before === undefined && {COVERAGE}.state.busy === 0")
+
+        # siting, then the best proposal added to the plan: stored as a planned camera
+        with db.connect() as conn:
+            cameras = conn.execute(text("SELECT count(*) FROM cameras")).scalar_one()
+        page.fill("#sg-k", "3")
+        t0 = time.monotonic()
+        page.click("#sg-siting")
+        page.wait_for_selector("#sg-proposals li", timeout=90_000)
+        timings["siting"] = time.monotonic() - t0
+        assert page.locator("#sg-proposals li").count() == 3
+        proposed = page.evaluate(f"{COVERAGE}.state.proposed[0]")
+        shot(page, "police-10-siting")
+        page.locator("#sg-proposals .sg-add-plan").first.click()
+        page.wait_for_selector("#sg-proposals .sg-add-plan[disabled]")
+        wait_for(page, f"{COVERAGE}.state.busy === 0")
+        shot(page, "police-11-added-to-plan")
+        with db.connect() as conn:
+            rows = conn.execute(text(
+                "SELECT code, status, bearing, fov, range_m, ST_X(geom), ST_Y(geom) "
+                "FROM cameras WHERE code LIKE 'PLAN-430100-%'")).all()
+            audited = conn.execute(text(
+                "SELECT actor, action FROM audit WHERE layer = 'cameras' AND feature_id = "
+                "(SELECT id FROM cameras WHERE code LIKE 'PLAN-430100-%')")).all()
+            assert conn.execute(text("SELECT count(*) FROM cameras")).scalar_one() == \
+                cameras + 1
+        (code, status, bearing, fov, range_m, lon, lat), = rows
+        p = proposed["properties"]
+        assert code.endswith(f"-{p['rank']}") and status == "planned"
+        assert (bearing, fov, range_m) == pytest.approx((p["bearing"], p["fov"], p["range_m"]))
+        assert (lon, lat) == pytest.approx(proposed["geometry"]["coordinates"], abs=1e-6)
+        assert [tuple(r) for r in audited] == [("police", "insert")]
+        assert code in page.text_content("#sg-message")
+        assert page.errors == []
+
+        # the month's notice, from the map's link
+        page.click("#sg-panel a[href^='/map?']")
+        page.wait_for_url("**/map?**")
+        link = page.locator("#sg-notice-link")
+        assert "治安状况告知" in link.text_content()
+        with page.expect_navigation() as shown:
+            link.click()
+        assert shown.value.status == 200
+        assert "jurisdiction=430100" in page.url and "month=2026-10" in page.url
+        assert "长沙市2026年10月治安状况告知" in page.content()
+        shot(page, "police-12-notice")
+        assert page.errors == []
+
+        # border patrols with the neighbouring district, from the overview
+        page.go_back()
+        page.wait_for_url("**/map?**")
+        t0 = time.monotonic()
+        partners = routes(db, "430100-430300")
+        border = border_day(page, db, "police")
+        assert border.startswith("4301") and border[7:11] == "4301"  # two districts
+        assert routes(db, "430100-430300") == partners  # another border's stay
+        timings["border"] = time.monotonic() - t0
+    print(f"police's day: {timings}, {time.monotonic() - started:.1f} s")
+
+
+def alone_watching(page) -> list[tuple[str, tuple[float, float]]]:
+    """The watching cameras with the most target area no other camera sees (read from
+    the page's views and targets), most first: code and (lon, lat)."""
+    views = page.evaluate(f"{COVERAGE}.state.views.features.filter(f => "
+                          "f.properties.watching && f.geometry)")
+    targets = page.evaluate(f"{COVERAGE}.state.base.features.map(f => f.geometry)")
+    area = shapely.union_all([shapely.geometry.shape(g).buffer(0) for g in targets])
+    shapes = [shapely.geometry.shape(f["geometry"]) for f in views]
+    tree = shapely.STRtree(shapes)
+    alone = []
+    for i, (f, view) in enumerate(zip(views, shapes, strict=True)):
+        seen = view.intersection(area)
+        if seen.is_empty:
+            continue
+        others = [shapes[j] for j in tree.query(view) if j != i]
+        unique = seen.difference(shapely.union_all(others)) if others else seen
+        p = f["properties"]
+        alone.append((unique.area, p["code"], (p["lon"], p["lat"])))
+    alone.sort(reverse=True)
+    return [(code, xy) for _a, code, xy in alone]
+
+
+def switch_a_camera_off(page) -> str:
+    """Zoom in on a camera that watches a target and switch it off from its popup, by
+    mouse; its code, once the what-if is shown."""
+    candidates = [(code, xy[0], xy[1]) for code, xy in alone_watching(page)[:8]]
+    page.focus(".leaflet-container")
+    for code, lon, lat in candidates:
+        for _ in range(8):  # out with the keyboard until the camera shows
+            x, y = pixel(page, COVERAGE, lon, lat)
+            if 40 < x < 900 and 40 < y < 860:
+                break
+            page.focus(".leaflet-container")
+            page.keyboard.press("-")
+            page.wait_for_timeout(350)
+        for _ in range(12):  # in with the wheel over the camera
+            if page.evaluate(f"{COVERAGE}.map.getZoom()") >= 17:
+                break
+            page.mouse.move(*pixel(page, COVERAGE, lon, lat))
+            page.mouse.wheel(0, -240)
+            page.wait_for_timeout(350)
+        wait_for(page, f"{COVERAGE}.state.busy === 0")
+        page.mouse.click(*pixel(page, COVERAGE, lon, lat))
+        button = page.locator(".leaflet-popup-content .sg-switch-off")
+        try:
+            button.wait_for(timeout=3000)
+        except Exception:  # noqa: BLE001 -- another layer took the click: the next camera
+            page.keyboard.press("Escape")
+            continue
+        if button.get_attribute("data-code") != code:  # another camera's view on top
+            page.keyboard.press("Escape")
+            continue
+        wait_for(page, "getComputedStyle(document.querySelector('.leaflet-popup')).opacity"
+                 " === '1'")
+        shot(page, "police-08-camera-popup")
+        button.click()
+        wait_for(page, f"{COVERAGE}.state.last.before !== undefined && "
+                 f"{COVERAGE}.state.busy === 0", timeout=90)
+        page.wait_for_selector("#sg-message.ok")
+        return code
+    raise AssertionError("no camera that watches a target took a click")
+
+
+# --- border patrols: the partner's day, and the police's -----------------------------
+
+
+def routes(db, border: str) -> dict[int, tuple]:
+    """The stored patrol routes of a border: id -> (team's city, team, name)."""
+    with db.connect() as conn:
+        return {r[0]: tuple(r[1:]) for r in conn.execute(text(
+            "SELECT id, jurisdiction_code, team, name FROM patrol_routes WHERE border = :b "
+            "ORDER BY id"), {"b": border})}
+
+
+def plan_patrols(page, db, user: str, name: str) -> dict[int, tuple]:
+    """Press 规划巡逻 with the default teams and check the stored routes; them."""
+    mark = last_audit(db)
+    with page.expect_response("**/api/border/patrols", timeout=90_000) as answer:
+        page.click("#sg-plan")
+    assert answer.value.status == 200, answer.value.text()
+    ids = json.dumps(sorted(f["id"] for f in answer.value.json()["features"] if "id" in f),
+                     separators=(",", ":"))
+    wait_for(page, f"{BORDER}.state.plan !== null && {BORDER}.state.busy === 0 && "
+             f"JSON.stringify({BORDER}.state.plan.features.filter(f => 'id' in f)"
+             f".map(f => f.id).sort((x, y) => x - y)) === '{ids}'")
+    page.wait_for_selector("#sg-message.ok, #sg-message.error")
+    assert "error" not in page.get_attribute("#sg-message", "class"), \
+        page.text_content("#sg-message")
+    shot(page, name)
+    plan = page.evaluate(f"{BORDER}.state.plan")
+    a, b = plan["parameters"]["a"], plan["parameters"]["b"]
+    border = "-".join(sorted((a, b)))
+    stored = routes(db, border)
+    drawn = {f["id"] for f in plan["features"] if f["properties"]["kind"] == "route"}
+    assert set(stored) == drawn and drawn
+    # both sides' teams: the default two each, numbered from 1, named by their city
+    teams = {(city, team) for city, team, _n in stored.values()}
+    assert {city for city, _t in teams} == {a, b}
+    assert teams <= {(c, t) for c in (a, b) for t in (1, 2)}
+    assert all(n.endswith(f"第{t}巡逻队") for _c, t, n in stored.values())
+    with db.connect() as conn:
+        audited = conn.execute(text(
+            "SELECT actor, action, feature_id FROM audit WHERE layer = 'patrol_routes' "
+            "AND id > :m"), {"m": mark}).all()
+    assert {(r[0], r[2]) for r in audited if r[1] == "insert"} == {(user, i) for i in stored}
+    return stored
+
+
+def border_day(page, db, user: str) -> str:
+    """Open the border page from the overview's header, plan twice; the border's key."""
+    page.click("#sg-border-link")
+    page.wait_for_url("**/map/border**")
+    page.wait_for_selector("#sg-message.ok, #sg-message.error", timeout=90_000)
+    assert "error" not in page.get_attribute("#sg-message", "class"), \
+        page.text_content("#sg-message")
+    drawn = page.evaluate(f"{BORDER}.state.border")
+    a, b = drawn["a"], drawn["b"]
+    sides = {f["properties"]["side"] for f in drawn["zone"]["features"]}
+    assert sides == {a, b} and drawn["length_m"] > 1000
+    with db.connect() as conn:  # a real pair: the two share a border
+        shared = conn.execute(text(
+            "SELECT ST_Length(ST_Intersection(ST_Boundary(x.geom), ST_Boundary(y.geom))"
+            "::geography) FROM jurisdictions x, jurisdictions y WHERE x.code = :a "
+            "AND y.code = :b"), {"a": a, "b": b}).scalar_one()
+    assert shared > 1000, (a, b, shared)
+    assert (page.input_value("#sg-teams-a"), page.input_value("#sg-teams-b")) == ("2", "2")
+    shot(page, f"{user}-border-01-zone")
+    first = plan_patrols(page, db, user, f"{user}-border-02-plan")
+    again = plan_patrols(page, db, user, f"{user}-border-03-planned-again")
+    # planned again: the earlier routes are gone (deleted, audited), new ones in their place
+    assert not set(first) & set(again)
+    assert sorted(v[:2] for v in again.values()) == sorted(v[:2] for v in first.values())
+    with db.connect() as conn:
+        deleted = conn.execute(text(
+            "SELECT feature_id FROM audit WHERE layer = 'patrol_routes' AND action = 'delete' "
+            "AND feature_id = ANY(:i)"), {"i": list(first)}).scalars().all()
+        assert sorted(deleted) == sorted(first)
+        assert conn.execute(text("SELECT count(*) FROM patrol_routes WHERE id = ANY(:i)"),
+                            {"i": list(first)}).scalar_one() == 0
+    assert page.errors == []
+    return "-".join(sorted((a, b)))
+
+
+def test_the_partners_day(city_server):
+    server, db = city_server
+    started = time.monotonic()
+    with logged_in(server, "partner", "/map") as page:
+        assert border_day(page, db, "partner") == "430100-430300"
+    print(f"partner's day: {time.monotonic() - started:.1f} s")
