@@ -26,8 +26,17 @@ COVERAGE = "window.safegridCoverageState"
 BORDER = "window.safegridBorderState"
 
 
+TILES_PENDING = ("document.querySelectorAll('.leaflet-tile-container .leaflet-tile:not("
+                 ".leaflet-tile-loaded)').length")
+WAITED: list[float] = []  # seconds each screenshot waited for the basemap's tiles
+
+
 def shot(page, name: str) -> None:
+    """A screenshot once the offline basemap's tiles on screen are drawn."""
     DAYS.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    wait_for(page, f"{TILES_PENDING} === 0", timeout=20)
+    WAITED.append(time.monotonic() - t0)
     page.screenshot(path=str(DAYS / f"{name}.png"))
 
 
@@ -311,8 +320,67 @@ def test_the_planners_day(city_server):
         assert shapely.hausdorff_distance(after[a], reshaped) < 0.5 / 111_000
         assert ("planner", a) in {(r[0], r[2]) for r in audit_rows(db, mark)}
         assert_served_coverage(page, server, db, code)
+
+        # a new dedicated grid drawn by clicks around a corner of three grids
+        grids = after
+        box = new_grid_box(page, grids, code, db)
+        mark = last_audit(db)
+        page.keyboard.press("Escape")
+        page.click("#sg-new")
+        corners = [pixel(page, PLAN, *xy) for xy in box.exterior.coords[:-1]]
+        for xy in corners:
+            page.mouse.click(*xy)
+        page.mouse.click(*corners[0])  # closed on the first corner
+        page.wait_for_selector("#sg-dialog")
+        page.select_option("#sg-new-kind", "dedicated")
+        page.fill("#sg-new-name", "夜市专属网格")
+        shot(page, "planner-13-new-grid-dialog")
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#sg-message.ok")
+        shot(page, "planner-14-new-grid")
+        after = grids_of(db, code)
+        (new,) = set(after) - set(grids)
+        with db.connect() as conn:
+            row = conn.execute(text("SELECT name, kind, version FROM grids WHERE id = :i"),
+                               {"i": new}).one()
+        assert tuple(row) == ("夜市专属网格", "dedicated", 1)
+        assert shapely.symmetric_difference(after[new], box).area < 0.15 * box.area
+        carved = {k for k in grids if not after[k].equals(grids[k])}
+        assert len(carved) >= 3
+        assert sorted((r[1], r[2]) for r in audit_rows(db, mark)) == sorted(
+            [("insert", new)] + [("update", k) for k in carved])
+        assert_served_coverage(page, server, db, code)
         assert page.errors == []
-    print(f"planner's day: {time.monotonic() - started:.1f} s")
+    print(f"planner's day: {time.monotonic() - started:.1f} s, tiles waited "
+          f"{max(WAITED):.1f} s at most")
+
+
+def new_grid_box(page, grids: dict, code: str, db) -> shapely.Polygon:
+    """A box around a corner of three grids or more, inside the community, a quarter of
+    their size; the map zoomed in with the wheel until it is 45 pixels wide or more."""
+    with db.connect() as conn:
+        area = shapely.from_wkb(bytes(conn.execute(text(
+            "SELECT ST_AsBinary(geom) FROM jurisdictions WHERE code = :c"),
+            {"c": code}).scalar_one()))
+    counts: dict[tuple, int] = {}
+    for g in grids.values():
+        for xy in g.exterior.coords[:-1]:
+            counts[xy] = counts.get(xy, 0) + 1
+    corners = [xy for xy, n in counts.items() if n >= 3
+               and area.boundary.distance(shapely.Point(xy)) > 0.002
+               and on_screen(page, shapely.Point(xy).buffer(1e-6), 150)]
+    assert corners, "no corner of three grids shows on the map"
+    x, y = corners[0]
+    touching = [g for g in grids.values() if g.distance(shapely.Point(x, y)) < 1e-9]
+    d = 0.25 * min(g.area ** 0.5 for g in touching)
+    for _ in range(8):
+        if pixel(page, PLAN, x + d, y)[0] - pixel(page, PLAN, x, y)[0] >= 45:
+            break
+        page.mouse.move(*pixel(page, PLAN, x, y))
+        page.mouse.wheel(0, -120)
+        page.wait_for_timeout(400)
+    wait_for(page, f"{PLAN}.state.busy === 0")
+    return shapely.box(x - d, y - d, x + d, y + d)
 
 
 # --- the police officer's day -------------------------------------------------------
