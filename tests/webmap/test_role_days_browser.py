@@ -383,6 +383,95 @@ def new_grid_box(page, grids: dict, code: str, db) -> shapely.Polygon:
     return shapely.box(x - d, y - d, x + d, y + d)
 
 
+# --- border patrols: the partner's day, and the police's -----------------------------
+
+
+def routes(db, border: str) -> dict[int, tuple]:
+    """The stored patrol routes of a border: id -> (team's city, team, name)."""
+    with db.connect() as conn:
+        return {r[0]: tuple(r[1:]) for r in conn.execute(text(
+            "SELECT id, jurisdiction_code, team, name FROM patrol_routes WHERE border = :b "
+            "ORDER BY id"), {"b": border})}
+
+
+def plan_patrols(page, db, user: str, name: str) -> dict[int, tuple]:
+    """Press 规划巡逻 with the default teams and check the stored routes; them."""
+    mark = last_audit(db)
+    with page.expect_response("**/api/border/patrols", timeout=90_000) as answer:
+        page.click("#sg-plan")
+    assert answer.value.status == 200, answer.value.text()
+    ids = json.dumps(sorted(f["id"] for f in answer.value.json()["features"] if "id" in f),
+                     separators=(",", ":"))
+    wait_for(page, f"{BORDER}.state.plan !== null && {BORDER}.state.busy === 0 && "
+             f"JSON.stringify({BORDER}.state.plan.features.filter(f => 'id' in f)"
+             f".map(f => f.id).sort((x, y) => x - y)) === '{ids}'")
+    page.wait_for_selector("#sg-message.ok, #sg-message.error")
+    assert "error" not in page.get_attribute("#sg-message", "class"), \
+        page.text_content("#sg-message")
+    shot(page, name)
+    plan = page.evaluate(f"{BORDER}.state.plan")
+    a, b = plan["parameters"]["a"], plan["parameters"]["b"]
+    border = "-".join(sorted((a, b)))
+    stored = routes(db, border)
+    drawn = {f["id"] for f in plan["features"] if f["properties"]["kind"] == "route"}
+    assert set(stored) == drawn and drawn
+    # both sides' teams: the default two each, numbered from 1, named by their city
+    teams = {(city, team) for city, team, _n in stored.values()}
+    assert {city for city, _t in teams} == {a, b}
+    assert teams <= {(c, t) for c in (a, b) for t in (1, 2)}
+    assert all(n.endswith(f"第{t}巡逻队") for _c, t, n in stored.values())
+    with db.connect() as conn:
+        audited = conn.execute(text(
+            "SELECT actor, action, feature_id FROM audit WHERE layer = 'patrol_routes' "
+            "AND id > :m"), {"m": mark}).all()
+    assert {(r[0], r[2]) for r in audited if r[1] == "insert"} == {(user, i) for i in stored}
+    return stored
+
+
+def border_day(page, db, user: str) -> str:
+    """Open the border page from the overview's header, plan twice; the border's key."""
+    page.click("#sg-border-link")
+    page.wait_for_url("**/map/border**")
+    page.wait_for_selector("#sg-message.ok, #sg-message.error", timeout=90_000)
+    assert "error" not in page.get_attribute("#sg-message", "class"), \
+        page.text_content("#sg-message")
+    drawn = page.evaluate(f"{BORDER}.state.border")
+    a, b = drawn["a"], drawn["b"]
+    sides = {f["properties"]["side"] for f in drawn["zone"]["features"]}
+    assert sides == {a, b} and drawn["length_m"] > 1000
+    with db.connect() as conn:  # a real pair: the two share a border
+        shared = conn.execute(text(
+            "SELECT ST_Length(ST_Intersection(ST_Boundary(x.geom), ST_Boundary(y.geom))"
+            "::geography) FROM jurisdictions x, jurisdictions y WHERE x.code = :a "
+            "AND y.code = :b"), {"a": a, "b": b}).scalar_one()
+    assert shared > 1000, (a, b, shared)
+    assert (page.input_value("#sg-teams-a"), page.input_value("#sg-teams-b")) == ("2", "2")
+    shot(page, f"{user}-border-02-zone")
+    first = plan_patrols(page, db, user, f"{user}-border-03-plan")
+    again = plan_patrols(page, db, user, f"{user}-border-04-planned-again")
+    # planned again: the earlier routes are gone (deleted, audited), new ones in their place
+    assert not set(first) & set(again)
+    assert sorted(v[:2] for v in again.values()) == sorted(v[:2] for v in first.values())
+    with db.connect() as conn:
+        deleted = conn.execute(text(
+            "SELECT feature_id FROM audit WHERE layer = 'patrol_routes' AND action = 'delete' "
+            "AND feature_id = ANY(:i)"), {"i": list(first)}).scalars().all()
+        assert sorted(deleted) == sorted(first)
+        assert conn.execute(text("SELECT count(*) FROM patrol_routes WHERE id = ANY(:i)"),
+                            {"i": list(first)}).scalar_one() == 0
+    assert page.errors == []
+    return "-".join(sorted((a, b)))
+
+
+def test_the_partners_day(city_server):
+    server, db = city_server
+    started = time.monotonic()
+    with logged_in(server, "partner", "/map") as page:
+        shot(page, "partner-01-overview")
+        assert border_day(page, db, "partner") == "430100-430300"
+    print(f"partner's day: {time.monotonic() - started:.1f} s")
+
+
 # --- the police officer's day -------------------------------------------------------
 
 CELLS = f"""() => {{
@@ -570,7 +659,7 @@ def test_the_police_officers_day(city_server):
         partners = routes(db, "430100-430300")
         border = border_day(page, db, "police")
         assert border.startswith("4301") and border[7:11] == "4301"  # two districts
-        assert routes(db, "430100-430300") == partners  # another border's stay
+        assert routes(db, "430100-430300") == partners  # the partner's (run before) stay
         timings["border"] = time.monotonic() - t0
     print(f"police's day: {timings}, {time.monotonic() - started:.1f} s")
 
@@ -636,91 +725,3 @@ def switch_a_camera_off(page) -> str:
         page.wait_for_selector("#sg-message.ok")
         return code
     raise AssertionError("no camera that watches a target took a click")
-
-
-# --- border patrols: the partner's day, and the police's -----------------------------
-
-
-def routes(db, border: str) -> dict[int, tuple]:
-    """The stored patrol routes of a border: id -> (team's city, team, name)."""
-    with db.connect() as conn:
-        return {r[0]: tuple(r[1:]) for r in conn.execute(text(
-            "SELECT id, jurisdiction_code, team, name FROM patrol_routes WHERE border = :b "
-            "ORDER BY id"), {"b": border})}
-
-
-def plan_patrols(page, db, user: str, name: str) -> dict[int, tuple]:
-    """Press 规划巡逻 with the default teams and check the stored routes; them."""
-    mark = last_audit(db)
-    with page.expect_response("**/api/border/patrols", timeout=90_000) as answer:
-        page.click("#sg-plan")
-    assert answer.value.status == 200, answer.value.text()
-    ids = json.dumps(sorted(f["id"] for f in answer.value.json()["features"] if "id" in f),
-                     separators=(",", ":"))
-    wait_for(page, f"{BORDER}.state.plan !== null && {BORDER}.state.busy === 0 && "
-             f"JSON.stringify({BORDER}.state.plan.features.filter(f => 'id' in f)"
-             f".map(f => f.id).sort((x, y) => x - y)) === '{ids}'")
-    page.wait_for_selector("#sg-message.ok, #sg-message.error")
-    assert "error" not in page.get_attribute("#sg-message", "class"), \
-        page.text_content("#sg-message")
-    shot(page, name)
-    plan = page.evaluate(f"{BORDER}.state.plan")
-    a, b = plan["parameters"]["a"], plan["parameters"]["b"]
-    border = "-".join(sorted((a, b)))
-    stored = routes(db, border)
-    drawn = {f["id"] for f in plan["features"] if f["properties"]["kind"] == "route"}
-    assert set(stored) == drawn and drawn
-    # both sides' teams: the default two each, numbered from 1, named by their city
-    teams = {(city, team) for city, team, _n in stored.values()}
-    assert {city for city, _t in teams} == {a, b}
-    assert teams <= {(c, t) for c in (a, b) for t in (1, 2)}
-    assert all(n.endswith(f"第{t}巡逻队") for _c, t, n in stored.values())
-    with db.connect() as conn:
-        audited = conn.execute(text(
-            "SELECT actor, action, feature_id FROM audit WHERE layer = 'patrol_routes' "
-            "AND id > :m"), {"m": mark}).all()
-    assert {(r[0], r[2]) for r in audited if r[1] == "insert"} == {(user, i) for i in stored}
-    return stored
-
-
-def border_day(page, db, user: str) -> str:
-    """Open the border page from the overview's header, plan twice; the border's key."""
-    page.click("#sg-border-link")
-    page.wait_for_url("**/map/border**")
-    page.wait_for_selector("#sg-message.ok, #sg-message.error", timeout=90_000)
-    assert "error" not in page.get_attribute("#sg-message", "class"), \
-        page.text_content("#sg-message")
-    drawn = page.evaluate(f"{BORDER}.state.border")
-    a, b = drawn["a"], drawn["b"]
-    sides = {f["properties"]["side"] for f in drawn["zone"]["features"]}
-    assert sides == {a, b} and drawn["length_m"] > 1000
-    with db.connect() as conn:  # a real pair: the two share a border
-        shared = conn.execute(text(
-            "SELECT ST_Length(ST_Intersection(ST_Boundary(x.geom), ST_Boundary(y.geom))"
-            "::geography) FROM jurisdictions x, jurisdictions y WHERE x.code = :a "
-            "AND y.code = :b"), {"a": a, "b": b}).scalar_one()
-    assert shared > 1000, (a, b, shared)
-    assert (page.input_value("#sg-teams-a"), page.input_value("#sg-teams-b")) == ("2", "2")
-    shot(page, f"{user}-border-01-zone")
-    first = plan_patrols(page, db, user, f"{user}-border-02-plan")
-    again = plan_patrols(page, db, user, f"{user}-border-03-planned-again")
-    # planned again: the earlier routes are gone (deleted, audited), new ones in their place
-    assert not set(first) & set(again)
-    assert sorted(v[:2] for v in again.values()) == sorted(v[:2] for v in first.values())
-    with db.connect() as conn:
-        deleted = conn.execute(text(
-            "SELECT feature_id FROM audit WHERE layer = 'patrol_routes' AND action = 'delete' "
-            "AND feature_id = ANY(:i)"), {"i": list(first)}).scalars().all()
-        assert sorted(deleted) == sorted(first)
-        assert conn.execute(text("SELECT count(*) FROM patrol_routes WHERE id = ANY(:i)"),
-                            {"i": list(first)}).scalar_one() == 0
-    assert page.errors == []
-    return "-".join(sorted((a, b)))
-
-
-def test_the_partners_day(city_server):
-    server, db = city_server
-    started = time.monotonic()
-    with logged_in(server, "partner", "/map") as page:
-        assert border_day(page, db, "partner") == "430100-430300"
-    print(f"partner's day: {time.monotonic() - started:.1f} s")
