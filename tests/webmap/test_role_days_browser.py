@@ -271,7 +271,11 @@ def test_the_planners_day(city_server):
 
         # merge two neighbours after confirming the dialog
         used = {a, b}
+        with db.connect() as conn:  # two comprehensive grids (not a school's own grid)
+            kinds = dict(conn.execute(text("SELECT id, kind FROM grids WHERE "
+                                           "jurisdiction_code = :c"), {"c": code}).all())
         pairs = [(p, q) for p in grids for q in grids if p < q and not {p, q} & used
+                 and kinds[p] == kinds[q] == "comprehensive"
                  and grids[p].intersection(grids[q]).length > 0
                  and on_screen(page, grids[p]) and on_screen(page, grids[q])]
         assert pairs, "no two neighbours show on the map"
