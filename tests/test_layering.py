@@ -60,6 +60,20 @@ def test_web_modules_run_no_sql():
         "webmap/ asks layers/ for what it shows: move the query into a layers function"
 
 
+def test_blueprints_take_the_database_from_webmap_db():
+    """As in Flask's tutorial: the application factory builds the app, blueprints import
+    nothing from it (``webmap/app.py`` imports them)."""
+    offenders = []
+    for path in sorted((GEO.parent / "webmap").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and path.name != "__init__.py" and (
+                    (node.level == 1 and node.module == "app")
+                    or node.module == "webmap.app"):
+                offenders.append(f"{path.name}:{node.lineno}")
+    assert offenders == []
+
+
 def test_the_sql_check_sees_a_query(tmp_path):
     bad = tmp_path / "page.py"
     bad.write_text("from sqlalchemy import Engine, text\n"

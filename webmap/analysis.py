@@ -21,8 +21,8 @@ from layers.registry import INCIDENT_CATEGORIES, LAYERS
 from layers.report import month_range
 from layers.users import User
 
-from .app import db_engine
 from .auth import current_user
+from .db import db_engine
 from .mapview import BadParameter, page_lang, tool_page
 from .reports import CATEGORY
 

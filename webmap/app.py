@@ -12,14 +12,13 @@ from collections.abc import Mapping
 
 import psycopg
 from flask import Flask, jsonify
-from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, OperationalError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from layers.db import database_url, engine
 from layers.errors import InputRejected, SafegridError
 from layers.registry import UnknownLayer
 
+from . import db
 from .errorpage import error_page, wants_page
 
 DEFAULTS: dict[str, object] = {
@@ -44,10 +43,7 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     if config:
         app.config.from_mapping(config)
     app.json.ensure_ascii = False
-    app.extensions["safegrid.engine"] = engine(
-        app.config["DATABASE_URL"] or database_url(),
-        lock_timeout=str(app.config["DB_LOCK_TIMEOUT"]),
-        statement_timeout=str(app.config["DB_STATEMENT_TIMEOUT"]))
+    db.init_app(app)
     from . import (
         analysis,
         auth,
@@ -87,11 +83,6 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     app.register_blueprint(reports.bp)
     _register_errors(app)
     return app
-
-
-def db_engine(app: Flask) -> Engine:
-    """The database engine of ``app``."""
-    return app.extensions["safegrid.engine"]
 
 
 def _answer(body: dict, status: int, headers: dict | None = None):

@@ -41,7 +41,7 @@ from markupsafe import escape
 from layers.cluster import managed_cluster
 from layers.users import User, user_by_name, user_for_token, verify_password
 
-from .app import db_engine
+from .db import db_engine
 from .ratelimit import rate_limits, too_many
 
 bp = Blueprint("auth", __name__)

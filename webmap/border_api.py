@@ -9,10 +9,10 @@ from flask import Blueprint, Response, current_app, request
 
 from layers.border import BorderQuery, kept_border_view, patrol_plan
 
-from .app import db_engine
 from .auth import current_user
 from .border_map import TEXT
 from .compress import json_response
+from .db import db_engine
 from .params import BadRequest, json_body, number_arg, only_params
 
 bp = Blueprint("border_api", __name__)

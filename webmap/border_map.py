@@ -21,8 +21,8 @@ from layers.border import MAX_WIDTH, Neighbours, neighbour_pairs
 from layers.jurisdictions import rough_outlines
 from layers.registry import LAYERS
 
-from .app import db_engine
 from .auth import csrf_token, current_user
+from .db import db_engine
 from .mapview import page_lang, tool_page
 
 bp = Blueprint("border_map", __name__)

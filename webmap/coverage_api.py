@@ -29,9 +29,9 @@ from layers.coverage import (
     siting,
 )
 
-from .app import db_engine
 from .auth import current_user
 from .compress import json_response
+from .db import db_engine
 from .params import BadRequest, flag_arg, json_body, number_arg, only_params
 
 bp = Blueprint("coverage_api", __name__)

@@ -22,8 +22,8 @@ from layers.registry import LAYERS
 from layers.users import User
 
 from .analysis import NOTICE_TEXT, choices_for, chosen_jurisdiction, notice_link
-from .app import db_engine
 from .auth import csrf_token, current_user
+from .db import db_engine
 from .mapview import page_lang, tool_page
 
 bp = Blueprint("coverage_map", __name__)

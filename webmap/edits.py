@@ -18,8 +18,8 @@ from layers.features import fetch_ids, fetch_item
 from layers.partitions import MonthsMissing, prepare
 from layers.registry import LAYERS, Layer, get_layer
 
-from .app import db_engine
 from .auth import current_user
+from .db import db_engine
 from .params import BadRequest
 
 bp = Blueprint("edits", __name__)

@@ -20,8 +20,8 @@ from layers.gridgen import generate_grids
 from layers.registry import LAYERS
 from layers.units import regenerate_units
 
-from .app import db_engine
 from .auth import current_user
+from .db import db_engine
 from .edits import grid_edit_response, if_match_version
 from .params import BadRequest, json_body, only_params
 

@@ -22,8 +22,8 @@ from layers.hotspots import (
 from layers.safety import safety_index
 from layers.validate import instant, period_end
 
-from .app import db_engine
 from .auth import current_user
+from .db import db_engine
 from .params import BadRequest, flag_arg, number_arg, only_params
 
 bp = Blueprint("hotspots_api", __name__)

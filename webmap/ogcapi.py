@@ -16,8 +16,8 @@ from layers.errors import NotFound
 from layers.features import CRS84, OUTPUT_CRS, collection_extent, fetch_item, fetch_page
 from layers.registry import LAYERS, get_layer
 
-from .app import db_engine
 from .auth import current_user
+from .db import db_engine
 from .openapi import openapi_document
 from .params import BadRequest, item_query, only_params, parse_crs_uri
 from .ratelimit import charge, page_cost

@@ -7,8 +7,8 @@ from flask import Blueprint, Response, current_app, request
 from layers.db import ping
 from layers.overview import cities
 
-from .app import db_engine
 from .auth import current_user
+from .db import db_engine
 from .mapview import BadParameter, build_map, page_lang, render_page
 
 bp = Blueprint("pages", __name__)

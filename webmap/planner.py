@@ -30,8 +30,8 @@ from layers.jurisdictions import community_choices, jurisdiction_box
 from layers.registry import LAYERS
 from layers.users import User
 
-from .app import db_engine
 from .auth import csrf_token, current_user
+from .db import db_engine
 from .mapview import BadParameter, Map, StartScript, page_lang, render_page
 
 bp = Blueprint("planner", __name__)

@@ -22,8 +22,8 @@ from markupsafe import escape
 from layers.jurisdictions import jurisdiction_choices, latest_incident_month
 from layers.report import MAX_PLACES, notice_figures
 
-from .app import db_engine
 from .auth import current_user
+from .db import db_engine
 from .errorpage import wants_page
 from .params import BadRequest, only_params
 

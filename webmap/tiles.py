@@ -25,9 +25,9 @@ from layers.access import enter_scope, read_scope
 from layers.registry import LAYERS, get_layer
 from layers.tiles import BASEMAP_LAYERS, MAX_ZOOM, basemap_tile, layer_tile
 
-from .app import db_engine
 from .auth import current_user
 from .compress import json_response
+from .db import db_engine
 from .mapview import configured_basemaps, overview_layer, page_lang
 from .ogcapi import NotFound
 from .params import BadRequest, only_params
