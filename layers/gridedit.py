@@ -419,7 +419,10 @@ def _next_code(conn: Connection, jurisdiction: str, code: str, name: str) -> tup
 
 def merge_grids(conn: Connection, user: User, ids: list[int],
                 versions: dict[int, int] | None = None) -> GridEdit:
-    """Dissolve adjacent grids into the first; their units join it (stale)."""
+    """Dissolve adjacent grids of one kind into the first; their units join it (stale).
+
+    Grids of different kinds are refused: a dedicated grid (专属网格) is a key area's own.
+    """
     scope = write_scope(conn, user, GRIDS)
     if len(ids) < 2 or len(set(ids)) != len(ids):
         raise GridEditRefused("merge needs two or more different grid ids")
@@ -430,6 +433,11 @@ def merge_grids(conn: Connection, user: User, ids: list[int],
     code = codes.pop()
     _lock(conn, code)
     befores = {i: lock_feature(conn, GRIDS, i, scope, (versions or {}).get(i)) for i in ids}
+    kinds = {b["properties"]["kind"] for b in befores.values()}
+    if len(kinds) > 1:
+        raise GridEditRefused("grids of different kinds (comprehensive and dedicated) cannot "
+                              "be merged: a dedicated grid keeps its own area; change one "
+                              "grid's kind first")
     grids = {r[0]: shapely.from_wkb(bytes(r[1])) for r in conn.execute(text(
         "SELECT id, ST_AsBinary(geom) FROM grids WHERE id = ANY(:i)"), {"i": ids})}
     names = {i: b["properties"]["code"] for i, b in befores.items()}

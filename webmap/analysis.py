@@ -23,7 +23,7 @@ from layers.users import User
 
 from .auth import current_user
 from .db import db_engine
-from .mapview import BadParameter, page_lang, tool_page
+from .mapview import PUNCTUATION, BadParameter, page_lang, tool_page
 from .reports import CATEGORY
 
 bp = Blueprint("analysis", __name__)
@@ -122,7 +122,8 @@ NOTICE_TEXT = {
 
 def page_text(lang: str) -> dict[str, str]:
     """Every word of the analysis page in ``lang``: controls, legends, popups, categories."""
-    return {**TEXT[lang], **WORDS[lang], **CATEGORY[lang], **NOTICE_TEXT[lang]}
+    return {**TEXT[lang], **WORDS[lang], **CATEGORY[lang], **NOTICE_TEXT[lang],
+            **PUNCTUATION[lang]}
 
 
 def _controls(code: str, lang: str, choices: list[tuple[str, str]], month: str | None

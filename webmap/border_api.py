@@ -41,7 +41,7 @@ def _why(stop: dict, parameters: dict) -> str:
     """Why a patrol did not reach ``stop``, in Chinese words (the border page's table)."""
     t = TEXT["zh"]
     distance = "?" if stop["distance_m"] is None else str(math.floor(stop["distance_m"] + 0.5))
-    return t["stop_" + stop["kind"]] + ": " + t["why_" + stop["reason"]].format(
+    return t["stop_" + stop["kind"]] + "：" + t["why_" + stop["reason"]].format(
         distance=distance, reach=_number(parameters["reach_m"]),
         detour=_number(parameters["detour_m"]))
 

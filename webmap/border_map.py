@@ -23,7 +23,7 @@ from layers.registry import LAYERS
 
 from .auth import csrf_token, current_user
 from .db import db_engine
-from .mapview import page_lang, tool_page
+from .mapview import PUNCTUATION, page_lang, tool_page
 
 bp = Blueprint("border_map", __name__)
 
@@ -73,7 +73,7 @@ TEXT = {
            "no_route": "无路线", "stop_start": "责任段起点", "stop_end": "责任段终点",
            "stop_crossing": "道路过境点", "stop_hot_cell": "热点格网中心",
            "why_no_roads": "本方边界带及其外 {detour} 米内没有道路",
-           "why_no_road": "最近的道路在 {distance} 米外,超过 {reach} 米",
+           "why_no_road": "最近的道路在 {distance} 米外，超过 {reach} 米",
            "why_not_joined": "所在道路在边界带外 {detour} 米内不与其他途经点的道路相连",
            "no_pairs": "您的辖区内没有两个相邻的市或区县，无法进行边界联防。",
            "not_a_pair": "{a} 与 {b} 不是您可选的一对相邻辖区，现显示 {shown}。",
@@ -243,7 +243,7 @@ def border_page():
     width, notice = _width(lang, notice)
     neighbours = _choices(pairs)
     can_plan = user.role in LAYERS["patrol_routes"].write_roles
-    config = {"text": {**TEXT[lang], **WORDS[lang]}, "csrf": csrf_token(),
+    config = {"text": {**TEXT[lang], **WORDS[lang], **PUNCTUATION[lang]}, "csrf": csrf_token(),
               "canPlan": can_plan, "lang": lang, "neighbours": neighbours, "maxWidth": MAX_WIDTH,
               "outlines": outlines}
     return Response(tool_page(

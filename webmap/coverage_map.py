@@ -24,7 +24,7 @@ from layers.users import User
 from .analysis import NOTICE_TEXT, choices_for, chosen_jurisdiction, notice_link
 from .auth import csrf_token, current_user
 from .db import db_engine
-from .mapview import page_lang, tool_page
+from .mapview import PUNCTUATION, page_lang, tool_page
 
 bp = Blueprint("coverage_map", __name__)
 
@@ -91,7 +91,7 @@ TEXT = {
 
 def page_text(lang: str) -> dict[str, str]:
     """Every word of the coverage page in ``lang``: controls, legends and popups."""
-    return {**TEXT[lang], **WORDS[lang], **NOTICE_TEXT[lang]}
+    return {**TEXT[lang], **WORDS[lang], **NOTICE_TEXT[lang], **PUNCTUATION[lang]}
 
 
 def _controls(code: str, lang: str, choices: list[tuple[str, str]], month: str | None

@@ -344,6 +344,8 @@ def layer_title(layer: Layer, lang: str) -> str:
     return layer.title_zh if lang == "zh" else layer.title_en
 
 
+# Punctuation joining words in a page's messages: full-width in Chinese.
+PUNCTUATION = {"zh": {"colon": "：", "comma": "，"}, "en": {"colon": ": ", "comma": ", "}}
 # The city outlines' tooltip: name and code.
 BORDER_FIELDS = {"zh": {"name": "名称", "code": "代码"}, "en": {"name": "Name", "code": "Code"}}
 BORDER_STYLE = {"color": "#d95f02", "weight": 3, "dashArray": "6 4"}

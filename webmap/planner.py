@@ -32,7 +32,7 @@ from layers.users import User
 
 from .auth import csrf_token, current_user
 from .db import db_engine
-from .mapview import BadParameter, Map, StartScript, page_lang, render_page
+from .mapview import PUNCTUATION, BadParameter, Map, StartScript, page_lang, render_page
 
 bp = Blueprint("planner", __name__)
 
@@ -75,6 +75,8 @@ TEXT = {
         "why_not_one": "这些网格合并后不是一整块：请只合并相邻的网格",
         "why_merge_two": "合并需要两个不同的网格：请点击另一个相邻的网格",
         "why_other_jurisdiction": "这些网格属于不同辖区，不能合并",
+        "why_other_kind": "综合网格与专属网格不能合并：专属网格是重点区域自己的网格；"
+                          "如需合并，请先修改其中一个网格的类型",
         "why_move": "网格不能移到另一个辖区：请在那里新画一个网格",
         "why_no_jurisdiction": "新网格不在任何辖区内：请画在辖区以内",
         "why_stale": "该网格已被他人修改（现为第 {1} 版）：已重新载入，请再操作一次",
@@ -156,6 +158,8 @@ TEXT = {
         "why_merge_two": "A merge needs two different grids: click another neighbouring grid",
         "why_other_jurisdiction": "These grids belong to different jurisdictions and cannot "
         "be merged",
+        "why_other_kind": "A comprehensive and a dedicated grid cannot be merged: a dedicated "
+        "grid is a key area's own; change one grid's kind first if they should be one",
         "why_move": "A grid cannot move to another jurisdiction: draw a new grid there instead",
         "why_no_jurisdiction": "The new grid lies in no jurisdiction: draw it inside one",
         "why_stale": "Someone else changed this grid (now version {1}): it is reloaded; do "
@@ -220,6 +224,7 @@ REFUSALS = [
     ("why_not_one", r"do not dissolve into one polygon"),
     ("why_merge_two", r"merge needs two or more different grid"),
     ("why_other_jurisdiction", r"the grids belong to different jurisdictions"),
+    ("why_other_kind", r"grids of different kinds .* cannot be merged"),
     ("why_move", r"a grid cannot move from jurisdiction"),
     ("why_no_jurisdiction", r"the new grid lies in no jurisdiction"),
     ("why_stale", r"is at version (\d+), "),
@@ -269,7 +274,7 @@ def build_planner(engine: Engine, user: User, code: str, lang: str) -> Map:
     root.html.add_child(folium.Element(_panel(engine, user, code, lang)))
     StartScript("safegridPlanner", {
         "jurisdiction": code, "jurisdictionId": box.id, "lang": lang,
-        "text": TEXT[lang], "csrf": csrf_token(), "canWrite":
+        "text": {**TEXT[lang], **PUNCTUATION[lang]}, "csrf": csrf_token(), "canWrite":
             user.role in LAYERS["grids"].write_roles,
         "refusals": [[key, pattern] for key, pattern in REFUSALS],
         "styles": STYLES, "problemColours": PROBLEM_COLOURS,

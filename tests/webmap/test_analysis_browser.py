@@ -87,7 +87,7 @@ def test_gi_then_emerging_then_a_saved_run(analyst):
                            ".startsWith('对比')")
     hot = page.evaluate("window.safegridAnalysisState.state.last.features"
                         ".filter(f => f.properties.class.startsWith('hot')).length")
-    assert f"对比: {hot} / {hot}" in page.text_content("#sg-message")
+    assert f"对比：{hot} / {hot}" in page.text_content("#sg-message")
     assert f"{hot} 个两次都是热点" in page.text_content("#sg-message")
 
     # the safety index of the grids, coloured by level

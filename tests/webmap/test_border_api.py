@@ -144,7 +144,7 @@ def test_every_route_lists_the_stops_it_missed_and_why(api, db):
              "hot_cell": "热点格网中心"}
     with db.connect() as conn:
         for stop in missed:
-            assert stop["why"].startswith(kinds[stop["kind"]] + ": ")
+            assert stop["why"].startswith(kinds[stop["kind"]] + "：")
             assert stop["reason"] in ("no_road", "not_joined", "no_roads")
             if stop["reason"] != "no_road":
                 continue

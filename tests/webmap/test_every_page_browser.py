@@ -30,6 +30,7 @@ ROLES = ["admin", "planner", "police", "partner", "viewer"]
 # Latin words a Chinese page may show: units, method and statistic names.
 ALLOWED = {"Gi", "Getis", "Ord", "KDE", "PAI", "FDR", "Z", "p", "m", "km", "km²", "m²",
            "CSV", "GeoJSON", "safegrid", "Leaflet", "OpenStreetMap", "OSM", "API", "OGC", "GCJ"}
+HALF_WIDTH = re.compile(r"[\u4e00-\u9fff][,;:](?!\d)")
 CJK = re.compile(r"[\u3400-\u9fff\uff08\uff09\u3001\u3002\uff0c\uff1a\uff1b]")
 
 # Visible text nodes and the texts a person meets in tooltips and placeholders.
@@ -114,6 +115,8 @@ def _leaks(texts: list[str], lang: str, names: list[str]) -> list[str]:
         if lang == "zh":
             words = re.findall(r"[A-Za-z][A-Za-z0-9_²]*", rest)
             if [w for w in words if w not in ALLOWED and not re.search(r"\d", w)]:
+                bad.append(t)
+            elif HALF_WIDTH.search(rest):  # Chinese text takes full-width ， ： ；
                 bad.append(t)
         elif CJK.search(rest):
             bad.append(t)

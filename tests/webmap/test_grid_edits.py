@@ -6,6 +6,7 @@ the response says, derived counts match a brute-force count, refused edits wrote
 nothing.
 """
 
+import re
 import threading
 
 import pytest
@@ -194,6 +195,24 @@ def test_bad_split_merge_restore(api, db, planned, path, body, status, expect):
     assert r.status_code == status, r.text
     assert expect in r.json()["error"]
     assert state(db) == before
+
+
+def test_a_dedicated_grid_is_not_merged_into_a_comprehensive_one(api, db, planned):
+    grids = geoms(db)
+    a = planned[0]
+    b = next(k for k in planned if k != a and grids[k].intersection(grids[a]).length > 0)
+    _feature, etag = item(api, a)
+    r = api("planner", f"/collections/grids/items/{a}", method="PATCH",
+            json={"properties": {"kind": "dedicated"}},
+            headers={"If-Match": etag, "Content-Type": "application/merge-patch+json"})
+    assert r.status_code == 200, r.text
+    before = state(db)
+    r = api("planner", "/api/grids/merge", method="POST", json={"ids": [a, b]})
+    assert r.status_code == 422 and "different kinds" in r.json()["error"], r.text
+    assert state(db) == before
+    # the planner's refusal text matches it
+    from webmap.planner import REFUSALS
+    assert any(re.search(p, r.json()["error"]) for key, p in REFUSALS if key == "why_other_kind")
 
 
 def test_only_grid_writers_edit_grids(api, db, planned):

@@ -134,7 +134,7 @@ function safegridAnalysis(map, config) {
     }).addTo(cells);
     if (method === "safety") {
       legend([[t.legend_safety, Object.entries(LEVELS).map(([k, c]) => [levelName(k), c])]]);
-      message(t.done + ": " + body.features.length + " " + t.grids, "ok");
+      message(t.done + t.colon + body.features.length + " " + t.grids, "ok");
       return;
     }
     if (method === "gi") {
@@ -148,9 +148,9 @@ function safegridAnalysis(map, config) {
     }
     const p = body.parameters || {};
     const incidents = p.incidents != null ? p.incidents : p.incidents_in_cells;  // batch runs
-    message(t.done + ": " + body.features.length + " " + t.cells + ", " + t.cell + " " +
+    message(t.done + t.colon + body.features.length + " " + t.cells + t.comma + t.cell + " " +
             p.cell + " m" + (p.cell_chosen ? " (" + t.chosen + ")" : "") +
-            (incidents != null ? ", " + incidents + " " + t.incidents : ""), "ok");
+            (incidents != null ? t.comma + incidents + " " + t.incidents : ""), "ok");
   }
 
   async function run() {
@@ -211,7 +211,7 @@ function safegridAnalysis(map, config) {
     const id = value("sg-runs");
     if (!id) return;
     const result = await get("/api/hotspots/runs/" + id);
-    if (!result.ok) { message(t.refused + ": " + (result.data || {}).error, "error"); return; }
+    if (!result.ok) { message(t.refused + t.colon + (result.data || {}).error, "error"); return; }
     draw(result.data);
   }
 
@@ -225,7 +225,7 @@ function safegridAnalysis(map, config) {
     const id = value("sg-compare");
     if (!id || !state.last) return;
     const result = await get("/api/hotspots/runs/" + id);
-    if (!result.ok) { message(t.refused + ": " + (result.data || {}).error, "error"); return; }
+    if (!result.ok) { message(t.refused + t.colon + (result.data || {}).error, "error"); return; }
     const key = f => f.properties.row + ":" + f.properties.col;
     const mine = new Set(state.last.features.filter(f => isHot(f.properties)).map(key));
     const theirs = result.data.features.filter(f => isHot(f.properties));
@@ -233,7 +233,7 @@ function safegridAnalysis(map, config) {
     L.geoJSON({type: "FeatureCollection", features: theirs}, {
       style: {color: "#000", weight: 2, dashArray: "4 3", fill: false}, interactive: false,
     }).addTo(compared);
-    message(t.compared + ": " + mine.size + " / " + theirs.length + " " + t.hot_cells + ", " +
+    message(t.compared + t.colon + mine.size + " / " + theirs.length + " " + t.hot_cells + t.comma +
             both + " " + t.in_both, "ok");
   }
 

@@ -52,7 +52,7 @@ function safegridBorder(map, config) {
 
   function crossingPopup(p) {
     return rows([[t.f_road, p.road], [t.f_covered, p.covered ? t.covered : t.uncovered],
-                 [t.f_covered_by, (p.covered_by || []).join(", ")],
+                 [t.f_covered_by, (p.covered_by || []).join(t.comma)],
                  [t.f_side, ...city(p.side)]]);
   }
 
@@ -93,7 +93,7 @@ function safegridBorder(map, config) {
   function width() {
     const metres = Number(value("sg-width"));
     if (value("sg-width") !== "" && metres > 0 && metres <= config.maxWidth) return metres;
-    message(t.refused + ": " + t.width_rule.replace("{max}", config.maxWidth), "error");
+    message(t.refused + t.colon + t.width_rule.replace("{max}", config.maxWidth), "error");
     return null;
   }
 
@@ -171,7 +171,7 @@ function safegridBorder(map, config) {
     const c = body.coverage;
     document.getElementById("sg-summary").innerHTML =
       "<b>" + esc(t.length) + " " + (body.length_m / 1000).toFixed(1) + " " + esc(t.km) +
-      "</b><br>" + c.crossings + " " + esc(t.crossings) + ": " +
+      "</b><br>" + c.crossings + " " + esc(t.crossings) + t.colon +
       '<span style="color:#1a9641">' + (c.crossings - c.uncovered_crossings) + " " +
       esc(t.covered) + '</span>, <span style="color:#d7191c">' + c.uncovered_crossings +
       " " + esc(t.uncovered) + "</span><br>" + body.incidents.total + " " +
@@ -179,7 +179,7 @@ function safegridBorder(map, config) {
       " · " + body.key_areas.features.length + " " + esc(t.key_areas) + " · " + seen + " " +
       esc(t.cameras);
     key(body);
-    message(t.show + ": " + city(body.a)[0] + " / " + city(body.b)[0], "ok");
+    message(t.show + t.colon + city(body.a)[0] + " / " + city(body.b)[0], "ok");
   }
 
   async function planPatrols() {
@@ -207,8 +207,8 @@ function safegridBorder(map, config) {
     const unreached = showUnreached(result.data);
     sheet(result.data);
     document.getElementById("sg-print").disabled = false;
-    message(t.plan + ": " + result.data.summary.sectors + " " + t.sector + ", " +
-            t.balance + " " + result.data.summary.balance + ", " + unreached + " " +
+    message(t.plan + t.colon + result.data.summary.sectors + " " + t.sector + t.comma +
+            t.balance + " " + result.data.summary.balance + t.comma + unreached + " " +
             t.unreached_stops, unreached ? "ok sg-warn" : "ok");
   }
 
@@ -216,7 +216,7 @@ function safegridBorder(map, config) {
   function why(stop, parameters) {
     const values = {distance: stop.distance_m === null ? "?" : Math.round(stop.distance_m),
                     reach: parameters.reach_m, detour: parameters.detour_m};
-    return t["stop_" + stop.kind] + ": " +
+    return t["stop_" + stop.kind] + t.colon +
       t["why_" + stop.reason].replace(/\{(\w+)\}/g, (all, name) => values[name]);
   }
 
@@ -272,12 +272,12 @@ function safegridBorder(map, config) {
         (p.from_m / 1000).toFixed(1) + "–" + (p.to_m / 1000).toFixed(1) + " km</td><td>" +
         p.crossings + " (" + p.uncovered + " " + esc(t.uncovered) + ")</td><td>" +
         p.workload + "</td><td>" + esc(p.hours) + "</td><td>" +
-        (route ? (route.properties.length_m / 1000).toFixed(1) + " km, " : esc(t.no_route) +
-         ", ") + p.stops_reached + "/" + p.stops +
+        (route ? (route.properties.length_m / 1000).toFixed(1) + " km" + t.comma
+               : esc(t.no_route) + t.comma) + p.stops_reached + "/" + p.stops +
         p.unreached.map(s => "<br>" + esc(why(s, data.parameters))).join("") + "</td></tr>";
     });
     document.getElementById("sg-plan-sheet").innerHTML =
-      "<h2>" + esc(t.plan_title) + ": " + esc(city(data.parameters.a)[0]) + " / " +
+      "<h2>" + esc(t.plan_title) + t.colon + esc(city(data.parameters.a)[0]) + " / " +
       esc(city(data.parameters.b)[0]) + "</h2><p>" + esc(t.width) + " " + data.parameters.width +
       " · " + esc(t.balance) + " " + data.summary.balance + "</p><table><tr><th>" +
       esc(t.team) + "</th><th>" + esc(t.sector) + "</th><th>" + esc(t.crossings) +

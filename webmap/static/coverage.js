@@ -256,7 +256,7 @@ function safegridCoverage(map, config) {
     }
     summary(text);
     document.getElementById("sg-reset").style.display = state.off.size ? "" : "none";
-    message(t.coverage + ": " + state.base.features.length + " " + t.targets, "ok");
+    message(t.coverage + t.colon + state.base.features.length + " " + t.targets, "ok");
   }
 
   async function showGaps() {
@@ -286,7 +286,7 @@ function safegridCoverage(map, config) {
     summary("<b>" + body.summary.gaps + " " + esc(t.gap_count) + "</b> · " +
             esc(size(body.summary.uncovered)) + " · " + esc(t.risk) + " " +
             esc(fixed(body.summary.risk, 1) + " " + t.expected));
-    message(t.gaps + ": " + n + " " + t.gap_count, "ok");
+    message(t.gaps + t.colon + n + " " + t.gap_count, "ok");
   }
 
   async function siting() {
@@ -327,11 +327,11 @@ function safegridCoverage(map, config) {
     });
     const note = document.createElement("p");
     note.className = "sg-note";
-    note.textContent = t.f_gain + ": " + t.gain_note;
+    note.textContent = t.f_gain + t.colon + t.gain_note;
     list.append(ol, note);
     legend((state.key || [cameraKey()]).concat([[t.legend_proposed,
                                                  [[t.proposed_view, PROPOSED]]]]));
-    message(t.siting + ": " + data.features.length + " " + t.proposed, "ok");
+    message(t.siting + t.colon + data.features.length + " " + t.proposed, "ok");
   }
 
   async function addToPlan(feature, run, button) {
@@ -344,7 +344,7 @@ function safegridCoverage(map, config) {
     if (!result.ok) { refused(result); return; }
     button.disabled = true;
     button.textContent = t.added;
-    message(code + ": " + t.added, "ok");
+    message(code + t.colon + t.added, "ok");
     const added = await call("/api/coverage/views?" + viewsQuery([code]));
     if (!added.ok) { refused(added); return; }
     for (const f of added.data.features) {

@@ -92,7 +92,7 @@ function safegridPlanner(map, config) {
     if (known) return fill(t.refused_because, [known]);
     let text = data.error || ("HTTP " + result.status);
     if (Array.isArray(data.problems) && data.problems.length) {
-      text += ": " + data.problems.map(p => p.reason || JSON.stringify(p)).join("; ");
+      text += t.colon + data.problems.map(p => p.reason || JSON.stringify(p)).join("; ");
     }
     return t.refused + " (" + result.status + "): " + text;
   }
@@ -347,7 +347,7 @@ function safegridPlanner(map, config) {
     if (result.ok) {
       applyChanges(result.data);
       showAttributes(result.data);
-      message(t.saved + ": " + result.data.changed.features.map(f => f.properties.code)
+      message(t.saved + t.colon + result.data.changed.features.map(f => f.properties.code)
         .join(", "), "ok");
     } else if (result.status === 412) {
       const current = result.data.current;
@@ -633,7 +633,7 @@ function safegridPlanner(map, config) {
     if (result.ok) {
       applyChanges(result.data);
       showAttributes(result.data);
-      message(t.restored + ": " + t.version + " " + version, "ok");
+      message(t.restored + t.colon + t.version + " " + version, "ok");
       showHistory();
     } else {
       refusedEdit(result);
@@ -749,7 +749,7 @@ function safegridPlanner(map, config) {
   async function regenerateUnits() {
     const result = await call("POST", "/api/grids/" + selected + "/units");
     if (result.ok) {
-      message(t.units_done + ": " + result.data.features.length, "ok");
+      message(t.units_done + t.colon + result.data.features.length, "ok");
     } else {
       message(errorText(result), "error");
     }
