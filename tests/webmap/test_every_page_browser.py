@@ -65,13 +65,15 @@ TEXTS = """() => {
 
 @pytest.fixture(scope="module")
 def names(db, demo_small) -> list[str]:
-    """Every name the data holds (longest first): proper names in either language."""
+    """Every name the data holds (longest first): proper names in either language,
+    and who made each saved analysis (a user, or the command line's actor)."""
     with db.connect() as conn:
         found = conn.execute(text("""
             SELECT name FROM jurisdictions UNION SELECT name FROM grids
             UNION SELECT name FROM key_areas UNION SELECT name FROM roads
             UNION SELECT name FROM checkpoints UNION SELECT name FROM patrol_routes
-            UNION SELECT name FROM users""")).scalars()
+            UNION SELECT name FROM users UNION SELECT created_by FROM hotspot_runs
+            UNION SELECT created_by FROM coverage_runs""")).scalars()
         return sorted({n for n in found if n}, key=len, reverse=True)
 
 

@@ -177,7 +177,7 @@ function safegridAnalysis(map, config) {
     message(t.running);
     const result = await get(url + "?" + params.toString());
     if (!result.ok) {
-      message(t.refused + " (" + result.status + "): " + ((result.data || {}).error || ""),
+      message(t.refused + " (" + result.status + ")" + t.colon + ((result.data || {}).error || ""),
               "error");
       return;
     }

@@ -86,7 +86,7 @@ function safegridBorder(map, config) {
     const said = t["status_" + result.status] || t.status_other;
     const detail = config.lang === "en" && result.data && result.data.error
       ? " (" + result.data.error + ")" : "";
-    message(t.refused + " (" + result.status + "): " + said + detail, "error");
+    message(t.refused + " (" + result.status + ")" + t.colon + said + detail, "error");
   }
 
   /* The width each side in metres, or null (and the reason shown) when unusable. */

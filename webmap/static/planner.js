@@ -94,7 +94,7 @@ function safegridPlanner(map, config) {
     if (Array.isArray(data.problems) && data.problems.length) {
       text += t.colon + data.problems.map(p => p.reason || JSON.stringify(p)).join("; ");
     }
-    return t.refused + " (" + result.status + "): " + text;
+    return t.refused + " (" + result.status + ")" + t.colon + text;
   }
 
   /* Short: the grid's number in its community (or its name), and households. */

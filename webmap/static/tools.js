@@ -44,7 +44,7 @@ function safegridTools(config, state) {
   }
 
   function refused(result) {
-    message(t.refused + " (" + result.status + "): " + ((result.data || {}).error || ""),
+    message(t.refused + " (" + result.status + ")" + t.colon + ((result.data || {}).error || ""),
             "error");
   }
 
