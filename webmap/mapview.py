@@ -83,12 +83,17 @@ _BASEMAP_TEXT = {
     "zh": {"offline": "离线底图（本系统图层）",
            "attribution": "底图：本系统道路、建筑、行政区划图层",
            "failed": "底图“{name}”无法加载（网络不通或瓦片服务器无响应）。"
-                     "请在图层控制中改选“离线底图”。"},
+                     "请在图层控制中改选“离线底图”。",
+           "offline_failed": "离线底图有部分瓦片未能从本系统取得，底图可能不完整；"
+                             "地图上的图层不受影响。请稍后刷新页面。"},
     "en": {"offline": "Offline basemap (this server's layers)",
            "attribution": "Basemap: this server's roads, buildings and jurisdictions",
            "failed": "The basemap \u201c{name}\u201d cannot be loaded (no network, or its "
                      "tile server does not answer). Choose \u201cOffline basemap\u201d in "
-                     "the layer control."},
+                     "the layer control.",
+           "offline_failed": "Some tiles of the offline basemap could not be had from this "
+                             "server: the basemap may be incomplete; the map's layers are "
+                             "not affected. Reload the page later."},
 }
 BASEMAP_CRS = ("wgs84", "gcj02")
 
@@ -240,11 +245,11 @@ class OfflineBasemap(JSCSSMixin, folium.map.Layer):
         {% endmacro %}""")
     default_js = _VECTORGRID_JS
 
-    def __init__(self, name: str, attribution: str):
+    def __init__(self, name: str, attribution: str, failed: str):
         super().__init__(name=name, overlay=False, show=False)
         self._name = "OfflineBasemap"
         self.config = script_json({"url": "/tiles/basemap/{z}/{x}/{y}.mvt",
-                                   "attribution": attribution})
+                                   "attribution": attribution, "failed": failed})
 
 
 class BasemapWatch(JSCSSMixin, MacroElement):
@@ -285,7 +290,7 @@ class RemoteBasemap(folium.TileLayer):
 def add_basemaps(m: folium.Map, lang: str) -> None:
     """The offline basemap (shown) and the configured remote ones (in the layer control)."""
     text_ = _BASEMAP_TEXT[lang]
-    OfflineBasemap(text_["offline"], text_["attribution"]).add_to(m)
+    OfflineBasemap(text_["offline"], text_["attribution"], text_["offline_failed"]).add_to(m)
     remotes = configured_basemaps(current_app.config) if has_app_context() else []
     layers = [RemoteBasemap(b).add_to(m) for b in remotes]
     BasemapWatch(layers, remotes, lang).add_to(m)

@@ -175,6 +175,23 @@ def test_map_draws_the_offline_basemap_without_internet(server):
         assert page.errors == []
 
 
+@pytest.mark.browser
+@pytest.mark.parametrize("lang, words", [("zh", "离线底图有部分瓦片未能"),
+                                         ("en", "could not be had from this server")])
+def test_offline_tiles_that_fail_say_so_on_the_map(server, lang, words):
+    with logged_in(server, "police", f"/map?lang={lang}") as page:
+        page.route("**/tiles/basemap/**", lambda route: route.fulfill(
+            status=503, body='{"error": "busy"}', content_type="application/json"))
+        # the map's own layers still come
+        with page.expect_response(lambda r: "/map/layers/" in r.url and r.ok):
+            page.goto(f"{server}/map?lang={lang}", wait_until="load")
+        notice = page.locator(".sg-basemap-notice")
+        notice.wait_for(state="visible", timeout=15000)
+        assert words in notice.text_content()
+        page.screenshot(path=str(OUTPUT / f"basemap_offline_failed_{lang}.png"))
+        assert page.errors == []
+
+
 @pytest.fixture(scope="module")
 def unreachable_server(db_url, demo_small, tmp_path_factory):
     """A server whose SAFEGRID_BASEMAPS names a tile source nobody answers for."""

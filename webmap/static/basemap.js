@@ -56,6 +56,29 @@ var safegridBasemap = (function () {
     },
   });
 
+  // VectorGrid draws a tile it could not fetch as an empty one and says nothing; the
+  // offline basemap's tile requests are therefore watched (not changed) as they go out:
+  // one that fails shows the notice while the offline basemap is on.
+  function watchTiles(layer, config) {
+    const pageFetch = window.fetch;
+    const failed = function () {
+      if (!layer._map) { return; }
+      const box = notice(layer._map);
+      box.textContent = config.failed;
+      box.style.display = "block";
+    };
+    window.fetch = function (input, init) {
+      const answer = pageFetch.apply(this, arguments);
+      if (String(input && input.url || input).indexOf("/tiles/basemap/") !== -1) {
+        answer.then(function (r) { if (!r.ok) { failed(); } }, failed);
+      }
+      return answer;
+    };
+    layer.on("remove", function () {
+      if (layer._map) { notice(layer._map).style.display = "none"; }
+    });
+  }
+
   function offline(config) {
     const layer = L.vectorGrid.protobuf(config.url, {
       rendererFactory: function (coords, size, options) {
@@ -69,6 +92,7 @@ var safegridBasemap = (function () {
       interactive: false, maxNativeZoom: 18, maxZoom: 22,
       attribution: config.attribution, fetchOptions: { credentials: "same-origin" },
     });
+    watchTiles(layer, config);
     // Paper under the offline basemap; Leaflet's grey again under a remote one.
     layer.on("add", function () { layer._map.getContainer().style.background = PAPER; });
     layer.on("remove", function () { layer._map.getContainer().style.background = ""; });

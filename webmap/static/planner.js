@@ -121,6 +121,11 @@ function safegridPlanner(map, config) {
       el.style.visibility = "";
       tips.push([id === selected ? Infinity : (layer.feature.properties.households || 0), el]);
     });
+    // a label left behind by a grid redrawn meanwhile (overlapping loads) goes
+    const current = new Set(tips.map(([, el]) => el));
+    map.getPane("tooltipPane").querySelectorAll(".sg-label").forEach(el => {
+      if (!current.has(el)) el.remove();
+    });
     tips.sort((a, b) => b[0] - a[0]);
     const kept = [];
     for (const [, el] of tips) {
@@ -787,6 +792,8 @@ function safegridPlanner(map, config) {
   map.on("zoomend", () => {
     const permanent = map.getZoom() >= 15;
     byId.forEach(layer => {
+      const tip = layer.getTooltip();
+      if (tip && tip.options.permanent === permanent) return;  // as it is
       layer.unbindTooltip();
       layer.bindTooltip(label(layer.feature), {permanent, direction: "center",
                                                className: "sg-label"});
