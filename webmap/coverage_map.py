@@ -9,19 +9,12 @@ popup switches it off for a what-if.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-
 from flask import Blueprint, Response, current_app
 from markupsafe import escape
 
-from layers.access import require_within
-from layers.features import table_version
-from layers.jurisdictions import latest_incident_month
 from layers.registry import LAYERS
-from layers.users import User
 
-from .analysis import NOTICE_TEXT, choices_for, chosen_jurisdiction, notice_link
+from .analysis import NOTICE_TEXT, choices_for, chosen_jurisdiction, latest_month, notice_link
 from .auth import csrf_token, current_user
 from .db import db_engine
 from .mapview import PUNCTUATION, page_lang, tool_page
@@ -130,33 +123,6 @@ def _controls(code: str, lang: str, choices: list[tuple[str, str]], month: str |
     </div>"""
 
 
-# (jurisdiction, incidents' version, jurisdictions' version) -> its last month with data
-_MONTHS: OrderedDict[tuple, str | None] = OrderedDict()
-_MONTHS_KEPT = 1000
-_MONTHS_LOCK = threading.Lock()
-
-
-def _latest_month(user: User, code: str) -> str | None:
-    """The last month with an incident in ``code``, kept until incidents change.
-
-    Finding it reads every incident of a city (a third of a second on the city demo);
-    the page asks for it on every opening.
-    """
-    with db_engine(current_app).connect() as conn:
-        require_within(conn, user, code)
-        key = (code, table_version(conn, "incidents"), table_version(conn, "jurisdictions"))
-        with _MONTHS_LOCK:
-            if None not in key and key in _MONTHS:
-                return _MONTHS[key]
-        month = latest_incident_month(conn, user, code)
-    if None not in key:
-        with _MONTHS_LOCK:
-            _MONTHS[key] = month
-            while len(_MONTHS) > _MONTHS_KEPT:
-                _MONTHS.popitem(last=False)
-    return month
-
-
 @bp.get("/map/coverage")
 def coverage_page():
     """The coverage map (``?jurisdiction=CODE``, default the user's; ``?lang=zh|en``)."""
@@ -169,6 +135,6 @@ def coverage_page():
     code = chosen_jurisdiction(user, choices, "see")
     return Response(tool_page(
         db_engine(current_app), [code], TEXT[lang]["title"], "coverage.js",
-        _controls(code, lang, choices, _latest_month(user, code)), "safegridCoverage",
+        _controls(code, lang, choices, latest_month(user, code)), "safegridCoverage",
         {"text": page_text(lang), "jurisdiction": code, "csrf": csrf_token(),
          "canPlan": user.role in LAYERS["cameras"].write_roles}), mimetype="text/html")
