@@ -47,8 +47,6 @@ class BadRequest(SafegridError):
 class UnknownJurisdiction(BadRequest):
     """A jurisdiction code named in a parameter that is not stored (HTTP 400)."""
 
-    http_status = 400
-
 
 class Forbidden(SafegridError):
     """The user's role or scope does not allow this (HTTP 403)."""
