@@ -1,4 +1,4 @@
-"""Coordinate systems: the metric CRS for computations and the GCJ-02 offset.
+"""Coordinate systems: the metric CRS for computations and the GCJ-02 and BD-09 offsets.
 
 Everything stored by safegrid is EPSG:4326 (lon/lat, WGS 84). Distances and areas are
 computed in a metric CRS picked per area: the UTM zone of the area's centre by default,
@@ -8,11 +8,28 @@ GCJ-02 is the obfuscated datum used by Chinese web maps (Amap, Tencent). It is n
 PROJ CRS: it is a non-linear offset of up to a few hundred metres applied inside China.
 ``wgs84_to_gcj02`` implements the published forward formula; ``gcj02_to_wgs84`` inverts
 it by fixed-point iteration to well below a centimetre.
+
+BD-09 is Baidu's datum: a second offset (about 1 km) applied on top of GCJ-02.
+``gcj02_to_bd09`` implements Baidu's published forward formula; ``bd09_to_gcj02``
+inverts it by fixed-point iteration on that formula (not the usual one-step approximate
+inverse, which is off by up to about a metre), to well below a centimetre.
+``wgs84_to_bd09`` and ``bd09_to_wgs84`` chain the two. Like GCJ-02, BD-09 is applied
+only inside the rough box of ``in_china``: elsewhere every function here is the
+identity (the published libraries add Baidu's offset everywhere; inside China the
+results agree). NaN coordinates stay NaN; any array shape is kept.
+
+References
+----------
+- GCJ-02 forward formula: googollee/eviltransform and wandergis/coordtransform
+  (open-source implementations that publish it with test points).
+- BD-09 forward formula: the ``bd_encrypt`` formula circulated for Baidu Maps, as in
+  wandergis/coordtransform (``gcj02tobd09``) and its ports, with test points.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import shapely
@@ -21,9 +38,13 @@ from pyproj import CRS
 __all__ = [
     "METRIC_KINDS",
     "LocalMetres",
+    "bd09_to_gcj02",
+    "bd09_to_wgs84",
+    "gcj02_to_bd09",
     "gcj02_to_wgs84",
     "in_china",
     "metric_crs",
+    "wgs84_to_bd09",
     "wgs84_to_gcj02",
 ]
 
@@ -32,6 +53,8 @@ METRIC_KINDS = ("utm", "cgcs2000")
 # Krasovsky 1940 ellipsoid, as used by the GCJ-02 formula.
 _A = 6378245.0
 _EE = 0.00669342162296594323
+# Baidu's constant: pi * 3000 / 180.
+_X_PI = math.pi * 3000.0 / 180.0
 
 
 def metric_crs(lon: float, lat: float, kind: str = "utm") -> CRS:
@@ -105,19 +128,20 @@ def wgs84_to_gcj02(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.nda
     return lon + dlon, lat + dlat
 
 
-def gcj02_to_wgs84(
-    lon: np.ndarray, lat: np.ndarray, tol_deg: float = 1e-10, max_iter: int = 30
+def _invert(
+    forward: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]],
+    lon: np.ndarray, lat: np.ndarray, tol_deg: float, max_iter: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Convert GCJ-02 lon/lat (degrees) to WGS 84 by inverting the forward offset.
+    """Solve ``forward(w) = (lon, lat)`` by the fixed-point iteration ``w <- w + (g - f(w))``.
 
-    Fixed-point iteration ``w <- w + (g - f(w))``; the offset varies slowly, so it
-    converges to ``tol_deg`` (1e-10 degrees, about 0.01 mm) in a handful of steps.
+    Both offsets vary slowly (their derivatives are a few hundredths at most), so each
+    step shrinks the error by that factor and a handful of steps reach ``tol_deg``.
     """
     glon = np.asarray(lon, dtype=float)
     glat = np.asarray(lat, dtype=float)
     wlon, wlat = glon.copy(), glat.copy()
     for _ in range(max_iter):
-        flon, flat = wgs84_to_gcj02(wlon, wlat)
+        flon, flat = forward(wlon, wlat)
         elon, elat = glon - flon, glat - flat
         wlon = wlon + elon
         wlat = wlat + elat
@@ -126,6 +150,56 @@ def gcj02_to_wgs84(
         ):
             break
     return wlon, wlat
+
+
+def gcj02_to_wgs84(
+    lon: np.ndarray, lat: np.ndarray, tol_deg: float = 1e-10, max_iter: int = 30
+) -> tuple[np.ndarray, np.ndarray]:
+    """Convert GCJ-02 lon/lat (degrees) to WGS 84 by inverting the forward offset.
+
+    Fixed-point iteration ``w <- w + (g - f(w))``; the offset varies slowly, so it
+    converges to ``tol_deg`` (1e-10 degrees, about 0.01 mm) in a handful of steps.
+    """
+    return _invert(wgs84_to_gcj02, lon, lat, tol_deg, max_iter)
+
+
+def gcj02_to_bd09(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Convert GCJ-02 lon/lat (degrees) to BD-09 lon/lat (degrees); identity outside China.
+
+    Baidu's published formula: with ``x_pi = pi * 3000 / 180``,
+    ``z = sqrt(x² + y²) + 0.00002 sin(y x_pi)``, ``θ = atan2(y, x) + 0.000003 cos(x x_pi)``,
+    BD-09 = ``(z cos θ + 0.0065, z sin θ + 0.006)``.
+    """
+    x = np.asarray(lon, dtype=float)
+    y = np.asarray(lat, dtype=float)
+    z = np.sqrt(x * x + y * y) + 0.00002 * np.sin(y * _X_PI)
+    theta = np.arctan2(y, x) + 0.000003 * np.cos(x * _X_PI)
+    inside = in_china(x, y)
+    return (np.where(inside, z * np.cos(theta) + 0.0065, x),
+            np.where(inside, z * np.sin(theta) + 0.006, y))
+
+
+def bd09_to_gcj02(
+    lon: np.ndarray, lat: np.ndarray, tol_deg: float = 1e-10, max_iter: int = 30
+) -> tuple[np.ndarray, np.ndarray]:
+    """Convert BD-09 lon/lat (degrees) to GCJ-02 by inverting ``gcj02_to_bd09``.
+
+    Fixed-point iteration on the forward formula to ``tol_deg`` (1e-10 degrees, about
+    0.01 mm); identity outside China.
+    """
+    return _invert(gcj02_to_bd09, lon, lat, tol_deg, max_iter)
+
+
+def wgs84_to_bd09(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Convert WGS 84 lon/lat (degrees) to BD-09 (via GCJ-02); identity outside China."""
+    return gcj02_to_bd09(*wgs84_to_gcj02(lon, lat))
+
+
+def bd09_to_wgs84(
+    lon: np.ndarray, lat: np.ndarray, tol_deg: float = 1e-10, max_iter: int = 30
+) -> tuple[np.ndarray, np.ndarray]:
+    """Convert BD-09 lon/lat (degrees) to WGS 84 (via GCJ-02), each step inverted to ``tol_deg``."""
+    return gcj02_to_wgs84(*bd09_to_gcj02(lon, lat, tol_deg, max_iter), tol_deg, max_iter)
 
 
 class LocalMetres:
