@@ -269,7 +269,8 @@ def build_planner(engine: Engine, user: User, code: str, lang: str) -> Map:
     root = m.get_root()
     root.header.add_child(folium.Element(
         '<link rel="stylesheet" href="/static/planner.css">'
-        '<script src="/static/forms.js"></script><script src="/static/planner.js"></script>'
+        '<script src="/static/forms.js"></script><script src="/static/tools.js"></script>'
+        '<script src="/static/planner.js"></script>'
         f"<title>{escape(TEXT[lang]['title'])}</title>"))
     root.html.add_child(folium.Element(_panel(engine, user, code, lang)))
     StartScript("safegridPlanner", {

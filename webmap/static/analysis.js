@@ -26,7 +26,7 @@ function safegridAnalysis(map, config) {
   const outline = drawOutline(config.outline);
   const state = {busy: 0, last: null};
   window.safegridAnalysisState = {map, cells, compared, outline, state};
-  const {message, value, esc, call: get, legend, rows, fixed, pValue} =
+  const {message, value, esc, call: get, refused, legend, rows, fixed, pValue} =
     safegridTools(config, state);
   const percent = v => fixed(100 * v, 1) + "%";
   /* What a cell's popup shows, in this order: [property, how to say its value]. */
@@ -177,8 +177,7 @@ function safegridAnalysis(map, config) {
     message(t.running);
     const result = await get(url + "?" + params.toString());
     if (!result.ok) {
-      message(t.refused + " (" + result.status + ")" + t.colon + ((result.data || {}).error || ""),
-              "error");
+      refused(result);
       return;
     }
     draw(result.data);
@@ -211,7 +210,7 @@ function safegridAnalysis(map, config) {
     const id = value("sg-runs");
     if (!id) return;
     const result = await get("/api/hotspots/runs/" + id);
-    if (!result.ok) { message(t.refused + t.colon + (result.data || {}).error, "error"); return; }
+    if (!result.ok) { refused(result); return; }
     draw(result.data);
   }
 
@@ -225,7 +224,7 @@ function safegridAnalysis(map, config) {
     const id = value("sg-compare");
     if (!id || !state.last) return;
     const result = await get("/api/hotspots/runs/" + id);
-    if (!result.ok) { message(t.refused + t.colon + (result.data || {}).error, "error"); return; }
+    if (!result.ok) { refused(result); return; }
     const key = f => f.properties.row + ":" + f.properties.col;
     const mine = new Set(state.last.features.filter(f => isHot(f.properties)).map(key));
     const theirs = result.data.features.filter(f => isHot(f.properties));

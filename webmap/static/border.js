@@ -24,7 +24,8 @@ function safegridBorder(map, config) {
   const missedList = document.createElement("div");
   missedList.id = "sg-unreached";
   document.getElementById("sg-summary").after(missedList);
-  const {message, value, esc, call, legend, rows, fixed} = safegridTools(config, state);
+  const {message, value, esc, call, refused, legend, rows, fixed} =
+    safegridTools(config, state);
   const CROSSING = {covered: "#1a9641", uncovered: "#d7191c"};
   const STATUS = {online: t.online, offline: t.offline, planned: t.planned};
 
@@ -79,14 +80,6 @@ function safegridBorder(map, config) {
     const teams = data.features.filter(f => f.properties.kind === "sector")
       .map(f => [teamName(f.properties), teamColour(f.properties)]);
     legend(state.key.concat([[t.legend_teams, teams]]));
-  }
-
-  /* A refusal in the page's language; the English page adds the server's own words. */
-  function refused(result) {
-    const said = t["status_" + result.status] || t.status_other;
-    const detail = config.lang === "en" && result.data && result.data.error
-      ? " (" + result.data.error + ")" : "";
-    message(t.refused + " (" + result.status + ")" + t.colon + said + detail, "error");
   }
 
   /* The width each side in metres, or null (and the reason shown) when unusable. */

@@ -12,6 +12,7 @@
  * new grid's first point). A merge, a new grid and a restore ask first, in an in-page
  * dialog; an earlier version is shown on the map (dashed) before it is restored.
  * Labels are short and thinned: a label overlapping one already shown is hidden.
+ * Requests, the status line and HTML escaping are tools.js's (loaded before this).
  */
 /* exported safegridPlanner */
 function safegridPlanner(map, config) {
@@ -31,6 +32,8 @@ function safegridPlanner(map, config) {
   // "merge" | "confirm" | "split" | "new" | "carve" | "preview" | null
   let mode = null;
   const state = {busy: 0};
+  const tools = safegridTools(config, state);
+  const {message, esc, call} = tools;
   window.safegridPlannerState = {map, byId, versions, gridLayer, preview, state,
                                  selected: () => selected, mode: () => mode};
   const refusals = (config.refusals || []).map(([key, pattern]) => [key, new RegExp(pattern)]);
@@ -38,31 +41,6 @@ function safegridPlanner(map, config) {
     firstVertex: t.pm_first, continueLine: t.pm_continue, finishLine: t.pm_finish,
     finishPoly: t.pm_finish_poly}},
                  config.lang);
-
-  function message(text, kind) {
-    const box = document.getElementById("sg-message");
-    box.textContent = text;
-    box.className = kind || "";
-  }
-
-  async function call(method, url, body, headers) {
-    state.busy += 1;
-    try {
-      const options = {method, headers: Object.assign({"X-CSRF-Token": config.csrf},
-                                                      headers || {}),
-                       credentials: "same-origin"};
-      if (body !== undefined) {
-        options.body = JSON.stringify(body);
-        if (!options.headers["Content-Type"]) options.headers["Content-Type"] = "application/json";
-      }
-      const response = await fetch(url, options);
-      let data = null;
-      try { data = await response.json(); } catch (e) { data = null; }
-      return {status: response.status, ok: response.ok, data, etag: response.headers.get("ETag")};
-    } finally {
-      state.busy -= 1;
-    }
-  }
 
   function fill(text, values) {
     return text.replace(/\{(\d+)\}/g, (all, n) => values[Number(n) - 1] ?? all);
@@ -86,15 +64,15 @@ function safegridPlanner(map, config) {
     return value;
   }
 
+  /* A refusal the planner knows says what to do instead; any other as tools.js says it. */
   function errorText(result) {
-    const data = result.data || {};
-    const known = refusalText(data.error || "");
-    if (known) return fill(t.refused_because, [known]);
-    let text = data.error || ("HTTP " + result.status);
-    if (Array.isArray(data.problems) && data.problems.length) {
-      text += t.colon + data.problems.map(p => p.reason || JSON.stringify(p)).join("; ");
-    }
-    return t.refused + " (" + result.status + ")" + t.colon + text;
+    const known = refusalText((result.data || {}).error || "");
+    return known ? fill(t.refused_because, [known]) : tools.errorText(result);
+  }
+
+  /* The version of grid `id` as read, for If-Match: a change to a newer one is refused. */
+  function ifMatch(id) {
+    return {"If-Match": '"' + versions.get(id) + '"'};
   }
 
   /* Short: the grid's number in its community (or its name), and households. */
@@ -102,8 +80,8 @@ function safegridPlanner(map, config) {
     const p = feature.properties;
     const number = /第(\d+)网格$/.exec(p.name || "");
     const name = number ? fill(t.grid_no, [number[1]]) : String(p.name || p.code);
-    return "<span class='sg-label-name'>" + escapeHtml(name) + "</span> · " +
-      escapeHtml(fill(t.n_hh, [p.households == null ? "–" : p.households]));
+    return "<span class='sg-label-name'>" + esc(name) + "</span> · " +
+      esc(fill(t.n_hh, [p.households == null ? "–" : p.households]));
   }
 
   function overlaps(a, b) {
@@ -185,7 +163,7 @@ function safegridPlanner(map, config) {
     let url = "/collections/grids/items?limit=1000&bbox=" +
       [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map(v => v.toFixed(6)).join(",");
     while (url) {
-      const result = await call("GET", url);
+      const result = await call(url);
       if (!result.ok) { message(errorText(result), "error"); return; }
       for (const feature of result.data.features) {
         if (editing && feature.id === selected) continue;  // keep the shape being edited
@@ -199,7 +177,7 @@ function safegridPlanner(map, config) {
   }
 
   async function loadOutline() {
-    const result = await call("GET", "/collections/jurisdictions/items/" + config.jurisdictionId);
+    const result = await call("/collections/jurisdictions/items/" + config.jurisdictionId);
     if (result.ok) {
       L.geoJSON(result.data, {style: {color: "#333", weight: 3, fill: false},
                               interactive: false}).addTo(outline);
@@ -229,7 +207,7 @@ function safegridPlanner(map, config) {
       return;
     }
     byId.get(id).setStyle(SELECTED);
-    const result = await call("GET", "/collections/grids/items/" + id);
+    const result = await call("/collections/grids/items/" + id);
     if (!result.ok) { message(errorText(result), "error"); return; }
     versions.set(id, Number((result.etag || "").replace(/[W/"]/g, "")));
     draw(result.data);
@@ -244,17 +222,12 @@ function safegridPlanner(map, config) {
       let value = p[key];
       if (key === "kind") value = t[value] || value;
       if (key === "area_m2" && value != null) value = Math.round(value).toLocaleString();
-      return "<tr><th>" + escapeHtml(t[key] || key) + "</th><td data-field='" + key + "'>" +
-        escapeHtml(value == null ? "–" : String(value)) + "</td></tr>";
+      return "<tr><th>" + esc(t[key] || key) + "</th><td data-field='" + key + "'>" +
+        esc(value == null ? "–" : String(value)) + "</td></tr>";
     });
-    rows.push("<tr><th>" + escapeHtml(t.version) + "</th><td data-field='version'>" +
+    rows.push("<tr><th>" + esc(t.version) + "</th><td data-field='version'>" +
               versions.get(feature.id) + "</td></tr>");
     document.getElementById("sg-attributes").innerHTML = "<table>" + rows.join("") + "</table>";
-  }
-
-  function escapeHtml(text) {
-    return text.replace(/[&<>"']/g, c => ({"&": "&amp;", "<": "&lt;", ">": "&gt;",
-                                           '"': "&quot;", "'": "&#39;"}[c]));
   }
 
   function button(id, text, handler) {
@@ -343,9 +316,8 @@ function safegridPlanner(map, config) {
                      properties: {code: p.code, name: p.name, kind: p.kind,
                                   jurisdiction_code: p.jurisdiction_code}};
     const id = selected;
-    const result = await call("PUT", "/collections/grids/items/" + id, feature,
-                              {"Content-Type": "application/geo+json",
-                               "If-Match": '"' + versions.get(id) + '"'});
+    const result = await call("/collections/grids/items/" + id, feature,
+                              {method: "PUT", headers: ifMatch(id)});
     layer.pm.disable();
     editing = false;
     setDrawing(false);
@@ -407,7 +379,7 @@ function safegridPlanner(map, config) {
   }
 
   async function merge(id) {
-    const result = await call("POST", "/api/grids/merge",
+    const result = await call("/api/grids/merge",
                               {ids: [selected, id], versions: {[selected]: versions.get(selected)}});
     if (result.ok) {
       applyChanges(result.data);
@@ -558,8 +530,7 @@ function safegridPlanner(map, config) {
   });
 
   async function split(id, line) {
-    const result = await call("POST", "/api/grids/" + id + "/split", {line},
-                              {"If-Match": '"' + versions.get(id) + '"'});
+    const result = await call("/api/grids/" + id + "/split", {line}, {headers: ifMatch(id)});
     if (!result.ok) {
       refusedEdit(result);
       return;
@@ -578,7 +549,7 @@ function safegridPlanner(map, config) {
 
   async function showHistory() {
     const id = selected;
-    const result = await call("GET", "/api/grids/" + id + "/history");
+    const result = await call("/api/grids/" + id + "/history");
     const box = document.getElementById("sg-history");
     if (!result.ok) { message(errorText(result), "error"); return; }
     box.innerHTML = "";
@@ -633,8 +604,8 @@ function safegridPlanner(map, config) {
   }
 
   async function restore(id, version) {
-    const result = await call("POST", "/api/grids/" + id + "/restore", {version},
-                              {"If-Match": '"' + versions.get(id) + '"'});
+    const result = await call("/api/grids/" + id + "/restore", {version},
+                              {headers: ifMatch(id)});
     if (result.ok) {
       applyChanges(result.data);
       showAttributes(result.data);
@@ -734,7 +705,7 @@ function safegridPlanner(map, config) {
   async function carve(geometry, kind, name, read) {
     const body = {jurisdiction: config.jurisdiction, geometry, kind, versions: read};
     if (name) body.name = name;
-    const result = await call("POST", "/api/grids/carve", body);
+    const result = await call("/api/grids/carve", body);
     if (!result.ok) {
       if (result.status === 412 && result.data && result.data.current) {
         versions.set(result.data.current.id, result.data.current.properties.version);
@@ -752,7 +723,7 @@ function safegridPlanner(map, config) {
   }
 
   async function regenerateUnits() {
-    const result = await call("POST", "/api/grids/" + selected + "/units");
+    const result = await call("/api/grids/" + selected + "/units", null, {method: "POST"});
     if (result.ok) {
       message(t.units_done + t.colon + result.data.features.length, "ok");
     } else {
@@ -762,7 +733,7 @@ function safegridPlanner(map, config) {
 
   async function validate() {
     problems.clearLayers();
-    const result = await call("GET", "/api/grids/validate?jurisdiction=" +
+    const result = await call("/api/grids/validate?jurisdiction=" +
                               encodeURIComponent(config.jurisdiction));
     if (!result.ok) { message(errorText(result), "error"); return; }
     if (result.data.valid) {
@@ -775,7 +746,7 @@ function safegridPlanner(map, config) {
       style: f => ({color: colours[f.properties.kind] || "#ff0000", weight: 3,
                     fillOpacity: 0.45}),
       className: "sg-problem",
-      onEachFeature: (f, layer) => layer.bindTooltip(escapeHtml(
+      onEachFeature: (f, layer) => layer.bindTooltip(esc(
         kindName(f.properties.kind) + " · " +
         fill(t.m2, [Math.round(f.properties.area_m2).toLocaleString()]))),
     }).addTo(problems);

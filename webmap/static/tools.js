@@ -1,7 +1,8 @@
-/* Helpers shared by the tool pages (analysis, coverage, border): the status line, form
- * values, HTML escaping, requests that count what is in flight (state.busy) and carry
- * the session's CSRF token on writes, refusals, legends, property tables and numbers as
- * people read them. */
+/* Helpers shared by the pages with a side panel (planner, analysis, coverage, border):
+ * the status line, form values, HTML escaping, requests that count what is in flight
+ * (state.busy), carry the session's CSRF token on writes and read the answer's ETag,
+ * refusals in the page language, legends, property tables and numbers as people read
+ * them. */
 /* exported safegridTools */
 function safegridTools(config, state) {
   "use strict";
@@ -23,29 +24,51 @@ function safegridTools(config, state) {
       "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
   }
 
-  /* GET url, or POST body as JSON (GeoJSON for a Feature); {ok, status, data}. */
-  async function call(url, body) {
+  /* GET url, or send body (null for none) as JSON, as GeoJSON for a Feature: with POST
+   * unless options.method says otherwise. Writes carry the CSRF token; options.headers
+   * are added (If-Match). Answers {ok, status, data, etag}, data null when not JSON. */
+  async function call(url, body, options) {
+    const {method = body == null ? "GET" : "POST", headers = {}} = options || {};
+    const request = {method, credentials: "same-origin", headers: {}};
+    if (method !== "GET" && method !== "HEAD") request.headers["X-CSRF-Token"] = config.csrf;
+    if (body != null) {
+      request.headers["Content-Type"] = body.type === "Feature" ? "application/geo+json"
+        : "application/json";
+      request.body = JSON.stringify(body);
+    }
+    Object.assign(request.headers, headers);
     state.busy += 1;
     try {
-      const options = {credentials: "same-origin"};
-      if (body !== undefined) {
-        options.method = "POST";
-        options.headers = {"Content-Type": body.type === "Feature" ? "application/geo+json"
-          : "application/json", "X-CSRF-Token": config.csrf};
-        options.body = JSON.stringify(body);
-      }
-      const response = await fetch(url, options);
+      const response = await fetch(url, request);
       let data = null;
-      try { data = await response.json(); } catch (e) { data = null; }
-      return {ok: response.ok, status: response.status, data};
+      try { data = await response.json(); } catch { data = null; }
+      return {ok: response.ok, status: response.status, data, etag: response.headers.get("ETag")};
     } finally {
       state.busy -= 1;
     }
   }
 
+  /* A refused request as a person reads it: "Not done (400): why". Why is the page's
+   * own text for the status where it has them (t.status_400 ... t.status_other; the
+   * English page adds the server's words), else the server's reason ({error} or
+   * {message}, with the problems it lists), else the HTTP status. */
+  function errorText(result) {
+    const data = result.data || {};
+    let reason = data.error || data.message || "";
+    if (Array.isArray(data.problems) && data.problems.length) {
+      reason = (reason || "HTTP " + result.status) + t.colon +
+        data.problems.map(p => p.reason || JSON.stringify(p)).join("; ");
+    }
+    let said = reason || "HTTP " + result.status;
+    if (t.status_other) {
+      said = (t["status_" + result.status] || t.status_other) +
+        (config.lang === "en" && reason ? " (" + reason + ")" : "");
+    }
+    return t.refused + " (" + result.status + ")" + t.colon + said;
+  }
+
   function refused(result) {
-    message(t.refused + " (" + result.status + ")" + t.colon + ((result.data || {}).error || ""),
-            "error");
+    message(errorText(result), "error");
   }
 
   /* The key to the map: sections of [label, colour, dashed?] under their titles, each
@@ -89,5 +112,5 @@ function safegridTools(config, state) {
     return p == null ? "–" : p < 0.001 ? "< 0.001" : Number(p).toFixed(3);
   }
 
-  return {message, value, esc, call, refused, legend, rows, fixed, pValue};
+  return {message, value, esc, call, errorText, refused, legend, rows, fixed, pValue};
 }
