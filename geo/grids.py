@@ -8,14 +8,29 @@ neighbour it shares most boundary with), then boundary units move between adjace
 regions while that brings both closer to the target and keeps the donor connected.
 Contiguity is by shared edge (rook), so each region dissolves to one polygon.
 
+``grid_plan`` does this for a jurisdiction cut by its streets, weighing each block by
+the points it holds (households; buildings at their representative points, weighed by
+floor area, see ``floor_area``) and/or by its area.
+
 Coordinates are those of the input: use a metric CRS for ``regular_grid`` sizes in
 metres and for Polsby-Popper on real data.
+
+References
+----------
+.. [1] Berger, M. J., & Bokhari, S. H. (1987). A partitioning strategy for nonuniform
+   problems on multiprocessors. *IEEE Transactions on Computers*, C-36(5), 570-580.
+   https://doi.org/10.1109/TC.1987.1676942 (recursive coordinate bisection)
+.. [2] Polsby, D. D., & Popper, R. D. (1991). The third criterion: compactness as a
+   procedural safeguard against partisan gerrymandering. *Yale Law & Policy Review*,
+   9(2), 301-353. https://doi.org/10.2139/ssrn.2936284 (``polsby_popper``)
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import geopandas as gpd
 import numpy as np
@@ -23,8 +38,11 @@ import shapely
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
-__all__ = ["coefficient_of_variation", "coordinate_bisection", "partition", "polsby_popper",
-           "regular_grid", "rook_pairs"]
+if TYPE_CHECKING:
+    from pyproj import CRS
+
+__all__ = ["WeightedPoints", "coefficient_of_variation", "coordinate_bisection", "floor_area",
+           "grid_plan", "partition", "polsby_popper", "regular_grid", "rook_pairs"]
 
 
 def rook_pairs(geoms: np.ndarray, tolerance: float = 1e-9) -> np.ndarray:
@@ -48,8 +66,8 @@ def rook_pairs(geoms: np.ndarray, tolerance: float = 1e-9) -> np.ndarray:
 
 def _neighbours(n: int, pairs: np.ndarray) -> list[np.ndarray]:
     graph = sparse.coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
-    graph = (graph + graph.T).tocsr()
-    return [graph.indices[graph.indptr[i]:graph.indptr[i + 1]] for i in range(n)]
+    csr = sparse.csr_matrix(graph + graph.T)
+    return [csr.indices[csr.indptr[i]:csr.indptr[i + 1]] for i in range(n)]
 
 
 def coordinate_bisection(xy: np.ndarray, weight: np.ndarray, k: int) -> np.ndarray:
@@ -259,7 +277,7 @@ def polsby_popper(geoms: np.ndarray) -> np.ndarray:
 
 
 def regular_grid(area: shapely.Geometry, size: float, shape: str = "square",
-                 crs=None) -> gpd.GeoDataFrame:
+                 crs: CRS | str | int | None = None) -> gpd.GeoDataFrame:
     """Square or hexagonal cells covering ``area``, clipped to it.
 
     ``size`` is the side of a square or the circumradius of a hexagon, in the units of
@@ -269,7 +287,8 @@ def regular_grid(area: shapely.Geometry, size: float, shape: str = "square",
         raise ValueError(f"size must be a positive number, got {size}")
     if shape not in ("square", "hex"):
         raise ValueError(f"shape must be 'square' or 'hex', got {shape!r}")
-    x0, y0, x1, y1 = area.bounds
+    x0, y0, x1, y1 = shapely.bounds(area)
+    cells: np.ndarray
     if shape == "square":
         cols = np.arange(math.floor(x0 / size), math.ceil(x1 / size))
         rows = np.arange(math.floor(y0 / size), math.ceil(y1 / size))
@@ -285,7 +304,7 @@ def regular_grid(area: shapely.Geometry, size: float, shape: str = "square",
         angles = np.radians(np.arange(0, 360, 60))
         ring_x = cx.ravel()[:, None] + size * np.cos(angles)[None, :]
         ring_y = cy.ravel()[:, None] + size * np.sin(angles)[None, :]
-        cells = shapely.polygons(np.stack([ring_x, ring_y], axis=2))
+        cells = np.asarray(shapely.polygons(np.stack([ring_x, ring_y], axis=2)))
     rows_out, cols_out = rr.ravel(), cc.ravel()
     # Snapping to a fine grid makes the vertices neighbours share identical (they are
     # computed per cell, and the clip adds some on the area's edge).
@@ -355,8 +374,8 @@ def street_blocks(area: shapely.Geometry, roads: np.ndarray,
     inside = roads[shapely.intersects(roads, area)] if len(roads) else roads
     # Clip to a box around the area, not to the area: a clipped end is computed and may
     # miss the boundary by a rounding error, leaving a dangle instead of a cut.
-    frame = shapely.box(*area.buffer(1.0).bounds)
-    cuts = [area.boundary, *shapely.intersection(inside, frame)]
+    frame = shapely.box(*shapely.bounds(shapely.buffer(area, 1.0)))
+    cuts = [shapely.boundary(area), *shapely.intersection(inside, frame)]
     if extra_lines is not None:
         cuts.extend(extra_lines)
     lines = shapely.union_all(cuts)
@@ -365,17 +384,64 @@ def street_blocks(area: shapely.Geometry, roads: np.ndarray,
     return faces[keep]
 
 
-def _count(polys: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Points (N, 2) per polygon."""
-    if len(points) == 0:
-        return np.zeros(len(polys), dtype=np.int64)
-    _, poly = shapely.STRtree(polys).query(shapely.points(points), predicate="intersects")
-    return np.bincount(poly, minlength=len(polys))
+def floor_area(footprint_m2: np.ndarray, height_m: np.ndarray) -> np.ndarray:
+    """Floor area of buildings, m²: footprint × floors, floors = max(1, round(height / 3)).
+
+    Parameters
+    ----------
+    footprint_m2 : (n,) footprint area of each building, square metres.
+    height_m : (n,) height in metres; NaN where unknown (the footprint alone counts,
+        as one floor). A floor is taken as 3 m; the number of floors is rounded half
+        up and is at least one.
+
+    Returns
+    -------
+    (n,) floor area per building, square metres.
+    """
+    footprint = np.asarray(footprint_m2, dtype=float)
+    height = np.asarray(height_m, dtype=float)
+    floors = np.where(np.isfinite(height), np.maximum(1.0, np.floor(height / 3.0 + 0.5)), 1.0)
+    return footprint * floors
+
+
+def _owner(polys: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Index of the polygon holding each point (N, 2); -1 for none.
+
+    A point on an edge two polygons share goes to the first of them, so each point is
+    weighed once.
+    """
+    owner = np.full(len(points), -1, dtype=np.int64)
+    if len(points) == 0 or len(polys) == 0:
+        return owner
+    point, poly = shapely.STRtree(polys).query(shapely.points(points), predicate="intersects")
+    order = np.lexsort((poly, point))
+    point, poly = point[order], poly[order]
+    first = np.r_[True, point[1:] != point[:-1]]
+    owner[point[first]] = poly[first]
+    return owner
+
+
+def _weigh(polys: np.ndarray, points: np.ndarray, weights: np.ndarray,
+           per_area: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per polygon: total weight, heaviest single point, number of points.
+
+    The total is the weights of the points inside plus ``per_area`` times the area.
+    """
+    owner = _owner(polys, points)
+    inside = owner >= 0
+    total: np.ndarray = np.bincount(owner[inside], weights=weights[inside],
+                                    minlength=len(polys))
+    heaviest = np.zeros(len(polys))
+    np.maximum.at(heaviest, owner[inside], weights[inside])
+    counts = np.bincount(owner[inside], minlength=len(polys))
+    if per_area:
+        total = total + per_area * shapely.area(polys)
+    return total, heaviest, counts
 
 
 def _cut_lines(block: shapely.Geometry, size: float) -> list[shapely.Geometry]:
     """Horizontal and vertical lines every ``size`` across ``block``, clipped to it."""
-    x0, y0, x1, y1 = block.bounds
+    x0, y0, x1, y1 = shapely.bounds(block)
     xs = np.arange(math.floor(x0 / size) + 1, math.ceil(x1 / size)) * size
     ys = np.arange(math.floor(y0 / size) + 1, math.ceil(y1 / size)) * size
     lines = [shapely.LineString([(x, y0), (x, y1)]) for x in xs]
@@ -383,7 +449,23 @@ def _cut_lines(block: shapely.Geometry, size: float) -> list[shapely.Geometry]:
     return [c for c in shapely.intersection(lines, block) if not c.is_empty]
 
 
-def _refine_boundaries(area: shapely.Geometry, roads: np.ndarray, homes: np.ndarray,
+def _finer(units: np.ndarray, weighed: tuple[np.ndarray, np.ndarray, np.ndarray],
+           share: float, above: float, smallest: float) -> list[shapely.Geometry]:
+    """Lines cutting each unit heavier than ``above`` into cells of about ``share``.
+
+    A unit whose weight is nearly all one point (a single building) is not cut: no
+    line can divide a point.
+    """
+    total, heaviest, _ = weighed
+    lines: list[shapely.Geometry] = []
+    for unit, weight, top in zip(units, total, heaviest, strict=True):
+        size = math.sqrt(shapely.area(unit) * share / max(weight, 1e-12))
+        if weight > above and weight - top > share and size > smallest:
+            lines += _cut_lines(unit, size)
+    return lines
+
+
+def _refine_boundaries(area: shapely.Geometry, roads: np.ndarray, weighed: WeightedPoints,
                        cuts: list, units: gpd.GeoDataFrame, labels: np.ndarray,
                        target: float) -> tuple[gpd.GeoDataFrame, np.ndarray]:
     """Cut the units along grid boundaries finer and balance again from ``labels``.
@@ -391,30 +473,80 @@ def _refine_boundaries(area: shapely.Geometry, roads: np.ndarray, homes: np.ndar
     Interior blocks stay whole (their streets stay grid boundaries); only where two
     grids meet is a block split, and only as far as balancing moves its cells.
     """
-    pairs = rook_pairs(units.geometry.values)
+    polys = np.asarray(units.geometry.values)
+    pairs = rook_pairs(polys)
     if len(pairs) == 0 or labels.max() == 0:
         return units, labels
-    weight = units["households"].to_numpy()
     edge = np.unique(pairs[labels[pairs[:, 0]] != labels[pairs[:, 1]]])
-    fine = [c for i in edge if weight[i] > target / 30
-            for c in _cut_lines(units.geometry.values[i],
-                                math.sqrt(units.geometry.values[i].area * (target / 30)
-                                          / weight[i]))]
+    edge_weights = (units["weight"].to_numpy()[edge], units["heaviest"].to_numpy()[edge],
+                    units["points"].to_numpy()[edge])
+    fine = _finer(polys[edge], edge_weights, target / 30, target / 30, 0.0)
     if not fine:
         return units, labels
     cells = street_blocks(area, roads, np.array(cuts + fine, dtype=object))
-    parent_cell, parent = shapely.STRtree(units.geometry.values).query(
+    parent_cell, parent = shapely.STRtree(polys).query(
         shapely.point_on_surface(cells), predicate="within")
     if len(np.unique(parent_cell)) != len(cells):
         return units, labels  # a cell straddles two units (rounding): keep the coarse plan
     start = np.empty(len(cells), dtype=np.int64)
     start[parent_cell] = labels[parent]
-    cells = gpd.GeoDataFrame({"households": _count(cells, homes)}, geometry=cells)
-    return cells, partition(cells, "households", target, initial=start)
+    fine_units = weighed.units(cells)
+    return fine_units, partition(fine_units, "weight", target, initial=start)
 
 
-def grid_plan(area: shapely.Geometry, roads: np.ndarray, homes: np.ndarray,
-              target: float) -> gpd.GeoDataFrame:
+@dataclass(frozen=True)
+class WeightedPoints:
+    """What a plan weighs: points with weights, plus a weight per unit of area.
+
+    ``xy`` (N, 2) positions, ``weights`` (N,) their weights, ``per_area`` the weight of
+    one square unit of the CRS (0: area does not count).
+    """
+
+    xy: np.ndarray
+    weights: np.ndarray
+    per_area: float = 0.0
+
+    def units(self, polys: np.ndarray) -> gpd.GeoDataFrame:
+        """``polys`` with their ``weight``, ``heaviest`` point and number of ``points``."""
+        total, heaviest, counts = _weigh(polys, self.xy, self.weights, self.per_area)
+        return gpd.GeoDataFrame({"weight": total, "heaviest": heaviest, "points": counts},
+                                geometry=polys)
+
+
+def _weighed(points: np.ndarray, weights: np.ndarray | None,
+             per_area: float) -> WeightedPoints:
+    """Check and bundle what :func:`grid_plan` weighs."""
+    xy = np.asarray(points, dtype=float).reshape(-1, 2)
+    w = np.ones(len(xy)) if weights is None else np.asarray(weights, dtype=float)
+    if w.shape != (len(xy),):
+        raise ValueError(f"weights must have one value per point ({len(xy)}), "
+                         f"got shape {w.shape}")
+    if not np.isfinite(w).all() or (w < 0).any():
+        raise ValueError("weights must be finite and non-negative")
+    if not math.isfinite(per_area) or per_area < 0:
+        raise ValueError(f"per_area must be a finite, non-negative number, got {per_area}")
+    return WeightedPoints(xy, w, float(per_area))
+
+
+def _street_units(area: shapely.Geometry, roads: np.ndarray, weighed: WeightedPoints,
+                  target: float) -> tuple[np.ndarray, list[shapely.Geometry]]:
+    """Street blocks, those too heavy to balance cut finer; and the cut lines."""
+    units = street_blocks(area, roads)
+    cuts: list[shapely.Geometry] = []
+    smallest = math.sqrt(shapely.area(area)) / 2000  # points closer than this stay together
+    for _ in range(5):  # weight clusters: a cell may need cutting again
+        new = _finer(units, _weigh(units, weighed.xy, weighed.weights, weighed.per_area),
+                     target / 6, target / 3, smallest)
+        if not new:
+            break
+        cuts += new
+        units = street_blocks(area, roads, np.array(cuts, dtype=object))
+    return units, cuts
+
+
+def grid_plan(area: shapely.Geometry, roads: np.ndarray, points: np.ndarray,
+              target: float, *, weights: np.ndarray | None = None,
+              per_area: float = 0.0) -> gpd.GeoDataFrame:
     """Grids for ``area``: street blocks, heavy ones cut finer, partitioned to ``target``.
 
     Parameters
@@ -424,47 +556,41 @@ def grid_plan(area: shapely.Geometry, roads: np.ndarray, homes: np.ndarray,
         are compared, so the stored lon/lat serve, and keep its boundary exact.
     roads
         Road lines in the same CRS; grid boundaries follow them where they cut the area.
-    homes
-        (N, 2) household positions in the same CRS.
+    points
+        (N, 2) positions of what is weighed, in the same CRS: households, or each
+        building's representative point. A point weighs in the block that holds it.
     target
-        Households wanted per grid.
+        Weight wanted per grid (households, persons, m² of floor area, m² of area).
+    weights
+        (N,) weight of each point; default 1 each (a count, as of households).
+    per_area
+        Weight of one square unit of the CRS added to every block: the m² per CRS unit²
+        plans by plain area (with no points); 0 (default) leaves area out.
 
     Returns
     -------
     geopandas.GeoDataFrame
-        One polygon per grid with its ``households``; together they tile ``area`` as a
-        valid coverage.
+        One polygon per grid with its ``weight`` and its number of ``points``; together
+        they tile ``area`` as a valid coverage.
     """
-    units = street_blocks(area, roads)
-    cuts: list[shapely.Geometry] = []
-    smallest = math.sqrt(area.area) / 2000  # homes closer than this stay together
-    for _ in range(5):  # households cluster: a cell may need cutting again
-        weights = _count(units, homes)
-        new = []
-        for unit, weight in zip(units, weights, strict=True):
-            size = math.sqrt(unit.area * (target / 6) / max(weight, 1))
-            if weight > target / 3 and size > smallest:  # too coarse: ~target/6 cells
-                new += _cut_lines(unit, size)
-        if not new:
-            break
-        cuts += new
-        units = street_blocks(area, roads, np.array(cuts, dtype=object))
-    units = gpd.GeoDataFrame({"households": _count(units, homes)}, geometry=units)
-    labels = partition(units, "households", target)
-    units, labels = _refine_boundaries(area, roads, homes, cuts, units, labels, target)
+    weighed = _weighed(points, weights, per_area)
+    blocks, cuts = _street_units(area, roads, weighed, target)
+    units = weighed.units(blocks)
+    labels = partition(units, "weight", target)
+    units, labels = _refine_boundaries(area, roads, weighed, cuts, units, labels, target)
     grids = np.array([shapely.coverage_union_all(units.geometry.values[labels == g])
                       for g in range(labels.max() + 1)], dtype=object)
     if len(grids) > 1:
         # Drop the vertices that cutting left along straight shared edges (the outline
         # stays exactly the area's); a vertex is removed only where that moves no
-        # household across an edge.
-        simpler = shapely.coverage_simplify(grids, math.sqrt(area.area) * 1e-5,
+        # point across an edge.
+        simpler = shapely.coverage_simplify(grids, math.sqrt(shapely.area(area)) * 1e-5,
                                             simplify_boundary=False)
-        if (_count(simpler, homes) == _count(grids, homes)).all() and \
+        if (_owner(simpler, weighed.xy) == _owner(grids, weighed.xy)).all() and \
                 shapely.coverage_is_valid(simpler):
             grids = simpler
-    counts = np.bincount(labels, weights=units["households"].to_numpy())
-    return gpd.GeoDataFrame({"households": counts.astype(int)}, geometry=grids)
+    total, _, counts = _weigh(grids, weighed.xy, weighed.weights, weighed.per_area)
+    return gpd.GeoDataFrame({"weight": total, "points": counts}, geometry=grids)
 
 
 def coverage_problems(area: shapely.Geometry, grids: np.ndarray, *,
@@ -487,7 +613,7 @@ def coverage_problems(area: shapely.Geometry, grids: np.ndarray, *,
     fixed = np.array([shapely.make_valid(g) for g in grids], dtype=object)
 
     def width(piece: shapely.Geometry) -> float:
-        return 2 * piece.area / max(piece.length, 1e-12)  # a strip's width
+        return 2 * shapely.area(piece) / max(shapely.length(piece), 1e-12)  # a strip's width
 
     def pieces(geom: shapely.Geometry) -> list[shapely.Geometry]:
         return [p for p in shapely.get_parts(shapely.make_valid(geom))
@@ -504,9 +630,9 @@ def coverage_problems(area: shapely.Geometry, grids: np.ndarray, *,
     union = shapely.union_all(fixed) if len(fixed) else shapely.Polygon()
     for piece in pieces(shapely.difference(area, union)):
         rows.append((kind_of(piece, "gap"), [], piece, ""))
-    for i, grid in enumerate(fixed):
+    for g, grid in enumerate(fixed):
         for piece in pieces(shapely.difference(grid, area)):
-            rows.append(("outside", [i], piece, ""))
+            rows.append(("outside", [g], piece, ""))
     if len(fixed) > 1 and not rows:
         edges = shapely.coverage_invalid_edges(fixed)
         for i in np.flatnonzero(~shapely.is_empty(edges)):

@@ -17,6 +17,14 @@ and each holds exactly its own households. Where a unit's cells would come apart
 the longest edge with them, so every unit is one polygon.
 
 Coordinates must be metric (metres), e.g. the grid's UTM zone.
+
+References
+----------
+.. [1] Bradley, P. S., Bennett, K. P., & Demiriz, A. (2000). Constrained k-means
+   clustering. Technical Report MSR-TR-2000-65, Microsoft Research (no DOI).
+.. [2] Berger, M. J., & Bokhari, S. H. (1987). A partitioning strategy for nonuniform
+   problems on multiprocessors. *IEEE Transactions on Computers*, C-36(5), 570-580.
+   https://doi.org/10.1109/TC.1987.1676942 (recursive coordinate bisection)
 """
 
 from __future__ import annotations
@@ -245,7 +253,7 @@ def household_units(xy: np.ndarray, area: shapely.Geometry | None = None, *,
     site_of = site_of.ravel()
     k = unit_count(len(xy), min_size, max_size, target)
     frame = area if area is not None else shapely.box(
-        *shapely.multipoints(sites).buffer(margin).bounds)
+        *shapely.bounds(shapely.buffer(shapely.multipoints(sites), margin)))
     cells = _cells(sites, frame)
     site_unit = _assign(sites, weight, k, (min_size, max_size, target))
     site_unit = _connect(sites, cells, site_unit, int(site_unit.max()) + 1)

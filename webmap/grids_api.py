@@ -16,7 +16,7 @@ from layers.access import read_scope
 from layers.features import fetch_ids
 from layers.gridcheck import grid_history, validate_grids
 from layers.gridedit import carve_grid, merge_grids, restore_grid, split_grid
-from layers.gridgen import generate_grids
+from layers.gridgen import TARGETS, Generated, generate_grids, plain
 from layers.registry import LAYERS
 from layers.units import regenerate_units
 
@@ -28,20 +28,68 @@ from .params import BadRequest, json_body, only_params
 bp = Blueprint("grids_api", __name__)
 
 
+# What the answer to a generation says about the weight used, in the page language.
+TEXT = {
+    "zh": {"households": "按住户数划分，每个网格约{target}户",
+           "population": "按人口（住户登记人数）划分，每个网格约{target}人",
+           "buildings": "按建筑面积（占地面积×层数，层数=高度÷3米，至少1层）划分，"
+                        "每个网格约{target}平方米",
+           "area": "按面积划分，每个网格约{target}平方米",
+           "chosen_households": "未指定权重：该辖区有住户数据，",
+           "chosen_buildings": "未指定权重：该辖区没有住户数据，",
+           "chosen_area": "未指定权重：该辖区没有住户和建筑数据，"},
+    "en": {"households": "planned by households, about {target} households per grid",
+           "population": "planned by population (persons of the registered households), "
+                         "about {target} persons per grid",
+           "buildings": "planned by building floor area (footprint × floors, floors = "
+                        "height ÷ 3 m, at least 1), about {target} m² per grid",
+           "area": "planned by area, about {target} m² per grid",
+           "chosen_households": "No weight given: the jurisdiction has households, so ",
+           "chosen_buildings": "No weight given: the jurisdiction has no households, so ",
+           "chosen_area": "No weight given: the jurisdiction has neither households nor "
+                          "buildings, so "},
+}
+
+
+def _note(generated: Generated, lang: str) -> str:
+    """What the grids were balanced on, for a person reading ``lang``."""
+    t = TEXT[lang]
+    note = t[generated.weight].format(target=plain(generated.target))
+    return t[f"chosen_{generated.weight}"] + note if generated.chosen else \
+        note[0].upper() + note[1:]
+
+
 @bp.post("/api/grids/generate")
 def generate():
-    """Partition every community under ``jurisdiction`` into grids of ~N households."""
-    body = json_body({"jurisdiction": str, "target_households": int, "replace": bool},
-                      {"jurisdiction", "target_households"})
+    """Partition every community under ``jurisdiction`` into grids of about a target weight.
+
+    ``weight`` is households, population, buildings or area (default: households when
+    there are any, else buildings, else area); the target of each is its own field
+    (:data:`layers.gridgen.TARGETS`). The answer is the new grids with ``weight``,
+    ``target`` and a ``note`` in the page language (``?lang=zh|en``) saying what they
+    follow.
+    """
+    only_params({"lang"})
+    lang = request.args.get("lang", "zh")
+    if lang not in TEXT:
+        raise BadRequest(f"lang must be zh or en, got {lang!r}")
+    fields = {t.field: int if t.whole else (int, float) for t in TARGETS.values()}
+    body = json_body({"jurisdiction": str, "weight": str, **fields, "replace": bool},
+                     {"jurisdiction"})
+    targets = {w: body[t.field] for w, t in TARGETS.items() if t.field in body}
     engine = db_engine(current_app)
     with engine.begin() as conn:
-        ids = generate_grids(conn, current_user(), body["jurisdiction"],
-                             body["target_households"], body.get("replace", False))
+        generated = generate_grids(conn, current_user(), body["jurisdiction"], targets,
+                                   body.get("replace", False), weight=body.get("weight"))
     with engine.connect() as conn:
-        features = fetch_ids(conn, LAYERS["grids"], ids,
+        features = fetch_ids(conn, LAYERS["grids"], generated.ids,
                              read_scope(conn, current_user(), LAYERS["grids"]))
-    return Response(f'{{"type": "FeatureCollection", "features": {features}}}', 201,
-                    content_type="application/geo+json")
+    target = generated.target
+    about = json.dumps({"weight": generated.weight,
+                        "target": int(target) if target.is_integer() else target,
+                        "note": _note(generated, lang)}, ensure_ascii=False)
+    return Response(f'{{"type": "FeatureCollection", {about[1:-1]}, "features": {features}}}',
+                    201, content_type="application/geo+json")
 
 
 @bp.get("/api/grids/validate")

@@ -1,3 +1,4 @@
+import geopandas as gpd
 import libpysal
 import numpy as np
 import pandas as pd
@@ -126,9 +127,9 @@ def test_grid_plan_follows_streets_and_tiles_the_area():
     assert shapely.coverage_is_valid(plan.geometry.values)
     union = shapely.union_all(plan.geometry.values)
     assert union.symmetric_difference(area).area < 1e-6 * area.area
-    assert plan.households.sum() == len(homes)
+    assert plan.points.sum() == len(homes) and plan.weight.sum() == len(homes)
     assert len(plan) == round(len(homes) / 300)
-    assert coefficient_of_variation(plan.households.values) <= 0.10
+    assert coefficient_of_variation(plan.weight.values) <= 0.10
     # grid boundaries follow the streets: a block light enough is never cut
     light = [b for b in blocks
              if shapely.contains_xy(b, homes[:, 0], homes[:, 1]).sum() <= 300 / 3]
@@ -171,5 +172,84 @@ def test_grid_plan_balances_households_clustered_in_one_compound():
     homes = rng.normal((3100, 700), 12, (192, 2))  # one compound of ~50 m
     plan = grid_plan(area, np.array([], dtype=object), homes, 120)
     assert len(plan) == 2
-    assert plan.households.min() >= 0.9 * 96  # split inside the compound, not 0 / 192
+    assert plan.weight.min() >= 0.9 * 96  # split inside the compound, not 0 / 192
     assert shapely.coverage_is_valid(plan.geometry.values)
+
+
+def _town(seed):
+    """An area with streets and ~600 rectangular buildings of 1-30 floors in clusters."""
+    rng = np.random.default_rng(seed)
+    area = shapely.Polygon([(0, 0), (2400, 0), (2600, 1800), (300, 2000)])
+    roads = np.array([shapely.LineString([(-100, 900), (2700, 1000)]),
+                      shapely.LineString([(1200, -100), (1300, 2100)]),
+                      shapely.LineString([(1300, 1500), (2700, 1600)])], dtype=object)
+    centres = np.vstack([rng.normal((700, 500), 150, (300, 2)),
+                         rng.uniform(0, 2500, (300, 2))])
+    width, depth = rng.uniform(15, 40, len(centres)), rng.uniform(10, 20, len(centres))
+    boxes = shapely.box(centres[:, 0] - width / 2, centres[:, 1] - depth / 2,
+                        centres[:, 0] + width / 2, centres[:, 1] + depth / 2)
+    inside = shapely.within(boxes, area)
+    heights = rng.choice([np.nan, 3.0, 6.2, 10.0, 18.0, 45.0, 90.0], inside.sum())
+    return area, roads, gpd.GeoDataFrame({"height_m": heights}, geometry=boxes[inside])
+
+
+def test_floor_area_counts_floors_of_three_metres_rounded_half_up():
+    from geo.grids import floor_area
+
+    heights = np.array([np.nan, 1.4, 1.5, 4.4, 4.5, 7.5, 9.0, 100.0])
+    assert floor_area(np.full(8, 100.0), heights).tolist() == \
+        [100, 100, 100, 100, 200, 300, 300, 3300]
+
+
+@pytest.mark.parametrize("seed", [1, 7, 11])
+def test_grid_plan_by_building_floor_area_is_balanced_contiguous_and_tiles(seed):
+    from geo.grids import floor_area, grid_plan
+
+    area, roads, buildings = _town(seed)
+    spots = buildings.representative_point()
+    weights = floor_area(buildings.area.to_numpy(), buildings.height_m.to_numpy())
+    target = weights.sum() / 12
+    plan = grid_plan(area, roads, shapely.get_coordinates(spots.values), target,
+                     weights=weights)
+    # contiguous: one polygon each; no gap, no overlap
+    assert (plan.geom_type == "Polygon").all()
+    assert shapely.coverage_is_valid(plan.geometry.values)
+    union = shapely.union_all(plan.geometry.values)
+    assert union.symmetric_difference(area).area < 1e-6 * area.area
+    assert plan.area.sum() == pytest.approx(area.area, rel=1e-9)
+    assert len(plan) == 12
+    # balanced as households are (the same tolerance)
+    assert coefficient_of_variation(plan.weight.values) <= 0.10
+    # the weights it reports are those a spatial join finds
+    joined = gpd.sjoin(gpd.GeoDataFrame({"w": weights}, geometry=spots.values),
+                       plan.reset_index(names="grid"), predicate="within")
+    reference = joined.groupby("grid").w.sum().reindex(range(len(plan)), fill_value=0)
+    np.testing.assert_allclose(plan.weight.values, reference.values, rtol=1e-9)
+    assert (plan.points.values == joined.groupby("grid").size()
+            .reindex(range(len(plan)), fill_value=0).values).all()
+
+
+def test_grid_plan_by_area_gives_grids_of_near_equal_area():
+    from geo.grids import grid_plan
+
+    area, roads, _ = _town(3)
+    plan = grid_plan(area, roads, np.empty((0, 2)), area.area / 9, per_area=1.0)
+    assert len(plan) == 9 and (plan.geom_type == "Polygon").all()
+    assert shapely.coverage_is_valid(plan.geometry.values)
+    np.testing.assert_allclose(plan.weight.values, plan.area.values, rtol=1e-9)
+    assert plan.area.sum() == pytest.approx(area.area, rel=1e-9)
+    assert coefficient_of_variation(plan.area.values) <= 0.05
+
+
+def test_grid_plan_refuses_weights_it_cannot_use():
+    from geo.grids import grid_plan
+
+    area = shapely.box(0, 0, 100, 100)
+    points = np.array([[10.0, 10.0], [50.0, 50.0]])
+    none = np.array([], dtype=object)
+    with pytest.raises(ValueError, match="one value per point"):
+        grid_plan(area, none, points, 10, weights=np.array([1.0]))
+    with pytest.raises(ValueError, match="non-negative"):
+        grid_plan(area, none, points, 10, weights=np.array([1.0, -1.0]))
+    with pytest.raises(ValueError, match="per_area"):
+        grid_plan(area, none, points, 10, per_area=float("nan"))
