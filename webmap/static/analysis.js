@@ -118,16 +118,15 @@ function safegridAnalysis(map, config) {
     const method = (body.parameters || {}).weights ? "safety"
       : (body.parameters || {}).method || (body.steps ? "emerging" : "gi");
     const top = Math.max(0, ...body.features.map(f => f.properties.density || 0));
+    const topCount = Math.max(1, ...body.features.map(f => f.properties.count));
     L.geoJSON(body, {
       style: f => {
         const p = f.properties;
-        let colour = "#cccccc";
-        if (method === "gi") colour = CLASS_COLOURS[p.class];
-        else if (method === "kde") colour = densityColour(p.density, top);
-        else if (method === "count") colour = densityColour(p.count, Math.max(
-          1, ...body.features.map(g => g.properties.count)));
-        else if (method === "safety") colour = LEVELS[p.level];
-        else colour = CATEGORY_COLOURS[p.category];
+        const colour = (method === "gi" ? CLASS_COLOURS[p.class]
+          : method === "kde" ? densityColour(p.density, top)
+          : method === "count" ? densityColour(p.count, topCount)
+          : method === "safety" ? LEVELS[p.level]
+          : CATEGORY_COLOURS[p.category]) || "#cccccc";  // grey: a class without a colour
         return {color: colour, weight: 0.5, fillColor: colour, fillOpacity: 0.65};
       },
       onEachFeature: (f, layer) => layer.bindPopup(popup(f.properties)),

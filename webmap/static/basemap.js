@@ -4,6 +4,7 @@
 // notice, in the page language, when a remote basemap fails to load.
 "use strict";
 
+/* exported safegridBasemap */
 var safegridBasemap = (function () {
   const PAPER = "#f2efe9";
   // class -> [colour, width at zoom 15]
@@ -67,8 +68,8 @@ var safegridBasemap = (function () {
       box.textContent = config.failed;
       box.style.display = "block";
     };
-    window.fetch = function (input, init) {
-      const answer = pageFetch.apply(this, arguments);
+    window.fetch = function (input) {
+      const answer = pageFetch.apply(this, arguments);  // input and init, as they came
       if (String(input && input.url || input).indexOf("/tiles/basemap/") !== -1) {
         answer.then(function (r) { if (!r.ok) { failed(); } }, failed);
       }
@@ -102,7 +103,7 @@ var safegridBasemap = (function () {
   // The GCJ-02 offset (degrees) of a WGS 84 point: the published forward formula, as in
   // geo/crs.py (a test compares the two); zero outside China.
   function gcj02Offset(lon, lat) {
-    const A = 6378245.0, EE = 0.00669342162296594323, PI = Math.PI;
+    const A = 6378245.0, EE = 0.006693421622965943, PI = Math.PI;
     if (lon < 72.004 || lon > 137.8347 || lat < 0.8293 || lat > 55.8271) { return [0, 0]; }
     const x = lon - 105.0, y = lat - 35.0;
     let dlat = -100.0 + 2.0 * x + 3.0 * y + 0.2 * y * y + 0.1 * x * y

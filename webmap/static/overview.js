@@ -3,6 +3,7 @@
 // when the map moves out of what was fetched or zooms in past its detail, a colour
 // swatch for each in the layer control, grid labels thinned so none overlaps another,
 // and a layer control that starts collapsed on a phone.
+/* exported safegridOverview */
 var safegridOverview = (function () {
   "use strict";
   var STORE = "safegrid.overview.layers";
@@ -12,7 +13,7 @@ var safegridOverview = (function () {
   function remembered() {
     try {
       return JSON.parse(window.localStorage.getItem(STORE)) || {};
-    } catch (e) {
+    } catch {
       return {};  // storage refused or unreadable: the defaults
     }
   }
@@ -22,7 +23,7 @@ var safegridOverview = (function () {
     overlays.forEach(function (o, i) { state[o.key] = map.hasLayer(layers[i]); });
     try {
       window.localStorage.setItem(STORE, JSON.stringify(state));
-    } catch (e) { /* storage refused: the choice lasts this page only */ }
+    } catch { /* storage refused: the choice lasts this page only */ }
   }
 
   function controlOptions(options) {
