@@ -822,3 +822,20 @@ def test_a_new_grid_over_a_grid_changed_meanwhile_is_refused_then_drawn(planner_
     assert len(new_grids(db, grids)) == 1
     assert_tiles(db)
     assert page.errors == []
+
+
+def test_regenerating_units_is_a_write_without_a_body(planner_page, db, planned):
+    page = planner_page
+    grids = geoms(db)
+    key = planned[0]
+    page.goto(page.url)
+    open_grid(page, key, grids[key])
+    page.click("#sg-units")
+    page.wait_for_selector("#sg-message.ok, #sg-message.error")
+    with db.connect() as conn:
+        made = conn.execute(text(
+            "SELECT count(*) FROM household_units u JOIN grids g ON g.code = u.grid_code "
+            "WHERE g.id = :i"), {"i": key}).scalar_one()
+    assert made > 0  # a grid of ~40 households gets units of 5-15
+    assert page.text_content("#sg-message") == ZH["units_done"] + "：" + str(made)
+    assert page.errors == []
