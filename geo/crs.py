@@ -2,7 +2,10 @@
 
 Everything stored by safegrid is EPSG:4326 (lon/lat, WGS 84). Distances and areas are
 computed in a metric CRS picked per area: the UTM zone of the area's centre by default,
-or the CGCS2000 3-degree Gauss-Krüger zone that Chinese survey data uses.
+or the CGCS2000 3-degree Gauss-Krüger zone that Chinese survey data uses. A
+``Projection`` moves points and shapely geometries there and back (``Projection.around``
+a centre, ``Projection.over`` a geometry, or between two given CRSs); ``LocalMetres`` is
+the Projection onto a linear plane about a point, for areas of a few kilometres.
 
 GCJ-02 is the obfuscated datum used by Chinese web maps (Amap, Tencent). It is not a
 PROJ CRS: it is a non-linear offset of up to a few hundred metres applied inside China.
@@ -30,14 +33,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import cached_property
+from typing import Any
 
 import numpy as np
 import shapely
-from pyproj import CRS
+from pyproj import CRS, Transformer
 
 __all__ = [
     "METRIC_KINDS",
     "LocalMetres",
+    "Projection",
     "bd09_to_gcj02",
     "bd09_to_wgs84",
     "gcj02_to_bd09",
@@ -202,34 +208,131 @@ def bd09_to_wgs84(
     return gcj02_to_wgs84(*bd09_to_gcj02(lon, lat, tol_deg, max_iter), tol_deg, max_iter)
 
 
-class LocalMetres:
-    """An equirectangular plane about ``(lon0, lat0)``: metres east and north.
+class Projection:
+    """Lon/lat to a metric CRS and back, for points, shapely geometries and arrays of them.
 
-    For areas of a few kilometres (a grid, a community) its distortion is well under
-    0.1 %, and it is linear, so shapes map back to lon/lat without bending.
+    ``Projection(crs, source=4326)`` goes between two given CRSs; :meth:`around` picks
+    the metric CRS of a centre (:func:`metric_crs`) and :meth:`over` that of a geometry's
+    centroid. :meth:`project` and :meth:`project_xy` go from ``source`` (lon/lat,
+    EPSG:4326, unless told) to ``crs`` (metres), :meth:`unproject` and
+    :meth:`unproject_xy` back. x is always east / longitude (``always_xy``).
+
+    Attributes
+    ----------
+    crs
+        The metric (target) CRS.
+    source
+        The source CRS, EPSG:4326 unless told.
+    transformer, inverse_transformer
+        The pyproj Transformers ``source -> crs`` and ``crs -> source`` (built on first use).
     """
 
-    def __init__(self, lon0: float, lat0: float):
+    def __init__(self, crs: Any, source: Any = 4326) -> None:
+        self.crs: CRS = CRS.from_user_input(crs)
+        self.source: CRS = CRS.from_user_input(source)
+
+    @staticmethod
+    def around(lon: float, lat: float, kind: str = "utm") -> Projection:
+        """Lon/lat (EPSG:4326) to the metric CRS of ``kind`` centred on ``lon``/``lat``."""
+        return Projection(metric_crs(lon, lat, kind))
+
+    @staticmethod
+    def over(geom: shapely.Geometry, kind: str = "utm") -> Projection:
+        """Lon/lat (EPSG:4326) to the metric CRS of ``kind`` at the centroid of ``geom``."""
+        centre = shapely.centroid(geom)
+        return Projection.around(centre.x, centre.y, kind)
+
+    @cached_property
+    def transformer(self) -> Transformer:
+        """``source`` -> ``crs``."""
+        return Transformer.from_crs(self.source, self.crs, always_xy=True)
+
+    @cached_property
+    def inverse_transformer(self) -> Transformer:
+        """``crs`` -> ``source``."""
+        return Transformer.from_crs(self.crs, self.source, always_xy=True)
+
+    def project_xy(self, x: Any, y: Any) -> tuple[Any, Any]:
+        """Points from ``source`` to ``crs``: lon, lat (scalars or arrays) -> x, y (metres)."""
+        return self.transformer.transform(x, y)
+
+    def unproject_xy(self, x: Any, y: Any) -> tuple[Any, Any]:
+        """Points from ``crs`` back to ``source``: x, y (metres) -> lon, lat."""
+        return self.inverse_transformer.transform(x, y)
+
+    def project(self, geoms: Any) -> Any:
+        """A shapely geometry, or an array of them, from ``source`` to ``crs`` (2D)."""
+        return shapely.transform(geoms, self._project_coords)
+
+    def unproject(self, geoms: Any) -> Any:
+        """A shapely geometry, or an array of them, from ``crs`` back to ``source`` (2D)."""
+        return shapely.transform(geoms, self._unproject_coords)
+
+    def _project_coords(self, coords: np.ndarray) -> np.ndarray:
+        return np.column_stack(self.project_xy(coords[:, 0], coords[:, 1]))
+
+    def _unproject_coords(self, coords: np.ndarray) -> np.ndarray:
+        return np.column_stack(self.unproject_xy(coords[:, 0], coords[:, 1]))
+
+
+class LocalMetres(Projection):
+    """A :class:`Projection` onto an equirectangular plane about ``(lon0, lat0)``.
+
+    Metres east and north of the centre, with the WGS 84 ellipsoid's metres per degree
+    at ``lat0``. For areas of a few kilometres (a grid, a community) its distortion is
+    well under 0.1 %, and it is linear, so shapes map back to lon/lat without bending.
+    Points move by the linear formula itself (no PROJ call); ``crs`` is a local
+    engineering CRS naming the plane and the Transformers are the same affine map in PROJ.
+    """
+
+    def __init__(self, lon0: float, lat0: float) -> None:
         self.lon0, self.lat0 = lon0, lat0
         phi = math.radians(lat0)  # metres per degree on the WGS 84 ellipsoid at lat0
         self.kx = 111_412.84 * math.cos(phi) - 93.5 * math.cos(3 * phi)
         self.ky = 111_132.92 - 559.82 * math.cos(2 * phi) + 1.175 * math.cos(4 * phi)
+        name = f"Local plane about {lon0!r}E {lat0!r}N"
+        super().__init__(CRS.from_wkt(
+            f'ENGCRS["{name}",EDATUM["{name}, WGS 84 degrees scaled at {lat0!r}N"],'
+            'CS[Cartesian,2],AXIS["easting (X)",east,LENGTHUNIT["metre",1]],'
+            'AXIS["northing (Y)",north,LENGTHUNIT["metre",1]]]'))
 
+    @cached_property
+    def transformer(self) -> Transformer:
+        """The plane's affine map in PROJ, lon/lat -> metres."""
+        return Transformer.from_pipeline(self._affine())
+
+    @cached_property
+    def inverse_transformer(self) -> Transformer:
+        """The plane's affine map in PROJ, metres -> lon/lat."""
+        return Transformer.from_pipeline(f"+proj=pipeline +step +inv {self._affine()}")
+
+    def _affine(self) -> str:
+        return (f"+proj=affine +xoff={-self.lon0 * self.kx!r} +s11={self.kx!r} +s12=0 "
+                f"+yoff={-self.lat0 * self.ky!r} +s21=0 +s22={self.ky!r}")
+
+    def project_xy(self, x: Any, y: Any) -> tuple[Any, Any]:
+        """Lon, lat (degrees) -> metres east, north of the centre."""
+        return ((np.asarray(x, dtype=float) - self.lon0) * self.kx,
+                (np.asarray(y, dtype=float) - self.lat0) * self.ky)
+
+    def unproject_xy(self, x: Any, y: Any) -> tuple[Any, Any]:
+        """Metres east, north of the centre -> lon, lat (degrees)."""
+        return (np.asarray(x, dtype=float) / self.kx + self.lon0,
+                np.asarray(y, dtype=float) / self.ky + self.lat0)
+
+    # The names LocalMetres had before it was a Projection; layers.units still calls them.
     def forward(self, lonlat: np.ndarray) -> np.ndarray:
-        """(N, 2) lon/lat -> (N, 2) metres."""
-        lonlat = np.asarray(lonlat, dtype=float).reshape(-1, 2)
-        return np.column_stack([(lonlat[:, 0] - self.lon0) * self.kx,
-                                (lonlat[:, 1] - self.lat0) * self.ky])
+        """(N, 2) lon/lat -> (N, 2) metres (:meth:`project_xy` on stacked points)."""
+        return self._project_coords(np.asarray(lonlat, dtype=float).reshape(-1, 2))
 
     def inverse(self, xy: np.ndarray) -> np.ndarray:
-        """(N, 2) metres -> (N, 2) lon/lat."""
-        xy = np.asarray(xy, dtype=float).reshape(-1, 2)
-        return np.column_stack([xy[:, 0] / self.kx + self.lon0, xy[:, 1] / self.ky + self.lat0])
+        """(N, 2) metres -> (N, 2) lon/lat (:meth:`unproject_xy` on stacked points)."""
+        return self._unproject_coords(np.asarray(xy, dtype=float).reshape(-1, 2))
 
-    def to_metres(self, geom):
-        """A shapely geometry (or array of them) in metres."""
-        return shapely.transform(geom, self.forward)
+    def to_metres(self, geom: Any) -> Any:
+        """:meth:`project`."""
+        return self.project(geom)
 
-    def to_lonlat(self, geom):
-        """A shapely geometry (or array of them) back in lon/lat."""
-        return shapely.transform(geom, self.inverse)
+    def to_lonlat(self, geom: Any) -> Any:
+        """:meth:`unproject`."""
+        return self.unproject(geom)

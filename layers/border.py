@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import shapely
-from pyproj import Transformer
 from sqlalchemy import Connection, text
 
 from geo.border import (
@@ -38,7 +37,7 @@ from geo.border import (
     plan_patrols,
     shared_border,
 )
-from geo.crs import metric_crs
+from geo.crs import Projection
 from geo.hotspots import (
     benjamini_hochberg,
     classify,
@@ -153,21 +152,16 @@ PAIR_LEVELS = ("city", "district")
 _SHARED: dict[tuple, bool] = {}
 
 
-def _metric(shapes: list[shapely.Geometry]) -> tuple:
-    """``shapes`` (lon/lat) in the UTM zone of their middle: (crs, forward, inverse, shapes)."""
-    middle = shapely.union_all(shapes).centroid
-    crs = metric_crs(middle.x, middle.y)
-    forward = Transformer.from_crs(4326, crs, always_xy=True)
-    inverse = Transformer.from_crs(crs, 4326, always_xy=True)
-    moved = [shapely.transform(s, lambda xy: np.column_stack(
-        forward.transform(xy[:, 0], xy[:, 1]))) for s in shapes]
-    return crs, forward, inverse, moved
+def _metric(shapes: list[shapely.Geometry]) -> tuple[Projection, list[shapely.Geometry]]:
+    """``shapes`` (lon/lat) in the UTM zone of their middle: (projection, shapes)."""
+    projection = Projection.over(shapely.union_all(shapes))
+    return projection, [projection.project(s) for s in shapes]
 
 
 def _share_border(key: tuple, a: bytes, b: bytes) -> bool:
     """Whether the jurisdictions (WKB, lon/lat) share a border (:func:`shared_border`)."""
     if key not in _SHARED:
-        _crs, _f, _i, (ma, mb) = _metric([shapely.from_wkb(a), shapely.from_wkb(b)])
+        _projection, (ma, mb) = _metric([shapely.from_wkb(a), shapely.from_wkb(b)])
         try:
             shared_border(ma, mb, TOLERANCE)
             found = True
@@ -227,15 +221,14 @@ def _load(conn: Connection, user: User, query: BorderQuery) -> _Border:
     rows = {r["code"]: r for r in conn.execute(text(
         "SELECT code, name, ST_AsBinary(geom) AS wkb FROM jurisdictions WHERE code IN (:a, :b)"),
         {"a": query.a, "b": query.b}).mappings().all()}
-    crs, forward, inverse, (a, b) = _metric([shapely.from_wkb(bytes(rows[c]["wkb"]))
-                                             for c in (query.a, query.b)])
+    projection, (a, b) = _metric([shapely.from_wkb(bytes(rows[c]["wkb"]))
+                                  for c in (query.a, query.b)])
     try:
         line = shared_border(a, b, query.tolerance)
     except NotNeighbours as exc:
         raise BadBorderRequest(f"{query.a} and {query.b} are not neighbours: {exc}") from None
     side_a, side_b = border_zone(a, b, line, query.width)
-    scene = Scene(f"{query.a}-{query.b}", shapely.union(side_a, side_b), crs.to_string(),
-                  forward, inverse)
+    scene = Scene(f"{query.a}-{query.b}", shapely.union(side_a, side_b), projection)
     return _Border(query, {c: rows[c]["name"] for c in rows}, a, b, line,
                    {query.a: side_a, query.b: side_b}, scene)
 
@@ -255,8 +248,8 @@ def _read_roads(conn: Connection, border: _Border) -> None:
         "ST_GeomFromWKB(:z, 4326) AS z WHERE r.geom && z AND ST_Intersects(r.geom, z) "
         "ORDER BY r.id"), {"z": _zone_wkb(border)}).mappings().all()
     border.road_rows = [(r["id"], r["name"], r["class"]) for r in rows]
-    border.roads = border.scene.to_metric(shapely.from_wkb([bytes(r["wkb"]) for r in rows])) \
-        if rows else np.empty(0, dtype=object)
+    border.roads = border.scene.projection.project(
+        shapely.from_wkb([bytes(r["wkb"]) for r in rows])) if rows else np.empty(0, dtype=object)
 
 
 def _roads_near(conn: Connection, border: _Border, detour: float) -> np.ndarray:
@@ -267,7 +260,7 @@ def _roads_near(conn: Connection, border: _Border, detour: float) -> np.ndarray:
         "WHERE r.geom && z AND ST_Intersects(r.geom, z) ORDER BY r.id"),
         {"z": shapely.to_wkb(border.scene.to_lonlat(np.array([around], dtype=object))[0])}
     ).scalars().all()
-    return border.scene.to_metric(shapely.from_wkb([bytes(r) for r in rows])) if rows \
+    return border.scene.projection.project(shapely.from_wkb([bytes(r) for r in rows])) if rows \
         else np.empty(0, dtype=object)
 
 
@@ -279,7 +272,7 @@ def _read_crossings(conn: Connection, border: _Border) -> None:
         "SELECT c.name, ST_X(c.geom) AS lon, ST_Y(c.geom) AS lat FROM checkpoints c, "
         "ST_GeomFromWKB(:z, 4326) AS z WHERE ST_DWithin(c.geom::geography, z::geography, 60) "
         "ORDER BY c.id"), {"z": _zone_wkb(border)}).mappings().all()
-    checkpoints = np.column_stack(border.scene.forward.transform(
+    checkpoints = np.column_stack(border.scene.projection.project_xy(
         [r["lon"] for r in rows], [r["lat"] for r in rows])) if rows else np.empty((0, 2))
     seeing = CoverageQuery(border.scene.code)
     look(conn, border.scene, border.zone, seeing)
@@ -356,8 +349,8 @@ def _key_areas(conn: Connection, border: _Border) -> list[dict]:
         "ST_X(ST_PointOnSurface(k.geom)) AS lon, ST_Y(ST_PointOnSurface(k.geom)) AS lat "
         "FROM key_areas k, ST_GeomFromWKB(:z, 4326) AS z WHERE k.geom && z "
         "AND ST_Intersects(k.geom, z) ORDER BY k.id"), {"z": _zone_wkb(border)}).mappings().all()
-    at = np.column_stack(border.scene.forward.transform([r["lon"] for r in rows],
-                                                        [r["lat"] for r in rows])) if rows \
+    at = np.column_stack(border.scene.projection.project_xy([r["lon"] for r in rows],
+                                                            [r["lat"] for r in rows])) if rows \
         else np.empty((0, 2))
     sides = _side_of(border, at)
     return [{"type": "Feature", "id": r["id"], "geometry": json.loads(r["geojson"]),
@@ -537,7 +530,7 @@ def _unreached(border: _Border, patrol: Patrol) -> list[dict]:
     """The stops the team's route misses: kind, where (lon, lat), reason, metres to a road."""
     out = []
     for stop in patrol.unreached:
-        lon, lat = border.scene.inverse.transform(*stop.point)
+        lon, lat = border.scene.projection.unproject_xy(*stop.point)
         out.append({"kind": stop.kind, "lon": round(lon, 7), "lat": round(lat, 7),
                     "reason": stop.reason,
                     "distance_m": None if stop.distance is None else round(stop.distance, 1)})

@@ -23,7 +23,6 @@ from functools import cached_property
 import geopandas as gpd
 import numpy as np
 import shapely
-from pyproj import Transformer
 from sqlalchemy import Connection, text
 
 from geo.coverage import (
@@ -43,6 +42,7 @@ from geo.coverage import (
     views_over,
     watched,
 )
+from geo.crs import Projection
 from geo.hotspots import (
     Lattice,
     benjamini_hochberg,
@@ -142,34 +142,30 @@ def _check_camera(cam: Proposed, where: str) -> None:
 
 @dataclass
 class Scene:
-    """An area (metric) with its CRS and transformers, and the cameras that see it."""
+    """An area (metric) with its projection, and the cameras that see it."""
 
     code: str
     area: shapely.Geometry  # metric
-    crs: str
-    forward: Transformer
-    inverse: Transformer
+    projection: Projection  # lon/lat <-> the metric CRS
     # metric; id, code, bearing, fov, range_m, status, version
     cameras: gpd.GeoDataFrame = field(default_factory=gpd.GeoDataFrame)
     buildings: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=object))
     views: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=object))
     reach: shapely.Geometry | None = None  # metric: the area and its targets
     stamp: tuple = ()  # of the buildings read (views are cached under it)
+    crs: str = field(init=False)  # the metric CRS, e.g. "EPSG:32649"
+
+    def __post_init__(self) -> None:
+        self.crs = self.projection.crs.to_string()
 
     @cached_property
     def building_tree(self) -> shapely.STRtree | None:
         """An STRtree of the footprints (built on first use), None without footprints."""
         return shapely.STRtree(self.buildings) if len(self.buildings) else None
 
-    def to_metric(self, geoms: np.ndarray) -> np.ndarray:
-        """Lon/lat geometries in the scene's metric CRS."""
-        return shapely.transform(np.asarray(geoms, dtype=object), lambda c: np.column_stack(
-            self.forward.transform(c[:, 0], c[:, 1])))
-
     def to_lonlat(self, geoms: np.ndarray) -> np.ndarray:
         """Metric geometries in lon/lat, on a 1e-7 degree grid."""
-        out = shapely.transform(np.asarray(geoms, dtype=object), lambda c: np.column_stack(
-            self.inverse.transform(c[:, 0], c[:, 1])))
+        out = self.projection.unproject(np.asarray(geoms, dtype=object))
         try:
             return shapely.set_precision(out, 1e-7)
         except shapely.errors.GEOSException:  # a sliver rounding cannot keep valid
@@ -194,12 +190,12 @@ _MAX_AREAS = 16
 _CACHE_LOCK = threading.Lock()  # the server answers from several threads
 
 
-def _envelope(reach: shapely.Geometry, inverse: Transformer, metres: float
+def _envelope(reach: shapely.Geometry, projection: Projection, metres: float
               ) -> tuple[float, ...]:
     """Lon/lat bounds of everything within ``metres`` of ``reach`` (metric)."""
     x0, y0, x1, y1 = reach.bounds
     x0, y0, x1, y1 = x0 - metres, y0 - metres, x1 + metres, y1 + metres
-    lon, lat = inverse.transform([x0, x1, x0, x1], [y0, y0, y1, y1])
+    lon, lat = projection.unproject_xy([x0, x1, x0, x1], [y0, y0, y1, y1])
     return min(lon), min(lat), max(lon), max(lat)
 
 
@@ -224,8 +220,8 @@ def _buildings(conn: Connection, scene: Scene, envelope: tuple[float, ...]
             _BUILDINGS.move_to_end(key)
             return stamp, cached[1]
     rows = conn.execute(text(f"SELECT ST_AsBinary(b.geom) {where}"), _box(envelope)).all()
-    footprints = scene.to_metric(shapely.from_wkb([bytes(r[0]) for r in rows])) if rows \
-        else np.empty(0, dtype=object)
+    footprints = scene.projection.project(shapely.from_wkb([bytes(r[0]) for r in rows])) \
+        if rows else np.empty(0, dtype=object)
     with _CACHE_LOCK:
         _BUILDINGS[key] = (stamp, footprints)
         while len(_BUILDINGS) > _MAX_AREAS:
@@ -241,7 +237,8 @@ def _cameras(conn: Connection, scene: Scene, reach: shapely.Geometry,
         f"ST_X(c.geom), ST_Y(c.geom) FROM cameras c WHERE c.geom && {_BOX} ORDER BY c.id"),
         _box(envelope)).all()
     columns = ["id", "code", "bearing", "fov", "range_m", "status", "version"]
-    xy = np.column_stack(scene.forward.transform([r[7] for r in rows], [r[8] for r in rows])) \
+    xy = np.column_stack(scene.projection.project_xy([r[7] for r in rows],
+                                                     [r[8] for r in rows])) \
         if rows else np.empty((0, 2))
     frame = gpd.GeoDataFrame({k: [r[i] for r in rows] for i, k in enumerate(columns)},
                              geometry=shapely.points(xy) if rows else [])
@@ -256,11 +253,9 @@ def _scene(conn: Connection, user: User, query: CoverageQuery, targets: bool = T
     """The jurisdiction with its targets (when asked) and the cameras that can see them."""
     query.check()
     area_ll, crs = jurisdiction_to_analyse(conn, user, query.jurisdiction)
-    forward = Transformer.from_crs(4326, crs, always_xy=True)
-    inverse = Transformer.from_crs(crs, 4326, always_xy=True)
-    area = shapely.transform(area_ll, lambda c: np.column_stack(
-        forward.transform(c[:, 0], c[:, 1])))
-    scene = Scene(query.jurisdiction, area, crs.to_string(), forward, inverse)
+    projection = Projection(crs)
+    area = projection.project(area_ll)
+    scene = Scene(query.jurisdiction, area, projection)
     found = _targets(conn, scene, query) if targets else None
     reach = area if found is None or len(found.shapes) == 0 else shapely.union_all(
         [area, *shapely.buffer(found.shapes, ROAD_CORRIDOR)])
@@ -278,10 +273,10 @@ def look(conn: Connection, scene: Scene, reach: shapely.Geometry,
     scene.reach = reach
     # every camera that can see ``reach`` stands within REACH_M of it, and sees at most
     # REACH_M further: footprints within twice that make each view exact (and cacheable)
-    stamp, scene.buildings = _buildings(conn, scene, _envelope(reach, scene.inverse,
+    stamp, scene.buildings = _buildings(conn, scene, _envelope(reach, scene.projection,
                                                                2 * REACH_M))
     scene.stamp = stamp
-    scene.cameras = _cameras(conn, scene, reach, _envelope(reach, scene.inverse, REACH_M))
+    scene.cameras = _cameras(conn, scene, reach, _envelope(reach, scene.projection, REACH_M))
     codes = set(scene.cameras["code"]) if len(scene.cameras) else set()
     unknown = set(query.off) - codes
     if unknown:
@@ -309,7 +304,7 @@ def _views(scene: Scene, stamp: tuple, query: CoverageQuery) -> np.ndarray:
                     _VIEWS.popitem(last=False)
         out.append(view)
     for cam in query.add:
-        x, y = scene.forward.transform(cam.lon, cam.lat)
+        x, y = scene.projection.project_xy(cam.lon, cam.lat)
         out.append(_view(scene, x, y, cam.bearing, cam.fov, cam.range_m))
     return np.array(out, dtype=object)
 
@@ -321,7 +316,7 @@ def _views_on(scene: Scene, query: CoverageQuery, client) -> np.ndarray:
     cams = scene.cameras[watching(scene.cameras, query)].assign(status="online")
     views = fields_of_view_dask(cams, scene.buildings, client).geometry.values.to_numpy() \
         if len(cams) else np.empty(0, dtype=object)
-    added = [_view(scene, *scene.forward.transform(c.lon, c.lat), c.bearing, c.fov,
+    added = [_view(scene, *scene.projection.project_xy(c.lon, c.lat), c.bearing, c.fov,
                    c.range_m) for c in query.add]
     return np.array([*views, *added], dtype=object)
 
@@ -359,7 +354,7 @@ def _targets(conn: Connection, scene: Scene, query: CoverageQuery) -> _Targets:
             "SELECT k.id, k.name, k.category, ST_AsBinary(k.geom) FROM key_areas k, "
             "jurisdictions j WHERE j.code = :c AND ST_Intersects(k.geom, j.geom)" + only
             + " ORDER BY k.id"), {"c": code, "schools": list(SCHOOLS)}).all()
-        geoms = scene.to_metric(shapely.from_wkb([bytes(r[3]) for r in rows])) if rows \
+        geoms = scene.projection.project(shapely.from_wkb([bytes(r[3]) for r in rows])) if rows \
             else np.empty(0, object)
         shapes = school_zones(geoms, query.school_buffer) if query.target == "school_zones" \
             else key_area_shapes(geoms)
@@ -371,7 +366,7 @@ def _targets(conn: Connection, scene: Scene, query: CoverageQuery) -> _Targets:
             "SELECT g.id, g.code, g.name, g.kind, ST_AsBinary(g.geom) FROM grids g "
             "WHERE g.jurisdiction_code = ANY(:codes) ORDER BY g.id"),
             {"codes": subtree_codes(conn, code)}).all()
-        geoms = scene.to_metric(shapely.from_wkb([bytes(r[4]) for r in rows])) if rows \
+        geoms = scene.projection.project(shapely.from_wkb([bytes(r[4]) for r in rows])) if rows \
             else np.empty(0, object)
         props = [{"id": r[0], "code": r[1], "name": r[2], "kind": r[3]} for r in rows]
         _road_props, roads = _road_lines(conn, scene)
@@ -389,7 +384,7 @@ def _road_lines(conn: Connection, scene: Scene, clip: bool = False
         {"c": scene.code}).all()
     if not rows:
         return [], np.empty(0, object)
-    lines = scene.to_metric(shapely.from_wkb([bytes(r[3]) for r in rows]))
+    lines = scene.projection.project(shapely.from_wkb([bytes(r[3]) for r in rows]))
     if clip:
         lines = np.array([_lines_only(g) for g in shapely.intersection(lines, scene.area)],
                          dtype=object)
@@ -552,12 +547,12 @@ def _incidents(conn: Connection, scene: Scene, days: int) -> tuple[np.ndarray, n
     rows = conn.execute(text(
         f"SELECT ST_X(i.geom), ST_Y(i.geom), coalesce(i.severity, 1) FROM incidents i "
         f"WHERE i.geom && {_BOX} AND i.occurred_at >= :s AND i.occurred_at < :e"),
-        {**_box(_envelope(scene.reach, scene.inverse, 0.0)),
+        {**_box(_envelope(scene.reach, scene.projection, 0.0)),
          "s": end - dt.timedelta(days=days), "e": end}).all()
     if not rows:
         return np.empty((0, 2)), np.zeros(0)
     raw = np.array([tuple(r) for r in rows], dtype=float)
-    xy = np.column_stack(scene.forward.transform(raw[:, 0], raw[:, 1]))
+    xy = np.column_stack(scene.projection.project_xy(raw[:, 0], raw[:, 1]))
     inside = shapely.contains_xy(scene.reach, xy[:, 0], xy[:, 1])
     return xy[inside], raw[inside, 2]
 
@@ -657,7 +652,7 @@ def _candidates(conn: Connection, scene: Scene, model: CameraModel) -> np.ndarra
         "SELECT ST_AsBinary(k.geom) FROM key_areas k, jurisdictions j WHERE j.code = :c "
         "AND ST_Intersects(k.geom, j.geom) AND GeometryType(k.geom) LIKE '%POLYGON'"),
         {"c": scene.code}).all()
-    outlines = scene.to_metric(shapely.from_wkb([bytes(r[0]) for r in rows])) if rows \
+    outlines = scene.projection.project(shapely.from_wkb([bytes(r[0]) for r in rows])) if rows \
         else None
     spacing = max(10.0, model.range_m / 4)
     return candidate_sites(roads, outlines, spacing, scene.area.buffer(model.range_m / 2),
@@ -703,7 +698,7 @@ def siting(conn: Connection, user: User, query: CoverageQuery, request: SitingRe
         x, y = sites[int(site)]
         view = _view(scene, x, y, float(bearing), model.fov, model.range_m)
         new_views.append(view)
-        lon, lat = scene.inverse.transform(x, y)
+        lon, lat = scene.projection.unproject_xy(x, y)
         features.append(_feature(shapely.Point(round(lon, 7), round(lat, 7)), {
             "rank": rank, "bearing": float(bearing), "fov": model.fov,
             "range_m": model.range_m, "gain": round(gain, 4), unit: round(got, 1),

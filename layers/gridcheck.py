@@ -6,10 +6,9 @@ import math
 
 import numpy as np
 import shapely
-from pyproj import Transformer
 from sqlalchemy import Connection, text
 
-from geo.crs import metric_crs
+from geo.crs import Projection
 from geo.grids import coverage_problems
 from geo.validate import SERVED_DECIMALS, SERVED_GRID
 
@@ -23,12 +22,6 @@ __all__ = ["MIN_AREA_M2", "SLIVER_M", "grid_history", "validate_grids"]
 
 MIN_AREA_M2 = 0.01  # smaller pieces are rounding, not problems
 SLIVER_M = 0.5  # gaps and overlaps thinner than this are slivers
-
-
-def _transform(geoms: np.ndarray, transformer: Transformer) -> np.ndarray:
-    return shapely.transform(np.asarray(geoms, dtype=object),
-                             lambda xy: np.column_stack(transformer.transform(xy[:, 0],
-                                                                              xy[:, 1])))
 
 
 def validate_grids(conn: Connection, user: User, code: str) -> dict:
@@ -56,7 +49,7 @@ def validate_grids(conn: Connection, user: User, code: str) -> dict:
         # would invent slivers); sizes are converted to and measured in metres.
         centre = area.centroid
         metres_per_degree = 111_320.0 * math.sqrt(math.cos(math.radians(centre.y)))
-        to_m = Transformer.from_crs(4326, metric_crs(centre.x, centre.y), always_xy=True)
+        to_m = Projection.around(centre.x, centre.y)
         found = coverage_problems(
             area, shapely.from_geojson(np.array([r[1] for r in rows], dtype=object)),
             min_area=MIN_AREA_M2 / metres_per_degree**2,
@@ -68,7 +61,7 @@ def validate_grids(conn: Connection, user: User, code: str) -> dict:
                 "geometry": shapely.geometry.mapping(geom),
                 "properties": {"kind": kind, "community": leaf,
                                "grids": [rows[i][0] for i in involved],
-                               "area_m2": round(float(_transform([geom], to_m)[0].area), 2),
+                               "area_m2": round(float(to_m.project(geom).area), 2),
                                "detail": detail},
             })
     return {"valid": not features,

@@ -17,9 +17,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import shapely
-from pyproj import CRS, Transformer
 from sqlalchemy import Connection, Engine
 
+from geo.crs import Projection
 from geo.emerging import emerging_hotspots
 from geo.hotspots import (
     Lattice,
@@ -114,12 +114,12 @@ class HotspotData:
 
     ``area``: the jurisdiction's polygon in metres; ``incidents``: what
     :func:`layers.incidents.read_incidents` read (``xy`` in metres, same CRS);
-    ``to_lonlat``: the transformer from that CRS back to EPSG:4326.
+    ``projection``: lon/lat (EPSG:4326) to that CRS and back.
     """
 
     area: shapely.Geometry
     incidents: Incidents
-    to_lonlat: Transformer
+    projection: Projection
 
     @property
     def xy(self) -> np.ndarray:
@@ -147,12 +147,12 @@ class HotspotData:
         return self.incidents.crs
 
 
-def _metric_area(conn: Connection, user: User, code: str) -> tuple[shapely.Geometry, CRS]:
+def _metric_area(conn: Connection, user: User, code: str
+                 ) -> tuple[shapely.Geometry, Projection]:
     """The jurisdiction ``code`` (scope checked) in the metric CRS of its centre."""
     area_ll, crs = jurisdiction_to_analyse(conn, user, code)
-    forward = Transformer.from_crs(4326, crs, always_xy=True)
-    return shapely.transform(area_ll, lambda c: np.column_stack(
-        forward.transform(c[:, 0], c[:, 1]))), crs
+    projection = Projection(crs)
+    return projection.project(area_ll), projection
 
 
 def load_hotspot_data(conn: Connection, user: User, query: HotspotQuery) -> HotspotData:
@@ -163,10 +163,10 @@ def load_hotspot_data(conn: Connection, user: User, query: HotspotQuery) -> Hots
     zone of the jurisdiction's centre.
     """
     query.check()
-    area, crs = _metric_area(conn, user, query.jurisdiction)
-    incidents = read_incidents(conn, crs, jurisdiction=query.jurisdiction, start=query.start,
-                               end=query.end, category=query.category)
-    return HotspotData(area, incidents, Transformer.from_crs(crs, 4326, always_xy=True))
+    area, projection = _metric_area(conn, user, query.jurisdiction)
+    incidents = read_incidents(conn, projection.crs, jurisdiction=query.jurisdiction,
+                               start=query.start, end=query.end, category=query.category)
+    return HotspotData(area, incidents, projection)
 
 
 def hotspot_lattice(data: HotspotData, query: HotspotQuery) -> tuple[Lattice, float, bool]:
@@ -196,10 +196,9 @@ def _cells(area: shapely.Geometry, size: float, shape: str) -> Lattice:
         raise BadHotspotRequest(str(exc)) from None
 
 
-def _features(lattice: Lattice, inverse: Transformer, columns: dict[str, np.ndarray],
+def _features(lattice: Lattice, projection: Projection, columns: dict[str, np.ndarray],
               keep: np.ndarray) -> list[dict]:
-    geoms = shapely.transform(lattice.cells.geometry.values[keep],
-                              lambda c: np.column_stack(inverse.transform(c[:, 0], c[:, 1])))
+    geoms = projection.unproject(lattice.cells.geometry.values[keep])
     geoms = shapely.set_precision(geoms, 1e-7)
     shapes = json.loads(shapely.to_geojson(shapely.GeometryCollection(list(geoms))))
     rows = lattice.cells["row"].to_numpy()[keep]
@@ -265,7 +264,7 @@ def run_hotspots(conn: Connection, user: User, query: HotspotQuery, method: str 
     summary = {"cells": int(len(counts)), "shown": int(keep.sum())}
     if method == "gi":
         summary["classes"] = _tally(columns["class"][keep])
-    features = _features(lattice, data.to_lonlat, columns, keep)
+    features = _features(lattice, data.projection, columns, keep)
     _add_categories(features, lattice, data, keep)
     months = _add_monthly(features, lattice, data, query, keep)
     body = {"type": "FeatureCollection", "parameters": parameters, "summary": summary,
@@ -391,7 +390,7 @@ def run_emerging(conn: Connection, user: User, query: HotspotQuery, step: str = 
                "categories": _tally(result["category"][keep])}
     columns = {"count": counts, "category": result["category"],
                "trend_z": result["trend_z"], "trend_p": result["trend_p"]}
-    features = _features(lattice, data.to_lonlat, columns, keep)
+    features = _features(lattice, data.projection, columns, keep)
     series = cube.T[keep]
     for feature, counts_t in zip(features, series, strict=True):
         feature["properties"]["counts"] = [int(c) for c in counts_t]
@@ -431,7 +430,8 @@ def run_batch(engine: Engine, user: User, query: HotspotQuery, client=None,
     if len(edges) < 3:
         raise BadHotspotRequest("the period holds fewer than two time steps")
     with engine.connect() as conn:
-        area, crs = _metric_area(conn, user, query.jurisdiction)
+        area, projection = _metric_area(conn, user, query.jurisdiction)
+    crs = projection.crs
     lattice = _cells(area, float(query.cell), query.shape)
     _check_cube(len(lattice.cells), len(edges) - 1)
     points = incidents_by_step(engine.url.render_as_string(hide_password=False),
@@ -445,8 +445,7 @@ def run_batch(engine: Engine, user: User, query: HotspotQuery, client=None,
     columns = {"count": counts, "z": z, "p": p, "p_fdr": p_fdr, "class": classify(z, p_fdr),
                "category": emerging["category"], "trend_z": emerging["trend_z"]}
     keep = _shown(user, counts)
-    features = _features(lattice, Transformer.from_crs(crs, 4326, always_xy=True), columns,
-                         keep)
+    features = _features(lattice, projection, columns, keep)
     for feature, counts_t in zip(features, cube.T[keep], strict=True):
         feature["properties"]["counts"] = [int(c) for c in counts_t]
     parameters = _parameters(query, float(query.cell), False, crs.to_string(), method="gi",

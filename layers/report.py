@@ -16,9 +16,9 @@ import re
 
 import numpy as np
 import shapely
-from pyproj import Transformer
 from sqlalchemy import Connection, text
 
+from geo.crs import Projection
 from geo.hotspots import benjamini_hochberg, classify, count_points, gi_star, two_sided_p
 
 from .access import require_within
@@ -83,7 +83,7 @@ def _hot_map(conn: Connection, user: User, code: str, start: dt.datetime,
     query = HotspotQuery(code, start, end)
     data = load_hotspot_data(conn, user, query)
     outline = data.area
-    context = _context(conn, code, data.crs)
+    context = _context(conn, code, data.projection)
     if len(data.xy) < 3:
         return {"outline": outline, "hot": [], "cell": None, "incidents": int(len(data.xy)),
                 **context}
@@ -97,18 +97,16 @@ def _hot_map(conn: Connection, user: User, code: str, start: dt.datetime,
                     for i in hot], **context}
 
 
-def _context(conn: Connection, code: str, crs: str) -> dict:
+def _context(conn: Connection, code: str, projection: Projection) -> dict:
     """What places a notice's map: ``roads`` and ``places`` of jurisdiction ``code``.
 
     ``roads``: (line, class, name) of the main streets (:data:`MAP_ROADS`) clipped to
     it; ``places``: (outline, name) of the jurisdictions directly under it. Metres, in
-    ``crs``.
+    ``projection.crs``.
     """
-    forward = Transformer.from_crs(4326, crs, always_xy=True)
 
     def metric(wkbs: list) -> np.ndarray:
-        return shapely.transform(shapely.from_wkb([bytes(w) for w in wkbs]), lambda c:
-                                 np.column_stack(forward.transform(c[:, 0], c[:, 1])))
+        return projection.project(shapely.from_wkb([bytes(w) for w in wkbs]))
 
     roads = conn.execute(text(
         "SELECT r.class, r.name, ST_AsBinary(ST_Intersection(r.geom, j.geom)) AS wkb "

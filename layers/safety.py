@@ -6,7 +6,6 @@ import datetime as dt
 
 import numpy as np
 import shapely
-from pyproj import Transformer
 from sqlalchemy import Connection, text
 
 from geo.emerging import mann_kendall
@@ -99,9 +98,7 @@ def safety_index(conn: Connection, user: User, code: str,
         return {"type": "FeatureCollection", "features": [], "parameters": {
             "jurisdiction": code, "from": start.isoformat(), "to": end.isoformat()}}
     geoms = [shapely.from_wkb(bytes(r["wkb"])) for r in rows]
-    forward = Transformer.from_crs(4326, data.crs, always_xy=True)
-    metric = shapely.transform(np.array(geoms, dtype=object),
-                               lambda c: np.column_stack(forward.transform(c[:, 0], c[:, 1])))
+    metric = data.projection.project(np.array(geoms, dtype=object))
     monthly, weighted = grid_month_counts(metric, data.xy, data.when, _stamps(edges),
                                           data.severity)
     _s, trend_z, _p = mann_kendall(monthly)

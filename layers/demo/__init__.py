@@ -16,8 +16,9 @@ from collections.abc import Callable
 import geopandas as gpd
 import numpy as np
 import shapely
-from pyproj import Transformer
 from sqlalchemy import Engine, text
+
+from geo.crs import Projection
 
 from ..partitions import months_of, prepare
 from ..registry import LAYERS
@@ -52,18 +53,14 @@ class _Frame:
     """Turns metric geometries of the demo plane into EPSG:4326 GeoDataFrames."""
 
     def __init__(self, width: float, height: float):
-        fwd = Transformer.from_crs(4326, METRIC_EPSG, always_xy=True)
-        cx, cy = fwd.transform(*CENTRE)
+        self.projection = Projection(METRIC_EPSG)
+        cx, cy = self.projection.project_xy(*CENTRE)
+        # the plane is the UTM zone shifted so that its lower left corner is (0, 0)
         self.origin = np.array([cx - width / 2, cy - height / 2])
-        self.inverse = Transformer.from_crs(METRIC_EPSG, 4326, always_xy=True)
 
     def to_lonlat(self, geoms) -> np.ndarray:
-        def apply(xy: np.ndarray) -> np.ndarray:
-            lon, lat = self.inverse.transform(xy[:, 0] + self.origin[0],
-                                              xy[:, 1] + self.origin[1])
-            return np.column_stack([lon, lat])
-
-        return shapely.transform(np.asarray(geoms, dtype=object), apply)
+        utm = shapely.transform(np.asarray(geoms, dtype=object), lambda xy: xy + self.origin)
+        return self.projection.unproject(utm)
 
     def frame(self, geoms, **columns) -> gpd.GeoDataFrame:
         return gpd.GeoDataFrame(columns, geometry=self.to_lonlat(geoms), crs=4326)

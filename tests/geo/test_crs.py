@@ -1,8 +1,11 @@
 import numpy as np
 import pytest
-from pyproj import Geod
+import shapely
+from pyproj import Geod, Transformer
 
 from geo.crs import (
+    LocalMetres,
+    Projection,
     bd09_to_gcj02,
     bd09_to_wgs84,
     gcj02_to_bd09,
@@ -146,3 +149,99 @@ def test_bd09_keeps_shapes_and_nan(convert):
     slon, slat = convert(116.404, 39.915)  # scalars in, 0-d arrays out
     assert np.ndim(slon) == np.ndim(slat) == 0
     assert float(slon) == pytest.approx(olon[0, 0])
+
+
+# Projection: checked against pyproj Transformers built directly.
+def _pyproj(source, target, x, y):
+    return Transformer.from_crs(source, target, always_xy=True).transform(x, y)
+
+
+@pytest.mark.parametrize(("lon", "lat", "kind", "epsg"), [
+    (112.98, 28.02, "utm", 32649), (112.98, 28.02, "cgcs2000", 4547),
+    (-70.0, -33.0, "utm", 32719),
+])
+def test_projection_around_matches_pyproj_for_points(lon, lat, kind, epsg):
+    proj = Projection.around(lon, lat, kind)
+    assert proj.crs.to_epsg() == epsg and proj.source.to_epsg() == 4326
+    rng = np.random.default_rng(3)
+    lons, lats = lon + rng.uniform(-0.3, 0.3, 500), lat + rng.uniform(-0.3, 0.3, 500)
+    x, y = proj.project_xy(lons, lats)
+    ex, ey = _pyproj(4326, epsg, lons, lats)
+    np.testing.assert_array_equal(x, ex)
+    np.testing.assert_array_equal(y, ey)
+    blon, blat = proj.unproject_xy(x, y)
+    np.testing.assert_array_equal((blon, blat), _pyproj(epsg, 4326, x, y))
+    np.testing.assert_allclose(blon, lons, atol=1e-9)
+    sx, sy = proj.project_xy(lon, lat)  # scalars in, scalars out
+    assert (sx, sy) == _pyproj(4326, epsg, lon, lat)
+
+
+def test_projection_moves_geometries_like_pyproj_moves_their_coordinates():
+    proj = Projection.around(112.98, 28.02)
+    square = shapely.box(112.9, 28.0, 112.95, 28.04)
+    geoms = np.array([square, shapely.Point(112.98, 28.02),
+                      shapely.LineString([(112.9, 28.0), (113.0, 28.1)]),
+                      shapely.MultiPolygon([square, shapely.box(113.0, 28.1, 113.1, 28.2)])],
+                     dtype=object)
+    moved = proj.project(geoms)
+    assert isinstance(moved, np.ndarray) and moved.shape == (4,)
+    assert list(shapely.get_type_id(moved)) == list(shapely.get_type_id(geoms))
+    coords = shapely.get_coordinates(geoms)
+    expected = np.column_stack(_pyproj(4326, 32649, coords[:, 0], coords[:, 1]))
+    np.testing.assert_array_equal(shapely.get_coordinates(moved), expected)
+    one = proj.project(square)  # a single geometry stays a single geometry
+    assert isinstance(one, shapely.Polygon)
+    assert one.equals_exact(moved[0], 0)
+    assert one.area == pytest.approx(abs(GEOD.geometry_area_perimeter(square)[0]), rel=2e-3)
+    back = proj.unproject(moved)
+    np.testing.assert_allclose(shapely.get_coordinates(back), coords, atol=1e-9)
+    assert len(proj.project(np.empty(0, dtype=object))) == 0
+
+
+def test_projection_between_two_given_crss():
+    proj = Projection(4326, source=3857)  # web mercator metres -> lon/lat
+    x, y = np.array([12577000.0, 12578000.0]), np.array([3252000.0, 3253000.0])
+    np.testing.assert_array_equal(proj.project_xy(x, y), _pyproj(3857, 4326, x, y))
+    line = shapely.LineString(np.column_stack([x, y]))
+    np.testing.assert_array_equal(shapely.get_coordinates(proj.project(line)),
+                                  np.column_stack(_pyproj(3857, 4326, x, y)))
+
+
+def test_projection_over_uses_the_centroid_zone():
+    # a shape straddling 114E: its centroid (113.2E) is in UTM 49, CGCS2000 CM 114E
+    shape = shapely.box(111.0, 28.0, 115.4, 28.5)
+    assert Projection.over(shape).crs.to_epsg() == 32649
+    assert Projection.over(shape, "cgcs2000").crs.to_epsg() == 4547
+    with pytest.raises(ValueError, match="unknown metric CRS kind"):
+        Projection.over(shape, "mercator")
+
+
+def test_local_metres_is_a_projection_whose_proj_transformers_agree():
+    plane = LocalMetres(112.98, 28.02)
+    assert isinstance(plane, Projection)
+    assert plane.crs.axis_info[0].unit_name == "metre"
+    rng = np.random.default_rng(5)
+    lons, lats = 112.98 + rng.uniform(-0.05, 0.05, 300), 28.02 + rng.uniform(-0.05, 0.05, 300)
+    x, y = plane.project_xy(lons, lats)
+    np.testing.assert_allclose(x, (lons - 112.98) * plane.kx, rtol=0, atol=1e-9)
+    px, py = plane.transformer.transform(lons, lats)
+    np.testing.assert_allclose((px, py), (x, y), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(plane.inverse_transformer.transform(x, y), (lons, lats),
+                               rtol=0, atol=1e-11)
+    # metres along the axes match the ellipsoid's to well under 0.1 % over a few km
+    _, _, east = GEOD.inv(112.98, 28.02, 113.0, 28.02)
+    assert plane.project_xy(113.0, 28.02)[0] == pytest.approx(east, rel=1e-4)
+    _, _, north = GEOD.inv(112.98, 28.02, 112.98, 28.04)
+    assert plane.project_xy(112.98, 28.04)[1] == pytest.approx(north, rel=1e-4)
+
+
+def test_local_metres_old_names_are_the_projection_methods():
+    plane = LocalMetres(112.98, 28.02)
+    lonlat = np.array([[112.97, 28.01], [112.99, 28.03]])
+    np.testing.assert_array_equal(plane.forward(lonlat),
+                                  np.column_stack(plane.project_xy(lonlat[:, 0], lonlat[:, 1])))
+    np.testing.assert_array_equal(plane.inverse(plane.forward(lonlat)),
+                                  np.column_stack(plane.unproject_xy(*plane.forward(lonlat).T)))
+    square = shapely.box(112.97, 28.01, 112.99, 28.03)
+    assert plane.to_metres(square).equals_exact(plane.project(square), 0)
+    assert plane.to_lonlat(plane.to_metres(square)).equals_exact(square, 1e-12)
