@@ -20,6 +20,7 @@ import numpy as np
 import shapely
 import shapely.ops
 from scipy.spatial import cKDTree
+from shapely.geometry.base import BaseGeometry
 
 __all__ = ["Crossing", "NotNeighbours", "Patrol", "Route", "Sector", "Unreached",
            "border_chain", "border_zone", "crossing_cover", "crossings", "plan_patrols",
@@ -34,13 +35,13 @@ class NotNeighbours(ValueError):
     """Two jurisdictions whose boundaries never come within the tolerance."""
 
 
-def _lines(geom: shapely.Geometry) -> list[shapely.LineString]:
+def _lines(geom: BaseGeometry) -> list[shapely.LineString]:
     parts = shapely.get_parts(geom)
     return [p for p in parts if p.geom_type == "LineString" and p.length > 0]
 
 
-def shared_border(a: shapely.Geometry, b: shapely.Geometry,
-                  tolerance: float = TOLERANCE) -> shapely.Geometry:
+def shared_border(a: BaseGeometry, b: BaseGeometry,
+                  tolerance: float = TOLERANCE) -> BaseGeometry:
     """The A-B border: A's boundary where B's boundary is within ``tolerance`` metres.
 
     Where the border ends, A's outline runs on within the tolerance of B's corner; what
@@ -67,8 +68,8 @@ def shared_border(a: shapely.Geometry, b: shapely.Geometry,
     return shapely.line_merge(shapely.MultiLineString(pieces))
 
 
-def border_zone(a: shapely.Geometry, b: shapely.Geometry, line: shapely.Geometry,
-                width: float) -> tuple[shapely.Geometry, shapely.Geometry]:
+def border_zone(a: BaseGeometry, b: BaseGeometry, line: BaseGeometry,
+                width: float) -> tuple[BaseGeometry, BaseGeometry]:
     """The zone ``width`` metres either side of ``line``: (A's side, B's side).
 
     Each side lies within its jurisdiction; where they overlap the ground is A's.
@@ -90,12 +91,12 @@ class Crossing:
     at: float  # metres along the road
 
 
-def _side(point: shapely.Geometry, a: shapely.Geometry, b: shapely.Geometry) -> str:
+def _side(point: BaseGeometry, a: BaseGeometry, b: BaseGeometry) -> str:
     return "a" if shapely.distance(a, point) <= shapely.distance(b, point) else "b"
 
 
-def crossings(roads: np.ndarray, line: shapely.Geometry, a: shapely.Geometry,
-              b: shapely.Geometry, tolerance: float = TOLERANCE) -> list[Crossing]:
+def crossings(roads: np.ndarray, line: BaseGeometry, a: BaseGeometry,
+              b: BaseGeometry, tolerance: float = TOLERANCE) -> list[Crossing]:
     """Every place a road passes from A to B across ``line``.
 
     The road's contacts with the border within ``2 * tolerance`` metres of each other
@@ -104,7 +105,7 @@ def crossings(roads: np.ndarray, line: shapely.Geometry, a: shapely.Geometry,
     it and on B's just after (or the other way round), so a road that only touches the
     border and turns back does not. A road that crosses twice counts twice.
     """
-    out = []
+    out: list[Crossing] = []
     roads = np.asarray(roads, dtype=object)
     band = shapely.buffer(line, tolerance)
     for i in shapely.STRtree(roads).query(band, predicate="intersects"):
@@ -114,8 +115,8 @@ def crossings(roads: np.ndarray, line: shapely.Geometry, a: shapely.Geometry,
     return out
 
 
-def _passages(road: shapely.LineString, line: shapely.Geometry, a: shapely.Geometry,
-              b: shapely.Geometry, tolerance: float) -> list[tuple[shapely.Point, float]]:
+def _passages(road: shapely.LineString, line: BaseGeometry, a: BaseGeometry,
+              b: BaseGeometry, tolerance: float) -> list[tuple[shapely.Point, float]]:
     contact = shapely.intersection(road, shapely.buffer(line, tolerance / 10))
     stretches = []  # (from, to) metres along the road touching the border
     for piece in shapely.get_parts(contact):
@@ -176,11 +177,11 @@ class Sector:
 
     start: float
     end: float
-    line: shapely.Geometry
+    line: BaseGeometry
     workload: float
 
 
-def border_chain(line: shapely.Geometry) -> shapely.LineString:
+def border_chain(line: BaseGeometry) -> shapely.LineString:
     """The border as one line (its pieces joined end to start, nearest first)."""
     parts = _lines(line)
     if len(parts) == 1:
@@ -198,7 +199,7 @@ def border_chain(line: shapely.Geometry) -> shapely.LineString:
     return shapely.LineString(chain)
 
 
-def patrol_sectors(line: shapely.Geometry, n: int, risk_points: np.ndarray | None = None,
+def patrol_sectors(line: BaseGeometry, n: int, risk_points: np.ndarray | None = None,
                    risk_weights: np.ndarray | None = None, per_metre: float = 1.0,
                    resolution: float = 10.0) -> list[Sector]:
     """Cut the border into ``n`` sectors of equal workload.
@@ -218,7 +219,7 @@ def patrol_sectors(line: shapely.Geometry, n: int, risk_points: np.ndarray | Non
     if risk_points is not None and len(risk_points):
         pts = np.asarray(risk_points, dtype=float).reshape(-1, 2)
         w = np.ones(len(pts)) if risk_weights is None else np.asarray(risk_weights, float)
-        at = shapely.line_locate_point(chain, shapely.points(pts))
+        at = np.atleast_1d(shapely.line_locate_point(chain, shapely.points(pts)))
         spread = 100.0
         for s, weight in zip(at, w, strict=True):
             lo, hi = max(0.0, s - spread), min(total, s + spread)
@@ -251,7 +252,7 @@ def road_graph(roads: np.ndarray, snap: float = 20.0) -> nx.Graph:
     tools does with a snapping tolerance.
     """
     lines = [p for g in np.asarray(roads, dtype=object) for p in _lines(g)]
-    graph = nx.Graph()
+    graph: nx.Graph[tuple[float, float]] = nx.Graph()
     if not lines:
         return graph
     noded = shapely.node(shapely.MultiLineString(lines))
@@ -290,7 +291,7 @@ class Route:
     ``not_joined`` (a road is near, but it does not join the roads the route runs on).
     """
 
-    line: shapely.Geometry  # empty when fewer than two places are reached
+    line: BaseGeometry  # empty when fewer than two places are reached
     reached: list[int]
     missed: list[tuple[int, str, float | None]]
 
@@ -410,7 +411,7 @@ class Patrol:
     city: str
     team: int
     sector: Sector
-    route: shapely.Geometry  # empty when no road joins two of the sector's stops
+    route: BaseGeometry  # empty when no road joins two of the sector's stops
     stops: int
     reached: int
     hours: str  # "HH:00-HH:00"
@@ -419,7 +420,7 @@ class Patrol:
     unreached: list[Unreached] = field(default_factory=list)  # along the sector
 
 
-def _sector_stops(sector: Sector, side: shapely.Geometry, crossing_xy: np.ndarray,
+def _sector_stops(sector: Sector, side: BaseGeometry, crossing_xy: np.ndarray,
                   hot: list[tuple[tuple[float, float], int]], width: float
                   ) -> tuple[np.ndarray, list[str]]:
     """The stops of a sector along it (start, crossings, three hottest cells, end), kinds."""
@@ -430,8 +431,10 @@ def _sector_stops(sector: Sector, side: shapely.Geometry, crossing_xy: np.ndarra
     stops = np.vstack([ends[:1], crossing_xy, np.array([c[0] for c in hottest]).reshape(-1, 2),
                        ends[1:]])
     kinds = ["start"] + ["crossing"] * len(crossing_xy) + ["hot_cell"] * len(hottest) + ["end"]
-    order = np.argsort(shapely.line_locate_point(sector.line, shapely.points(stops)),
-                       kind="stable")
+    # (a sector's line is a substring of the border chain, typed as any geometry)
+    along = shapely.line_locate_point(  # type: ignore[call-overload]
+        sector.line, shapely.points(stops))
+    order = np.argsort(along, kind="stable")
     return stops[order], [kinds[i] for i in order]
 
 
@@ -443,13 +446,13 @@ def _sector_hours(sector: Sector, incident_xy: np.ndarray, incident_hours: np.nd
     return f"{start:02d}:00-{end:02d}:00"
 
 
-def team_roads(roads: np.ndarray, side: shapely.Geometry, detour: float) -> nx.Graph:
+def team_roads(roads: np.ndarray, side: BaseGeometry, detour: float) -> nx.Graph:
     """The road network a team of ``side`` patrols on: roads within ``detour`` metres of it."""
     return road_graph(shapely.intersection(np.asarray(roads, dtype=object),
                                            shapely.buffer(side, detour)))
 
 
-def plan_patrols(line: shapely.Geometry, sides: dict[str, shapely.Geometry],
+def plan_patrols(line: BaseGeometry, sides: dict[str, BaseGeometry],
                  teams: dict[str, int], roads: np.ndarray, crossing_xy: np.ndarray,
                  covered: list[bool], incident_xy: np.ndarray, incident_hours: np.ndarray,
                  severity: np.ndarray, hot: list[tuple[tuple[float, float], int]],

@@ -18,6 +18,7 @@ import math
 import geopandas as gpd
 import numpy as np
 import shapely
+from shapely.geometry.base import BaseGeometry
 
 __all__ = ["ARC_SEGMENTS", "CATEGORY_WEIGHT", "coverage_ratio", "field_of_view",
            "fields_of_view", "gap_ground", "gap_risk", "gaps", "key_area_shapes", "measure",
@@ -65,12 +66,14 @@ def _shadows(x: float, y: float, footprints: np.ndarray, reach: float) -> np.nda
     ok = (na > 1e-9) & (nb > 1e-9) & (cross < -1e-12 * na * nb)
     far_a = (x, y) + da[ok] / na[ok, None] * reach
     far_b = (x, y) + db[ok] / nb[ok, None] * reach
-    return shapely.polygons(np.stack([a[ok], b[ok], far_b, far_a, a[ok]], axis=1))
+    # (shapely's stubs give polygons() of an array as ``Polygon | ndarray``)
+    return shapely.polygons(  # type: ignore[return-value]
+        np.stack([a[ok], b[ok], far_b, far_a, a[ok]], axis=1))
 
 
 def field_of_view(x: float, y: float, bearing: float, fov: float, range_m: float,
                   buildings: np.ndarray | None = None,
-                  tree: shapely.STRtree | None = None) -> shapely.Geometry:
+                  tree: shapely.STRtree | None = None) -> BaseGeometry:
     """What a camera at (x, y) sees: its sector minus footprints and their shadows."""
     view = sector(x, y, bearing, fov, range_m)
     if buildings is None or len(buildings) == 0:
@@ -97,8 +100,8 @@ def fields_of_view(cameras: gpd.GeoDataFrame, buildings: np.ndarray | None = Non
     """
     buildings = None if buildings is None else np.asarray(buildings, dtype=object)
     tree = shapely.STRtree(buildings) if buildings is not None and len(buildings) else None
-    geoms = []
-    online = (cameras.get("status", "online") == "online").to_numpy() \
+    geoms: list[BaseGeometry] = []
+    online = (cameras["status"] == "online").to_numpy() \
         if "status" in cameras else np.ones(len(cameras), dtype=bool)
     for point, bearing, fov, reach, on in zip(
             cameras.geometry.values, cameras["bearing"], cameras["fov"], cameras["range_m"],

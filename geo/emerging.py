@@ -141,7 +141,8 @@ def categorise(z: np.ndarray, significant: np.ndarray, trend_z: np.ndarray,
 
 
 def emerging_hotspots(lattice: Lattice, cube: np.ndarray, neighbours: str | float = "queen",
-                      time_window: int = 1, alpha: float = 0.05, fdr: bool = True) -> dict:
+                      time_window: int = 1, alpha: float = 0.05,
+                      fdr: bool = True) -> dict[str, np.ndarray]:
     """Emerging hot-spot analysis of ``cube`` (steps, cells) on ``lattice``.
 
     Returns ``{"category", "z", "p", "trend_z", "trend_p"}``: per-cell category and

@@ -26,13 +26,15 @@ creates.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import shapely
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
+from shapely.geometry.base import BaseGeometry
 
 from .validate import to_served
 
@@ -71,8 +73,8 @@ class _Faces:
         return 2 * shapely.area(self.geoms) / np.maximum(shapely.length(self.geoms), 1e-300)
 
 
-def _faces(area: shapely.Geometry, geoms: list[shapely.Geometry],
-           lines: list[shapely.Geometry]) -> tuple[np.ndarray, np.ndarray]:
+def _faces(area: BaseGeometry, geoms: list[BaseGeometry],
+           lines: list[BaseGeometry]) -> tuple[np.ndarray, np.ndarray]:
     """Faces of the arrangement of all boundaries and lines, inside ``area``."""
     parts = shapely.get_parts(np.array(
         [area.boundary, *shapely.boundary(np.array(geoms, dtype=object)), *lines], dtype=object))
@@ -95,8 +97,8 @@ def _adjacency(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.column_stack([left[edge], right[edge]]), shared[edge]
 
 
-def _arrange(area: shapely.Geometry, grids: Mapping[int, shapely.Geometry],
-             lines: list[shapely.Geometry]) -> tuple[_Faces, np.ndarray]:
+def _arrange(area: BaseGeometry, grids: Mapping[int, BaseGeometry],
+             lines: list[BaseGeometry]) -> tuple[_Faces, np.ndarray]:
     """Faces with their previous owner, and each face's representative point."""
     keys = np.array(list(grids), dtype=np.int64)
     geoms = list(grids.values())
@@ -131,8 +133,8 @@ def _groups(faces: _Faces, members: np.ndarray) -> list[np.ndarray]:
     index = {int(f): i for i, f in enumerate(members)}
     edges = [(index[int(a)], index[int(b)]) for a, b in faces.pairs
              if int(a) in index and int(b) in index]
-    rows = [e[0] for e in edges]
-    cols = [e[1] for e in edges]
+    rows = np.array([e[0] for e in edges], dtype=np.intp)
+    cols = np.array([e[1] for e in edges], dtype=np.intp)
     graph = sparse.coo_matrix((np.ones(len(edges)), (rows, cols)),
                               shape=(len(members), len(members)))
     count, label = connected_components(graph, directed=False)
@@ -148,7 +150,7 @@ def _absorb_slivers(faces: _Faces, sliver: float) -> None:
             faces.owner[face] = to
 
 
-def _hand_on_given(faces: _Faces, edited: int, grid_name) -> None:
+def _hand_on_given(faces: _Faces, edited: int, grid_name: Callable[[int], str]) -> None:
     for group in _groups(faces, np.flatnonzero(faces.owner == _GIVEN)):
         to = _edge_to(faces, group, exclude={edited})
         if to is None:
@@ -176,15 +178,15 @@ def _make_whole(faces: _Faces) -> None:
             return
 
 
-def _dissolve(faces: _Faces) -> dict[int, shapely.Geometry]:
-    out = {}
+def _dissolve(faces: _Faces) -> dict[int, BaseGeometry]:
+    out: dict[int, BaseGeometry] = {}
     for key in np.unique(faces.owner[faces.owner >= NEW]):
         out[int(key)] = shapely.coverage_union_all(faces.geoms[faces.owner == key])
     return out
 
 
-def _rounded(geoms: dict[int, shapely.Geometry], grid_size: float,
-             stored: Mapping[int, shapely.Geometry]) -> dict[int, shapely.Geometry]:
+def _rounded(geoms: dict[int, BaseGeometry], grid_size: float,
+             stored: Mapping[int, BaseGeometry]) -> dict[int, BaseGeometry]:
     """``geoms`` on the ``grid_size`` grid (unchanged when it is 0).
 
     Noding can leave a point a hair off a stored vertex, which rounding may then put
@@ -200,7 +202,10 @@ def _rounded(geoms: dict[int, shapely.Geometry], grid_size: float,
     return dict(zip(geoms, rounded, strict=True))
 
 
-def _onto_vertices(geoms, others: np.ndarray, tolerance: float):
+_GeomsT = TypeVar("_GeomsT", BaseGeometry, np.ndarray)
+
+
+def _onto_vertices(geoms: _GeomsT, others: np.ndarray, tolerance: float) -> _GeomsT:
     """``geoms`` with each vertex within ``tolerance`` of a vertex of ``others`` moved onto it.
 
     Only vertices move (segments are not bent towards other vertices).
@@ -208,7 +213,8 @@ def _onto_vertices(geoms, others: np.ndarray, tolerance: float):
     existing = np.unique(shapely.get_coordinates(others), axis=0)
     if not len(existing):
         return geoms
-    tree = shapely.STRtree(shapely.points(existing))
+    # (shapely's stubs give points() of an array as ``Point | ndarray``)
+    tree = shapely.STRtree(shapely.points(existing))  # type: ignore[arg-type]
 
     def onto(coords: np.ndarray) -> np.ndarray:
         at, nearest = tree.query_nearest(shapely.points(coords), max_distance=tolerance,
@@ -220,13 +226,14 @@ def _onto_vertices(geoms, others: np.ndarray, tolerance: float):
     return shapely.transform(geoms, onto)
 
 
-def _same(a: shapely.Geometry, b: shapely.Geometry) -> bool:
-    return shapely.get_num_coordinates(a) == shapely.get_num_coordinates(b) and \
-        shapely.equals(a, b)
+def _same(a: BaseGeometry, b: BaseGeometry) -> bool:
+    return bool(shapely.get_num_coordinates(a) == shapely.get_num_coordinates(b)
+                and shapely.equals(a, b))
 
 
-def _settle(faces: _Faces, grids: Mapping[int, shapely.Geometry], sliver: float,
-            keep: set[int], grid_name, grid_size: float) -> dict[int, shapely.Polygon]:
+def _settle(faces: _Faces, grids: Mapping[int, shapely.Polygon], sliver: float,
+            keep: set[int], grid_name: Callable[[int], str],
+            grid_size: float) -> dict[int, shapely.Polygon]:
     """Slivers absorbed, pieces made whole; the grids whose geometry changed."""
     _absorb_slivers(faces, sliver)
     _make_whole(faces)
@@ -235,16 +242,18 @@ def _settle(faces: _Faces, grids: Mapping[int, shapely.Geometry], sliver: float,
         if key not in result:
             raise EditRefused(f"the edit would swallow {grid_name(key)} whole; "
                               "merge the grids instead")
+    polygons: dict[int, shapely.Polygon] = {}
     for key, geom in result.items():
-        if geom.geom_type != "Polygon":
+        if not isinstance(geom, shapely.Polygon):
             raise EditRefused(f"{grid_name(key)} would fall apart into pieces")
+        polygons[key] = geom
     # Noding may change an untouched grid by rounding only (a vertex a hair off a shared
     # edge, a spike of no area along nearly collinear edges): keep those grids as stored
     # when the coverage stays valid without the change.
-    unmoved = {k: grids[k] for k, g in result.items()
+    unmoved = {k: grids[k] for k, g in polygons.items()
                if k in grids and shapely.symmetric_difference(grids[k], g).area
                < 0.1 * sliver * sliver}
-    for candidate in ({**result, **unmoved}, result):
+    for candidate in ({**polygons, **unmoved}, polygons):
         everything = [candidate.get(k, g) for k, g in grids.items()
                       if k in candidate or k in keep]
         everything += [g for k, g in candidate.items() if k not in grids]  # new grids too
@@ -259,8 +268,8 @@ def _name(key: int) -> str:
     return "the new grid" if key == NEW else f"grid {key}"
 
 
-def _snap(geom: shapely.Geometry, area: shapely.Geometry,
-          grids: Mapping[int, shapely.Geometry], tolerance: float) -> shapely.Geometry:
+def _snap(geom: BaseGeometry, area: BaseGeometry,
+          grids: Mapping[int, BaseGeometry], tolerance: float) -> BaseGeometry:
     """Move each vertex of ``geom`` within ``tolerance`` of an existing vertex onto it.
 
     Only vertices move (segments are not bent towards other vertices), so the parts
@@ -277,9 +286,9 @@ def _snap(geom: shapely.Geometry, area: shapely.Geometry,
     return shapely.union_all([p for p in parts if p.geom_type in ("Polygon", "MultiPolygon")])
 
 
-def reshape(area: shapely.Geometry, grids: Mapping[int, shapely.Polygon], key: int,
-            new: shapely.Geometry | None, *, tolerance: float, sliver: float,
-            grid_name=_name, grid_size: float = 0.0) -> Retiled:
+def reshape(area: BaseGeometry, grids: Mapping[int, shapely.Polygon], key: int,
+            new: BaseGeometry | None, *, tolerance: float, sliver: float,
+            grid_name: Callable[[int], str] = _name, grid_size: float = 0.0) -> Retiled:
     """Give grid ``key`` the shape ``new`` and adjust its neighbours.
 
     Parameters
@@ -331,8 +340,8 @@ def reshape(area: shapely.Geometry, grids: Mapping[int, shapely.Polygon], key: i
     return Retiled(changed, () if new is not None else (key,))
 
 
-def _clean_shape(new: shapely.Geometry, area: shapely.Geometry, name: str,
-                 tolerance: float) -> shapely.Geometry:
+def _clean_shape(new: BaseGeometry, area: BaseGeometry, name: str,
+                 tolerance: float) -> BaseGeometry:
     if new.geom_type not in ("Polygon", "MultiPolygon"):
         raise EditRefused(f"the new shape of {name} must be a polygon, not a {new.geom_type}")
     if not new.is_valid:
@@ -345,9 +354,10 @@ def _clean_shape(new: shapely.Geometry, area: shapely.Geometry, name: str,
     return new
 
 
-def carve(area: shapely.Geometry, grids: Mapping[int, shapely.Polygon],
-          new: shapely.Geometry, *, tolerance: float, sliver: float, min_area: float,
-          unit_area_m2: float = 1.0, grid_name=_name, grid_size: float = 0.0) -> Retiled:
+def carve(area: BaseGeometry, grids: Mapping[int, shapely.Polygon],
+          new: BaseGeometry, *, tolerance: float, sliver: float, min_area: float,
+          unit_area_m2: float = 1.0, grid_name: Callable[[int], str] = _name,
+          grid_size: float = 0.0) -> Retiled:
     """Cut a new grid (:data:`NEW`) with the shape ``new`` out of the grids it overlaps.
 
     Rules, each refused with a message naming the problem: ``new`` is one simple polygon
@@ -357,7 +367,7 @@ def carve(area: shapely.Geometry, grids: Mapping[int, shapely.Polygon],
     ``min_area`` is in CRS units squared, ``unit_area_m2`` the square metres of one
     (for the messages). Other parameters as in :func:`reshape`.
     """
-    if new.geom_type != "Polygon":
+    if not isinstance(new, shapely.Polygon):
         raise EditRefused(f"the new grid must be one polygon, not a {new.geom_type}")
     if new.interiors:
         raise EditRefused("the new grid must be a polygon without holes")
@@ -382,9 +392,9 @@ def carve(area: shapely.Geometry, grids: Mapping[int, shapely.Polygon],
     return result
 
 
-def split(area: shapely.Geometry, grids: Mapping[int, shapely.Polygon], key: int,
-          line: shapely.Geometry, *, tolerance: float, sliver: float,
-          grid_name=_name, grid_size: float = 0.0) -> Retiled:
+def split(area: BaseGeometry, grids: Mapping[int, shapely.Polygon], key: int,
+          line: BaseGeometry, *, tolerance: float, sliver: float,
+          grid_name: Callable[[int], str] = _name, grid_size: float = 0.0) -> Retiled:
     """Cut grid ``key`` in two along ``line``; the smaller half becomes :data:`NEW`.
 
     The line must cross the grid from edge to edge once (ends within ``tolerance``
@@ -409,7 +419,7 @@ def split(area: shapely.Geometry, grids: Mapping[int, shapely.Polygon], key: int
 
 
 def merge(grids: Mapping[int, shapely.Polygon], keys: list[int], *,
-          grid_name=_name, grid_size: float = 0.0) -> Retiled:
+          grid_name: Callable[[int], str] = _name, grid_size: float = 0.0) -> Retiled:
     """Dissolve grids ``keys`` into the first; they must be connected by shared edges."""
     if len(keys) < 2 or len(set(keys)) != len(keys):
         raise EditRefused("merge needs two or more different grids")
@@ -424,6 +434,6 @@ def merge(grids: Mapping[int, shapely.Polygon], keys: list[int], *,
         raise EditRefused(f"{', '.join(apart)} share(s) no edge with {grid_name(keys[0])}; "
                           "only adjacent grids can be merged")
     merged = _rounded({0: shapely.coverage_union_all(geoms)}, grid_size, grids)[0]
-    if merged.geom_type != "Polygon":
+    if not isinstance(merged, shapely.Polygon):
         raise EditRefused("the grids do not dissolve into one polygon")
     return Retiled({keys[0]: merged}, tuple(keys[1:]))

@@ -22,8 +22,10 @@ from dataclasses import dataclass, field
 import geopandas as gpd
 import numpy as np
 import shapely
+from pyproj import CRS
 from scipy import ndimage, sparse, stats
 from scipy.spatial import cKDTree
+from shapely.geometry.base import BaseGeometry
 
 __all__ = [
     "CLASSES",
@@ -135,7 +137,7 @@ def _lattice(cells: gpd.GeoDataFrame, shape: str, size: float,
     return Lattice(cells, shape, size, origin, (rows, cols), index)
 
 
-def _check_size(area: shapely.Geometry, size: float, per_cell: float,
+def _check_size(area: BaseGeometry, size: float, per_cell: float,
                 max_cells: int) -> None:
     if not (size > 0 and math.isfinite(size)):
         raise ValueError(f"cell size must be a positive number of metres, got {size!r}")
@@ -145,7 +147,7 @@ def _check_size(area: shapely.Geometry, size: float, per_cell: float,
                          f"(more than {max_cells:,}): choose larger cells")
 
 
-def square_cells(area: shapely.Geometry, size: float, crs=None,
+def square_cells(area: BaseGeometry, size: float, crs: CRS | str | int | None = None,
                  max_cells: int = 5_000_000, cover: bool = False) -> Lattice:
     """Squares of side ``size`` metres whose centre lies in ``area``.
 
@@ -170,7 +172,7 @@ def square_cells(area: shapely.Geometry, size: float, crs=None,
     return _lattice(cells, "square", size, (ox, oy))
 
 
-def _kept(area: shapely.Geometry, cells: np.ndarray, centre_inside: np.ndarray,
+def _kept(area: BaseGeometry, cells: np.ndarray, centre_inside: np.ndarray,
           cover: bool) -> tuple[np.ndarray, np.ndarray]:
     """Which lattice cells to keep (a mask) and their polygons.
 
@@ -205,7 +207,7 @@ def _hex_round(fq: np.ndarray, fr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return rq.astype(np.int64), rr.astype(np.int64)
 
 
-def hex_cells(area: shapely.Geometry, size: float, crs=None,
+def hex_cells(area: BaseGeometry, size: float, crs: CRS | str | int | None = None,
               max_cells: int = 5_000_000, cover: bool = False) -> Lattice:
     """Flat-topped hexagons of circumradius ``size`` metres whose centre lies in ``area``.
 
@@ -229,7 +231,8 @@ def hex_cells(area: shapely.Geometry, size: float, crs=None,
     dy = np.array([0, 1, 1, 0, -1, -1])
     ring = np.stack([half_x * (3 * qq[:, None] + dx),
                      half_y * (2 * rr[:, None] + qq[:, None] + dy)], axis=-1)
-    keep, geoms = _kept(area, shapely.polygons(ring), inside, cover)
+    # (shapely's stubs give polygons() of an array as ``Polygon | ndarray``)
+    keep, geoms = _kept(area, shapely.polygons(ring), inside, cover)  # type: ignore[arg-type]
     cells = gpd.GeoDataFrame({"row": rr[keep] - r0, "col": qq[keep] - q0}, geometry=geoms,
                              crs=crs)
     return _lattice(cells, "hex", size, (q0, r0))
@@ -307,7 +310,8 @@ def gi_star(lattice: Lattice, values: np.ndarray, neighbours: str | float = "que
 def gi_star_sparse(values: np.ndarray, weights: sparse.spmatrix) -> np.ndarray:
     """Gi* z-scores for any binary neighbour matrix (the diagonal is set to 1)."""
     y = np.asarray(values, dtype=float)
-    w = sparse.csr_matrix(weights, dtype=float, copy=True)
+    # (scipy-stubs have no overload for a sparse matrix given with a dtype)
+    w = sparse.csr_matrix(weights, dtype=float, copy=True)  # type: ignore[call-overload]
     w.data[:] = 1.0
     w = w.tolil()
     w.setdiag(1.0)
@@ -394,7 +398,7 @@ def kde(lattice: Lattice, xy: np.ndarray, bandwidth: float | None = None,
     return np.bincount(pairs.row, weights=k * w[pairs.col], minlength=len(centres))
 
 
-def optimal_cell_size(xy: np.ndarray, area: shapely.Geometry) -> float:
+def optimal_cell_size(xy: np.ndarray, area: BaseGeometry) -> float:
     """A cell size in metres from the points, as ArcGIS's Optimized Hot Spot Analysis.
 
     The larger of the mean nearest-neighbour distance (with the outermost 1 % of
@@ -406,7 +410,7 @@ def optimal_cell_size(xy: np.ndarray, area: shapely.Geometry) -> float:
         raise ValueError("choosing a cell size needs at least three incidents")
     unique = np.unique(xy, axis=0)
     distance, _ = cKDTree(unique).query(unique, k=2)
-    nearest = distance[:, 1]
+    nearest = np.asarray(distance)[:, 1]
     kept = nearest[nearest <= np.quantile(nearest, 0.99)]
     x0, y0, x1, y1 = area.bounds
     coarse = max(x1 - x0, y1 - y0) / 100

@@ -60,6 +60,8 @@ def near_boundary(points: np.ndarray, polygons: np.ndarray,
     if not same.any() or not len(points):
         return near
     segments = shapely.linestrings(np.stack([coords[:-1][same], coords[1:][same]], axis=1))
-    hits = shapely.STRtree(segments).query(points, predicate="dwithin", distance=tolerance)[0]
+    # (shapely's stubs give linestrings() of an array as ``LineString | ndarray``)
+    tree = shapely.STRtree(segments)  # type: ignore[arg-type]
+    hits = tree.query(points, predicate="dwithin", distance=tolerance)[0]
     near[hits] = True
     return near

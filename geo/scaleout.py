@@ -23,6 +23,9 @@ address) to run on it; without one the current Dask scheduler is used.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
 import dask
 import geopandas as gpd
 import numpy as np
@@ -40,6 +43,10 @@ from .hotspots import (
     two_sided_p,
 )
 
+if TYPE_CHECKING:
+    import dask.dataframe as dd
+    from distributed import Client
+
 __all__ = ["count_points_dask", "coverage_ratio_dask", "cube_dask", "emerging_hotspots_dask",
            "fields_of_view_dask", "gi_star_dask"]
 
@@ -55,24 +62,26 @@ def _counts(part: pd.DataFrame, lattice: Lattice) -> np.ndarray:
     return np.bincount(at[at >= 0], minlength=len(lattice.cells))
 
 
-def _total(parts: list) -> np.ndarray:
+def _total(parts: list[np.ndarray]) -> np.ndarray:
     return np.sum(parts, axis=0)
 
 
-def _run(points, fn, *args, client=None) -> np.ndarray:
+def _run(points: dd.DataFrame, fn: Callable[..., np.ndarray], *args: Any,
+         client: Client | None = None) -> np.ndarray:
     """``fn(partition, *args)`` on every partition, summed."""
     tasks = [dask.delayed(fn)(part, *args) for part in points.to_delayed()]
     total = dask.delayed(_total)(tasks)
     return client.compute(total).result() if client is not None else total.compute()
 
 
-def count_points_dask(lattice: Lattice, points, client=None) -> np.ndarray:
+def count_points_dask(lattice: Lattice, points: dd.DataFrame,
+                      client: Client | None = None) -> np.ndarray:
     """Points per cell, counted partition by partition on Dask."""
     return _run(points, _counts, lattice, client=client).astype(np.int64)
 
 
-def gi_star_dask(lattice: Lattice, points, neighbours: str | float = "queen",
-                 client=None) -> dict:
+def gi_star_dask(lattice: Lattice, points: dd.DataFrame, neighbours: str | float = "queen",
+                 client: Client | None = None) -> dict[str, np.ndarray]:
     """Counts, Gi* z, two-sided p, FDR-corrected p and classes, counting on Dask."""
     counts = count_points_dask(lattice, points, client)
     z = gi_star(lattice, counts, neighbours)
@@ -87,16 +96,17 @@ def _cube_part(part: pd.DataFrame, lattice: Lattice, edges: np.ndarray) -> np.nd
     return count_points_by(lattice, _xy(part), step, len(edges) - 1).ravel()
 
 
-def cube_dask(lattice: Lattice, points, edges: np.ndarray, client=None) -> np.ndarray:
+def cube_dask(lattice: Lattice, points: dd.DataFrame, edges: np.ndarray,
+              client: Client | None = None) -> np.ndarray:
     """The (steps, cells) count cube for time-step ``edges`` (datetime64), on Dask."""
     edges = np.asarray(edges, dtype="datetime64[ns]")
     flat = _run(points, _cube_part, lattice, edges, client=client)
     return flat.astype(np.int64).reshape(len(edges) - 1, len(lattice.cells))
 
 
-def emerging_hotspots_dask(lattice: Lattice, points, edges: np.ndarray,
+def emerging_hotspots_dask(lattice: Lattice, points: dd.DataFrame, edges: np.ndarray,
                            neighbours: str | float = "queen", time_window: int = 1,
-                           client=None) -> dict:
+                           client: Client | None = None) -> dict[str, np.ndarray]:
     """:func:`geo.emerging.emerging_hotspots` with the cube counted on Dask."""
     cube = cube_dask(lattice, points, edges, client)
     return emerging_hotspots(lattice, cube.astype(float), neighbours, time_window)
@@ -104,7 +114,7 @@ def emerging_hotspots_dask(lattice: Lattice, points, edges: np.ndarray,
 
 # --- camera coverage ---------------------------------------------------------------
 
-def _compute(tasks: list, client=None) -> list:
+def _compute(tasks: list[Any], client: Client | None = None) -> list[Any]:
     """The results of delayed ``tasks``, on ``client`` when given."""
     if client is not None:
         return client.gather(client.compute(tasks))
@@ -146,7 +156,7 @@ def _near(tree: shapely.STRtree, geoms: np.ndarray, distance: np.ndarray | None 
 
 
 def fields_of_view_dask(cameras: gpd.GeoDataFrame, buildings: np.ndarray | None = None,
-                        client=None, batch: int = 500) -> gpd.GeoDataFrame:
+                        client: Client | None = None, batch: int = 500) -> gpd.GeoDataFrame:
     """:func:`geo.coverage.fields_of_view` on Dask: one task per batch of cameras.
 
     ``cameras`` (points in a metric CRS; ``bearing`` and ``fov`` in degrees, ``range_m``
@@ -177,7 +187,7 @@ def _ratios(targets: np.ndarray, views: np.ndarray) -> np.ndarray:
     return coverage_ratio(targets, watched(targets, views))
 
 
-def coverage_ratio_dask(targets: np.ndarray, views: np.ndarray, client=None,
+def coverage_ratio_dask(targets: np.ndarray, views: np.ndarray, client: Client | None = None,
                         batch: int = 2000) -> np.ndarray:
     """Covered share (0-1, NaN for empty targets) of each target, on Dask.
 

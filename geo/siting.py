@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import shapely
 from scipy import sparse
 from scipy.spatial import cKDTree
+from shapely.geometry.base import BaseGeometry
 
 from .coverage import ROAD_CORRIDOR, field_of_view
 from .hotspots import Lattice
@@ -55,7 +58,7 @@ class CameraModel:
 
 
 def candidate_sites(roads: np.ndarray, perimeters: np.ndarray | None = None,
-                    spacing: float = 30.0, area: shapely.Geometry | None = None,
+                    spacing: float = 30.0, area: BaseGeometry | None = None,
                     max_sites: int | None = None) -> np.ndarray:
     """Candidate camera positions (n × 2, metres).
 
@@ -66,17 +69,17 @@ def candidate_sites(roads: np.ndarray, perimeters: np.ndarray | None = None,
     ``spacing``) that keeps no more.
     """
     lines = [g for g in np.asarray(roads, dtype=object) if g is not None and not g.is_empty]
-    xy = []
+    parts: list[np.ndarray] = []
     if lines:
         noded = shapely.node(shapely.MultiLineString(
             [p for g in lines for p in shapely.get_parts(g)]))
-        xy.append(shapely.get_coordinates(shapely.segmentize(noded, spacing)))
+        parts.append(shapely.get_coordinates(shapely.segmentize(noded, spacing)))
     if perimeters is not None and len(perimeters):
         rings = shapely.boundary(np.asarray(perimeters, dtype=object))
-        xy.append(shapely.get_coordinates(shapely.segmentize(rings, spacing)))
-    if not xy:
+        parts.append(shapely.get_coordinates(shapely.segmentize(rings, spacing)))
+    if not parts:
         return np.empty((0, 2))
-    xy = np.vstack(xy)
+    xy = np.vstack(parts)
     if area is not None:
         xy = xy[shapely.covers(area, shapely.points(xy))]
     _, first = np.unique(np.round(xy * 2), axis=0, return_index=True)
@@ -156,8 +159,9 @@ def coverage_options(sites: np.ndarray, model: CameraModel, demand_xy: np.ndarra
     buildings = None if buildings is None else np.asarray(buildings, dtype=object)
     if tree is None and buildings is not None and len(buildings):
         tree = shapely.STRtree(buildings)
-    near = cKDTree(demand_xy).query_ball_point(sites, model.range_m) if len(demand_xy) \
-        else [[] for _ in range(len(sites))]
+    # one list of demand indices per site (scipy-stubs type the answer for one point only)
+    near: Sequence[Any] | np.ndarray = cKDTree(demand_xy).query_ball_point(sites, model.range_m) \
+        if len(demand_xy) else [[] for _ in range(len(sites))]
     rows, cols = [], []
     for s, (x, y) in enumerate(sites):
         idx = np.asarray(near[s], dtype=np.int64)

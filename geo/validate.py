@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import shapely
+from shapely.geometry.base import BaseGeometry
 
 __all__ = [
     "GEOMETRY_FAMILIES",
@@ -112,8 +113,8 @@ def _round_half_up(values: np.ndarray) -> np.ndarray:
     return np.where(up, away, whole)
 
 
-def _repaired(rounded: shapely.Geometry | None, original: shapely.Geometry,
-              grid_size: float) -> shapely.Geometry:
+def _repaired(rounded: BaseGeometry | None, original: BaseGeometry,
+              grid_size: float) -> BaseGeometry:
     """A valid version of a rounded geometry that came out invalid.
 
     A ring pinched at a vertex is split there (no vertex moves, so neighbours still
@@ -130,7 +131,7 @@ def _repaired(rounded: shapely.Geometry | None, original: shapely.Geometry,
     return shapely.set_precision(original, grid_size)
 
 
-def _without_repeats(geom: shapely.Geometry | None) -> shapely.Geometry | None:
+def _without_repeats(geom: BaseGeometry | None) -> BaseGeometry | None:
     """``geom`` without repeated points; None where that leaves a ring of two points."""
     try:
         return shapely.remove_repeated_points(geom, 0.0)
@@ -208,7 +209,7 @@ def geometry_problems(geoms: np.ndarray, declared: str) -> list[str | None]:
     return reasons
 
 
-def _off_planet(geom: shapely.Geometry) -> str:
+def _off_planet(geom: BaseGeometry) -> str:
     coords = shapely.get_coordinates(geom)
     bad = coords[(np.abs(coords[:, 0]) > 180.0) | (np.abs(coords[:, 1]) > 90.0)][0]
     return (
