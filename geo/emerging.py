@@ -22,6 +22,23 @@ Categories, with ArcGIS's published rules (cold spots mirror hot ones):
   less than 90 % of steps;
 - ``historical``: not hot in the final step but hot in at least 90 % of steps;
 - ``no_pattern``: none of these.
+
+References
+----------
+Esri. How Emerging Hot Spot Analysis works. ArcGIS Pro documentation,
+    https://pro.arcgis.com/en/pro-app/2.8/tool-reference/space-time-pattern-mining/learnmoreemerging.htm
+Getis, A. and Ord, J. K. (1992). The analysis of spatial association by use of distance
+    statistics. *Geographical Analysis* 24(3), 189-206.
+    doi:10.1111/j.1538-4632.1992.tb00261.x
+Ord, J. K. and Getis, A. (1995). Local spatial autocorrelation statistics: distributional
+    issues and an application. *Geographical Analysis* 27(4), 286-306.
+    doi:10.1111/j.1538-4632.1995.tb00912.x
+Mann, H. B. (1945). Nonparametric tests against trend. *Econometrica* 13(3), 245-259.
+    doi:10.2307/1907187
+Kendall, M. G. (1975). *Rank Correlation Methods*, 4th edition. Charles Griffin, London.
+Benjamini, Y. and Hochberg, Y. (1995). Controlling the false discovery rate: a practical
+    and powerful approach to multiple testing. *Journal of the Royal Statistical Society:
+    Series B (Methodological)* 57(1), 289-300. doi:10.1111/j.2517-6161.1995.tb02031.x
 """
 
 from __future__ import annotations

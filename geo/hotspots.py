@@ -12,6 +12,33 @@ transform="B")``; p-values are two-sided and corrected for multiple testing with
 Benjamini-Hochberg, as ArcGIS's Hot Spot Analysis does with its FDR option.
 
 All lengths are metres in the lattice's CRS.
+
+References
+----------
+Getis, A. and Ord, J. K. (1992). The analysis of spatial association by use of distance
+    statistics. *Geographical Analysis* 24(3), 189-206.
+    doi:10.1111/j.1538-4632.1992.tb00261.x
+Ord, J. K. and Getis, A. (1995). Local spatial autocorrelation statistics: distributional
+    issues and an application. *Geographical Analysis* 27(4), 286-306.
+    doi:10.1111/j.1538-4632.1995.tb00912.x
+Benjamini, Y. and Hochberg, Y. (1995). Controlling the false discovery rate: a practical
+    and powerful approach to multiple testing. *Journal of the Royal Statistical Society:
+    Series B (Methodological)* 57(1), 289-300. doi:10.1111/j.2517-6161.1995.tb02031.x
+Silverman, B. W. (1986). *Density Estimation for Statistics and Data Analysis*. Chapman
+    and Hall, London (the quartic kernel and the rule-of-thumb bandwidth).
+Esri. How Kernel Density works (the default search radius). ArcGIS documentation,
+    https://desktop.arcgis.com/en/arcmap/10.8/tools/spatial-analyst-toolbox/how-kernel-density-works.htm
+Esri. How Optimized Hot Spot Analysis works (the cell size). ArcGIS Pro documentation,
+    https://pro.arcgis.com/en/pro-app/tool-reference/spatial-statistics/how-optimized-hot-spot-analysis-works.htm
+Chainey, S., Tompson, L. and Uhlig, S. (2008). The utility of hotspot mapping for
+    predicting spatial patterns of crime. *Security Journal* 21(1-2), 4-28.
+    doi:10.1057/palgrave.sj.8350066
+Levine, N. (2008). The "hottest" part of a hotspot: comments on "The utility of hotspot
+    mapping for predicting spatial patterns of crime". *Security Journal* 21(4), 295-302.
+    doi:10.1057/sj.2008.5
+Hunt, J. M. (2016). *Do crime hot spots move? Exploring the effects of the modifiable
+    areal unit problem and modifiable temporal unit problem on crime hot spot stability*.
+    Doctoral dissertation, American University, Washington, DC (the PEI).
 """
 
 from __future__ import annotations

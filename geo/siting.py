@@ -10,6 +10,17 @@ others are chosen, so a stale upper bound that still tops the heap is exact) and
 improves the choice by swaps until no single swap gains.
 
 Coordinates are metric (metres); bearings are degrees clockwise from north.
+
+References
+----------
+Church, R. and ReVelle, C. (1974). The maximal covering location problem. *Papers of the
+    Regional Science Association* 32(1), 101-118. doi:10.1007/BF01942293
+Minoux, M. (1978). Accelerated greedy algorithms for maximizing submodular set functions.
+    In *Optimization Techniques*, Lecture Notes in Control and Information Sciences 7,
+    234-243. Springer, Berlin. doi:10.1007/BFb0006528
+Teitz, M. B. and Bart, P. (1968). Heuristic methods for estimating the generalized vertex
+    median of a weighted graph. *Operations Research* 16(5), 955-961.
+    doi:10.1287/opre.16.5.955
 """
 
 from __future__ import annotations
