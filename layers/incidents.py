@@ -14,8 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import shapely
-from pyproj import CRS, Transformer
+from pyproj import CRS
 from sqlalchemy import Connection, text
+
+from geo.crs import Projection
 
 __all__ = ["Incidents", "read_incidents"]
 
@@ -105,9 +107,8 @@ def read_incidents(conn: Connection, crs: CRS | str, *, jurisdiction: str | None
     if not rows:
         return _empty(crs)
     column = dict(zip(names, zip(*rows, strict=True), strict=True))
-    forward = Transformer.from_crs(4326, crs, always_xy=True)
-    x, y = forward.transform(np.array(column["lon"], dtype=float),
-                             np.array(column["lat"], dtype=float))
+    x, y = Projection(crs).project_xy(np.array(column["lon"], dtype=float),
+                                      np.array(column["lat"], dtype=float))
     return Incidents(np.column_stack([x, y]).astype(float),
                      np.array(column["epoch"], dtype=float),
                      np.array(column["severity"], dtype=float),

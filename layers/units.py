@@ -30,8 +30,10 @@ def plan_units(grid: shapely.Geometry, homes: np.ndarray) -> UnitPlan:
     """Units of ``grid`` for households ``homes`` ((N, 2) lon/lat); polygons in lon/lat."""
     c = grid.centroid
     plane = LocalMetres(c.x, c.y)
-    plan = household_units(plane.forward(homes), plane.to_metres(grid))
-    polygons = shapely.intersection(plane.to_lonlat(plan.polygons), grid)
+    lonlat = np.asarray(homes, dtype=float).reshape(-1, 2)
+    plan = household_units(np.column_stack(plane.project_xy(lonlat[:, 0], lonlat[:, 1])),
+                           plane.project(grid))
+    polygons = shapely.intersection(plane.unproject(plan.polygons), grid)
     for i in np.flatnonzero(shapely.get_num_geometries(polygons) > 1):  # rounding crumbs
         parts = shapely.get_parts(polygons[i])
         polygons[i] = parts[np.argmax(shapely.area(parts))]

@@ -7,9 +7,9 @@ import json
 import math
 
 from flask import request
-from pyproj import CRS, Transformer
 from werkzeug.datastructures import MultiDict
 
+from geo.crs import Projection
 from layers.errors import BadRequest
 from layers.features import CRS84, OUTPUT_CRS, ItemQuery
 from layers.registry import Layer
@@ -192,8 +192,7 @@ def _bbox(value: str | None, crs_uri: str) -> tuple[float, float, float, float] 
     if crs_uri == OUTPUT_CRS_4326:  # EPSG:4326 is latitude first
         numbers = [numbers[1], numbers[0], numbers[3], numbers[2]]
     if crs_uri == OUTPUT_CRS_3857:
-        numbers = list(Transformer.from_crs(CRS.from_epsg(3857), CRS.from_epsg(4326),
-                                            always_xy=True).transform_bounds(*numbers))
+        numbers = list(Projection(4326, source=3857).transformer.transform_bounds(*numbers))
     x0, y0, x1, y1 = numbers
     if not (-180 <= x0 <= 180 and -180 <= x1 <= 180 and -90 <= y0 <= 90 and -90 <= y1 <= 90):
         raise BadRequest(f"bbox {value!r} is off the planet for {crs_uri}")
