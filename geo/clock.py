@@ -54,13 +54,17 @@ def _local(instants: Instants, tz: str) -> pd.DatetimeIndex:
     index = pd.DatetimeIndex(instants)
     if index.tz is None:
         index = index.tz_localize("UTC")
-    return index.tz_convert(tz).tz_localize(None)
+    try:
+        return index.tz_convert(tz).tz_localize(None)
+    except (KeyError, ValueError) as error:  # zoneinfo / pytz: unknown zone
+        raise ValueError(f"unknown time zone {tz!r}") from error
 
 
 def _week_minute(local: pd.DatetimeIndex) -> np.ndarray:
     """Minutes since Monday 00:00 of the same week, as float (NaN for NaT)."""
-    minutes = np.asarray((local - MONDAY) / pd.Timedelta(minutes=1), dtype=float)
-    return np.mod(minutes, WEEK_MINUTES)
+    minutes = np.mod(np.asarray((local - MONDAY) / pd.Timedelta(minutes=1), dtype=float),
+                     WEEK_MINUTES)
+    return np.where(minutes >= WEEK_MINUTES, 0.0, minutes)  # -1e-12 % W rounds to W
 
 
 def data_clock(starts: Instants, tz: str = "Asia/Shanghai") -> np.ndarray:

@@ -42,6 +42,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import shapely
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
@@ -60,6 +61,7 @@ __all__ = [
 
 CLASSES = ("originator", "near_repeat", "isolated")
 DAY = np.timedelta64(1, "D")
+MAX_BANDS = 1000
 PAIR_BLOCK = 1 << 16  # pairs re-binned at a time: keeps the block in the CPU cache
 
 
@@ -110,9 +112,12 @@ def band_edges(width: float, count: int) -> np.ndarray:
 def to_days(t: np.ndarray | Sequence) -> np.ndarray:
     """Event times as float days.
 
-    Numbers pass through; ``datetime64`` become days since 1970-01-01 (UTC).
+    Numbers pass through; ``datetime64`` (taken as UTC) and zone-aware timestamps
+    become days since 1970-01-01 00:00 UTC.
     """
     arr = np.asarray(t)
+    if arr.dtype == object:  # zone-aware timestamps: their UTC instants
+        arr = pd.to_datetime(arr, utc=True).tz_convert(None).to_numpy()
     if np.issubdtype(arr.dtype, np.datetime64):
         if np.isnat(arr).any():
             raise ValueError("event times contain NaT (a missing time)")
@@ -150,11 +155,19 @@ def _band(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
 
 
 def close_pairs(xy: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pairs ``i < j`` at most ``radius`` metres apart, and their distances."""
-    tree = cKDTree(xy)
+    """Pairs of points at most ``radius`` metres apart, and their distances.
+
+    Metres in the metric CRS of ``xy``; ``i``, ``j`` are positions in ``xy``, each
+    unordered pair once (which of the two comes first is not defined).
+    """
+    xy = np.asarray(xy, dtype=float).reshape(-1, 2)
+    if len(xy) < 2:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    order = cKDTree(xy).indices  # the tree's own order: nearby points nearby in memory
+    tree = cKDTree(xy[order], balanced_tree=False, compact_nodes=False)
     # a hair wider than asked, then cut by our own distance: the tree's rounding
     # must not decide pairs exactly on the edge
-    pairs = tree.query_pairs(radius * (1 + 1e-9) + 1e-9, output_type="ndarray")
+    pairs = order[tree.query_pairs(radius * (1 + 1e-9) + 1e-9, output_type="ndarray")]
     i, j = pairs[:, 0], pairs[:, 1]
     d = np.hypot(xy[i, 0] - xy[j, 0], xy[i, 1] - xy[j, 1])
     keep = d <= radius
@@ -261,11 +274,14 @@ def knox_table(xy: np.ndarray, t: np.ndarray | Sequence,
     s_edges = _check_edges(band_edges(100, 3) if space_edges is None else space_edges,
                            "space")
     t_edges = _check_edges(band_edges(7, 4) if time_edges is None else time_edges, "time")
+    if len(s_edges) > MAX_BANDS or len(t_edges) > MAX_BANDS:
+        raise ValueError(f"at most {MAX_BANDS} space and {MAX_BANDS} time bands, got "
+                         f"{len(s_edges) - 1} and {len(t_edges) - 1}")
     if int(permutations) < 0:
         raise ValueError(f"permutations must be 0 or more, got {permutations!r}")
     n, bands = len(pts), len(s_edges) - 1
     order = cKDTree(pts).indices if n else np.arange(0)  # tree order: close pairs, close rows
-    i, j, d = close_pairs(pts[order], s_edges[-1]) if n else (np.arange(0),) * 3
+    i, j, d = close_pairs(pts[order], s_edges[-1])
     pairs = _group(i, j, _band(d, s_edges), bands)
     totals = _time_totals(days, t_edges)
     observed = _with_beyond(_close_rows(days[order], pairs, t_edges), totals)

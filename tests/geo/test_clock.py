@@ -138,3 +138,17 @@ def test_parse_hours_errors_name_the_problem(text, message):
 def test_parse_weekdays_errors_name_the_problem(text, message):
     with pytest.raises(ValueError, match=message):
         parse_weekdays(text)
+
+
+def test_unknown_time_zone_is_named():
+    with pytest.raises(ValueError, match="unknown time zone 'Mars/Olympus'"):
+        data_clock(_utc("2026-01-01T00:00"), "Mars/Olympus")
+
+
+def test_instants_before_the_first_monday_of_1970_wrap_into_the_week():
+    # Thursday 08:00:30 and 07:59:59 in Shanghai, before Monday 1970-01-05; the second
+    # spans 1 s of 07:xx and 9 s of 08:xx
+    starts = np.array(["1970-01-01T00:00:30", "1969-12-31T23:59:59"], dtype="datetime64[s]")
+    clock = aoristic_clock(starts, starts + np.timedelta64(10, "s"))
+    assert clock[3, 8] == pytest.approx(1.9) and clock[3, 7] == pytest.approx(0.1)
+    assert clock.sum() == pytest.approx(2)

@@ -212,3 +212,19 @@ def test_risk_zones_with_datetimes():
     assert [z.until for z in zones] == [np.datetime64("2026-03-19T20:00"),
                                         np.datetime64("2026-03-15T08:00")]
     assert risk_zones(xy, t, np.datetime64("2026-04-01"), 200, 14) == []
+
+
+def test_zone_aware_timestamps_are_their_utc_instants():
+    import pandas as pd
+
+    shanghai = pd.Series(pd.DatetimeIndex(["2026-01-01T08:00", "2026-01-08T08:00"])
+                         .tz_localize("Asia/Shanghai"))
+    assert to_days(shanghai).tolist() == to_days(
+        np.array(["2026-01-01", "2026-01-08"], dtype="datetime64[D]")).tolist()
+    mixed = np.array([shanghai[0], pd.Timestamp("2026-01-08T00:00", tz="UTC")], dtype=object)
+    assert np.diff(to_days(mixed)).tolist() == [7.0]
+
+
+def test_too_many_bands_is_refused():
+    with pytest.raises(ValueError, match="at most 1000"):
+        knox_table(np.zeros((3, 2)), np.zeros(3), space_edges=band_edges(1, 2000))
