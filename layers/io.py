@@ -1,9 +1,11 @@
 """Read and write layer files through pyogrio.
 
-Formats: GeoJSON, GeoPackage, Shapefile (also zipped), FlatGeobuf, KML and CSV (lon/lat
-or WKT columns). Reading returns features in EPSG:4326 with the file's column names mapped to the
-layer's fields; writing takes EPSG:4326 features and writes them in the CRS asked for,
-or in GCJ-02 (the offset of Chinese web maps).
+Formats: GeoJSON, GeoPackage, Shapefile (also zipped), FlatGeobuf, KML, and tables: CSV
+(UTF-8 or GBK/GB18030) and Excel workbooks (.xlsx, .xls) with lon/lat or WKT columns,
+read by :mod:`layers.tables` with the layer's header map (Chinese headers and values).
+Reading returns features in EPSG:4326 with the file's column names mapped to the layer's
+fields; writing takes EPSG:4326 features and writes them in the CRS asked for, or in
+GCJ-02 (AMap, Tencent) or BD-09 (Baidu), the offsets of Chinese web maps.
 """
 
 from __future__ import annotations
@@ -22,12 +24,14 @@ import shapely
 from pyproj import CRS
 from pyproj.exceptions import CRSError
 
-from geo.crs import gcj02_to_wgs84, wgs84_to_gcj02
+from geo.crs import bd09_to_wgs84, gcj02_to_wgs84, wgs84_to_bd09, wgs84_to_gcj02
 
 from .errors import InputRejected
 from .registry import SYSTEM_COLUMNS, Layer
+from .tables import parse_columns, read_table
 
-__all__ = ["FORMATS", "format_of", "parse_crs", "read_file", "write_file"]
+__all__ = ["COORDS", "FORMATS", "WRITE_FORMATS", "format_of", "parse_crs", "read_file",
+           "write_file"]
 
 # extension -> (GDAL driver, description)
 FORMATS: dict[str, tuple[str, str]] = {
@@ -38,23 +42,36 @@ FORMATS: dict[str, tuple[str, str]] = {
     ".zip": ("ESRI Shapefile", "zipped Shapefile"),
     ".fgb": ("FlatGeobuf", "FlatGeobuf"),
     ".kml": ("LIBKML", "KML"),
-    ".csv": ("CSV", "CSV with lon/lat or WKT columns"),
+    ".csv": ("CSV", "CSV (UTF-8 or GBK/GB18030) with lon/lat or WKT columns"),
+    ".xlsx": ("XLSX", "Excel workbook with lon/lat or WKT columns"),
+    ".xls": ("XLS", "Excel 97-2003 workbook (needs xlrd)"),
 }
+# What export writes: every format but the workbooks (a CSV opens in Excel).
+WRITE_FORMATS = tuple(s for s in FORMATS if s not in (".xlsx", ".xls"))
+# Tables read by layers.tables, with header rows, header maps and encodings.
+_TABLES = ("CSV", "XLSX", "XLS")
 # KML's own placemark properties (styling, time span) that LIBKML reads as columns.
 _KML_STANDARD = (
     "name", "description", "timestamp", "begin", "end", "altitudemode", "tessellate", "extrude",
     "visibility", "draworder", "icon", "snippet",
 )
-_COORDS = ("wgs84", "gcj02")
+# Lon/lat conventions: WGS 84, GCJ-02 (AMap, Tencent), BD-09 (Baidu).
+COORDS = ("wgs84", "gcj02", "bd09")
+_FROM = {"gcj02": gcj02_to_wgs84, "bd09": bd09_to_wgs84}
+_TO = {"gcj02": wgs84_to_gcj02, "bd09": wgs84_to_bd09}
 
 
-def format_of(path: str | os.PathLike) -> tuple[str, str]:
-    """Return (driver, description) for ``path`` by its extension, or raise."""
+def format_of(path: str | os.PathLike, writing: bool = False) -> tuple[str, str]:
+    """Return (driver, description) for ``path`` by its extension, or raise.
+
+    With ``writing``, only the formats export writes (:data:`WRITE_FORMATS`).
+    """
     suffix = Path(path).suffix.lower()
-    if suffix not in FORMATS:
+    known = WRITE_FORMATS if writing else tuple(FORMATS)
+    if suffix not in known:
+        what = "cannot write" if suffix in FORMATS else "unknown file type"
         raise InputRejected(
-            f"{Path(path).name}: unknown file type {suffix or '(none)'!r}; "
-            f"use one of {', '.join(FORMATS)}"
+            f"{Path(path).name}: {what} {suffix or '(none)'!r}; use one of {', '.join(known)}"
         )
     return FORMATS[suffix]
 
@@ -70,8 +87,8 @@ def parse_crs(text: str | None) -> CRS | None:
 
 
 def _check_coords(coords: str) -> None:
-    if coords not in _COORDS:
-        raise InputRejected(f"--coords must be one of {', '.join(_COORDS)}, got {coords!r}")
+    if coords not in COORDS:
+        raise InputRejected(f"--coords must be one of {', '.join(COORDS)}, got {coords!r}")
 
 
 def read_file(
@@ -79,12 +96,25 @@ def read_file(
     layer: Layer,
     crs: str | None = None,
     coords: str = "wgs84",
+    *,
+    sheet: str | None = None,
+    encoding: str | None = None,
+    columns: str | None = None,
 ) -> gpd.GeoDataFrame:
     """Read ``path`` as features of ``layer``, reprojected to EPSG:4326.
 
     ``crs`` overrides the file's own CRS (files without one are taken as EPSG:4326);
-    ``coords="gcj02"`` says the lon/lat are GCJ-02 and undoes the offset. Columns keep
-    their values as read; :func:`layers.validate.clean_features` types and checks them.
+    ``coords`` ``"gcj02"`` or ``"bd09"`` says the lon/lat are GCJ-02 or BD-09 and undoes
+    the offset. Columns keep their values as read; :func:`layers.validate.clean_features`
+    types and checks them.
+
+    Tables (CSV, .xlsx, .xls) also take ``sheet`` (a workbook's sheet by name; default the
+    first), ``encoding`` (a CSV's; default UTF-8 with or without BOM, else GB18030) and
+    ``columns`` (``"经度=lon,状态=status,地址=-"``: headers to fields, ``-`` leaves one
+    out). Their rows are numbered as the sheet shows them: ``attrs["rows"]`` holds each
+    feature's number and ``attrs["problems"]`` (position -> reason) the rows whose
+    position could not be read (their geometry is None); ``attrs["header_row"]``,
+    ``attrs["sheet"]`` and ``attrs["columns"]`` say how the table was understood.
     """
     _check_coords(coords)
     path = Path(path)
@@ -92,8 +122,28 @@ def read_file(
         raise InputRejected(f"{path}: no such file")
     driver, _ = format_of(path)
     override = parse_crs(crs)
-    gdf = _read_raw(path, driver)
-    gdf = _rename_columns(gdf, layer, driver)
+    table = None
+    if driver in _TABLES:
+        table = read_table(path, driver, layer, sheet=sheet, encoding=encoding,
+                           columns=parse_columns(columns, layer),
+                           geographic=override is None or override.is_geographic)
+        gdf = gpd.GeoDataFrame(table.frame, geometry=table.geometry)
+    else:
+        if sheet or encoding or columns:
+            raise InputRejected(f"{path.name}: --sheet, --encoding and --columns apply to "
+                                "tables (.csv, .xlsx, .xls)")
+        gdf = _rename_columns(_read_raw(path, driver), layer, driver)
+    gdf = _to_wgs84(gdf, override, coords, path)
+    if table is not None:
+        gdf.attrs.update(rows=table.rows, problems=table.problems,
+                         header_row=table.header_row, sheet=table.sheet,
+                         columns=table.columns)
+    return gdf
+
+
+def _to_wgs84(gdf: gpd.GeoDataFrame, override: CRS | None, coords: str,
+              path: Path) -> gpd.GeoDataFrame:
+    """``gdf`` in EPSG:4326: 2D, from its CRS (or ``override``), offsets undone."""
     geoms = gdf.geometry.values
     if (shapely.has_z(geoms) | shapely.has_m(geoms)).any():  # KML and others carry Z
         gdf = gdf.set_geometry(shapely.force_2d(geoms))
@@ -104,35 +154,26 @@ def read_file(
             raise InputRejected(f"{path.name}: CRS {source_crs.name!r} is not a 2D map CRS")
         with np.errstate(all="ignore"):
             gdf = gdf.to_crs(4326)
-    if coords == "gcj02":
-        gdf = gdf.set_geometry(_transform_lonlat(gdf.geometry, gcj02_to_wgs84))
+    if coords in _FROM:
+        gdf = gdf.set_geometry(_transform_lonlat(gdf.geometry, _FROM[coords]))
     return gdf
 
 
 def _read_raw(path: Path, driver: str) -> gpd.GeoDataFrame:
-    options: dict = {}
-    if driver == "CSV":
-        options = {
-            "X_POSSIBLE_NAMES": "lon,lng,longitude,x",
-            "Y_POSSIBLE_NAMES": "lat,latitude,y",
-            "GEOM_POSSIBLE_NAMES": "wkt,geometry,geom",
-            "KEEP_GEOM_COLUMNS": "NO",
-        }
     try:
         if path.suffix.lower() == ".zip":
             gdf = _read_zip(path)
         elif driver in _ARROW_DRIVERS:
             gdf = _read_arrow(path)
         else:
-            gdf = pyogrio.read_dataframe(path, **options)
+            gdf = pyogrio.read_dataframe(path)
     except InputRejected:
         raise
     except Exception as exc:  # pyogrio raises several GDAL error types
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputRejected(f"{path.name}: cannot read the file: {message}") from None
     if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry.name not in gdf.columns:
-        hint = " (a CSV needs lon/lat or wkt columns)" if driver == "CSV" else ""
-        raise InputRejected(f"{path.name}: the file has no geometry{hint}")
+        raise InputRejected(f"{path.name}: the file has no geometry")
     return gdf
 
 
@@ -202,20 +243,21 @@ def write_file(
 ) -> int:
     """Write EPSG:4326 features to ``path`` (format by extension); return the count.
 
-    ``crs`` reprojects on the way out; ``coords="gcj02"`` writes GCJ-02 lon/lat.
-    Date-times go out as ISO 8601 text where the format has no time zone support.
+    ``crs`` reprojects on the way out; ``coords`` ``"gcj02"`` or ``"bd09"`` writes GCJ-02
+    or BD-09 lon/lat. Date-times go out as ISO 8601 text where the format has no time
+    zone support.
     """
     _check_coords(coords)
-    if coords == "gcj02" and crs:
-        raise InputRejected("--coords gcj02 writes lon/lat; it cannot be combined with --crs")
+    if coords in _TO and crs:
+        raise InputRejected(f"--coords {coords} writes lon/lat; it cannot be combined with --crs")
     path = Path(path)
-    driver, _ = format_of(path)
+    driver, _ = format_of(path, writing=True)
     out = gdf.copy()
     target = parse_crs(crs)
     if target is not None:
         out = out.to_crs(target)
-    if coords == "gcj02":
-        out = out.set_geometry(_transform_lonlat(out.geometry, wgs84_to_gcj02))
+    if coords in _TO:
+        out = out.set_geometry(_transform_lonlat(out.geometry, _TO[coords]))
     if driver in ("ESRI Shapefile", "LIBKML", "CSV"):
         for column in out.columns:
             if pd.api.types.is_datetime64_any_dtype(out[column]):

@@ -24,7 +24,8 @@ from geo.validate import SERVED_DECIMALS, coerce_type, geometry_problems, to_ser
 from .errors import BadRequest, InputRejected, RowProblem
 from .registry import SYSTEM_COLUMNS, Field, Layer
 
-__all__ = ["LOCAL_TZ", "YEARS", "check_year", "clean_features", "instant", "period_end"]
+__all__ = ["LOCAL_TZ", "YEARS", "at_source_rows", "check_year", "clean_features", "instant",
+           "period_end"]
 
 # Timestamps without a zone are taken as China Standard Time.
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
@@ -36,7 +37,10 @@ def clean_features(gdf: gpd.GeoDataFrame, layer: Layer, first_row: int = 1) -> g
     """Validate ``gdf`` (EPSG:4326) for ``layer``; return it typed, with declared fields only.
 
     Raises :class:`InputRejected` naming unknown or missing fields as a whole, or every
-    bad row (numbered from ``first_row``) with its reason.
+    bad row (numbered from ``first_row``, or as ``gdf.attrs["rows"]`` says for a table
+    read by :func:`layers.io.read_file`) with its reason. A choice may be given by one of
+    its words (``在线`` for ``online``). ``gdf.attrs["problems"]`` (position -> reason)
+    says why a row's geometry is missing; the returned frame keeps ``attrs["rows"]``.
     """
     columns = [c for c in gdf.columns if c != gdf.geometry.name]
     known = set(layer.field_names) | set(SYSTEM_COLUMNS)
@@ -51,12 +55,14 @@ def clean_features(gdf: gpd.GeoDataFrame, layer: Layer, first_row: int = 1) -> g
         raise InputRejected(
             f"required field(s) {', '.join(map(repr, absent))} missing for layer {layer.name}"
         )
+    rows = gdf.attrs.get("rows")
+    number = (lambda i: int(rows[i])) if rows is not None else (lambda i: first_row + i)
     problems: list[RowProblem] = []
     out = gpd.GeoDataFrame(index=gdf.index)
     for f in layer.input_fields:
         raw = gdf[f.name] if f.name in columns else pd.Series([None] * len(gdf), index=gdf.index)
         values, bad = _coerce_field(raw, f)
-        problems += [RowProblem(first_row + i, reason) for i, reason in bad]
+        problems += [RowProblem(number(i), reason) for i, reason in bad]
         out[f.name] = values
     geoms = coerce_type(gdf.geometry.values.to_numpy(), layer.geometry)
     reasons = geometry_problems(geoms, layer.geometry)
@@ -70,16 +76,32 @@ def clean_features(gdf: gpd.GeoDataFrame, layer: Layer, first_row: int = 1) -> g
         for i, r in zip(moved, geometry_problems(served[moved], layer.geometry), strict=True):
             reasons[i] = r and f"at the served precision ({SERVED_DECIMALS} decimals) {r}"
         geoms = served
+    unread = gdf.attrs.get("problems") or {}
     for i, reason in enumerate(reasons):
         if reason:
-            problems.append(RowProblem(first_row + i, reason))
+            problems.append(RowProblem(number(i), unread.get(i, reason)))
     if problems:
         raise InputRejected(
             f"{len({p.row for p in problems})} of {len(gdf)} rows refused for layer "
             f"{layer.name}; nothing was written",
             problems,
         )
-    return out.set_geometry(gpd.GeoSeries(geoms, index=gdf.index, crs="EPSG:4326"))
+    clean = out.set_geometry(gpd.GeoSeries(geoms, index=gdf.index, crs="EPSG:4326"))
+    clean.attrs = {"rows": rows} if rows is not None else {}
+    return clean
+
+
+def at_source_rows(exc: InputRejected, rows: Sequence[int] | None) -> InputRejected:
+    """``exc`` with its rows renumbered as the source shows them.
+
+    :mod:`layers.store` numbers rows 1, 2... in feature order; ``rows[i]`` is the
+    source's number of feature i.
+    """
+    if rows is None or not exc.problems:
+        return exc
+    return InputRejected(exc.message, [
+        RowProblem(int(rows[p.row - 1]) if 0 < p.row <= len(rows) else p.row, p.reason)
+        for p in exc.problems])
 
 
 def _is_null(value: object) -> bool:
@@ -114,6 +136,8 @@ def _coerce_field(raw: pd.Series, f: Field) -> tuple[Sequence, list[tuple[int, s
             bad.append((i, f"field {f.name!r}: {exc}"))
             values.append(None)
             continue
+        if f.choices is not None:
+            converted = f.choice_of(converted) or converted
         reason = _domain_problem(converted, f)
         if reason:
             bad.append((i, reason))
@@ -179,13 +203,13 @@ def _text_column(values: list, f: Field) -> list | None:
     if not all(texts) or any("\x00" in t for t in texts):
         return None
     if f.choices is not None and not set(texts) <= set(f.choices):
-        return None
+        return None  # words for choices (在线) go value by value
     return texts
 
 
 def _domain_problem(value: object, f: Field) -> str | None:
     if f.choices is not None and value not in f.choices:
-        return f"field {f.name!r}: {value!r} is not one of {', '.join(f.choices)}"
+        return f"field {f.name!r}: {value!r} is not one of {f.choices_text()}"
     if f.type in ("int", "float"):
         low_bad = f.minimum is not None and (
             value <= f.minimum if f.exclusive_minimum else value < f.minimum

@@ -181,38 +181,77 @@ def layers_cmd(as_json: bool) -> None:
                    f"{LAYERS[row['name']].title_zh}")
 
 
-_CRS_HELP = "CRS of the input: anything PROJ knows (EPSG:4547, a WKT or PROJ string)."
+_CRS_HELP = ("anything PROJ knows: EPSG:4326 (WGS 84), EPSG:4490 (CGCS2000 lon/lat), "
+             "EPSG:4534-4554 (CGCS2000 3-degree Gauss-Kruger zones by central meridian "
+             "75E-135E, e.g. EPSG:4547 for 114E, Changsha: x/y in metres), a WKT "
+             "or PROJ string.")
+_COORDS = click.Choice(["wgs84", "gcj02", "bd09"])
 
 
 @main.command("import")
 @click.argument("layer")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--crs", default=None,
-              help=_CRS_HELP + " Overrides the file's own; files without one are EPSG:4326.")
-@click.option("--coords", type=click.Choice(["wgs84", "gcj02"]), default="wgs84",
-              show_default=True, help="gcj02: the lon/lat are GCJ-02 (Chinese web maps).")
+              help="CRS of the input, " + _CRS_HELP + " Overrides the file's own; files "
+                   "without one (CSV, workbooks) are EPSG:4326.")
+@click.option("--coords", type=_COORDS, default="wgs84", show_default=True,
+              help="The lon/lat are gcj02 (AMap, Tencent) or bd09 (Baidu): the offset of a "
+                   "Chinese web map is undone.")
+@click.option("--sheet", default=None,
+              help="The sheet of an .xlsx/.xls workbook to read, by name (default: the "
+                   "first).")
+@click.option("--encoding", default=None,
+              help="Encoding of a CSV (e.g. gbk, gb18030, utf-8); default: UTF-8 (with or "
+                   "without BOM), else GB18030.")
+@click.option("--columns", default=None, metavar="HEADER=FIELD,...",
+              help="Columns of a table whose header the layer does not know, e.g. "
+                   "'经度=lon,纬度=lat,状态=status'; HEADER=- leaves a column out.")
 @click.option("--mode", type=click.Choice(["append", "replace"]), default="append",
               show_default=True, help="replace deletes the layer's features first.")
 @click.option("--actor", default="cli", show_default=True,
               help="Name recorded in the audit trail.")
-def import_cmd(layer: str, file: Path, crs: str | None, coords: str, mode: str,
-               actor: str) -> None:
-    """Import FILE into LAYER: all of it, or nothing.
+def import_cmd(layer: str, file: Path, crs: str | None, coords: str, sheet: str | None,
+               encoding: str | None, columns: str | None, mode: str, actor: str) -> None:
+    r"""Import FILE into LAYER: all of it, or nothing.
 
-    Reads GeoJSON, GeoPackage, Shapefile (.shp or zipped), FlatGeobuf, KML and CSV
-    (lon/lat or wkt columns). Any bad row stops the import with a line per row.
+    Reads GeoJSON, GeoPackage, Shapefile (.shp or zipped), FlatGeobuf, KML, and tables
+    with lon/lat (经度/纬度) or wkt columns: CSV in UTF-8 or GBK/GB18030, Excel .xlsx and
+    .xls. A table's headers may be the layer's Chinese titles (编号, 朝向, 视角, 可视距离,
+    状态, 类别...) and its values the choices' Chinese words (在线, 离线, 学校...); title
+    rows above the header are passed over. Any bad row stops the import with a line per
+    row, numbered as the sheet shows it.
+
+    \b
+    Example: safegrid import cameras 点位台账.xlsx --sheet 监控点位 --coords bd09
     """
+    from layers.errors import InputRejected
     from layers.io import read_file
     from layers.store import write_features
-    from layers.validate import clean_features
+    from layers.validate import at_source_rows, clean_features
 
     declaration = get_layer(layer)
     t0 = time.perf_counter()
-    raw = read_file(file, declaration, crs=crs, coords=coords)
+    raw = read_file(file, declaration, crs=crs, coords=coords, sheet=sheet,
+                    encoding=encoding, columns=columns)
+    if raw.attrs.get("columns"):
+        _echo_table(raw.attrs)
     clean = clean_features(raw, declaration)
-    n = write_features(engine(), declaration, clean, mode=mode, actor=actor, source=file.name)
+    try:
+        n = write_features(engine(), declaration, clean, mode=mode, actor=actor,
+                           source=file.name)
+    except InputRejected as exc:
+        raise at_source_rows(exc, raw.attrs.get("rows")) from None
     click.echo(f"imported {n} features into {layer} ({mode}) in "
                f"{time.perf_counter() - t0:.1f} s")
+
+
+def _echo_table(attrs: dict) -> None:
+    """Say which sheet, header row and column mapping a table was read with."""
+    where = f"sheet {attrs['sheet']!r}, " if attrs.get("sheet") else ""
+    mapping = ", ".join(f"{h}->{t}" for h, t in attrs["columns"].items() if t != "-")
+    left = [h for h, t in attrs["columns"].items() if t == "-"]
+    click.echo(f"{where}header on row {attrs['header_row']}, {len(attrs['rows'])} rows; "
+               f"columns: {mapping}{'; left out: ' + ', '.join(left) if left else ''}")
 
 
 @main.command("export")
@@ -220,9 +259,11 @@ def import_cmd(layer: str, file: Path, crs: str | None, coords: str, mode: str,
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--bbox", default=None, metavar="MINLON,MINLAT,MAXLON,MAXLAT",
               help="Only features intersecting this lon/lat box (EPSG:4326).")
-@click.option("--crs", default=None, help="Write in this CRS (default EPSG:4326).")
-@click.option("--coords", type=click.Choice(["wgs84", "gcj02"]), default="wgs84",
-              show_default=True, help="gcj02: write GCJ-02 lon/lat for Chinese web maps.")
+@click.option("--crs", default=None,
+              help="Write in this CRS (default EPSG:4326): " + _CRS_HELP)
+@click.option("--coords", type=_COORDS, default="wgs84", show_default=True,
+              help="Write gcj02 (AMap, Tencent) or bd09 (Baidu) lon/lat for Chinese web "
+                   "maps.")
 def export_cmd(layer: str, file: Path, bbox: str | None, crs: str | None, coords: str) -> None:
     """Export LAYER to FILE; the format follows the extension.
 
@@ -233,7 +274,7 @@ def export_cmd(layer: str, file: Path, bbox: str | None, crs: str | None, coords
     from layers.store import read_features
 
     declaration = get_layer(layer)
-    format_of(file)
+    format_of(file, writing=True)
     box = None
     if bbox:
         try:

@@ -27,7 +27,8 @@ CASES = [
     ("unknown_reference_grid.geojson", "grids", "'999999' is not a code in jurisdictions"),
     ("null_geometry_camera.geojson", "cameras", "geometry is missing"),
     ("malformed.geojson", "cameras", "cannot read the file"),
-    ("bad_datetime_incidents.csv", "incidents", "row 2: field 'occurred_at'"),
+    # a table's rows are numbered as a spreadsheet shows them: the header is row 1
+    ("bad_datetime_incidents.csv", "incidents", "row 3: field 'occurred_at'"),
     ("not_a_number_households.csv", "households", "'many' is not a number"),
     ("nan_coordinates_incidents.csv", "incidents", "NaN"),
     ("no_geometry_columns.csv", "households", "has no geometry"),

@@ -57,8 +57,9 @@ def test_export_bbox_and_import_append_then_replace(cli, db, demo_small, tmp_pat
 def test_bad_bbox_and_bad_coords_are_refused(cli, demo_small, tmp_path):
     bad = cli("export", "cameras", str(tmp_path / "x.geojson"), "--bbox", "1,2,3")
     assert bad.returncode != 0 and "--bbox" in bad.stderr
-    coords = cli("export", "cameras", str(tmp_path / "x.geojson"), "--coords", "bd09")
-    assert coords.returncode != 0 and "bd09" in coords.stderr
+    coords = cli("export", "cameras", str(tmp_path / "x.geojson"), "--coords", "wgs72")
+    assert coords.returncode != 0 and "'wgs72' is not one of 'wgs84', 'gcj02', 'bd09'" in \
+        coords.stderr
 
 
 def test_help_explains_every_option(cli):
@@ -83,3 +84,7 @@ def test_help_explains_every_option(cli):
     assert seen >= 12
     result = cli("import", "--help")
     assert result.returncode == 0 and "gcj02" in result.stdout and "--mode" in result.stdout
+    for word in ("bd09", "EPSG:4490", "EPSG:4534-4554", "--sheet", "--encoding", "--columns"):
+        assert word in result.stdout, word
+    result = cli("export", "--help")
+    assert result.returncode == 0 and "bd09" in result.stdout and "EPSG:4490" in result.stdout
