@@ -54,6 +54,7 @@ __all__ = [
     "RiskZone",
     "band_edges",
     "classify",
+    "close_pairs",
     "knox_table",
     "risk_zones",
     "to_days",
@@ -72,9 +73,10 @@ class NearRepeatResult:
     ``space_edges`` (metres) and ``time_edges`` (days) are the finite band edges;
     tables are ``(len(space_edges), len(time_edges))``: one row per finite space band
     plus "beyond", one column per finite time band plus "beyond". ``expected`` is the
-    mean count over the permutations; ``p_value`` is ``(number of permutations with a
-    count >= observed + 1) / (permutations + 1)``; ``knox_ratio`` is observed /
-    expected, NaN where expected is 0 (no permutation put a pair in that cell).
+    mean count over the permutations; ``p_value`` is ``(1 + number of permutations
+    with a count >= observed) / (permutations + 1)``; ``knox_ratio`` is observed /
+    expected, NaN where expected is 0 (no permutation put a pair in that cell). With
+    ``permutations == 0`` expected, p-values and ratios are all NaN.
     """
 
     space_edges: np.ndarray
