@@ -12,6 +12,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -432,14 +433,16 @@ def gdal_counts(path: Path) -> dict:
                                      tag(cameras, "height").dropna())}
 
 
-def test_helsinki_counts_per_layer_equal_gdal(osm_url):
+@pytest.fixture(scope="module")
+def helsinki(osm_url) -> dict:
+    """Helsinki imported --within a stored city HEL of two districts HEL-W and HEL-E."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         extent = shapely.box(*pyogrio.read_dataframe(HELSINKI, layer="points",
                                                      columns=[]).total_bounds)
     city = extent.buffer(0.01, join_style="mitre")
     x0, y0, x1, y1 = city.bounds
-    mid = (x0 + x1) / 2
+    mid = round((x0 + x1) / 2, 6)
     jur = gpd.GeoDataFrame(
         {"code": ["HEL", "HEL-W", "HEL-E"], "name": ["Helsinki", "West", "East"],
          "level": ["city", "district", "district"], "parent_code": [None, "HEL", "HEL"]},
@@ -447,12 +450,19 @@ def test_helsinki_counts_per_layer_equal_gdal(osm_url):
     write_features(engine(osm_url), LAYERS["jurisdictions"],
                    clean_features(jur, LAYERS["jurisdictions"]))
     before = state(osm_url)
+    t0 = time.perf_counter()
     result = import_osm(osm_url, str(HELSINKI), "--within", "HEL", "--quiet")
+    seconds = time.perf_counter() - t0
     assert result.returncode == 0, result.stderr
-    print(result.stdout)
-    expected = gdal_counts(HELSINKI)
+    print(result.stdout, f"(the command, start to end: {seconds:.1f} s)")
     after = state(osm_url)
-    taken = {name: after[name] - before[name] for name in LAYER_NAMES}
+    return {"stdout": result.stdout, "mid": mid, "bounds": (x0, y0, x1, y1),
+            "taken": {name: after[name] - before[name] for name in LAYER_NAMES}}
+
+
+def test_helsinki_counts_per_layer_equal_gdal(osm_url, helsinki):
+    expected = gdal_counts(HELSINKI)
+    taken = helsinki["taken"]
     assert taken["jurisdictions"] == 0
     assert taken["roads"] == expected["roads"] > 2000
     assert taken["cameras"] == expected["cameras"] == 221
@@ -471,4 +481,93 @@ def test_helsinki_counts_per_layer_equal_gdal(osm_url):
             "AND jurisdiction_code LIKE 'HEL%'")))
     assert keys == expected["key_areas"]
     assert heights == pytest.approx(expected["camera_heights"])
-    assert "skipped" in result.stdout and "import took" in result.stdout
+    assert "skipped" in helsinki["stdout"] and "import took" in helsinki["stdout"]
+
+
+def _visible(camera: shapely.Point, target: shapely.Point, footprints: np.ndarray,
+             tree: shapely.STRtree) -> bool:
+    """Brute force: no footprint (other than the camera's own) on the sight line."""
+    sight = shapely.LineString([camera, target])
+    hit = footprints[tree.query(sight, predicate="intersects")]
+    hit = hit[~shapely.intersects(hit, camera.buffer(0.01))]
+    return not shapely.intersects(hit, shapely.LineString([camera, target])).any() if len(
+        hit) else True
+
+
+@pytest.mark.xfail(raises=shapely.errors.GEOSException, reason=(
+    "geo.coverage._shadows: an edge farther from the camera than the shadows' reach "
+    "(2 x range + 1 m) casts a self-intersecting shadow and the union fails (50 of "
+    "Helsinki's 221 cameras, osm-n311750489 first). Once it is fixed, the ray test below "
+    "still fails while an edge that subtends a wide angle (a camera 0.33 m from a wall, "
+    "osm-n317571820) casts a shadow cut by the chord between its far corners, which "
+    "passes reach x cos(angle / 2) from the camera"))
+def test_helsinki_coverage_is_occluded_by_its_buildings(osm_url, helsinki):
+    from layers.coverage import CoverageQuery, camera_views, coverage
+    from layers.users import User
+
+    admin = User(0, "tester", "admin", None, None)
+    with engine(osm_url).connect() as conn:
+        views = camera_views(conn, admin, CoverageQuery("HEL-E"))
+        report = coverage(conn, admin, CoverageQuery("HEL-E", target="key_areas"))
+        footprints = gpd.read_postgis(text("SELECT geom FROM buildings"), conn,
+                                      geom_col="geom", crs=4326)
+    crs = metric_crs(24.94, 60.17)
+    footprints = footprints.to_crs(crs).geometry.values
+    tree = shapely.STRtree(footprints)
+    rng = np.random.default_rng(7)
+    cams = [f for f in views["features"] if f["properties"]["watching"]]
+    assert len(cams) > 50
+    shadowed = disagree = checked = 0
+    for feature in cams:
+        p = feature["properties"]
+        view = gpd.GeoSeries([shapely.geometry.shape(feature["geometry"])], crs=4326)
+        view = view.to_crs(crs).iloc[0]
+        at = gpd.GeoSeries([shapely.Point(p["lon"], p["lat"])], crs=4326).to_crs(crs).iloc[0]
+        sector_area = math.pi * p["range_m"] ** 2 * p["fov"] / 360
+        shadowed += view.area < 0.95 * sector_area
+        for _ in range(20):
+            angle = math.radians(p["bearing"] + rng.uniform(-0.45, 0.45) * p["fov"])
+            r = p["range_m"] * math.sqrt(rng.uniform(0.01, 0.9))
+            target = shapely.Point(at.x + r * math.sin(angle), at.y + r * math.cos(angle))
+            if view.boundary.distance(target) < 0.5:
+                continue  # too near an edge of the view to call
+            checked += 1
+            disagree += bool(view.contains(target)) != _visible(at, target, footprints, tree)
+    assert checked > 1000 and disagree <= checked * 0.005, (disagree, checked)
+    assert shadowed > 10  # the buildings hide parts of many views
+    summary = report["summary"]
+    assert summary["targets"] > 0 and 0 < summary["covered_ratio"] < 1
+
+
+@pytest.mark.xfail(raises=shapely.errors.GEOSException, reason=(
+    "the border view computes the cameras' views at the crossings: the same "
+    "geo.coverage._shadows failure as above"))
+def test_helsinki_border_between_its_districts(osm_url, helsinki):
+    from geo.border import crossings
+    from layers.border import BorderQuery, border_view
+    from layers.users import User
+
+    admin = User(0, "tester", "admin", None, None)
+    with engine(osm_url).connect() as conn:
+        answer = border_view(conn, admin, BorderQuery("HEL-W", "HEL-E", width=300))
+        roads = gpd.read_postgis(text("SELECT geom FROM roads WHERE jurisdiction_code LIKE "
+                                      "'HEL%'"), conn, geom_col="geom", crs=4326)
+    x0, y0, x1, y1 = helsinki["bounds"]
+    mid = helsinki["mid"]
+    from pyproj import Geod
+
+    assert answer["length_m"] == pytest.approx(Geod(ellps="WGS84").line_length(
+        [mid, mid], [y0, y1]), rel=0.01)
+    crs = metric_crs(mid, (y0 + y1) / 2)
+    to_m = gpd.GeoSeries([shapely.LineString([(mid, y0), (mid, y1)]),
+                          shapely.box(x0, y0, mid, y1), shapely.box(mid, y0, x1, y1)],
+                         crs=4326).to_crs(crs).values
+    # reference: roads that have vertices on both sides of the line (one passage each
+    # time a road's parts change side), by shapely alone
+    lines_m = roads.to_crs(crs).geometry.values
+    pieces = shapely.get_parts(shapely.difference(lines_m, shapely.buffer(to_m[0], 0.5)))
+    west = shapely.intersects(pieces, to_m[1]) & ~shapely.intersects(pieces, to_m[2])
+    assert west.any() and (~west).any()
+    reference = crossings(lines_m, to_m[0], to_m[1], to_m[2])
+    assert answer["coverage"]["crossings"] == len(reference) > 5
+    assert len(answer["crossings"]["features"]) == len(reference)
