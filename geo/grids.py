@@ -5,7 +5,9 @@ example households) is close to a target: recursive coordinate bisection on the
 units' centroids gives compact, balanced starting regions in O(n log n); regions
 that came out in pieces are mended (each piece beyond the heaviest joins the
 neighbour it shares most boundary with), then boundary units move between adjacent
-regions while that brings both closer to the target and keeps the donor connected.
+regions while that brings both closer to the target and keeps the donor connected
+(an empty unit also moves to a much lighter neighbour, so a region walled off from
+weight by empty land grows through it).
 Contiguity is by shared edge (rook), so each region dissolves to one polygon.
 
 ``grid_plan`` does this for a jurisdiction cut by its streets, weighing each block by
@@ -200,7 +202,11 @@ def _balance(labels: np.ndarray, weight: np.ndarray, neighbours: list[np.ndarray
             w = weight[i]
             before = abs(region_weight[a] - target) + abs(region_weight[b] - target)
             after = abs(region_weight[a] - w - target) + abs(region_weight[b] + w - target)
-            if after >= before - 1e-9 or not _still_connected(regions[a], i, neighbours):
+            # An empty unit crosses only towards a region much lighter: that way a
+            # light region grows through empty land until it reaches weight it can take.
+            empty_step = w == 0 and region_weight[a] - region_weight[b] > 0.2 * target
+            if (after >= before - 1e-9 and not empty_step) or \
+                    not _still_connected(regions[a], i, neighbours):
                 continue
             labels[i] = b
             regions[a].discard(i)

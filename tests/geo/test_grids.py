@@ -253,3 +253,13 @@ def test_grid_plan_refuses_weights_it_cannot_use():
         grid_plan(area, none, points, 10, weights=np.array([1.0, -1.0]))
     with pytest.raises(ValueError, match="per_area"):
         grid_plan(area, none, points, 10, per_area=float("nan"))
+
+
+def test_a_light_region_grows_through_empty_land_to_take_weight():
+    # All the weight in the left column; region 1 starts as one empty cell on the right.
+    units = regular_grid(shapely.box(0, 0, 10, 10), 1.0)
+    units["w"] = np.where(units.col == 0, 10, 0)
+    start = np.where((units.col == 9) & (units.row == 9), 1, 0)
+    labels = partition(units, "w", 50, initial=start)
+    sums = _check_regions(units, labels)
+    assert sorted(sums.values) == [50, 50]
