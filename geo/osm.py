@@ -78,7 +78,7 @@ ROAD_CLASSES: dict[str, str] = {
 # Metres per storey when a building has ``building:levels`` but no ``height``.
 LEVEL_HEIGHT_M = 3.0
 
-# (key, value) -> key area category; the first matching key in this order wins.
+# (key, value) -> key area category; of several keys, the one first in this table wins.
 KEY_AREA_TAGS: dict[tuple[str, str], str] = {
     ("amenity", "school"): "school",
     ("amenity", "kindergarten"): "kindergarten",
@@ -169,11 +169,22 @@ def building_height_m(tags: dict[str, str]) -> float | None:
 
 
 def key_area_category_of(tags: dict[str, str]) -> str | None:
-    """The key area category of an object (:data:`KEY_AREA_TAGS`), or None."""
-    for (key, value), category in KEY_AREA_TAGS.items():
-        if tags.get(key) == value:
-            return category
+    """The key area category of an object (:data:`KEY_AREA_TAGS`), or None.
+
+    Keys are tried in the order they first appear in the table (amenity, office,
+    leisure, shop, ...); the first key whose value is listed decides.
+    """
+    for key, values in _KEY_AREA_KEYS.items():
+        value = tags.get(key)
+        if value is not None and value in values:
+            return values[value]
     return None
+
+
+# KEY_AREA_TAGS by key, keys in the order they first appear
+_KEY_AREA_KEYS: dict[str, dict[str, str]] = {}
+for (_key, _value), _category in KEY_AREA_TAGS.items():
+    _KEY_AREA_KEYS.setdefault(_key, {})[_value] = _category
 
 
 def parse_direction(text: str | None) -> float | None:

@@ -101,6 +101,10 @@ class ImportSummary:
         if self.defaulted:
             out.append(f"cameras with defaulted fields: {len(self.defaulted)} "
                        f"({_defaulted_text(self.defaulted)})")
+            groups: dict[str, list[str]] = {}
+            for code, names in sorted(self.defaulted.items()):
+                groups.setdefault(",".join(names), []).append(code)
+            out += [f"  {names}: {' '.join(codes)}" for names, codes in groups.items()]
         out.append(f"read {self.objects} OSM objects in {self.read_seconds:.1f} s; "
                    f"import took {self.seconds:.1f} s")
         return out

@@ -35,6 +35,7 @@ from geo.osm import (
     building_height_m,
     camera_of,
     jurisdiction_level_of,
+    key_area_category_of,
     parents_by_containment,
     parse_direction,
     parse_length_m,
@@ -233,6 +234,20 @@ def city_extract(path: Path) -> dict:
     return ids
 
 
+def test_xml_and_pbf_read_the_same(tmp_path):
+    from layers.osm import read_osm
+
+    city_extract(tmp_path / "city.osm.pbf")
+    city_extract(tmp_path / "city.osm")
+    pbf, xml = read_osm(tmp_path / "city.osm.pbf"), read_osm(tmp_path / "city.osm")
+    assert pbf.skipped == xml.skipped and pbf.defaulted == xml.defaulted
+    for name, frame in pbf.features.items():
+        other = xml.features[name]
+        assert len(frame) == len(other) > 0, name
+        assert shapely.equals_exact(frame.geometry.values, other.geometry.values, 1e-7).all()
+    assert key_area_category_of({"amenity": "townhall", "leisure": "park"}) == "government_hall"
+
+
 # -- running the command ---------------------------------------------------------------
 
 
@@ -408,9 +423,13 @@ def gdal_counts(path: Path) -> dict:
         return df["other_tags"].fillna("").str.extract(f'"{key}"=>"([^"]*)"')[0]
 
     def categories(df: pd.DataFrame) -> pd.Series:
+        # of several keys, the one first in the table decides: set the others first
         out = pd.Series(None, index=df.index, dtype=object)
-        for (key, value), category in reversed(list(KEY_AREA_TAGS.items())):
-            out[tag(df, key) == value] = category
+        keys = list(dict.fromkeys(key for key, _ in KEY_AREA_TAGS))
+        for key in reversed(keys):
+            for (k, value), category in KEY_AREA_TAGS.items():
+                if k == key:
+                    out[tag(df, key) == value] = category
         return out
 
     classes = list(ROAD_CLASSES)
