@@ -98,47 +98,56 @@ def read_table(path: Path, kind: str, layer: Layer, *, sheet: str | None = None,
         name, rows = _xlsx_rows(path, sheet)
     else:
         name, rows = _xls_rows(path, sheet)
+    grid = _grid(rows)
+    filled = np.flatnonzero(grid.notna().any(axis=1).to_numpy())
     lookup = {**layer.header_map(), **(columns or {})}
     try:
-        at = _header_at(rows, lookup, layer)
+        at = _header_at(grid, filled, lookup, layer)
     except InputRejected as exc:
         where = f"{path.name}, sheet {name!r}" if name else path.name
         hint = "; --sheet names another sheet" if name else ""
         raise InputRejected(f"{where}: {exc.message}{hint}") from None
-    header_row, header = rows[at]
-    body = [(n, cells) for n, cells in rows[at + 1:] if any(not _empty(c) for c in cells)]
-    width = max([len(header), *(len(c) for _, c in body)], default=0)
-    targets = _targets(header, width, body, lookup, layer, path, header_row)
-    data: dict[str, list] = {}
-    for j, target in enumerate(targets):
-        if target is not None and target != SKIP:
-            data[target] = [_cell(cells, j) for _, cells in body]
+    header = grid.iloc[at].tolist()
+    below = filled[filled > at]
+    body = grid.iloc[below]
+    targets = _targets(header, body, lookup, layer, path, at + 1)
+    data = {t: body[j].tolist() for j, t in enumerate(targets) if t not in (None, SKIP)}
     geometry, problems = _geometry(data, targets, header, path, geographic)
     for position in _POSITION:
         data.pop(position, None)
-    named = {str(header[j]).strip(): t for j, t in enumerate(targets)
-             if t is not None and j < len(header) and not _empty(header[j])}
+    named = {str(header[j]): t for j, t in enumerate(targets)
+             if t is not None and header[j] is not None}
     return Table(pd.DataFrame(data, index=pd.RangeIndex(len(body)), dtype=object),
-                 geometry, np.array([n for n, _ in body], dtype=np.int64), problems,
-                 header_row, name, named)
+                 geometry, below + 1, problems, at + 1, name, named)
 
 
-def _empty(value: object) -> bool:
-    return value is None or (isinstance(value, str) and value.strip() == "")
+def _grid(rows: list[list]) -> pd.DataFrame:
+    """The cells as a frame (columns 0, 1...; row i is the sheet's row i + 1).
 
-
-def _cell(cells: list, j: int) -> object:
-    value = cells[j] if j < len(cells) else None
-    if isinstance(value, str):
-        value = value.strip()
-    return None if _empty(value) else value
-
-
-def _csv_rows(path: Path, encoding: str | None) -> list[tuple[int, list]]:
-    """The records of a CSV, numbered from 1.
-
-    Decoded as ``encoding``, or as :data:`ENCODINGS` in turn.
+    Text is stripped; empty cells are None.
     """
+    grid = pd.DataFrame(rows, dtype=object)
+    return grid.apply(_tidy) if len(grid.columns) else grid
+
+
+def _tidy(column: pd.Series) -> pd.Series:
+    present = column.notna()
+    if column[present].map(type).eq(str).all():  # CSV: text, read at once
+        stripped = column.str.strip()
+        return stripped.where(present & (stripped != ""), None)
+    return column.map(_tidy_value)
+
+
+def _tidy_value(value: object) -> object:
+    if isinstance(value, str):
+        return value.strip() or None
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    return value
+
+
+def _csv_rows(path: Path, encoding: str | None) -> list[list]:
+    """The records of a CSV, decoded as ``encoding``, or as :data:`ENCODINGS` in turn."""
     raw = path.read_bytes()
     text = None
     for name in (encoding,) if encoding else ENCODINGS:
@@ -158,7 +167,7 @@ def _csv_rows(path: Path, encoding: str | None) -> list[tuple[int, list]]:
     if encoding and text.startswith("\ufeff"):
         text = text[1:]
     try:
-        return [(i + 1, row) for i, row in enumerate(csv.reader(io.StringIO(text, newline="")))]
+        return list(csv.reader(io.StringIO(text, newline="")))
     except csv.Error as exc:
         raise InputRejected(f"{path.name}: cannot read the file: {exc}") from None
 
@@ -174,8 +183,8 @@ def _pick_sheet(path: Path, names: list[str], sheet: str | None) -> str:
     return sheet
 
 
-def _xlsx_rows(path: Path, sheet: str | None) -> tuple[str, list[tuple[int, list]]]:
-    """Rows of a sheet (the first unless named) of an .xlsx workbook, numbered as shown."""
+def _xlsx_rows(path: Path, sheet: str | None) -> tuple[str, list[list]]:
+    """Rows of a sheet (the first unless named) of an .xlsx workbook, from row 1."""
     try:
         import openpyxl
     except ImportError:
@@ -189,14 +198,13 @@ def _xlsx_rows(path: Path, sheet: str | None) -> tuple[str, list[tuple[int, list
                             ) from None
     try:
         name = _pick_sheet(path, book.sheetnames, sheet)
-        rows = [(i + 1, list(cells))
-                for i, cells in enumerate(book[name].iter_rows(values_only=True))]
+        rows = [list(cells) for cells in book[name].iter_rows(values_only=True)]
     finally:
         book.close()
     return name, rows
 
 
-def _xls_rows(path: Path, sheet: str | None) -> tuple[str, list[tuple[int, list]]]:
+def _xls_rows(path: Path, sheet: str | None) -> tuple[str, list[list]]:
     """Rows of a sheet of an Excel 97-2003 (.xls) workbook; dates as date-times."""
     try:
         import xlrd
@@ -221,12 +229,12 @@ def _xls_rows(path: Path, sheet: str | None) -> tuple[str, list[tuple[int, list]
                 cells.append(None)
             else:
                 cells.append(cell.value)
-        rows.append((i + 1, cells))
+        rows.append(cells)
     return name, rows
 
 
 def _lookup(header: object, lookup: dict[str, str]) -> str | None:
-    if _empty(header):
+    if header is None:
         return None
     key = header_key(header)
     if key in lookup:
@@ -234,22 +242,22 @@ def _lookup(header: object, lookup: dict[str, str]) -> str | None:
     return lookup.get(without_unit(key))
 
 
-def _header_at(rows: list[tuple[int, list]], lookup: dict[str, str], layer: Layer) -> int:
-    """Index of the header row.
+def _header_at(grid: pd.DataFrame, filled: np.ndarray, lookup: dict[str, str],
+               layer: Layer) -> int:
+    """Position of the header row in ``grid``.
 
-    The first of the first rows naming two known columns (or one, in a table of one
-    column); the first non-empty row when none does.
+    The first of the first filled rows naming two known columns (or one, in a table of
+    one column); else the first naming any.
     """
-    filled = [i for i, (_, cells) in enumerate(rows) if any(not _empty(c) for c in cells)]
-    if not filled:
+    if not len(filled):
         raise InputRejected("the table is empty: no header row and no data")
     best = None
     for i in filled[:HEADER_ROWS]:
-        cells = [c for c in rows[i][1] if not _empty(c)]
+        cells = [c for c in grid.iloc[i] if c is not None]
         known = sum(_lookup(c, lookup) is not None for c in cells)
         if known >= min(2, len(cells)):
-            return i
-        best = i if best is None and known else best
+            return int(i)
+        best = int(i) if best is None and known else best
     if best is None:
         raise InputRejected(f"no header row: none of the first {HEADER_ROWS} rows names a "
                             f"column of layer {layer.name} (such as 经度, 纬度)")
@@ -266,16 +274,15 @@ def _letter(j: int) -> str:
     return out
 
 
-def _targets(header: list, width: int, body: list, lookup: dict[str, str], layer: Layer,
+def _targets(header: list, body: pd.DataFrame, lookup: dict[str, str], layer: Layer,
              path: Path, header_row: int) -> list[str | None]:
     """The field each column goes to; raises naming unknown or doubled columns."""
     targets: list[str | None] = []
     unknown: list[str] = []
-    for j in range(width):
-        title = header[j] if j < len(header) else None
+    for j, title in enumerate(header):
         target = _lookup(title, lookup)
-        if target is None and not (_empty(title) and all(_cell(c, j) is None for _, c in body)):
-            unknown.append(f"{_letter(j)} (no header)" if _empty(title) else str(title).strip())
+        if target is None and not (title is None and body[j].isna().all()):
+            unknown.append(f"{_letter(j)} (no header)" if title is None else str(title))
         targets.append(target)
     if unknown:
         example = unknown[0] if "(no header)" not in unknown[0] else "地址"
@@ -290,15 +297,15 @@ def _targets(header: list, width: int, body: list, lookup: dict[str, str], layer
             continue
         if target in seen:
             raise InputRejected(
-                f"{path.name}: columns {str(header[seen[target]]).strip()!r} and "
-                f"{str(header[j]).strip()!r} both give {target!r}; leave one out with "
-                f"--columns {str(header[j]).strip()}=-")
+                f"{path.name}: columns {str(header[seen[target]])!r} and "
+                f"{str(header[j])!r} both give {target!r}; leave one out with "
+                f"--columns {header[j]}=-")
         seen[target] = j
     return targets
 
 
 def _label(header: list, targets: list, target: str) -> str:
-    title = str(header[targets.index(target)]).strip()
+    title = str(header[targets.index(target)])
     return title if header_key(title) == target else f"{title} ({target})"
 
 
