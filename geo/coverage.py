@@ -53,6 +53,13 @@ def _shadows(x: float, y: float, footprints: np.ndarray, reach: float) -> np.nda
     (x, y). Only edges the camera sees from outside the material cast a shadow: every
     sight line into the material crosses one of them first, so the shadows of the
     other edges lie within these and the footprint.
+
+    Each edge is cut where the bisector of the angle it subtends meets it (the angle
+    bisector theorem: at ``na / (na + nb)`` of the way), so every piece subtends less
+    than 90°. A piece's shadow runs out along its two sight lines to twice the farther
+    of ``reach`` and its corners' distance: the chord closing it then passes beyond
+    ``reach`` × cos 45° and beyond the piece itself, so the shadow is a simple
+    quadrilateral that covers everything behind the piece out to ``reach`` / √2.
     """
     parts = shapely.get_parts(footprints)
     rings = shapely.get_rings(parts[shapely.get_type_id(parts) == 3])  # polygons only
@@ -64,11 +71,17 @@ def _shadows(x: float, y: float, footprints: np.ndarray, reach: float) -> np.nda
     cross = da[:, 0] * db[:, 1] - da[:, 1] * db[:, 0]
     # cross < 0: the camera is right of a->b, outside the material
     ok = (na > 1e-9) & (nb > 1e-9) & (cross < -1e-12 * na * nb)
-    far_a = (x, y) + da[ok] / na[ok, None] * reach
-    far_b = (x, y) + db[ok] / nb[ok, None] * reach
+    a, b, na, nb = a[ok], b[ok], na[ok], nb[ok]
+    cut = a + (b - a) * (na / (na + nb))[:, None]
+    starts, ends = np.concatenate([a, cut]), np.concatenate([cut, b])
+    ds, de = starts - (x, y), ends - (x, y)
+    ns, ne = np.hypot(*ds.T), np.hypot(*de.T)
+    far = 2.0 * np.maximum(reach, np.maximum(ns, ne))
+    far_s = (x, y) + ds / ns[:, None] * far[:, None]
+    far_e = (x, y) + de / ne[:, None] * far[:, None]
     # (shapely's stubs give polygons() of an array as ``Polygon | ndarray``)
     return shapely.polygons(  # type: ignore[return-value]
-        np.stack([a[ok], b[ok], far_b, far_a, a[ok]], axis=1))
+        np.stack([starts, ends, far_e, far_s, starts], axis=1))
 
 
 def field_of_view(x: float, y: float, bearing: float, fov: float, range_m: float,

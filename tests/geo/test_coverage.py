@@ -77,6 +77,30 @@ def test_a_camera_on_a_wall_is_not_hidden_by_its_own_building():
     assert share > 0.995
 
 
+def test_a_building_reaching_far_beyond_the_range_hides_what_lies_behind_its_wall():
+    # its far wall is 500 m away, beyond twice the range: its shadow must still be a
+    # simple polygon and the view must stop at the near wall
+    hall = shapely.box(30, -200, 500, 200)
+    view = field_of_view(0, 0, 90, 90, 50, np.array([hall], dtype=object))
+    assert view.is_valid and view.area > 0
+    assert view.intersection(shapely.box(30.01, -100, 600, 100)).area < 1e-6
+    share, seen = agreement(view, 0, 0, 90, 90, 50, [hall], seed=5)
+    assert share > 0.995 and seen > 0
+
+
+def test_a_camera_a_hand_from_a_long_wall_sees_nothing_behind_it():
+    # the wall subtends almost 180 degrees from 0.33 m: the shadow must still reach
+    # past the range everywhere behind the wall, not stop at the chord of its far corners
+    block = shapely.box(-100, 0, 100, 10)
+    view = field_of_view(0, -0.33, 0, 120, 50, np.array([block], dtype=object))
+    assert view.intersection(shapely.box(-100, 0, 100, 100)).area < 1e-6
+    assert view.area == pytest.approx(
+        sector(0, -0.33, 0, 120, 50).intersection(shapely.box(-100, -60, 100, 0)).area,
+        rel=1e-6)
+    share, _ = agreement(view, 0, -0.33, 0, 120, 50, [block], seed=6)
+    assert share > 0.995
+
+
 def test_many_random_blocks_agree_with_line_of_sight():
     rng = np.random.default_rng(3)
     centres = rng.uniform(-150, 150, (40, 2))
