@@ -319,20 +319,3 @@ class LocalMetres(Projection):
         """Metres east, north of the centre -> lon, lat (degrees)."""
         return (np.asarray(x, dtype=float) / self.kx + self.lon0,
                 np.asarray(y, dtype=float) / self.ky + self.lat0)
-
-    # The names LocalMetres had before it was a Projection; layers.units still calls them.
-    def forward(self, lonlat: np.ndarray) -> np.ndarray:
-        """(N, 2) lon/lat -> (N, 2) metres (:meth:`project_xy` on stacked points)."""
-        return self._project_coords(np.asarray(lonlat, dtype=float).reshape(-1, 2))
-
-    def inverse(self, xy: np.ndarray) -> np.ndarray:
-        """(N, 2) metres -> (N, 2) lon/lat (:meth:`unproject_xy` on stacked points)."""
-        return self._unproject_coords(np.asarray(xy, dtype=float).reshape(-1, 2))
-
-    def to_metres(self, geom: Any) -> Any:
-        """:meth:`project`."""
-        return self.project(geom)
-
-    def to_lonlat(self, geom: Any) -> Any:
-        """:meth:`unproject`."""
-        return self.unproject(geom)

@@ -233,15 +233,3 @@ def test_local_metres_is_a_projection_whose_proj_transformers_agree():
     assert plane.project_xy(113.0, 28.02)[0] == pytest.approx(east, rel=1e-4)
     _, _, north = GEOD.inv(112.98, 28.02, 112.98, 28.04)
     assert plane.project_xy(112.98, 28.04)[1] == pytest.approx(north, rel=1e-4)
-
-
-def test_local_metres_old_names_are_the_projection_methods():
-    plane = LocalMetres(112.98, 28.02)
-    lonlat = np.array([[112.97, 28.01], [112.99, 28.03]])
-    np.testing.assert_array_equal(plane.forward(lonlat),
-                                  np.column_stack(plane.project_xy(lonlat[:, 0], lonlat[:, 1])))
-    np.testing.assert_array_equal(plane.inverse(plane.forward(lonlat)),
-                                  np.column_stack(plane.unproject_xy(*plane.forward(lonlat).T)))
-    square = shapely.box(112.97, 28.01, 112.99, 28.03)
-    assert plane.to_metres(square).equals_exact(plane.project(square), 0)
-    assert plane.to_lonlat(plane.to_metres(square)).equals_exact(square, 1e-12)

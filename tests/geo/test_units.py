@@ -98,6 +98,7 @@ def test_households_at_one_address_stay_together():
 def test_local_metres_round_trip_and_scale():
     plane = LocalMetres(113.0, 28.2)
     lonlat = np.array([[113.01, 28.21], [112.99, 28.19]])
-    assert np.allclose(plane.inverse(plane.forward(lonlat)), lonlat, atol=1e-12)
+    x, y = plane.project_xy(lonlat[:, 0], lonlat[:, 1])
+    assert np.allclose(np.column_stack(plane.unproject_xy(x, y)), lonlat, atol=1e-12)
     # 0.01 degrees of latitude at 28.2 N is 1 108.6 m (WGS 84 meridian arc)
-    assert plane.forward(lonlat)[0, 1] == pytest.approx(1108.6, abs=0.5)
+    assert y[0] == pytest.approx(1108.6, abs=0.5)
