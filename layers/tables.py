@@ -111,6 +111,7 @@ def read_table(path: Path, kind: str, layer: Layer, *, sheet: str | None = None,
     below = filled[filled > at]
     body = grid.iloc[below]
     targets = _targets(header, body, lookup, layer, path, at + 1)
+    _require(targets, layer, path)
     data = {t: body[j].tolist() for j, t in enumerate(targets) if t not in (None, SKIP)}
     geometry, problems = _geometry(data, targets, header, path, geographic)
     for position in _POSITION:
@@ -304,6 +305,21 @@ def _targets(header: list, body: pd.DataFrame, lookup: dict[str, str], layer: La
     return targets
 
 
+def _require(targets: list, layer: Layer, path: Path) -> None:
+    """Raise naming the headers a required field could have, when no column gives it."""
+    absent = [f for f in layer.input_fields if f.required and f.name not in targets]
+    if not absent:
+        return
+    heads = []
+    for f in absent:
+        names = list(dict.fromkeys(h for h in f.header_names() if h))
+        heads.append(" or ".join(names[:6]) + (" ..." if len(names) > 6 else ""))
+    raise InputRejected(
+        f"{path.name}: required field(s) {', '.join(repr(f.name) for f in absent)} missing "
+        f"for layer {layer.name}: no column headed {'; nor '.join(heads)}; name one with "
+        f"--columns HEADER={absent[0].name}")
+
+
 def _label(header: list, targets: list, target: str) -> str:
     title = str(header[targets.index(target)])
     return title if header_key(title) == target else f"{title} ({target})"
@@ -348,6 +364,12 @@ def _points(data: dict[str, list], targets: list, header: list,
                 why = f"{label}: {numbers[i]:g} is out of range [{low:g}, {high:g}]"
             reasons.setdefault(int(i), []).append(why)
         values[axis] = numbers
-    points = shapely.points(values["lon"], values["lat"])
+    lon, lat = values["lon"], values["lat"]
+    if geographic:  # a latitude of 112 beside a longitude of 28: the columns are swapped
+        swapped = (np.abs(lat) > 90) & (np.abs(lat) <= 180) & (np.abs(lon) <= 90)
+        for i in np.flatnonzero(swapped):
+            reasons[int(i)].append(f"are {_label(header, targets, 'lon')} and "
+                                   f"{_label(header, targets, 'lat')} swapped?")
+    points = shapely.points(lon, lat)
     points[list(reasons)] = None
     return points, {i: "; ".join(r) for i, r in reasons.items()}

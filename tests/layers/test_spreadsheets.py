@@ -21,8 +21,10 @@ from geo.crs import bd09_to_wgs84, wgs84_to_bd09, wgs84_to_gcj02
 from layers import LAYERS
 from layers.db import engine
 from layers.demo import generate
+from layers.errors import InputRejected
 from layers.io import read_file
 from layers.registry import SKIP, header_key
+from layers.validate import clean_features
 
 from ..conftest import demo_database, run_cli
 
@@ -341,3 +343,26 @@ def test_each_header_and_word_means_one_thing(name):
     assert not doubled
     left_out = {header_key(h) for h in layer.left_out_headers}
     assert all(layer.header_map()[k] == SKIP for k in left_out - set(claims))
+
+
+def test_a_missing_column_names_the_headers_it_could_have(tmp_path):
+    path = tmp_path / "ledger.xlsx"
+    _ledger(path, [["A1", "甲", 112.98, 28.02, 0, 60, 50, 6, "在线", ""]], titles=False,
+            header=[h if h != "视角" else "备用" for h in HEADER])
+    with pytest.raises(InputRejected) as refused:
+        read_file(path, LAYERS["cameras"], sheet="监控点位", columns="备用=-")
+    assert str(refused.value) == (
+        "ledger.xlsx: required field(s) 'fov' missing for layer cameras: no column headed "
+        "fov or 视场角(度) or Field of view (°) or 视角 or 水平视角 or 可视角度 ...; name one "
+        "with --columns HEADER=fov")
+
+
+def test_swapped_lon_and_lat_are_pointed_out(tmp_path):
+    path = tmp_path / "ledger.xlsx"
+    _ledger(path, [["A1", "甲", 28.02, 112.98, 0, 60, 50, 6, "在线", ""]])
+    layer = LAYERS["cameras"]
+    with pytest.raises(InputRejected) as refused:
+        clean_features(read_file(path, layer, sheet="监控点位"), layer)
+    assert [str(p) for p in refused.value.problems] == [
+        "row 4: 纬度 (lat): 112.98 is out of range [-90, 90]; are 经度 (lon) and 纬度 (lat) "
+        "swapped?"]
