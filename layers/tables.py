@@ -72,9 +72,10 @@ def parse_columns(text: str | None, layer: Layer) -> dict[str, str]:
             raise InputRejected(f"--columns {item.strip()!r} is not HEADER=FIELD "
                                 "(e.g. --columns 经度=lon,纬度=lat,状态=status)")
         if target not in allowed:
+            shown = [*(f.name for f in layer.input_fields), *_POSITION]
             raise InputRejected(
                 f"--columns {item.strip()!r}: {target!r} is not a field of layer "
-                f"{layer.name}; use one of {', '.join(allowed[:-1])} or - (leave it out)")
+                f"{layer.name}; use one of {', '.join(shown)} or - (leave it out)")
         out[header_key(header)] = target
     return out
 
