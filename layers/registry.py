@@ -41,8 +41,9 @@ PERSONAL_READERS = ("admin", "police", "border_partner")
 SYSTEM_COLUMNS = ("id", "version", "updated_at", "updated_by")
 
 # Column headers of tables (CSV, spreadsheets) that hold the position, for every layer.
-LON_HEADERS = ("lon", "经度", "东经", "longitude", "lng", "long", "x", "x坐标", "经度坐标")
-LAT_HEADERS = ("lat", "纬度", "北纬", "latitude", "y", "y坐标", "纬度坐标")
+# Not X坐标/Y坐标: Chinese survey tables put northing in X, so those need --columns.
+LON_HEADERS = ("lon", "经度", "东经", "longitude", "lng", "long", "x", "经度坐标")
+LAT_HEADERS = ("lat", "纬度", "北纬", "latitude", "y", "纬度坐标")
 WKT_HEADERS = ("wkt", "geometry", "geom", "几何", "几何图形")
 # Columns of ledgers that no layer stores: read past, and said so.
 LEFT_OUT_HEADERS = ("序号", "备注", "地址", "详细地址", "所在位置", "no.")

@@ -366,3 +366,28 @@ def test_swapped_lon_and_lat_are_pointed_out(tmp_path):
     assert [str(p) for p in refused.value.problems] == [
         "row 4: 纬度 (lat): 112.98 is out of range [-90, 90]; are 经度 (lon) and 纬度 (lat) "
         "swapped?"]
+
+
+def test_cgcs2000_lon_lat_and_gauss_kruger_metres(truth, tmp_path):
+    """CGCS2000 (EPSG:4490) lon/lat, and a survey table in its 3-degree Gauss-Kruger zone
+    for 114E (EPSG:4547) whose X坐标 is the northing, as Chinese surveys write it."""
+    from pyproj import Transformer
+
+    layer = LAYERS["cameras"]
+    header = ["编号", "X坐标", "Y坐标", "朝向", "视角", "可视距离", "状态"]
+    rows = [[f"GK{i}", float(x), float(y), 0, 60, 50, "在线"]
+            for i, (x, y) in enumerate(truth[:4])]
+    path = tmp_path / "cgcs2000.xlsx"
+    _ledger(path, rows, titles=False, sheet="点位", header=["编号", "经度", "纬度", *header[3:]])
+    got = read_file(path, layer, crs="EPSG:4490", sheet="点位")
+    assert _metres(truth[:4], got.geometry.x, got.geometry.y).max() < 0.01
+    to_gk = Transformer.from_crs(4326, 4547, always_xy=True)
+    east, north = to_gk.transform(truth[:4, 0], truth[:4, 1])
+    rows = [[f"GK{i}", float(n), float(e), 0, 60, 50, "在线"]
+            for i, (e, n) in enumerate(zip(east, north, strict=True))]
+    path = tmp_path / "gk.xlsx"
+    _ledger(path, rows, titles=False, sheet="点位", header=header)
+    with pytest.raises(InputRejected, match="'X坐标', 'Y坐标'"):
+        read_file(path, layer, crs="EPSG:4547", sheet="点位")
+    got = read_file(path, layer, crs="EPSG:4547", sheet="点位", columns="X坐标=lat,Y坐标=lon")
+    assert _metres(truth[:4], got.geometry.x, got.geometry.y).max() < 0.01
