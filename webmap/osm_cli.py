@@ -51,7 +51,7 @@ def _admin_levels(values: tuple[str, ...]) -> dict[int, str] | None:
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def import_osm_cmd(file: Path, bbox: str | None, within: str | None,
                    admin_levels: tuple[str, ...], actor: str, quiet: bool) -> None:
-    r"""Import an OpenStreetMap extract FILE (.osm.pbf, .osm, .osm.gz, .osm.bz2).
+    """Import an OpenStreetMap extract FILE (.osm.pbf, .osm, .osm.gz, .osm.bz2).
 
     \b
     Layers filled from OSM tags, in one transaction:
@@ -70,7 +70,7 @@ def import_osm_cmd(file: Path, bbox: str | None, within: str | None,
       checkpoints    amenity=police as police_station
     Features outside every jurisdiction (stored or in the file) are skipped. A summary
     says per layer what was taken and what was skipped, with counts per reason.
-    """
+    """  # noqa: D301 - click's \b keeps the table's lines as written
     from layers.osm import import_osm
 
     summary = import_osm(engine(), file, bbox=bbox, within=within, actor=actor,

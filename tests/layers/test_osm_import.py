@@ -403,6 +403,11 @@ def test_help_explains_every_option():
         if param.param_type_name == "option" and "--help" not in param.opts:
             assert param.help, param.opts
     assert "OpenStreetMap" in import_osm_cmd.help
+    from click.testing import CliRunner
+
+    shown = CliRunner().invoke(import_osm_cmd, ["--help"], terminal_width=100).output
+    assert "\n    roads          highway=*: motorway/trunk -> motorway" in shown  # table kept
+    assert "--admin-level N=LEVEL" in shown and "--within CODE" in shown
 
 
 # -- the real extract -------------------------------------------------------------------
