@@ -183,8 +183,14 @@ def _still_connected(region: set[int], removed: int, neighbours: list[np.ndarray
 
 def _balance(labels: np.ndarray, weight: np.ndarray, neighbours: list[np.ndarray],
              pairs: np.ndarray, target: float, passes: int = 30) -> np.ndarray:
-    """Move boundary units to adjacent regions while both get closer to the target."""
+    """Move boundary units to adjacent regions while both get closer to the target.
+
+    When no such move is left, empty units may also cross towards a region much
+    lighter than its neighbour, so that it grows through empty land to weight it can
+    take (only then: plans that balance without it stay as they are).
+    """
     k = labels.max() + 1
+    through_empty = False
     region_weight = np.bincount(labels, weights=weight, minlength=k)
     regions = [set(np.flatnonzero(labels == r).tolist()) for r in range(k)]
     for _ in range(passes):
@@ -202,9 +208,8 @@ def _balance(labels: np.ndarray, weight: np.ndarray, neighbours: list[np.ndarray
             w = weight[i]
             before = abs(region_weight[a] - target) + abs(region_weight[b] - target)
             after = abs(region_weight[a] - w - target) + abs(region_weight[b] + w - target)
-            # An empty unit crosses only towards a region much lighter: that way a
-            # light region grows through empty land until it reaches weight it can take.
-            empty_step = w == 0 and region_weight[a] - region_weight[b] > 0.2 * target
+            empty_step = through_empty and w == 0 and \
+                region_weight[a] - region_weight[b] > 0.2 * target
             if (after >= before - 1e-9 and not empty_step) or \
                     not _still_connected(regions[a], i, neighbours):
                 continue
@@ -214,8 +219,9 @@ def _balance(labels: np.ndarray, weight: np.ndarray, neighbours: list[np.ndarray
             region_weight[a] -= w
             region_weight[b] += w
             moved += 1
-        if moved == 0:
+        if moved == 0 and through_empty:
             break
+        through_empty = through_empty or moved == 0
     return labels
 
 
@@ -459,14 +465,14 @@ def _finer(units: np.ndarray, weighed: tuple[np.ndarray, np.ndarray, np.ndarray]
            share: float, above: float, smallest: float) -> list[shapely.Geometry]:
     """Lines cutting each unit heavier than ``above`` into cells of about ``share``.
 
-    A unit whose weight is nearly all one point (a single building) is not cut: no
-    line can divide a point.
+    A unit whose whole weight is one point (a single building) is not cut: no line
+    can divide a point.
     """
     total, heaviest, _ = weighed
     lines: list[shapely.Geometry] = []
     for unit, weight, top in zip(units, total, heaviest, strict=True):
         size = math.sqrt(shapely.area(unit) * share / max(weight, 1e-12))
-        if weight > above and weight - top > share and size > smallest:
+        if weight > above and weight > top and size > smallest:
             lines += _cut_lines(unit, size)
     return lines
 
