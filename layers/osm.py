@@ -63,6 +63,10 @@ LAYER_ORDER = ("jurisdictions", "roads", "buildings", "key_areas", "cameras", "c
 LEVEL_RANK = {"province": 0, "city": 1, "district": 2, "street": 3, "community": 4,
               "village": 4}
 _RETRIES = 3  # writes of one layer: refused rows are dropped between them
+# The OSM keys the tables of geo.osm read to choose a layer.
+MAPPED_KEYS = ("highway", "railway", "building", "man_made", "amenity", "leisure", "shop",
+               "aeroway", "public_transport", "landuse", "industrial", "barrier", "office",
+               "boundary")
 
 
 @dataclass
@@ -70,7 +74,8 @@ class OsmRead:
     """Features read from an extract: per layer a frame (EPSG:4326) with ``osm`` ids.
 
     ``skipped`` counts, per layer, the objects not taken by reason; ``defaulted`` lists
-    camera codes with the fields they took from :data:`geo.osm.CAMERA_DEFAULTS`.
+    camera codes with the fields they took from :data:`geo.osm.CAMERA_DEFAULTS`;
+    ``objects`` is the number of objects read that carry one of :data:`MAPPED_KEYS`.
     """
 
     features: dict[str, gpd.GeoDataFrame]
@@ -106,7 +111,8 @@ class ImportSummary:
             for code, names in sorted(self.defaulted.items()):
                 groups.setdefault(",".join(names), []).append(code)
             out += [f"  {names}: {' '.join(codes)}" for names, codes in groups.items()]
-        out.append(f"read {self.objects} OSM objects in {self.read_seconds:.1f} s; "
+        out.append(f"read {self.objects} OSM objects with mapped keys in "
+                   f"{self.read_seconds:.1f} s; "
                    f"import took {self.seconds:.1f} s")
         return out
 
@@ -279,7 +285,10 @@ def read_osm(path: str | os.PathLike, *, area: shapely.Geometry | None = None,
     collector = _Collector()
     objects = 0
     try:
-        processor = osmium.FileProcessor(str(path)).with_locations().with_areas()
+        # node locations and areas are built from every object; only objects with a
+        # key the mapping reads come out of the filter
+        processor = osmium.FileProcessor(str(path)).with_locations().with_areas() \
+            .with_filter(osmium.filter.KeyFilter(*MAPPED_KEYS))
         with tqdm(desc=f"reading {path.name}", unit=" objects", leave=False,
                   disable=None if progress is None else not progress) as bar:
             for o in processor:
@@ -300,7 +309,8 @@ def read_osm(path: str | os.PathLike, *, area: shapely.Geometry | None = None,
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
         raise InputRejected(f"{path.name}: not a readable OpenStreetMap file ({reason})") from None
     if objects == 0:
-        raise InputRejected(f"{path.name}: holds no OpenStreetMap objects")
+        raise InputRejected(f"{path.name}: holds no OpenStreetMap object with a key safegrid "
+                            f"maps ({', '.join(MAPPED_KEYS)})")
     collector.not_assembled()
     features = {name: _frame(rows) for name, rows in collector.rows.items()}
     # a building of several parts (a multipolygon) is one building per part

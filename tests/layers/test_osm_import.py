@@ -377,6 +377,7 @@ def test_within_and_bbox_take_only_what_lies_in_them(osm_url, tmp_path):
     (["missing.osm.pbf"], "no such file"),
     (["notes.txt"], "not an OpenStreetMap file"),
     (["garbage.osm.pbf"], "not a readable OpenStreetMap file"),
+    (["bare.osm.pbf"], "holds no OpenStreetMap object with a key safegrid maps"),
     (["city.osm.pbf", "--bbox", "1,2,3"], "--bbox '1,2,3' must be"),
     (["city.osm.pbf", "--bbox", "114,28,113,29"], "minimum before maximum"),
     (["city.osm.pbf", "--within", "NOPE"], "'NOPE' is not a stored jurisdiction"),
@@ -387,6 +388,9 @@ def test_bad_input_is_one_line_and_writes_nothing(osm_url, tmp_path, args, words
     city_extract(tmp_path / "city.osm.pbf")
     (tmp_path / "notes.txt").write_text("not osm")
     (tmp_path / "garbage.osm.pbf").write_bytes(b"\x00\x01 this is not a pbf file" * 50)
+    bare = Extract()
+    bare.node(X0, Y0, name="a place with no mapped key")
+    bare.write(tmp_path / "bare.osm.pbf")
     before = state(osm_url)
     args = [str(tmp_path / args[0]), *args[1:], "--quiet"]
     result = import_osm(osm_url, *args)
