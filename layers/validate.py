@@ -56,6 +56,8 @@ def clean_features(gdf: gpd.GeoDataFrame, layer: Layer, first_row: int = 1) -> g
             f"required field(s) {', '.join(map(repr, absent))} missing for layer {layer.name}"
         )
     rows = gdf.attrs.get("rows")
+    if rows is not None and len(rows) != len(gdf):  # a subset of a table: its own order
+        rows = None
     number = (lambda i: int(rows[i])) if rows is not None else (lambda i: first_row + i)
     problems: list[RowProblem] = []
     out = gpd.GeoDataFrame(index=gdf.index)
@@ -76,7 +78,7 @@ def clean_features(gdf: gpd.GeoDataFrame, layer: Layer, first_row: int = 1) -> g
         for i, r in zip(moved, geometry_problems(served[moved], layer.geometry), strict=True):
             reasons[i] = r and f"at the served precision ({SERVED_DECIMALS} decimals) {r}"
         geoms = served
-    unread = gdf.attrs.get("problems") or {}
+    unread = (gdf.attrs.get("problems") or {}) if rows is not None else {}
     for i, reason in enumerate(reasons):
         if reason:
             problems.append(RowProblem(number(i), unread.get(i, reason)))

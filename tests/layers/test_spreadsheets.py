@@ -391,3 +391,16 @@ def test_cgcs2000_lon_lat_and_gauss_kruger_metres(truth, tmp_path):
         read_file(path, layer, crs="EPSG:4547", sheet="点位")
     got = read_file(path, layer, crs="EPSG:4547", sheet="点位", columns="X坐标=lat,Y坐标=lon")
     assert _metres(truth[:4], got.geometry.x, got.geometry.y).max() < 0.01
+
+
+def test_a_subset_of_a_table_is_numbered_in_its_own_order(truth, tmp_path):
+    path = tmp_path / "ledger.xlsx"
+    _ledger(path, _camera_rows("SUB", truth[:3], ["在线", "损坏", "在线"]))
+    layer = LAYERS["cameras"]
+    table = read_file(path, layer, sheet="监控点位")
+    with pytest.raises(InputRejected) as whole:
+        clean_features(table, layer)
+    assert [p.row for p in whole.value.problems] == [5]  # as the sheet shows it
+    with pytest.raises(InputRejected) as part:
+        clean_features(table.iloc[1:], layer)
+    assert [p.row for p in part.value.problems] == [1]  # not the sheet's rows any more
