@@ -39,7 +39,7 @@ from geo.hotspots import (
 
 from .access import Forbidden, jurisdiction_to_analyse
 from .errors import BadRequest
-from .incidents import Incidents, read_incidents
+from .incidents import Incidents, check_time_filter, read_incidents
 from .registry import INCIDENT_CATEGORIES
 from .runs import load_run, runs_of, save_run
 from .users import User
@@ -73,6 +73,8 @@ class HotspotQuery:
     cell: float | None = None  # metres; None: chosen from the data
     shape: str = "square"
     neighbours: str | float = "queen"
+    hours: str | None = None  # e.g. "22-6": local hours of the day kept (geo.clock)
+    weekdays: str | None = None  # e.g. "1-5": ISO weekdays kept, local time
 
     def check(self) -> None:
         """BadHotspotRequest naming the first unusable parameter."""
@@ -86,6 +88,7 @@ class HotspotQuery:
             raise BadHotspotRequest(f"cell must be more than 1 metre, got {self.cell!r}")
         if self.shape not in ("square", "hex"):
             raise BadHotspotRequest(f"shape must be square or hex, got {self.shape!r}")
+        check_time_filter(self.hours, self.weekdays)
         months = _months_between(self.start, self.end)
         if months > MAX_STEPS:
             raise BadHotspotRequest(
@@ -165,7 +168,8 @@ def load_hotspot_data(conn: Connection, user: User, query: HotspotQuery) -> Hots
     query.check()
     area, projection = _metric_area(conn, user, query.jurisdiction)
     incidents = read_incidents(conn, projection.crs, jurisdiction=query.jurisdiction,
-                               start=query.start, end=query.end, category=query.category)
+                               start=query.start, end=query.end, category=query.category,
+                               hours=query.hours, weekdays=query.weekdays)
     return HotspotData(area, incidents, projection)
 
 
@@ -423,6 +427,9 @@ def run_batch(engine: Engine, user: User, query: HotspotQuery, client=None,
         raise Forbidden("batch runs read every incident of the jurisdiction: "
                         "administrators only")
     query.check()
+    if query.hours is not None or query.weekdays is not None:
+        raise BadHotspotRequest("batch runs count whole days: hours and weekdays are not "
+                                "offered for them")
     if query.cell is None:
         raise BadHotspotRequest("a batch run needs cell=METRES (choosing it needs every "
                                 "incident in one process)")
@@ -509,6 +516,9 @@ def run_evaluation(conn: Connection, user: User, train: HotspotQuery, test: Hots
                              test_from=test.start.isoformat(), test_to=test.end.isoformat(),
                              incidents_in_cells=int(train_counts.sum()),
                              test_incidents_in_cells=int(test_counts.sum()))
+    # RRI is undefined (NaN) when the training period has no incident in the map: null
+    result = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+              for k, v in result.items()}
     body = {**{k: (round(v, 6) if isinstance(v, float) else v) for k, v in result.items()},
             "parameters": parameters}
     body["run"] = _save(conn, user, "evaluate", train, parameters, result, body)
@@ -523,7 +533,10 @@ def list_runs(conn: Connection, user: User, jurisdiction: str | None = None) -> 
 def get_run(conn: Connection, user: User, run_id: int) -> dict:
     """A saved run's result as it was answered (cells hidden from aggregate roles stay so)."""
     result = load_run(conn, "hotspot_runs", user, run_id)
-    if user.role in AGGREGATE_ONLY and "features" in result:
+    if user.role in AGGREGATE_ONLY and result.get("kind") == "near_repeat":
+        # risk zones are circles around incident points: not for aggregate roles
+        result.update(features=[], zones_withheld=True)
+    elif user.role in AGGREGATE_ONLY and "features" in result:
         result["features"] = [f for f in result["features"]
                               if f["properties"].get("count", MIN_SHOWN) >= MIN_SHOWN]
     return result

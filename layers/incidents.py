@@ -4,7 +4,9 @@ Every service that analyses incidents (hot spots, the safety index, the monthly
 notice, border joint defence, camera coverage gaps, the Dask batch runs) reads them
 through :func:`read_incidents`, which returns :class:`Incidents`. The read goes through
 whatever row-level scope the connection is in, and a period reads only its months'
-partitions of ``incidents`` (see :mod:`layers.partitions`).
+partitions of ``incidents`` (see :mod:`layers.partitions`). The times of day and days
+of the week an analysis keeps (``hours``, ``weekdays``, local time
+:data:`layers.validate.LOCAL_TZ`) are applied here too, once for every service.
 """
 
 from __future__ import annotations
@@ -17,9 +19,13 @@ import shapely
 from pyproj import CRS
 from sqlalchemy import Connection, text
 
+from geo.clock import parse_hours, parse_weekdays, time_mask
 from geo.crs import Projection
 
-__all__ = ["Incidents", "read_incidents"]
+from .errors import BadRequest
+from .validate import LOCAL_TZ
+
+__all__ = ["BadTimeFilter", "Incidents", "check_time_filter", "read_incidents"]
 
 _SELECT = ("SELECT ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat, "
            "extract(epoch FROM i.occurred_at) AS epoch, coalesce(i.severity, 1) AS severity, "
@@ -32,6 +38,28 @@ _IN_BOX = " WHERE i.geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)"
 _FROM = " AND i.occurred_at >= :start"
 _TO = " AND i.occurred_at < :end"
 _OF_CATEGORY = " AND i.category = :category"
+
+
+class BadTimeFilter(BadRequest):
+    """``hours`` or ``weekdays`` that cannot be read (HTTP 400)."""
+
+    http_status = 400
+
+
+def check_time_filter(hours: str | None, weekdays: str | None) -> None:
+    """BadTimeFilter with the parser's message (it names ``hours`` or ``weekdays``).
+
+    ``hours`` as :func:`geo.clock.parse_hours` reads them (``"22-6"``: 22:00 to 05:59),
+    ``weekdays`` as :func:`geo.clock.parse_weekdays` (``"1-5"``: Monday to Friday);
+    None: not filtered.
+    """
+    try:
+        if hours is not None:
+            parse_hours(hours)
+        if weekdays is not None:
+            parse_weekdays(weekdays)
+    except ValueError as exc:
+        raise BadTimeFilter(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -77,15 +105,19 @@ def read_incidents(conn: Connection, crs: CRS | str, *, jurisdiction: str | None
                    area: shapely.Geometry | None = None,
                    box: tuple[float, float, float, float] | None = None,
                    start: dt.datetime | None = None, end: dt.datetime | None = None,
-                   category: str | None = None) -> Incidents:
+                   category: str | None = None, hours: str | None = None,
+                   weekdays: str | None = None) -> Incidents:
     """The incidents of one place and period, with ``xy`` in metres in ``crs``.
 
     The place is exactly one of: ``jurisdiction`` (a code: the incidents intersecting
     its polygon), ``area`` (a lon/lat geometry, EPSG:4326: the incidents intersecting
     it) or ``box`` (lon/lat ``(west, south, east, north)``: the incidents in that
     envelope). The period is [``start``, ``end``) (either may be None: open); only
-    incidents of ``category`` when it is given.
+    incidents of ``category`` when it is given; only those at ``hours`` of the day and
+    on ``weekdays`` of the week (local time, :data:`layers.validate.LOCAL_TZ`) when given
+    (see :func:`check_time_filter`; BadTimeFilter when they cannot be read).
     """
+    check_time_filter(hours, weekdays)
     places = [p for p in (jurisdiction, area, box) if p is not None]
     if len(places) != 1:
         raise ValueError("give exactly one of jurisdiction, area and box")
@@ -107,9 +139,14 @@ def read_incidents(conn: Connection, crs: CRS | str, *, jurisdiction: str | None
     if not rows:
         return _empty(crs)
     column = dict(zip(names, zip(*rows, strict=True), strict=True))
-    x, y = Projection(crs).project_xy(np.array(column["lon"], dtype=float),
-                                      np.array(column["lat"], dtype=float))
-    return Incidents(np.column_stack([x, y]).astype(float),
-                     np.array(column["epoch"], dtype=float),
-                     np.array(column["severity"], dtype=float),
-                     np.array(column["category"], dtype=object), crs)
+    epoch = np.array(column["epoch"], dtype=float)
+    keep = np.ones(len(epoch), dtype=bool)
+    if hours is not None or weekdays is not None:
+        keep = time_mask(epoch.astype("datetime64[s]"), str(LOCAL_TZ), hours, weekdays)
+        if not keep.any():
+            return _empty(crs)
+    x, y = Projection(crs).project_xy(np.array(column["lon"], dtype=float)[keep],
+                                      np.array(column["lat"], dtype=float)[keep])
+    return Incidents(np.column_stack([x, y]).astype(float), epoch[keep],
+                     np.array(column["severity"], dtype=float)[keep],
+                     np.array(column["category"], dtype=object)[keep], crs)

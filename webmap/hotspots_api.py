@@ -1,16 +1,20 @@
 """Hot-spot endpoints.
 
-``/api/hotspots`` (gi, kde, count), ``/api/hotspots/emerging``, ``/api/hotspots/evaluate``
-and the saved runs (``/api/hotspots/runs``, ``/api/hotspots/runs/{id}``).
+``/api/hotspots`` (gi, kde, count), ``/api/hotspots/emerging``, ``/api/hotspots/evaluate``,
+``/api/hotspots/near-repeat``, ``/api/hotspots/clock`` and the saved runs
+(``/api/hotspots/runs``, ``/api/hotspots/runs/{id}``). Every one takes ``hours`` and
+``weekdays`` (local time) to analyse only the incidents at those times.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 
 from flask import Blueprint, Response, current_app, request
 
+from layers.clock import run_clock
 from layers.hotspots import (
     HotspotQuery,
     get_run,
@@ -19,6 +23,7 @@ from layers.hotspots import (
     run_evaluation,
     run_hotspots,
 )
+from layers.nearrepeat import NearRepeatQuery, run_near_repeat
 from layers.safety import safety_index
 from layers.validate import instant, period_end
 
@@ -28,7 +33,9 @@ from .params import BadRequest, flag_arg, number_arg, only_params
 
 bp = Blueprint("hotspots_api", __name__)
 
-_COMMON = {"jurisdiction", "cell", "category", "shape", "neighbours"}
+_TIMES = {"hours", "weekdays"}
+_COMMON = {"jurisdiction", "cell", "category", "shape", "neighbours"} | _TIMES
+_PLAIN = {"jurisdiction", "from", "to", "category"} | _TIMES  # analyses without cells
 DEFAULT_DAYS = 365
 
 
@@ -56,7 +63,47 @@ def _query(start_name: str = "from", end_name: str = "to") -> HotspotQuery:
     start, end = _period(start_name, end_name)
     return HotspotQuery(jurisdiction=code, start=start, end=end,
                         category=request.args.get("category"), cell=number_arg("cell"),
-                        shape=request.args.get("shape", "square"), neighbours=_neighbours())
+                        shape=request.args.get("shape", "square"), neighbours=_neighbours(),
+                        hours=request.args.get("hours"), weekdays=request.args.get("weekdays"))
+
+
+def _numbers(name: str) -> tuple[float, ...] | None:
+    """Query parameter ``name`` as comma-separated finite numbers (None when absent)."""
+    raw = request.args.get(name)
+    if raw is None:
+        return None
+    values = []
+    for item in raw.split(","):
+        try:
+            value = float(item)
+        except ValueError:
+            raise BadRequest(f"{name}={raw!r}: {item.strip()!r} is not a number") from None
+        if not math.isfinite(value):
+            raise BadRequest(f"{name}={raw!r}: {item.strip()!r} is not a finite number")
+        values.append(value)
+    return tuple(values)
+
+
+def _whole(name: str, default: int) -> int:
+    """Query parameter ``name`` as a whole number (``default`` when absent)."""
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not (raw.strip().isdecimal() and len(raw.strip()) <= 18):
+        raise BadRequest(f"{name}={raw!r} is not a whole number of 0 or more")
+    return int(raw)
+
+
+def _near_repeat_query() -> NearRepeatQuery:
+    default = NearRepeatQuery()
+    band = _numbers("band")
+    if band is not None and len(band) != 2:
+        raise BadRequest(f"band={request.args['band']!r} must be metres,days (e.g. 200,14)")
+    return NearRepeatQuery(space_bands=_numbers("space_bands") or default.space_bands,
+                           time_bands=_numbers("time_bands") or default.time_bands,
+                           permutations=_whole("permutations", default.permutations),
+                           seed=_whole("seed", default.seed),
+                           band=None if band is None else (band[0], band[1]))
 
 
 def _answer(body: dict) -> Response:
@@ -105,6 +152,29 @@ def evaluation():
     with db_engine(current_app).begin() as conn:
         body = run_evaluation(conn, current_user(), train, test,
                               request.args.get("method", "gi"), 0.05 if share is None else share)
+    return _answer(body)
+
+
+@bp.get("/api/hotspots/near-repeat")
+def near_repeat():
+    """Knox table, near-repeat classes and the latest risk zones (lon/lat), saved as a run."""
+    only_params(_PLAIN | {"space_bands", "time_bands", "permutations", "seed", "band"})
+    query, nr = _query(), _near_repeat_query()
+    with db_engine(current_app).begin() as conn:
+        body = run_near_repeat(conn, current_user(), query, nr)
+    return _answer(body)
+
+
+@bp.get("/api/hotspots/clock")
+def clock():
+    """Incidents by weekday and hour (local time), of the jurisdiction and of one grid."""
+    only_params(_PLAIN | {"grid"})
+    query = _query()
+    raw = request.args.get("grid")
+    if raw is not None and not (raw.strip().isdecimal() and len(raw.strip()) <= 18):
+        raise BadRequest(f"grid={raw!r} is not a grid id (a whole number)")
+    with db_engine(current_app).connect() as conn:
+        body = run_clock(conn, current_user(), query, None if raw is None else int(raw))
     return _answer(body)
 
 

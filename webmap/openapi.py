@@ -208,15 +208,22 @@ def _hotspot_paths() -> dict:
         _param("shape", "Cell shape.", {"type": "string", "enum": ["square", "hex"]}),
         _param("neighbours", "'queen' or a distance band in metres.", {"type": "string"}),
     ]
+    times = [_param("hours", "Local hours of the day kept, e.g. '22-6' (22:00 to 05:59) or "
+                    "'7-9,17-19' (Asia/Shanghai).", {"type": "string"}),
+             _param("weekdays", "Local ISO weekdays kept, e.g. '1-5' (Monday to Friday) or "
+                    "'6,7'.", {"type": "string"})]
+    common += times
     period = [_param("from", "Start (date or date-time; default a year before `to`).",
                      {"type": "string"}),
               _param("to", "End (date or date-time; default now).", {"type": "string"})]
+    plain = [common[0], common[2], *period, *times]
 
-    def op(summary: str, operation: str, params: list) -> dict:
+    def op(summary: str, operation: str, params: list, base: list | None = None,
+           missing: str = "403") -> dict:
         return {"get": {"summary": summary, "operationId": operation,
-                        "parameters": common + params,
+                        "parameters": (common if base is None else base) + params,
                         "responses": {"200": {"description": "cells or figures"},
-                                      **_errors("400", "401", "403")}}}
+                                      **_errors("400", "401", "403", missing)}}}
 
     return {
         "/api/hotspots": op("Cells with Gi* (z, p, p_fdr, class), KDE density or counts",
@@ -241,6 +248,23 @@ def _hotspot_paths() -> dict:
             _param("method", "gi, kde or count.", {"type": "string"}),
             _param("share", "Share of the area in the hot-spot map (default 0.05).",
                    {"type": "number"})]),
+        "/api/hotspots/near-repeat": op(
+            "Knox table of incident pairs by space and time band (permutation test), "
+            "near-repeat classes and the latest risk zones; saved as a run", "near_repeat",
+            [_param("space_bands", "Upper edges of the space bands in metres, increasing "
+                    "(default 100,200,300).", {"type": "string"}),
+             _param("time_bands", "Upper edges of the time bands in days, increasing "
+                    "(default 7,14,21,28).", {"type": "string"}),
+             _param("permutations", "Monte Carlo permutations (default 99).",
+                    {"type": "integer", "minimum": 0, "maximum": 999}),
+             _param("seed", "Seed of the permutations (default 0).",
+                    {"type": "integer", "minimum": 0}),
+             _param("band", "metres,days of the classes and risk zones (default the first "
+                    "space and time bands).", {"type": "string"})], plain),
+        "/api/hotspots/clock": op(
+            "Incidents by local weekday and hour (7 x 24), of the jurisdiction and of a grid",
+            "incident_clock", [_param("grid", "A grid id: its clock too.",
+                                      {"type": "integer"})], plain, "404"),
         "/api/safety-index": {"get": {
             "summary": "Safety index (score 0-100, level 1-5) of the grids of a jurisdiction",
             "operationId": "safety_index",

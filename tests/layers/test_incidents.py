@@ -97,3 +97,30 @@ def test_nothing_found_is_empty_arrays_and_one_place_is_required(placed):
     assert len(none) == 0 and none.xy.shape == (0, 2) and none.when.shape == (0,)
     with pytest.raises(ValueError, match="exactly one"):
         read_incidents(conn, crs, jurisdiction=CODE, box=(0, 0, 1, 1))
+
+
+def test_hours_and_weekdays_keep_the_incidents_at_those_local_times(placed):
+    conn, crs, origin, lonlat = placed
+    wide = lonlat(shapely.box(-10, -10, 2000, 1000))
+    # PLACED local times: Mon 08:30, Tue 23:00, Tue 00:00, Sun 00:00
+    night = read_incidents(conn, crs, area=wide, hours="22-6")
+    assert _got(night, origin) == _expected([1, 3, 2])
+    assert _got(read_incidents(conn, crs, area=wide, hours="8"), origin) == _expected([0])
+    working = read_incidents(conn, crs, area=wide, weekdays="1-5")
+    assert _got(working, origin) == _expected([0, 1, 2])
+    both = read_incidents(conn, crs, jurisdiction=CODE, hours="22-6", weekdays="1-5")
+    assert _got(both, origin) == _expected([1])
+    none = read_incidents(conn, crs, area=wide, hours="9-17", weekdays="6,7")
+    assert len(none) == 0 and none.xy.shape == (0, 2)
+
+
+@pytest.mark.parametrize(("hours", "weekdays", "named"), [
+    ("25", None, "hours '25': 25 is outside 0-23"), ("6-6", None, "hours"),
+    ("", None, "hours: empty"), (None, "0-3", "weekdays '0-3'"), (None, "mon", "weekdays")])
+def test_unreadable_hours_or_weekdays_are_refused_naming_them(placed, hours, weekdays, named):
+    from layers.incidents import BadTimeFilter
+
+    conn, crs, _origin, _lonlat = placed
+    with pytest.raises(BadTimeFilter, match=named) as caught:
+        read_incidents(conn, crs, jurisdiction=CODE, hours=hours, weekdays=weekdays)
+    assert caught.value.http_status == 400

@@ -173,3 +173,61 @@ def test_safety_index_of_the_grids(api):
     assert any(p["coverage"] > 0 for p in props)
     assert all(p["coverage"] == pytest.approx(watched[f["id"]], abs=1e-4)
                for p, f in zip(props, features, strict=True))
+
+
+def _filtered_count(db, code: str, start: str, end: str, hours: set[int],
+                    weekdays: set[int]) -> int:
+    """Incidents of ``code`` in [start, end) (local dates) at those local hours and ISO
+    weekdays, read by SQL and filtered in pandas (Asia/Shanghai)."""
+    import pandas as pd
+
+    with db.connect() as conn:
+        times = conn.execute(text(
+            "SELECT i.occurred_at FROM incidents i, jurisdictions j WHERE j.code = :c "
+            "AND ST_Intersects(j.geom, i.geom) AND i.occurred_at >= CAST(:a AS timestamptz) "
+            "AND i.occurred_at < CAST(:b AS timestamptz)"),
+            {"c": code, "a": f"{start}T00:00:00+08:00", "b": f"{end}T00:00:00+08:00"}
+        ).scalars().all()
+    local = pd.DatetimeIndex(pd.to_datetime(times, utc=True)).tz_convert("Asia/Shanghai")
+    return int((local.hour.isin(hours) & (local.day_of_week + 1).isin(weekdays)).sum())
+
+
+NIGHT = set(range(22, 24)) | set(range(0, 6))
+
+
+def test_hours_and_weekdays_keep_only_the_incidents_at_those_times(api, db):
+    community = "430102001001"
+    base = f"jurisdiction={community}&cell=400&from=2025-11-01&to=2026-10-31"
+    everything = api("police", f"/api/hotspots?{base}&method=count").json()
+    r = api("police", f"/api/hotspots?{base}&method=count&hours=22-6&weekdays=1-5")
+    assert r.status_code == 200, r.text[:300]
+    body = r.json()
+    want = _filtered_count(db, community, "2025-11-01", "2026-11-01", NIGHT, {1, 2, 3, 4, 5})
+    assert 0 < want < everything["parameters"]["incidents"]
+    assert body["parameters"]["incidents"] == want
+    assert sum(f["properties"]["count"] for f in body["features"]) == want
+    assert body["parameters"]["hours"] == "22-6" and body["parameters"]["weekdays"] == "1-5"
+    emerging = api("police", f"/api/hotspots/emerging?{base}&step=month&hours=22-6"
+                             "&weekdays=1-5").json()
+    assert sum(f["properties"]["count"] for f in emerging["features"]) == want
+    weekend = _filtered_count(db, community, "2026-01-01", "2026-07-01", set(range(24)), {6, 7})
+    evaluated = api("police", f"/api/hotspots/evaluate?jurisdiction={community}&cell=400&"
+                              "train_from=2026-01-01&train_to=2026-06-30&test_from=2026-07-01&"
+                              "test_to=2026-09-30&weekdays=6,7")
+    assert evaluated.status_code == 200, evaluated.text[:300]
+    assert evaluated.json()["parameters"]["incidents_in_cells"] == weekend > 0
+
+
+@pytest.mark.parametrize("path", ["/api/hotspots", "/api/hotspots/emerging",
+                                  "/api/hotspots/evaluate", "/api/hotspots/near-repeat",
+                                  "/api/hotspots/clock"])
+@pytest.mark.parametrize(("param", "named"), [
+    ("hours=25", "hours '25': 25 is outside 0-23"), ("hours=8-8", "hours '8-8'"),
+    ("hours=", "hours: empty"), ("weekdays=0-5", "weekdays '0-5': 0 is outside 1-7"),
+    ("weekdays=mon", "weekdays 'mon'")])
+def test_unreadable_hours_and_weekdays_are_refused_on_every_endpoint(api, path, param, named):
+    r = api("police", f"{path}?jurisdiction=430102001001&cell=400&{param}"
+            if path in ("/api/hotspots", "/api/hotspots/emerging", "/api/hotspots/evaluate")
+            else f"{path}?jurisdiction=430102001001&{param}")
+    assert r.status_code == 400, r.text[:300]
+    assert named in r.json()["error"]
