@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,6 +115,9 @@ def read_table(path: Path, kind: str, layer: Layer, *, sheet: str | None = None,
     targets = _targets(header, body, lookup, layer, path, at + 1)
     _require(targets, layer, path)
     data = {t: body[j].tolist() for j, t in enumerate(targets) if t not in (None, SKIP)}
+    for target, values in data.items():
+        if target in layer.field_names:
+            data[target] = _without_units(values, layer.get_field(target).title_zh)
     geometry, problems = _geometry(data, targets, header, path, geographic)
     for position in _POSITION:
         data.pop(position, None)
@@ -146,6 +150,29 @@ def _tidy_value(value: object) -> object:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return None
     return value
+
+
+# Units a ledger writes after a number, by the unit in a field's Chinese title.
+_UNITS = {"米": ("米", "m"), "度": ("度", "°")}
+
+
+def _without_units(values: list, title: str) -> list:
+    """``values`` with a number's unit dropped where the field's title names it.
+
+    ``6米`` or ``6 m`` for 安装高度(米), ``90°`` for 朝向(度); other text stays as it is
+    (and is refused with its reason).
+    """
+    unit = re.search(r"\((\w+)\)$", unicodedata.normalize("NFKC", title))
+    words = _UNITS.get(unit.group(1), ()) if unit else ()
+    if not words:
+        return values
+    pattern = re.compile(r"\s*([-+]?\d+(?:\.\d+)?)\s*(?:" + "|".join(words) + r")\s*")
+    out = []
+    for value in values:
+        text = unicodedata.normalize("NFKC", value) if isinstance(value, str) else None
+        found = pattern.fullmatch(text) if text else None
+        out.append(found.group(1) if found else value)
+    return out
 
 
 def _csv_rows(path: Path, encoding: str | None) -> list[list]:

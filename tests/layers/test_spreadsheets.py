@@ -404,3 +404,23 @@ def test_a_subset_of_a_table_is_numbered_in_its_own_order(truth, tmp_path):
     with pytest.raises(InputRejected) as part:
         clean_features(table.iloc[1:], layer)
     assert [p.row for p in part.value.problems] == [1]  # not the sheet's rows any more
+
+
+def test_numbers_may_carry_the_unit_of_their_column(truth, tmp_path):
+    path = tmp_path / "ledger.xlsx"
+    rows = _camera_rows("U", truth[:4], ["在线"] * 4)
+    for row, bearing, height in zip(rows, ["90°", "45度", "１２０ 度", "30"],
+                                    ["6米", "7.5 m", 8, "9 米"], strict=True):
+        row[4], row[7] = bearing, height
+    rows[3][6] = "80尺"  # not the column's unit: refused with its reason
+    _ledger(path, rows)
+    layer = LAYERS["cameras"]
+    with pytest.raises(InputRejected) as refused:
+        clean_features(read_file(path, layer, sheet="监控点位"), layer)
+    assert [str(p) for p in refused.value.problems] == [
+        "row 7: field 'range_m': '80尺' is not a number"]
+    rows[3][6] = 80
+    _ledger(path, rows)
+    clean = clean_features(read_file(path, layer, sheet="监控点位"), layer)
+    assert list(clean["bearing"]) == [90.0, 45.0, 120.0, 30.0]
+    assert list(clean["height_m"]) == [6.0, 7.5, 8.0, 9.0]
