@@ -38,11 +38,14 @@ from .users import User
 from .validate import LOCAL_TZ
 
 __all__ = ["MAX_BAND_DAYS", "MAX_BAND_M", "MAX_CLOSE_PAIRS", "MAX_PERMUTATIONS", "MAX_WORK",
-           "NearRepeatQuery", "check_size", "run_near_repeat"]
+           "MIN_BAND_M", "NearRepeatQuery", "check_size", "run_near_repeat"]
 
 MAX_PERMUTATIONS = 999
 MAX_SEED = 2**32 - 1
-MAX_BAND_M = 10_000.0  # the classes' and risk zones' distance: near repeats are local
+# The classes' and risk zones' distance, metres: below a metre a zone's circles (polygons)
+# vanish, and near repeats are local.
+MIN_BAND_M = 1.0
+MAX_BAND_M = 10_000.0
 MAX_BAND_DAYS = 366.0
 # Pairs of incidents within the largest space band, all held in memory at once (about
 # 65 bytes each at the peak: a year of the city demo within 300 m, 25 million, takes 1.6 GB).
@@ -80,10 +83,11 @@ class NearRepeatQuery:
                                     f"{self.seed}")
         if self.band is not None:
             space_m, days = self.band
-            if not (0 < space_m <= MAX_BAND_M and 0 < days <= MAX_BAND_DAYS):
+            if not (MIN_BAND_M <= space_m <= MAX_BAND_M and 0 < days <= MAX_BAND_DAYS):
                 raise BadHotspotRequest(
-                    f"band must be metres,days (e.g. 200,14), more than 0 and at most "
-                    f"{MAX_BAND_M:g} m and {MAX_BAND_DAYS:g} days, got {space_m:g},{days:g}")
+                    f"band must be metres,days (e.g. 200,14): {MIN_BAND_M:g} to "
+                    f"{MAX_BAND_M:g} m and more than 0 to {MAX_BAND_DAYS:g} days, got "
+                    f"{space_m:g},{days:g}")
 
     @property
     def linked(self) -> tuple[float, float]:

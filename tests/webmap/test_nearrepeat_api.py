@@ -153,6 +153,7 @@ BAD = [
     ("permutations=1000", "permutations"), ("permutations=-1", "permutations"),
     ("permutations=1.5", "permutations"), ("seed=x", "seed"), ("seed=-3", "seed"),
     ("band=200", "band"), ("band=200,0", "band"), ("band=a,b", "band"),
+    ("band=1e-300,14", "band"), ("band=20000,14", "band"), ("band=200,400", "band"),
     ("hours=25", "hours '25'"), ("hours=6-6", "hours"), ("weekdays=0-3", "weekdays '0-3'"),
     ("category=arson", "category"), ("cell=300", "'cell'"), ("jurisdiction=999999", "999999"),
     ("from=2026-09-01", "from"),
