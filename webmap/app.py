@@ -61,6 +61,7 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
         planner,
         ratelimit,
         reports,
+        risk_api,
         tiles,
     )
 
@@ -81,6 +82,7 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     app.register_blueprint(planner.bp)
     app.register_blueprint(analysis.bp)
     app.register_blueprint(reports.bp)
+    app.register_blueprint(risk_api.bp)
     _register_errors(app)
     return app
 

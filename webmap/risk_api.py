@@ -1,0 +1,79 @@
+"""Risk terrain endpoint.
+
+``/api/risk/terrain``: the cells of a jurisdiction with their relative risk score, the
+risk factors selected with their relative risk values, the model and its check against
+Gi* and KDE hot spots on the following period (:mod:`layers.rtm`); saved as a run that
+``/api/hotspots/runs`` lists (kind ``terrain``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+
+from flask import Blueprint, Response, current_app, request
+
+from layers.hotspots import HotspotQuery
+from layers.rtm import TerrainQuery, run_terrain
+from layers.validate import instant, period_end
+
+from .auth import current_user
+from .db import db_engine
+from .params import BadRequest, number_arg, only_params
+
+bp = Blueprint("risk_api", __name__)
+
+PARAMS = {"jurisdiction", "from", "to", "cell", "category", "distances", "folds", "seed"}
+DEFAULT_DAYS = 365
+
+
+def _whole(name: str, default: int) -> int:
+    """Query parameter ``name`` as a whole number (``default`` when absent)."""
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not (raw.strip().isdecimal() and len(raw.strip()) <= 18):
+        raise BadRequest(f"{name}={raw!r} is not a whole number of 0 or more")
+    return int(raw)
+
+
+def _distances() -> tuple[float, ...] | None:
+    """``distances`` as comma-separated positive metres (None when absent)."""
+    raw = request.args.get("distances")
+    if raw is None:
+        return None
+    values = []
+    for item in raw.split(","):
+        try:
+            value = float(item)
+        except ValueError:
+            raise BadRequest(f"distances={raw!r}: {item.strip()!r} is not a number") from None
+        if not (math.isfinite(value) and value > 0):
+            raise BadRequest(f"distances={raw!r}: {item.strip()!r} is not a positive "
+                             "number of metres")
+        values.append(value)
+    return tuple(values)
+
+
+def _query() -> TerrainQuery:
+    code = request.args.get("jurisdiction")
+    if not code:
+        raise BadRequest("jurisdiction is required (?jurisdiction=CODE)")
+    end_raw, start_raw = request.args.get("to"), request.args.get("from")
+    end = period_end(end_raw) if end_raw else dt.datetime.now(dt.UTC)
+    start = instant(start_raw, False) if start_raw else end - dt.timedelta(days=DEFAULT_DAYS)
+    area = HotspotQuery(jurisdiction=code, start=start, end=end,
+                        category=request.args.get("category"), cell=number_arg("cell"))
+    return TerrainQuery(area, _distances(), _whole("folds", 5), _whole("seed", 0))
+
+
+@bp.get("/api/risk/terrain")
+def terrain():
+    """Cells with their relative risk score, the factor table, model and validation."""
+    only_params(PARAMS)
+    query = _query()
+    with db_engine(current_app).begin() as conn:
+        body = run_terrain(conn, current_user(), query)
+    return Response(json.dumps(body, ensure_ascii=False, default=str), 200,
+                    content_type="application/geo+json")
