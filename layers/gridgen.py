@@ -278,7 +278,8 @@ def generate_grids(conn: Connection, user: User, code: str,
     if existing and not replace:
         first, n = existing[0]["jurisdiction_code"], existing[0]["n"]
         raise GridsExist(f"community {first} already has {n} grids "
-                         f"({len(existing)} communities have some): send replace: true")
+                         f"({len(existing)} communities have some): ask to replace them "
+                         "(replace: true in the API, --replace on the command line)")
     renoded: dict[int, shapely.Geometry] = {}
     new = pd.concat([_plan_leaf(conn, leaf, used, goal, renoded) for leaf in leaves],
                     ignore_index=True)

@@ -27,7 +27,7 @@ from pyproj.exceptions import CRSError
 from geo.crs import bd09_to_wgs84, gcj02_to_wgs84, wgs84_to_bd09, wgs84_to_gcj02
 
 from .errors import InputRejected
-from .registry import SYSTEM_COLUMNS, Layer
+from .registry import SKIP, SYSTEM_COLUMNS, Layer, header_key, without_unit
 from .tables import parse_columns, read_table
 
 __all__ = ["COORDS", "FORMATS", "WRITE_FORMATS", "format_of", "parse_crs", "read_file",
@@ -129,10 +129,13 @@ def read_file(
                            geographic=override is None or override.is_geographic)
         gdf = gpd.GeoDataFrame(table.frame, geometry=table.geometry)
     else:
-        if sheet or encoding or columns:
-            raise InputRejected(f"{path.name}: --sheet, --encoding and --columns apply to "
-                                "tables (.csv, .xlsx, .xls)")
-        gdf = _rename_columns(_read_raw(path, driver), layer, driver)
+        if sheet:
+            raise InputRejected(f"{path.name}: --sheet applies to workbooks (.xlsx, .xls)")
+        if encoding and driver != "ESRI Shapefile":
+            raise InputRejected(f"{path.name}: --encoding applies to tables (.csv, .xlsx, "
+                                ".xls) and shapefiles (.shp)")
+        gdf = _rename_columns(_read_raw(path, driver, encoding), layer, driver,
+                              parse_columns(columns, layer))
     gdf = _to_wgs84(gdf, override, coords, path)
     if table is not None:
         gdf.attrs.update(rows=table.rows, problems=table.problems,
@@ -159,9 +162,11 @@ def _to_wgs84(gdf: gpd.GeoDataFrame, override: CRS | None, coords: str,
     return gdf
 
 
-def _read_raw(path: Path, driver: str) -> gpd.GeoDataFrame:
+def _read_raw(path: Path, driver: str, encoding: str | None = None) -> gpd.GeoDataFrame:
     try:
-        if path.suffix.lower() == ".zip":
+        if encoding:  # a shapefile whose .dbf is GBK with no .cpg saying so
+            gdf = pyogrio.read_dataframe(path, encoding=encoding)
+        elif path.suffix.lower() == ".zip":
             gdf = _read_zip(path)
         elif driver in _ARROW_DRIVERS:
             gdf = _read_arrow(path)
@@ -203,9 +208,18 @@ def _read_zip(path: Path) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=crs)
 
 
-def _rename_columns(gdf: gpd.GeoDataFrame, layer: Layer, driver: str) -> gpd.GeoDataFrame:
-    """Map file column names to field names: case, Shapefile's 10-character cut, KML."""
+def _rename_columns(gdf: gpd.GeoDataFrame, layer: Layer, driver: str,
+                    columns: dict[str, str] | None = None) -> gpd.GeoDataFrame:
+    """Map file column names to field names.
+
+    A field's own name matches whatever its case (and a Shapefile's 10-character cut of
+    it); ``columns`` (``--columns``) and then the layer's header map
+    (:meth:`layers.registry.Layer.header_map`: 编码, 名称, 级别, 上级代码...) name the
+    rest. Columns mapped to ``-`` and KML's standard columns the layer lacks are left out;
+    the position comes from the file's geometry, so lon/lat/wkt columns are left as read.
+    """
     wanted = list(layer.field_names) + list(SYSTEM_COLUMNS)
+    headers = {**layer.header_map(), **(columns or {})}
     geometry = gdf.geometry.name
     renames: dict[str, str] = {}
     drops: list[str] = []
@@ -219,8 +233,22 @@ def _rename_columns(gdf: gpd.GeoDataFrame, layer: Layer, driver: str) -> gpd.Geo
         exact = [w for w in wanted if w == low]
         cut = [w for w in wanted if len(low) == 10 and w[:10] == low]
         match = exact or (cut if driver == "ESRI Shapefile" and len(cut) == 1 else [])
-        if match:
+        key = header_key(column)
+        target = headers.get(key, headers.get(without_unit(key)))
+        if key in (columns or {}) or (not match and target is not None):
+            if target == SKIP:
+                drops.append(column)
+            elif target not in ("lon", "lat", "wkt"):
+                renames[column] = target
+        elif match:
             renames[column] = match[0]
+    taken = list(renames.values())
+    twice = sorted({t for t in taken if taken.count(t) > 1})
+    if twice:
+        named = ", ".join(f"{t} ({', '.join(c for c, v in renames.items() if v == t)})"
+                          for t in twice)
+        raise InputRejected(f"more than one column names the same field: {named}; "
+                            "say which with --columns HEADER=-")
     return gdf.drop(columns=drops).rename(columns=renames)
 
 

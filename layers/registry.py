@@ -253,8 +253,9 @@ _LAYER_LIST: tuple[Layer, ...] = (
     Layer(
         "jurisdictions", "行政区划", "Jurisdictions", "MultiPolygon",
         (
-            Field("code", unique=True, title_zh="代码", headers=("编码", "区划代码", "编号")),
-            Field("name", title_zh="名称", headers=("区划名称",)),
+            Field("code", unique=True, title_zh="代码",
+                  headers=("编码", "区划代码", "编号", "行政区代码", "XZQDM")),
+            Field("name", title_zh="名称", headers=("区划名称", "行政区名称", "XZQMC")),
             Field(
                 "level",
                 choices=("province", "city", "district", "street", "community", "village"),
@@ -264,7 +265,7 @@ _LAYER_LIST: tuple[Layer, ...] = (
                              street="街道 乡镇 乡 镇", community="社区", village="村 行政村"),
             ),
             Field("parent_code", required=False, ref="jurisdictions.code", title_zh="上级代码",
-                  headers=("上级编码", "上级区划代码")),
+                  headers=("上级", "上级编码", "上级区划代码")),
         ),
         located=False,
         style={"color": "#444444", "weight": 2, "fillOpacity": 0.0},

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 import psycopg
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from layers import LAYERS, get_layer
 from layers.cluster import ClusterError, managed_cluster
@@ -23,6 +23,7 @@ from layers.db import database_url, downgrade_all, engine, external_url, migrate
 from layers.errors import SafegridError
 from layers.registry import ROLES, UnknownLayer
 from layers.users import User
+from webmap.osm_cli import import_osm_cmd
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -46,6 +47,13 @@ class SafegridGroup(click.Group):
             sys.exit(EXIT_BAD_INPUT)
         except ClusterError as exc:
             click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_FAILED)
+        except ProgrammingError as exc:
+            if not isinstance(exc.orig, psycopg.errors.UndefinedTable):
+                raise
+            reason = str(exc.orig).strip().splitlines()[0]
+            click.echo(f"error: the database has no safegrid schema yet ({reason}); run "
+                       "'safegrid db up' to apply the migrations; nothing was written", err=True)
             sys.exit(EXIT_FAILED)
         except OperationalError as exc:  # lost, never reached, or a query cancelled
             reason = str(exc.orig or exc).strip().splitlines()[0]
@@ -201,29 +209,34 @@ _COORDS = click.Choice(["wgs84", "gcj02", "bd09"])
               help="The sheet of an .xlsx/.xls workbook to read, by name (default: the "
                    "first).")
 @click.option("--encoding", default=None,
-              help="Encoding of a CSV (e.g. gbk, gb18030, utf-8); default: UTF-8 (with or "
-                   "without BOM), else GB18030.")
+              help="Encoding of a CSV (e.g. gbk, gb18030, utf-8; default: UTF-8 with or "
+                   "without BOM, else GB18030) or of a shapefile's .dbf when no .cpg names "
+                   "it (often gbk for Chinese offices' files).")
 @click.option("--columns", default=None, metavar="HEADER=FIELD,...",
-              help="Columns of a table whose header the layer does not know, e.g. "
-                   "'经度=lon,纬度=lat,状态=status'; HEADER=- leaves a column out.")
+              help="Columns whose header the layer does not know, e.g. "
+                   "'经度=lon,纬度=lat,状态=status' (any format; lon/lat/wkt in tables "
+                   "only); HEADER=- leaves a column out.")
 @click.option("--mode", type=click.Choice(["append", "replace"]), default="append",
               show_default=True, help="replace deletes the layer's features first.")
 @click.option("--actor", default="cli", show_default=True,
               help="Name recorded in the audit trail.")
 def import_cmd(layer: str, file: Path, crs: str | None, coords: str, sheet: str | None,
                encoding: str | None, columns: str | None, mode: str, actor: str) -> None:
-    r"""Import FILE into LAYER: all of it, or nothing.
+    """Import FILE into LAYER: all of it, or nothing.
 
     Reads GeoJSON, GeoPackage, Shapefile (.shp or zipped), FlatGeobuf, KML, and tables
     with lon/lat (经度/纬度) or wkt columns: CSV in UTF-8 or GBK/GB18030, Excel .xlsx and
-    .xls. A table's headers may be the layer's Chinese titles (编号, 朝向, 视角, 可视距离,
-    状态, 类别...) and its values the choices' Chinese words (在线, 离线, 学校...); title
+    .xls. Columns may be named by the layer's Chinese titles (编号, 朝向, 视角, 可视距离,
+    状态, 类别, 上级代码...) and values by the choices' Chinese words (在线, 离线, 学校,
+    区, 街道...), in tables and in shapefiles alike; a table's title
     rows above the header are passed over. Any bad row stops the import with a line per
     row, numbered as the sheet shows it.
 
     \b
-    Example: safegrid import cameras 点位台账.xlsx --sheet 监控点位 --coords bd09
-    """
+    Examples:
+      safegrid import cameras 点位台账.xlsx --sheet 监控点位 --coords bd09
+      safegrid import jurisdictions 区划.shp --encoding gbk  # CGCS2000 read from its .prj
+    """  # noqa: D301  (the \b is click's mark for a paragraph kept as written)
     from layers.errors import InputRejected
     from layers.io import read_file
     from layers.store import write_features
@@ -429,6 +442,53 @@ def report_cmd(code: str, month: str, out: Path) -> None:
     click.echo(f"wrote {out}")
 
 
+# -- grids ---------------------------------------------------------------------------
+
+
+@main.group()
+def grids() -> None:
+    """Plan grids (网格) from the command line."""
+
+
+@grids.command("generate")
+@click.argument("code")
+@click.option("--weight", type=click.Choice(["households", "population", "buildings", "area"]),
+              default=None,
+              help="What the grids are balanced on. Default: households when the "
+                   "jurisdiction has any, else buildings (floor area), else area.")
+@click.option("--households", "target_households", type=int, default=None,
+              help="Households per grid (20-5000) for --weight households.")
+@click.option("--persons", "target_persons", type=int, default=None,
+              help="Registered persons per grid (50-15000) for --weight population.")
+@click.option("--floor-area", "target_floor_area_m2", type=float, default=None,
+              help="Floor area per grid in m² (1000-1000000) for --weight buildings: "
+                   "footprint × floors, floors = height ÷ 3 m, at least 1.")
+@click.option("--area", "target_area_m2", type=float, default=None,
+              help="Area per grid in m² (10000-100000000) for --weight area.")
+@click.option("--replace", is_flag=True,
+              help="Replace the comprehensive grids the communities already have "
+                   "(and their joint-household units); without it such a community is refused.")
+@click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True,
+              help="Language of the line saying what the grids follow.")
+def grids_generate_cmd(code: str, weight: str | None, replace: bool, lang: str,
+                       **targets: float | None) -> None:
+    """Partition every community under jurisdiction CODE into grids.
+
+    Each community is cut by its roads into street blocks, and the blocks are grouped
+    into contiguous, compact grids of about the target weight. Give the target of the
+    weight used (or several targets when --weight is left to the data). Nothing is
+    written when anything is refused.
+    """
+    from layers.gridgen import TARGETS, generate_grids
+    from webmap.grids_api import generation_note
+
+    given = {w: targets[t.field] for w, t in TARGETS.items() if targets[t.field] is not None}
+    with engine().begin() as conn:
+        generated = generate_grids(conn, OPERATOR, code, given, replace, weight=weight)
+    click.echo(f"{len(generated.ids)} grids generated under {code}: "
+               f"{generation_note(generated, lang)}")
+
+
 # -- batch jobs on Dask ---------------------------------------------------------------
 
 
@@ -607,6 +667,8 @@ def serve_cmd(host: str, port: int, threads: int, access_log: bool) -> None:
     click.echo(f"safegrid serving on http://{host}:{port}/ (map: http://{host}:{port}/map)")
     serve(app, host=host, port=port, threads=threads, ident="safegrid")
 
+
+main.add_command(import_osm_cmd)
 
 if __name__ == "__main__":
     main()

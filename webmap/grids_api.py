@@ -51,7 +51,7 @@ TEXT = {
 }
 
 
-def _note(generated: Generated, lang: str) -> str:
+def generation_note(generated: Generated, lang: str) -> str:
     """What the grids were balanced on, for a person reading ``lang``."""
     t = TEXT[lang]
     note = t[generated.weight].format(target=plain(generated.target))
@@ -87,7 +87,7 @@ def generate():
     target = generated.target
     about = json.dumps({"weight": generated.weight,
                         "target": int(target) if target.is_integer() else target,
-                        "note": _note(generated, lang)}, ensure_ascii=False)
+                        "note": generation_note(generated, lang)}, ensure_ascii=False)
     return Response(f'{{"type": "FeatureCollection", {about[1:-1]}, "features": {features}}}',
                     201, content_type="application/geo+json")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from geo.validate import accepted_types
+from layers.gridgen import TARGETS, WEIGHTS
 from layers.registry import LAYERS, Field, Layer
 
 from .params import DEFAULT_LIMIT, MAX_LIMIT
@@ -144,17 +145,30 @@ def _json_op(summary: str, operation: str, properties: dict, required: list[str]
     return op
 
 
+def _generate_op() -> dict:
+    """``POST /api/grids/generate``: a weight and one target per weight, by its unit."""
+    targets = {t.field: {"type": "integer" if t.whole else "number", "minimum": t.low,
+                         "maximum": t.high, "description": f"{t.unit} per grid (weight {w})"}
+               for w, t in TARGETS.items()}
+    op = _json_op(
+        "Partition every community under a jurisdiction into grids of about a target "
+        "weight; the answer names the weight used (households, else buildings, else area "
+        "when none is given) with a note in the page language",
+        "generate_grids",
+        {"jurisdiction": {"type": "string"},
+         "weight": {"type": "string", "enum": list(WEIGHTS)},
+         **targets, "replace": {"type": "boolean"}}, ["jurisdiction"], ok="201")
+    op["parameters"] = [_param("lang", "Language of the note.",
+                               {"type": "string", "enum": ["zh", "en"]})]
+    return op
+
+
 def _grid_paths() -> dict:
     """The grid-planning operations (``/api/grids/...``)."""
     grid_id = [{**_ID, "name": "gridId"}]
     line = {"type": "object", "description": "GeoJSON LineString crossing the grid"}
     return {
-        "/api/grids/generate": {"post": _json_op(
-            "Partition every community under a jurisdiction into grids", "generate_grids",
-            {"jurisdiction": {"type": "string"},
-             "target_households": {"type": "integer", "minimum": 20, "maximum": 5000},
-             "replace": {"type": "boolean"}}, ["jurisdiction", "target_households"],
-            ok="201")},
+        "/api/grids/generate": {"post": _generate_op()},
         "/api/grids/validate": {"get": {
             "summary": "Gaps, overlaps, slivers, outside parts and invalid rings",
             "operationId": "validate_grids",
@@ -196,6 +210,33 @@ def _grid_paths() -> dict:
                 "application/geo+json": {"schema": {"type": "object"}}}},
                 **_errors("400", "401", "403", "404")}}},
     }
+
+
+def _risk_paths() -> dict:
+    """The risk operations (``/api/risk/...``)."""
+    return {"/api/risk/terrain": {"get": {
+        "summary": "Risk terrain model of a jurisdiction: cells with their relative risk score "
+                   "(rrs, lowest cell 1), the selected risk factors with relative risk values "
+                   "and p-values, the model, and PAI on the following period next to Gi* and "
+                   "KDE; saved as a run",
+        "operationId": "risk_terrain",
+        "parameters": [
+            _param("jurisdiction", "Jurisdiction code.", {"type": "string"}, required=True),
+            _param("from", "Start of the period (default a year before `to`).",
+                   {"type": "string"}),
+            _param("to", "End of the period (default now).", {"type": "string"}),
+            _param("cell", "Cell size in metres; chosen from the data when absent.",
+                   {"type": "number", "minimum": 1, "exclusiveMinimum": True}),
+            _param("category", "Incident category.", {"type": "string"}),
+            _param("distances", "Distances in metres the factors are tried at, "
+                   "comma-separated (default multiples of the cell size).", {"type": "string"}),
+            _param("folds", "Folds of the cross-validation (default 5).",
+                   {"type": "integer", "minimum": 0}),
+            _param("seed", "Seed of the folds (default 0).", {"type": "integer", "minimum": 0}),
+        ],
+        "responses": {"200": {"description": "cells, factors, model, validation", "content": {
+            "application/geo+json": {"schema": {"type": "object"}}}},
+            **_errors("400", "401", "403", "404", "422")}}}}
 
 
 def _hotspot_paths() -> dict:
@@ -429,6 +470,7 @@ def openapi_document(base_url: str) -> dict:
                 "304": {"description": "unchanged"}, **_errors("401", "403", "404")}}}
     paths.update(_grid_paths())
     paths.update(_hotspot_paths())
+    paths.update(_risk_paths())
     paths.update(_coverage_paths())
     paths.update(_border_paths())
     return {
