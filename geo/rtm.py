@@ -25,7 +25,9 @@ where the book leaves them open:
    not penalised), the penalty chosen by ``folds``-fold cross-validation over a path of
    penalties (cells shuffled into folds with ``seed``, the path falling 1000-fold in
    log steps from the penalty that keeps every column out, as glmnet's does): the
-   penalty kept has the smallest mean held-out Poisson deviance. (The sparser
+   penalty kept has the smallest mean held-out Poisson deviance. Each fit is given only
+   the columns the sequential strong rule keeps, then checked against every column
+   (Tibshirani et al. 2012): the same lasso, several times faster. (The sparser
    "one standard error" rule missed a true factor of relative risk 2 in our tests.)
 2. Of the columns the lasso keeps, at most one per factor: the one with the smallest
    cross-validated deviance on its own (same folds, unpenalised Poisson with an
@@ -58,6 +60,10 @@ Caplan, J. M. and Kennedy, L. W. (2016). *Risk Terrain Modeling: Crime Predictio
 Tibshirani, R. (1996). Regression shrinkage and selection via the lasso. *Journal of the
     Royal Statistical Society: Series B (Methodological)* 58(1), 267-288.
     doi:10.1111/j.2517-6161.1996.tb02080.x
+Tibshirani, R., Bien, J., Friedman, J., Hastie, T., Simon, N., Taylor, J. and
+    Tibshirani, R. J. (2012). Strong rules for discarding predictors in lasso-type
+    problems. *Journal of the Royal Statistical Society: Series B (Statistical
+    Methodology)* 74(2), 245-266. doi:10.1111/j.1467-9868.2011.01004.x
 Friedman, J., Hastie, T. and Tibshirani, R. (2010). Regularization paths for generalized
     linear models via coordinate descent. *Journal of Statistical Software* 33(1), 1-22.
     doi:10.18637/jss.v033.i01 (the penalty path).
@@ -86,6 +92,7 @@ __all__ = [
     "density_high",
     "feature_points",
     "fit_terrain",
+    "lasso_path",
     "operationalise",
     "proximity",
     "refit",
@@ -276,23 +283,59 @@ def _poisson_deviance(y: np.ndarray, mu: np.ndarray) -> float:
 
 
 class _LassoPath:
-    """Lasso Poisson fits of one sample along decreasing penalties, each warm-started."""
+    """Lasso Poisson fits of one sample along decreasing penalties, each warm-started.
+
+    Each fit is statsmodels' on the columns the sequential strong rule keeps (Tibshirani
+    et al. 2012: those already in, and those whose score exceeds twice the new penalty
+    less the previous one); columns it leaves out that break the lasso's optimality
+    condition (score above the penalty) are added and the fit repeated, so the result
+    is the lasso on every column.
+    """
 
     def __init__(self, y: np.ndarray, x: np.ndarray) -> None:
-        sm = _statsmodels()
-        design = np.column_stack([np.ones(len(y)), x])
-        self.model = sm.GLM(y, design, family=sm.families.Poisson())
-        self.weights = np.r_[0.0, np.ones(x.shape[1])]  # the intercept is not penalised
+        self.y, self.x = y, x
         self.params = np.r_[math.log(max(float(y.mean()), 1e-9)), np.zeros(x.shape[1])]
+        self.previous: float | None = None
+
+    def _score(self) -> np.ndarray:
+        """|X_j' (y - mu)| / n of every column at the current fit."""
+        mu = np.exp(self.params[0] + self.x @ self.params[1:])
+        return np.abs(self.x.T @ (self.y - mu)) / len(self.y)
 
     def fit(self, alpha: float) -> np.ndarray:
         """Coefficients (intercept first) at penalty ``alpha``, from the previous fit."""
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # non-convergence at tiny penalties: still usable
-            fit = self.model.fit_regularized(method="elastic_net", alpha=alpha * self.weights,
-                                             L1_wt=1.0, start_params=self.params)
-        self.params = np.asarray(fit.params)
+        sm = _statsmodels()
+        score = self._score()
+        previous = self.previous if self.previous is not None else float(score.max(initial=0))
+        keep = (self.params[1:] != 0) | (score >= 2 * alpha - previous)
+        while True:
+            columns = np.flatnonzero(keep)
+            design = np.column_stack([np.ones(len(self.y)), self.x[:, columns]])
+            model = sm.GLM(self.y, design, family=sm.families.Poisson())
+            weights = np.r_[0.0, np.ones(len(columns))]  # the intercept is not penalised
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # non-convergence at tiny penalties: usable
+                fit = model.fit_regularized(method="elastic_net", alpha=alpha * weights,
+                                            L1_wt=1.0,
+                                            start_params=self.params[np.r_[0, columns + 1]])
+            self.params = np.zeros_like(self.params)
+            self.params[np.r_[0, columns + 1]] = np.asarray(fit.params)
+            broken = ~keep & (self._score() > alpha * (1 + 1e-3))
+            if not broken.any():
+                break
+            keep |= broken
+        self.previous = alpha
         return self.params
+
+
+def lasso_path(counts: np.ndarray, x: np.ndarray, penalties: np.ndarray) -> np.ndarray:
+    """Lasso Poisson coefficients (intercept first) at each of the decreasing ``penalties``.
+
+    The intercept is not penalised; the penalty is on statsmodels' scale (the mean
+    log-likelihood per cell). Rows follow ``penalties``; shape (len(penalties), 1 + p).
+    """
+    path = _LassoPath(np.asarray(counts, dtype=float), np.asarray(x, dtype=float))
+    return np.array([path.fit(float(a)).copy() for a in penalties])
 
 
 def _penalty_path(y: np.ndarray, x: np.ndarray, count: int) -> np.ndarray:
@@ -313,21 +356,20 @@ def _choose_penalty(y: np.ndarray, x: np.ndarray, fold: np.ndarray, folds: int,
     chosen penalty (intercept first).
     """
     paths = [(_LassoPath(y[fold != k], x[fold != k]), fold == k) for k in range(folds)]
-    whole = _LassoPath(y, x)
     means: list[float] = []
-    best_fit = whole.params
     for alpha in penalties:
         deviance = 0.0
         for path, test in paths:
             beta = path.fit(float(alpha))
             deviance += _poisson_deviance(y[test], np.exp(beta[0] + x[test] @ beta[1:]))
         means.append(deviance / len(y))
-        fitted = whole.fit(float(alpha))
-        if means[-1] <= min(means):
-            best_fit = fitted.copy()
-        elif len(means) - 1 - int(np.argmin(means)) >= 2:
+        if len(means) - 1 - int(np.argmin(means)) >= 2:
             break
-    return int(np.argmin(means)), np.array(means), best_fit
+    at = int(np.argmin(means))
+    whole = _LassoPath(y, x)
+    for alpha in penalties[:at + 1]:
+        fitted = whole.fit(float(alpha))
+    return at, np.array(means), fitted
 
 
 def _cv_deviance_alone(y: np.ndarray, column: np.ndarray, fold: np.ndarray,
