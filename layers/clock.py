@@ -6,9 +6,10 @@ applied) are counted by :mod:`geo.clock` in local time (:data:`layers.validate.L
 Asia/Shanghai): a 7 x 24 table, rows Monday to Sunday, columns the hours 0 to 23, for
 the whole jurisdiction and, when asked, for the incidents inside one grid.
 
-Incidents are stored with the moment they occurred only. A planned ``occurred_until``
-(the end of the span in which an incident happened) will make the clock aoristic: each
-incident then spreads over the hours of its span (:func:`incident_clock` with ``ends``).
+Incidents are stored with the moment they occurred and, optionally, ``occurred_until``
+(the end of the span in which an incident happened, migration 0011). Once the reader
+(:class:`layers.incidents.Incidents`) carries it, the clock is aoristic: each incident
+with a span spreads over the hours of it (:func:`incident_clock` with ``ends``).
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ def run_clock(conn: Connection, user: User, query: HotspotQuery,
                        "hours": query.hours, "weekdays": query.weekdays, "grid": grid_id,
                        "time_zone": str(LOCAL_TZ)},
         "weekdays": list(WEEKDAYS), "hours": list(range(24)),
-        # no incident has an occurred_until yet: pass it as ends once Incidents carry it
+        # occurred_until is stored, but Incidents do not read it yet: pass it as ends then
         **_table(incident_clock(data.when)),
     }
     if grid_id is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -88,7 +89,7 @@ TITLES_EN = {
     "jurisdiction_code": "Jurisdiction code", "key_areas": "Key areas",
     "occurred_at": "Occurred at", "parent_code": "Parent code", "security_staff":
     "Security staff", "unit_code": "Joint-household unit", "persons": "Persons",
-    "class": "Road class",
+    "class": "Road class", "occurred_until": "Occurred until",
 }
 
 
@@ -115,6 +116,9 @@ class Field:
     derived: bool = False
     personal: bool = False
     ref: str | None = None
+    # A field of the same layer this one may not be earlier than (both given): e.g. an
+    # incident's occurred_until and its occurred_at.
+    not_before: str | None = None
     title_zh: str = ""
     # Other column headers that mean this field in a table (its name and titles count too).
     headers: tuple[str, ...] = ()
@@ -218,12 +222,34 @@ class Layer:
         """Fields a writer supplies (not derived)."""
         return tuple(f for f in self.fields if not f.derived)
 
+    def order_problems(self, columns: Mapping[str, Sequence]) -> list[tuple[int, str]]:
+        """(position, reason) of each row where a field is earlier than its ``not_before``.
+
+        ``columns`` maps field names to the coerced values of every row (a DataFrame
+        does); a row where either value is missing has no such problem.
+        """
+        problems: list[tuple[int, str]] = []
+        for f in self.fields:
+            if f.not_before is None or f.name not in columns or f.not_before not in columns:
+                continue
+            later, earlier = list(columns[f.name]), list(columns[f.not_before])
+            for i, (late, early) in enumerate(zip(later, earlier, strict=True)):
+                if _given(late) and _given(early) and late < early:
+                    problems.append((i, f"field {f.name!r} ({late.isoformat()}) is before "
+                                        f"field {f.not_before!r} ({early.isoformat()})"))
+        return problems
+
     def get_field(self, name: str) -> Field:
         """Return the declared field called ``name``."""
         for f in self.fields:
             if f.name == name:
                 return f
         raise KeyError(name)
+
+
+def _given(value: object) -> bool:
+    """Whether ``value`` is a value: not None, NaN or NaT (which is not equal to itself)."""
+    return value is not None and value == value
 
 
 def _words(**words: str) -> tuple[tuple[str, str], ...]:
@@ -413,6 +439,9 @@ _LAYER_LIST: tuple[Layer, ...] = (
         (
             Field("occurred_at", "datetime", title_zh="发生时间",
                   headers=("报警时间", "接警时间", "时间", "time", "datetime")),
+            Field("occurred_until", "datetime", required=False, not_before="occurred_at",
+                  title_zh="发生时间止",
+                  headers=("发生时间至", "截止时间", "结束时间", "发案时间止", "until")),
             Field("category", choices=INCIDENT_CATEGORIES, title_zh="类别",
                   headers=("警情类别", "案件类别", "类型"), words=_words(
                       criminal="刑事 刑事案件", public_order="治安 治安案件",
