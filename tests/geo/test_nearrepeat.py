@@ -115,6 +115,24 @@ def test_space_time_clusters_are_significant_in_the_first_cell():
     assert r.knox_ratio[0, 0] > 3
 
 
+def test_planted_near_repeats_are_found_in_their_cell_and_nowhere_else():
+    # originators uniform over 5 km x 5 km and a year; half of them are followed by one
+    # incident within 100 m (uniform in the disc) and 0-7 days later
+    rng = np.random.default_rng(7)
+    m = 1500
+    xy0, t0 = rng.uniform(0, 5000, (m, 2)), rng.uniform(0, 365, m)
+    k = rng.random(m) < 0.5
+    r, a = 100 * np.sqrt(rng.random(k.sum())), rng.uniform(0, 2 * np.pi, k.sum())
+    xy = np.vstack([xy0, xy0[k] + np.column_stack([r * np.cos(a), r * np.sin(a)])])
+    t = np.concatenate([t0, t0[k] + rng.uniform(0, 7, k.sum())])
+    res = knox_table(xy, t, band_edges(100, 3), band_edges(7, 4), permutations=99, seed=2)
+    assert res.knox_ratio[0, 0] > 2 and res.p_value[0, 0] < 0.05
+    # far away in space and time (200 m and 14 days on): no interaction
+    far = res.knox_ratio[2:, 2:]
+    assert (np.abs(far - 1) < 0.15).all(), far
+    assert (np.abs(res.knox_ratio[-1] - 1) < 0.05).all()  # beyond 300 m: every time band
+
+
 def test_uniform_pattern_is_not():
     rng = np.random.default_rng(22)
     n = 3000
