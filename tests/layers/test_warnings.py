@@ -1,0 +1,235 @@
+"""Standing watches and risk warnings on a hand example.
+
+A city ``990100`` of two towns (``990101`` west, ``990102`` east, each about 1 km
+square) in a database of its own. Incidents are planted so that, between two checks
+(``safegrid warnings check --now``), a near-repeat risk zone opens at a place where none
+was open, and a cluster makes a new hot spot of a cell that had none; a zone that only
+grows, and a check run twice, record nothing.
+"""
+
+import datetime as dt
+import os
+import subprocess
+import sys
+
+import geopandas as gpd
+import pytest
+import shapely
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from layers import LAYERS
+from layers.db import engine, migrate
+from layers.hotspots import HotspotQuery, run_emerging
+from layers.nearrepeat import NearRepeatQuery, run_near_repeat
+from layers.store import write_features
+from layers.users import add_user, user_by_name
+from layers.validate import clean_features
+from layers.warnings import check_watches, create_watch
+from tests.conftest import ROOT, fresh_database
+
+pytestmark = pytest.mark.db
+
+CST = dt.timezone(dt.timedelta(hours=8))
+CITY, WEST_TOWN, EAST_TOWN = "990100", "990101", "990102"
+SOUTH, NORTH = 28.5, 28.509  # about 1 km
+EDGES = (113.0, 113.0102, 113.0204)  # west, the towns' border, east (about 1 km each)
+T0 = dt.datetime(2026, 6, 1, tzinfo=CST)  # the runs the watches are made from end here
+T1, T2 = T0 + dt.timedelta(days=2), T0 + dt.timedelta(days=4)  # the two checks
+A, A2, B = (113.002, 28.5045), (113.0025, 28.5046), (113.008, 28.5045)  # A2 ~50 m from A
+HOT = (113.0055, 28.5055)  # the cluster's place (one 100 m cell)
+SCATTER = [(113.0015 + 0.0018 * i, 28.5012 + 0.0016 * j) for i in range(5) for j in range(5)]
+USERS = {"townadmin": ("admin", None, None), "westpolice": ("police", WEST_TOWN, None),
+         "eastpolice": ("police", EAST_TOWN, None), "westplanner": ("planner", WEST_TOWN, None),
+         "westviewer": ("viewer", WEST_TOWN, None),
+         "westpartner": ("border_partner", WEST_TOWN, EAST_TOWN)}
+_RUN = ("import sys; from webmap.cli import main; from webmap.warnings_cli import "
+        "warnings_group\nif 'warnings' not in main.commands: main.add_command(warnings_group)\n"
+        "sys.argv[0] = 'safegrid'; main()")
+
+
+def build_city(url: str) -> None:
+    """The city, its two towns and :data:`USERS` (password ``NAME-pass-2026``)."""
+    boxes = [shapely.box(EDGES[0], SOUTH, EDGES[2], NORTH),
+             shapely.box(EDGES[0], SOUTH, EDGES[1], NORTH),
+             shapely.box(EDGES[1], SOUTH, EDGES[2], NORTH)]
+    gdf = gpd.GeoDataFrame({"code": [CITY, WEST_TOWN, EAST_TOWN],
+                            "name": ["测试市", "西镇", "东镇"],
+                            "level": ["city", "street", "street"],
+                            "parent_code": [None, CITY, CITY]},
+                           geometry=[shapely.MultiPolygon([b]) for b in boxes], crs="EPSG:4326")
+    write_features(engine(url), LAYERS["jurisdictions"],
+                   clean_features(gdf, LAYERS["jurisdictions"]))
+    with engine(url).begin() as conn:
+        for name, (role, code, partner) in USERS.items():
+            add_user(conn, name, role, f"{name}-pass-2026", code, partner)
+
+
+def plant(url: str, rows: list[tuple[tuple[float, float], dt.datetime, str]]) -> None:
+    """Incidents at (lon, lat), time, category."""
+    gdf = gpd.GeoDataFrame({"occurred_at": [t for _, t, _ in rows],
+                            "category": [c for _, _, c in rows]},
+                           geometry=[shapely.Point(p) for p, _, _ in rows], crs="EPSG:4326")
+    write_features(engine(url), LAYERS["incidents"], clean_features(gdf, LAYERS["incidents"]))
+
+
+def scatter_time(k: int) -> dt.datetime:
+    """When the ``k``-th scattered fraud happened: one a day from 27 days before T0."""
+    return T0 - dt.timedelta(days=27) + dt.timedelta(days=k, hours=5)
+
+
+def baseline(url: str) -> None:
+    """Before T0: one criminal incident at A three days before, fraud scattered daily."""
+    rows = [(A, T0 - dt.timedelta(days=3), "criminal")]
+    rows += [(p, scatter_time(k), "fraud") for k, p in enumerate(SCATTER)]
+    plant(url, rows)
+
+
+def watch_runs(url: str) -> tuple[int, int]:
+    """(emerging run, near-repeat run) of the west town ending at T0, as its admin."""
+    with engine(url).begin() as conn:
+        admin = user_by_name(conn, "townadmin")[0]
+        emerging = run_emerging(conn, admin, HotspotQuery(
+            WEST_TOWN, T0 - dt.timedelta(days=28), T0, category="fraud", cell=100.0), "week")
+        near = run_near_repeat(conn, admin, HotspotQuery(
+            WEST_TOWN, T0 - dt.timedelta(days=28), T0, category="criminal"),
+            NearRepeatQuery(space_bands=(100.0, 200.0), time_bands=(7.0, 14.0),
+                            permutations=0, band=(200.0, 7.0)))
+    return emerging["run"], near["run"]
+
+
+def check(url: str, now: dt.datetime) -> subprocess.CompletedProcess:
+    env = {**os.environ, "SAFEGRID_DATABASE_URL": url}
+    return subprocess.run([sys.executable, "-c", _RUN, "warnings", "check", "--now",
+                           now.isoformat()], capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=300)
+
+
+def warnings_of(url: str) -> list[dict]:
+    with engine(url).connect() as conn:
+        return [dict(r) for r in conn.execute(text(
+            "SELECT id, watch_id, kind, key, place, until, message_zh, message_en, "
+            "ST_AsText(geom) AS wkt, created_at FROM warnings ORDER BY id")).mappings()]
+
+
+@pytest.fixture(scope="module")
+def city(db_url):
+    url = fresh_database(f"{make_url(db_url).database}_warn")
+    migrate(url)
+    build_city(url)
+    baseline(url)
+    emerging_run, near_run = watch_runs(url)
+    with engine(url).begin() as conn:
+        police = user_by_name(conn, "westpolice")[0]
+        emerging = create_watch(conn, police, emerging_run)
+        near = create_watch(conn, police, near_run)
+    return {"url": url, "emerging": emerging, "near": near}
+
+
+def _cell_of(lon: float, lat: float, warning: dict) -> bool:
+    return shapely.from_wkt(warning["wkt"]).contains(shapely.Point(lon, lat))
+
+
+def test_a_watch_keeps_the_run_and_its_period(city):
+    near = city["near"]
+    assert near["kind"] == "near_repeat" and near["jurisdiction"] == WEST_TOWN
+    assert near["period_days"] == 28
+    assert dt.datetime.fromisoformat(near["checked_at"]) == T0
+    assert city["emerging"]["parameters"]["cell"] == 100.0
+
+
+def test_nothing_new_at_the_first_check(city):
+    r = check(city["url"], T1)
+    assert r.returncode == 0, r.stderr
+    assert "2 watch(es) checked" in r.stdout and "0 new warning(s)" in r.stdout
+    assert warnings_of(city["url"]) == []  # zone A was open when the run was made
+
+
+def test_a_zone_that_opens_and_a_new_hot_spot_are_warned_once(city):
+    url = city["url"]
+    day = T1 + dt.timedelta(days=1)
+    plant(url, [(B, day, "criminal"), (A2, day, "criminal")]  # A2 only grows zone A
+          + [(HOT, day + dt.timedelta(minutes=k), "fraud") for k in range(12)])
+    r = check(url, T2)
+    assert r.returncode == 0, r.stderr
+    found = warnings_of(url)
+    zones = [w for w in found if w["kind"] == "near_repeat_zone"]
+    assert len(zones) == 1, found
+    zone = zones[0]
+    assert zone["watch_id"] == city["near"]["id"]
+    assert _cell_of(*B, zone) and not _cell_of(*A, zone)
+    assert zone["until"] == day + dt.timedelta(days=7)  # B's circle lasts the band's 7 days
+    assert zone["place"]["incidents"] == 1
+    assert "近重复风险区" in zone["message_zh"] and "near-repeat" in zone["message_en"]
+    hot = [w for w in found if w["kind"] == "emerging_hot_spot"]
+    assert hot and all(w["watch_id"] == city["emerging"]["id"] for w in hot)
+    at_cluster = [w for w in hot if _cell_of(*HOT, w)]
+    assert len(at_cluster) == 1 and at_cluster[0]["place"]["category"] == "new_hot_spot"
+    cell = shapely.from_wkt(at_cluster[0]["wkt"])
+    scattered = sum(1 for k, p in enumerate(SCATTER) if cell.contains(shapely.Point(p))
+                    and T2 - dt.timedelta(days=28) <= scatter_time(k) < T2)
+    assert at_cluster[0]["place"]["count"] == 12 + scattered
+    centre = at_cluster[0]["place"]
+    for w in hot:  # the cluster's cell and its queen neighbours, nothing further
+        assert abs(w["place"]["row"] - centre["row"]) <= 1
+        assert abs(w["place"]["col"] - centre["col"]) <= 1
+    assert "新热点" in at_cluster[0]["message_zh"]
+    assert all(w["created_at"] == T2 for w in found)
+
+    again = check(url, T2)  # the same data and moment: nothing twice
+    assert again.returncode == 0, again.stderr
+    assert "0 new warning(s)" in again.stdout and "new warning(s): " not in again.stdout
+    assert warnings_of(url) == found
+
+
+def test_a_warning_is_not_recorded_twice_even_when_the_state_is_lost(city):
+    url = city["url"]
+    before = warnings_of(url)
+    assert before
+    with engine(url).begin() as conn:  # as if the previous check had not been recorded
+        conn.execute(text("UPDATE watches SET state = '{}'::jsonb"))
+    r = check(url, T2)
+    assert r.returncode == 0, r.stderr
+    after = warnings_of(url)
+    assert after[:len(before)] == before
+    keys = [(w["watch_id"], w["key"]) for w in after]
+    assert len(keys) == len(set(keys))
+    # with no previous state, zone A (open since before T0) counts as opening now
+    assert [w["kind"] for w in after[len(before):]] == ["near_repeat_zone"]
+    assert _cell_of(*A, after[-1])
+
+
+def test_a_bad_now_is_one_line_and_writes_nothing(city):
+    url = city["url"]
+    with engine(url).connect() as conn:
+        runs = conn.execute(text("SELECT count(*) FROM hotspot_runs")).scalar()
+    before = warnings_of(url)
+    env = {**os.environ, "SAFEGRID_DATABASE_URL": url}
+    r = subprocess.run([sys.executable, "-c", _RUN, "warnings", "check", "--now", "yesterday"],
+                       capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [
+        "error: datetime 'yesterday' is not an RFC 3339 date or date-time"]
+    assert warnings_of(url) == before
+    with engine(url).connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM hotspot_runs")).scalar() == runs
+
+
+def test_a_watch_whose_owner_is_gone_is_reported_and_the_others_run(city):
+    url = city["url"]
+    with engine(url).begin() as conn:
+        run = conn.execute(text("SELECT run_id FROM watches WHERE id = :i"),
+                           {"i": city["near"]["id"]}).scalar()
+        add_user(conn, "leaver", "police", "leaver-pass-2026", WEST_TOWN)
+        gone = create_watch(conn, user_by_name(conn, "leaver")[0], run)
+        conn.execute(text("DELETE FROM users WHERE name = 'leaver'"))
+    try:
+        results = check_watches(engine(url), T2)
+        by_id = {r["watch"]: r for r in results}
+        assert "leaver" in by_id[gone["id"]]["error"]
+        assert by_id[city["near"]["id"]]["error"] is None
+        r = check(url, T2)
+        assert r.returncode == 1 and f"watch {gone['id']}" in r.stderr
+    finally:
+        with engine(url).begin() as conn:
+            conn.execute(text("DELETE FROM watches WHERE id = :i"), {"i": gone["id"]})
