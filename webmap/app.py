@@ -63,6 +63,7 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
         reports,
         risk_api,
         tiles,
+        warnings_api,
     )
 
     headers.init_app(app)
@@ -83,6 +84,7 @@ def create_app(config: Mapping[str, object] | None = None) -> Flask:
     app.register_blueprint(analysis.bp)
     app.register_blueprint(reports.bp)
     app.register_blueprint(risk_api.bp)
+    app.register_blueprint(warnings_api.bp)
     _register_errors(app)
     return app
 
