@@ -75,3 +75,59 @@ def ack(warning_id: int):
     only_params(set())
     with db_engine(current_app).begin() as conn:
         return _answer(acknowledge(conn, current_user(), warning_id))
+
+
+def _error_responses(*codes: str) -> dict:
+    return {code: {"description": "error", "content": {"application/json": {
+        "schema": {"$ref": "#/components/schemas/Error"}}}} for code in codes}
+
+
+def _query(name: str, description: str, kind: str) -> dict:
+    return {"name": name, "in": "query", "required": False, "description": description,
+            "schema": {"type": kind}}
+
+
+def openapi_paths() -> dict:
+    """The OpenAPI 3.0.3 paths of these endpoints, for :func:`webmap.openapi.openapi_document`."""
+    watch_id = [{"name": "watchId", "in": "path", "required": True,
+                 "schema": {"type": "integer"}}]
+    warning_id = [{"name": "warningId", "in": "path", "required": True,
+                   "schema": {"type": "integer"}}]
+    body = {"required": True, "content": {"application/json": {"schema": {
+        "type": "object", "required": ["run"], "additionalProperties": False,
+        "properties": {"run": {"type": "integer", "minimum": 1, "description":
+                               "A saved emerging or near_repeat run (/api/hotspots/runs)."}}}}}}
+    return {
+        "/api/warnings/watches": {
+            "post": {"summary": "Keep a saved emerging hot-spot or near-repeat run as a "
+                                "standing watch (police, admins)",
+                     "operationId": "create_watch", "requestBody": body,
+                     "responses": {"201": {"description": "the watch"},
+                                   **_error_responses("400", "401", "403")}},
+            "get": {"summary": "The watches of your jurisdiction (police, admins)",
+                    "operationId": "list_watches",
+                    "responses": {"200": {"description": "{watches}"},
+                                  **_error_responses("400", "401", "403")}}},
+        "/api/warnings/watches/{watchId}": {"delete": {
+            "summary": "Remove a watch (its warnings stay)", "operationId": "delete_watch",
+            "parameters": watch_id, "responses": {"204": {"description": "removed"},
+                                                  **_error_responses("401", "403", "404")}}},
+        "/api/warnings": {"get": {
+            "summary": "Risk warnings (风险预警) you may see, newest first, lon/lat; planners "
+                       "and viewers get hot-spot cells of 3 incidents or more and no risk "
+                       "zones; border partners none",
+            "operationId": "list_warnings",
+            "parameters": [
+                _query("jurisdiction", "This jurisdiction and those under it.", "string"),
+                _query("since", "Created at or after this date or date-time.", "string"),
+                _query("open", "Only unacknowledged warnings whose zone has not ended.",
+                       "boolean")],
+            "responses": {"200": {"description": "warnings", "content": {
+                "application/geo+json": {"schema": {"type": "object"}}}},
+                **_error_responses("400", "401", "403")}}},
+        "/api/warnings/{warningId}/ack": {"post": {
+            "summary": "Acknowledge a warning (police, admins)", "operationId": "ack_warning",
+            "parameters": warning_id,
+            "responses": {"200": {"description": "the warning"},
+                          **_error_responses("401", "403", "404", "409")}}},
+    }
