@@ -289,14 +289,19 @@ def check_watch(conn: Connection, watch_id: int, now: dt.datetime) -> list[int]:
     """Run one watch as of ``now`` (zone-aware); the ids of the warnings it recorded.
 
     The analysis runs as the watch's owner as they are now: Forbidden when they are no
-    longer a user or may no longer analyse the jurisdiction.
+    longer a user, no longer police or an admin, or may no longer analyse the
+    jurisdiction.
     """
     watch = conn.execute(text(f"SELECT {_WATCH_COLUMNS} FROM watches WHERE id = :i FOR UPDATE"),
                          {"i": watch_id}).mappings().one()
     found_user = user_by_name(conn, watch["created_by"])
     if found_user is None:
         raise Forbidden(f"the watch's owner {watch['created_by']!r} is no longer a user")
-    state, run_id, found = CHECKS[watch["kind"]](conn, found_user[0], dict(watch), now)
+    owner = found_user[0]
+    if owner.role not in WATCH_ROLES:  # a planner sees no zones and only some cells
+        raise Forbidden(f"the watch's owner {owner.name!r} is now a {owner.role}; police "
+                        "and admins keep watches")
+    state, run_id, found = CHECKS[watch["kind"]](conn, owner, dict(watch), now)
     ids = _record(conn, watch, run_id, now, found)
     conn.execute(text("UPDATE watches SET state = CAST(:s AS jsonb), checked_at = :now, "
                       "last_run = :r, last_error = NULL WHERE id = :i"),

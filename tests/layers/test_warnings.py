@@ -233,3 +233,24 @@ def test_a_watch_whose_owner_is_gone_is_reported_and_the_others_run(city):
     finally:
         with engine(url).begin() as conn:
             conn.execute(text("DELETE FROM watches WHERE id = :i"), {"i": gone["id"]})
+
+
+def test_a_watch_whose_owner_became_a_planner_is_not_run(city):
+    url = city["url"]
+    with engine(url).begin() as conn:
+        add_user(conn, "mover", "police", "mover-pass-2026", WEST_TOWN)
+        run = conn.execute(text("SELECT run_id FROM watches WHERE id = :i"),
+                           {"i": city["emerging"]["id"]}).scalar()
+        moved = create_watch(conn, user_by_name(conn, "mover")[0], run)
+        conn.execute(text("UPDATE users SET role = 'planner' WHERE name = 'mover'"))
+    try:
+        before = warnings_of(url)
+        by_id = {r["watch"]: r for r in check_watches(engine(url), T2)}
+        assert "now a planner" in by_id[moved["id"]]["error"]
+        assert warnings_of(url) == before
+        with engine(url).connect() as conn:
+            assert "now a planner" in conn.execute(text(
+                "SELECT last_error FROM watches WHERE id = :i"), {"i": moved["id"]}).scalar()
+    finally:
+        with engine(url).begin() as conn:
+            conn.execute(text("DELETE FROM watches WHERE id = :i"), {"i": moved["id"]})
