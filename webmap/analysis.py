@@ -1,12 +1,15 @@
 """The analyst's map (``/map/analysis``).
 
-Hot spots, densities, emerging hot spots and the safety index of the grids.
+Hot spots, densities, emerging hot spots, the safety index of the grids, near repeats
+(the Knox table and risk zones), the data clock (weekday x hour) and the risk terrain.
 
 A Folium map of one jurisdiction with controls for the method, cell size, period and
 category; ``static/analysis.js`` asks the hot-spot API and draws the cells (Gi*
 classes in the red/blue palette, KDE and counts in a heat palette, emerging
-categories), with a legend, a popup per cell (its figures and, for emerging hot spots,
-its counts per step) and the saved runs to reopen.
+categories, risk terrain scores), with a legend, a popup per cell (its figures and, for
+emerging hot spots, its counts per step) and the saved runs to reopen; the Knox table,
+the data clock and the risk factors are shown in a results panel (Esc closes it). The
+hours and weekdays filters apply to every run that takes them.
 """
 
 from __future__ import annotations
@@ -113,6 +116,94 @@ TEXT = {
 }
 
 
+_KEY_AREAS = {
+    "zh": {"school": "学校", "kindergarten": "幼儿园", "hospital": "医院", "park": "公园",
+           "entertainment": "娱乐场所", "mall": "商场", "airport": "机场", "station": "车站",
+           "port": "港口", "railway": "铁路", "border_port": "口岸",
+           "government_hall": "政务大厅", "market": "市场"},
+    "en": {"school": "schools", "kindergarten": "kindergartens", "hospital": "hospitals",
+           "park": "parks", "entertainment": "entertainment venues", "mall": "malls",
+           "airport": "airports", "station": "stations", "port": "ports",
+           "railway": "railways", "border_port": "border ports",
+           "government_hall": "government halls", "market": "markets"},
+}
+# Near repeat, the data clock and the risk terrain: controls, the results panel, legends.
+MORE_TEXT = {
+    "zh": {"near_repeat": "近重复", "clock": "时段分布", "terrain": "风险地形",
+           "hours": "时段", "hours_hint": "如 22-6", "weekdays": "星期",
+           "weekdays_hint": "如 1-5", "space_bands": "距离分段(米)",
+           "time_bands": "时间分段(天)", "permutations": "置换次数",
+           "clock_grid": "网格", "clock_grid_all": "整个辖区 (点击地图上的网格)",
+           "results": "分析结果", "close": "关闭", "knox_title": "Knox 近重复表",
+           "knox_corner": "距离 ↓ 时间 →", "metres": "米", "days": "天",
+           "knox_note": "格内：Knox 比值 (观察到的警情对数)",
+           "knox_p01": "比值 > 1，p < 0.01 (显著偏多)", "knox_p05": "比值 > 1，p < 0.05",
+           "knox_warm": "比值 > 1，不显著", "knox_cool": "比值 ≤ 1",
+           "knox_none": "— 无法计算 (期望为 0)", "knox_ratio": "Knox 比值",
+           "observed": "观察对数", "expected": "期望对数",
+           "classes_title": "按 {m} 米、{d} 天内相连", "originator": "始发",
+           "near_repeat_class": "近重复", "isolated": "孤立",
+           "zones": "个近重复风险区", "zone_title": "近重复风险区",
+           "zone_until": "风险持续至", "zone_incidents": "涉及警情",
+           "zones_withheld": "你的角色只能看到汇总，不显示风险区 (风险区围绕警情点绘制)",
+           "legend_zone": "近重复分析", "clock_title": "时段分布 (星期 × 小时)",
+           "clock_grid_title": "网格 {code} 的时段分布", "hour_unit": "时",
+           "total": "合计", "mon": "周一", "tue": "周二", "wed": "周三", "thu": "周四",
+           "fri": "周五", "sat": "周六", "sun": "周日", "clock_of": "{day} {hour} 时",
+           "legend_rrs": "相对风险得分", "rrs_1": "低于均值", "rrs_2": "均值至 +1 标准差",
+           "rrs_3": "+1 至 +2 标准差", "rrs_4": "高于 +2 标准差", "f_rrs": "相对风险得分",
+           "factors_title": "风险因素", "factor": "因素", "operationalisation": "处理方式",
+           "distance": "距离", "relative_risk": "相对风险", "proximity": "邻近",
+           "density": "高密度", "absence": "缺失", "no_factors": "没有选出风险因素",
+           "roads:arterial": "主干道", "roads:motorway": "高速公路",
+           "checkpoints": "检查站", "cameras:offline": "离线摄像头",
+           "validation_title": "检验：下一时段的 PAI", "share_of_area": "面积前",
+           "method_rtm": "风险地形", "method_gi": "热点分析 Gi*", "method_kde": "核密度 KDE",
+           "no_validation": "下一时段没有警情，无法检验", "model": "模型",
+           "poisson": "泊松回归", "negbin": "负二项回归",
+           "filters_ignored": "时段和星期筛选不适用于此方法", "bad_param": "{name}填写有误"},
+    "en": {"near_repeat": "Near repeat", "clock": "Data clock", "terrain": "Risk terrain (RTM)",
+           "hours": "Hours", "hours_hint": "e.g. 22-6", "weekdays": "Weekdays",
+           "weekdays_hint": "e.g. 1-5", "space_bands": "Distance bands (m)",
+           "time_bands": "Time bands (days)", "permutations": "Permutations",
+           "clock_grid": "Grid", "clock_grid_all": "whole jurisdiction (click a grid on the map)",
+           "results": "Results", "close": "Close", "knox_title": "Knox near-repeat table",
+           "knox_corner": "distance ↓ time →", "metres": "m", "days": "days",
+           "knox_note": "in each cell: Knox ratio (observed pairs)",
+           "knox_p01": "ratio > 1, p < 0.01 (significantly more)",
+           "knox_p05": "ratio > 1, p < 0.05", "knox_warm": "ratio > 1, not significant",
+           "knox_cool": "ratio ≤ 1", "knox_none": "— undefined (none expected)",
+           "knox_ratio": "Knox ratio", "observed": "observed pairs",
+           "expected": "expected pairs", "classes_title": "linked within {m} m and {d} days",
+           "originator": "originators", "near_repeat_class": "near repeats",
+           "isolated": "isolated", "zones": "near-repeat risk zones",
+           "zone_title": "Near-repeat risk zone", "zone_until": "at risk until",
+           "zone_incidents": "incidents", "zones_withheld":
+           "Your role sees aggregates only: no risk zones (they are drawn around incidents)",
+           "legend_zone": "Near repeat", "clock_title": "Data clock (weekday × hour)",
+           "clock_grid_title": "Data clock of grid {code}", "hour_unit": "h",
+           "total": "total", "mon": "Mon", "tue": "Tue", "wed": "Wed", "thu": "Thu",
+           "fri": "Fri", "sat": "Sat", "sun": "Sun", "clock_of": "{day} {hour} h",
+           "legend_rrs": "Relative risk score (RRS)", "rrs_1": "below the mean",
+           "rrs_2": "mean to +1 SD", "rrs_3": "+1 to +2 SD", "rrs_4": "above +2 SD",
+           "f_rrs": "relative risk score", "factors_title": "Risk factors",
+           "factor": "factor", "operationalisation": "as", "distance": "distance",
+           "relative_risk": "relative risk", "proximity": "proximity",
+           "density": "high density", "absence": "absence",
+           "no_factors": "no risk factor was selected", "roads:arterial": "arterial roads",
+           "roads:motorway": "motorways", "checkpoints": "checkpoints",
+           "cameras:offline": "offline cameras",
+           "validation_title": "Check: PAI on the following period",
+           "share_of_area": "top", "method_rtm": "Risk terrain (RTM)",
+           "method_gi": "Hot spots (Gi*)", "method_kde": "Kernel density (KDE)",
+           "no_validation": "No incidents in the following period to check on",
+           "model": "model", "poisson": "Poisson regression",
+           "negbin": "negative binomial regression",
+           "filters_ignored": "the hours and weekdays filters do not apply to this method",
+           "bad_param": "{name} is wrong"},
+}
+
+
 NOTICE_TEXT = {
     "zh": {"notice": "本月治安告知", "no_data": "该辖区还没有警情数据，暂不能分析"},
     "en": {"notice": "Monthly notice",
@@ -123,6 +214,7 @@ NOTICE_TEXT = {
 def page_text(lang: str) -> dict[str, str]:
     """Every word of the analysis page in ``lang``: controls, legends, popups, categories."""
     return {**TEXT[lang], **WORDS[lang], **CATEGORY[lang], **NOTICE_TEXT[lang],
+            **MORE_TEXT[lang], **{f"key_areas:{k}": v for k, v in _KEY_AREAS[lang].items()},
             **PUNCTUATION[lang]}
 
 
@@ -133,7 +225,7 @@ def _controls(code: str, lang: str, choices: list[tuple[str, str]], month: str |
     options = "".join(f'<option value="{escape(c)}"{" selected" if c == code else ""}>'
                       f"{escape(n)} ({escape(c)})</option>" for c, n in choices)
     methods = "".join(f'<option value="{m}">{escape(t[m])}</option>'
-                      for m in ("gi", "kde", "count", "emerging", "safety"))
+                      for m in METHODS)
     categories = f'<option value="">{escape(t["all"])}</option>' + "".join(
         f'<option value="{c}">{escape(t[c])}</option>' for c in INCIDENT_CATEGORIES)
     other = "en" if lang == "zh" else "zh"
@@ -157,6 +249,7 @@ def _controls(code: str, lang: str, choices: list[tuple[str, str]], month: str |
         <span id="sg-step-row" style="display:none"><label>{escape(t['step'])}
         <select id="sg-step"><option value="month">{t['month']}</option>
         <option value="week">{t['week']}</option></select></label></span></div>
+      {_more_controls(t)}
       <div class="sg-row"><button type="button" id="sg-run">{escape(t['run'])}</button>
         <select id="sg-runs"></select></div>
       <div class="sg-row"><select id="sg-compare"></select></div>
@@ -165,7 +258,34 @@ def _controls(code: str, lang: str, choices: list[tuple[str, str]], month: str |
         <span id="sg-step-label"></span></div>
       <div id="sg-message" role="status" aria-live="polite"></div>
       <div id="sg-legend"></div>
-    </div>"""
+    </div>
+    <section id="sg-results" aria-labelledby="sg-results-title" hidden>
+      <div class="sg-results-head"><b id="sg-results-title">{escape(t['results'])}</b>
+        <button type="button" id="sg-results-close" title="{escape(t['close'])}"
+          aria-label="{escape(t['close'])}">×</button></div>
+      <div id="sg-results-body"></div>
+    </section>"""
+
+
+METHODS = ("gi", "kde", "count", "emerging", "safety", "near_repeat", "clock", "terrain")
+
+
+def _more_controls(t: dict[str, str]) -> str:
+    """The hours and weekdays filters, the near-repeat bands and the data clock's grid."""
+    def field(key: str, id_: str, size: int, value: str = "", hint: str = "") -> str:
+        hint_attr = f' placeholder="{escape(t[hint])}"' if hint else ""
+        return (f'<label>{escape(t[key])} <input id="{id_}" size="{size}" '
+                f'value="{escape(value)}"{hint_attr}></label>')
+    return f"""
+      <div class="sg-row">{field("hours", "sg-hours", 6, hint="hours_hint")}
+        {field("weekdays", "sg-weekdays", 6, hint="weekdays_hint")}</div>
+      <div class="sg-row" id="sg-nr-row" hidden>
+        {field("space_bands", "sg-space-bands", 10, "100,200,300")}
+        {field("time_bands", "sg-time-bands", 10, "7,14,21,28")}
+        {field("permutations", "sg-permutations", 4, "99")}</div>
+      <div class="sg-row" id="sg-clock-row" hidden><label>{escape(t['clock_grid'])}
+        <select id="sg-clock-grid"><option value="">{escape(t['clock_grid_all'])}</option>
+        </select></label></div>"""
 
 
 def choices_for(user: User) -> list[tuple[str, str]]:
@@ -232,5 +352,6 @@ def analysis_page():
     return Response(tool_page(
         db_engine(current_app), [code], TEXT[lang]["title"], "analysis.js",
         _controls(code, lang, choices, month), "safegridAnalysis",
-        {"text": page_text(lang), "jurisdiction": code,
-         "outline": outline(code), "month": month}), mimetype="text/html")
+        {"text": page_text(lang), "jurisdiction": code, "lang": lang,
+         "outline": outline(code), "month": month}, css=("/static/analysis.css",)),
+        mimetype="text/html")

@@ -108,7 +108,11 @@ def test_a_refused_run_is_shown(analyst):
     page.click("#sg-run")
     page.wait_for_selector("#sg-message.error")
     assert "400" in page.text_content("#sg-message")
-    assert "1 metre" in page.text_content("#sg-message")
+    # the Chinese page names the parameter in Chinese, the server's reason as a code
+    assert page.text_content("#sg-message").startswith("未完成 (400)：格网(米)填写有误")
+    assert "1 metre" in page.text_content("#sg-message .sg-code")
+    methods = page.locator("#sg-method option").all_text_contents()
+    assert methods[-3:] == ["近重复", "时段分布", "风险地形"]
 
 
 def _latest_month(db, code):

@@ -1,5 +1,8 @@
-/* safegrid hot-spot analysis: run Gi*, KDE, counts or emerging hot spots from the
- * controls, draw the cells with a legend, reopen saved runs. Errors are shown in
+/* safegrid hot-spot analysis: run Gi*, KDE, counts, emerging hot spots, near repeat
+ * (Knox table and risk zones), the data clock (weekday x hour, of the jurisdiction or a
+ * grid clicked on the map) or the risk terrain from the controls, draw the cells with a
+ * legend, show tables in the results panel (Esc closes it), reopen saved runs. The hours
+ * and weekdays filters go with every run that takes them. Errors are shown in
  * #sg-message. */
 /* exported safegridAnalysis */
 function safegridAnalysis(map, config) {
@@ -21,13 +24,23 @@ function safegridAnalysis(map, config) {
   };
   const DENSITY = ["#ffffb2", "#fecc5c", "#fd8d3c", "#f03b20", "#bd0026"];
   const LEVELS = {1: "#1a9641", 2: "#a6d96a", 3: "#ffffbf", 4: "#fdae61", 5: "#d7191c"};
+  const RRS_COLOURS = ["#ffffcc", "#fed976", "#fd8d3c", "#bd0026"];
+  const WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+  // the server's parameter names, as the page's labels say them
+  const PARAMS = new Set(["hours", "weekdays", "cell", "space_bands", "time_bands",
+                          "permutations", "category", "from", "to"]);
+  const GRID_STYLE = {color: "#31a354", weight: 1, fillColor: "#31a354", fillOpacity: 0.04};
+  const PICKED_STYLE = {color: "#006d2c", weight: 4, fillColor: "#31a354", fillOpacity: 0.2};
   const cells = L.featureGroup().addTo(map);
   const compared = L.featureGroup().addTo(map);
+  const grids = L.featureGroup();  // the grids to pick for the data clock
   const outline = drawOutline(config.outline);
-  const state = {busy: 0, last: null};
-  window.safegridAnalysisState = {map, cells, compared, outline, state};
-  const {message, value, esc, call: get, refused, legend, rows, fixed, pValue} =
+  const state = {busy: 0, last: null, clock: null, gridsLoaded: false};
+  window.safegridAnalysisState = {map, cells, compared, grids, outline, state};
+  const {message, value, esc, call: get, refused: refusedRaw, legend, rows, fixed, pValue} =
     safegridTools(config, state);
+  const results = document.getElementById("sg-results");
+  const resultsBody = document.getElementById("sg-results-body");
   const percent = v => fixed(100 * v, 1) + "%";
   /* What a cell's popup shows, in this order: [property, how to say its value]. */
   const FIELDS = [
@@ -110,10 +123,16 @@ function safegridAnalysis(map, config) {
     return html;
   }
 
-  function draw(body) {
+  function clear(body) {
     cells.clearLayers();
     compared.clearLayers();
+    grids.remove();
+    closeResults();
     state.last = body;
+  }
+
+  function draw(body) {
+    clear(body);
     slider(body);
     const method = (body.parameters || {}).weights ? "safety"
       : (body.parameters || {}).method || (body.steps ? "emerging" : "gi");
@@ -152,35 +171,112 @@ function safegridAnalysis(map, config) {
             (incidents != null ? t.comma + incidents + " " + t.incidents : ""), "ok");
   }
 
+  /* The request of a run of `method`: [url, parameters]. */
+  function request(method) {
+    const params = new URLSearchParams({jurisdiction: value("sg-jurisdiction")});
+    for (const [name, id] of [["cell", "sg-cell"], ["from", "sg-from"], ["to", "sg-to"],
+                              ["category", "sg-category"], ["hours", "sg-hours"],
+                              ["weekdays", "sg-weekdays"]]) {
+      if (value(id)) params.set(name, value(id));
+    }
+    if (method === "safety" || method === "terrain") {  // no hours and weekdays there
+      params.delete("hours");
+      params.delete("weekdays");
+    }
+    if (method === "safety") {
+      for (const name of ["cell", "from", "category"]) params.delete(name);
+      return ["/api/safety-index", params];
+    }
+    if (method === "terrain") return ["/api/risk/terrain", params];
+    if (method === "emerging") {
+      params.set("step", value("sg-step"));
+      return ["/api/hotspots/emerging", params];
+    }
+    if (method === "near_repeat") {
+      params.delete("cell");
+      for (const [name, id] of [["space_bands", "sg-space-bands"],
+                                ["time_bands", "sg-time-bands"],
+                                ["permutations", "sg-permutations"]]) {
+        if (value(id)) params.set(name, value(id));
+      }
+      return ["/api/hotspots/near-repeat", params];
+    }
+    if (method === "clock") {
+      params.delete("cell");
+      if (value("sg-clock-grid")) params.set("grid", value("sg-clock-grid"));
+      return ["/api/hotspots/clock", params];
+    }
+    params.set("method", method);
+    return ["/api/hotspots", params];
+  }
+
   async function run() {
     const method = value("sg-method");
     if (!config.month && method !== "safety") {  // no incident in any period: nothing to find
       message(t.no_data, "error");
       return;
     }
-    const params = new URLSearchParams({jurisdiction: value("sg-jurisdiction")});
-    for (const [name, id] of [["cell", "sg-cell"], ["from", "sg-from"], ["to", "sg-to"],
-                              ["category", "sg-category"]]) {
-      if (value(id)) params.set(name, value(id));
-    }
-    let url = "/api/hotspots";
-    if (method === "safety") {
-      url = "/api/safety-index";
-      for (const name of ["cell", "from", "category"]) params.delete(name);
-    } else if (method === "emerging") {
-      url += "/emerging";
-      params.set("step", value("sg-step"));
-    } else {
-      params.set("method", method);
-    }
+    const [url, params] = request(method);
     message(t.running);
     const result = await get(url + "?" + params.toString());
     if (!result.ok) {
       refused(result);
       return;
     }
-    draw(result.data);
+    if (method === "clock") {
+      drawClock(result.data);
+      await loadGrids();
+      markGrid();
+      return;
+    }
+    show(result.data);
+    if ((method === "safety" || method === "terrain") &&
+        (value("sg-hours") || value("sg-weekdays"))) {
+      const box = document.getElementById("sg-message");
+      box.textContent += t.comma + t.filters_ignored;
+    }
     if (method !== "safety") loadRuns();
+  }
+
+  /* A refusal in the page's language: the server's reason in English stays as a code
+   * (the Chinese page names the parameter it is about in Chinese). */
+  function refused(result) {
+    refusedRaw(result);
+    if (config.lang === "en") return;
+    const data = result.data || {};
+    const reason = data.error || data.message || "";
+    const name = (reason.match(/^[a-z_]+/) || [""])[0];
+    if (!reason || !PARAMS.has(name)) return;
+    const box = document.getElementById("sg-message");
+    box.textContent = t.refused + " (" + result.status + ")" + t.colon +
+      t.bad_param.replace("{name}", t[name]) + " ";
+    const code = document.createElement("small");
+    code.className = "sg-code";
+    code.textContent = reason;
+    box.append(code);
+  }
+
+  /* A saved or new answer, drawn as its kind asks. */
+  function show(body) {
+    if (body.knox) {
+      drawNearRepeat(body);
+    } else if (body.factors) {
+      drawTerrain(body);
+    } else {
+      draw(body);
+    }
+  }
+
+  function openResults(title, html) {
+    document.getElementById("sg-results-title").textContent = title;
+    resultsBody.innerHTML = html;
+    results.hidden = false;
+  }
+
+  function closeResults() {
+    if (results.hidden) return false;
+    results.hidden = true;
+    return true;
   }
 
   async function loadRuns() {
@@ -210,7 +306,7 @@ function safegridAnalysis(map, config) {
     if (!id) return;
     const result = await get("/api/hotspots/runs/" + id);
     if (!result.ok) { refused(result); return; }
-    draw(result.data);
+    show(result.data);
   }
 
   function isHot(p) {
@@ -272,14 +368,236 @@ function safegridAnalysis(map, config) {
     document.getElementById("sg-step-label").textContent = t.categories_all;
   }
 
+  /* Near repeat: the risk zones on the map, the Knox table and the classes in the panel. */
+  function drawNearRepeat(body) {
+    clear(body);
+    slider({});
+    L.geoJSON(body, {
+      style: {color: "#d94801", weight: 1.5, fillColor: "#fd8d3c", fillOpacity: 0.35},
+      onEachFeature: (f, layer) => layer.bindPopup(zonePopup(f.properties)),
+    }).addTo(cells);
+    legend([[t.legend_zone, [[t.zone_title, "#fd8d3c"]]]]);
+    const k = body.knox;
+    const c = body.classification;
+    const classes = "<p id='sg-nr-classes'>" + esc(t.classes_title.replace("{m}", c.space_m)
+      .replace("{d}", c.days)) + t.colon + ["originator", "near_repeat", "isolated"].map(
+      name => "<span class='sg-nr-class' data-class='" + name + "'>" +
+        esc(t[name === "near_repeat" ? "near_repeat_class" : name]) + " <b>" +
+        c.counts[name] + "</b></span>").join(" · ") + "</p>";
+    const withheld = body.zones_withheld
+      ? "<p id='sg-zones-withheld' class='sg-note'>" + esc(t.zones_withheld) + "</p>" : "";
+    openResults(t.knox_title, knoxTable(k) + knoxLegend() + classes + withheld);
+    const p = body.parameters || {};
+    message(t.done + t.colon + p.incidents + " " + t.incidents +
+            (body.zones_withheld ? "" : t.comma + body.features.length + " " + t.zones), "ok");
+  }
+
+  function zonePopup(p) {
+    return "<b>" + esc(t.zone_title) + "</b>" + rows([
+      [t.zone_until, String(p.until).slice(0, 16).replace("T", " ")],
+      [t.zone_incidents, p.incidents + " " + t.unit_incidents]]);
+  }
+
+  // "0–100 米", "> 300 米": a band as the API labels it, with its unit
+  function band(label, unit) {
+    return label.replace("-", "–").replace(">", "> ") + " " + unit;
+  }
+
+  function knoxClass(ratio, p) {
+    if (ratio == null) return "sg-k-none";
+    if (ratio <= 1) return "sg-k-cool";
+    if (p != null && p < 0.01) return "sg-k-p01";
+    if (p != null && p < 0.05) return "sg-k-p05";
+    return "sg-k-warm";
+  }
+
+  /* The Knox table as the Near Repeat Calculator shows it: space bands down, time
+   * bands across, the ratio with the observed pairs, coloured by significance. */
+  function knoxTable(k) {
+    const head = "<tr><th scope='col'>" + esc(t.knox_corner) + "</th>" + k.time_bands.map(
+      b => "<th scope='col'>" + esc(band(b, t.days)) + "</th>").join("") + "</tr>";
+    const body = k.space_bands.map((s, i) => "<tr><th scope='row'>" + esc(band(s, t.metres)) +
+      "</th>" + k.time_bands.map((_b, j) => {
+        const ratio = k.knox_ratio[i][j];
+        const p = k.p_value[i][j];
+        const title = t.knox_ratio + " " + fixed(ratio, 2) + t.comma + t.observed + " " +
+          k.observed[i][j] + t.comma + t.expected + " " + fixed(k.expected[i][j], 1) +
+          t.comma + "p " + pValue(p);
+        return "<td class='" + knoxClass(ratio, p) + "' title='" + esc(title) + "'>" +
+          (ratio == null ? "—" : fixed(ratio, 2) + " (" + k.observed[i][j] + ")") + "</td>";
+      }).join("") + "</tr>").join("");
+    return "<table id='sg-knox' class='sg-grid-table'>" + head + body + "</table>" +
+      "<p class='sg-note'>" + esc(t.knox_note) + "</p>";
+  }
+
+  function knoxLegend() {
+    return "<div id='sg-knox-legend'>" + ["p01", "p05", "warm", "cool", "none"].map(
+      key => "<div><span class='sg-swatch sg-k-" + key + "'></span> " + esc(t["knox_" + key]) +
+        "</div>").join("") + "</div>";
+  }
+
+  /* The data clock: weekdays down, hours across, shaded by count; and one grid's. */
+  function drawClock(body) {
+    clear(null);
+    slider({});
+    legend([]);
+    state.clock = body;
+    let html = clockTable(body, "sg-clock");
+    if (body.grid) {
+      html += "<h4 id='sg-clock-grid-title'>" + esc(t.clock_grid_title.replace(
+        "{code}", body.grid.code)) + "</h4>" + clockTable(body.grid, "sg-clock-grid-table");
+    }
+    openResults(t.clock_title, html);
+    message(t.done + t.colon + body.total + " " + t.incidents +
+            (body.grid ? t.comma + t.clock_grid + " " + body.grid.code + t.colon +
+             body.grid.total + " " + t.incidents : ""), "ok");
+  }
+
+  function clockTable(clock, id) {
+    const top = Math.max(1, ...clock.counts.flat());
+    const head = "<tr><th></th>" + clock.counts[0].map((_c, h) => "<th scope='col'>" + h +
+      "</th>").join("") + "<th scope='col'>" + esc(t.total) + "</th></tr>";
+    const body = clock.counts.map((row, d) => "<tr><th scope='row'>" + esc(t[WEEKDAYS[d]]) +
+      "</th>" + row.map((c, h) => {
+        const share = c / top;
+        const style = "background:rgba(189,0,38," + (0.08 + 0.87 * share).toFixed(2) + ")" +
+          (share > 0.5 ? ";color:#fff" : "");
+        const title = t.clock_of.replace("{day}", t[WEEKDAYS[d]]).replace("{hour}", h) +
+          t.colon + c + " " + t.unit_incidents;
+        return "<td style='" + (c ? style : "") + "' title='" + esc(title) + "' data-count='" +
+          c + "'>" + (c || "") + "</td>";
+      }).join("") + "<td class='sg-total'>" + clock.by_weekday[d] + "</td></tr>").join("");
+    return "<table id='" + id + "' class='sg-grid-table sg-clock'>" + head + body + "</table>";
+  }
+
+  /* The grids under the jurisdiction, to click for their clock (loaded once). */
+  async function loadGrids() {
+    grids.addTo(map);
+    if (state.gridsLoaded) return;
+    state.gridsLoaded = true;
+    const b = outline.getBounds();
+    let url = "/collections/grids/items?limit=1000&bbox=" +
+      [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map(v => v.toFixed(6)).join(",");
+    const found = [];
+    while (url) {
+      const result = await get(url);
+      if (!result.ok) { state.gridsLoaded = false; return; }
+      found.push(...result.data.features.filter(f =>
+        String(f.properties.jurisdiction_code || "").startsWith(config.jurisdiction)));
+      const next = (result.data.links || []).find(l => l.rel === "next");
+      url = next ? next.href : null;
+    }
+    const select = document.getElementById("sg-clock-grid");
+    for (const f of found.sort((a, b) => String(a.properties.code).localeCompare(b.properties.code))) {
+      const option = document.createElement("option");
+      option.value = f.id;
+      option.textContent = (f.properties.name || "") + " (" + f.properties.code + ")";
+      select.append(option);
+    }
+    L.geoJSON({type: "FeatureCollection", features: found}, {
+      style: GRID_STYLE,
+      onEachFeature: (f, layer) => {
+        layer.bindTooltip(esc(f.properties.name || f.properties.code), {sticky: true});
+        layer.on("click", () => {
+          select.value = String(f.id);
+          run();
+        });
+      },
+    }).addTo(grids);
+    markGrid();
+  }
+
+  /* The grid whose clock is shown, outlined bold. */
+  function markGrid() {
+    const picked = value("sg-clock-grid");
+    grids.eachLayer(group => group.eachLayer(layer => layer.setStyle(
+      String(layer.feature.id) === picked ? PICKED_STYLE : GRID_STYLE)));
+  }
+
+  /* The risk terrain: cells by relative risk score class, the factors and the check. */
+  function drawTerrain(body) {
+    clear(body);
+    slider({});
+    const scores = body.features.map(f => f.properties.rrs);
+    const mean = scores.reduce((a, b) => a + b, 0) / Math.max(1, scores.length);
+    const sd = Math.sqrt(scores.reduce((a, b) => a + (b - mean) ** 2, 0) /
+                         Math.max(1, scores.length));
+    const breaks = [mean, mean + sd, mean + 2 * sd];
+    const rank = v => breaks.filter(b => v >= b).length;
+    L.geoJSON(body, {
+      style: f => {
+        const colour = RRS_COLOURS[rank(f.properties.rrs)];
+        return {color: colour, weight: 0.5, fillColor: colour, fillOpacity: 0.7};
+      },
+      onEachFeature: (f, layer) => layer.bindPopup(rows([
+        [t.f_rrs, fixed(f.properties.rrs, 2)],
+        [t.f_count, f.properties.count != null ? f.properties.count + " " + t.unit_incidents
+          : null]])),
+    }).addTo(cells);
+    const edges = ["", ...breaks.map(b => fixed(b, 2))];
+    legend([[t.legend_rrs, RRS_COLOURS.map((c, i) => [(i === 0 ? "< " + edges[1]
+      : i === 3 ? "≥ " + edges[3] : edges[i] + "–" + edges[i + 1]) + " (" + t["rrs_" + (i + 1)] +
+      ")", c])]]);
+    openResults(t.terrain, factorTable(body) + validationTable(body));
+    const p = body.parameters || {};
+    message(t.done + t.colon + body.features.length + " " + t.cells + t.comma + t.cell + " " +
+            p.cell + " m" + t.comma + t.model + " " + (t[body.model.kind] || body.model.kind),
+            "ok");
+  }
+
+  function factorTable(body) {
+    if (!body.factors.length) return "<p class='sg-note'>" + esc(t.no_factors) + "</p>";
+    const head = ["factor", "operationalisation", "distance", "relative_risk"].map(
+      k => "<th scope='col'>" + esc(t[k]) + "</th>").join("") + "<th scope='col'>p</th>";
+    return "<h4>" + esc(t.factors_title) + "</h4><table id='sg-factors' class='sg-grid-table'>" +
+      "<tr>" + head + "</tr>" + body.factors.map(f => "<tr><td>" +
+        esc(t[f.factor] || f.factor) + "</td><td>" +
+        esc(t[f.operationalisation] || f.operationalisation) + "</td><td>" +
+        Math.round(f.distance) + " " + esc(t.metres) + "</td><td>" + fixed(f.relative_risk, 2) +
+        "</td><td>" + esc(pValue(f.p_value)) + "</td></tr>").join("") + "</table>";
+  }
+
+  function validationTable(body) {
+    const v = body.validation;
+    if (!v) return "<p class='sg-note' id='sg-no-validation'>" + esc(t.no_validation) + "</p>";
+    const shares = Object.keys(v.methods.rtm);
+    return "<h4>" + esc(t.validation_title) + "</h4>" +
+      "<table id='sg-validation' class='sg-grid-table'><tr><th></th>" + shares.map(
+        s => "<th scope='col'>" + esc(t.share_of_area) + " " + esc(s) + "</th>").join("") +
+      "</tr>" + Object.entries(v.methods).map(([m, byShare]) => "<tr data-method='" + m +
+        "'><th scope='row'>" + esc(t["method_" + m] || m) + "</th>" + shares.map(
+        s => "<td>" + fixed(byShare[s].pai, 2) + "</td>").join("") + "</tr>").join("") +
+      "</table>";
+  }
+
+  function showRows() {
+    const method = value("sg-method");
+    document.getElementById("sg-step-row").style.display = method === "emerging" ? "" : "none";
+    document.getElementById("sg-nr-row").hidden = method !== "near_repeat";
+    document.getElementById("sg-clock-row").hidden = method !== "clock";
+  }
+
   document.getElementById("sg-run").addEventListener("click", run);
+  document.getElementById("sg-results-close").addEventListener("click", () => {
+    closeResults();
+    document.getElementById("sg-run").focus();
+  });
+  document.getElementById("sg-clock-grid").addEventListener("change", run);
+  // Enter in a text or date field runs, as the button does
+  document.getElementById("sg-panel").addEventListener("keydown", event => {
+    if (event.key === "Enter" && event.target.tagName === "INPUT" &&
+        event.target.type !== "range") {
+      event.preventDefault();
+      run();
+    }
+  });
+  document.addEventListener("keydown", event => {
+    if (event.key === "Escape" && closeResults()) document.getElementById("sg-run").focus();
+  });
   document.getElementById("sg-compare").addEventListener("change", compare);
   document.getElementById("sg-slider").addEventListener("input", showStep);
   document.getElementById("sg-runs").addEventListener("change", reopen);
-  document.getElementById("sg-method").addEventListener("change", () => {
-    document.getElementById("sg-step-row").style.display =
-      value("sg-method") === "emerging" ? "" : "none";
-  });
+  document.getElementById("sg-method").addEventListener("change", showRows);
   document.getElementById("sg-jurisdiction").addEventListener("change", () => {
     const params = new URLSearchParams(window.location.search);
     params.set("jurisdiction", value("sg-jurisdiction"));
