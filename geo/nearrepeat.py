@@ -15,11 +15,14 @@ whole-day times the time edges ``[0, 7, 14]`` are the calculator's "0-7 days" an
 The calculator's separate "same location" row is not split out: distance 0 is in the
 first space band.
 
-Only pairs within the largest finite space edge are found (a KD-tree) and binned once;
-a permutation re-bins their time differences only. The "beyond" space row needs no
-pairs at all: permuting the times does not change the multiset of times, so the number
-of pairs of all incidents per time band is the same in every permutation (counted once
-from the sorted times), and the beyond row is that total minus the close rows.
+Only pairs within the largest finite space edge are found (a KD-tree over strips of
+incidents sorted by x, so that the search holds one strip's candidates at a time) and
+binned once, kept as 32-bit indices in blocks per space band; a permutation re-bins
+their time differences only, several permutations per pass over each block. The
+"beyond" space row needs no pairs at all: permuting the times does not change the
+multiset of times, so the number of pairs of all incidents per time band is the same in
+every permutation (counted once from the sorted times), and the beyond row is that
+total minus the close rows.
 
 References
 ----------
@@ -64,6 +67,8 @@ CLASSES = ("originator", "near_repeat", "isolated")
 DAY = np.timedelta64(1, "D")
 MAX_BANDS = 1000
 PAIR_BLOCK = 1 << 16  # pairs re-binned at a time: keeps the block in the CPU cache
+STRIP = 1 << 12  # points whose close pairs are searched at a time
+PERM_BATCH = 8  # permutations counted in one pass over the pairs
 
 
 @dataclass(frozen=True)
@@ -209,37 +214,70 @@ class _Pairs:
     per_band: np.ndarray  # pairs per finite space band
 
 
-def _group(i: np.ndarray, j: np.ndarray, band: np.ndarray, bands: int) -> _Pairs:
-    # by band, then by runs of 1024 (or more) events in tree order: a 16-bit key (radix
-    # sort) that keeps each block's time look-ups within a few cache lines
-    runs = max(1, 65535 // max(bands, 1))
-    shift = max(10, int(i.max(initial=0)).bit_length() - int(runs).bit_length() + 1)
-    key = (band.astype(np.int64) * runs + (i >> shift)).astype(np.uint16)
-    order = np.argsort(key, kind="stable")
-    i, j, band = i[order].astype(np.int32), j[order].astype(np.int32), band[order]
-    per_band = np.bincount(band, minlength=bands)
-    bounds = np.concatenate([[0], np.cumsum(per_band)])
-    blocks = [[(i[a:min(a + PAIR_BLOCK, bounds[s + 1])], j[a:min(a + PAIR_BLOCK, bounds[s + 1])])
-               for a in range(int(bounds[s]), int(bounds[s + 1]), PAIR_BLOCK)]
-              for s in range(bands)]
+def _strip_pairs(pts: np.ndarray, a: int, b: int, reach: float) -> np.ndarray:
+    """Pairs ``(i, j)``, ``i < j``, of x-sorted ``pts`` with ``a <= i < b``, within ``reach``.
+
+    All partners of the strip ``a:b`` lie before the first point more than ``reach`` to
+    the right of its last point: a KD-tree of ``a:hi`` finds them.
+    """
+    hi = int(np.searchsorted(pts[:, 0], pts[b - 1, 0] + reach, side="right"))
+    tree = cKDTree(pts[a:hi], balanced_tree=False, compact_nodes=False)
+    local = tree.query_pairs(reach, output_type="ndarray")  # first < second
+    local = local[local[:, 0] < b - a]
+    return local.astype(np.int32) + np.int32(a)
+
+
+def _banded_pairs(pts: np.ndarray, edges: np.ndarray) -> _Pairs:
+    """Pairs of x-sorted ``pts`` within the last space edge, grouped by space band.
+
+    Found strip by strip (``STRIP`` points at a time, each pair in the strip of its
+    first point), so that no more than one strip's candidates are held beside the
+    result; distances by ``np.hypot`` as :func:`close_pairs`.
+    """
+    bands = len(edges) - 1
+    radius = float(edges[-1])
+    reach = radius * (1 + 1e-9) + 1e-9  # the tree's rounding must not decide an edge
+    x, y = np.ascontiguousarray(pts[:, 0]), np.ascontiguousarray(pts[:, 1])
+    blocks: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in range(bands)]
+    per_band = np.zeros(bands, dtype=np.int64)
+    for a in range(0, len(pts) if len(pts) > 1 else 0, STRIP):
+        ij = _strip_pairs(pts, a, min(a + STRIP, len(pts)), reach)
+        i, j = ij[:, 0], ij[:, 1]
+        d = np.hypot(x[i] - x[j], y[i] - y[j])
+        band = _band(d, edges)
+        band[d > radius] = bands  # a hair beyond: dropped
+        order = np.argsort(band.astype(np.uint16), kind="stable")
+        count = np.bincount(band, minlength=bands + 1)
+        i, j = i[order], j[order]
+        start = 0
+        for s in range(bands):
+            for lo in range(start, start + int(count[s]), PAIR_BLOCK):
+                hi = min(lo + PAIR_BLOCK, start + int(count[s]))
+                blocks[s].append((i[lo:hi].copy(), j[lo:hi].copy()))
+            start += int(count[s])
+        per_band += count[:bands]
     return _Pairs(blocks, per_band)
 
 
-def _close_rows(times: np.ndarray, pairs: _Pairs, time_edges: np.ndarray) -> np.ndarray:
-    """Close-row counts (finite space bands x time bands with beyond) for given times."""
+def _close_rows(times: list[np.ndarray], pairs: _Pairs,
+                time_edges: np.ndarray) -> list[np.ndarray]:
+    """Close-row counts (finite space bands x time bands with beyond) per array of times.
+
+    One table per array in ``times``; each block of pairs is read once for all of them.
+    """
     finite = time_edges[1:]
-    table = np.zeros((len(pairs.blocks), len(time_edges)), dtype=np.int64)
+    cum = np.zeros((len(times), len(pairs.blocks), len(finite)), dtype=np.int64)
     for s, blocks in enumerate(pairs.blocks):
-        cum = np.zeros(len(finite), dtype=np.int64)
         for bi, bj in blocks:
-            dt = np.take(times, bi)
-            np.subtract(dt, np.take(times, bj), out=dt)
-            np.abs(dt, out=dt)
-            for k, edge in enumerate(finite):
-                cum[k] += np.count_nonzero(dt <= edge)
-        table[s, :-1] = np.diff(cum, prepend=0)
-        table[s, -1] = pairs.per_band[s] - cum[-1]
-    return table
+            bi, bj = bi.astype(np.intp), bj.astype(np.intp)  # np.take casts int32 slowly
+            for q, tq in enumerate(times):
+                dt = np.take(tq, bi)
+                np.subtract(dt, np.take(tq, bj), out=dt)
+                np.abs(dt, out=dt)
+                for k, edge in enumerate(finite):
+                    cum[q, s, k] += np.count_nonzero(dt <= edge)
+    return [np.column_stack([np.diff(c, prepend=0, axis=1), pairs.per_band - c[:, -1]])
+            for c in cum]
 
 
 def knox_table(xy: np.ndarray, t: np.ndarray | Sequence,
@@ -281,12 +319,10 @@ def knox_table(xy: np.ndarray, t: np.ndarray | Sequence,
                          f"{len(s_edges) - 1} and {len(t_edges) - 1}")
     if int(permutations) < 0:
         raise ValueError(f"permutations must be 0 or more, got {permutations!r}")
-    n, bands = len(pts), len(s_edges) - 1
-    order = cKDTree(pts).indices if n else np.arange(0)  # tree order: close pairs, close rows
-    i, j, d = close_pairs(pts[order], s_edges[-1])
-    pairs = _group(i, j, _band(d, s_edges), bands)
+    order = np.argsort(pts[:, 0], kind="stable")  # by x: close pairs, close in memory
+    pairs = _banded_pairs(pts[order], s_edges)
     totals = _time_totals(days, t_edges)
-    observed = _with_beyond(_close_rows(days[order], pairs, t_edges), totals)
+    observed = _with_beyond(_close_rows([days[order]], pairs, t_edges)[0], totals)
     rng = np.random.default_rng(seed)
     rows = _permuted(days, order, pairs, t_edges, rng, int(permutations), workers)
     sims = np.stack([_with_beyond(r, totals) for r in rows]) if rows else \
@@ -300,19 +336,31 @@ def _with_beyond(close: np.ndarray, totals: np.ndarray) -> np.ndarray:
 
 def _permuted(days: np.ndarray, order: np.ndarray, pairs: _Pairs, t_edges: np.ndarray,
               rng: np.random.Generator, permutations: int, workers: int) -> list[np.ndarray]:
-    """Close rows of each permutation, in permutation order."""
-    n = len(days)
+    """Close rows of each permutation, in permutation order.
 
-    def times() -> np.ndarray:
-        return days[rng.permutation(n)][order]
-
-    if workers <= 1:
-        return [_close_rows(times(), pairs, t_edges) for _ in range(permutations)]
+    The permuted times are drawn in order by the calling thread, ``PERM_BATCH`` per
+    worker at a time (each worker counts its share of a batch in one pass over the
+    pairs), so the result does not depend on ``workers``.
+    """
+    n, workers = len(days), max(1, workers)
     out: list[np.ndarray] = []
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for start in range(0, permutations, 4 * workers):  # bounds the memory held
-            batch = [times() for _ in range(min(4 * workers, permutations - start))]
-            out.extend(pool.map(lambda tp: _close_rows(tp, pairs, t_edges), batch))
+    pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
+    try:
+        for start in range(0, permutations, PERM_BATCH * workers):
+            batch = [days[rng.permutation(n)][order]
+                     for _ in range(min(PERM_BATCH * workers, permutations - start))]
+            parts = [batch[k::workers] for k in range(workers) if batch[k::workers]]
+            if pool is None:
+                counted = [_close_rows(part, pairs, t_edges) for part in parts]
+            else:
+                counted = list(pool.map(lambda part: _close_rows(part, pairs, t_edges), parts))
+            rows: list[np.ndarray] = [np.empty(0)] * len(batch)
+            for k, tables in enumerate(counted):
+                rows[k::workers] = tables
+            out.extend(rows)
+    finally:
+        if pool is not None:
+            pool.shutdown()
     return out
 
 

@@ -6,6 +6,7 @@ import pytest
 import shapely
 from scipy.spatial.distance import pdist
 
+from geo import nearrepeat
 from geo.nearrepeat import band_edges, classify, knox_table, risk_zones, to_days
 
 
@@ -58,6 +59,28 @@ def test_counts_equal_brute_force_over_all_pairs(lattice):
     if lattice:
         d = pdist(xy)
         assert (d == 100).any() and (d == 300).any()
+
+
+def test_many_incidents_with_tied_x_equal_brute_force():
+    # more incidents than one strip of the pair search, on a lattice: long runs of
+    # equal x cut by strip ends, pairs exactly on the band edges
+    rng = np.random.default_rng(9)
+    n = nearrepeat.STRIP + 700
+    xy = np.column_stack([rng.integers(0, 40, n) * 25.0, rng.integers(0, 30, n) * 20.0])
+    t = rng.integers(0, 200, n).astype(float)
+    s_edges, t_edges = np.array([0.0, 50, 100]), np.array([0.0, 7, 14])
+    expected = np.zeros((3, 3), dtype=np.int64)
+    for a in range(0, n, 512):  # rows a:a+512 against every later incident
+        rows = np.arange(a, min(a + 512, n))[:, None]
+        d = np.hypot(xy[rows, 0] - xy[None, :, 0], xy[rows, 1] - xy[None, :, 1])
+        dt = np.abs(t[rows] - t[None, :])
+        space = (d[..., None] > s_edges[1:]).sum(-1)  # bands by plain comparisons
+        time_ = (dt[..., None] > t_edges[1:]).sum(-1)
+        later = np.arange(n)[None, :] > rows
+        expected += np.bincount((space * 3 + time_)[later], minlength=9).reshape(3, 3)
+    r = knox_table(xy, t, s_edges, t_edges, permutations=0)
+    assert r.observed.tolist() == expected.tolist()
+    assert r.observed[:-1].sum() > 50_000, r.observed
 
 
 def test_uneven_edges_and_coincident_points():
