@@ -122,8 +122,8 @@ def _check_knox(page, knox: dict) -> None:
                 assert (text, colour) == ("—", "sg-k-none")
                 continue
             assert text == f"{_fixed(ratio, 2)} ({knox['observed'][i][j]})"
-            expected = ("sg-k-cool" if ratio <= 1 else "sg-k-p01" if p is not None and p < 0.01
-                        else "sg-k-p05" if p is not None and p < 0.05 else "sg-k-warm")
+            expected = ("sg-k-cool" if ratio <= 1 else "sg-k-p01" if p is not None and p <= 0.01
+                        else "sg-k-p05" if p is not None and p <= 0.05 else "sg-k-warm")
             assert colour == expected, (i, j, ratio, p)
 
 
@@ -139,10 +139,10 @@ def test_near_repeat_table_classes_and_zones_by_mouse_and_keyboard(analyst, api)
     assert page.locator("#sg-nr-row").is_visible()
     _period(page, NEAR)
     page.fill("#sg-time-bands", "7,14,21")
-    _enter(page, "#sg-permutations", "19")
+    _enter(page, "#sg-permutations", "99")
     assert "ok" in page.get_attribute("#sg-message", "class"), page.text_content("#sg-message")
     query = {"jurisdiction": AREA, **NEAR, "space_bands": "100,200,300",
-             "time_bands": "7,14,21", "permutations": "19"}
+             "time_bands": "7,14,21", "permutations": "99"}
     r = api("police", "/api/hotspots/near-repeat?" + urlencode(query))
     assert r.status_code == 200, r.text[:300]
     body = r.json()
@@ -154,9 +154,11 @@ def test_near_repeat_table_classes_and_zones_by_mouse_and_keyboard(analyst, api)
     assert rows == ["0–100 米", "100–200 米", "200–300 米", "> 300 米"]
     _check_knox(page, knox)
     assert sum(map(sum, knox["observed"])) > 0
+    colours = {c for row in _knox_rows(page) for _t, c in row}
+    assert colours & {"sg-k-p01", "sg-k-p05"}, colours  # this month has near repeats
     legend = page.locator("#sg-knox-legend div").all_text_contents()
-    assert [s.strip() for s in legend][:2] == ["比值 > 1，p < 0.01 (显著偏多)",
-                                               "比值 > 1，p < 0.05"]
+    assert [s.strip() for s in legend][:2] == ["比值 > 1，p ≤ 0.01 (显著偏多)",
+                                               "比值 > 1，p ≤ 0.05"]
     counts = body["classification"]["counts"]
     for name, count in counts.items():
         assert page.text_content(f".sg-nr-class[data-class={name}] b") == str(count)
@@ -175,6 +177,17 @@ def test_near_repeat_table_classes_and_zones_by_mouse_and_keyboard(analyst, api)
     _speaks(page, "zh", "#sg-results", "#sg-legend", ".leaflet-popup-content", "#sg-message")
     page.wait_for_timeout(300)
     page.screenshot(path=str(OUTPUT / "toolkit-near-repeat.png"))
+    # by keyboard: the zones are listed as buttons, Enter opens one on the map
+    page.keyboard.press("Escape")  # the popup
+    listed = page.locator("#sg-zone-list button").all_text_contents()
+    assert len(listed) == len(zones)
+    assert listed[0] == (f"风险持续至 {zones[0]['properties']['until'][:16].replace('T', ' ')}"
+                         f" · {zones[0]['properties']['incidents']} 起")
+    page.focus("#sg-zone-list button >> nth=0")
+    page.keyboard.press("Enter")
+    page.wait_for_timeout(500)
+    assert zones[0]["properties"]["until"][:16].replace("T", " ") in page.text_content(
+        ".leaflet-popup-content")
     # Esc closes the results panel, focus back on the run button
     page.keyboard.press("Escape")
     page.keyboard.press("Escape")

@@ -35,7 +35,7 @@ function safegridAnalysis(map, config) {
   const compared = L.featureGroup().addTo(map);
   const grids = L.featureGroup();  // the grids to pick for the data clock
   const outline = drawOutline(config.outline);
-  const state = {busy: 0, last: null, clock: null, gridsLoaded: false};
+  const state = {busy: 0, last: null, clock: null, gridsLoaded: false, popup: false};
   window.safegridAnalysisState = {map, cells, compared, grids, outline, state};
   const {message, value, esc, call: get, refused: refusedRaw, legend, rows, fixed, pValue} =
     safegridTools(config, state);
@@ -386,10 +386,32 @@ function safegridAnalysis(map, config) {
         c.counts[name] + "</b></span>").join(" · ") + "</p>";
     const withheld = body.zones_withheld
       ? "<p id='sg-zones-withheld' class='sg-note'>" + esc(t.zones_withheld) + "</p>" : "";
-    openResults(t.knox_title, knoxTable(k) + knoxLegend() + classes + withheld);
+    openResults(t.knox_title, knoxTable(k) + knoxLegend() + classes + withheld +
+                zoneList(body.features));
+    for (const button of resultsBody.querySelectorAll("button.sg-zone")) {
+      button.addEventListener("click", () => openZone(Number(button.dataset.zone)));
+    }
     const p = body.parameters || {};
     message(t.done + t.colon + p.incidents + " " + t.incidents +
             (body.zones_withheld ? "" : t.comma + body.features.length + " " + t.zones), "ok");
+  }
+
+  /* The zones as buttons, latest end first: each opens its zone on the map. */
+  function zoneList(features) {
+    if (!features.length) return "";
+    return "<h4>" + esc(t.zone_list) + "</h4><ol id='sg-zone-list'>" + features.map(
+      (f, i) => "<li><button type='button' class='sg-zone' data-zone='" + i + "'>" +
+        esc(t.zone_until + " " + String(f.properties.until).slice(0, 16).replace("T", " ") +
+            " · " + f.properties.incidents + " " + t.unit_incidents) + "</button></li>")
+      .join("") + "</ol>";
+  }
+
+  function openZone(index) {
+    const layers = cells.getLayers()[0].getLayers();
+    const layer = layers[index];
+    if (!layer) return;
+    map.fitBounds(layer.getBounds(), {maxZoom: Math.max(map.getZoom(), 15)});
+    layer.openPopup(layer.getBounds().getCenter());
   }
 
   function zonePopup(p) {
@@ -406,8 +428,9 @@ function safegridAnalysis(map, config) {
   function knoxClass(ratio, p) {
     if (ratio == null) return "sg-k-none";
     if (ratio <= 1) return "sg-k-cool";
-    if (p != null && p < 0.01) return "sg-k-p01";
-    if (p != null && p < 0.05) return "sg-k-p05";
+    // pseudo p-values of n permutations are at least 1 / (n + 1): 0.01 with 99
+    if (p != null && p <= 0.01) return "sg-k-p01";
+    if (p != null && p <= 0.05) return "sg-k-p05";
     return "sg-k-warm";
   }
 
@@ -591,9 +614,17 @@ function safegridAnalysis(map, config) {
       run();
     }
   });
+  map.on("popupopen", () => { state.popup = true; });
+  map.on("popupclose", () => { state.popup = false; });
+  // Esc closes the innermost first: an open popup, then the results panel
   document.addEventListener("keydown", event => {
-    if (event.key === "Escape" && closeResults()) document.getElementById("sg-run").focus();
-  });
+    if (event.key !== "Escape") return;
+    if (state.popup) {
+      map.closePopup();
+    } else if (closeResults()) {
+      document.getElementById("sg-run").focus();
+    }
+  }, true);  // before the map's own Esc, so that one press closes one thing
   document.getElementById("sg-compare").addEventListener("change", compare);
   document.getElementById("sg-slider").addEventListener("input", showStep);
   document.getElementById("sg-runs").addEventListener("change", reopen);
