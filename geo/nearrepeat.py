@@ -214,25 +214,33 @@ class _Pairs:
     per_band: np.ndarray  # pairs per finite space band
 
 
-def _strip_pairs(pts: np.ndarray, a: int, b: int, reach: float) -> np.ndarray:
-    """Pairs ``(i, j)``, ``i < j``, of x-sorted ``pts`` with ``a <= i < b``, within ``reach``.
+def _strip_pairs(key: np.ndarray, pts: np.ndarray, a: int,
+                 reach: float) -> tuple[np.ndarray, int]:
+    """Pairs ``(i, j)``, ``i < j``, within ``reach`` of the strip of ``pts`` from ``a``.
 
-    All partners of the strip ``a:b`` lie before the first point more than ``reach`` to
-    the right of its last point: a KD-tree of ``a:hi`` finds them.
+    ``key`` is the sorting coordinate of ``pts``. The strip is ``STRIP`` points or, when
+    those lie closer together, points up to ``reach`` further along (at most
+    ``16 * STRIP``). All partners of the strip lie before the first point more than
+    ``reach`` beyond its last one: a KD-tree of those finds them. Returns the pairs
+    (32-bit) and the end of the strip.
     """
-    hi = int(np.searchsorted(pts[:, 0], pts[b - 1, 0] + reach, side="right"))
+    n = len(key)
+    b = min(max(a + STRIP, int(np.searchsorted(key, key[a] + reach, side="right"))),
+            a + 16 * STRIP, n)
+    hi = int(np.searchsorted(key, key[b - 1] + reach, side="right"))
     tree = cKDTree(pts[a:hi], balanced_tree=False, compact_nodes=False)
     local = tree.query_pairs(reach, output_type="ndarray")  # first < second
     local = local[local[:, 0] < b - a]
-    return local.astype(np.int32) + np.int32(a)
+    return local.astype(np.int32) + np.int32(a), b
 
 
-def _banded_pairs(pts: np.ndarray, edges: np.ndarray) -> _Pairs:
-    """Pairs of x-sorted ``pts`` within the last space edge, grouped by space band.
+def _banded_pairs(key: np.ndarray, pts: np.ndarray, edges: np.ndarray) -> _Pairs:
+    """Pairs of ``pts`` within the last space edge, grouped by space band.
 
-    Found strip by strip (``STRIP`` points at a time, each pair in the strip of its
-    first point), so that no more than one strip's candidates are held beside the
-    result; distances by ``np.hypot`` as :func:`close_pairs`.
+    ``pts`` are sorted by ``key``, one of their coordinates. The pairs are found strip
+    by strip (each pair in the strip of its first point), so that no more than one
+    strip's candidates are held beside the result; distances by ``np.hypot`` as
+    :func:`close_pairs`.
     """
     bands = len(edges) - 1
     radius = float(edges[-1])
@@ -240,8 +248,9 @@ def _banded_pairs(pts: np.ndarray, edges: np.ndarray) -> _Pairs:
     x, y = np.ascontiguousarray(pts[:, 0]), np.ascontiguousarray(pts[:, 1])
     blocks: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in range(bands)]
     per_band = np.zeros(bands, dtype=np.int64)
-    for a in range(0, len(pts) if len(pts) > 1 else 0, STRIP):
-        ij = _strip_pairs(pts, a, min(a + STRIP, len(pts)), reach)
+    a = 0
+    while a < len(pts) - 1:
+        ij, a = _strip_pairs(key, pts, a, reach)
         i, j = ij[:, 0], ij[:, 1]
         d = np.hypot(x[i] - x[j], y[i] - y[j])
         band = _band(d, edges)
@@ -319,8 +328,11 @@ def knox_table(xy: np.ndarray, t: np.ndarray | Sequence,
                          f"{len(s_edges) - 1} and {len(t_edges) - 1}")
     if int(permutations) < 0:
         raise ValueError(f"permutations must be 0 or more, got {permutations!r}")
-    order = np.argsort(pts[:, 0], kind="stable")  # by x: close pairs, close in memory
-    pairs = _banded_pairs(pts[order], s_edges)
+    # sorted along the longer side: close pairs close in memory, narrow strips rare
+    side = np.ptp(pts, axis=0) if len(pts) else np.zeros(2)
+    key = np.ascontiguousarray(pts[:, int(side[1] > side[0])])
+    order = np.argsort(key, kind="stable")
+    pairs = _banded_pairs(key[order], pts[order], s_edges)
     totals = _time_totals(days, t_edges)
     observed = _with_beyond(_close_rows([days[order]], pairs, t_edges)[0], totals)
     rng = np.random.default_rng(seed)

@@ -61,12 +61,18 @@ def test_counts_equal_brute_force_over_all_pairs(lattice):
         assert (d == 100).any() and (d == 300).any()
 
 
-def test_many_incidents_with_tied_x_equal_brute_force():
+@pytest.mark.parametrize("layout", ["wide", "tall", "dense"])
+def test_more_incidents_than_a_strip_equal_brute_force(layout):
     # more incidents than one strip of the pair search, on a lattice: long runs of
-    # equal x cut by strip ends, pairs exactly on the band edges
+    # equal coordinates cut by strip ends, pairs exactly on the band edges; "tall" is
+    # searched along y, "dense" has a strip narrower than the last band
     rng = np.random.default_rng(9)
-    n = nearrepeat.STRIP + 700
+    n = nearrepeat.STRIP + 500
     xy = np.column_stack([rng.integers(0, 40, n) * 25.0, rng.integers(0, 30, n) * 20.0])
+    if layout == "tall":
+        xy = xy[:, ::-1].copy()
+    elif layout == "dense":
+        xy[300:] = rng.integers(0, 3, (n - 300, 2)) * 30.0
     t = rng.integers(0, 200, n).astype(float)
     s_edges, t_edges = np.array([0.0, 50, 100]), np.array([0.0, 7, 14])
     expected = np.zeros((3, 3), dtype=np.int64)
