@@ -32,7 +32,7 @@ CHANGSHA = shapely.box(112.95, 28.15, 113.05, 28.25)  # 芙蓉区-sized, in lon/
 @pytest.fixture(scope="module")
 def empty(db_url):
     """(engine, cli) of an empty database of the module's own: no schema yet."""
-    url = fresh_database(f"{make_url(db_url).database}_city")
+    url = fresh_database(f"{make_url(db_url).database}_realcity")
     db = engine(url)
     yield db, (lambda *args, **kw: run_cli(url, *args, **kw))
     db.dispose()
