@@ -40,7 +40,7 @@ Philadelphia, PA, and the National Institute of Justice, Washington, DC.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -167,18 +167,46 @@ def close_pairs(xy: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray, 
     Metres in the metric CRS of ``xy``; ``i``, ``j`` are positions in ``xy``, each
     unordered pair once (which of the two comes first is not defined).
     """
-    xy = np.asarray(xy, dtype=float).reshape(-1, 2)
-    if len(xy) < 2:
+    found = list(_strips_of_pairs(xy, radius))
+    if not found:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-    order = cKDTree(xy).indices  # the tree's own order: nearby points nearby in memory
-    tree = cKDTree(xy[order], balanced_tree=False, compact_nodes=False)
-    # a hair wider than asked, then cut by our own distance: the tree's rounding
-    # must not decide pairs exactly on the edge
-    pairs = order[tree.query_pairs(radius * (1 + 1e-9) + 1e-9, output_type="ndarray")]
-    i, j = pairs[:, 0], pairs[:, 1]
-    d = np.hypot(xy[i, 0] - xy[j, 0], xy[i, 1] - xy[j, 1])
-    keep = d <= radius
-    return i[keep], j[keep], d[keep]
+    return (np.concatenate([f[0] for f in found]), np.concatenate([f[1] for f in found]),
+            np.concatenate([f[2] for f in found]))
+
+
+def _strips_of_pairs(xy: np.ndarray,
+                     radius: float) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """:func:`close_pairs` strip by strip: no more than one strip's candidates held."""
+    xy = np.asarray(xy, dtype=float).reshape(-1, 2)
+    order, key = _sort_long_side(xy)
+    pts = xy[order]
+    reach = _reach(radius)
+    a = 0
+    while a < len(pts) - 1:
+        ij, a = _strip_pairs(key, pts, a, reach)
+        i, j = ij[:, 0], ij[:, 1]
+        d = np.hypot(pts[i, 0] - pts[j, 0], pts[i, 1] - pts[j, 1])
+        keep = d <= radius
+        yield order[i[keep]], order[j[keep]], d[keep]
+
+
+def _sort_long_side(pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Order of ``pts`` along the longer side of their box, and that coordinate sorted.
+
+    Close pairs are then close in memory, and strips of the pair search seldom narrow.
+    """
+    side = np.ptp(pts, axis=0) if len(pts) else np.zeros(2)
+    order = np.argsort(pts[:, int(side[1] > side[0])], kind="stable")
+    return order, np.ascontiguousarray(pts[order, int(side[1] > side[0])])
+
+
+def _reach(radius: float) -> float:
+    """Radius of the KD-tree search: a hair wider than asked.
+
+    The pairs found are then cut by our own distance, so that the tree's rounding does
+    not decide pairs exactly on the edge.
+    """
+    return float(radius) * (1 + 1e-9) + 1e-9
 
 
 def _pairs_within(sorted_t: np.ndarray, gap: float) -> int:
@@ -244,7 +272,7 @@ def _banded_pairs(key: np.ndarray, pts: np.ndarray, edges: np.ndarray) -> _Pairs
     """
     bands = len(edges) - 1
     radius = float(edges[-1])
-    reach = radius * (1 + 1e-9) + 1e-9  # the tree's rounding must not decide an edge
+    reach = _reach(radius)
     x, y = np.ascontiguousarray(pts[:, 0]), np.ascontiguousarray(pts[:, 1])
     blocks: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in range(bands)]
     per_band = np.zeros(bands, dtype=np.int64)
@@ -328,11 +356,8 @@ def knox_table(xy: np.ndarray, t: np.ndarray | Sequence,
                          f"{len(s_edges) - 1} and {len(t_edges) - 1}")
     if int(permutations) < 0:
         raise ValueError(f"permutations must be 0 or more, got {permutations!r}")
-    # sorted along the longer side: close pairs close in memory, narrow strips rare
-    side = np.ptp(pts, axis=0) if len(pts) else np.zeros(2)
-    key = np.ascontiguousarray(pts[:, int(side[1] > side[0])])
-    order = np.argsort(key, kind="stable")
-    pairs = _banded_pairs(key[order], pts[order], s_edges)
+    order, key = _sort_long_side(pts)
+    pairs = _banded_pairs(key, pts[order], s_edges)
     totals = _time_totals(days, t_edges)
     observed = _with_beyond(_close_rows([days[order]], pairs, t_edges)[0], totals)
     rng = np.random.default_rng(seed)
@@ -410,16 +435,17 @@ def classify(xy: np.ndarray, t: np.ndarray | Sequence, space_m: float,
     if not (np.isfinite(space_m) and space_m >= 0 and np.isfinite(days) and days >= 0):
         raise ValueError(f"space_m and days must be finite and >= 0, got {space_m!r}, "
                          f"{days!r}")
+    earlier_of = np.zeros(len(pts), dtype=bool)
+    later_of = np.zeros(len(pts), dtype=bool)
+    for i, j, _ in _strips_of_pairs(pts, float(space_m)):
+        linked = np.abs(t_days[i] - t_days[j]) <= days
+        i, j = i[linked], j[linked]
+        i_first = (t_days[i] < t_days[j]) | ((t_days[i] == t_days[j]) & (i < j))
+        earlier_of[np.where(i_first, i, j)] = True
+        later_of[np.where(i_first, j, i)] = True
     labels = np.full(len(pts), "isolated", dtype=object)
-    if len(pts) < 2:
-        return labels.astype(str)
-    i, j, _ = close_pairs(pts, float(space_m))
-    linked = np.abs(t_days[i] - t_days[j]) <= days
-    i, j = i[linked], j[linked]
-    i_first = (t_days[i] < t_days[j]) | ((t_days[i] == t_days[j]) & (i < j))
-    earlier, later = np.where(i_first, i, j), np.where(i_first, j, i)
-    labels[earlier] = "originator"
-    labels[later] = "near_repeat"  # after the originators: near repeat takes precedence
+    labels[earlier_of] = "originator"
+    labels[later_of] = "near_repeat"  # after the originators: near repeat takes precedence
     return labels.astype(str)
 
 

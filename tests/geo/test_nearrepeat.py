@@ -229,6 +229,28 @@ def test_classify_matches_brute_force():
     assert set(labels) == {"originator", "near_repeat", "isolated"}
 
 
+def test_classify_more_incidents_than_a_strip_matches_brute_force():
+    # pairs found in several strips of the search: an incident's links in one strip
+    # must not undo its near-repeat label from another
+    rng = np.random.default_rng(12)
+    n = nearrepeat.STRIP + 900
+    xy = rng.integers(0, 80, (n, 2)) * 50.0
+    t = rng.integers(0, 120, n).astype(float)
+    before, after = np.zeros(n, bool), np.zeros(n, bool)
+    for a in range(0, n, 512):  # rows a:a+512 against every incident, vectorised
+        rows = np.arange(a, min(a + 512, n))[:, None]
+        cols = np.arange(n)[None, :]
+        linked = (np.hypot(xy[rows, 0] - xy[None, :, 0], xy[rows, 1] - xy[None, :, 1])
+                  <= 100) & (np.abs(t[rows] - t[None, :]) <= 7) & (cols != rows)
+        first = (t[None, :] < t[rows]) | ((t[None, :] == t[rows]) & (cols < rows))
+        before[rows[:, 0]] = (linked & first).any(axis=1)
+        after[rows[:, 0]] = (linked & ~first).any(axis=1)
+    expected = np.where(before, "near_repeat", np.where(after, "originator", "isolated"))
+    labels = classify(xy, t, 100.0, 7.0)
+    assert labels.tolist() == expected.tolist()
+    assert min((labels == c).sum() for c in ("originator", "near_repeat", "isolated")) > 100
+
+
 def test_classify_hand_example():
     xy = np.array([[0, 0], [100, 0], [200, 0], [5000, 0]], float)
     t = np.array([0, 7, 14, 1], float)
