@@ -21,19 +21,21 @@ Selection follows RTMDx's two stages (Caplan & Kennedy 2016, ch. 2), with choice
 where the book leaves them open:
 
 1. A lasso-penalised Poisson regression of the incident counts on every column
-   (statsmodels ``GLM.fit_regularized``, elastic net with ``L1_wt=1``; the intercept is
-   not penalised), the penalty chosen by ``folds``-fold cross-validation over a path of
-   penalties (cells shuffled into folds with ``seed``, the path falling 1000-fold in
-   log steps from the penalty that keeps every column out, as glmnet's does): the
-   penalty kept has the smallest mean held-out Poisson deviance. Each fit is given only
-   the columns the sequential strong rule keeps, then checked against every column
-   (Tibshirani et al. 2012): the same lasso, several times faster. (The sparser
-   "one standard error" rule missed a true factor of relative risk 2 in our tests.)
+   (glum's ``GeneralizedLinearRegressor``, Poisson, ``l1_ratio=1``, along the path with
+   warm starts; the intercept is not penalised; the same optimum as statsmodels'
+   ``GLM.fit_regularized`` elastic net with ``L1_wt=1`` at the same penalty, since
+   glum's deviance / 2n is statsmodels' -loglike / n plus a constant), the penalty
+   chosen by ``folds``-fold cross-validation over a path of penalties (cells shuffled
+   into folds with ``seed``, the path falling 1000-fold in log steps from the penalty
+   that keeps every column out, as glmnet's does): the penalty kept has the smallest
+   mean held-out Poisson deviance. (The sparser "one standard error" rule missed a true
+   factor of relative risk 2 in our tests.)
 2. Of the columns the lasso keeps, at most one per factor: the one with the smallest
    cross-validated deviance on its own (same folds, unpenalised Poisson with an
-   intercept). These are refitted without penalty as a Poisson GLM; factors whose
-   coefficient is not positive are dropped (they do not raise risk: a protective
-   factor is modelled by its ``absence`` variant) and the model refitted; then
+   intercept, closed-form for a 0/1 column: :func:`single_column_deviance`). These
+   are refitted without penalty as a Poisson GLM; factors whose coefficient is not
+   positive are dropped (they do not raise risk: a protective factor is modelled by
+   its ``absence`` variant) and the model refitted; then
    factors are dropped one at a time while that lowers the BIC (backward only; RTMDx's
    stepwise stage also scores models by BIC). When the
    Poisson model is overdispersed (Pearson chi² / residual df > 1.5) a negative binomial
@@ -60,10 +62,6 @@ Caplan, J. M. and Kennedy, L. W. (2016). *Risk Terrain Modeling: Crime Predictio
 Tibshirani, R. (1996). Regression shrinkage and selection via the lasso. *Journal of the
     Royal Statistical Society: Series B (Methodological)* 58(1), 267-288.
     doi:10.1111/j.2517-6161.1996.tb02080.x
-Tibshirani, R., Bien, J., Friedman, J., Hastie, T., Simon, N., Taylor, J. and
-    Tibshirani, R. J. (2012). Strong rules for discarding predictors in lasso-type
-    problems. *Journal of the Royal Statistical Society: Series B (Statistical
-    Methodology)* 74(2), 245-266. doi:10.1111/j.1467-9868.2011.01004.x
 Friedman, J., Hastie, T. and Tibshirani, R. (2010). Regularization paths for generalized
     linear models via coordinate descent. *Journal of Statistical Software* 33(1), 1-22.
     doi:10.18637/jss.v033.i01 (the penalty path).
@@ -96,6 +94,7 @@ __all__ = [
     "operationalise",
     "proximity",
     "refit",
+    "single_column_deviance",
 ]
 
 DEFAULT_MULTIPLES = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
@@ -103,6 +102,8 @@ KINDS = ("proximity", "density", "absence")
 OVERDISPERSED = 1.5  # Pearson chi² / residual df above which a negative binomial is tried
 HIGH_Z = 2.0  # a density above mean + 2 sd is a high density
 PENALTIES = 12  # penalties on the lasso path
+CHUNK = 4  # penalties fitted at a time on the cross-validated path
+GRADIENT_TOL = 1e-6  # glum's stopping rule: largest gradient of the objective
 
 
 @dataclass(frozen=True)
@@ -282,60 +283,34 @@ def _poisson_deviance(y: np.ndarray, mu: np.ndarray) -> float:
     return float(2.0 * np.sum(term - (y - mu)))
 
 
-class _LassoPath:
-    """Lasso Poisson fits of one sample along decreasing penalties, each warm-started.
-
-    Each fit is statsmodels' on the columns the sequential strong rule keeps (Tibshirani
-    et al. 2012: those already in, and those whose score exceeds twice the new penalty
-    less the previous one); columns it leaves out that break the lasso's optimality
-    condition (score above the penalty) are added and the fit repeated, so the result
-    is the lasso on every column.
-    """
-
-    def __init__(self, y: np.ndarray, x: np.ndarray) -> None:
-        self.y, self.x = y, x
-        self.params = np.r_[math.log(max(float(y.mean()), 1e-9)), np.zeros(x.shape[1])]
-        self.previous: float | None = None
-
-    def _score(self) -> np.ndarray:
-        """|X_j' (y - mu)| / n of every column at the current fit."""
-        mu = np.exp(self.params[0] + self.x @ self.params[1:])
-        return np.abs(self.x.T @ (self.y - mu)) / len(self.y)
-
-    def fit(self, alpha: float) -> np.ndarray:
-        """Coefficients (intercept first) at penalty ``alpha``, from the previous fit."""
-        sm = _statsmodels()
-        score = self._score()
-        previous = self.previous if self.previous is not None else float(score.max(initial=0))
-        keep = (self.params[1:] != 0) | (score >= 2 * alpha - previous)
-        while True:
-            columns = np.flatnonzero(keep)
-            design = np.column_stack([np.ones(len(self.y)), self.x[:, columns]])
-            model = sm.GLM(self.y, design, family=sm.families.Poisson())
-            weights = np.r_[0.0, np.ones(len(columns))]  # the intercept is not penalised
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # non-convergence at tiny penalties: usable
-                fit = model.fit_regularized(method="elastic_net", alpha=alpha * weights,
-                                            L1_wt=1.0,
-                                            start_params=self.params[np.r_[0, columns + 1]])
-            self.params = np.zeros_like(self.params)
-            self.params[np.r_[0, columns + 1]] = np.asarray(fit.params)
-            broken = ~keep & (self._score() > alpha * (1 + 1e-3))
-            if not broken.any():
-                break
-            keep |= broken
-        self.previous = alpha
-        return self.params
-
-
-def lasso_path(counts: np.ndarray, x: np.ndarray, penalties: np.ndarray) -> np.ndarray:
+def lasso_path(counts: np.ndarray, x: np.ndarray, penalties: np.ndarray,
+               start: np.ndarray | None = None, gradient_tol: float = GRADIENT_TOL
+               ) -> np.ndarray:
     """Lasso Poisson coefficients (intercept first) at each of the decreasing ``penalties``.
 
-    The intercept is not penalised; the penalty is on statsmodels' scale (the mean
-    log-likelihood per cell). Rows follow ``penalties``; shape (len(penalties), 1 + p).
+    glum's ``GeneralizedLinearRegressor`` (Poisson, ``l1_ratio=1``) along the path, each
+    fit warm-started from the previous one; the intercept is not penalised. glum
+    minimises ``deviance / (2 n) + penalty x |b|_1``; the Poisson deviance over 2 n is
+    ``-loglike / n`` plus a constant, so the penalty is on statsmodels' scale (the mean
+    log-likelihood per cell) unchanged. ``start``: coefficients (intercept first) the
+    first fit starts from; ``gradient_tol``: each fit stops when no component of the
+    objective's gradient (its subgradient for a zero coefficient) exceeds it. Rows
+    follow ``penalties``; shape (len(penalties), 1 + p).
     """
-    path = _LassoPath(np.asarray(counts, dtype=float), np.asarray(x, dtype=float))
-    return np.array([path.fit(float(a)).copy() for a in penalties])
+    from glum import GeneralizedLinearRegressor  # type: ignore[import-untyped]
+
+    y = np.asarray(counts, dtype=float)
+    design = np.asarray(x, dtype=float)
+    model = GeneralizedLinearRegressor(
+        family="poisson", l1_ratio=1.0, alpha_search=True,
+        alphas=np.asarray(penalties, dtype=float), gradient_tol=gradient_tol, max_iter=1000,
+        start_params=start)
+    with _one_thread(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # line-search notices at tiny penalties: usable
+        model.fit(design, y)
+    return np.column_stack([np.asarray(model.intercept_path_, dtype=float),
+                            np.asarray(model.coef_path_, dtype=float).reshape(
+                                len(penalties), design.shape[1])])
 
 
 def _penalty_path(y: np.ndarray, x: np.ndarray, count: int) -> np.ndarray:
@@ -352,38 +327,65 @@ def _choose_penalty(y: np.ndarray, x: np.ndarray, fold: np.ndarray, folds: int,
     """Index of the penalty with the least mean held-out deviance; the deviances; the fit.
 
     The path stops two penalties after the deviance last fell (the smaller penalties
-    cost the most and only overfit further). The fit is the lasso on every cell at the
-    chosen penalty (intercept first).
+    cost the most and only overfit further): each fold's path is fitted ``CHUNK``
+    penalties at a time, warm-started from where it stopped. The fit is the lasso on
+    every cell at the chosen penalty (intercept first).
     """
-    paths = [(_LassoPath(y[fold != k], x[fold != k]), fold == k) for k in range(folds)]
+    starts: list[np.ndarray | None] = [None] * folds
     means: list[float] = []
-    for alpha in penalties:
-        deviance = 0.0
-        for path, test in paths:
-            beta = path.fit(float(alpha))
-            deviance += _poisson_deviance(y[test], np.exp(beta[0] + x[test] @ beta[1:]))
-        means.append(deviance / len(y))
+    for first in range(0, len(penalties), CHUNK):
+        alphas = penalties[first:first + CHUNK]
+        deviance = np.zeros(len(alphas))
+        for k in range(folds):
+            train, test = fold != k, fold == k
+            betas = lasso_path(y[train], x[train], alphas, starts[k])
+            starts[k] = betas[-1]
+            eta = betas[:, 0] + x[test] @ betas[:, 1:].T  # (test cells, penalties)
+            deviance += [_poisson_deviance(y[test], np.exp(eta[:, i]))
+                         for i in range(len(alphas))]
+        for value in deviance:
+            means.append(float(value) / len(y))
+            if len(means) - 1 - int(np.argmin(means)) >= 2:
+                break
         if len(means) - 1 - int(np.argmin(means)) >= 2:
             break
     at = int(np.argmin(means))
-    whole = _LassoPath(y, x)
-    for alpha in penalties[:at + 1]:
-        fitted = whole.fit(float(alpha))
+    fitted = lasso_path(y, x, penalties[:at + 1])[-1]
     return at, np.array(means), fitted
 
 
-def _cv_deviance_alone(y: np.ndarray, column: np.ndarray, fold: np.ndarray,
-                       folds: int) -> float:
-    """Mean held-out Poisson deviance of an unpenalised Poisson on one column."""
-    sm = _statsmodels()
-    total = 0.0
-    design = np.column_stack([np.ones(len(y)), column])
-    for k in range(folds):
+def single_column_deviance(counts: np.ndarray, x: np.ndarray, fold: np.ndarray
+                           ) -> np.ndarray:
+    """Mean held-out Poisson deviance of an unpenalised Poisson on each 0/1 column alone.
+
+    For each column of ``x`` (n, p) of 0/1 values and each fold ``k`` of ``fold`` (n,):
+    the Poisson GLM with an intercept and that column, fitted on the other folds,
+    predicts fold ``k``; the deviances of every fold summed, over n. With one 0/1 column
+    the fit is closed-form: its fitted mean is the mean count of the training cells with
+    the column's value (the maximum likelihood, which an IRLS such as statsmodels'
+    reaches iteratively). A mean of 0 (no incident where the column is 1) is the limit of
+    a coefficient falling without end; as :func:`_poisson_deviance` a mean is taken as
+    at least 1e-12. ``inf`` for a column constant on some fold's training cells.
+    """
+    y = np.asarray(counts, dtype=float)
+    x = np.asarray(x, dtype=float)
+    total = np.zeros(x.shape[1])
+    for k in np.unique(fold):
         train, test = fold != k, fold == k
-        if np.ptp(column[train]) == 0:
-            return math.inf
-        fit = sm.GLM(y[train], design[train], family=sm.families.Poisson()).fit()
-        total += _poisson_deviance(y[test], fit.predict(design[test]))
+        ones_n = x[train].sum(axis=0)
+        ones_y = x[train].T @ y[train]
+        zeros_n, zeros_y = train.sum() - ones_n, y[train].sum() - ones_y
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mu1 = np.maximum(ones_y / ones_n, 1e-12)
+            mu0 = np.maximum(zeros_y / zeros_n, 1e-12)
+        yt = y[test]
+        t1_y, t1_n = x[test].T @ yt, x[test].sum(axis=0)
+        t0_y, t0_n = yt.sum() - t1_y, test.sum() - t1_n
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ylogy = float(np.sum(np.where(yt > 0, yt * np.log(yt), 0.0)))
+        deviance = 2.0 * (ylogy - t1_y * np.log(mu1) - t0_y * np.log(mu0) - yt.sum()
+                          + t1_n * mu1 + t0_n * mu0)
+        total += np.where((ones_n == 0) | (zeros_n == 0), math.inf, deviance)
     return total / len(y)
 
 
@@ -466,7 +468,24 @@ def fit_terrain(centroids: np.ndarray, counts: np.ndarray, factors: list[RiskFac
     if y.sum() <= 0:
         raise ValueError("no incidents in the cells: nothing to model")
     names, x = candidate_columns(xy, factors, distances)
-    fold = _folds(len(y), folds, seed)
+    with _one_thread():
+        return _select(y, x, names, _folds(len(y), folds, seed), folds, penalties)
+
+
+def _one_thread() -> Any:
+    """A context in which BLAS and OpenMP (glum's) run on one thread (threadpoolctl).
+
+    The designs are small (thousands of cells by a few hundred columns): threads spinning
+    against each other on a shared machine made the fits several times slower.
+    """
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+    return threadpool_limits(1)
+
+
+def _select(y: np.ndarray, x: np.ndarray, names: list[Operationalisation], fold: np.ndarray,
+            folds: int, penalties: int) -> TerrainModel:
+    """The two stages of :func:`fit_terrain` on the candidate columns ``x``."""
     path = _penalty_path(y, x, penalties)
     penalty, chosen, cv = 0.0, [], []
     if x.shape[1]:
@@ -475,20 +494,19 @@ def fit_terrain(centroids: np.ndarray, counts: np.ndarray, factors: list[RiskFac
         cv = [{"penalty": float(a), "deviance": float(d)} for a, d in zip(path, mean,
                                                                           strict=False)]
         beta = fitted[1:]
-        chosen = _one_per_factor(y, x, names, np.flatnonzero(np.abs(beta) > 1e-8),
-                                 fold, folds)
+        chosen = _one_per_factor(y, x, names, np.flatnonzero(np.abs(beta) > 1e-8), fold)
     return _terrain(y, x, names, chosen, penalty, cv)
 
 
 def _one_per_factor(y: np.ndarray, x: np.ndarray, names: list[Operationalisation],
-                    kept: np.ndarray, fold: np.ndarray, folds: int) -> list[int]:
+                    kept: np.ndarray, fold: np.ndarray) -> list[int]:
     """Of the ``kept`` columns, the one per factor with the lowest CV deviance alone."""
     best: dict[str, tuple[float, int]] = {}
-    for j in kept:
-        score = _cv_deviance_alone(y, x[:, j], fold, folds)
+    scores = single_column_deviance(y, x[:, kept], fold)
+    for j, score in zip(kept, scores, strict=True):
         factor = names[j].factor
         if factor not in best or score < best[factor][0]:
-            best[factor] = (score, int(j))
+            best[factor] = (float(score), int(j))
     return sorted(j for _, j in best.values())
 
 

@@ -20,6 +20,7 @@ from geo.rtm import (
     lasso_path,
     operationalise,
     proximity,
+    single_column_deviance,
 )
 
 CELL = 100.0
@@ -122,7 +123,9 @@ def test_an_overdispersed_count_gets_a_negative_binomial_by_aic():
     assert model.factors[0]["relative_risk"] == pytest.approx(3, rel=0.3)
 
 
-def test_the_screened_lasso_path_is_statsmodels_lasso_on_every_column():
+def test_the_lasso_path_is_statsmodels_lasso_at_the_same_penalty():
+    """glum minimises deviance / 2n + a |b|_1, statsmodels -loglike / n + a |b|_1: for a
+    Poisson the two differ by a constant, so the same ``a`` gives the same optimum."""
     rng = np.random.default_rng(5)
     x = (rng.random((400, 30)) < 0.25).astype(float)
     y = rng.poisson(np.exp(-0.5 + 1.0 * x[:, 0] + 0.7 * x[:, 3]))
@@ -130,21 +133,55 @@ def test_the_screened_lasso_path_is_statsmodels_lasso_on_every_column():
     weights = np.r_[0.0, np.ones(30)]
     top = np.abs(x.T @ (y - y.mean())).max() / len(y)
     penalties = top * np.array([0.9, 0.5, 0.2, 0.05])
-    ours = lasso_path(y, x, penalties)
+    tight = lasso_path(y, x, penalties, gradient_tol=1e-10)
+    used = lasso_path(y, x, penalties)  # the tolerance fit_terrain uses
     model = sm.GLM(y, design, family=sm.families.Poisson())
 
     def objective(beta, alpha):  # statsmodels' lasso objective: per cell
         eta = design @ beta
         return -(y * eta - np.exp(eta)).sum() / len(y) + alpha * np.abs(beta[1:]).sum()
 
-    for k, (alpha, beta) in enumerate(zip(penalties, ours, strict=True)):
+    for k, (alpha, beta) in enumerate(zip(penalties, tight, strict=True)):
         theirs = model.fit_regularized(method="elastic_net", alpha=alpha * weights,
                                        L1_wt=1.0, maxiter=1000).params
         # at least as good an optimum (statsmodels, started cold, stalls at the smallest
         # penalty; the path's warm starts do better there)
-        assert objective(beta, alpha) <= objective(theirs, alpha) + 1e-9
+        assert objective(beta, alpha) <= objective(theirs, alpha) + 1e-12
         if k < 3:
-            assert np.allclose(beta, theirs, atol=1e-6)
+            # both converged: a gradient below 1e-10 leaves the coefficients within
+            # ~1e-10 / (smallest curvature, ~0.05 here); statsmodels' own tolerance
+            # (1e-7 on the coefficients) dominates
+            assert np.allclose(beta, theirs, rtol=0, atol=1e-6)
+            assert np.array_equal(beta[1:] != 0, np.abs(theirs[1:]) > 0)
+    # fit_terrain's tolerance (gradient 1e-6): coefficients within 1e-5 of the tight fit
+    assert np.allclose(used, tight, rtol=0, atol=1e-5)
+    # a path restarted from where it stopped is the path in one go
+    again = lasso_path(y, x, penalties[2:], start=tight[1], gradient_tol=1e-10)
+    assert np.allclose(again, tight[2:], rtol=0, atol=1e-8)
+
+
+def test_the_deviance_of_one_column_alone_is_statsmodels_glm_fold_by_fold():
+    rng = np.random.default_rng(9)
+    x = (rng.random((500, 6)) < [0.05, 0.2, 0.5, 0.8, 0.3, 0.1]).astype(float)
+    x[:, 5] = 0.0
+    x[:4, 5] = 1.0  # only in fold 0's cells below: constant on fold 0's training cells
+    y = rng.poisson(np.exp(-0.2 + 0.9 * x[:, 1] + 0.4 * x[:, 2]))
+    fold = np.arange(500) % 4
+    fold[:4] = 0
+    ours = single_column_deviance(y, x, fold)
+    assert ours[5] == math.inf
+    for j in range(5):
+        total = 0.0
+        for k in range(4):
+            train, test = fold != k, fold == k
+            design = sm.add_constant(x[:, j])
+            fit = sm.GLM(y[train], design[train], family=sm.families.Poisson()).fit(
+                tol=1e-12)
+            mu = fit.predict(design[test])
+            with np.errstate(divide="ignore", invalid="ignore"):
+                term = np.where(y[test] > 0, y[test] * np.log(y[test] / mu), 0.0)
+            total += 2 * np.sum(term - (y[test] - mu))
+        assert ours[j] == pytest.approx(total / len(y), rel=1e-9)
 
 
 def test_proximity_equals_shapely_distance_one_cell_at_a_time():
