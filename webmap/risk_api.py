@@ -3,7 +3,9 @@
 ``/api/risk/terrain``: the cells of a jurisdiction with their relative risk score, the
 risk factors selected with their relative risk values, the model and its check against
 Gi* and KDE hot spots on the following period (:mod:`layers.rtm`); saved as a run that
-``/api/hotspots/runs`` lists (kind ``terrain``).
+``/api/hotspots/runs`` lists (kind ``terrain``). ``hours`` and ``weekdays`` (local time,
+as the hot-spot endpoints) keep only the incidents at those times, in the fit and in
+the validation.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from .params import BadRequest, number_arg, only_params
 
 bp = Blueprint("risk_api", __name__)
 
-PARAMS = {"jurisdiction", "from", "to", "cell", "category", "distances", "folds", "seed"}
+PARAMS = {"jurisdiction", "from", "to", "cell", "category", "distances", "folds", "seed",
+          "hours", "weekdays"}
 DEFAULT_DAYS = 365
 
 
@@ -64,7 +67,8 @@ def _query() -> TerrainQuery:
     end = period_end(end_raw) if end_raw else dt.datetime.now(dt.UTC)
     start = instant(start_raw, False) if start_raw else end - dt.timedelta(days=DEFAULT_DAYS)
     area = HotspotQuery(jurisdiction=code, start=start, end=end,
-                        category=request.args.get("category"), cell=number_arg("cell"))
+                        category=request.args.get("category"), cell=number_arg("cell"),
+                        hours=request.args.get("hours"), weekdays=request.args.get("weekdays"))
     return TerrainQuery(area, _distances(), _whole("folds", 5), _whole("seed", 0))
 
 

@@ -107,6 +107,35 @@ def test_the_factor_table_is_geo_rtm_on_independently_read_inputs(terrain, api, 
     assert min(f["properties"]["rrs"] for f in terrain["features"]) == 1
 
 
+def _count_at_times(db, start: str, end: str) -> int:
+    """Incidents of AREA in [start, end) from 22:00 to 05:59, Monday to Friday, in China
+    Standard Time, counted by SQL."""
+    with db.connect() as conn:
+        return conn.execute(text(
+            "SELECT count(*) FROM incidents i, jurisdictions j "
+            "WHERE j.code = :c AND ST_Intersects(i.geom, j.geom) AND i.occurred_at >= :s "
+            "AND i.occurred_at < :e "
+            "AND (extract(hour FROM i.occurred_at AT TIME ZONE 'Asia/Shanghai') >= 22 "
+            "OR extract(hour FROM i.occurred_at AT TIME ZONE 'Asia/Shanghai') < 6) "
+            "AND extract(isodow FROM i.occurred_at AT TIME ZONE 'Asia/Shanghai') <= 5"),
+            {"c": AREA, "s": start, "e": end}).scalar_one()
+
+
+def test_hours_and_weekdays_keep_the_incidents_at_those_times(api, db, terrain):
+    r = api("police", f"{QUERY}&hours=22-6&weekdays=1-5")
+    assert r.status_code == 200, r.text[:300]
+    body = r.json()
+    assert body["parameters"]["hours"] == "22-6" and body["parameters"]["weekdays"] == "1-5"
+    kept = _count_at_times(db, START, END)
+    assert 0 < body["summary"]["incidents_in_cells"] == kept < terrain["summary"][
+        "incidents_in_cells"]
+    # the following period is filtered the same way
+    following = _count_at_times(db, END, "2026-11-01T00:00:00+08:00")
+    assert body["validation"]["incidents_in_cells"] == following
+    listed = api("police", f"/api/hotspots/runs/{body['run_id']}").json()
+    assert listed["parameters"]["hours"] == "22-6"
+
+
 def test_validation_compares_the_terrain_with_gi_and_kde(terrain):
     v = terrain["validation"]
     assert v is not None and terrain["validation_reason"] is None
@@ -157,6 +186,10 @@ def test_another_city_is_forbidden(api):
     (f"jurisdiction={AREA}&category=nope", "category"),
     (f"jurisdiction={AREA}&from=2026-07-01&to=2026-06-01", "from"),
     (f"jurisdiction={AREA}&method=gi", "method"),
+    (f"jurisdiction={AREA}&hours=25", "hours"),
+    (f"jurisdiction={AREA}&hours=night", "hours"),
+    (f"jurisdiction={AREA}&weekdays=8", "weekdays"),
+    (f"jurisdiction={AREA}&weekdays=mon", "weekdays"),
     ("jurisdiction=999999", "999999"),
 ])
 def test_bad_parameters_are_refused_naming_them(api, db, query, word):
