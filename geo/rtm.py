@@ -69,6 +69,7 @@ Friedman, J., Hastie, T. and Tibshirani, R. (2010). Regularization paths for gen
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -478,9 +479,16 @@ def _one_thread() -> Any:
     The designs are small (thousands of cells by a few hundred columns): threads spinning
     against each other on a shared machine made the fits several times slower.
     """
-    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+    return _thread_controller().limit(limits=1)
 
-    return threadpool_limits(1)
+
+@functools.cache
+def _thread_controller() -> Any:
+    """The thread pools loaded (threadpoolctl), glum's OpenMP among them; built once."""
+    import glum  # noqa: F401  (loads its OpenMP library)
+    from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]
+
+    return ThreadpoolController()
 
 
 def _select(y: np.ndarray, x: np.ndarray, names: list[Operationalisation], fold: np.ndarray,
