@@ -302,6 +302,10 @@ def lasso_path(counts: np.ndarray, x: np.ndarray, penalties: np.ndarray,
 
     y = np.asarray(counts, dtype=float)
     design = np.asarray(x, dtype=float)
+    if np.ptp(y) == 0:  # one count everywhere (a fold with no incident): no column helps
+        out = np.zeros((len(penalties), 1 + design.shape[1]))
+        out[:, 0] = math.log(max(float(y[0]), 1e-12))  # the mean (at least 1e-12)
+        return out
     model = GeneralizedLinearRegressor(
         family="poisson", l1_ratio=1.0, alpha_search=True,
         alphas=np.asarray(penalties, dtype=float), gradient_tol=gradient_tol, max_iter=1000,

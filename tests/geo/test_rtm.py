@@ -224,6 +224,18 @@ def test_constant_and_repeated_columns_are_left_out():
     assert x.shape == (3, len(names))
 
 
+def test_a_fold_trained_on_no_incident_is_fitted():
+    rng = np.random.default_rng(0)
+    xy = rng.uniform(0, 1000, (40, 2))
+    counts = np.zeros(40)
+    counts[3] = 1  # one incident: one of the two folds trains on none
+    factor = RiskFactor("a", shapely.points(rng.uniform(0, 1000, (5, 2))))
+    model = fit_terrain(xy, counts, [factor], (100.0, 200.0, 300.0), folds=2, seed=0)
+    assert model.rrs.min() == pytest.approx(1.0) and len(model.cv_deviance) >= 1
+    path = lasso_path(np.zeros(10), np.eye(10)[:, :3], np.array([0.5, 0.1]))
+    assert np.all(path[:, 1:] == 0) and np.all(path[:, 0] == math.log(1e-12))
+
+
 def test_bad_inputs_are_refused():
     xy = _centroids()[:10]
     with pytest.raises(ValueError, match="folds"):
