@@ -92,11 +92,11 @@ def run_clock(conn: Connection, user: User, query: HotspotQuery,
                        "hours": query.hours, "weekdays": query.weekdays, "grid": grid_id,
                        "time_zone": str(LOCAL_TZ)},
         "weekdays": list(WEEKDAYS), "hours": list(range(24)),
-        # occurred_until is stored, but Incidents do not read it yet: pass it as ends then
-        **_table(incident_clock(data.when)),
+        **_table(incident_clock(data.when, data.incidents.until_when)),
     }
     if grid_id is not None:
         code, area = _grid(conn, user, grid_id, query.jurisdiction)
         inside = data.incidents.inside(data.projection.project(area))
-        body["grid"] = {"id": grid_id, "code": code, **_table(incident_clock(inside.when))}
+        body["grid"] = {"id": grid_id, "code": code,
+                        **_table(incident_clock(inside.when, inside.until_when))}
     return body

@@ -29,7 +29,8 @@ __all__ = ["BadTimeFilter", "Incidents", "check_time_filter", "read_incidents"]
 
 _SELECT = ("SELECT ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat, "
            "extract(epoch FROM i.occurred_at) AS epoch, coalesce(i.severity, 1) AS severity, "
-           "i.category AS category FROM incidents i")
+           "i.category AS category, extract(epoch FROM i.occurred_until) AS until_epoch "
+           "FROM incidents i")
 _IN_JURISDICTION = (", jurisdictions j WHERE j.code = :jurisdiction AND i.geom && j.geom "
                     "AND ST_Intersects(i.geom, j.geom)")
 _IN_AREA = (", ST_GeomFromWKB(:area, 4326) AS z WHERE i.geom && z "
@@ -69,7 +70,9 @@ class Incidents:
     ``xy``: (n, 2) float, metres in ``crs``; ``epoch``: (n,) float, seconds since
     1970-01-01 UTC; ``severity``: (n,) float, 1 (least) to 5, 1 where none was recorded;
     ``category``: (n,) object, one of :data:`layers.registry.INCIDENT_CATEGORIES`;
-    ``crs``: the metric CRS of ``xy`` (an authority string such as ``EPSG:32650``).
+    ``crs``: the metric CRS of ``xy`` (an authority string such as ``EPSG:32650``);
+    ``until``: (n,) float, seconds since 1970-01-01 UTC of ``occurred_until`` (the end
+    of the time the incident happened in), NaN where none was recorded.
     """
 
     xy: np.ndarray
@@ -77,6 +80,7 @@ class Incidents:
     severity: np.ndarray
     category: np.ndarray
     crs: str
+    until: np.ndarray | None = None  # None: as NaN for every incident
 
     def __len__(self) -> int:
         return len(self.xy)
@@ -86,10 +90,20 @@ class Incidents:
         """The times as UTC ``datetime64[s]`` (cut to the second)."""
         return self.epoch.astype("datetime64[s]")
 
+    @property
+    def until_when(self) -> np.ndarray:
+        """The ends as UTC ``datetime64[s]``, NaT where an incident has none."""
+        until = np.full(len(self.epoch), np.nan) if self.until is None else self.until
+        out = np.full(len(until), np.datetime64("NaT"), dtype="datetime64[s]")
+        given = ~np.isnan(until)
+        out[given] = until[given].astype("datetime64[s]")
+        return out
+
     def subset(self, keep: np.ndarray) -> Incidents:
         """The incidents selected by ``keep`` (a boolean mask or indices)."""
         return Incidents(self.xy[keep], self.epoch[keep], self.severity[keep],
-                         self.category[keep], self.crs)
+                         self.category[keep], self.crs,
+                         None if self.until is None else self.until[keep])
 
     def inside(self, area: shapely.Geometry) -> Incidents:
         """The incidents inside ``area`` (metric, in ``crs``; its boundary does not count)."""
@@ -98,7 +112,7 @@ class Incidents:
 
 def _empty(crs: str) -> Incidents:
     return Incidents(np.empty((0, 2)), np.empty(0), np.empty(0), np.empty(0, dtype=object),
-                     crs)
+                     crs, np.empty(0))
 
 
 def read_incidents(conn: Connection, crs: CRS | str, *, jurisdiction: str | None = None,
@@ -149,4 +163,6 @@ def read_incidents(conn: Connection, crs: CRS | str, *, jurisdiction: str | None
                                       np.array(column["lat"], dtype=float)[keep])
     return Incidents(np.column_stack([x, y]).astype(float), epoch[keep],
                      np.array(column["severity"], dtype=float)[keep],
-                     np.array(column["category"], dtype=object)[keep], crs)
+                     np.array(column["category"], dtype=object)[keep], crs,
+                     np.array([np.nan if v is None else float(v) for v in column["until_epoch"]],
+                              dtype=float)[keep])

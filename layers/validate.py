@@ -66,6 +66,7 @@ def clean_features(gdf: gpd.GeoDataFrame, layer: Layer, first_row: int = 1) -> g
         values, bad = _coerce_field(raw, f)
         problems += [RowProblem(number(i), reason) for i, reason in bad]
         out[f.name] = values
+    problems += [RowProblem(number(i), reason) for i, reason in layer.order_problems(out)]
     geoms = coerce_type(gdf.geometry.values.to_numpy(), layer.geometry)
     reasons = geometry_problems(geoms, layer.geometry)
     if not any(reasons):

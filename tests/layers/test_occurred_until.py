@@ -112,9 +112,6 @@ def test_an_end_before_the_start_writes_nothing(town_url, tmp_path):
     assert _count(town_url) == before  # the good row is not written either
 
 
-@pytest.mark.xfail(strict=True, reason="the row check (Layer.order_problems) is not yet "
-                   "called by layers.validate.clean_features; the database's CHECK refuses "
-                   "the write without a row-numbered reason")
 def test_an_end_before_the_start_is_refused_with_its_reason(town_url, tmp_path):
     bad = _geojson(tmp_path / "bad.geojson", [
         {"occurred_at": "2026-05-01T08:00:00+08:00", "category": "criminal"},

@@ -38,7 +38,8 @@ def _assert_same(a, b, layer):
             np.testing.assert_allclose(left.astype(float), right.astype(float),
                                        rtol=1e-7 if f.derived else 1e-9, err_msg=f.name)
         elif f.type == "datetime":
-            assert (pd.to_datetime(left, utc=True) == pd.to_datetime(right, utc=True)).all()
+            before, after = pd.to_datetime(left, utc=True), pd.to_datetime(right, utc=True)
+            assert ((before == after) | (before.isna() & after.isna())).all(), f.name
         else:
             pd.testing.assert_series_equal(left.fillna(0) if f.type == "int" else left,
                                            right.fillna(0) if f.type == "int" else right,

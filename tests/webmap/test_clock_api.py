@@ -107,3 +107,49 @@ def test_bad_parameters_of_the_clock_are_refused_naming_them(api, param, status,
         query = PERIOD
     r = api("police", f"/api/hotspots/clock?{query}&{param}")
     assert r.status_code == status and named in r.json()["error"], r.text[:300]
+
+
+def _minute_clock(starts: pd.DatetimeIndex, ends: pd.DatetimeIndex) -> np.ndarray:
+    """Brute force: each incident's weight 1 spread over the seconds from start to end
+    (local time), or all on the start's hour when it has no end."""
+    table = np.zeros((7, 24))
+    for start, end in zip(starts, ends, strict=True):
+        if pd.isna(end) or end <= start:
+            table[start.day_of_week, start.hour] += 1
+            continue
+        seconds = pd.date_range(start, end, freq="s", inclusive="left")
+        np.add.at(table, (seconds.day_of_week, seconds.hour), 1 / len(seconds))
+    return table
+
+
+def test_incidents_known_only_between_two_times_are_spread_over_the_hours(db):
+    """occurred_until (a burglary found in the morning) spreads an incident aoristically;
+    checked in a transaction that is rolled back, so the demo stays as it is."""
+    import datetime as dt
+
+    from layers.clock import run_clock
+    from layers.hotspots import HotspotQuery
+    from layers.users import User
+
+    cst = dt.timezone(dt.timedelta(hours=8))
+    query = HotspotQuery(DISTRICT, dt.datetime(2026, 6, 1, tzinfo=cst),
+                         dt.datetime(2026, 7, 1, tzinfo=cst))
+    with db.connect() as conn, conn.begin() as work:
+        conn.execute(text(
+            "UPDATE incidents SET occurred_until = occurred_at + interval '9 hours 20 minutes' "
+            "WHERE id % 2 = 0 AND occurred_at >= '2026-06-01T00:00:00+08:00' "
+            "AND occurred_at < '2026-07-01T00:00:00+08:00'"))
+        body = run_clock(conn, User(0, "tester", "admin", None, None), query)
+        rows = conn.execute(text(
+            "SELECT i.occurred_at, i.occurred_until FROM incidents i JOIN jurisdictions j "
+            "ON j.code = :c AND ST_Intersects(j.geom, i.geom) "
+            "WHERE i.occurred_at >= '2026-06-01T00:00:00+08:00' "
+            "AND i.occurred_at < '2026-07-01T00:00:00+08:00'"), {"c": DISTRICT}).all()
+        work.rollback()
+    starts = pd.DatetimeIndex(pd.to_datetime([r[0] for r in rows], utc=True))
+    ends = pd.DatetimeIndex(pd.to_datetime([r[1] for r in rows], utc=True))
+    spans = int((~ends.isna()).sum())
+    assert 20 < spans < len(rows)  # some spread, some not
+    ref = _minute_clock(starts.tz_convert("Asia/Shanghai"), ends.tz_convert("Asia/Shanghai"))
+    np.testing.assert_allclose(np.array(body["counts"], dtype=float), ref, atol=1e-6)
+    assert body["total"] == pytest.approx(len(rows))
