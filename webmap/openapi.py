@@ -7,6 +7,7 @@ from layers.gridgen import TARGETS, WEIGHTS
 from layers.registry import LAYERS, Field, Layer
 
 from .params import DEFAULT_LIMIT, MAX_LIMIT
+from .warnings_api import openapi_paths as warnings_paths
 
 __all__ = ["limit_param", "openapi_document"]
 
@@ -231,8 +232,12 @@ def _risk_paths() -> dict:
             _param("distances", "Distances in metres the factors are tried at, "
                    "comma-separated (default multiples of the cell size).", {"type": "string"}),
             _param("folds", "Folds of the cross-validation (default 5).",
-                   {"type": "integer", "minimum": 0}),
-            _param("seed", "Seed of the folds (default 0).", {"type": "integer", "minimum": 0}),
+                   {"type": "integer", "minimum": 2, "maximum": 20}),
+            _param("seed", "Seed of the folds (default 0).",
+                   {"type": "integer", "minimum": 0, "maximum": 2**32 - 1}),
+            _param("hours", "Local hours of the day kept, e.g. '22-6' (Asia/Shanghai).",
+                   {"type": "string"}),
+            _param("weekdays", "Local ISO weekdays kept, e.g. '1-5'.", {"type": "string"}),
         ],
         "responses": {"200": {"description": "cells, factors, model, validation", "content": {
             "application/geo+json": {"schema": {"type": "object"}}}},
@@ -471,6 +476,7 @@ def openapi_document(base_url: str) -> dict:
     paths.update(_grid_paths())
     paths.update(_hotspot_paths())
     paths.update(_risk_paths())
+    paths.update(warnings_paths())
     paths.update(_coverage_paths())
     paths.update(_border_paths())
     return {

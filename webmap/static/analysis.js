@@ -179,7 +179,7 @@ function safegridAnalysis(map, config) {
                               ["weekdays", "sg-weekdays"]]) {
       if (value(id)) params.set(name, value(id));
     }
-    if (method === "safety" || method === "terrain") {  // no hours and weekdays there
+    if (method === "safety") {  // the safety index takes no hours and weekdays
       params.delete("hours");
       params.delete("weekdays");
     }
@@ -230,8 +230,7 @@ function safegridAnalysis(map, config) {
       return;
     }
     show(result.data);
-    if ((method === "safety" || method === "terrain") &&
-        (value("sg-hours") || value("sg-weekdays"))) {
+    if (method === "safety" && (value("sg-hours") || value("sg-weekdays"))) {
       const box = document.getElementById("sg-message");
       box.textContent += t.comma + t.filters_ignored;
     }
