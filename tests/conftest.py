@@ -26,6 +26,12 @@ DEMO_END = dt.date(2026, 10, 31)
 SAFEGRID = str(Path(sys.executable).with_name("safegrid"))
 
 
+def _worker_suffix() -> str:
+    """``_gw0``, ``_gw1``... under pytest-xdist (each worker has databases of its own)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return f"_{worker}" if worker else ""
+
+
 @pytest.fixture(scope="session")
 def db_url() -> str:
     """A fresh, migrated database ``safegrid_test`` in the managed cluster.
@@ -35,12 +41,15 @@ def db_url() -> str:
     url = os.environ.get("SAFEGRID_TEST_DATABASE_URL")
     if not url:
         cluster = managed_cluster()
+        name = "safegrid_test" + _worker_suffix()
         try:
             cluster.up()
-            cluster.create_database("safegrid_test", fresh=True)
+            cluster.create_database(name, fresh=True)
         except (ClusterError, OSError) as exc:
             pytest.exit(f"database tests cannot run: {exc}", returncode=1)
-        url = cluster.url("safegrid_test")
+        url = cluster.url(name)
+    elif _worker_suffix():
+        url = fresh_database(make_url(url).database + _worker_suffix())
     migrate(url)
     return url
 

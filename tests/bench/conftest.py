@@ -58,7 +58,8 @@ def machine(db):
         postgres = conn.execute(text("SHOW server_version")).scalar_one()
         postgis = conn.execute(text("SELECT postgis_lib_version()")).scalar_one()
     libraries = ", ".join(f"{name} {_version(name)}" for name in (
-        "shapely", "numpy", "scipy", "geopandas", "esda", "spopt", "pygeoapi"))
+        "shapely", "numpy", "scipy", "geopandas", "esda", "spopt", "pygeoapi", "pointpats",
+        "statsmodels"))
     MACHINE.update({
         "CPU": f"{cpu}, {os.cpu_count()} cores",
         "memory": f"{int(memory) / 2**20:.1f} GiB",
