@@ -77,8 +77,8 @@ def test_the_true_factors_are_found_with_their_relative_risks(synthetic):
     assert abs(rows["bars"]["distance"] - 200) <= 50
     assert rows["shops"]["operationalisation"] == "density"
     assert abs(rows["shops"]["distance"] - 300) <= 50
-    assert rows["bars"]["relative_risk"] == pytest.approx(3, rel=0.3)
-    assert rows["shops"]["relative_risk"] == pytest.approx(2, rel=0.3)
+    assert rows["bars"]["relative_risk"] == pytest.approx(3, rel=0.25)  # the truth within 25 %
+    assert rows["shops"]["relative_risk"] == pytest.approx(2, rel=0.25)
     assert all(r["p_value"] < 0.001 for r in rows.values())
     assert model.candidates > 20 and model.penalty > 0
     assert model.model == "poisson" and model.dispersion < 1.5
@@ -120,7 +120,7 @@ def test_an_overdispersed_count_gets_a_negative_binomial_by_aic():
     nb = sm.NegativeBinomial(y, sm.add_constant(proximity(xy, bars, model.factors[0][
         "distance"]))).fit(disp=0)
     assert model.aic == pytest.approx(nb.aic, rel=1e-6)
-    assert model.factors[0]["relative_risk"] == pytest.approx(3, rel=0.3)
+    assert model.factors[0]["relative_risk"] == pytest.approx(3, rel=0.25)
 
 
 def test_the_lasso_path_is_statsmodels_lasso_at_the_same_penalty():
