@@ -192,3 +192,22 @@ def test_a_jurisdiction_without_incidents_says_so_instead_of_running(server, db)
         assert page.evaluate(DRAWN_CELLS) == 0
         page.screenshot(path=str(OUTPUT / "analysis-no-data.png"))
         assert page.errors == []
+
+
+def test_saved_runs_list_only_what_the_map_can_draw(server, api):
+    """An evaluation (PAI of one period against the next, asked of the API) has no cells:
+    it is not offered among the saved runs, whose labels are all in the page's words."""
+    r = api("police", "/api/hotspots/evaluate?jurisdiction=430100&method=gi&cell=800"
+                      "&train_from=2026-05-01&train_to=2026-07-31"
+                      "&test_from=2026-08-01&test_to=2026-10-31")
+    assert r.status_code == 200, r.text[:300]
+    runs = api("police", "/api/hotspots/runs?jurisdiction=430100").json()["runs"]
+    assert "evaluate" in {run["kind"] for run in runs}
+    with logged_in(server, "police", "/map/analysis?jurisdiction=430100") as page:
+        wait_for(page, "document.querySelectorAll('#sg-runs option').length > 1")
+        labels = [o.text_content() for o in page.query_selector_all("#sg-runs option")][1:]
+        ids = [o.get_attribute("value") for o in page.query_selector_all("#sg-runs option")][1:]
+    drawable = [run for run in runs if run["kind"] != "evaluate"]
+    assert ids == [str(run["id"]) for run in drawable]
+    assert not any(re.search(r"\b(evaluate|gi|kde|emerging|near_repeat|terrain)\b", label)
+                   for label in labels), labels

@@ -282,8 +282,10 @@ function safegridAnalysis(map, config) {
     const result = await get("/api/hotspots/runs?jurisdiction=" +
                              encodeURIComponent(value("sg-jurisdiction")));
     if (!result.ok) return;
+    // evaluations (PAI of a period against the next) have no cells to draw: API only
+    const drawable = result.data.runs.filter(r => r.kind !== "evaluate");
     for (const [id, label] of [["sg-runs", t.saved_runs], ["sg-compare", t.compare_with]]) {
-      fill(document.getElementById(id), label, result.data.runs);
+      fill(document.getElementById(id), label, drawable);
     }
   }
 
