@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 
 from flask import Blueprint, Response, current_app, request
 
@@ -29,7 +28,7 @@ from layers.validate import instant, period_end
 
 from .auth import current_user
 from .db import db_engine
-from .params import BadRequest, flag_arg, number_arg, only_params
+from .params import BadRequest, flag_arg, number_arg, numbers_arg, only_params, whole_arg
 
 bp = Blueprint("hotspots_api", __name__)
 
@@ -67,42 +66,15 @@ def _query(start_name: str = "from", end_name: str = "to") -> HotspotQuery:
                         hours=request.args.get("hours"), weekdays=request.args.get("weekdays"))
 
 
-def _numbers(name: str) -> tuple[float, ...] | None:
-    """Query parameter ``name`` as comma-separated finite numbers (None when absent)."""
-    raw = request.args.get(name)
-    if raw is None:
-        return None
-    values = []
-    for item in raw.split(","):
-        try:
-            value = float(item)
-        except ValueError:
-            raise BadRequest(f"{name}={raw!r}: {item.strip()!r} is not a number") from None
-        if not math.isfinite(value):
-            raise BadRequest(f"{name}={raw!r}: {item.strip()!r} is not a finite number")
-        values.append(value)
-    return tuple(values)
-
-
-def _whole(name: str, default: int) -> int:
-    """Query parameter ``name`` as a whole number (``default`` when absent)."""
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    if not (raw.strip().isdecimal() and len(raw.strip()) <= 18):
-        raise BadRequest(f"{name}={raw!r} is not a whole number of 0 or more")
-    return int(raw)
-
-
 def _near_repeat_query() -> NearRepeatQuery:
     default = NearRepeatQuery()
-    band = _numbers("band")
+    band = numbers_arg("band")
     if band is not None and len(band) != 2:
         raise BadRequest(f"band={request.args['band']!r} must be metres,days (e.g. 200,14)")
-    return NearRepeatQuery(space_bands=_numbers("space_bands") or default.space_bands,
-                           time_bands=_numbers("time_bands") or default.time_bands,
-                           permutations=_whole("permutations", default.permutations),
-                           seed=_whole("seed", default.seed),
+    return NearRepeatQuery(space_bands=numbers_arg("space_bands") or default.space_bands,
+                           time_bands=numbers_arg("time_bands") or default.time_bands,
+                           permutations=whole_arg("permutations", default.permutations),
+                           seed=whole_arg("seed", default.seed),
                            band=None if band is None else (band[0], band[1]))
 
 

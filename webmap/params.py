@@ -64,6 +64,33 @@ def only_params(allowed: set[str] | frozenset[str]) -> None:
         raise BadRequest(f"unknown parameter(s) {', '.join(map(repr, unknown))}{takes}")
 
 
+def numbers_arg(name: str) -> tuple[float, ...] | None:
+    """Query parameter ``name`` as comma-separated finite numbers (None when absent)."""
+    raw = request.args.get(name)
+    if raw is None:
+        return None
+    values = []
+    for item in raw.split(","):
+        try:
+            value = float(item)
+        except ValueError:
+            raise BadRequest(f"{name}={raw!r}: {item.strip()!r} is not a number") from None
+        if not math.isfinite(value):
+            raise BadRequest(f"{name}={raw!r}: {item.strip()!r} is not a finite number")
+        values.append(value)
+    return tuple(values)
+
+
+def whole_arg(name: str, default: int) -> int:
+    """Query parameter ``name`` as a whole number (``default`` when absent)."""
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not (raw.strip().isdecimal() and len(raw.strip()) <= 18):
+        raise BadRequest(f"{name}={raw!r} is not a whole number of 0 or more")
+    return int(raw)
+
+
 def number_arg(name: str) -> float | None:
     """Query parameter ``name`` as a finite number (None when absent), or BadRequest."""
     raw = request.args.get(name)

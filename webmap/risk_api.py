@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 
 from flask import Blueprint, Response, current_app, request
 
@@ -22,7 +21,7 @@ from layers.validate import instant, period_end
 
 from .auth import current_user
 from .db import db_engine
-from .params import BadRequest, number_arg, only_params
+from .params import BadRequest, number_arg, numbers_arg, only_params, whole_arg
 
 bp = Blueprint("risk_api", __name__)
 
@@ -31,32 +30,14 @@ PARAMS = {"jurisdiction", "from", "to", "cell", "category", "distances", "folds"
 DEFAULT_DAYS = 365
 
 
-def _whole(name: str, default: int) -> int:
-    """Query parameter ``name`` as a whole number (``default`` when absent)."""
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    if not (raw.strip().isdecimal() and len(raw.strip()) <= 18):
-        raise BadRequest(f"{name}={raw!r} is not a whole number of 0 or more")
-    return int(raw)
-
-
 def _distances() -> tuple[float, ...] | None:
     """``distances`` as comma-separated positive metres (None when absent)."""
-    raw = request.args.get("distances")
-    if raw is None:
-        return None
-    values = []
-    for item in raw.split(","):
-        try:
-            value = float(item)
-        except ValueError:
-            raise BadRequest(f"distances={raw!r}: {item.strip()!r} is not a number") from None
-        if not (math.isfinite(value) and value > 0):
-            raise BadRequest(f"distances={raw!r}: {item.strip()!r} is not a positive "
-                             "number of metres")
-        values.append(value)
-    return tuple(values)
+    values = numbers_arg("distances")
+    for value in values or ():
+        if value <= 0:
+            raise BadRequest(f"distances={request.args['distances']!r}: {value:g} is not a "
+                             "positive number of metres")
+    return values
 
 
 def _query() -> TerrainQuery:
@@ -69,7 +50,7 @@ def _query() -> TerrainQuery:
     area = HotspotQuery(jurisdiction=code, start=start, end=end,
                         category=request.args.get("category"), cell=number_arg("cell"),
                         hours=request.args.get("hours"), weekdays=request.args.get("weekdays"))
-    return TerrainQuery(area, _distances(), _whole("folds", 5), _whole("seed", 0))
+    return TerrainQuery(area, _distances(), whole_arg("folds", 5), whole_arg("seed", 0))
 
 
 @bp.get("/api/risk/terrain")
