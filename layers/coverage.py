@@ -22,6 +22,7 @@ from functools import cached_property
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import shapely
 from sqlalchemy import Connection, text
 
@@ -68,7 +69,7 @@ from .hotspots import AGGREGATE_ONLY, MIN_SHOWN
 from .runs import load_run, runs_of, save_run
 from .users import User
 
-__all__ = ["BadCoverageRequest", "CoverageQuery", "Proposed", "Scene", "SitingRequest",
+__all__ = ["BadCoverageRequest", "Borrowed", "CoverageQuery", "Proposed", "Scene", "SitingRequest",
            "TARGETS", "camera_views", "coverage", "coverage_gaps", "get_run", "grid_coverage",
            "list_runs", "look", "siting", "watching"]
 
@@ -140,6 +141,21 @@ def _check_camera(cam: Proposed, where: str) -> None:
 
 # --- the scene: area, cameras, buildings, views -----------------------------------------
 
+@dataclass(frozen=True)
+class Borrowed:
+    """Cameras and buildings read from elsewhere (another city's server), in lon/lat.
+
+    ``cameras`` rows carry id, code, bearing, fov, range_m, status, version, lon, lat;
+    their ids are made unique as ``"{source}:{id}"`` in the scene. ``stamp`` changes
+    whenever what was read changes (views are cached under it).
+    """
+
+    source: str
+    cameras: tuple[dict, ...] = ()
+    buildings: tuple[shapely.Geometry, ...] = ()
+    stamp: tuple = ()
+
+
 @dataclass
 class Scene:
     """An area (metric) with its projection, and the cameras that see it."""
@@ -153,6 +169,7 @@ class Scene:
     views: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=object))
     reach: shapely.Geometry | None = None  # metric: the area and its targets
     stamp: tuple = ()  # of the buildings read (views are cached under it)
+    borrowed: Borrowed | None = None  # cameras and footprints from another server
     crs: str = field(init=False)  # the metric CRS, e.g. "EPSG:32649"
 
     def __post_init__(self) -> None:
@@ -248,6 +265,27 @@ def _cameras(conn: Connection, scene: Scene, reach: shapely.Geometry,
     return frame
 
 
+def _borrow(scene: Scene, borrowed: Borrowed, reach: shapely.Geometry) -> None:
+    """Add ``borrowed`` footprints and the borrowed cameras that reach ``reach``."""
+    if borrowed.buildings:
+        more = scene.projection.project(np.array(borrowed.buildings, dtype=object))
+        scene.buildings = np.concatenate([scene.buildings, more])
+    if not borrowed.cameras:
+        return
+    rows = borrowed.cameras
+    xy = np.column_stack(scene.projection.project_xy([r["lon"] for r in rows],
+                                                     [r["lat"] for r in rows]))
+    columns = ["id", "code", "bearing", "fov", "range_m", "status", "version"]
+    frame = gpd.GeoDataFrame({k: [r[k] for r in rows] for k in columns},
+                             geometry=shapely.points(xy))
+    frame["id"] = [f"{borrowed.source}:{r['id']}" for r in rows]
+    distance = shapely.distance(frame.geometry.values, reach)
+    frame = frame[distance <= frame["range_m"].to_numpy(dtype=float)]
+    scene.cameras = frame.reset_index(drop=True) if not len(scene.cameras) else \
+        gpd.GeoDataFrame(pd.concat([scene.cameras, frame], ignore_index=True),
+                         geometry="geometry")
+
+
 def _scene(conn: Connection, user: User, query: CoverageQuery, targets: bool = True,
            client=None) -> tuple[Scene, _Targets | None]:
     """The jurisdiction with its targets (when asked) and the cameras that can see them."""
@@ -275,8 +313,11 @@ def look(conn: Connection, scene: Scene, reach: shapely.Geometry,
     # REACH_M further: footprints within twice that make each view exact (and cacheable)
     stamp, scene.buildings = _buildings(conn, scene, _envelope(reach, scene.projection,
                                                                2 * REACH_M))
-    scene.stamp = stamp
     scene.cameras = _cameras(conn, scene, reach, _envelope(reach, scene.projection, REACH_M))
+    if scene.borrowed is not None:
+        stamp = (*stamp, scene.borrowed.source, *scene.borrowed.stamp)
+        _borrow(scene, scene.borrowed, reach)
+    scene.stamp = stamp
     codes = set(scene.cameras["code"]) if len(scene.cameras) else set()
     unknown = set(query.off) - codes
     if unknown:
