@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = ["BadRequest", "Conflict", "Forbidden", "InputRejected", "NotFound",
-           "PreconditionFailed", "RowProblem", "SafegridError", "UnknownJurisdiction",
+           "PeerConflict", "PeerUnavailable", "PreconditionFailed", "RowProblem", "SafegridError", "UnknownJurisdiction",
            "Unprocessable"]
 
 MAX_SHOWN = 20
@@ -76,6 +76,20 @@ class Unprocessable(SafegridError):
     """Well-formed input that cannot be done as asked (HTTP 422)."""
 
     http_status = 422
+
+
+class PeerUnavailable(SafegridError):
+    """Another city's server (a peer) did not answer, or not usably (HTTP 502).
+
+    The message names the peer and what went wrong (refused, timed out, a wrong token,
+    an answer that is not what its API promises); nothing was written.
+    """
+
+    http_status = 502
+
+
+class PeerConflict(Conflict):
+    """A peer refused a change because its data changed meanwhile (its 412), HTTP 409."""
 
 
 @dataclass(frozen=True)
