@@ -26,8 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = ["BadRequest", "Conflict", "Forbidden", "InputRejected", "NotFound",
-           "PeerConflict", "PeerUnavailable", "PreconditionFailed", "RowProblem", "SafegridError", "UnknownJurisdiction",
-           "Unprocessable"]
+           "PeerConflict", "PeerUnavailable", "PreconditionFailed", "RowProblem",
+           "SafegridError", "UnknownJurisdiction", "Unprocessable"]
 
 MAX_SHOWN = 20
 

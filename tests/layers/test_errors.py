@@ -52,6 +52,7 @@ def test_an_unknown_jurisdiction_is_one_class_answering_400():
 
 
 def test_every_status_is_a_client_error_and_a_refinement_keeps_its_meaning():
+    """Every error is the client's, but a peer server's failure: a gateway error (502)."""
     bases = {BadRequest: 400, Forbidden: 403, NotFound: 404, errors.Conflict: 409,
              errors.PreconditionFailed: 412, errors.Unprocessable: 422}
     assert {cls: cls.http_status for cls in bases} == bases
@@ -59,6 +60,9 @@ def test_every_status_is_a_client_error_and_a_refinement_keeps_its_meaning():
     found = _all_errors()
     assert Missing in found and UnknownRun in found
     for cls in found:
+        if cls is errors.PeerUnavailable:
+            assert cls.http_status == 502
+            continue
         assert 400 <= cls.http_status < 500, cls
         for base in (Forbidden, NotFound, errors.Conflict, errors.PreconditionFailed):
             if issubclass(cls, base):
