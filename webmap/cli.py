@@ -24,6 +24,7 @@ from layers.errors import SafegridError
 from layers.registry import ROLES, UnknownLayer
 from layers.users import User
 from webmap.osm_cli import import_osm_cmd
+from webmap.peers_cli import peers_group
 from webmap.warnings_cli import warnings_group
 
 EXIT_BAD_INPUT = 2
@@ -671,6 +672,7 @@ def serve_cmd(host: str, port: int, threads: int, access_log: bool) -> None:
 
 main.add_command(import_osm_cmd)
 main.add_command(warnings_group)
+main.add_command(peers_group)
 
 if __name__ == "__main__":
     main()
