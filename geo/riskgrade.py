@@ -7,8 +7,9 @@ parts, each worth at most the points of :data:`MAX_POINTS`:
     The severity-weighted incidents of the period in the place's *catchment* (the place
     itself for a grid, the place and :data:`KEY_AREA_REACH` metres around it for a key
     area: what happens at the school gate counts against the school), as a yearly
-    rate: ``w = sum(severity) x 365 / days``. 2 points per severity-weighted incident
-    a year, full marks from :data:`INCIDENTS_FULL` a year: ``40 x min(1, w / 20)``.
+    rate: ``w = sum(severity) x 365 / days``. Full marks from :data:`INCIDENTS_FULL`
+    (20) a year at a key area (2 points each), from :data:`GRID_INCIDENTS_FULL` (60)
+    in a grid, whose catchment is a whole neighbourhood: ``40 x min(1, w / full)``.
     Counted per place, not per km²: a key area is a few hundred square metres and
     a density would rank a kiosk above a hospital; grids are drawn to hold similar
     numbers of households, so counts compare them as analysts do. Only incidents
@@ -56,12 +57,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import shapely
 
-__all__ = ["CATEGORY_POINTS", "GRID_POINTS", "INCIDENTS_FULL", "KEY_AREA_REACH", "LEVELS",
-           "MAX_POINTS", "RRS_FULL", "Grade", "Level", "catchments", "grade_places",
-           "incident_load", "level_of", "terrain_mean"]
+__all__ = ["CATEGORY_POINTS", "GRID_INCIDENTS_FULL", "GRID_POINTS", "INCIDENTS_FULL",
+           "KEY_AREA_REACH", "LEVELS", "MAX_POINTS", "RRS_FULL", "Grade", "Level",
+           "catchments", "grade_places", "incident_load", "level_of", "terrain_mean"]
 
 MAX_POINTS = {"incidents": 40.0, "terrain": 25.0, "coverage": 15.0, "category": 20.0}
-INCIDENTS_FULL = 20.0  # severity-weighted incidents a year that earn full incident points
+INCIDENTS_FULL = 20.0  # severity-weighted incidents a year that earn a key area full points
+GRID_INCIDENTS_FULL = 60.0  # ... and a grid
 RRS_FULL = 4.0  # relative risk score that earns full terrain points
 KEY_AREA_REACH = 50.0  # metres around a key area whose incidents count against it
 GRID_POINTS = 10.0  # a grid's neutral base
@@ -176,9 +178,10 @@ def _reason(factor: str, value: object, points: float | None, zh: str, en: str) 
             "max_points": MAX_POINTS[factor], "text_zh": zh, "text_en": en}
 
 
-def _incident_reason(count: int, weighted: float, days: float, outside: float) -> dict:
+def _incident_reason(count: int, weighted: float, days: float, outside: float,
+                     full: float) -> dict:
     yearly = weighted * 365.0 / days
-    points = MAX_POINTS["incidents"] * min(1.0, yearly / INCIDENTS_FULL)
+    points = MAX_POINTS["incidents"] * min(1.0, yearly / full)
     zh = f"近{days:g}天警情{count}起（严重度加权{weighted:g}，折合每年{yearly:.1f}）"
     en = (f"{count} incidents in the last {days:g} days (severity-weighted {weighted:g}, "
           f"{yearly:.1f} a year)")
@@ -249,7 +252,8 @@ def grade_places(categories: list[str | None], count: np.ndarray, weighted: np.n
     for i in range(n):
         reasons = [
             _incident_reason(int(count[i]), float(weighted[i]), days,
-                             0.0 if outside is None else float(outside[i])),
+                             0.0 if outside is None else float(outside[i]),
+                             GRID_INCIDENTS_FULL if categories[i] is None else INCIDENTS_FULL),
             _terrain_reason(math.nan if rrs is None else float(rrs[i]),
                             terrain_missing if rrs is None else None),
             _coverage_reason(float(uncovered[i])),

@@ -82,17 +82,18 @@ def test_the_parts_of_the_hand_example():
 
 def test_the_levels_of_the_hand_example():
     *_, grades = _hand_example()
-    # points: incidents 2 per severity-weighted incident a year (365 days) up to 40;
-    # terrain 25 ln(rrs) / ln 4; coverage 15 x uncovered; category (grid 10)
-    # G1: 2x10=20 + 25 ln1.5/ln4=7.31 + 15x0.4=6 + 10         = 43.31 -> 43.3, level 2
-    # G2: min(40, 2x24)=40 + 25 ln2.5/ln4=16.52 + 15 + 10     = 81.52 -> 81.5, level 4
+    # points: incidents 40 x severity-weighted a year (365 days) / 20 at a key area,
+    # / 60 in a grid, at most 40; terrain 25 ln(rrs) / ln 4; coverage 15 x uncovered;
+    # category (grid 10)
+    # G1: 40x10/60=6.67 + 25 ln1.5/ln4=7.31 + 15x0.4=6 + 10   = 29.98 -> 30.0, level 2
+    # G2: 40x24/60=16 + 25 ln2.5/ln4=16.52 + 15 + 10          = 57.52 -> 57.5, level 3
     # K1: 2x5=10 + 0 + 0 + school 20                          = 30.0, level 2
     # K2: (10 + 16.52 + hospital 16) / (40+25+20) x 100       = 50.02 -> 50.0, level 3
     # K3: 2x4=8 + 0 + 15x0.2=3 + market 16                    = 27.0, level 2
     # K4: 0 + 0 + 0 + park 10                                 = 10.0, level 1
     # K5: 2x15=30 + 25 + 15 + entertainment 16                = 86.0, level 4
-    assert [g.score for g in grades] == [43.3, 81.5, 30.0, 50.0, 27.0, 10.0, 86.0]
-    assert [g.level for g in grades] == [2, 4, 2, 3, 2, 1, 4]
+    assert [g.score for g in grades] == [30.0, 57.5, 30.0, 50.0, 27.0, 10.0, 86.0]
+    assert [g.level for g in grades] == [2, 3, 2, 3, 2, 1, 4]
     for g in grades:
         present = [r for r in g.reasons if r["points"] is not None]
         assert g.score == pytest.approx(round(100 * sum(r["points"] for r in present)
@@ -153,8 +154,9 @@ def test_the_cut_points_are_the_levels_table():
 
 
 @pytest.mark.parametrize(("weighted", "score", "level"), [
-    (17.48, 45.0, 3),  # 10 + 34.96 = 44.96 is shown as 45.0: graded as shown, level 3
-    (17.47, 44.9, 2),  # 10 + 34.94 = 44.94 is shown as 44.9: level 2
+    # a grid: 10 + 40 x weighted / 60 (one year) + nothing else
+    (52.44, 45.0, 3),  # 10 + 34.96 = 44.96 is shown as 45.0: graded as shown, level 3
+    (52.41, 44.9, 2),  # 10 + 34.94 = 44.94 is shown as 44.9: level 2
 ])
 def test_the_rounded_score_is_graded(weighted, score, level):
     grade = grade_places([None], np.array([1]), np.array([weighted]), 365.0,
@@ -184,8 +186,8 @@ def test_a_place_of_no_area():
     grade = grade_places([None], count, np.array([1.0]), 365.0, np.array([1.0]),
                          np.array([np.nan]))[0]
     assert grade.reasons[2]["points"] is None
-    # (2 + 0 + 10) / (40 + 25 + 20) = 14.1
-    assert grade.score == 14.1 and grade.level == 1
+    # (40 x 1/60 = 0.67 + 0 + 10) / (40 + 25 + 20) = 12.55 -> 12.6
+    assert grade.score == 12.6 and grade.level == 1
 
 
 def test_a_place_outside_every_terrain_cell_leaves_the_terrain_out():
