@@ -49,10 +49,13 @@ from geo.hotspots import (
 
 from . import edit
 from .access import BORDER_ZONE_M, Forbidden, require_within, require_write, subtree_codes
-from .coverage import CoverageQuery, Scene, look, watching
+from .coverage import Borrowed, CoverageQuery, Scene, look, watching
 from .errors import UnknownJurisdiction, Unprocessable
 from .hotspots import AGGREGATE_ONLY, MIN_SHOWN
 from .incidents import read_incidents
+from .peerclient import PeerFeature, TheirSide, read_their_side
+from .peers import Peer, peer_for
+from .peerwrite import replace_routes
 from .registry import INCIDENT_CATEGORIES, LAYERS
 from .users import User
 from .validate import LOCAL_TZ
@@ -109,6 +112,7 @@ class _Border:
     roads: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=object))
     road_rows: list = field(default_factory=list)
     incidents: dict = field(default_factory=dict)  # xy, when, category, severity
+    their: TheirSide | None = None  # the other side as read from its server (a peer)
 
     @property
     def zone(self) -> shapely.Geometry:
@@ -216,13 +220,26 @@ def _require(conn: Connection, user: User, query: BorderQuery) -> None:
     _allowed(conn, user, query)
 
 
-def _load(conn: Connection, user: User, query: BorderQuery) -> _Border:
+def _their_boundary(their: TheirSide) -> shapely.Geometry | None:
+    """The peer's own boundary of their jurisdiction (lon/lat), None when not read."""
+    for f in their.features("jurisdictions"):
+        if f.properties.get("code") == their.peer.b and \
+                f.geometry.geom_type in ("Polygon", "MultiPolygon") and f.geometry.is_valid:
+            return f.geometry
+    return None
+
+
+def _load(conn: Connection, user: User, query: BorderQuery,
+          their: TheirSide | None = None) -> _Border:
     _require(conn, user, query)
     rows = {r["code"]: r for r in conn.execute(text(
         "SELECT code, name, ST_AsBinary(geom) AS wkb FROM jurisdictions WHERE code IN (:a, :b)"),
         {"a": query.a, "b": query.b}).mappings().all()}
-    projection, (a, b) = _metric([shapely.from_wkb(bytes(rows[c]["wkb"]))
-                                  for c in (query.a, query.b)])
+    shapes = {c: shapely.from_wkb(bytes(rows[c]["wkb"])) for c in (query.a, query.b)}
+    boundary = None if their is None else _their_boundary(their)
+    if boundary is not None:  # the peer is the master of its boundary
+        shapes[their.peer.b] = boundary
+    projection, (a, b) = _metric([shapes[query.a], shapes[query.b]])
     try:
         line = shared_border(a, b, query.tolerance)
     except NotNeighbours as exc:
@@ -230,7 +247,38 @@ def _load(conn: Connection, user: User, query: BorderQuery) -> _Border:
     side_a, side_b = border_zone(a, b, line, query.width)
     scene = Scene(f"{query.a}-{query.b}", shapely.union(side_a, side_b), projection)
     return _Border(query, {c: rows[c]["name"] for c in rows}, a, b, line,
-                   {query.a: side_a, query.b: side_b}, scene)
+                   {query.a: side_a, query.b: side_b}, scene, their=their)
+
+
+def _peer_side(conn: Connection, user: User, query: BorderQuery) -> TheirSide | None:
+    """The other side read from its server when a peer holds it (None: one database).
+
+    The checks of the request (:func:`_require`) come first; the peer is asked only
+    for the bounding box of the zone (:func:`layers.peerclient.read_their_side`).
+    """
+    peer = peer_for(conn, query.a, query.b)
+    if peer is None:
+        return None
+    return read_their_side(conn, peer, _zone_lonlat(_load(conn, user, query)))
+
+
+def _in_zone(border: _Border, features: tuple[PeerFeature, ...], metres: float = 0.0
+             ) -> list[PeerFeature]:
+    """The peer's ``features`` within ``metres`` of the zone (0: intersecting it)."""
+    if not features:
+        return []
+    metric = border.scene.projection.project(np.array([f.geometry for f in features],
+                                                      dtype=object))
+    near = shapely.dwithin(metric, border.zone, metres) if metres else \
+        shapely.intersects(metric, border.zone)
+    return [f for f, keep in zip(features, near, strict=True) if keep]
+
+
+def _their(border: _Border, collection: str, metres: float = 0.0) -> list[PeerFeature]:
+    """The peer's features of ``collection`` in the zone; none without a peer."""
+    if border.their is None:
+        return []
+    return _in_zone(border, border.their.features(collection), metres)
 
 
 def _zone_lonlat(border: _Border) -> shapely.Geometry:
@@ -247,9 +295,12 @@ def _read_roads(conn: Connection, border: _Border) -> None:
         "SELECT r.id, r.name, r.class, ST_AsBinary(r.geom) AS wkb FROM roads r, "
         "ST_GeomFromWKB(:z, 4326) AS z WHERE r.geom && z AND ST_Intersects(r.geom, z) "
         "ORDER BY r.id"), {"z": _zone_wkb(border)}).mappings().all()
-    border.road_rows = [(r["id"], r["name"], r["class"]) for r in rows]
-    border.roads = border.scene.projection.project(
-        shapely.from_wkb([bytes(r["wkb"]) for r in rows])) if rows else np.empty(0, dtype=object)
+    theirs = _their(border, "roads")
+    border.road_rows = [(r["id"], r["name"], r["class"]) for r in rows] + [
+        (f.id, f.properties.get("name"), f.properties.get("class")) for f in theirs]
+    shapes = [shapely.from_wkb(bytes(r["wkb"])) for r in rows] + [f.geometry for f in theirs]
+    border.roads = border.scene.projection.project(np.array(shapes, dtype=object)) if shapes \
+        else np.empty(0, dtype=object)
 
 
 def _roads_near(conn: Connection, border: _Border, detour: float) -> np.ndarray:
@@ -260,7 +311,9 @@ def _roads_near(conn: Connection, border: _Border, detour: float) -> np.ndarray:
         "WHERE r.geom && z AND ST_Intersects(r.geom, z) ORDER BY r.id"),
         {"z": shapely.to_wkb(border.scene.to_lonlat(np.array([around], dtype=object))[0])}
     ).scalars().all()
-    return border.scene.projection.project(shapely.from_wkb([bytes(r) for r in rows])) if rows \
+    shapes = [shapely.from_wkb(bytes(r)) for r in rows] + \
+        [f.geometry for f in _their(border, "roads", detour)]
+    return border.scene.projection.project(np.array(shapes, dtype=object)) if shapes \
         else np.empty(0, dtype=object)
 
 
@@ -272,8 +325,13 @@ def _read_crossings(conn: Connection, border: _Border) -> None:
         "SELECT c.name, ST_X(c.geom) AS lon, ST_Y(c.geom) AS lat FROM checkpoints c, "
         "ST_GeomFromWKB(:z, 4326) AS z WHERE ST_DWithin(c.geom::geography, z::geography, 60) "
         "ORDER BY c.id"), {"z": _zone_wkb(border)}).mappings().all()
+    rows = [dict(r) for r in rows] + [
+        {"name": f.properties.get("name"), "lon": f.geometry.x, "lat": f.geometry.y}
+        for f in _their(border, "checkpoints", 60.0) if f.geometry.geom_type == "Point"]
     checkpoints = np.column_stack(border.scene.projection.project_xy(
         [r["lon"] for r in rows], [r["lat"] for r in rows])) if rows else np.empty((0, 2))
+    if border.their is not None:
+        border.scene.borrowed = _borrowed(border.their)
     seeing = CoverageQuery(border.scene.code)
     look(conn, border.scene, border.zone, seeing)
     cameras = border.scene.cameras
@@ -282,13 +340,60 @@ def _read_crossings(conn: Connection, border: _Border) -> None:
                                   border.scene.views, codes)
 
 
+CAMERA_FIELDS = ("code", "bearing", "fov", "range_m", "status")
+
+
+def _borrowed(their: TheirSide) -> Borrowed:
+    """The peer's cameras (with what a view needs) and footprints, for the coverage scene."""
+    cameras = []
+    for f in their.features("cameras"):
+        p = f.properties
+        if f.geometry.geom_type != "Point" or any(p.get(k) is None for k in CAMERA_FIELDS):
+            continue  # a camera without position, bearing, field or range sees nothing
+        cameras.append({"id": f.id, **{k: p[k] for k in CAMERA_FIELDS}, "version": 0,
+                        "lon": f.geometry.x, "lat": f.geometry.y})
+    buildings = tuple(f.geometry for f in their.features("buildings")
+                      if f.geometry.geom_type in ("Polygon", "MultiPolygon"))
+    return Borrowed(their.peer.name, tuple(cameras), buildings, their.stamp)
+
+
+def _their_incidents(border: _Border, start: dt.datetime) -> dict:
+    """The peer's incidents in the zone since ``start``: lon, lat, epoch, severity, category."""
+    out: dict[str, list] = {"lon": [], "lat": [], "epoch": [], "severity": [], "category": []}
+    for f in _their(border, "incidents"):
+        p = f.properties
+        try:
+            when = dt.datetime.fromisoformat(str(p.get("occurred_at")))
+        except ValueError:
+            continue
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=LOCAL_TZ)
+        if f.geometry.geom_type != "Point" or when < start:
+            continue
+        out["lon"].append(f.geometry.x)
+        out["lat"].append(f.geometry.y)
+        out["epoch"].append(when.timestamp())
+        out["severity"].append(float(p.get("severity") or 1))
+        out["category"].append(p.get("category"))
+    return out
+
+
 def _read_incidents(conn: Connection, border: _Border) -> None:
     end = dt.datetime.now(dt.UTC)
-    incidents = read_incidents(conn, border.scene.crs, area=_zone_lonlat(border),
-                               start=end - dt.timedelta(days=border.query.days))
-    local = incidents.epoch + LOCAL_TZ.utcoffset(dt.datetime.now()).total_seconds()  # no DST
-    border.incidents = {"xy": incidents.xy, "hour": ((local // 3600) % 24).astype(int),
-                        "category": incidents.category, "severity": incidents.severity}
+    start = end - dt.timedelta(days=border.query.days)
+    incidents = read_incidents(conn, border.scene.crs, area=_zone_lonlat(border), start=start)
+    xy, epoch = incidents.xy, incidents.epoch
+    category, severity = incidents.category, incidents.severity
+    theirs = _their_incidents(border, start)
+    if theirs["epoch"]:
+        more = np.column_stack(border.scene.projection.project_xy(theirs["lon"], theirs["lat"]))
+        xy = np.concatenate([xy.reshape(-1, 2), more])
+        epoch = np.concatenate([epoch, np.array(theirs["epoch"], dtype=float)])
+        category = np.concatenate([category, np.array(theirs["category"], dtype=object)])
+        severity = np.concatenate([severity, np.array(theirs["severity"], dtype=float)])
+    local = epoch + LOCAL_TZ.utcoffset(dt.datetime.now()).total_seconds()  # no DST
+    border.incidents = {"xy": xy, "hour": ((local // 3600) % 24).astype(int),
+                        "category": category, "severity": severity}
 
 
 def _side_of(border: _Border, xy: np.ndarray) -> np.ndarray:
@@ -349,6 +454,14 @@ def _key_areas(conn: Connection, border: _Border) -> list[dict]:
         "ST_X(ST_PointOnSurface(k.geom)) AS lon, ST_Y(ST_PointOnSurface(k.geom)) AS lat "
         "FROM key_areas k, ST_GeomFromWKB(:z, 4326) AS z WHERE k.geom && z "
         "AND ST_Intersects(k.geom, z) ORDER BY k.id"), {"z": _zone_wkb(border)}).mappings().all()
+    rows = [dict(r) for r in rows]
+    source = None if border.their is None else border.their.peer.name
+    for f in _their(border, "key_areas"):
+        inside = shapely.point_on_surface(f.geometry)
+        rows.append({"id": f"{source}:{f.id}", "name": f.properties.get("name"),
+                     "category": f.properties.get("category"),
+                     "geojson": shapely.to_geojson(f.geometry), "lon": inside.x,
+                     "lat": inside.y})
     at = np.column_stack(border.scene.projection.project_xy([r["lon"] for r in rows],
                                                             [r["lat"] for r in rows])) if rows \
         else np.empty((0, 2))
@@ -368,17 +481,46 @@ def _road_cover(border: _Border) -> dict:
             "road_covered_ratio": round(float(shapely.length(seen)) / total, 4)}
 
 
-def _read(conn: Connection, user: User, query: BorderQuery) -> _Border:
-    border = _load(conn, user, query)
+def _read(conn: Connection, user: User, query: BorderQuery,
+          their: TheirSide | None = None) -> _Border:
+    border = _load(conn, user, query, their)
     _read_roads(conn, border)
     _read_crossings(conn, border)
     _read_incidents(conn, border)
     return border
 
 
+def _when(moment: dt.datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(dt.UTC).isoformat(timespec="seconds")
+
+
+def _sources(query: BorderQuery, their: TheirSide | None) -> dict:
+    """Per side: which server its layers came from, as of when, stale or not and why."""
+    now = _when(dt.datetime.now(dt.UTC))
+    out = {code: {"server": "local", "as_of": now, "stale": False}
+           for code in (query.a, query.b)}
+    if their is not None:
+        peer: Peer = their.peer
+        out[peer.b] = {"server": "peer", "peer": peer.name, "url": peer.url,
+                       "as_of": _when(their.as_of), "stale": their.stale,
+                       "error": their.error}
+    return out
+
+
 def border_view(conn: Connection, user: User, query: BorderQuery) -> dict:
-    """The border, its zone (one feature per side), crossings, incidents, hot cells."""
-    border = _read(conn, user, query)
+    """The border, its zone (one feature per side), crossings, incidents, hot cells.
+
+    When a peer (another city's server, :mod:`layers.peers`) holds one side, that
+    side's layers are read from it (:func:`layers.peerclient.read_their_side`) and
+    merged with ours; ``sources`` says per side where its layers came from and as of
+    when (stale, with the reason, when the peer failed and a kept copy was used).
+    """
+    _require(conn, user, query)
+    return _view(conn, user, query, _peer_side(conn, user, query))
+
+
+def _view(conn: Connection, user: User, query: BorderQuery, their: TheirSide | None) -> dict:
+    border = _read(conn, user, query, their)
     hot, _centres = _hot_cells(border, user)
     crossing_features = _crossing_features(border)
     uncovered = sum(not f["properties"]["covered"] for f in crossing_features)
@@ -399,6 +541,7 @@ def border_view(conn: Connection, user: User, query: BorderQuery) -> dict:
         "parameters": {"width": query.width, "tolerance": query.tolerance,
                        "days": query.days, "metric_crs": border.scene.crs,
                        "hot_cell": HOT_CELL},
+        "sources": _sources(query, their),
     }
 
 
@@ -446,18 +589,24 @@ def kept_border_view(conn: Connection, user: User, query: BorderQuery) -> str:
     kept at most :data:`KEPT_SECONDS` (5 minutes): the window's start may lag that much.
     The versions are read before the answer is computed, so a write committing during
     the computation can only make the kept answer newer than its key, never older.
-    At most the 64 answers used last are kept.
+    At most the 64 answers used last are kept. With a peer holding the other side, the
+    peer is asked on every call (revalidated by its ETags) and the answer is kept under
+    the state of what was read from it too; an answer built on a stale or absent side
+    is never kept.
     """
     _require(conn, user, query)
     versions = _versions(conn)
-    key = (query, _scope(user), versions)
+    their = _peer_side(conn, user, query)
+    if their is not None and (their.stale or their.absent):
+        versions = None  # never kept: the next call asks the peer again
+    key = (query, _scope(user), versions, None if their is None else their.stamp)
     now = time.monotonic()
     with _ANSWERS_LOCK:
         kept = _ANSWERS.get(key) if versions is not None else None
         if kept is not None and now - kept[0] <= KEPT_SECONDS:
             _ANSWERS.move_to_end(key)
             return kept[1]
-    answer = json.dumps(border_view(conn, user, query), ensure_ascii=False, default=str)
+    answer = json.dumps(_view(conn, user, query, their), ensure_ascii=False, default=str)
     if versions is not None:
         with _ANSWERS_LOCK:
             _ANSWERS[key] = (now, answer)
@@ -490,10 +639,20 @@ def patrol_plan(conn: Connection, user: User, query: BorderQuery, teams: dict) -
     crossings (and whether they are covered), incidents and hot cells; every sector and
     route lists the stops missed (``unreached``: kind, lon, lat, reason, distance_m).
     Routes earlier planned for this border are replaced.
+
+    When a peer holds the other side, its side is read first and must be fresh (else
+    :class:`PeerUnavailable`, nothing written); our teams' routes are written here (in
+    the caller's transaction), the partner's on the peer
+    (:func:`layers.peerwrite.replace_routes`) last: when that fails (PeerUnavailable,
+    PeerConflict) the error propagates and the caller's transaction rolls ours back.
     """
     require_write(user, LAYERS["patrol_routes"])
-    border = _read(conn, user, query)
+    _require(conn, user, query)
     counts = _teams(query, teams)
+    their = _peer_side(conn, user, query)
+    if their is not None:
+        their.require_fresh()
+    border = _read(conn, user, query, their)
     _hot, centres = _hot_cells(border, user)
     inc = border.incidents
     plan = plan_patrols(border.line, border.sides, counts,
@@ -503,9 +662,17 @@ def patrol_plan(conn: Connection, user: User, query: BorderQuery, teams: dict) -
                         inc["severity"], centres, query.width, query.width)
     key = "-".join(sorted((query.a, query.b)))
     _remove_routes(conn, user, key)
-    features = []
+    features, remote = [], []  # remote: (answer feature, route for the peer)
     for patrol in plan:
-        features.extend(_patrol_features(conn, user, border, patrol, key))
+        out, route = _patrol_features(conn, user, border, patrol, key)
+        features.extend(out)
+        if route is not None:
+            remote.append((out[-1], route))
+    if their is not None:
+        ids = replace_routes(their.peer, key, [route for _out, route in remote])
+        for (out, _route), route_id in zip(remote, ids, strict=True):
+            out["id"] = route_id
+            out["properties"]["server"] = their.peer.name
     loads = [p.sector.workload for p in plan]
     summary = {"teams": counts, "sectors": len(plan),
                "length_m": round(float(border.line.length), 1),
@@ -538,8 +705,12 @@ def _unreached(border: _Border, patrol: Patrol) -> list[dict]:
 
 
 def _patrol_features(conn: Connection, user: User, border: _Border, patrol: Patrol,
-                     key: str) -> list[dict]:
-    """The sector's feature and the team's route (stored); both list the stops missed."""
+                     key: str) -> tuple[list[dict], dict | None]:
+    """The sector's feature and the team's route; both list the stops missed.
+
+    The route is stored here, unless the team's city is held by a peer: then it is
+    returned (second) to be written there.
+    """
     sector = patrol.sector
     common = {"city": patrol.city, "team": patrol.team,
               "workload": round(sector.workload, 3), "hours": patrol.hours,
@@ -551,14 +722,15 @@ def _patrol_features(conn: Connection, user: User, border: _Border, patrol: Patr
                            "length_m": round(sector.end - sector.start, 1),
                            "crossings": patrol.crossings, "uncovered": patrol.uncovered}}]
     if patrol.route.is_empty:
-        return out
+        return out, None
     name = f"{border.names[patrol.city]}第{patrol.team}巡逻队"
     feature = {"type": "Feature", "geometry": border.lonlat(patrol.route),
                "properties": {"name": name, "border": key, "team": patrol.team,
                               "workload": round(sector.workload, 3), "hours": patrol.hours,
                               "jurisdiction_code": patrol.city}}
-    written = edit.create(conn, user, LAYERS["patrol_routes"], feature)
-    out.append({"type": "Feature", "id": written.id, "geometry": feature["geometry"],
+    theirs = border.their is not None and patrol.city == border.their.peer.b
+    route_id = None if theirs else edit.create(conn, user, LAYERS["patrol_routes"], feature).id
+    out.append({"type": "Feature", "id": route_id, "geometry": feature["geometry"],
                 "properties": {"kind": "route", **common, "name": name,
                                "length_m": round(float(patrol.route.length), 1)}})
-    return out
+    return out, feature if theirs else None

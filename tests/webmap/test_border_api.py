@@ -43,6 +43,9 @@ def test_the_zone_and_crossings_match_postgis(api, db):
     assert len(ours) == len(points) > 0
     for x, y in points:  # each road/border intersection is one of ours (to a metre)
         assert min(p.distance(shapely.Point(x, y)) for p in ours) < 1e-5
+    # one database, no peer: both sides are read here
+    assert {code: (s["server"], s["stale"]) for code, s in body["sources"].items()} == \
+        {A: ("local", False), B: ("local", False)}
 
 
 def test_crossings_are_covered_exactly_when_a_checkpoint_or_camera_covers_them(api, db):
