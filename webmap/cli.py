@@ -383,15 +383,25 @@ def users_token(name: str) -> None:
                    "hold data.")
 @click.option("--unless-loaded", is_flag=True,
               help="Do nothing when the database already holds jurisdictions.")
-def demo_cmd(scale: str, seed: int, end: dt.datetime | None, unless_loaded: bool) -> None:
+@click.option("--only", "only", multiple=True, metavar="CODE",
+              help="Load only this demo city (430100 长沙市, 430300 湘潭市, 430200 株洲市) "
+                   "with the boundaries of its neighbours, as one city's own server would "
+                   "hold it; repeat for several cities in one database. The demo users are "
+                   "then those of the first city given.")
+def demo_cmd(scale: str, seed: int, end: dt.datetime | None, unless_loaded: bool,
+             only: tuple[str, ...]) -> None:
     """Generate the demo (three cities around Changsha) and replace all layers with it.
 
     Incidents span the 365 days up to --end; everything else depends on --seed only.
+    With --only, every feature goes to exactly one city (its jurisdiction, or the
+    jurisdiction holding its middle), so the --only sets of two cities never share a
+    feature.
     """
     from tqdm import tqdm
 
     from layers import demo
 
+    only = demo.checked_cities(only)
     if unless_loaded and demo.is_loaded(engine()):
         click.echo("demo: data already loaded, left as it is")
         return
@@ -405,13 +415,15 @@ def demo_cmd(scale: str, seed: int, end: dt.datetime | None, unless_loaded: bool
             bar.update(1)
 
         last = end.date() if end else demo.default_end()
-        counts = demo.load(engine(), scale, seed, step, last)
+        counts = demo.load(engine(), scale, seed, step, last, only)
     summary = ", ".join(f"{k} {v}" for k, v in counts.items())
     first = demo.demo_start(last).date()
-    click.echo(f"demo {scale} (seed {seed}) loaded in {time.perf_counter() - t0:.1f} s: {summary}")
+    which = f", only {' '.join(only)}" if only else ""
+    click.echo(f"demo {scale} (seed {seed}{which}) loaded in {time.perf_counter() - t0:.1f} s: "
+               f"{summary}")
     click.echo(f"incidents from {first} to {last} (China Standard Time)")
     click.echo("demo users (name / password / role / scope):")
-    for user in demo.DEMO_USERS:
+    for user in demo.demo_users(only, demo.DEMO_USERS):
         scope = user["jurisdiction"] or "everything"
         if user["partner"]:
             scope += f" with partner {user['partner']}"

@@ -27,6 +27,7 @@ from ..users import add_user
 from ..validate import clean_features
 from .names import person_names, phone_numbers
 from .network import build_roads
+from .only import DEMO_CITIES, checked_cities, demo_users, keep_only
 from .patrols import build_patrols
 from .places import SCALES, build_places
 from .safety import (
@@ -39,8 +40,8 @@ from .safety import (
 )
 from .settlement import build_settlement, plan_grids
 
-__all__ = ["CENTRE", "DEMO_USERS", "LOAD_ORDER", "SCALES", "default_end", "demo_start",
-           "generate", "is_loaded", "load"]
+__all__ = ["CENTRE", "DEMO_CITIES", "DEMO_USERS", "LOAD_ORDER", "SCALES", "default_end",
+           "checked_cities", "demo_start", "demo_users", "generate", "is_loaded", "load"]
 
 CENTRE = (112.98, 28.02)  # lon, lat of the demo region's centre
 METRIC_EPSG = 32649  # WGS 84 / UTM zone 49N
@@ -203,9 +204,9 @@ for _user in DEMO_USERS:
     _user["password"] = f"{_user['name']}-demo-2026"
 
 
-def _create_demo_users(conn) -> None:
+def _create_demo_users(conn, users: tuple[dict, ...] = DEMO_USERS) -> None:
     """Replace the demo users (same names) with fresh ones."""
-    for user in DEMO_USERS:
+    for user in users:
         conn.execute(text("DELETE FROM users WHERE name = :n"), {"n": user["name"]})
         add_user(conn, user["name"], user["role"], user["password"], user["jurisdiction"],
                  user["partner"])
@@ -213,14 +214,16 @@ def _create_demo_users(conn) -> None:
 
 def load(engine: Engine, scale: str = "small", seed: int = 1,
          progress: Callable[[str], None] | None = None,
-         end: dt.date | None = None) -> dict[str, int]:
+         end: dt.date | None = None, only: tuple[str, ...] = ()) -> dict[str, int]:
     """Replace every layer with the demo of ``scale``/``seed`` in one transaction.
 
-    Incidents run up to the day ``end`` (default :func:`default_end`). Returns the
-    feature count per layer.
+    Incidents run up to the day ``end`` (default :func:`default_end`). ``only``: codes
+    of demo cities (:data:`DEMO_CITIES`) to keep, with their neighbours' boundaries
+    (:mod:`layers.demo.only`); empty: all three. Returns the feature count per layer.
     """
     say = progress or (lambda _msg: None)
     t0 = time.perf_counter()
+    only = checked_cities(only)
     end = end or default_end()
     layers = generate(scale, seed, progress, end)
     cleaned = {name: clean_features(gdf, LAYERS[name]) for name, gdf in layers.items()}
@@ -236,7 +239,12 @@ def load(engine: Engine, scale: str = "small", seed: int = 1,
             counts[name] = write_in(conn, LAYERS[name], cleaned[name], mode="append",
                                     actor="demo", source=f"demo {scale} seed {seed} to {end}",
                                     progress=False)
-        _create_demo_users(conn)
+        if only:
+            say(f"keeping {', '.join(only)} and their neighbours' boundaries")
+            keep_only(conn, only, LOAD_ORDER)
+            counts = {name: conn.execute(text(f"SELECT count(*) FROM {q(name)}")).scalar_one()
+                      for name in LOAD_ORDER}
+        _create_demo_users(conn, demo_users(only, DEMO_USERS))
         conn.execute(text("ANALYZE"))
     say(f"done in {time.perf_counter() - t0:.1f} s")
     return counts
