@@ -6,7 +6,9 @@ camera's view is cached per process by (camera id, version, a stamp of the build
 table): when one camera changes only its view is recomputed. Targets are key areas,
 school safety zones, grids (area and road length) and road pieces; gaps carry a risk
 from the last ``days`` of incidents (kernel density, doubled in Gi* hot cells, times
-the key-area category weight). Gaps and siting runs are saved in ``coverage_runs``.
+the key-area category weight, times the weight of the target's risk level when the
+jurisdiction's places were graded: :data:`RISK_LEVEL_WEIGHTS`, :func:`risk_levels`).
+Gaps and siting runs are saved in ``coverage_runs``.
 """
 
 from __future__ import annotations
@@ -69,9 +71,10 @@ from .hotspots import AGGREGATE_ONLY, MIN_SHOWN
 from .runs import load_run, runs_of, save_run
 from .users import User
 
-__all__ = ["BadCoverageRequest", "Borrowed", "CoverageQuery", "Proposed", "Scene", "SitingRequest",
-           "TARGETS", "camera_views", "coverage", "coverage_gaps", "get_run", "grid_coverage",
-           "list_runs", "look", "siting", "watching"]
+__all__ = ["RISK_LEVEL_WEIGHTS", "BadCoverageRequest", "Borrowed", "CoverageQuery",
+           "CoveredTargets", "Proposed", "Scene", "SitingRequest", "TARGETS", "camera_views",
+           "coverage", "coverage_gaps", "covered_targets", "get_run", "grid_coverage",
+           "list_runs", "look", "risk_level_factors", "risk_levels", "siting", "watching"]
 
 TARGETS = ("key_areas", "school_zones", "grids", "roads")
 SCHOOLS = ("school", "kindergarten")
@@ -385,6 +388,7 @@ class _Targets:
     shapes: np.ndarray  # metric polygons or lines
     weight: np.ndarray  # category weight for gap risk
     roads: np.ndarray | None = None  # grids: the road lines inside each
+    geoms: np.ndarray | None = None  # metric, as stored (key areas: points stay points)
 
 
 def _targets(conn: Connection, scene: Scene, query: CoverageQuery) -> _Targets:
@@ -401,7 +405,8 @@ def _targets(conn: Connection, scene: Scene, query: CoverageQuery) -> _Targets:
             else key_area_shapes(geoms)
         props = [{"id": r[0], "name": r[1], "category": r[2]} for r in rows]
         weight = np.array([CATEGORY_WEIGHT.get(r[2], 1.0) for r in rows])
-        return _Targets(props, np.asarray(shapes, dtype=object), weight)
+        return _Targets(props, np.asarray(shapes, dtype=object), weight,
+                        geoms=np.asarray(geoms, dtype=object))
     if query.target == "grids":
         rows = conn.execute(text(
             "SELECT g.id, g.code, g.name, g.kind, ST_AsBinary(g.geom) FROM grids g "
@@ -412,7 +417,8 @@ def _targets(conn: Connection, scene: Scene, query: CoverageQuery) -> _Targets:
         props = [{"id": r[0], "code": r[1], "name": r[2], "kind": r[3]} for r in rows]
         _road_props, roads = _road_lines(conn, scene)
         return _Targets(props, np.asarray(geoms, dtype=object), np.ones(len(rows)),
-                        roads_within(np.asarray(geoms, dtype=object), roads))
+                        roads_within(np.asarray(geoms, dtype=object), roads),
+                        np.asarray(geoms, dtype=object))
     ids_props, lines = _road_lines(conn, scene, clip=True)
     return _Targets(ids_props, lines, np.ones(len(lines)))
 
@@ -628,7 +634,9 @@ def coverage_gaps(conn: Connection, user: User, query: CoverageQuery,
     covered, _seen = _ratios(targets, scene.views)
     pieces, owner = gaps(targets.shapes, covered)
     risk = _risk(conn, scene, query)
-    score = gap_risk(pieces, risk.cells, risk.density, targets.weight[owner])
+    levels, graded = risk_level_factors(conn, query, targets.props)
+    weight = targets.weight * np.array([RISK_LEVEL_WEIGHTS.get(v, 1.0) for v in levels])
+    score = gap_risk(pieces, risk.cells, risk.density, weight[owner])
     inside = _incidents_in(pieces, risk.incidents)
     order = np.argsort(-score, kind="stable")[:limit]
     unit = _unit(query)
@@ -644,7 +652,7 @@ def coverage_gaps(conn: Connection, user: User, query: CoverageQuery,
              unit: round(float(sizes[i]), 1), "target_id": target["id"],
              "target_name": target.get("name"),
              "category": target.get("category", target.get("class", target.get("kind"))),
-             "weight": float(targets.weight[owner[i]])}
+             "weight": float(weight[owner[i]]), "risk_level": levels[owner[i]]}
         features.append(_feature(shape, p))
     summary = {"gaps": int(len(pieces)), "shown": len(features),
                "uncovered": round(float(sizes.sum()), 1), "measure": unit,
@@ -653,7 +661,9 @@ def coverage_gaps(conn: Connection, user: User, query: CoverageQuery,
     parameters = _parameters(scene, query, days=query.days, limit=limit,
                              risk="expected incidents over the gap: severity-weighted "
                                   "kernel density, doubled in Gi* hot cells (95%+), plus "
-                                  "a floor, times the key-area category weight")
+                                  "a floor, times the key-area category weight and the "
+                                  "weight of the target's risk level",
+                             risk_level_weights=graded)
     body = {"type": "FeatureCollection", "features": features, "summary": summary,
             "parameters": parameters}
     body["run"] = save_run(conn, "coverage_runs", user, "gaps", query.jurisdiction,
@@ -718,8 +728,10 @@ def siting(conn: Connection, user: User, query: CoverageQuery, request: SitingRe
     uncovered = float(measure(pieces).sum())
     if query.target != "roads" and uncovered / spacing ** 2 > MAX_DEMAND:
         spacing = math.sqrt(uncovered / MAX_DEMAND)
+    levels, graded = risk_level_factors(conn, query, targets.props)
+    factor = np.array([RISK_LEVEL_WEIGHTS.get(v, 1.0) for v in levels])
     xy, weight, ground, _ = demand_points(pieces, risk.lattice, risk.density, spacing,
-                                          targets.weight[owner])
+                                          (targets.weight * factor)[owner])
     if len(xy) and scene.building_tree is not None:
         inside, _ = scene.building_tree.query(shapely.points(xy), predicate="within")
         free = np.ones(len(xy), dtype=bool)
@@ -754,7 +766,8 @@ def siting(conn: Connection, user: User, query: CoverageQuery, request: SitingRe
                "candidates": int(len(sites)), "options": int(len(options))}
     parameters = _parameters(scene, query, k=request.k, fov=model.fov,
                              range_m=model.range_m, bearings=model.bearings,
-                             spacing=round(spacing, 2), days=query.days)
+                             spacing=round(spacing, 2), days=query.days,
+                             risk_level_weights=graded)
     body = {"type": "FeatureCollection", "features": features, "before": before,
             "after": after, "summary": summary, "parameters": parameters}
     body["run"] = save_run(conn, "coverage_runs", user, "siting", query.jurisdiction,
@@ -768,6 +781,87 @@ def grid_coverage(conn: Connection, user: User, code: str) -> dict[int, float]:
     ratio = coverage_ratio(targets.shapes, watched(targets.shapes, scene.views))
     return {p["id"]: round(float(r), 4) for p, r in zip(targets.props, ratio, strict=True)
             if not math.isnan(r)}
+
+
+@dataclass(frozen=True)
+class CoveredTargets:
+    """A jurisdiction's targets with the share of each that watching cameras see.
+
+    ``props`` as the coverage answer's (id, name, category...); ``shapes`` metric, as
+    measured (a key area given as a point: a disc of 25 m); ``geoms`` metric, as
+    stored; ``covered_ratio`` 0-1, NaN for a target of no area; ``scene`` the
+    jurisdiction (metric area, projection, CRS) and its cameras.
+    """
+
+    scene: Scene
+    props: list[dict]
+    shapes: np.ndarray
+    geoms: np.ndarray
+    covered_ratio: np.ndarray
+
+
+def covered_targets(conn: Connection, user: User, code: str, target: str = "key_areas"
+                    ) -> CoveredTargets:
+    """The ``target`` (key_areas or grids) of ``code`` and their covered share.
+
+    Online cameras watch; scope checked as for :func:`coverage`.
+    """
+    scene, targets = _scene(conn, user, CoverageQuery(code, target))
+    assert targets is not None
+    ratio = coverage_ratio(targets.shapes, watched(targets.shapes, scene.views))
+    geoms = targets.shapes if targets.geoms is None else targets.geoms
+    return CoveredTargets(scene, targets.props, targets.shapes, geoms, ratio)
+
+
+# A risk level's weight on the gaps of a key area or grid (1 低 ... 4 重大): a gap at a
+# place of major risk counts three times one at a place of low risk.
+RISK_LEVEL_WEIGHTS = {1: 1.0, 2: 1.5, 3: 2.0, 4: 3.0}
+_LEVELS_OF = {"key_areas": "key_areas", "school_zones": "key_areas", "grids": "grids"}
+
+
+def risk_levels(conn: Connection, code: str) -> tuple[dict | None, dict[str, dict[int, int]]]:
+    """The latest saved ``risk_places`` run of ``code``: (its id and period, levels).
+
+    Levels as ``{"key_areas": {id: level}, "grids": {id: level}}``; (None, {}) when
+    the jurisdiction's places were never graded.
+    """
+    run = conn.execute(text(
+        "SELECT id, parameters->>'from' AS start, parameters->>'to' AS end "
+        "FROM hotspot_runs WHERE kind = 'risk_places' AND jurisdiction_code = :c "
+        "ORDER BY id DESC LIMIT 1"), {"c": code}).mappings().first()
+    if run is None:
+        return None, {}
+    levels: dict[str, dict[int, int]] = {"key_areas": {}, "grids": {}}
+    for layer, place, level in conn.execute(text(
+            "SELECT s.layer, (f->'properties'->>'id')::bigint, "
+            "(f->'properties'->>'risk_level')::int FROM hotspot_runs r, "
+            "(VALUES ('key_areas'), ('grids')) AS s(layer), "
+            "jsonb_array_elements(r.result->s.layer->'features') AS f WHERE r.id = :i"),
+            {"i": run["id"]}):
+        levels[layer][place] = level
+    return {"run": run["id"], "from": run["start"], "to": run["end"]}, levels
+
+
+def risk_level_factors(conn: Connection, query: CoverageQuery, props: list[dict]
+                       ) -> tuple[list[int | None], dict]:
+    """Each target's risk level (None: not graded) and what the answer says about it.
+
+    The levels are those of the jurisdiction's latest ``risk_places`` run
+    (:func:`risk_levels`); a target's gap risk is multiplied by
+    :data:`RISK_LEVEL_WEIGHTS` of its level (1 when it has none: roads, places
+    added since).
+    """
+    layer = _LEVELS_OF.get(query.target)
+    run, levels = risk_levels(conn, query.jurisdiction) if layer else (None, {})
+    found = [levels.get(layer, {}).get(p["id"]) if layer else None for p in props]
+    said = {"weights": {str(k): v for k, v in RISK_LEVEL_WEIGHTS.items()},
+            "run": None, "graded_targets": sum(v is not None for v in found)}
+    if run is None:
+        said["note"] = ("roads are not graded" if layer is None else
+                        "no risk_places run of the jurisdiction: every target weighs 1")
+    else:
+        said.update(run=run["run"], **{"from": run["from"], "to": run["to"]})
+    return found, said
 
 
 def list_runs(conn: Connection, user: User, jurisdiction: str | None = None) -> list[dict]:

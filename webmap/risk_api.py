@@ -6,6 +6,11 @@ Gi* and KDE hot spots on the following period (:mod:`layers.rtm`); saved as a ru
 ``/api/hotspots/runs`` lists (kind ``terrain``). ``hours`` and ``weekdays`` (local time,
 as the hot-spot endpoints) keep only the incidents at those times, in the fit and in
 the validation.
+
+``/api/risk/places``: every key area and grid of a jurisdiction with its risk level
+(1 低 ... 4 重大), score and reasons (:mod:`layers.riskgrade`); saved as a run (kind
+``risk_places``). The period is ``from``-``to``, or the ``days`` before ``to`` (default
+365); ``to`` defaults to now.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import json
 from flask import Blueprint, Response, current_app, request
 
 from layers.hotspots import HotspotQuery
+from layers.riskgrade import MAX_DAYS, RiskPlacesQuery, run_risk_places
 from layers.rtm import TerrainQuery, run_terrain
 from layers.validate import instant, period_end
 
@@ -62,3 +68,38 @@ def terrain():
         body = run_terrain(conn, current_user(), query)
     return Response(json.dumps(body, ensure_ascii=False, default=str), 200,
                     content_type="application/geo+json")
+
+
+PLACES_PARAMS = {"jurisdiction", "from", "to", "days"}
+
+
+def _places_query() -> RiskPlacesQuery:
+    code = request.args.get("jurisdiction")
+    if not code:
+        raise BadRequest("jurisdiction is required (?jurisdiction=CODE)")
+    if "from" in request.args and "days" in request.args:
+        raise BadRequest("give from or days, not both (days counts back from to)")
+    days = whole_arg("days", DEFAULT_DAYS)
+    if not 1 <= days <= MAX_DAYS:
+        raise BadRequest(f"days must be 1 to {MAX_DAYS}, got {days}")
+    end_raw, start_raw = request.args.get("to"), request.args.get("from")
+    try:
+        end = period_end(end_raw) if end_raw else dt.datetime.now(dt.UTC)
+    except BadRequest as exc:
+        raise BadRequest(f"to: {exc}") from None
+    try:
+        start = instant(start_raw, False) if start_raw else end - dt.timedelta(days=days)
+    except BadRequest as exc:
+        raise BadRequest(f"from: {exc}") from None
+    return RiskPlacesQuery(code, start, end)
+
+
+@bp.get("/api/risk/places")
+def places():
+    """Key areas and grids with their risk level (1-4), score (0-100) and reasons."""
+    only_params(PLACES_PARAMS)
+    query = _places_query()
+    with db_engine(current_app).begin() as conn:
+        body = run_risk_places(conn, current_user(), query)
+    return Response(json.dumps(body, ensure_ascii=False, default=str), 200,
+                    content_type="application/json")
