@@ -300,12 +300,15 @@ def _store(conn: Connection, peer: Peer, name: str, bbox: list[float], etag: str
         conn.execute(text("UPDATE peer_collections SET fetched_at = :t WHERE peer = :p "
                           "AND collection = :c"), {"t": when, "p": peer.name, "c": name})
         return
-    conn.execute(text("DELETE FROM peer_collections WHERE peer = :p AND collection = :c"),
-                 {"p": peer.name, "c": name})
+    # the collection's row first: a concurrent read of the same collection waits here
     conn.execute(text(
         "INSERT INTO peer_collections (peer, collection, bbox, etag, fetched_at, features) "
-        "VALUES (:p, :c, :b, :e, :t, :n)"),
+        "VALUES (:p, :c, :b, :e, :t, :n) ON CONFLICT (peer, collection) DO UPDATE SET "
+        "bbox = EXCLUDED.bbox, etag = EXCLUDED.etag, fetched_at = EXCLUDED.fetched_at, "
+        "features = EXCLUDED.features"),
         {"p": peer.name, "c": name, "b": bbox, "e": etag, "t": when, "n": len(features)})
+    conn.execute(text("DELETE FROM peer_features WHERE peer = :p AND collection = :c"),
+                 {"p": peer.name, "c": name})
     if features:
         conn.execute(text(
             "INSERT INTO peer_features (peer, collection, feature_id, geom, properties) "

@@ -58,7 +58,11 @@ def border():
     """The shared border of ``a`` and ``b``: zone, crossings, incidents, hot cells.
 
     The answer is kept while nothing it reads changes (:func:`layers.border.kept_border_view`)
-    and carries an ``ETag``: a request naming it in ``If-None-Match`` gets a 304.
+    and carries an ``ETag``: a request naming it in ``If-None-Match`` gets a 304. When
+    another city's server (a peer) holds ``b`` (or ``a``), its side is read from there;
+    ``sources`` says per side which server it came from and as of when (a peer that is
+    down or slow still gives a 200: its side from the kept copy, stale, or absent, with
+    the reason).
     """
     only_params({"a", "b", "width", "tolerance", "days"})
     a, b = request.args.get("a"), request.args.get("b")
@@ -78,7 +82,10 @@ def patrols():
     """Sectors and stored routes for the teams each city offers.
 
     Each sector and route lists the stops it could not reach (``unreached``), each with
-    its ``reason`` code and ``why`` in words (Chinese).
+    its ``reason`` code and ``why`` in words (Chinese). With a peer holding the other
+    city, the partner's routes are written on the peer (``server`` names it) and ours
+    here, or neither: a peer that cannot be read or written is a 502, a route changed
+    there meanwhile a 409, and nothing is written here.
     """
     only_params(set())
     body = json_body({"a": str, "b": str, "width": (int, float), "tolerance": (int, float),
