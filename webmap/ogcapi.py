@@ -7,13 +7,22 @@ Resources: ``/`` (landing), ``/conformance``, ``/openapi`` (service description)
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 from flask import Blueprint, Response, current_app, redirect, request, url_for
 
 from layers.access import Forbidden, enter_scope, read_scope
 from layers.errors import NotFound
-from layers.features import CRS84, OUTPUT_CRS, collection_extent, fetch_item, fetch_page
+from layers.features import (
+    CRS84,
+    OUTPUT_CRS,
+    Scope,
+    collection_extent,
+    fetch_item,
+    fetch_page,
+    table_version,
+)
 from layers.registry import LAYERS, get_layer
 
 from .auth import current_user
@@ -196,13 +205,37 @@ def _page_links(layer: str, page) -> list[dict]:
     return links
 
 
+def _items_etag(layer: str, version: int | None, scope: Scope) -> str | None:
+    """Weak validator of an items page: the layer's version, the reader's scope, the query.
+
+    None when the layer's writes are not tracked. The version is read before the page,
+    so a write committed in between can only make the next request send it again.
+    """
+    if version is None:
+        return None
+    key = json.dumps([layer, version, scope.personal, sorted(scope.rls.items()),
+                      request.host_url, request.query_string.decode("latin-1")])
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
 @bp.get("/collections/<layer>/items")
 def items(layer: str):
-    """A page of features (GeoJSON built in PostGIS), with next/prev links."""
+    """A page of features (GeoJSON built in PostGIS), with next/prev links.
+
+    The answer carries a weak ``ETag`` (:func:`_items_etag`); a request naming it in
+    ``If-None-Match`` gets ``304 Not Modified`` with no body, and the page is not read.
+    """
     declaration = get_layer(layer)
     query = item_query(request.args, declaration)
     with db_engine(current_app).connect() as conn:
         scope = read_scope(conn, current_user(), declaration)
+        tag = _items_etag(layer, table_version(conn, layer), scope)
+        headers = {"Content-Crs": f"<{query.crs}>"}
+        if tag:
+            headers.update({"ETag": f'W/"{tag}"', "Cache-Control": "private, no-cache",
+                            "Vary": "Authorization, Cookie"})
+            if request.if_none_match.contains_weak(tag):
+                return Response(status=304, headers=headers)
         enter_scope(conn, scope)
         page = fetch_page(conn, declaration, query, scope)
     charge(page_cost(page.returned, page.counted))
@@ -210,8 +243,7 @@ def items(layer: str):
             "numberReturned": page.returned, "links": _page_links(layer, page)}
     prefix = json.dumps(head, ensure_ascii=False)[:-1]
     body = f'{prefix}, "features": {page.features_json}}}'
-    return Response(body, 200, content_type=GEOJSON,
-                    headers={"Content-Crs": f"<{query.crs}>"})
+    return Response(body, 200, content_type=GEOJSON, headers=headers)
 
 
 @bp.get("/collections/<layer>/items/<feature_id>")

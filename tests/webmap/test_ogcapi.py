@@ -236,3 +236,45 @@ def test_personal_fields_only_for_roles_that_may_see_them(api):
     assert "phone" in police["features"][0]["properties"]
     roads = api("viewer", "/collections/roads/items", params={"limit": 3})
     assert roads.status_code == 200
+
+
+def test_items_revalidate_with_a_weak_etag(api):
+    path, params = "/collections/cameras/items", {"limit": 5, "bbox": "112.9,27.9,113.1,28.1"}
+    first = api("police", path, params=params)
+    assert first.status_code == 200
+    tag = first.headers["ETag"]
+    assert tag.startswith('W/"') and "no-cache" in first.headers["Cache-Control"]
+    assert "Authorization" in first.headers["Vary"]
+    again = api("police", path, params=params, headers={"If-None-Match": tag})
+    assert again.status_code == 304 and again.content == b""
+    assert again.headers["ETag"] == tag
+    # a list of tags, and the tag sent strong, still match (weak comparison)
+    assert api("police", path, params=params,
+               headers={"If-None-Match": f'"x", {tag[2:]}'}).status_code == 304
+    # another query, another user's scope, another layer: another tag, the whole page
+    other_query = api("police", path, params={**params, "limit": 6},
+                      headers={"If-None-Match": tag})
+    assert other_query.status_code == 200 and other_query.headers["ETag"] != tag
+    admin = api("admin", path, params=params, headers={"If-None-Match": tag})
+    assert admin.status_code == 200 and admin.headers["ETag"] != tag
+    partner = api("partner", path, params=params, headers={"If-None-Match": tag})
+    assert partner.status_code == 200 and partner.headers["ETag"] not in (tag,
+                                                                          admin.headers["ETag"])
+    assert api("police", "/collections/checkpoints/items", params=params,
+               headers={"If-None-Match": tag}).status_code == 200
+    # a change to the layer: a new tag, and the old one gets the page again
+    camera = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [112.985, 28.03]},
+              "properties": {"code": "T-ETAG-1", "bearing": 10, "fov": 70, "range_m": 90,
+                             "status": "online"}}
+    created = api("police", path, method="POST", json=camera)
+    assert created.status_code == 201, created.text
+    try:
+        changed = api("police", path, params=params, headers={"If-None-Match": tag})
+        assert changed.status_code == 200 and changed.headers["ETag"] != tag
+        assert changed.json()["type"] == "FeatureCollection"
+    finally:
+        gone = api("police", f"{path}/{created.json()['id']}", method="DELETE")
+        assert gone.status_code == 204, gone.text
+    after = api("police", path, params=params, headers={"If-None-Match": tag})
+    assert after.status_code == 200 and after.headers["ETag"] not in (
+        tag, changed.headers["ETag"])
