@@ -1,11 +1,11 @@
 """Standing watches and the risk warnings they raise (风险预警).
 
-A saved emerging hot-spot or near-repeat run (``hotspot_runs``) can be kept as a
-*watch*: its kind and parameters, with a period of the same length that rolls forward to
-end at each check. :func:`check_watches` (``safegrid warnings check``, run by cron)
-analyses every watch again through :func:`layers.hotspots.run_emerging` and
-:func:`layers.nearrepeat.run_near_repeat` (each check is saved as a run) and records a
-*warning* for
+A saved emerging hot-spot, near-repeat or risk_places run (``hotspot_runs``) can be
+kept as a *watch*: its kind and parameters, with a period of the same length that rolls
+forward to end at each check. :func:`check_watches` (``safegrid warnings check``, run by
+cron) analyses every watch again through :func:`layers.hotspots.run_emerging`,
+:func:`layers.nearrepeat.run_near_repeat` and :func:`layers.riskgrade.run_risk_places`
+(each check is saved as a run) and records a *warning* for
 
 - ``emerging_hot_spot``: a cell that is a new or intensifying hot spot now and was not
   that category at the previous check;
@@ -16,10 +16,16 @@ The run a watch is made from is its first "previous check". A warning is recorde
 ``(watch, key)`` is unique, the key naming the cell, its category and the last time step
 (or the zone's place and end), so a check run twice records nothing twice.
 
-``risk_level`` (places whose risk level rises, from the place risk API) is the third
-kind: a watch kind is one entry in :data:`CHECKS` (a function turning a watch and a
-moment into the new state and the candidate warnings) plus a state reader in
-:data:`STATES`; the tables already accept the kind.
+- ``risk_level``: a key area or grid whose risk level (:mod:`layers.riskgrade`, 1 低 to
+  4 重大) is higher now than at the previous check. The watch is made from a saved
+  ``risk_places`` run and grades the jurisdiction again on the period of the same
+  length ending at the check (:func:`layers.riskgrade.run_risk_places`). A place graded
+  for the first time (added since) is not warned about: it had no level to rise from.
+  The warning's key names the place, both levels and the local day of the check.
+
+A watch kind is one entry in :data:`CHECKS` (a function turning a watch and a moment
+into the new state and the candidate warnings) plus a state reader in :data:`STATES`;
+:data:`WATCH_KINDS` names the kind of run each watch kind is made from.
 
 Who sees what: watches are made, listed and removed by police and admins within their
 jurisdiction (like the analyses they repeat). Warnings are listed to every role but
@@ -46,16 +52,21 @@ from .access import APP_ROLE, require_within, subtree_codes
 from .errors import BadRequest, Conflict, Forbidden, NotFound, SafegridError, UnknownJurisdiction
 from .hotspots import AGGREGATE_ONLY, MIN_SHOWN, HotspotQuery, run_emerging
 from .nearrepeat import NearRepeatQuery, run_near_repeat
+from .riskgrade import RiskPlacesQuery, run_risk_places
 from .store import audit_row
 from .users import User, user_by_name
 from .validate import LOCAL_TZ
 
-__all__ = ["ALERT_CATEGORIES", "CHECKS", "WARNING_KINDS", "WATCH_ROLES", "Candidate",
+__all__ = ["ALERT_CATEGORIES", "CHECKS", "WARNING_KINDS", "WATCH_KINDS", "WATCH_ROLES",
+           "Candidate",
            "acknowledge", "check_watches", "create_watch", "delete_watch", "list_warnings",
            "list_watches"]
 
 WATCH_ROLES = ("admin", "police")
 WARNING_KINDS = ("emerging_hot_spot", "near_repeat_zone", "risk_level")
+# the kind of saved run (hotspot_runs.kind) each kind of watch is made from
+WATCH_KINDS = {"emerging": "emerging", "near_repeat": "near_repeat",
+               "risk_level": "risk_places"}
 ALERT_CATEGORIES = ("new_hot_spot", "intensifying_hot_spot")
 _CATEGORY_WORDS = {"new_hot_spot": ("新热点", "new hot spot"),
                    "intensifying_hot_spot": ("加强热点", "intensifying hot spot")}
@@ -101,8 +112,16 @@ def _near_repeat_state(result: dict) -> dict:
                       for f in result.get("features", [])]}
 
 
+def _risk_level_state(result: dict) -> dict:
+    """``{"places": {"key_areas:ID": level, "grids:ID": level}}`` of a risk_places answer."""
+    return {"places": {f"{layer}:{f['properties']['id']}": f["properties"]["risk_level"]
+                       for layer in ("key_areas", "grids")
+                       for f in result.get(layer, {}).get("features", [])}}
+
+
 STATES: dict[str, Callable[[dict], dict]] = {"emerging": _emerging_state,
-                                             "near_repeat": _near_repeat_state}
+                                             "near_repeat": _near_repeat_state,
+                                             "risk_level": _risk_level_state}
 
 
 def _watch_dict(row) -> dict:
@@ -115,7 +134,7 @@ def _watch_dict(row) -> dict:
 
 
 def create_watch(conn: Connection, user: User, run_id: object) -> dict:
-    """Keep saved run ``run_id`` (emerging or near-repeat) as a standing watch; the watch.
+    """Keep saved run ``run_id`` (emerging, near-repeat or risk_places) as a standing watch.
 
     BadRequest names a run id that is not a whole number, a run that does not exist or
     that the user may not see, or a run of another kind; Forbidden a role that may not
@@ -133,18 +152,19 @@ def create_watch(conn: Connection, user: User, run_id: object) -> dict:
             row = None
     if row is None:
         raise BadRequest(f"run {run_id}: there is no hot-spot run {run_id} that you may see")
-    if row["kind"] not in STATES:
-        raise BadRequest(f"run {run_id} is a {row['kind']} run; only emerging and "
-                         "near_repeat runs can be watched")
+    kind = next((k for k, run_kind in WATCH_KINDS.items() if run_kind == row["kind"]), None)
+    if kind is None:
+        raise BadRequest(f"run {run_id} is a {row['kind']} run; only emerging, near_repeat "
+                         "and risk_places runs can be watched")
     p = row["parameters"]
     start, end = _moment(p["from"]), _moment(p["to"])
     watch = conn.execute(text(
         f"INSERT INTO watches (kind, jurisdiction_code, run_id, parameters, period_s, state, "
         "created_by, checked_at) VALUES (:k, :j, :r, CAST(:p AS jsonb), :s, "
         f"CAST(:st AS jsonb), :u, :c) RETURNING {_WATCH_COLUMNS}"),
-        {"k": row["kind"], "j": row["jurisdiction_code"], "r": run_id, "p": json.dumps(p),
-         "s": (end - start).total_seconds(), "st": json.dumps(STATES[row["kind"]](
-             row["result"])), "u": user.name, "c": end}).mappings().one()
+        {"k": kind, "j": row["jurisdiction_code"], "r": run_id, "p": json.dumps(p),
+         "s": (end - start).total_seconds(), "st": json.dumps(STATES[kind](row["result"])),
+         "u": user.name, "c": end}).mappings().one()
     out = _watch_dict(watch)
     audit_row(conn, user.name, "watches", "insert", None, out, watch["id"])
     return out
@@ -262,9 +282,46 @@ def _check_near_repeat(conn: Connection, user: User, watch: dict, now: dt.dateti
     return _near_repeat_state(body), body["run"], found
 
 
+_PLACE_WORDS = {"key_areas": ("重点区域", "key area"), "grids": ("网格", "grid")}
+
+
+def _check_risk_level(conn: Connection, user: User, watch: dict, now: dt.datetime
+                      ) -> tuple[dict, int, list[Candidate]]:
+    """Places whose risk level is higher now than at the previous state."""
+    start = now - dt.timedelta(seconds=watch["period_s"])
+    code = watch["jurisdiction_code"]
+    body = run_risk_places(conn, user, RiskPlacesQuery(code, start, now))
+    before = watch["state"].get("places", {})
+    names = {lv["level"]: lv for lv in body["levels"]}
+    day = now.astimezone(LOCAL_TZ).date().isoformat()
+    area = _name(conn, code)
+    found = []
+    for layer in ("key_areas", "grids"):
+        zh_kind, en_kind = _PLACE_WORDS[layer]
+        for feature in body[layer]["features"]:
+            q = feature["properties"]
+            old, new = before.get(f"{layer}:{q['id']}"), q["risk_level"]
+            if old is None or new <= old:
+                continue
+            label = q.get("name") or q.get("code") or str(q["id"])
+            lo, hi = names[old], names[new]
+            found.append(Candidate(
+                "risk_level", f"{layer}:{q['id']}:{old}>{new}:{day}",
+                {"type": "Point", "coordinates": [q["lon"], q["lat"]]},
+                {"kind": layer, "id": q["id"], "name": q.get("name"),
+                 "category": q.get("category"), "level_before": old, "level": new,
+                 "score": q["score"], "lon": q["lon"], "lat": q["lat"]},
+                f"{area}（{code}）{zh_kind}“{label}”风险等级由{old}级（{lo['name_zh']}）升至"
+                f"{new}级（{hi['name_zh']}），评分{q['score']}",
+                f"The risk level of {en_kind} {label} in {area} ({code}) rose from {old} "
+                f"({lo['name_en']}) to {new} ({hi['name_en']}), score {q['score']}"))
+    return _risk_level_state(body), body["run_id"], found
+
+
 CHECKS: dict[str, Callable[[Connection, User, dict, dt.datetime],
                            tuple[dict, int, list[Candidate]]]] = {
-    "emerging": _check_emerging, "near_repeat": _check_near_repeat}
+    "emerging": _check_emerging, "near_repeat": _check_near_repeat,
+    "risk_level": _check_risk_level}
 
 
 def _record(conn: Connection, watch: dict, run_id: int, now: dt.datetime,

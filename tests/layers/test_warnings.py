@@ -254,3 +254,113 @@ def test_a_watch_whose_owner_became_a_planner_is_not_run(city):
     finally:
         with engine(url).begin() as conn:
             conn.execute(text("DELETE FROM watches WHERE id = :i"), {"i": moved["id"]})
+
+
+# -- risk levels of places ----------------------------------------------------------------
+
+# a school of about 60 m x 80 m in the north of the west town, 65 m or more from any
+# baseline incident
+SCHOOL = shapely.box(113.0040, 28.5082, 113.0046, 28.5089)
+PARK = shapely.box(113.0070, 28.5070, 113.0080, 28.5080)
+GRIDS = {"WG1": shapely.box(EDGES[0], SOUTH, 113.0051, NORTH),  # the west town's halves
+         "WG2": shapely.box(113.0051, SOUTH, EDGES[1], NORTH)}
+
+
+def add_places(url: str) -> None:
+    """A school, a park and two grids in the west town."""
+    places = gpd.GeoDataFrame({"name": ["西镇小学", "西镇公园"], "category": ["school", "park"]},
+                              geometry=[SCHOOL, PARK], crs="EPSG:4326")
+    write_features(engine(url), LAYERS["key_areas"], clean_features(places, LAYERS["key_areas"]))
+    grids = gpd.GeoDataFrame({"code": list(GRIDS), "name": ["西镇第1网格", "西镇第2网格"],
+                              "kind": ["comprehensive"] * 2, "jurisdiction_code": [WEST_TOWN] * 2},
+                             geometry=[shapely.MultiPolygon([g]) for g in GRIDS.values()],
+                             crs="EPSG:4326")
+    write_features(engine(url), LAYERS["grids"], clean_features(grids, LAYERS["grids"]))
+
+
+@pytest.fixture(scope="module")
+def graded_city(db_url):
+    from layers.riskgrade import RiskPlacesQuery, run_risk_places
+
+    url = fresh_database(f"{make_url(db_url).database}_warnrisk")
+    migrate(url)
+    build_city(url)
+    add_places(url)
+    baseline(url)
+    with engine(url).begin() as conn:
+        admin = user_by_name(conn, "townadmin")[0]
+        run = run_risk_places(conn, admin, RiskPlacesQuery(WEST_TOWN, T0 - dt.timedelta(days=28),
+                                                           T0))
+    with engine(url).begin() as conn:
+        police = user_by_name(conn, "westpolice")[0]
+        watch = create_watch(conn, police, run["run_id"])
+    return {"url": url, "run": run, "watch": watch}
+
+
+def _school(body: dict) -> dict:
+    return next(f["properties"] for f in body["key_areas"]["features"]
+                if f["properties"]["name"] == "西镇小学")
+
+
+def test_a_risk_places_run_becomes_a_risk_level_watch(graded_city):
+    watch, run = graded_city["watch"], graded_city["run"]
+    assert watch["kind"] == "risk_level" and watch["run"] == run["run_id"]
+    assert watch["period_days"] == 28 and watch["jurisdiction"] == WEST_TOWN
+    with engine(graded_city["url"]).connect() as conn:
+        state = conn.execute(text("SELECT state FROM watches WHERE id = :i"),
+                             {"i": watch["id"]}).scalar_one()
+    assert len(state["places"]) == 4  # two key areas, two grids
+    assert state["places"][f"key_areas:{_school_id(graded_city)}"] == _school(run)["risk_level"]
+
+
+def _school_id(graded_city) -> int:
+    return next(f["id"] for f in graded_city["run"]["key_areas"]["features"]
+                if f["properties"]["name"] == "西镇小学")
+
+
+def test_a_rising_level_is_warned_once_naming_the_place_and_levels(graded_city):
+    url = graded_city["url"]
+    before = _school(graded_city["run"])["risk_level"]
+    assert before < 4
+    r = check(url, T1)
+    assert r.returncode == 0, r.stderr
+    assert not [w for w in warnings_of(url) if w["place"].get("name") == "西镇小学"]
+    day = T1 + dt.timedelta(days=1)
+    plant(url, [((113.0041 + 0.0001 * (k % 5), 28.5083 + 0.0001 * (k // 5)),
+                 day + dt.timedelta(hours=k), "criminal") for k in range(15)])
+    r = check(url, T2)
+    assert r.returncode == 0, r.stderr
+    found = [w for w in warnings_of(url) if w["kind"] == "risk_level"]
+    school = [w for w in found if w["place"]["name"] == "西镇小学"]
+    assert len(school) == 1, found
+    w = school[0]
+    place = w["place"]
+    assert place["kind"] == "key_areas" and place["id"] == _school_id(graded_city)
+    assert place["category"] == "school" and place["level"] > place["level_before"]
+    assert w["watch_id"] == graded_city["watch"]["id"] and w["created_at"] == T2
+    point = shapely.from_wkt(w["wkt"])
+    assert point.geom_type == "Point" and SCHOOL.contains(point)
+    assert (point.x, point.y) == pytest.approx((place["lon"], place["lat"]))
+    assert "西镇小学" in w["message_zh"] and "风险等级由" in w["message_zh"]
+    assert f"{place['level_before']}级" in w["message_zh"]
+    assert f"{place['level']}级" in w["message_zh"]
+    assert "西镇小学" in w["message_en"] and "rose from" in w["message_en"]
+    assert w["key"] == (f"key_areas:{place['id']}:{place['level_before']}>{place['level']}:"
+                        f"{T2.date().isoformat()}")
+
+    again = check(url, T2)  # the same moment: nothing twice
+    assert again.returncode == 0, again.stderr
+    assert "0 new warning(s)" in again.stdout
+    assert [w for w in warnings_of(url) if w["kind"] == "risk_level"] == found
+
+
+def test_a_risk_level_watch_needs_police_or_an_admin_and_its_own_jurisdiction(graded_city):
+    from layers.errors import BadRequest, Forbidden
+
+    with engine(graded_city["url"]).begin() as conn:
+        planner = user_by_name(conn, "westplanner")[0]
+        with pytest.raises(Forbidden):
+            create_watch(conn, planner, graded_city["run"]["run_id"])
+        east = user_by_name(conn, "eastpolice")[0]
+        with pytest.raises(BadRequest, match="that you may see"):
+            create_watch(conn, east, graded_city["run"]["run_id"])

@@ -26,6 +26,7 @@ from tests.layers.test_warnings import (
     USERS,
     WEST_TOWN,
     B,
+    add_places,
     baseline,
     build_city,
     plant,
@@ -78,7 +79,7 @@ def _acked(url: str) -> int:
     ("westpolice", {"run": 0}, 400, "whole number"),
     ("westpolice", {"run": 999999}, 400, "no hot-spot run 999999"),
     ("eastpolice", "emerging", 400, "that you may see"),  # a run of the west town
-    ("westpolice", "gi", 400, "only emerging and near_repeat runs"),
+    ("westpolice", "gi", 400, "only emerging, near_repeat and risk_places runs"),
     ("westplanner", "emerging", 403, "police and admins"),
     ("westviewer", "emerging", 403, "police and admins"),
     ("westpartner", "emerging", 403, "police and admins"),
@@ -216,3 +217,33 @@ def test_acknowledging_a_warning(warned):
     assert _acked(url) == before + 1
     still_open = call("westpolice", "/api/warnings?open=true").json()["features"]
     assert target not in {f["id"] for f in still_open}
+
+
+def test_a_risk_places_run_is_watched_and_a_rising_level_warned_to_every_role(warned):
+    """Last: the town gets key areas and grids, graded over HTTP; the grading is watched."""
+    call, url = warned["call"], warned["url"]
+    add_places(url)
+    graded = call("westpolice", "/api/risk/places", params={
+        "jurisdiction": WEST_TOWN, "from": (T2 - dt.timedelta(days=28)).isoformat(),
+        "to": T2.isoformat()})
+    assert graded.status_code == 200, graded.text[:300]
+    run = graded.json()["run_id"]
+    assert call("westplanner", "/api/warnings/watches", "POST",
+                json={"run": run}).status_code == 403
+    made = call("westpolice", "/api/warnings/watches", "POST", json={"run": run})
+    assert made.status_code == 201, made.text
+    assert made.json()["kind"] == "risk_level" and made.json()["period_days"] == 28
+    later = T2 + dt.timedelta(days=2)
+    plant(url, [((113.0041 + 0.0001 * (k % 5), 28.5083 + 0.0001 * (k // 5)),
+                 T2 + dt.timedelta(hours=k), "criminal") for k in range(15)])
+    assert all(r["error"] is None for r in check_watches(engine(url), later))
+    for user in ("westpolice", "westplanner", "westviewer"):
+        body = call(user, "/api/warnings").json()
+        risen = [f for f in body["features"] if f["properties"]["kind"] == "risk_level"]
+        assert [f["properties"]["place"]["name"] for f in risen] == ["西镇小学"], user
+        place = risen[0]["properties"]["place"]
+        assert risen[0]["geometry"] == {"type": "Point",
+                                        "coordinates": [place["lon"], place["lat"]]}
+        assert place["level"] > place["level_before"]
+    assert not [f for f in call("eastpolice", "/api/warnings").json()["features"]
+                if f["properties"]["kind"] == "risk_level"]
