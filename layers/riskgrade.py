@@ -165,9 +165,10 @@ def _category_words() -> dict[str, str]:
 
 def _features(targets: CoveredTargets, kind: str, grades: list[Grade]) -> dict:
     """A FeatureCollection (lon/lat) of the places with risk_level, score and reasons."""
-    shapes = targets.scene.to_lonlat(targets.geoms) if len(targets.geoms) else []
+    empty = np.empty(0, dtype=object)
+    shapes = targets.scene.to_lonlat(targets.geoms) if len(targets.geoms) else empty
     points = targets.scene.to_lonlat(shapely.point_on_surface(targets.geoms)) \
-        if len(targets.geoms) else []
+        if len(targets.geoms) else empty
     names = {lv.level: lv for lv in LEVELS}
     out = []
     for props, shape, at, grade in zip(targets.props, shapes, points, grades, strict=True):

@@ -364,3 +364,15 @@ def test_a_risk_level_watch_needs_police_or_an_admin_and_its_own_jurisdiction(gr
         east = user_by_name(conn, "eastpolice")[0]
         with pytest.raises(BadRequest, match="that you may see"):
             create_watch(conn, east, graded_city["run"]["run_id"])
+
+
+def test_a_town_without_places_is_graded_to_empty_collections(graded_city):
+    from layers.riskgrade import RiskPlacesQuery, run_risk_places
+
+    with engine(graded_city["url"]).begin() as conn:
+        admin = user_by_name(conn, "townadmin")[0]
+        body = run_risk_places(conn, admin, RiskPlacesQuery(EAST_TOWN, T0 - dt.timedelta(
+            days=28), T0))
+    assert body["key_areas"]["features"] == body["grids"]["features"] == []
+    assert body["summary"]["key_areas"] == {"1": 0, "2": 0, "3": 0, "4": 0}
+    assert isinstance(body["run_id"], int)
