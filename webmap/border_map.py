@@ -20,6 +20,7 @@ from markupsafe import escape
 from layers.border import MAX_WIDTH, Neighbours, neighbour_pairs
 from layers.jurisdictions import rough_outlines
 from layers.registry import LAYERS
+from layers.validate import LOCAL_TZ
 
 from .auth import csrf_token, current_user
 from .db import db_engine
@@ -39,7 +40,12 @@ WORDS = {
            "f_covered_by": "看守设施", "f_count": "警情数", "f_z": "Z 得分", "f_class": "分类",
            "f_area": "面积", "f_team": "巡逻队", "f_workload": "工作量", "f_hours": "建议时段",
            "f_length": "长度", "f_stops": "已到达途经点", "unit_incidents": "起",
-           "km2": "平方公里",
+           "km2": "平方公里", "legend_title": "图例", "legend_sources": "数据来源",
+           "source_local": "本地 (本服务器)", "source_peer": "对方服务器 {name} ({url})",
+           "as_of": "截至 {time}", "both_local": "两侧数据均来自本服务器",
+           "stale_cache": "对方数据暂不可用，显示 {time} 的缓存",
+           "no_answer": "对方服务器未响应：{error}，仅显示本方",
+           "peer_side": "对方服务器的数据 (虚线)",
            **{f"f_{f}": _CAMERA.get_field(f).title_zh
               for f in ("code", "status", "bearing", "fov", "range_m")}},
     "en": {"legend_sides": "The two sides", "side_of": "{name} side", "border_line": "border",
@@ -54,7 +60,14 @@ WORDS = {
            "f_hours": "hours", "f_length": "length", "f_stops": "stops reached",
            "unit_incidents": "incidents", "km2": "km²", "f_code": "code",
            "f_status": "status", "f_bearing": "bearing (°)", "f_fov": "field of view (°)",
-           "f_range_m": "range (m)"},
+           "f_range_m": "range (m)", "legend_title": "Legend",
+           "legend_sources": "Where the data come from", "source_local": "local (this server)",
+           "source_peer": "partner server {name} ({url})", "as_of": "as of {time}",
+           "both_local": "both sides from this server",
+           "stale_cache": "the partner's data are unavailable for now: showing the copy "
+                          "of {time}",
+           "no_answer": "the partner server did not answer: {error}; showing our side only",
+           "peer_side": "data from the partner server (dashed)"},
 }
 
 TEXT = {
@@ -84,6 +97,8 @@ TEXT = {
            "status_403": "您无权查看或规划这段边界",
            "status_413": "请求过大", "status_422": "无法按所给条件完成，请检查所选辖区和参数",
            "status_429": "请求过于频繁，请稍后再试",
+           "status_409": "对方服务器上的巡逻路线已被修改，未予覆盖，方案未写入",
+           "status_502": "对方市的服务器未能完成，方案未写入",
            "status_other": "服务器未能完成请求，请稍后再试"},
     "en": {"title": "Border joint defence", "a": "Side A", "b": "Side B",
            "width": "Width each side (m)", "show": "Show border", "teams": "Teams",
@@ -116,6 +131,10 @@ TEXT = {
            "status_413": "the request is too large",
            "status_422": "this cannot be done as asked: check the jurisdictions and "
                          "parameters", "status_429": "too many requests: try again shortly",
+           "status_409": "a patrol route on the partner's server was changed there and was "
+                         "not overwritten; the plan was not written",
+           "status_502": "the partner city's server could not do its part; the plan was "
+                         "not written",
            "status_other": "the server could not answer: try again later"},
 }
 
@@ -173,7 +192,10 @@ def _controls(a: str, b: str, width: float, lang: str,
       {plan}
       <div id="sg-message" role="status" aria-live="polite"></div>
       <div id="sg-summary"></div>
-      <div id="sg-legend"></div>
+      <div id="sg-legend-box"><div class="sg-legend-title sg-legend-head">
+        {escape(WORDS[lang]['legend_title'])}</div>
+        <div id="sg-sources"></div>
+        <div id="sg-legend"></div></div>
       <div class="sg-row"><button type="button" id="sg-print" disabled>
         {escape(t['print'])}</button></div>
     </div>
@@ -245,7 +267,7 @@ def border_page():
     can_plan = user.role in LAYERS["patrol_routes"].write_roles
     config = {"text": {**TEXT[lang], **WORDS[lang], **PUNCTUATION[lang]}, "csrf": csrf_token(),
               "canPlan": can_plan, "lang": lang, "neighbours": neighbours, "maxWidth": MAX_WIDTH,
-              "outlines": outlines}
+              "outlines": outlines, "tz": str(LOCAL_TZ)}
     return Response(tool_page(
         db_engine(current_app), [a, b], TEXT[lang]["title"], "border.js",
         _controls(a, b, width, lang, neighbours, can_plan, notice), "safegridBorder",

@@ -1,9 +1,18 @@
 """The border page in headless Chromium: the partner sees the zone of both sides, the
-crossings coloured by cover, plans patrols and gets the printable sheet. Screenshots
-go to test-output/."""
+crossings coloured by cover, plans patrols and gets the printable sheet; the legend
+says which server each side's data came from (a partner city's server that is down is
+said, and refuses the plan). Screenshots go to test-output/."""
+
+import datetime as dt
+import socket
+from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
+from layers.validate import LOCAL_TZ
+
+from ..conftest import Server
 from .browser import OUTPUT, logged_in, wait_for
 
 pytestmark = [pytest.mark.db, pytest.mark.browser]
@@ -250,4 +259,152 @@ def test_the_outlines_are_drawn_before_the_border_is_computed(server):
         page.click("#sg-show")
         wait_for(page, f"{STATE}.state.border && {STATE}.state.border.b === '430200'")
         assert _outlines_drawn(page) == []
+        assert page.errors == []
+
+
+# --- the legend: where each side's data came from -------------------------------------
+
+SHOTS = Path("/tmp/h/shots")
+
+
+def _clock(iso: str) -> str:
+    """``iso`` as the page writes it: HH:MM in Asia/Shanghai ("MM-DD HH:MM" if not today)."""
+    when = dt.datetime.fromisoformat(iso).astimezone(LOCAL_TZ)
+    today = dt.datetime.now(LOCAL_TZ).date()
+    return when.strftime("%H:%M") if when.date() == today else when.strftime("%m-%d %H:%M")
+
+
+def _shot(page, name: str) -> None:
+    page.screenshot(path=str(OUTPUT / name))
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / name))
+
+
+def _dashed_sides(page) -> dict[str, bool]:
+    """Side code -> whether its part of the zone is drawn dashed."""
+    return page.evaluate(f"""() => {{
+      const out = {{}};
+      {STATE}.zone.eachLayer(g => g.eachLayer && g.eachLayer(l => {{
+        if (l.feature && l.feature.properties.side && l.feature.geometry.type !== 'Point'
+            && 'area_m2' in l.feature.properties)
+          out[l.feature.properties.side] = !!l.options.dashArray;
+      }}));
+      return out;
+    }}""")
+
+
+def test_the_legend_says_both_sides_come_from_this_server(server):
+    with logged_in(server, "partner", "/map/border?a=430100&b=430300&width=1500") as page:
+        page.wait_for_selector("#sg-message.ok")
+        drawn = page.evaluate(f"{STATE}.state.border")
+        sources = drawn.get("sources")
+        stamp = "" if not sources else f" · 截至 {_clock(sources['430100']['as_of'])}"
+        if sources:  # one database: both sides local
+            assert {s["server"] for s in sources.values()} == {"local"}
+        assert page.locator("#sg-legend-box").is_visible()
+        assert page.text_content("#sg-legend-box .sg-legend-head").strip() == "图例"
+        lines = page.locator("#sg-sources div").all_text_contents()
+        assert lines == ["数据来源", "两侧数据均来自本服务器" + stamp], lines
+        assert page.locator(".sg-source-warn").count() == 0
+        assert _dashed_sides(page) == {"430100": False, "430300": False}
+        # shown again from the keyboard: the legend is redrawn, not added to
+        page.click("#sg-width")
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.id") == "sg-show"
+        page.keyboard.press("Enter")
+        wait_for(page, "document.getElementById('sg-message').textContent === '计算中…'"
+                 " || document.querySelector('#sg-message.ok')")
+        page.wait_for_selector("#sg-message.ok")
+        assert page.locator("#sg-sources div").count() == 2
+        _shot(page, "border-legend-local.png")
+        assert page.errors == []
+
+        page.click("#sg-panel a:has-text('English')")
+        page.wait_for_url("**lang=en**")
+        page.wait_for_selector("#sg-message.ok")
+        drawn = page.evaluate(f"{STATE}.state.border")
+        stamp = "" if not drawn.get("sources") else \
+            f" · as of {_clock(drawn['sources']['430100']['as_of'])}"
+        assert page.text_content("#sg-legend-box .sg-legend-head").strip() == "Legend"
+        assert page.locator("#sg-sources div").all_text_contents() == [
+            "Where the data come from", "both sides from this server" + stamp]
+        _shot(page, "border-legend-local-en.png")
+        assert page.errors == []
+
+
+@pytest.fixture(scope="module")
+def peer_down(db, db_url, demo_small, tmp_path_factory):
+    """A server of its own whose database names a peer for 430100-430300 that is down.
+
+    Xiangtan's side is to come from ``xiangtan`` at a loopback port nobody listens on;
+    its token file is in the server's own SAFEGRID_HOME. Yields (server URL, peer URL).
+    """
+    home = tmp_path_factory.mktemp("peerhome")
+    (home / "peers").mkdir(mode=0o700)
+    token = home / "peers" / "xiangtan.token"
+    token.write_text("a-token-of-xiangtan\n")
+    token.chmod(0o600)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        gone = f"http://127.0.0.1:{s.getsockname()[1]}"
+    with db.begin() as conn:
+        conn.execute(text("INSERT INTO peers (name, url, a, b, added_by) "
+                          "VALUES ('xiangtan', :u, '430100', '430300', 'admin')"), {"u": gone})
+    own = Server(db_url, home / "serve.log", {"SAFEGRID_HOME": str(home)})
+    try:
+        yield own.url, gone
+    finally:
+        own.stop()
+        with db.begin() as conn:
+            conn.execute(text("DELETE FROM peers WHERE name = 'xiangtan'"))
+
+
+def _routes(db) -> list[tuple]:
+    with db.connect() as conn:
+        return conn.execute(text("SELECT id, version FROM patrol_routes "
+                                 "WHERE border = '430100-430300' ORDER BY id")).all()
+
+
+def test_a_partner_server_that_is_down_is_said_and_refuses_the_plan(db, peer_down):
+    url, gone = peer_down
+    routes = _routes(db)
+    with logged_in(url, "admin", "/map/border?a=430100&b=430300&width=1500") as page:
+        page.wait_for_selector("#sg-message.ok, #sg-message.error")
+        drawn = page.evaluate(f"{STATE}.state.border")
+        ours, theirs = drawn["sources"]["430100"], drawn["sources"]["430300"]
+        assert ours["server"] == "local" and theirs["server"] == "peer"
+        assert theirs["as_of"] is None and theirs["error"]
+        names = {f["properties"]["side"]: f["properties"]["name"]
+                 for f in drawn["zone"]["features"]}
+        lines = page.locator("#sg-sources div").all_text_contents()
+        assert lines == [
+            "数据来源",
+            f" {names['430100']}一侧：本地 (本服务器) · 截至 {_clock(ours['as_of'])}",
+            f" {names['430300']}一侧：对方服务器 xiangtan ({gone})",
+            f"⚠ 对方服务器未响应：{theirs['error'].rstrip('.。 ')}，仅显示本方"], lines
+        assert page.locator(".sg-source-warn").is_visible()
+        assert page.get_attribute(".sg-source-warn", "role") == "alert"
+        assert _dashed_sides(page).get("430300") is True
+        assert _dashed_sides(page).get("430100") is False
+        _shot(page, "border-legend-peer-down.png")
+
+        page.fill("#sg-teams-a", "1")
+        page.fill("#sg-teams-b", "1")
+        page.click("#sg-plan")
+        page.wait_for_selector("#sg-message.error")
+        said = page.text_content("#sg-message")
+        assert said.startswith("未完成 (502)：对方市的服务器未能完成，方案未写入（"), said
+        assert "xiangtan" in said
+        _shot(page, "border-plan-peer-down.png")
+        assert _routes(db) == routes  # nothing written
+        assert page.errors == []
+
+        page.click("#sg-panel a:has-text('English')")
+        page.wait_for_url("**lang=en**")
+        page.wait_for_selector(".sg-source-warn")
+        warning = page.text_content(".sg-source-warn")
+        assert warning.startswith("⚠ the partner server did not answer: ")
+        assert warning.endswith("; showing our side only")
+        assert f"partner server xiangtan ({gone})" in page.text_content("#sg-sources")
+        _shot(page, "border-legend-peer-down-en.png")
         assert page.errors == []

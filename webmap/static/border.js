@@ -2,7 +2,9 @@
  * then the zone of a shared border with both sides' layers, the crossings (green watched,
  * red not), the hot cells, and the joint patrol plan (sectors and routes per team, the
  * stops a route could not reach ringed on the map and listed in #sg-unreached with the
- * reason), printable. Errors are shown in #sg-message. */
+ * reason), printable. Errors are shown in #sg-message. The legend says per side which
+ * server its data came from and as of when (a partner city's server, a peer, drawn
+ * dashed), and warns when the partner's side is an old copy or missing. */
 /* exported safegridBorder */
 function safegridBorder(map, config) {
   "use strict";
@@ -24,7 +26,7 @@ function safegridBorder(map, config) {
   const missedList = document.createElement("div");
   missedList.id = "sg-unreached";
   document.getElementById("sg-summary").after(missedList);
-  const {message, value, esc, call, refused, legend, rows, fixed} =
+  const {message, value, esc, call, errorText, refused, legend, rows, fixed} =
     safegridTools(config, state);
   const CROSSING = {covered: "#1a9641", uncovered: "#d7191c"};
   const STATUS = {online: t.online, offline: t.offline, planned: t.planned};
@@ -63,11 +65,86 @@ function safegridBorder(map, config) {
                  [t.f_stops, p.stops_reached + "/" + p.stops]]);
   }
 
+  /* The source of a side's data in the answer ({server, peer, url, as_of, stale, error});
+   * answers without `sources` come from this server. */
+  function source(body, code) {
+    return (body.sources || {})[code] || {server: "local"};
+  }
+
+  function fromPeer(body, code) {
+    return source(body, code).server === "peer";
+  }
+
+  /* A time as people read it where the data live: "14:05", or "11-30 14:05" when not
+   * today. */
+  function clock(iso) {
+    const when = iso ? new Date(iso) : null;
+    if (!when || isNaN(when.getTime())) return "";
+    const day = new Intl.DateTimeFormat("en-CA", {timeZone: config.tz, month: "2-digit",
+                                                  day: "2-digit"});
+    const time = new Intl.DateTimeFormat("en-GB", {timeZone: config.tz, hour: "2-digit",
+                                                   minute: "2-digit", hourCycle: "h23"})
+      .format(when);
+    return day.format(when) === day.format(new Date()) ? time : day.format(when) + " " + time;
+  }
+
+  function asOf(iso) {
+    const time = clock(iso);
+    return time ? " · " + t.as_of.replace("{time}", time) : "";
+  }
+
+  /* One line of the sources: the side's swatch (dashed for a peer) and its text. */
+  function sourceLine(colour, dashed, text, className) {
+    const row = document.createElement("div");
+    row.className = className;
+    if (colour) {
+      const swatch = document.createElement("span");
+      swatch.className = "sg-swatch";
+      swatch.style.background = colour;
+      if (dashed) swatch.style.border = "1px dashed #333";  /* as in the key */
+      row.append(swatch, document.createTextNode(" "));
+    }
+    row.append(document.createTextNode(text));
+    return row;
+  }
+
+  /* Where each side's data came from and as of when; a warning when the partner's side
+   * is an old copy ("stale") or missing. */
+  function sources(body) {
+    const box = document.getElementById("sg-sources");
+    const head = document.createElement("div");
+    head.className = "sg-legend-title";
+    head.textContent = t.legend_sources;
+    const codes = [body.a, body.b];
+    const lines = [head];
+    const peered = codes.some(code => fromPeer(body, code));
+    if (!peered) {
+      const stamp = codes.map(code => source(body, code).as_of).find(Boolean);
+      lines.push(sourceLine(null, false, t.both_local + asOf(stamp), "sg-source"));
+    }
+    for (const [i, code] of (peered ? codes : []).entries()) {
+      const s = source(body, code);
+      const where = s.server === "peer"
+        ? t.source_peer.replace("{name}", s.peer).replace("{url}", s.url) : t.source_local;
+      lines.push(sourceLine(SIDES[i], s.server === "peer", t.side_of.replace(
+        "{name}", city(code)[0]) + t.colon + where + asOf(s.as_of), "sg-source"));
+      if (s.server === "peer" && (s.stale || !s.as_of)) {
+        const warning = s.as_of ? t.stale_cache.replace("{time}", clock(s.as_of))
+          : t.no_answer.replace("{error}", (s.error || "?").replace(/[.。]\s*$/, ""));
+        const line = sourceLine(null, false, "⚠ " + warning, "sg-source sg-source-warn");
+        line.setAttribute("role", "alert");
+        if (s.as_of && s.error) line.title = s.error;
+        lines.push(line);
+      }
+    }
+    box.replaceChildren(...lines);
+  }
+
   /* The key: which side is which city, the border, the crossings, the other layers. */
   function key(body) {
     state.key = [
       [t.legend_sides, [body.a, body.b].map((code, i) => [
-        t.side_of.replace("{name}", city(code)[0]), SIDES[i]]).concat(
+        t.side_of.replace("{name}", city(code)[0]), SIDES[i], fromPeer(body, code)]).concat(
         [[t.border_line, "#222", true]])],
       [t.legend_crossings, [[t.covered, CROSSING.covered], [t.uncovered, CROSSING.uncovered]]],
       [t.legend_other, [[t.hot_cell_key, "#d7191c"], [t.key_area, "#b15928"],
@@ -138,7 +215,9 @@ function safegridBorder(map, config) {
     L.geoJSON(body.zone, {
       style: f => {
         const colour = SIDES[f.properties.side === body.a ? 0 : 1];
-        return {color: colour, weight: 1, fillColor: colour, fillOpacity: 0.12};
+        const peer = fromPeer(body, f.properties.side);
+        return {color: colour, weight: peer ? 2 : 1, dashArray: peer ? "6 4" : null,
+                fillColor: colour, fillOpacity: 0.12};
       },
       onEachFeature: (f, layer) => layer.bindPopup(sidePopup(f.properties)),
     }).addTo(zone);
@@ -172,6 +251,7 @@ function safegridBorder(map, config) {
       " · " + body.key_areas.features.length + " " + esc(t.key_areas) + " · " + seen + " " +
       esc(t.cameras);
     key(body);
+    sources(body);
     message(t.show + t.colon + city(body.a)[0] + " / " + city(body.b)[0], "ok");
   }
 
@@ -186,7 +266,7 @@ function safegridBorder(map, config) {
     teams[state.border.b] = Number(value("sg-teams-b"));
     const result = await call("/api/border/patrols", {
       a: state.border.a, b: state.border.b, width: metres, teams});
-    if (!result.ok) { refused(result); return; }
+    if (!result.ok) { planRefused(result); return; }
     state.plan = result.data;
     plan.clearLayers();
     L.geoJSON(result.data, {
@@ -203,6 +283,15 @@ function safegridBorder(map, config) {
     message(t.plan + t.colon + result.data.summary.sectors + " " + t.sector + t.comma +
             t.balance + " " + result.data.summary.balance + t.comma + unreached + " " +
             t.unreached_stops, unreached ? "ok sg-warn" : "ok");
+  }
+
+  /* A refused plan; when the partner's server was the reason (409, 502) its words are
+   * shown in Chinese too: they name the partner and what went wrong. */
+  function planRefused(result) {
+    const reason = (result.data || {}).error || "";
+    const peer = result.status === 409 || result.status === 502;
+    message(errorText(result) + (peer && reason && config.lang !== "en"
+      ? "（" + reason + "）" : ""), "error");
   }
 
   /* Why a stop was not reached, in the page's language: "sector end: nearest road…". */
