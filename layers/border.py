@@ -494,9 +494,12 @@ def _when(moment: dt.datetime | None) -> str | None:
     return None if moment is None else moment.astimezone(dt.UTC).isoformat(timespec="seconds")
 
 
-def _sources(query: BorderQuery, their: TheirSide | None) -> dict:
-    """Per side: which server its layers came from, as of when, stale or not and why."""
-    now = _when(dt.datetime.now(dt.UTC))
+def _sources(query: BorderQuery, their: TheirSide | None, computed: str | None = None) -> dict:
+    """Per side: which server its layers came from, as of when, stale or not and why.
+
+    ``computed``: when our side was read (ISO 8601; default now).
+    """
+    now = computed or _when(dt.datetime.now(dt.UTC))
     out = {code: {"server": "local", "as_of": now, "stale": False}
            for code in (query.a, query.b)}
     if their is not None:
@@ -552,8 +555,9 @@ READ_TABLES = ("jurisdictions", "roads", "checkpoints", "cameras", "buildings", 
                "key_areas")
 KEPT_SECONDS = 300.0  # the incidents of the last N days slide with the clock
 _KEPT_ANSWERS = 64
-# (query, scope, versions of READ_TABLES) -> (monotonic time computed, JSON text)
-_ANSWERS: OrderedDict[tuple, tuple[float, str]] = OrderedDict()
+# (query, scope, versions of READ_TABLES, state of a peer's side) -> (monotonic time
+# computed, JSON text without its sources, when our side was read)
+_ANSWERS: OrderedDict[tuple, tuple[float, str, str]] = OrderedDict()
 _ANSWERS_LOCK = threading.Lock()
 
 
@@ -605,15 +609,27 @@ def kept_border_view(conn: Connection, user: User, query: BorderQuery) -> str:
         kept = _ANSWERS.get(key) if versions is not None else None
         if kept is not None and now - kept[0] <= KEPT_SECONDS:
             _ANSWERS.move_to_end(key)
-            return kept[1]
-    answer = json.dumps(_view(conn, user, query, their), ensure_ascii=False, default=str)
+            return _with_sources(kept[1], query, their, kept[2])
+    body = _view(conn, user, query, their)
+    computed = body.pop("sources")[query.a]["as_of"]
+    answer = json.dumps(body, ensure_ascii=False, default=str)
     if versions is not None:
         with _ANSWERS_LOCK:
-            _ANSWERS[key] = (now, answer)
+            _ANSWERS[key] = (now, answer, computed)
             _ANSWERS.move_to_end(key)
             while len(_ANSWERS) > _KEPT_ANSWERS:
                 _ANSWERS.popitem(last=False)
-    return answer
+    return _with_sources(answer, query, their, computed)
+
+
+def _with_sources(answer: str, query: BorderQuery, their: TheirSide | None,
+                  computed: str) -> str:
+    """``answer`` (JSON text of an object) with its ``sources`` as of this call.
+
+    A kept answer over a peer's side it has just revalidated says so.
+    """
+    sources = json.dumps(_sources(query, their, computed), ensure_ascii=False)
+    return f'{answer[:-1]}, "sources": {sources}}}'
 
 
 # --- patrol plans -------------------------------------------------------------------

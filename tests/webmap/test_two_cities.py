@@ -1,0 +1,347 @@
+"""Two cities, two servers: the border of Changsha (430100, server A) and Xiangtan
+(430300, server B), each a one-city installation (``safegrid demo --only``) with its own
+database, B registered on A as the peer of that border (``safegrid peers add ...
+--token-stdin`` with a token of B's border_partner user for Changsha).
+
+- ``/api/border`` on A equals the one-database answer (the reference database holding
+  both cities, same data): line, zone, crossings with their cover, incidents, hot cells,
+  key areas, coverage. What differs, and why: ``sources`` (A local, B from the peer), and
+  the ids of B's key areas, given as ``"xiangtan:<id on B>"`` (ids of two databases may
+  collide; the demo gives each feature the same id in every database).
+- A joint patrol plan lands on both servers: A's routes in A's database, B's on B,
+  readable there by B's police; sectors and routes as the one-database plan.
+- B stopped: the border answers within the bounded time with B's side from the kept copy,
+  stale since when it was read; with nothing kept, our side alone and why; a plan is
+  refused (502) and nothing written.
+- A wrong token, a peer that answers garbage: clear errors, nothing written (A's
+  peer_features untouched, no routes on either side).
+- What leaves a city is the zone: B's access log shows only zone-box requests by its
+  border partner, and every feature A received intersects the zone in B's database.
+
+The times (two servers cold, warm, one database) are printed (``-s``) and not asserted
+beyond the bound on a peer that is down.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.server
+import json
+import stat
+import threading
+import time
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+import shapely
+from sqlalchemy import text
+
+from layers.access import border_zone_wkb
+from layers.border import BorderQuery, border_view, patrol_plan
+from layers.db import engine
+from layers.peerclient import COLLECTIONS, TIMEOUT
+from layers.users import user_by_name
+
+from . import twocities
+
+pytestmark = pytest.mark.db
+
+A, B = "430100", "430300"
+KEY = f"{A}-{B}"
+PEER = "xiangtan"
+BORDER = f"/api/border?a={A}&b={B}"
+TEAMS = {A: 2, B: 2}
+
+
+two_cities = twocities.two_cities
+
+
+@pytest.fixture(scope="module")
+def cities(two_cities):
+    """The two servers, B registered on A (``safegrid peers add xiangtan URL --border
+    430100-430300 --token-stdin`` with A's SAFEGRID_HOME, by the fixture) as the peer
+    of the A-B border; its token file readable by the owner only, never printed."""
+    listed = two_cities.a.cli("peers", "list")
+    assert listed.returncode == 0 and PEER in listed.stdout and KEY in listed.stdout
+    token_file = two_cities.a.home / "peers" / f"{PEER}.token"
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    assert token_file.read_text().strip() == two_cities.b.tokens["peer"]
+    assert two_cities.b.tokens["peer"] not in listed.stdout + listed.stderr
+    return two_cities
+
+
+def get(cities, path: str, server: str = "a", user: str = "admin") -> requests.Response:
+    return (cities.a if server == "a" else cities.b).get(user, path)
+
+
+def plan(cities) -> requests.Response:
+    return requests.post(cities.a.url + "/api/border/patrols",
+                         json={"a": A, "b": B, "teams": TEAMS}, timeout=60,
+                         headers={"Authorization": f"Bearer {cities.a.tokens['admin']}"})
+
+
+def reference(cities) -> dict:
+    """The one-database answer (both cities in the reference database), as sent."""
+    with engine(cities.reference_url).connect() as conn:
+        body = border_view(conn, user_by_name(conn, "admin")[0], BorderQuery(A, B))
+    return json.loads(json.dumps(body, ensure_ascii=False, default=str))
+
+
+def peer_features(cities) -> list[tuple]:
+    """What A keeps of B: (collection, id, geometry as WKT, properties) in order."""
+    with engine(cities.a.db_url).connect() as conn:
+        return [tuple(r) for r in conn.execute(text(
+            "SELECT collection, feature_id, ST_AsText(geom), properties::text "
+            "FROM peer_features WHERE peer = :p ORDER BY 1, 2"), {"p": PEER})]
+
+
+def routes(db_url: str) -> list[tuple]:
+    """(id, name, version) of the border's patrol routes in a database."""
+    with engine(db_url).connect() as conn:
+        return [tuple(r) for r in conn.execute(text(
+            "SELECT id, name, version FROM patrol_routes WHERE border = :k ORDER BY id"),
+            {"k": KEY})]
+
+
+def _same_geometry(ours: dict, theirs: dict, tolerance: float = 2e-7) -> bool:
+    a, b = shapely.geometry.shape(ours), shapely.geometry.shape(theirs)
+    return a.geom_type == b.geom_type and a.hausdorff_distance(b) <= tolerance
+
+
+def _collection(body: dict, name: str, id_of=lambda f: f.get("id")) -> dict:
+    return {id_of(f): f for f in body[name]["features"]}
+
+
+def _check_equal(two: dict, one: dict) -> None:
+    """``two`` (two servers) is ``one`` (one database) but for sources and B's ids."""
+    for name in ("a", "b", "length_m", "incidents", "coverage", "parameters"):
+        assert two[name] == one[name], name
+    assert _same_geometry(two["line"], one["line"])
+    for name, id_of in (("zone", lambda f: f["id"]), ("crossings", lambda f: f["id"]),
+                        ("hot_cells", lambda f: json.dumps(f["properties"]) + json.dumps(
+                            [round(c, 6) for c in shapely.geometry.shape(
+                                f["geometry"]).centroid.coords[0]])),
+                        ("key_areas", lambda f: str(f["id"]).removeprefix(f"{PEER}:"))):
+        ours, theirs = _collection(two, name, id_of), _collection(one, name, id_of)
+        assert ours.keys() == theirs.keys(), name
+        assert ours, f"the demo border has {name}"
+        for key, feature in ours.items():
+            assert feature["properties"] == theirs[key]["properties"], (name, key)
+            assert _same_geometry(feature["geometry"], theirs[key]["geometry"]), (name, key)
+    b_areas = [f for f in two["key_areas"]["features"] if str(f["id"]).startswith(PEER)]
+    assert b_areas and all(f["properties"]["side"] == B for f in b_areas)
+    assert any(f["properties"]["covered"] for f in two["crossings"]["features"])
+    assert any(not f["properties"]["covered"] for f in two["crossings"]["features"])
+
+
+def test_the_two_server_border_is_the_one_database_border(cities):
+    with engine(cities.a.db_url).begin() as conn:  # cold: nothing kept of B
+        conn.execute(text("DELETE FROM peer_collections WHERE peer = :p"), {"p": PEER})
+    started = time.perf_counter()
+    cold = get(cities, BORDER)
+    cold_s = time.perf_counter() - started
+    assert cold.status_code == 200, cold.text[:300]
+    one_s = []
+    for _ in range(2):  # the first in this process computes the cameras' views afresh
+        one_started = time.perf_counter()
+        one = reference(cities)
+        one_s.append(time.perf_counter() - one_started)
+    _check_equal(cold.json(), one)
+    sources = cold.json()["sources"]
+    assert sources[A]["server"] == "local" and not sources[A]["stale"]
+    assert sources[B]["server"] == "peer" and sources[B]["peer"] == PEER
+    assert sources[B]["url"] == cities.b.url and not sources[B]["stale"]
+    assert sources[B]["error"] is None
+    read_at = dt.datetime.fromisoformat(sources[B]["as_of"])
+    assert abs((dt.datetime.now(dt.UTC) - read_at).total_seconds()) < 60
+    warm = []
+    for _ in range(3):
+        started = time.perf_counter()
+        again = get(cities, BORDER)
+        warm.append(time.perf_counter() - started)
+        assert again.status_code == 200
+        _check_equal(again.json(), one)
+    print(f"\nborder {KEY}: two servers over HTTP cold {cold_s:.2f} s, warm (revalidated) "
+          f"{min(warm):.2f}-{max(warm):.2f} s; one database in-process cold {one_s[0]:.2f} s, "
+          f"warm {one_s[1]:.2f} s")
+
+
+def test_the_patrol_plan_lands_on_both_servers(cities):
+    r = plan(cities)
+    assert r.status_code == 200, r.text[:300]
+    body = r.json()
+    with engine(cities.reference_url).connect() as conn:
+        outer = conn.begin()
+        one = patrol_plan(conn, user_by_name(conn, "admin")[0], BorderQuery(A, B), TEAMS)
+        outer.rollback()
+    assert body["summary"] == one["summary"]
+
+    def shapes(features):
+        return sorted((f["properties"]["kind"], f["properties"]["city"],
+                       f["properties"]["team"], json.dumps(f["geometry"])) for f in features)
+
+    assert shapes(body["features"]) == shapes(one["features"])
+    ours = [f for f in body["features"] if f["properties"]["kind"] == "route"]
+    on_a = routes(cities.a.db_url)
+    on_b = routes(cities.b.db_url)
+    assert [f["id"] for f in ours if f["properties"]["city"] == A] == [r[0] for r in on_a]
+    assert [f["id"] for f in ours if f["properties"]["city"] == B] == [r[0] for r in on_b]
+    assert {f["properties"].get("server") for f in ours if f["properties"]["city"] == B} \
+        == {PEER}
+    assert len(on_a) == len(on_b) == 2
+    # B's officers see B's routes in their own system
+    seen = get(cities, f"/collections/patrol_routes/items?border={KEY}", "b", "police")
+    assert seen.status_code == 200
+    assert sorted(f["id"] for f in seen.json()["features"]) == [r[0] for r in on_b]
+    # planning again replaces both sides' routes of this border, nothing else
+    again = plan(cities)
+    assert again.status_code == 200
+    assert not {r[0] for r in routes(cities.a.db_url)} & {r[0] for r in on_a}
+    assert not {r[0] for r in routes(cities.b.db_url)} & {r[0] for r in on_b}
+    assert len(routes(cities.a.db_url)) == len(routes(cities.b.db_url)) == 2
+
+
+def test_a_peer_that_stops_gives_its_kept_side_stale_and_no_plan(cities):
+    fresh = get(cities, BORDER)
+    assert fresh.status_code == 200 and not fresh.json()["sources"][B]["stale"]
+    kept, on_a = peer_features(cities), routes(cities.a.db_url)
+    cities.stop_b()
+    try:
+        started = time.perf_counter()
+        down = get(cities, BORDER)
+        took = time.perf_counter() - started
+        assert down.status_code == 200 and took < TIMEOUT + 3, took
+        body = down.json()
+        source = body["sources"][B]
+        assert source["stale"] and source["as_of"] == fresh.json()["sources"][B]["as_of"]
+        assert PEER in source["error"] and "cannot be reached" in source["error"]
+        for name in ("crossings", "incidents", "hot_cells", "coverage", "key_areas"):
+            assert body[name] == fresh.json()[name], name  # their side from the copy
+        refused = plan(cities)
+        assert refused.status_code == 502 and PEER in refused.json()["error"]
+        assert routes(cities.a.db_url) == on_a and peer_features(cities) == kept
+        # nothing kept: our side alone, and why
+        with engine(cities.a.db_url).begin() as conn:
+            conn.execute(text("DELETE FROM peer_collections WHERE peer = :p"), {"p": PEER})
+        alone = get(cities, BORDER).json()
+        assert alone["sources"][B]["as_of"] is None and alone["sources"][B]["stale"]
+        assert "cannot be reached" in alone["sources"][B]["error"]
+        assert alone["incidents"]["by_side"][B] == 0 < alone["incidents"]["by_side"][A]
+        assert not any(str(f["id"]).startswith(PEER) for f in alone["key_areas"]["features"])
+    finally:
+        cities.start_b()
+    back = get(cities, BORDER).json()
+    assert not back["sources"][B]["stale"] and back["incidents"] == fresh.json()["incidents"]
+
+
+class Garbage(http.server.ThreadingHTTPServer):
+    """A loopback server answering every request with an HTML page."""
+
+    daemon_threads = True
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), _GarbageHandler)
+        self.url = f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _GarbageHandler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args) -> None:  # quiet
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+        body = b"<html><body>router login</body></html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_POST = do_DELETE = do_GET
+
+
+def test_a_wrong_token_or_a_garbage_peer_is_said_and_nothing_written(cities):
+    assert get(cities, BORDER).status_code == 200
+    kept, on_a, on_b = peer_features(cities), routes(cities.a.db_url), routes(cities.b.db_url)
+    token_file = cities.a.home / "peers" / f"{PEER}.token"
+    good = token_file.read_text()
+    garbage = Garbage()
+    threading.Thread(target=garbage.serve_forever, daemon=True).start()
+    try:
+        # adding a peer with a wrong token or at a URL answering garbage: refused, no row
+        for url, token, why in ((cities.b.url, "sg_wrong", "refused the token"),
+                                (garbage.url, "sg_any", "not a GeoJSON FeatureCollection")):
+            added = cities.a.cli("peers", "add", "other", url, "--border", f"{A}-430200",
+                                 "--token-stdin", input=token + "\n")
+            assert added.returncode != 0
+            assert len(added.stderr.strip().splitlines()) == 1, added.stderr
+            assert why in added.stderr, added.stderr
+            assert token not in added.stderr + added.stdout
+        assert "other" not in cities.a.cli("peers", "list").stdout
+        # the peer's token no longer valid there
+        token_file.write_text("sg_wrong\n")
+        body = get(cities, BORDER).json()
+        assert body["sources"][B]["stale"]
+        assert "refused our token (HTTP 401" in body["sources"][B]["error"]
+        refused = plan(cities)
+        assert refused.status_code == 502 and "refused our token" in refused.json()["error"]
+        token_file.write_text(good)
+        # the peer's address now answers garbage
+        with engine(cities.a.db_url).begin() as conn:
+            conn.execute(text("UPDATE peers SET url = :u WHERE name = :p"),
+                         {"u": garbage.url, "p": PEER})
+        body = get(cities, BORDER).json()
+        assert "not a FeatureCollection" in body["sources"][B]["error"]
+        assert plan(cities).status_code == 502
+        assert peer_features(cities) == kept
+        assert routes(cities.a.db_url) == on_a and routes(cities.b.db_url) == on_b
+    finally:
+        token_file.write_text(good)
+        with engine(cities.a.db_url).begin() as conn:
+            conn.execute(text("UPDATE peers SET url = :u WHERE name = :p"),
+                         {"u": cities.b.url, "p": PEER})
+        garbage.shutdown()
+        garbage.server_close()
+
+
+def test_what_leaves_a_city_is_the_zone(cities):
+    assert get(cities, BORDER).status_code == 200
+    with engine(cities.b.db_url).connect() as conn:
+        zone = shapely.from_wkb(border_zone_wkb(conn, B, A))
+        outside = {name: set(conn.execute(text(
+            f"SELECT id FROM {name} t WHERE t.geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, "
+            "4326) AND NOT ST_Intersects(t.geom, ST_GeomFromWKB(:z, 4326))"),
+            {"z": shapely.to_wkb(zone), **dict(zip(("x0", "y0", "x1", "y1"), zone.bounds,
+                                                   strict=True))}).scalars())
+            for name in ("roads", "buildings", "cameras", "incidents")}
+        received = peer_features(cities)
+        assert received
+        for collection, fid, _wkt, _props in received:
+            inside = conn.execute(text(
+                f"SELECT ST_Intersects(geom, ST_GeomFromWKB(:z, 4326)) FROM {collection} "
+                "WHERE id = :i"), {"z": shapely.to_wkb(zone), "i": fid}).scalar_one()
+            assert inside, (collection, fid)
+            assert fid not in outside.get(collection, ())
+    assert any(outside.values()), "B holds features in the zone's box outside the zone"
+    # B's access log: its border partner asked only for items within the zone's box
+    asked = [line for line in cities.b.access_log().splitlines()
+             if "safegrid.access" in line and line.rstrip().endswith(f" peer_{A}")]
+    # (GET only: what B served; the POSTs and DELETEs are our plan's routes written there)
+    items = [line.split()[5] for line in asked
+             if line.split()[4] == "GET" and "/items" in line.split()[5]]
+    assert items, "B logged the partner's requests"
+    west, south, east, north = zone.bounds
+    for path in items:
+        query = parse_qs(urlsplit(path).query)
+        layer = path.split("/")[2]
+        if layer == "patrol_routes":  # our plan's routes there: this border's, one by one
+            assert query.get("border") == [KEY] or path.split("?")[0].split("/")[-1].isdigit(), \
+                path
+            continue
+        assert layer in COLLECTIONS, path
+        if query == {"limit": ["1"]} and layer == "jurisdictions":
+            continue  # the check of `peers add` that the token is taken
+        x0, y0, x1, y1 = (float(v) for v in query["bbox"][0].split(","))
+        assert x0 <= west + 1e-4 and y0 <= south + 1e-4, path
+        assert x1 >= east - 1e-4 and y1 >= north - 1e-4, path
+        assert (x1 - x0) * (y1 - y0) <= (east - west + 1e-3) * (north - south + 1e-3), path
