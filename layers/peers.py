@@ -245,7 +245,7 @@ def _write_token(path: Path, token: str) -> None:
     path.parent.chmod(0o700)
     partial = path.with_suffix(".token.partial")
     partial.unlink(missing_ok=True)
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(token + "\n")

@@ -70,6 +70,15 @@ class _Garbage(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class _Forbidding(_Garbage):
+    def do_GET(self):  # noqa: N802 - the name http.server calls
+        self.send_response(403)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+
 class _JsonNotFeatures(_Garbage):
     body = b'{"type": "Feature", "geometry": null, "properties": {}}'
     ctype = "application/json"
@@ -184,6 +193,13 @@ def test_wrong_token_is_refused(db, server, home):
         _add(db, "wrong", server, "sg_not_a_token_of_theirs")
     assert "sg_not_a_token_of_theirs" not in str(err.value)
     _nothing_written(db, home, "wrong")
+
+
+def test_a_forbidding_peer_is_refused(db, demo_small, garbage_server, home):
+    with pytest.raises(PeerUnavailable, match="refused the token \\(HTTP 403\\)") as err:
+        _add(db, "closed", garbage_server(_Forbidding), "sg_secret_token_4")
+    assert "sg_secret_token_4" not in str(err.value)
+    _nothing_written(db, home, "closed")
 
 
 @pytest.mark.parametrize("handler", [_Garbage, _JsonNotFeatures])
