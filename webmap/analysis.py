@@ -23,10 +23,18 @@ from layers.jurisdictions import jurisdiction_choices, jurisdiction_outline, lat
 from layers.registry import INCIDENT_CATEGORIES, LAYERS
 from layers.report import month_range
 from layers.users import User
+from layers.warnings import CHECKS, WATCH_ROLES
 
-from .auth import current_user
+from .auth import csrf_token, current_user
 from .db import db_engine
-from .mapview import PUNCTUATION, BadParameter, page_lang, tool_page
+from .mapview import (
+    PUNCTUATION,
+    BadParameter,
+    page_lang,
+    tool_page,
+    warnings_config,
+    warnings_markup,
+)
 from .reports import CATEGORY
 
 bp = Blueprint("analysis", __name__)
@@ -206,6 +214,36 @@ MORE_TEXT = {
 }
 
 
+# The risk levels of places (风险分级) and keeping a run as a standing watch.
+PLACES_TEXT = {
+    "zh": {"places": "场所风险分级", "risk_places": "场所风险分级",
+           "legend_places": "场所风险等级", "score_range": "得分",
+           "f_risk_level": "风险等级", "f_risk_score": "风险得分", "f_place_category": "类别",
+           "place_grid": "网格", "place_key_area": "重点区域", "reasons": "依据",
+           "points": "分", "no_reasons": "没有加分因素",
+           "places_done": "{k} 个重点区域，{g} 个网格",
+           "watch": "关注此分析", "watching": "已关注",
+           "watch_title": "把这次分析设为常设关注：每次检查都按同样的条件重新分析，"
+                          "出现新情况即发出预警",
+           "watched": "已关注（关注 #{id}）：每次检查都按同样的条件重新分析，"
+                      "出现新情况即发出预警",
+           "already_watched": "这次分析已在关注中（关注 #{id}）"},
+    "en": {"places": "Risk levels of places", "risk_places": "risk levels of places",
+           "legend_places": "Risk level of places", "score_range": "score",
+           "f_risk_level": "risk level", "f_risk_score": "risk score",
+           "f_place_category": "category", "place_grid": "grid",
+           "place_key_area": "key area", "reasons": "reasons", "points": "points",
+           "no_reasons": "nothing raised the score",
+           "places_done": "{k} key areas, {g} grids",
+           "watch": "Watch this run", "watching": "Watched",
+           "watch_title": "Keep this run as a standing watch: each check repeats it with the "
+                          "same settings and raises a warning when something new appears",
+           "watched": "Watched (watch #{id}): each check repeats this run with the same "
+                      "settings and raises a warning when something new appears",
+           "already_watched": "This run is already watched (watch #{id})"},
+}
+
+
 NOTICE_TEXT = {
     "zh": {"notice": "本月治安告知", "no_data": "该辖区还没有警情数据，暂不能分析"},
     "en": {"notice": "Monthly notice",
@@ -216,12 +254,13 @@ NOTICE_TEXT = {
 def page_text(lang: str) -> dict[str, str]:
     """Every word of the analysis page in ``lang``: controls, legends, popups, categories."""
     return {**TEXT[lang], **WORDS[lang], **CATEGORY[lang], **NOTICE_TEXT[lang],
-            **MORE_TEXT[lang], **{f"key_areas:{k}": v for k, v in _KEY_AREAS[lang].items()},
+            **MORE_TEXT[lang], **PLACES_TEXT[lang],
+            **{f"key_areas:{k}": v for k, v in _KEY_AREAS[lang].items()},
             **PUNCTUATION[lang]}
 
 
-def _controls(code: str, lang: str, choices: list[tuple[str, str]], month: str | None
-              ) -> str:
+def _controls(code: str, lang: str, choices: list[tuple[str, str]], month: str | None,
+              warnings: bool = False) -> str:
     t = page_text(lang)
     start, end = default_period(month)
     options = "".join(f'<option value="{escape(c)}"{" selected" if c == code else ""}>'
@@ -235,7 +274,8 @@ def _controls(code: str, lang: str, choices: list[tuple[str, str]], month: str |
     <div id="sg-panel">
       <div class="sg-row"><b>{escape(t['title'])}</b>
         <a href="/map?lang={lang}">{escape(t['map'])}</a>
-        <a href="/map/analysis?jurisdiction={escape(code)}&lang={other}">{t['lang']}</a></div>
+        <a href="/map/analysis?jurisdiction={escape(code)}&lang={other}">{t['lang']}</a>
+        {warnings_markup(lang) if warnings else ""}</div>
       <div class="sg-row"><label>{escape(t['jurisdiction'])}
         <select id="sg-jurisdiction">{options}</select></label></div>
       <div class="sg-row">{notice_link(code, month, lang)}</div>
@@ -253,7 +293,9 @@ def _controls(code: str, lang: str, choices: list[tuple[str, str]], month: str |
         <option value="week">{t['week']}</option></select></label></span></div>
       {_more_controls(t)}
       <div class="sg-row"><button type="button" id="sg-run">{escape(t['run'])}</button>
-        <select id="sg-runs"></select></div>
+        <select id="sg-runs"></select>
+        <button type="button" id="sg-watch" title="{escape(t['watch_title'])}" hidden>{
+            escape(t['watch'])}</button></div>
       <div class="sg-row"><select id="sg-compare"></select></div>
       <div class="sg-row" id="sg-time" style="display:none">
         <input type="range" id="sg-slider" min="0" max="0" step="1">
@@ -269,7 +311,8 @@ def _controls(code: str, lang: str, choices: list[tuple[str, str]], month: str |
     </section>"""
 
 
-METHODS = ("gi", "kde", "count", "emerging", "safety", "near_repeat", "clock", "terrain")
+METHODS = ("gi", "kde", "count", "emerging", "safety", "near_repeat", "clock", "terrain",
+           "places")
 
 
 def _more_controls(t: dict[str, str]) -> str:
@@ -351,9 +394,13 @@ def analysis_page():
                         mimetype="text/html")
     code = chosen_jurisdiction(user, choices, "analyse")
     month = latest_month(user, code)
+    warnings = warnings_config(user, code, lang)
     return Response(tool_page(
         db_engine(current_app), [code], TEXT[lang]["title"], "analysis.js",
-        _controls(code, lang, choices, month), "safegridAnalysis",
+        _controls(code, lang, choices, month, warnings is not None), "safegridAnalysis",
         {"text": page_text(lang), "jurisdiction": code, "lang": lang,
-         "outline": outline(code), "month": month}, css=("/static/analysis.css",)),
+         "outline": outline(code), "month": month, "warnings": warnings,
+         "csrf": csrf_token(), "canWatch": user.role in WATCH_ROLES,
+         "watchKinds": sorted(CHECKS)},
+        css=("/static/analysis.css", "/static/warnings.css"), scripts=("warnings.js",)),
         mimetype="text/html")

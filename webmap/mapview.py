@@ -47,6 +47,7 @@ from layers.overview import (
 from layers.registry import KEY_AREA_CATEGORIES, LAYERS, Layer
 from layers.users import User
 from layers.validate import LOCAL_TZ
+from layers.warnings import WATCH_ROLES
 
 from .auth import csrf_token
 from .headers import csp_nonce
@@ -96,6 +97,30 @@ _BASEMAP_TEXT = {
                              "not affected. Reload the page later."},
 }
 BASEMAP_CRS = ("wgs84", "gcj02")
+# The risk warnings' button and panel (static/warnings.js), on the overview and analysis maps.
+WARNING_TEXT = {
+    "zh": {"button": "预警", "title": "风险预警（待确认）", "close": "关闭",
+           "count_of": "{n} 条待确认", "none": "暂无待确认的预警", "loading": "正在读取预警…",
+           "kind_emerging_hot_spot": "新出现或加强的热点", "kind_near_repeat_zone": "近重复风险区",
+           "kind_risk_level": "场所风险等级上升", "raised": "发出", "until": "有效至",
+           "go": "在地图上查看", "ack": "确认", "acked": "已确认（{who}，{when}）",
+           "done": "已确认，还有 {n} 条待确认",
+           "withheld": "另有 {n} 条预警只向公安和管理员显示", "refused": "未完成",
+           "status_401": "登录已失效，请重新登录", "status_403": "您的角色不能确认预警",
+           "status_404": "该预警不存在或不在您的辖区", "status_409": "该预警已被确认",
+           "status_other": "服务器未能完成"},
+    "en": {"button": "Warnings", "title": "Risk warnings (not acknowledged)",
+           "close": "Close", "count_of": "{n} not acknowledged",
+           "none": "No warnings wait for acknowledgement", "loading": "Reading warnings…",
+           "kind_emerging_hot_spot": "New or intensifying hot spot",
+           "kind_near_repeat_zone": "Near-repeat risk zone",
+           "kind_risk_level": "A place's risk level rose", "raised": "raised",
+           "until": "until", "go": "Show on the map", "ack": "Acknowledge",
+           "acked": "Acknowledged ({who}, {when})",
+           "done": "Acknowledged; {n} more wait", "withheld":
+           "{n} more warnings are shown to police and administrators only",
+           "refused": "Not done"},
+}
 
 
 class BadParameter(SafegridError):
@@ -554,9 +579,25 @@ def build_map(engine: Engine, user: User, city: str, lang: str = "zh") -> Map:
         m = Map(box, prefer_canvas=True)
         overlays = _add_overlays(m, conn, scopes, city, lang)
         notice = _notice_code(conn, user, city)
+        warnings = warnings_config(user, _own_part(conn, user, city), lang)
     OverviewControl(overlays, city, box, lang).add_to(m)
-    _add_header(m, engine, user, city, lang, notice)
+    _add_header(m, engine, user, city, lang, notice, warnings is not None)
+    if warnings is not None:
+        m.get_root().header.add_child(folium.Element(
+            '<link rel="stylesheet" href="/static/warnings.css">'
+            '<script src="/static/tools.js"></script>'
+            '<script src="/static/warnings.js"></script>'))
+        StartScript("safegridWarnings", warnings).add_to(m)
     return m
+
+
+def _own_part(conn: Connection, user: User, city: str) -> str:
+    """The city when the user's scope holds all of it, else the user's jurisdiction."""
+    try:
+        require_within(conn, user, city)
+    except Forbidden:
+        return user.jurisdiction
+    return city
 
 
 def _notice_code(conn: Connection, user: User, city: str) -> tuple[str, str] | None:
@@ -567,21 +608,50 @@ def _notice_code(conn: Connection, user: User, city: str) -> tuple[str, str] | N
     """
     if user.role == "border_partner":
         return None
-    try:
-        require_within(conn, user, city)
-    except Forbidden:
-        city = user.jurisdiction
+    city = _own_part(conn, user, city)
     month = latest_incident_month(conn, user, city)
     return city, month or last_full_month(dt.datetime.now(LOCAL_TZ).date())
 
 
+def warnings_config(user: User, code: str, lang: str) -> dict | None:
+    """What ``static/warnings.js`` needs for the warnings of ``code``.
+
+    None for a role that reads no warnings (border partners: their scope is the border
+    zone, never a jurisdiction as a whole).
+    """
+    if user.role == "border_partner":
+        return None
+    return {"jurisdiction": code, "lang": lang, "csrf": csrf_token(), "tz": str(LOCAL_TZ),
+            "canAck": user.role in WATCH_ROLES,
+            "text": {**WARNING_TEXT[lang], **PUNCTUATION[lang]}}
+
+
+def warnings_markup(lang: str) -> str:
+    """The warnings' button (with its count) and their panel, hidden until opened."""
+    t = WARNING_TEXT[lang]
+    return f"""<span id="sg-warnings">
+      <button type="button" id="sg-warnings-toggle" aria-expanded="false"
+        aria-controls="sg-warnings-panel">{escape(t['button'])}
+        <span id="sg-warnings-count" class="sg-none">0</span></button>
+      <section id="sg-warnings-panel" aria-labelledby="sg-warnings-title" hidden>
+        <div class="sg-warnings-head"><b id="sg-warnings-title">{escape(t['title'])}</b>
+          <button type="button" id="sg-warnings-close" title="{escape(t['close'])}"
+            aria-label="{escape(t['close'])}">×</button></div>
+        <div id="sg-warnings-status" role="status" aria-live="polite">{
+            escape(t['loading'])}</div>
+        <ol id="sg-warnings-list"></ol>
+      </section></span>"""
+
+
 def tool_page(engine: Engine, codes: list[str], title: str, script: str, controls: str,
-              start: str, config: dict, css: tuple[str, ...] = ()) -> str:
+              start: str, config: dict, css: tuple[str, ...] = (),
+              scripts: tuple[str, ...] = ()) -> str:
     """The HTML of a tool page (analysis, coverage, border).
 
     A map fitted to the jurisdictions ``codes``, its side panel (``controls``), and
-    ``start(map, config)`` from ``/static/{script}`` run on load; with remote basemaps
-    configured, a layer control (bottom right) to choose the basemap.
+    ``start(map, config)`` from ``/static/{script}`` run on load (after the static
+    ``scripts`` it uses); with remote basemaps configured, a layer control (bottom right)
+    to choose the basemap.
     """
     with engine.connect() as conn:
         bounds = extent(conn, codes)
@@ -591,7 +661,8 @@ def tool_page(engine: Engine, codes: list[str], title: str, script: str, control
                     for href in ("/static/planner.css", *css))
     root.header.add_child(folium.Element(
         f'{links}<script src="/static/tools.js"></script>'
-        f'<script src="/static/{script}"></script><title>{escape(title)}</title>'))
+        + "".join(f'<script src="/static/{name}"></script>' for name in scripts)
+        + f'<script src="/static/{script}"></script><title>{escape(title)}</title>'))
     root.html.add_child(folium.Element(controls))
     StartScript(start, config).add_to(m)
     if configured_basemaps(current_app.config):  # a choice of basemaps, out of the panel's way
@@ -626,7 +697,7 @@ def _notice_link(notice: tuple[str, str] | None, lang: str) -> str:
 
 
 def _add_header(m: Map, engine: Engine, user: User, city: str, lang: str,
-                notice: tuple[str, str] | None) -> None:
+                notice: tuple[str, str] | None, warnings: bool = False) -> None:
     t = _TEXT[lang]
     other = "en" if lang == "zh" else "zh"
     with engine.connect() as conn:
@@ -650,6 +721,7 @@ def _add_header(m: Map, engine: Engine, user: User, city: str, lang: str,
       <a id="sg-coverage-link"
          href="/map/coverage?jurisdiction={escape(city)}&amp;lang={lang}">{t['coverage']}</a>
       {_border_link(engine, user, lang)}
+      {warnings_markup(lang) if warnings else ""}
       <span class="sg-user">{escape(user.name)}</span>
       <form method="post" action="/logout">
         <input type="hidden" name="csrf" value="{escape(csrf_token())}">

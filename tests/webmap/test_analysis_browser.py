@@ -112,7 +112,7 @@ def test_a_refused_run_is_shown(analyst):
     assert page.text_content("#sg-message").startswith("未完成 (400)：格网(米)填写有误")
     assert "1 metre" in page.text_content("#sg-message .sg-code")
     methods = page.locator("#sg-method option").all_text_contents()
-    assert methods[-3:] == ["近重复", "时段分布", "风险地形"]
+    assert methods[-4:] == ["近重复", "时段分布", "风险地形", "场所风险分级"]
 
 
 def _latest_month(db, code):
@@ -211,3 +211,122 @@ def test_saved_runs_list_only_what_the_map_can_draw(server, api):
     assert ids == [str(run["id"]) for run in drawable]
     assert not any(re.search(r"\b(evaluate|gi|kde|emerging|near_repeat|terrain)\b", label)
                    for label in labels), labels
+
+
+def test_a_saved_emerging_run_is_kept_as_a_watch(server, api):
+    """Police load a saved emerging run and keep it ("关注此分析"): the watch exists; a
+    planner, who may not keep watches, is offered no button."""
+    r = api("police", "/api/hotspots/emerging?jurisdiction=430100&cell=800&step=month"
+                      "&from=2026-05-01&to=2026-10-31")
+    assert r.status_code == 200, r.text[:300]
+    run = r.json()["run"]
+    with logged_in(server, "police", "/map/analysis?jurisdiction=430100") as page:
+        page.wait_for_selector(f"#sg-runs option[value='{run}']", state="attached")
+        assert not page.locator("#sg-watch").is_visible()
+        page.select_option("#sg-runs", str(run))
+        wait_for(page, "window.safegridAnalysisState.state.last.steps !== undefined")
+        watch = page.locator("#sg-watch")
+        watch.wait_for(state="visible")
+        assert watch.text_content().strip() == "关注此分析"
+        watch.focus()
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#sg-watch:disabled")
+        assert watch.text_content().strip() == "已关注"
+        said = page.text_content("#sg-message")
+        watches = api("police", "/api/warnings/watches").json()["watches"]
+        mine = [w for w in watches if w["run"] == run]
+        assert len(mine) == 1 and mine[0]["kind"] == "emerging"
+        assert said.startswith(f"已关注（关注 #{mine[0]['id']}）")
+        page.screenshot(path=str(OUTPUT / "analysis-watch.png"))
+        # a Gi* run cannot be watched: no button
+        page.select_option("#sg-method", "gi")
+        page.fill("#sg-cell", "800")
+        page.click("#sg-run")
+        wait_for(page, "window.safegridAnalysisState.state.last.steps === undefined")
+        page.wait_for_selector("#sg-message.ok")
+        assert not watch.is_visible()
+        assert page.errors == []
+    with logged_in(server, "planner", "/map/analysis?jurisdiction=430100") as page:
+        page.wait_for_selector(f"#sg-runs option[value='{run}']", state="attached")
+        page.select_option("#sg-runs", str(run))
+        wait_for(page, "window.safegridAnalysisState.state.last.steps !== undefined")
+        page.wait_for_timeout(300)
+        assert not page.locator("#sg-watch").is_visible()
+        assert page.errors == []
+
+
+def _click_place(page, feature: dict) -> None:
+    """A mouse click on a place of the risk-levels answer (its point on the surface)."""
+    p = feature["properties"]
+    x, y = page.evaluate(f"""() => {{
+      const m = window.safegridAnalysisState.map;
+      const at = m.latLngToContainerPoint([{p['lat']}, {p['lon']}]);
+      const r = m.getContainer().getBoundingClientRect();
+      return [at.x + r.left, at.y + r.top];
+    }}""")
+    page.mouse.click(x, y)
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_risk_levels_of_places_with_a_legend_and_reasons(server, lang):
+    """Key areas and grids coloured by level with the four levels in the legend (named
+    as the API names them); a click on a key area shows its level, score and reasons."""
+    from layers.warnings import CHECKS
+
+    with logged_in(server, "police", f"/map/analysis?jurisdiction=430100&lang={lang}") as page:
+        page.select_option("#sg-method", "places")
+        page.click("#sg-run")
+        wait_for(page, "window.safegridAnalysisState.state.last &&"
+                       " window.safegridAnalysisState.state.last.levels", timeout=120)
+        page.wait_for_selector("#sg-message.ok")
+        body = page.evaluate("window.safegridAnalysisState.state.last")
+        levels = body["levels"]
+        assert [lv["level"] for lv in levels] == [1, 2, 3, 4]
+        legend = page.locator("#sg-legend div").all_text_contents()
+        assert len(legend) == 5
+        name = "name_zh" if lang == "zh" else "name_en"
+        assert legend[0] == ("场所风险等级" if lang == "zh" else "Risk level of places")
+        for row, lv in zip(legend[1:], levels, strict=True):
+            assert row.strip().startswith(f"{lv[name]} ({lv['level']})")
+        if lang == "zh":
+            assert [row.strip().split(" ")[0] for row in legend[1:]] == \
+                ["低", "一般", "较大", "重大"]
+        colours = page.locator("#sg-legend .sg-swatch").evaluate_all(
+            "l => l.map(e => getComputedStyle(e).backgroundColor)")
+        assert len(set(colours)) == 4
+        # every place drawn, in its level's colour
+        drawn = page.evaluate("""() => {
+          const out = [];
+          window.safegridAnalysisState.cells.eachLayer(g => g.eachLayer(l =>
+            out.push([l.feature.properties.risk_level, l.options.fillColor])));
+          return out;
+        }""")
+        assert len(drawn) == len(body["key_areas"]["features"]) + len(body["grids"]["features"])
+        by_level = {}
+        for level, colour in drawn:
+            by_level.setdefault(level, set()).add(colour)
+        assert all(len(c) == 1 for c in by_level.values())
+        assert len({next(iter(c)) for c in by_level.values()}) == len(by_level)
+        # the key area of the highest level: its popup
+        place = max(body["key_areas"]["features"], key=lambda f: f["properties"]["score"])
+        _click_place(page, place)
+        page.wait_for_selector(".leaflet-popup-content .sg-reasons")
+        popup = page.text_content(".leaflet-popup-content")
+        p = place["properties"]
+        level = next(lv for lv in levels if lv["level"] == p["risk_level"])
+        assert f"{level[name]} ({p['risk_level']})" in popup
+        assert f"{p['score']:.1f}" in popup
+        reasons = page.locator(".leaflet-popup-content .sg-reasons li").all_text_contents()
+        text = "text_zh" if lang == "zh" else "text_en"
+        assert len(reasons) == len(p["reasons"]) > 0
+        assert all(shown.startswith(r[text]) for r, shown in zip(p["reasons"], reasons,
+                                                                 strict=True))
+        page.wait_for_timeout(300)  # the popup's fade
+        page.screenshot(path=str(OUTPUT / f"analysis-risk-places-{lang}.png"))
+        page.keyboard.press("Escape")
+        page.wait_for_selector(".leaflet-popup-content", state="detached")
+        # saved as a run: watchable only when a watch can repeat it
+        run = body["run_id"]
+        page.wait_for_selector(f"#sg-runs option[value='{run}']", state="attached")
+        assert page.locator("#sg-watch").is_visible() == ("risk_places" in CHECKS)
+        assert page.errors == []

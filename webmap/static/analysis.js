@@ -3,8 +3,11 @@
  * grid clicked on the map) or the risk terrain from the controls, draw the cells with a
  * legend, show tables in the results panel (Esc closes it), reopen saved runs. The hours
  * and weekdays filters go with every run that takes them. Errors are shown in
- * #sg-message. */
+ * #sg-message. The risk levels of places (key areas and grids, levels 1-4 with their
+ * reasons); a saved emerging, near-repeat or risk-levels run kept as a standing watch
+ * (police and admins); the warnings of the jurisdiction (warnings.js). */
 /* exported safegridAnalysis */
+/* global safegridWarnings */
 function safegridAnalysis(map, config) {
   "use strict";
   const t = config.text;
@@ -25,6 +28,10 @@ function safegridAnalysis(map, config) {
   const DENSITY = ["#ffffb2", "#fecc5c", "#fd8d3c", "#f03b20", "#bd0026"];
   const LEVELS = {1: "#1a9641", 2: "#a6d96a", 3: "#ffffbf", 4: "#fdae61", 5: "#d7191c"};
   const RRS_COLOURS = ["#ffffcc", "#fed976", "#fd8d3c", "#bd0026"];
+  // risk levels of places 1-4: ColorBrewer YlOrRd, 4 classes (colour-blind safe)
+  const PLACE_COLOURS = {1: "#ffffb2", 2: "#fecc5c", 3: "#fd8d3c", 4: "#e31a1c"};
+  // the kinds of saved run a standing watch can repeat (layers.warnings.CHECKS)
+  const WATCHABLE = new Set(config.watchKinds || []);
   const WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
   // the server's parameter names, as the page's labels say them
   const PARAMS = new Set(["hours", "weekdays", "cell", "space_bands", "time_bands",
@@ -35,7 +42,8 @@ function safegridAnalysis(map, config) {
   const compared = L.featureGroup().addTo(map);
   const grids = L.featureGroup();  // the grids to pick for the data clock
   const outline = drawOutline(config.outline);
-  const state = {busy: 0, last: null, clock: null, gridsLoaded: false, popup: false};
+  const state = {busy: 0, last: null, clock: null, gridsLoaded: false, popup: false,
+                 runs: [], watch: null, watched: new Map()};
   window.safegridAnalysisState = {map, cells, compared, grids, outline, state};
   const {message, value, esc, call: get, refused: refusedRaw, legend, rows, fixed, pValue} =
     safegridTools(config, state);
@@ -124,6 +132,8 @@ function safegridAnalysis(map, config) {
   }
 
   function clear(body) {
+    state.watch = null;
+    showWatch();
     cells.clearLayers();
     compared.clearLayers();
     grids.remove();
@@ -188,6 +198,10 @@ function safegridAnalysis(map, config) {
       return ["/api/safety-index", params];
     }
     if (method === "terrain") return ["/api/risk/terrain", params];
+    if (method === "places") {  // a period; no cell, category, hours or weekdays
+      for (const name of ["cell", "category", "hours", "weekdays"]) params.delete(name);
+      return ["/api/risk/places", params];
+    }
     if (method === "emerging") {
       params.set("step", value("sg-step"));
       return ["/api/hotspots/emerging", params];
@@ -212,7 +226,7 @@ function safegridAnalysis(map, config) {
 
   async function run() {
     const method = value("sg-method");
-    if (!config.month && method !== "safety") {  // no incident in any period: nothing to find
+    if (!config.month && method !== "safety" && method !== "places") {  // no incident in any period: nothing to find
       message(t.no_data, "error");
       return;
     }
@@ -230,6 +244,8 @@ function safegridAnalysis(map, config) {
       return;
     }
     show(result.data);
+    const kind = method === "places" ? "risk_places" : method;
+    watchable(kind, result.data.run || result.data.run_id);
     if (method === "safety" && (value("sg-hours") || value("sg-weekdays"))) {
       const box = document.getElementById("sg-message");
       box.textContent += t.comma + t.filters_ignored;
@@ -259,6 +275,8 @@ function safegridAnalysis(map, config) {
   function show(body) {
     if (body.knox) {
       drawNearRepeat(body);
+    } else if (body.levels && (body.grids || body.key_areas)) {
+      drawPlaces(body);
     } else if (body.factors) {
       drawTerrain(body);
     } else {
@@ -284,6 +302,7 @@ function safegridAnalysis(map, config) {
     if (!result.ok) return;
     // evaluations (PAI of a period against the next) have no cells to draw: API only
     const drawable = result.data.runs.filter(r => r.kind !== "evaluate");
+    state.runs = drawable;
     for (const [id, label] of [["sg-runs", t.saved_runs], ["sg-compare", t.compare_with]]) {
       fill(document.getElementById(id), label, drawable);
     }
@@ -305,9 +324,47 @@ function safegridAnalysis(map, config) {
   async function reopen() {
     const id = value("sg-runs");
     if (!id) return;
+    watchable(null, null);  // not the run on the map until this one is drawn
     const result = await get("/api/hotspots/runs/" + id);
     if (!result.ok) { refused(result); return; }
     show(result.data);
+    const run = state.runs.find(r => String(r.id) === id);
+    if (run) watchable(run.kind, run.id);
+  }
+
+  /* The watch button for the run on the map, when its kind can be watched. */
+  function watchable(kind, id) {
+    state.watch = config.canWatch && id && WATCHABLE.has(kind) ? {kind, id: Number(id)} : null;
+    showWatch();
+  }
+
+  function showWatch() {
+    const button = document.getElementById("sg-watch");
+    const w = state.watch;
+    button.hidden = !w;
+    if (!w) return;
+    const watch = state.watched.get(w.id);
+    button.disabled = watch != null;
+    button.textContent = watch != null ? t.watching : t.watch;
+    button.title = watch != null ? t.already_watched.replace("{id}", watch) : t.watch_title;
+  }
+
+  async function loadWatches() {
+    if (!config.canWatch) return;
+    const result = await get("/api/warnings/watches");
+    if (!result.ok) return;
+    state.watched = new Map(result.data.watches.map(w => [w.run, w.id]));
+    showWatch();
+  }
+
+  async function keepWatch() {
+    const w = state.watch;
+    if (!w) return;
+    const result = await get("/api/warnings/watches", {run: w.id});
+    if (!result.ok) { refused(result); return; }
+    state.watched.set(w.id, result.data.id);
+    showWatch();
+    message(t.watched.replace("{id}", result.data.id), "ok");
   }
 
   function isHot(p) {
@@ -594,6 +651,62 @@ function safegridAnalysis(map, config) {
       "</table>";
   }
 
+  /* The risk levels of places: grids and key areas (above them) coloured by level, a
+   * popup with the level, the score and the reasons. */
+  function drawPlaces(body) {
+    clear(body);
+    slider({});
+    const levels = new Map(body.levels.map(l => [l.level, l]));
+    const empty = {type: "FeatureCollection", features: []};
+    const style = strong => f => {
+      const colour = PLACE_COLOURS[f.properties.risk_level] || "#cccccc";
+      return strong ? {color: "#333", weight: 2, fillColor: colour, fillOpacity: 0.9}
+        : {color: "#b07a2a", weight: 0.6, fillColor: colour, fillOpacity: 0.6};
+    };
+    for (const [collection, kind] of [[body.grids || empty, "grid"],
+                                      [body.key_areas || empty, "key_area"]]) {
+      L.geoJSON(collection, {
+        style: style(kind === "key_area"),
+        pointToLayer: (_f, at) => L.circleMarker(at, {radius: 7}),
+        onEachFeature: (f, layer) => layer.bindPopup(placePopup(f.properties, kind, levels)),
+      }).addTo(cells);
+    }
+    legend([[t.legend_places, body.levels.map(l => [levelLabel(l), PLACE_COLOURS[l.level]])]]);
+    message(t.done + t.colon + t.places_done
+      .replace("{k}", (body.key_areas || empty).features.length)
+      .replace("{g}", (body.grids || empty).features.length), "ok");
+  }
+
+  function placeLevelName(l) {
+    return l ? (config.lang === "en" ? l.name_en : l.name_zh) : "";
+  }
+
+  // "重大 (4) · 得分 ≥ 60"
+  function levelLabel(l) {
+    const from = l.from_score, to = l.to_score;
+    const range = from == null ? "< " + fixed(to, 0) : to == null ? "≥ " + fixed(from, 0)
+      : fixed(from, 0) + "–" + fixed(to, 0);
+    return placeLevelName(l) + " (" + l.level + ") · " + t.score_range + " " + range;
+  }
+
+  function placePopup(p, kind, levels) {
+    const category = p.category
+      ? (config.lang === "en" ? String(p.category).replace(/_/g, " ")
+        : t["key_areas:" + p.category] || p.category) : null;
+    const reasons = Array.isArray(p.reasons) ? p.reasons : [];
+    return rows([
+      kind === "grid" ? [t.place_grid, p.name || p.code, p.name ? p.code : null]
+        : [t.place_key_area, p.name || p.id, category],
+      [t.f_risk_level, placeLevelName(levels.get(p.risk_level)) + " (" + p.risk_level + ")"],
+      [t.f_risk_score, fixed(p.score, 1)]]) +
+      "<div class='sg-reasons-title'>" + esc(t.reasons) + "</div>" +
+      (reasons.length ? "<ul class='sg-reasons'>" + reasons.map(r => "<li>" +
+        esc(config.lang === "en" ? r.text_en : r.text_zh) + (r.points == null ? ""
+          : " <b>" + (r.points >= 0 ? "+" : "") + fixed(r.points, 1) + " " + esc(t.points) +
+            "</b>") + "</li>")
+        .join("") + "</ul>" : "<p class='sg-note'>" + esc(t.no_reasons) + "</p>");
+  }
+
   function showRows() {
     const method = value("sg-method");
     document.getElementById("sg-step-row").style.display = method === "emerging" ? "" : "none";
@@ -619,7 +732,8 @@ function safegridAnalysis(map, config) {
   map.on("popupclose", () => { state.popup = false; });
   // Esc closes the innermost first: an open popup, then the results panel
   document.addEventListener("keydown", event => {
-    if (event.key !== "Escape") return;
+    // the warnings' panel closes itself (warnings.js)
+    if (event.key !== "Escape" || event.target.closest("#sg-warnings")) return;
     if (state.popup) {
       map.closePopup();
     } else if (closeResults()) {
@@ -629,6 +743,7 @@ function safegridAnalysis(map, config) {
   document.getElementById("sg-compare").addEventListener("change", compare);
   document.getElementById("sg-slider").addEventListener("input", showStep);
   document.getElementById("sg-runs").addEventListener("change", reopen);
+  document.getElementById("sg-watch").addEventListener("click", keepWatch);
   document.getElementById("sg-method").addEventListener("change", showRows);
   document.getElementById("sg-jurisdiction").addEventListener("change", () => {
     const params = new URLSearchParams(window.location.search);
@@ -637,4 +752,6 @@ function safegridAnalysis(map, config) {
   });
   if (!config.month) message(t.no_data, "error");
   loadRuns();
+  loadWatches();
+  if (config.warnings) safegridWarnings(map, config.warnings);
 }

@@ -1,0 +1,317 @@
+"""Risk warnings on the maps, in headless Chromium, by mouse and keyboard.
+
+The two towns of tests/layers/test_warnings.py in a database of their own, with a server
+of their own, the times moved to the last few days (a near-repeat zone then is still
+open now). An analyst of the west town's police opens a saved emerging run and a saved
+near-repeat run on the analysis map and keeps each as a standing watch ("关注此分析");
+two checks (``layers.warnings.check_watches``, what ``safegrid warnings check`` runs)
+with a cluster and a repeat planted between them record warnings. An officer then opens
+the police map: the count, the list, a warning's place on the map, its acknowledgement
+(read back over the API), a refusal, Esc; the English page; a planner sees the hot
+spots without the acknowledge button, a border partner no panel and no refused request.
+Screenshots go to test-output/warnings/.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pytest
+import requests
+from shapely.geometry import shape
+from sqlalchemy.engine import make_url
+
+from layers.db import engine, migrate
+from layers.hotspots import HotspotQuery, run_emerging
+from layers.nearrepeat import NearRepeatQuery, run_near_repeat
+from layers.users import issue_token, user_by_name
+from layers.validate import LOCAL_TZ
+from layers.warnings import check_watches
+from tests.conftest import Server, fresh_database
+from tests.layers.test_warnings import (
+    HOT,
+    SCATTER,
+    USERS,
+    WEST_TOWN,
+    A,
+    B,
+    build_city,
+    plant,
+)
+
+from .browser import OUTPUT, logged_in, wait_for
+
+pytestmark = [pytest.mark.db, pytest.mark.browser]
+
+SHOTS = OUTPUT / "warnings"
+# the saved runs end at local midnight three days ago; the checks a day and two days later
+T0 = dt.datetime.combine(dt.datetime.now(LOCAL_TZ).date() - dt.timedelta(days=3),
+                         dt.time(), LOCAL_TZ)
+T1, T2 = T0 + dt.timedelta(days=1), T0 + dt.timedelta(days=2)
+PLANTED = T1 + dt.timedelta(hours=12)
+PANEL = "#sg-warnings-panel"
+ITEMS = "#sg-warnings-list li.sg-warning"
+MAP = "window.safegridWarningsState.map"
+PICKED = "window.safegridWarningsState.state.picked"
+
+
+def _password(name: str) -> str:
+    return f"{name}-pass-2026"
+
+
+@pytest.fixture(scope="module")
+def town(db_url, tmp_path_factory):
+    """The towns, their incidents before T0, the two saved runs; a server and tokens."""
+    url = fresh_database(f"{make_url(db_url).database}_warnui")
+    migrate(url)
+    build_city(url)
+    plant(url, [(A, T0 - dt.timedelta(days=3), "criminal")]
+          + [(p, T0 - dt.timedelta(days=27, hours=-5) + dt.timedelta(days=k), "fraud")
+             for k, p in enumerate(SCATTER)])
+    with engine(url).begin() as conn:
+        admin = user_by_name(conn, "townadmin")[0]
+        start = T0 - dt.timedelta(days=28)
+        emerging = run_emerging(conn, admin, HotspotQuery(
+            WEST_TOWN, start, T0, category="fraud", cell=100.0), "week")["run"]
+        near = run_near_repeat(conn, admin, HotspotQuery(
+            WEST_TOWN, start, T0, category="criminal"),
+            NearRepeatQuery(space_bands=(100.0, 200.0), time_bands=(7.0, 14.0),
+                            permutations=0, band=(200.0, 7.0)))["run"]
+        tokens = {name: issue_token(conn, name) for name in USERS}
+    server = Server(url, tmp_path_factory.mktemp("warnui") / "serve.log")
+
+    def call(user, path, method="GET", **kw):
+        return requests.request(method, f"{server.url}{path}", timeout=120,
+                                headers={"Authorization": f"Bearer {tokens[user]}"}, **kw)
+
+    yield {"url": url, "server": server.url, "call": call, "emerging": emerging,
+           "near": near}
+    server.stop()
+
+
+def _login(town, user: str, path: str, **kw):
+    return logged_in(town["server"], user, path, password=_password(user), **kw)
+
+
+def _watch_from_the_analysis_map(page, run: int, kind_words: str) -> str:
+    """Open saved run ``run`` from the list and keep it as a watch by mouse; the message."""
+    option = page.locator(f"#sg-runs option[value='{run}']")
+    assert kind_words in option.text_content()
+    page.select_option("#sg-runs", str(run))
+    watch = page.locator("#sg-watch")
+    watch.wait_for(state="visible")
+    assert watch.text_content().strip() == "关注此分析"
+    watch.click()
+    page.wait_for_selector("#sg-watch:disabled")
+    assert watch.text_content().strip() == "已关注"
+    return page.text_content("#sg-message")
+
+
+@pytest.fixture(scope="module")
+def watched(town):
+    """The two runs kept as watches on the analysis map by the west town's police."""
+    with _login(town, "westpolice", f"/map/analysis?jurisdiction={WEST_TOWN}") as page:
+        page.wait_for_selector(f"#sg-runs option[value='{town['near']}']", state="attached")
+        assert not page.locator("#sg-watch").is_visible()  # no run on the map yet
+        said = _watch_from_the_analysis_map(page, town["emerging"], "时空热点趋势")
+        assert re.match(r"已关注（关注 #\d+）", said), said
+        page.screenshot(path=str(_shot("analysis-watched.png")))
+        said = _watch_from_the_analysis_map(page, town["near"], "近重复")
+        assert page.locator("#sg-message.ok").count() == 1
+        # back to the first run: it is known to be watched already
+        page.select_option("#sg-runs", str(town["emerging"]))
+        wait_for(page, "document.getElementById('sg-watch').textContent.trim() === '已关注'")
+        assert page.errors == []
+    watches = town["call"]("westpolice", "/api/warnings/watches").json()["watches"]
+    assert sorted((w["run"], w["kind"]) for w in watches) == sorted(
+        [(town["emerging"], "emerging"), (town["near"], "near_repeat")])
+    assert f"#{max(w['id'] for w in watches)}" in said
+    return watches
+
+
+def _shot(name: str):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    return SHOTS / name
+
+
+@pytest.fixture(scope="module")
+def warned(town, watched):
+    """Checked at T1 (nothing new), a repeat at B and a fraud cluster planted, checked at T2."""
+    first = check_watches(engine(town["url"]), T1)
+    assert [r["error"] for r in first] == [None, None]
+    assert all(r["warnings"] == [] for r in first)
+    plant(town["url"], [(B, PLANTED, "criminal")]
+          + [(HOT, PLANTED + dt.timedelta(minutes=k), "fraud") for k in range(12)])
+    second = check_watches(engine(town["url"]), T2)
+    assert [r["error"] for r in second] == [None, None]
+    found = town["call"]("westpolice", f"/api/warnings?jurisdiction={WEST_TOWN}&open=true"
+                         ).json()["features"]
+    kinds = {f["properties"]["kind"] for f in found}
+    assert kinds == {"emerging_hot_spot", "near_repeat_zone"}, found
+    return found
+
+
+def test_the_analyst_keeps_saved_runs_as_watches(watched):
+    assert len(watched) == 2
+
+
+def _centred_on(page, feature: dict) -> bool:
+    """Whether the feature's middle is in the map's view and, with the panel open, on
+    the map beside the panel (not under it)."""
+    west, south, east, north = shape(feature["geometry"]).bounds
+    return page.evaluate(f"""() => {{
+      const m = {MAP};
+      const at = [{(south + north) / 2}, {(west + east) / 2}];
+      if (!m.getBounds().contains(at)) return false;
+      const panel = document.getElementById("sg-warnings-panel");
+      if (panel.hidden) return true;
+      const x = m.latLngToContainerPoint(at).x + m.getContainer().getBoundingClientRect().left;
+      return x > panel.getBoundingClientRect().right;
+    }}""")
+
+
+def test_the_english_page_says_warnings_in_english(town, warned):
+    with _login(town, "eastpolice", "/map?lang=en") as page:  # nothing in the east town
+        page.wait_for_selector("#sg-warnings[data-loaded]")
+        assert page.text_content("#sg-warnings-count") == "0"
+        page.click("#sg-warnings-toggle")
+        assert page.text_content("#sg-warnings-status") == \
+            "No warnings wait for acknowledgement"
+    with _login(town, "townadmin", "/map?lang=en") as page:
+        page.wait_for_selector("#sg-warnings[data-loaded]")
+        page.click("#sg-warnings-toggle")
+        page.wait_for_selector(PANEL, state="visible")
+        assert page.text_content("#sg-warnings-title") == "Risk warnings (not acknowledged)"
+        items = page.locator(ITEMS)
+        assert items.count() >= 1
+        for i in range(items.count()):
+            item = items.nth(i)
+            found = next(f for f in warned if str(f["id"]) == item.get_attribute("data-id"))
+            assert item.locator(".sg-warning-message").text_content() == \
+                found["properties"]["message_en"]
+            assert item.locator(".sg-warning-kind").text_content() == {
+                "emerging_hot_spot": "New or intensifying hot spot",
+                "near_repeat_zone": "Near-repeat risk zone"}[found["properties"]["kind"]]
+            assert item.locator(".sg-warning-when").text_content().startswith("raised 20")
+            assert item.locator("button.sg-warning-ack").text_content() == "Acknowledge"
+        page.screenshot(path=str(_shot("admin-english.png")))
+        assert page.errors == []
+
+
+def test_who_sees_what(town, warned):
+    with _login(town, "westplanner", "/map") as page:
+        page.wait_for_selector("#sg-warnings[data-loaded]")
+        page.click("#sg-warnings-toggle")
+        kinds = page.locator(ITEMS).evaluate_all("l => l.map(e => e.dataset.kind)")
+        assert kinds and set(kinds) == {"emerging_hot_spot"}  # no zones: aggregates only
+        assert page.locator(f"{ITEMS} button.sg-warning-ack").count() == 0
+        assert page.locator(f"{ITEMS} button.sg-warning-go").count() == len(kinds)
+        assert page.errors == []
+    refused: list[str] = []
+    with _login(town, "westpartner", "/map") as page:
+        page.on("response", lambda r: refused.append(r.url) if r.status >= 400 else None)
+        page.on("console", lambda m: refused.append(m.text) if m.type == "error" else None)
+        page.reload()
+        page.wait_for_load_state("networkidle")
+        assert page.locator("#sg-warnings").count() == 0
+        assert page.errors == []
+    assert refused == []
+
+
+def test_an_officer_reads_goes_to_and_acknowledges_warnings(town, warned):
+    call = town["call"]
+    zone = next(f for f in warned if f["properties"]["kind"] == "near_repeat_zone")
+    hot = [f for f in warned if f["properties"]["kind"] == "emerging_hot_spot"]
+    with _login(town, "westpolice", "/map") as page:
+        page.wait_for_selector("#sg-warnings[data-loaded]")
+        assert page.text_content("#sg-warnings-count") == str(len(warned))
+        assert not page.locator(PANEL).is_visible()
+        page.click("#sg-warnings-toggle")
+        page.wait_for_selector(PANEL, state="visible")
+        items = page.locator(ITEMS)
+        assert items.count() == len(warned)
+        # newest first, as the API lists them; each says its kind, message and times
+        assert [int(i) for i in items.evaluate_all("l => l.map(e => e.dataset.id)")] == \
+            [f["id"] for f in warned]
+        first = items.first
+        assert first.locator(".sg-warning-message").text_content() == \
+            warned[0]["properties"]["message_zh"]
+        created = dt.datetime.fromisoformat(warned[0]["properties"]["created_at"])
+        assert first.locator(".sg-warning-when").text_content().startswith(
+            "发出 " + created.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M"))
+        row = page.locator(f"{ITEMS}[data-id='{zone['id']}']")
+        until = dt.datetime.fromisoformat(zone["properties"]["until"]).astimezone(LOCAL_TZ)
+        assert row.locator(".sg-warning-kind").text_content() == "近重复风险区"
+        assert f"有效至 {until:%Y-%m-%d %H:%M}" in row.locator(".sg-warning-when").text_content()
+        page.screenshot(path=str(_shot("police-list.png")))
+
+        # the zone's place: the map moves to it, outlines it bold and opens its popup
+        before = page.evaluate(f"{MAP}.getZoom()")
+        row.locator("button.sg-warning-go").click()
+        page.wait_for_selector(".leaflet-popup-content")
+        assert _centred_on(page, zone)
+        assert page.evaluate(f"{MAP}.getZoom()") >= max(16, before)
+        assert page.evaluate(f"{PICKED}.getLayers()[0].options.weight") == 5
+        assert page.evaluate(f"{PICKED}.getLayers()[0].feature.id") == zone["id"]
+        assert page.text_content(".leaflet-popup-content") == \
+            "近重复风险区" + zone["properties"]["message_zh"]
+        page.screenshot(path=str(_shot("police-zone.png")))
+
+        # acknowledged by mouse: the item says by whom, the count drops, the API agrees
+        row.locator("button.sg-warning-ack").click()
+        page.wait_for_selector(f"{ITEMS}[data-id='{zone['id']}'] .sg-warning-acked")
+        assert re.fullmatch(r"已确认（westpolice，\d{4}-\d\d-\d\d \d\d:\d\d）",
+                            row.locator(".sg-warning-acked").text_content())
+        assert page.text_content("#sg-warnings-count") == str(len(warned) - 1)
+        listed = call("westpolice", f"/api/warnings?jurisdiction={WEST_TOWN}").json()
+        acked = next(f for f in listed["features"] if f["id"] == zone["id"])["properties"]
+        assert acked["acknowledged_by"] == "westpolice" and acked["acknowledged_at"]
+        still_open = call("westpolice", f"/api/warnings?jurisdiction={WEST_TOWN}&open=true"
+                          ).json()["features"]
+        assert zone["id"] not in {f["id"] for f in still_open}
+
+        # by keyboard: Enter on a hot spot's "show" button, Tab to its "acknowledge"
+        target = hot[0]
+        go = page.locator(f"{ITEMS}[data-id='{target['id']}'] button.sg-warning-go")
+        go.focus()
+        page.keyboard.press("Enter")
+        page.wait_for_selector(".leaflet-popup-content")
+        wait_for(page, f"{PICKED}.getLayers()[0].feature.id === {target['id']}")
+        page.wait_for_timeout(800)  # the flight
+        assert _centred_on(page, target)
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.className") == "sg-warning-ack"
+        page.keyboard.press("Enter")
+        page.wait_for_selector(f"{ITEMS}[data-id='{target['id']}'] .sg-warning-acked")
+        assert page.text_content("#sg-warnings-count") == str(len(warned) - 2)
+
+        # refused: another hot spot acknowledged meanwhile by the town's administrator
+        other = hot[1]
+        assert call("townadmin", f"/api/warnings/{other['id']}/ack", "POST").status_code == 200
+        page.locator(f"{ITEMS}[data-id='{other['id']}'] button.sg-warning-ack").click()
+        page.wait_for_selector("#sg-warnings-status.error")
+        said = page.text_content("#sg-warnings-status")
+        assert said.startswith("未完成 (409)：该预警已被确认")
+        assert f"warning {other['id']} was acknowledged by townadmin" in said
+        assert page.locator(
+            f"{ITEMS}[data-id='{other['id']}'] button.sg-warning-ack").is_enabled()
+        page.screenshot(path=str(_shot("police-refused.png")))
+
+        # Esc closes the panel and gives the focus back to its button; Enter opens it
+        page.keyboard.press("Escape")
+        page.wait_for_selector(PANEL, state="hidden")
+        assert page.evaluate("document.activeElement.id") == "sg-warnings-toggle"
+        page.keyboard.press("Enter")
+        page.wait_for_selector(PANEL, state="visible")
+        page.keyboard.press("Escape")
+        page.wait_for_selector(PANEL, state="hidden")
+        assert page.errors == []
+
+    # opened again: what was acknowledged has left the list
+    with _login(town, "westpolice", "/map") as page:
+        page.wait_for_selector("#sg-warnings[data-loaded]")
+        left = len(warned) - 3
+        assert page.text_content("#sg-warnings-count") == str(left)
+        page.click("#sg-warnings-toggle")
+        assert page.locator(ITEMS).count() == left
