@@ -159,9 +159,13 @@ def add_peer(conn: Connection, name: str, url: str, a: str, b: str, token: str,
 
 
 def remove_peer(conn: Connection, name: str) -> None:
-    """Remove peer ``name``: its row, what was cached from it (cascade), its token file."""
+    """Remove peer ``name``: its row, what was cached from it (cascade), its token file.
+
+    A token file left without its row (a database reset since) is removed too.
+    """
     path = _token_path(name)
-    if conn.execute(text("DELETE FROM peers WHERE name = :n"), {"n": name}).rowcount == 0:
+    removed = conn.execute(text("DELETE FROM peers WHERE name = :n"), {"n": name}).rowcount
+    if not removed and not path.exists():
         raise NotFound(f"no peer called {name!r}")
     path.unlink(missing_ok=True)
 

@@ -139,6 +139,12 @@ def test_add_list_record_remove_against_a_real_server(db, server, partner_token,
         remove_peer(conn, "xiangtan")
     with pytest.raises(PeerUnavailable, match="token file"):
         token_of("xiangtan")
+    # a token file left without its row (the database was reset) is removed too
+    orphan = home / "peers" / "orphan.token"
+    orphan.write_text("sg_left_behind\n")
+    with db.begin() as conn:
+        remove_peer(conn, "orphan")
+    assert not orphan.exists()
 
 
 @pytest.mark.parametrize("url", ["ftp://127.0.0.1/", "http://", "127.0.0.1:8000", "",
