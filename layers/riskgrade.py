@@ -57,7 +57,8 @@ from .rtm import TerrainQuery, run_terrain
 from .runs import save_run
 from .users import User
 
-__all__ = ["MAX_DAYS", "RiskPlacesQuery", "levels_table", "run_risk_places"]
+__all__ = ["MAX_DAYS", "RiskPlacesQuery", "levels_table", "run_risk_places",
+           "withhold_small_counts"]
 
 MAX_DAYS = 3660
 
