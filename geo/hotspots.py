@@ -430,17 +430,20 @@ def optimal_cell_size(xy: np.ndarray, area: BaseGeometry) -> float:
 
     The larger of the mean nearest-neighbour distance (with the outermost 1 % of
     points left out) and the size that puts about 100 cells across the area's
-    longer side, rounded to the metre.
+    longer side, rounded to the metre. Incidents all at one place have no nearest
+    neighbour: the size is then the coarse one.
     """
     xy = np.asarray(xy, dtype=float).reshape(-1, 2)
     if len(xy) < 3:
         raise ValueError("choosing a cell size needs at least three incidents")
+    x0, y0, x1, y1 = area.bounds
+    coarse = max(x1 - x0, y1 - y0) / 100
     unique = np.unique(xy, axis=0)
+    if len(unique) < 2:
+        return float(max(round(coarse), 1))
     distance, _ = cKDTree(unique).query(unique, k=2)
     nearest = np.asarray(distance)[:, 1]
     kept = nearest[nearest <= np.quantile(nearest, 0.99)]
-    x0, y0, x1, y1 = area.bounds
-    coarse = max(x1 - x0, y1 - y0) / 100
     return float(max(round(max(kept.mean(), coarse)), 1))
 
 

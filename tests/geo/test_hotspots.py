@@ -156,6 +156,14 @@ def test_optimal_cell_size_grows_with_sparser_points():
     assert sparse_ > dense
 
 
+def test_optimal_cell_size_of_incidents_all_at_one_place_is_the_coarse_size():
+    """Repeat calls to one address have no nearest neighbour: 100 cells across, not NaN."""
+    area = shapely.box(0, 0, 5_000, 2_000)
+    assert optimal_cell_size(np.full((7, 2), 1234.5), area) == 50
+    two = optimal_cell_size(np.array([[0.0, 0.0]] * 5 + [[0.0, 3_000.0]]), area)
+    assert two == 3_000  # two places: the distance between them
+
+
 def test_pai_pei_and_rri_on_a_hand_example():
     area = np.ones(10)
     test = np.array([4, 2, 3, 1, 0, 0, 0, 0, 0, 0], dtype=float)
