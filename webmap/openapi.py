@@ -215,7 +215,28 @@ def _grid_paths() -> dict:
 
 def _risk_paths() -> dict:
     """The risk operations (``/api/risk/...``)."""
-    return {"/api/risk/terrain": {"get": {
+    return {
+        "/api/risk/places": {"get": {
+            "summary": "Risk grading of places (风险分级): every key area and grid of a "
+                       "jurisdiction with its risk level (1 低, 2 一般, 3 较大, 4 重大), score "
+                       "(0-100) and reasons (incidents, risk terrain, CCTV coverage, "
+                       "category); saved as a run (kind risk_places)",
+            "operationId": "risk_places",
+            "parameters": [
+                _param("jurisdiction", "Jurisdiction code.", {"type": "string"}, required=True),
+                _param("from", "Start of the period (default `days` before `to`); not "
+                       "with `days`.", {"type": "string"}),
+                _param("to", "End of the period (default now).", {"type": "string"}),
+                _param("days", "Length of the period in days, counted back from `to` "
+                       "(default 365); not with `from`.",
+                       {"type": "integer", "minimum": 1, "maximum": 3660}),
+            ],
+            "responses": {"200": {
+                "description": "{jurisdiction, run_id, levels, key_areas, grids, parameters, "
+                               "summary}",
+                "content": {"application/json": {"schema": {"type": "object"}}}},
+                **_errors("400", "401", "403", "404")}}},
+        "/api/risk/terrain": {"get": {
         "summary": "Risk terrain model of a jurisdiction: cells with their relative risk score "
                    "(rrs, lowest cell 1), the selected risk factors with relative risk values "
                    "and p-values, the model, and PAI on the following period next to Gi* and "

@@ -31,7 +31,10 @@ def _answer(body: dict, status: int = 200) -> Response:
 
 @bp.post("/api/warnings/watches")
 def new_watch():
-    """Keep a saved emerging or near-repeat run as a standing watch (``{"run": ID}``)."""
+    """Keep a saved emerging, near-repeat or risk_places run as a standing watch.
+
+    The body is ``{"run": ID}``.
+    """
     only_params(set())
     body = json_body({"run": int}, {"run"})
     with db_engine(current_app).begin() as conn:
@@ -96,11 +99,13 @@ def openapi_paths() -> dict:
     body = {"required": True, "content": {"application/json": {"schema": {
         "type": "object", "required": ["run"], "additionalProperties": False,
         "properties": {"run": {"type": "integer", "minimum": 1, "description":
-                               "A saved emerging or near_repeat run (/api/hotspots/runs)."}}}}}}
+                               "A saved emerging, near_repeat or risk_places run "
+                               "(/api/hotspots/runs)."}}}}}}
     return {
         "/api/warnings/watches": {
-            "post": {"summary": "Keep a saved emerging hot-spot or near-repeat run as a "
-                                "standing watch (police, admins)",
+            "post": {"summary": "Keep a saved emerging hot-spot, near-repeat or risk "
+                                "grading (risk_places) run as a standing watch (police, "
+                                "admins)",
                      "operationId": "create_watch", "requestBody": body,
                      "responses": {"201": {"description": "the watch"},
                                    **_error_responses("400", "401", "403")}},

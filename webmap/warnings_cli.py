@@ -15,7 +15,7 @@ __all__ = ["warnings_group"]
 
 @click.group("warnings")
 def warnings_group() -> None:
-    """Risk warnings (风险预警) from standing hot-spot and near-repeat watches."""
+    """Risk warnings (风险预警) from standing hot-spot, near-repeat and risk-level watches."""
 
 
 @warnings_group.command("check")
@@ -26,9 +26,9 @@ def check_cmd(now_text: str | None) -> None:
     """Run every watch once and record the warnings it raises (run it from cron).
 
     Each watch analyses a period of its run's length ending now; a cell that became a new
-    or intensifying hot spot, or a near-repeat risk zone that opened, since the previous
-    check is recorded once. One line per watch; exit 1 when a watch could not be checked
-    (the others still are).
+    or intensifying hot spot, a near-repeat risk zone that opened, or a key area or grid
+    whose risk level (风险等级) rose, since the previous check, is recorded once. One line
+    per watch; exit 1 when a watch could not be checked (the others still are).
     """
     from layers.warnings import check_watches
 
