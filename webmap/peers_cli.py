@@ -56,7 +56,7 @@ def peers_add(name: str, url: str, border: str, token_stdin: bool) -> None:
     if not token_stdin:
         raise PeerError("give the token on standard input with --token-stdin (never on the "
                         "command line); nothing was written")
-    token = sys.stdin.read().strip()
+    token = sys.stdin.readline().strip()
     if not token:
         raise PeerError("the token on standard input is empty; nothing was written")
     with engine().begin() as conn:
