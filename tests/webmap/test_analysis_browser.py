@@ -268,9 +268,10 @@ def _click_place(page, feature: dict) -> None:
 
 
 @pytest.mark.parametrize("lang", ["zh", "en"])
-def test_risk_levels_of_places_with_a_legend_and_reasons(server, lang):
+def test_risk_levels_of_places_with_a_legend_and_reasons(server, api, lang):
     """Key areas and grids coloured by level with the four levels in the legend (named
-    as the API names them); a click on a key area shows its level, score and reasons."""
+    as the API names them); a click on a key area shows its level, score and reasons; the
+    run is kept as a watch."""
     from layers.warnings import CHECKS
 
     with logged_in(server, "police", f"/map/analysis?jurisdiction=430100&lang={lang}") as page:
@@ -328,5 +329,13 @@ def test_risk_levels_of_places_with_a_legend_and_reasons(server, lang):
         # saved as a run: watchable only when a watch can repeat it
         run = body["run_id"]
         page.wait_for_selector(f"#sg-runs option[value='{run}']", state="attached")
-        assert page.locator("#sg-watch").is_visible() == ("risk_places" in CHECKS)
+        watch = page.locator("#sg-watch")
+        assert watch.is_visible() == ("risk_places" in CHECKS)
+        if lang == "zh" and "risk_places" in CHECKS:  # kept: a rise of a level is warned
+            watch.click()
+            page.wait_for_selector("#sg-watch:disabled")
+            kept = [w for w in api("police", "/api/warnings/watches").json()["watches"]
+                    if w["run"] == run]
+            assert len(kept) == 1 and kept[0]["kind"] == "risk_places"
+            assert page.text_content("#sg-message").startswith(f"已关注（关注 #{kept[0]['id']}）")
         assert page.errors == []

@@ -315,3 +315,27 @@ def test_an_officer_reads_goes_to_and_acknowledges_warnings(town, warned):
         assert page.text_content("#sg-warnings-count") == str(left)
         page.click("#sg-warnings-toggle")
         assert page.locator(ITEMS).count() == left
+
+
+def test_on_a_phone_the_panel_fits_the_screen(town, warned):
+    with _login(town, "townadmin", "/map", viewport=(390, 844)) as page:
+        page.wait_for_selector("#sg-warnings[data-loaded]")
+        page.click("#sg-warnings-toggle")
+        page.wait_for_selector(PANEL, state="visible")
+        box = page.locator(PANEL).bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 390
+        assert box["y"] >= 0 and box["y"] + box["height"] <= 844
+        header = page.locator("#sg-header").bounding_box()
+        assert box["y"] >= header["y"] + header["height"]  # the header stays readable
+        # a place shown from the list lands above the panel, not under it
+        first = page.locator(ITEMS).first
+        found = next(f for f in warned if str(f["id"]) == first.get_attribute("data-id"))
+        first.locator("button.sg-warning-go").click()
+        wait_for(page, f"{PICKED} && {PICKED}.getLayers()[0].feature.id === {found['id']}")
+        page.wait_for_timeout(800)  # the flight
+        west, south, east, north = shape(found["geometry"]).bounds
+        y = page.evaluate(f"{MAP}.latLngToContainerPoint([{(south + north) / 2}, "
+                          f"{(west + east) / 2}]).y")
+        assert 0 < y < box["y"]
+        page.screenshot(path=str(_shot("phone.png")))
+        assert page.errors == []

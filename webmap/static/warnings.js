@@ -75,10 +75,18 @@ function safegridWarnings(map, config) {
         style: () => PLACE,
         pointToLayer: (_f, at) => L.circleMarker(at, {radius: 8}),
       });
-      layer.bindPopup(() => popup(f));
+      layer.bindPopup(() => popup(f), {autoPanPaddingTopLeft: L.point(10, clearOfHeader())});
       state.layers.set(f.id, layer);
       layer.addTo(places);
     }
+  }
+
+  /* How far down a popup must stay to be clear of the overview's header. */
+  function clearOfHeader() {
+    const header = document.getElementById("sg-header");
+    if (!header) return 10;
+    return header.getBoundingClientRect().bottom -
+      map.getContainer().getBoundingClientRect().top + 10;
   }
 
   function popup(f) {
@@ -148,6 +156,18 @@ function safegridWarnings(map, config) {
     if (!state.features.length) say(t.none);
   }
 
+  /* Padding that keeps a place out from under the open panel: on its right (a wide
+   * screen, the panel on the left) or above it (a phone, the panel below). */
+  function besidePanel() {
+    if (panel.hidden) return {};
+    const p = panel.getBoundingClientRect();
+    const m = map.getContainer().getBoundingClientRect();
+    const size = map.getSize();
+    if (p.right - m.left < size.x / 2) return {paddingTopLeft: [p.right - m.left, 0]};
+    if (p.top - m.top > size.y / 3) return {paddingBottomRight: [0, m.bottom - p.top]};
+    return {};
+  }
+
   /* The map on the warning's place, its outline bold, its popup open. */
   function show(id) {
     const layer = state.layers.get(id);
@@ -156,12 +176,8 @@ function safegridWarnings(map, config) {
     state.picked = layer;
     layer.setStyle(PICKED);
     layer.bringToFront();
-    // the place beside the panel, not under it
-    const side = panel.hidden ? 0 : panel.getBoundingClientRect().right -
-      map.getContainer().getBoundingClientRect().left;
-    const room = side > 0 && side < map.getSize().x / 2 ? side : 0;
     map.flyToBounds(layer.getBounds(), {maxZoom: Math.max(map.getZoom(), 16), duration: 0.5,
-                                        paddingTopLeft: [room, 0]});
+                                        ...besidePanel()});
     for (const li of list.querySelectorAll(".sg-warning")) {
       li.classList.toggle("sg-picked", li.dataset.id === String(id));
     }
