@@ -181,7 +181,8 @@ def _controls(a: str, b: str, width: float, lang: str,
     <div id="sg-panel">
       <div class="sg-row"><b>{escape(t['title'])}</b>
         <a href="/map?lang={lang}">{escape(t['map'])}</a>
-        <a href="/map/border?a={escape(a)}&b={escape(b)}&lang={other}">{t['lang']}</a></div>
+        <a href="/map/border?a={escape(a)}&b={escape(b)}&width={width:g}&lang={other}"
+          >{t['lang']}</a></div>
       <div class="sg-row"><label>{escape(t['a'])}
         {_select('a', [(c, names[c]) for c in neighbours], a)}</label></div>
       <div class="sg-row"><label>{escape(t['b'])} {_select('b', neighbours[a], b)}</label></div>

@@ -13,6 +13,7 @@ from sqlalchemy import text
 from layers.validate import LOCAL_TZ
 
 from ..conftest import Server
+from . import twocities
 from .browser import OUTPUT, logged_in, wait_for
 
 pytestmark = [pytest.mark.db, pytest.mark.browser]
@@ -275,6 +276,7 @@ def _clock(iso: str) -> str:
 
 
 def _shot(page, name: str) -> None:
+    page.wait_for_timeout(400)  # the map's zoom to the zone
     page.screenshot(path=str(OUTPUT / name))
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / name))
@@ -407,4 +409,77 @@ def test_a_partner_server_that_is_down_is_said_and_refuses_the_plan(db, peer_dow
         assert warning.endswith("; showing our side only")
         assert f"partner server xiangtan ({gone})" in page.text_content("#sg-sources")
         _shot(page, "border-legend-peer-down-en.png")
+        assert page.errors == []
+
+
+two_cities = twocities.two_cities
+
+
+def _swatch_borders(page) -> list[str]:
+    """The border style of each swatch of the key ("dashed" for a partner's side)."""
+    return page.eval_on_selector_all("#sg-legend .sg-swatch",
+                                     "s => s.map(e => e.style.borderStyle)")
+
+
+def test_the_legend_of_a_border_across_two_servers(two_cities):
+    a, b = two_cities.a, two_cities.b
+    with logged_in(a.url, "admin", "/map/border?a=430100&b=430300&width=1500") as page:
+        page.wait_for_selector("#sg-message.ok")
+        drawn = page.evaluate(f"{STATE}.state.border")
+        ours, theirs = drawn["sources"]["430100"], drawn["sources"]["430300"]
+        assert ours["server"] == "local" and not ours["stale"]
+        assert (theirs["server"], theirs["peer"], theirs["url"], theirs["stale"]) == \
+            ("peer", "xiangtan", b.url, False)
+        names = {f["properties"]["side"]: f["properties"]["name"]
+                 for f in drawn["zone"]["features"]}
+        lines = page.locator("#sg-sources div").all_text_contents()
+        assert lines == [
+            "数据来源",
+            f" {names['430100']}一侧：本地 (本服务器) · 截至 {_clock(ours['as_of'])}",
+            f" {names['430300']}一侧：对方服务器 xiangtan ({b.url}) · 截至 "
+            f"{_clock(theirs['as_of'])}"], lines
+        assert page.locator(".sg-source-warn").count() == 0
+        assert _dashed_sides(page) == {"430100": False, "430300": True}
+        assert _swatch_borders(page)[:2] == ["", "dashed"]  # the key matches the map
+        _shot(page, "border-two-servers.png")
+
+        # the plan lands on both servers: Xiangtan's team's route on Xiangtan's server
+        page.fill("#sg-teams-a", "1")
+        page.fill("#sg-teams-b", "1")
+        page.click("#sg-plan")
+        wait_for(page, f"{STATE}.state.plan !== null")
+        page.wait_for_selector("#sg-message.ok")
+        on_b = b.get("admin", "/collections/patrol_routes/items?border=430100-430300").json()
+        assert [f["properties"]["jurisdiction_code"] for f in on_b["features"]] == ["430300"]
+        _shot(page, "border-two-servers-plan.png")
+
+        two_cities.stop_b()
+        try:
+            page.click("#sg-show")
+            wait_for(page, f"{STATE}.state.border.sources['430300'].stale")
+            page.wait_for_selector("#sg-message.ok")
+            kept = page.evaluate(f"{STATE}.state.border.sources['430300']")
+            assert page.text_content(".sg-source-warn") == \
+                f"⚠ 对方数据暂不可用，显示 {_clock(kept['as_of'])} 的缓存"
+            assert page.get_attribute(".sg-source-warn", "role") == "alert"
+            _shot(page, "border-two-servers-stale.png")
+            page.click("#sg-plan")
+            page.wait_for_selector("#sg-message.error")
+            said = page.text_content("#sg-message")
+            assert said.startswith("未完成 (502)：对方市的服务器未能完成，方案未写入（"), said
+            assert "xiangtan" in said
+            _shot(page, "border-two-servers-stale-plan.png")
+
+            page.click("#sg-panel a:has-text('English')")
+            page.wait_for_url("**lang=en**")
+            page.wait_for_selector(".sg-source-warn")
+            kept = page.evaluate(f"{STATE}.state.border.sources['430300']")
+            assert page.text_content(".sg-source-warn") == (
+                "⚠ the partner's data are unavailable for now: showing the copy of "
+                f"{_clock(kept['as_of'])}")
+            assert f"partner server xiangtan ({b.url}) · as of" in \
+                page.text_content("#sg-sources")
+            _shot(page, "border-two-servers-stale-en.png")
+        finally:
+            two_cities.start_b()
         assert page.errors == []
