@@ -23,7 +23,7 @@ from layers.jurisdictions import jurisdiction_choices, jurisdiction_outline, lat
 from layers.registry import INCIDENT_CATEGORIES, LAYERS
 from layers.report import month_range
 from layers.users import User
-from layers.warnings import CHECKS, WATCH_ROLES
+from layers.warnings import WATCH_KINDS, WATCH_ROLES
 
 from .auth import csrf_token, current_user
 from .db import db_engine
@@ -401,6 +401,6 @@ def analysis_page():
         {"text": page_text(lang), "jurisdiction": code, "lang": lang,
          "outline": outline(code), "month": month, "warnings": warnings,
          "csrf": csrf_token(), "canWatch": user.role in WATCH_ROLES,
-         "watchKinds": sorted(CHECKS)},
+         "watchKinds": sorted(WATCH_KINDS.values())},
         css=("/static/analysis.css", "/static/warnings.css"), scripts=("warnings.js",)),
         mimetype="text/html")

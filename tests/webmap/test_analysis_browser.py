@@ -272,7 +272,7 @@ def test_risk_levels_of_places_with_a_legend_and_reasons(server, api, lang):
     """Key areas and grids coloured by level with the four levels in the legend (named
     as the API names them); a click on a key area shows its level, score and reasons; the
     run is kept as a watch."""
-    from layers.warnings import CHECKS
+    from layers.warnings import WATCH_KINDS
 
     with logged_in(server, "police", f"/map/analysis?jurisdiction=430100&lang={lang}") as page:
         page.select_option("#sg-method", "places")
@@ -326,16 +326,17 @@ def test_risk_levels_of_places_with_a_legend_and_reasons(server, api, lang):
         page.screenshot(path=str(OUTPUT / f"analysis-risk-places-{lang}.png"))
         page.keyboard.press("Escape")
         page.wait_for_selector(".leaflet-popup-content", state="detached")
-        # saved as a run: watchable only when a watch can repeat it
+        # saved as a run, which a watch can repeat
         run = body["run_id"]
         page.wait_for_selector(f"#sg-runs option[value='{run}']", state="attached")
         watch = page.locator("#sg-watch")
-        assert watch.is_visible() == ("risk_places" in CHECKS)
-        if lang == "zh" and "risk_places" in CHECKS:  # kept: a rise of a level is warned
+        assert "risk_places" in WATCH_KINDS.values()
+        assert watch.is_visible()
+        if lang == "zh":  # kept: a rise of a place's level is warned
             watch.click()
             page.wait_for_selector("#sg-watch:disabled")
             kept = [w for w in api("police", "/api/warnings/watches").json()["watches"]
                     if w["run"] == run]
-            assert len(kept) == 1 and kept[0]["kind"] == "risk_places"
+            assert len(kept) == 1 and kept[0]["kind"] == "risk_level"
             assert page.text_content("#sg-message").startswith(f"已关注（关注 #{kept[0]['id']}）")
         assert page.errors == []

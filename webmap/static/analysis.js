@@ -30,7 +30,7 @@ function safegridAnalysis(map, config) {
   const RRS_COLOURS = ["#ffffcc", "#fed976", "#fd8d3c", "#bd0026"];
   // risk levels of places 1-4: ColorBrewer YlOrRd, 4 classes (colour-blind safe)
   const PLACE_COLOURS = {1: "#ffffb2", 2: "#fecc5c", 3: "#fd8d3c", 4: "#e31a1c"};
-  // the kinds of saved run a standing watch can repeat (layers.warnings.CHECKS)
+  // the kinds of saved run a standing watch can repeat (layers.warnings.WATCH_KINDS)
   const WATCHABLE = new Set(config.watchKinds || []);
   const WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
   // the server's parameter names, as the page's labels say them
