@@ -7,14 +7,17 @@ database, B registered on A as the peer of that border (``safegrid peers add ...
   both cities, same data): line, zone, crossings with their cover, incidents, hot cells,
   key areas, coverage. What differs, and why: ``sources`` (A local, B from the peer), and
   the ids of B's key areas, given as ``"xiangtan:<id on B>"`` (ids of two databases may
-  collide; the demo gives each feature the same id in every database).
+  collide; the demo gives each feature the same id in every database). A camera of B's
+  over a crossing covers it on A's answer.
 - A joint patrol plan lands on both servers: A's routes in A's database, B's on B,
   readable there by B's police; sectors and routes as the one-database plan.
 - B stopped: the border answers within the bounded time with B's side from the kept copy,
   stale since when it was read; with nothing kept, our side alone and why; a plan is
   refused (502) and nothing written.
 - A wrong token, a peer that answers garbage: clear errors, nothing written (A's
-  peer_features untouched, no routes on either side).
+  peer_features untouched, no routes on either side). A plan B refuses while it is
+  written there (a route changed there meanwhile: 409; B failing: 502) leaves both
+  sides' routes as they were.
 - What leaves a city is the zone: B's access log shows only zone-box requests by its
   border partner, and every feature A received intersects the zone in B's database.
 
@@ -167,6 +170,34 @@ def test_the_two_server_border_is_the_one_database_border(cities):
           f"warm {one_s[1]:.2f} s")
 
 
+CAMERA = ("INSERT INTO cameras (geom, code, bearing, fov, range_m, status) VALUES "
+          "(ST_SetSRID(ST_MakePoint(:x, :y), 4326), 'XT-BORDER-TEST', 0, 360, 60, 'online')")
+
+
+def test_a_crossing_watched_by_the_other_citys_camera_is_covered(cities):
+    before = get(cities, BORDER).json()
+    crossing = next(f for f in before["crossings"]["features"]
+                    if not f["properties"]["covered"])
+    x, y = crossing["geometry"]["coordinates"]
+    # a camera of B's (in B's database, and the same in the one database) over it
+    for url in (cities.b.db_url, cities.reference_url):
+        with engine(url).begin() as conn:
+            conn.execute(text(CAMERA), {"x": x, "y": y})
+    try:
+        after = get(cities, BORDER).json()
+        watched = next(f for f in after["crossings"]["features"] if f["id"] == crossing["id"])
+        assert watched["properties"]["covered"]
+        assert "XT-BORDER-TEST" in watched["properties"]["covered_by"]
+        assert after["coverage"]["uncovered_crossings"] == \
+            before["coverage"]["uncovered_crossings"] - 1
+        _check_equal(after, reference(cities))
+    finally:
+        for url in (cities.b.db_url, cities.reference_url):
+            with engine(url).begin() as conn:
+                conn.execute(text("DELETE FROM cameras WHERE code = 'XT-BORDER-TEST'"))
+    assert get(cities, BORDER).json()["crossings"] == before["crossings"]
+
+
 def test_the_patrol_plan_lands_on_both_servers(cities):
     r = plan(cities)
     assert r.status_code == 200, r.text[:300]
@@ -302,6 +333,79 @@ def test_a_wrong_token_or_a_garbage_peer_is_said_and_nothing_written(cities):
                          {"u": cities.b.url, "p": PEER})
         garbage.shutdown()
         garbage.server_close()
+
+
+class Relay(http.server.ThreadingHTTPServer):
+    """A loopback relay to B's server that refuses writes, as ``refuse`` says: DELETE of
+    the routes ``kept`` with 412 (changed there meanwhile) or POST with 503 (B failing)."""
+
+    daemon_threads = True
+
+    def __init__(self, target: str, kept: set[int]):
+        super().__init__(("127.0.0.1", 0), _RelayHandler)
+        self.target, self.refuse, self.kept = target, "DELETE", kept
+        self.url = f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _RelayHandler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args) -> None:  # quiet
+        pass
+
+    def _relay(self) -> None:
+        server: Relay = self.server
+        last = self.path.split("?")[0].rsplit("/", 1)[-1]
+        if self.command == server.refuse and (
+                self.command == "POST" or (last.isdigit() and int(last) in server.kept)):
+            status = 412 if self.command == "DELETE" else 503
+            body = json.dumps({"error": "refused by the relay"}).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        size = int(self.headers.get("Content-Length") or 0)
+        data = self.rfile.read(size) if size else None
+        headers = {k: v for k, v in self.headers.items() if k.lower() in (
+            "authorization", "content-type", "if-match", "if-none-match", "accept")}
+        r = requests.request(self.command, server.target + self.path, data=data,
+                             headers=headers, timeout=30, allow_redirects=False)
+        self.send_response(r.status_code)
+        for k in ("Content-Type", "ETag", "Location"):
+            if k in r.headers:
+                self.send_header(k, r.headers[k])
+        self.send_header("Content-Length", str(len(r.content)))
+        self.end_headers()
+        self.wfile.write(r.content)
+
+    do_GET = do_POST = do_PUT = do_DELETE = _relay
+
+
+def test_a_plan_the_peer_refuses_is_written_nowhere(cities):
+    assert plan(cities).status_code == 200
+    on_a, on_b = routes(cities.a.db_url), routes(cities.b.db_url)
+    assert len(on_a) == len(on_b) == 2
+    relay = Relay(cities.b.url, {r[0] for r in on_b})
+    threading.Thread(target=relay.serve_forever, daemon=True).start()
+    with engine(cities.a.db_url).begin() as conn:
+        conn.execute(text("UPDATE peers SET url = :u WHERE name = :p"),
+                     {"u": relay.url, "p": PEER})
+    try:
+        conflict = plan(cities)  # a route of B's changed there meanwhile: 409
+        assert conflict.status_code == 409, conflict.text[:300]
+        assert PEER in conflict.json()["error"] and "changed" in conflict.json()["error"]
+        assert routes(cities.a.db_url) == on_a and routes(cities.b.db_url) == on_b
+        relay.refuse = "POST"  # B fails while the routes are written there: 502
+        failed = plan(cities)
+        assert failed.status_code == 502, failed.text[:300]
+        assert PEER in failed.json()["error"]
+        assert routes(cities.a.db_url) == on_a and routes(cities.b.db_url) == on_b
+    finally:
+        with engine(cities.a.db_url).begin() as conn:
+            conn.execute(text("UPDATE peers SET url = :u WHERE name = :p"),
+                         {"u": cities.b.url, "p": PEER})
+        relay.shutdown()
+        relay.server_close()
 
 
 def test_what_leaves_a_city_is_the_zone(cities):
