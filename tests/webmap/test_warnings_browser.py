@@ -2,13 +2,15 @@
 
 The two towns of tests/layers/test_warnings.py in a database of their own, with a server
 of their own, the times moved to the last few days (a near-repeat zone then is still
-open now). An analyst of the west town's police opens a saved emerging run and a saved
-near-repeat run on the analysis map and keeps each as a standing watch ("关注此分析");
-two checks (``layers.warnings.check_watches``, what ``safegrid warnings check`` runs)
-with a cluster and a repeat planted between them record warnings. An officer then opens
-the police map: the count, the list, a warning's place on the map, its acknowledgement
-(read back over the API), a refusal, Esc; the English page; a planner sees the hot
-spots without the acknowledge button, a border partner no panel and no refused request.
+open now), and a school at B. An analyst of the west town's police opens a saved
+emerging run, a saved near-repeat run and a saved risk levels run on the analysis map
+and keeps each as a standing watch ("关注此分析"); two checks
+(``layers.warnings.check_watches``, what ``safegrid warnings check`` runs) with a
+cluster and a repeat at the school planted between them record warnings of each kind.
+An officer then opens the police map: the count, the list, a warning's place on the
+map, its acknowledgement (read back over the API), a refusal, Esc; the English page; a
+planner sees the hot spots and places without the acknowledge button, a border partner
+no panel and no refused request; on a phone the panel fits the screen.
 Screenshots go to test-output/warnings/.
 """
 
@@ -17,16 +19,21 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+import geopandas as gpd
 import pytest
 import requests
+import shapely
 from shapely.geometry import shape
 from sqlalchemy.engine import make_url
 
+from layers import LAYERS
 from layers.db import engine, migrate
 from layers.hotspots import HotspotQuery, run_emerging
 from layers.nearrepeat import NearRepeatQuery, run_near_repeat
+from layers.riskgrade import RiskPlacesQuery, run_risk_places
+from layers.store import write_features
 from layers.users import issue_token, user_by_name
-from layers.validate import LOCAL_TZ
+from layers.validate import LOCAL_TZ, clean_features
 from layers.warnings import check_watches
 from tests.conftest import Server, fresh_database
 from tests.layers.test_warnings import (
@@ -66,6 +73,11 @@ def town(db_url, tmp_path_factory):
     url = fresh_database(f"{make_url(db_url).database}_warnui")
     migrate(url)
     build_city(url)
+    school = gpd.GeoDataFrame(
+        {"name": ["西镇小学"], "category": ["school"]},
+        geometry=[shapely.box(B[0] - 0.0003, B[1] - 0.0003, B[0] + 0.0003, B[1] + 0.0003)],
+        crs="EPSG:4326")
+    write_features(engine(url), LAYERS["key_areas"], clean_features(school, LAYERS["key_areas"]))
     plant(url, [(A, T0 - dt.timedelta(days=3), "criminal")]
           + [(p, T0 - dt.timedelta(days=27, hours=-5) + dt.timedelta(days=k), "fraud")
              for k, p in enumerate(SCATTER)])
@@ -78,6 +90,7 @@ def town(db_url, tmp_path_factory):
             WEST_TOWN, start, T0, category="criminal"),
             NearRepeatQuery(space_bands=(100.0, 200.0), time_bands=(7.0, 14.0),
                             permutations=0, band=(200.0, 7.0)))["run"]
+        places = run_risk_places(conn, admin, RiskPlacesQuery(WEST_TOWN, start, T0))
         tokens = {name: issue_token(conn, name) for name in USERS}
     server = Server(url, tmp_path_factory.mktemp("warnui") / "serve.log")
 
@@ -86,7 +99,8 @@ def town(db_url, tmp_path_factory):
                                 headers={"Authorization": f"Bearer {tokens[user]}"}, **kw)
 
     yield {"url": url, "server": server.url, "call": call, "emerging": emerging,
-           "near": near}
+           "near": near, "places": places["run_id"],
+           "level": places["key_areas"]["features"][0]["properties"]["risk_level"]}
     server.stop()
 
 
@@ -117,7 +131,8 @@ def watched(town):
         said = _watch_from_the_analysis_map(page, town["emerging"], "时空热点趋势")
         assert re.match(r"已关注（关注 #\d+）", said), said
         page.screenshot(path=str(_shot("analysis-watched.png")))
-        said = _watch_from_the_analysis_map(page, town["near"], "近重复")
+        _watch_from_the_analysis_map(page, town["near"], "近重复")
+        said = _watch_from_the_analysis_map(page, town["places"], "场所风险分级")
         assert page.locator("#sg-message.ok").count() == 1
         # back to the first run: it is known to be watched already
         page.select_option("#sg-runs", str(town["emerging"]))
@@ -125,7 +140,8 @@ def watched(town):
         assert page.errors == []
     watches = town["call"]("westpolice", "/api/warnings/watches").json()["watches"]
     assert sorted((w["run"], w["kind"]) for w in watches) == sorted(
-        [(town["emerging"], "emerging"), (town["near"], "near_repeat")])
+        [(town["emerging"], "emerging"), (town["near"], "near_repeat"),
+         (town["places"], "risk_level")])
     assert f"#{max(w['id'] for w in watches)}" in said
     return watches
 
@@ -139,21 +155,21 @@ def _shot(name: str):
 def warned(town, watched):
     """Checked at T1 (nothing new), a repeat at B and a fraud cluster planted, checked at T2."""
     first = check_watches(engine(town["url"]), T1)
-    assert [r["error"] for r in first] == [None, None]
+    assert [r["error"] for r in first] == [None, None, None]
     assert all(r["warnings"] == [] for r in first)
     plant(town["url"], [(B, PLANTED, "criminal")]
           + [(HOT, PLANTED + dt.timedelta(minutes=k), "fraud") for k in range(12)])
     second = check_watches(engine(town["url"]), T2)
-    assert [r["error"] for r in second] == [None, None]
+    assert [r["error"] for r in second] == [None, None, None]
     found = town["call"]("westpolice", f"/api/warnings?jurisdiction={WEST_TOWN}&open=true"
                          ).json()["features"]
     kinds = {f["properties"]["kind"] for f in found}
-    assert kinds == {"emerging_hot_spot", "near_repeat_zone"}, found
+    assert kinds == {"emerging_hot_spot", "near_repeat_zone", "risk_level"}, found
     return found
 
 
 def test_the_analyst_keeps_saved_runs_as_watches(watched):
-    assert len(watched) == 2
+    assert len(watched) == 3
 
 
 def _centred_on(page, feature: dict) -> bool:
@@ -192,7 +208,8 @@ def test_the_english_page_says_warnings_in_english(town, warned):
                 found["properties"]["message_en"]
             assert item.locator(".sg-warning-kind").text_content() == {
                 "emerging_hot_spot": "New or intensifying hot spot",
-                "near_repeat_zone": "Near-repeat risk zone"}[found["properties"]["kind"]]
+                "near_repeat_zone": "Near-repeat risk zone",
+                "risk_level": "A place's risk level rose"}[found["properties"]["kind"]]
             assert item.locator(".sg-warning-when").text_content().startswith("raised 20")
             assert item.locator("button.sg-warning-ack").text_content() == "Acknowledge"
         page.screenshot(path=str(_shot("admin-english.png")))
@@ -204,7 +221,8 @@ def test_who_sees_what(town, warned):
         page.wait_for_selector("#sg-warnings[data-loaded]")
         page.click("#sg-warnings-toggle")
         kinds = page.locator(ITEMS).evaluate_all("l => l.map(e => e.dataset.kind)")
-        assert kinds and set(kinds) == {"emerging_hot_spot"}  # no zones: aggregates only
+        # no zones (drawn around incidents): aggregates only
+        assert set(kinds) == {"emerging_hot_spot", "risk_level"}
         assert page.locator(f"{ITEMS} button.sg-warning-ack").count() == 0
         assert page.locator(f"{ITEMS} button.sg-warning-go").count() == len(kinds)
         assert page.errors == []
@@ -244,6 +262,11 @@ def test_an_officer_reads_goes_to_and_acknowledges_warnings(town, warned):
         until = dt.datetime.fromisoformat(zone["properties"]["until"]).astimezone(LOCAL_TZ)
         assert row.locator(".sg-warning-kind").text_content() == "近重复风险区"
         assert f"有效至 {until:%Y-%m-%d %H:%M}" in row.locator(".sg-warning-when").text_content()
+        risen = next(f for f in warned if f["properties"]["kind"] == "risk_level")
+        item = page.locator(f"{ITEMS}[data-id='{risen['id']}']")
+        assert item.locator(".sg-warning-kind").text_content() == "场所风险等级上升"
+        assert "“西镇小学”风险等级由" in item.locator(".sg-warning-message").text_content()
+        assert risen["properties"]["place"]["level_before"] == town["level"]
         page.screenshot(path=str(_shot("police-list.png")))
 
         # the zone's place: the map moves to it, outlines it bold and opens its popup
