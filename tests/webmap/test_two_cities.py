@@ -30,6 +30,8 @@ from __future__ import annotations
 import datetime as dt
 import http.server
 import json
+import os
+import signal
 import stat
 import threading
 import time
@@ -264,6 +266,23 @@ def test_a_peer_that_stops_gives_its_kept_side_stale_and_no_plan(cities):
         cities.start_b()
     back = get(cities, BORDER).json()
     assert not back["sources"][B]["stale"] and back["incidents"] == fresh.json()["incidents"]
+
+
+def test_a_frozen_peer_is_given_up_within_the_bound(cities):
+    fresh = get(cities, BORDER).json()
+    os.kill(cities.b.proc.pid, signal.SIGSTOP)  # B takes connections and answers nothing
+    try:
+        started = time.perf_counter()
+        frozen = get(cities, BORDER)
+        took = time.perf_counter() - started
+    finally:
+        os.kill(cities.b.proc.pid, signal.SIGCONT)
+    print(f"\nborder {KEY} with B frozen: answered in {took:.2f} s (bound {TIMEOUT:g} s)")
+    assert frozen.status_code == 200 and took < TIMEOUT + 2, took
+    source = frozen.json()["sources"][B]
+    assert source["stale"] and "did not answer within" in source["error"]
+    assert frozen.json()["crossings"] == fresh["crossings"]
+    assert not get(cities, BORDER).json()["sources"][B]["stale"]  # back
 
 
 class Garbage(http.server.ThreadingHTTPServer):
