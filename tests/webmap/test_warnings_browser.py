@@ -362,3 +362,34 @@ def test_on_a_phone_the_panel_fits_the_screen(town, warned):
         assert 0 < y < box["y"]
         page.screenshot(path=str(_shot("phone.png")))
         assert page.errors == []
+
+
+def test_the_analysis_map_lists_the_warnings_too(town, warned):
+    """The same list on the analyst's map, a place shown from it; Esc in the list closes
+    the list and leaves the results panel (the Knox table) open."""
+    call = town["call"]
+    still = call("westpolice", f"/api/warnings?jurisdiction={WEST_TOWN}&open=true"
+                 ).json()["features"]
+    assert still
+    with _login(town, "westpolice", f"/map/analysis?jurisdiction={WEST_TOWN}") as page:
+        page.wait_for_selector(f"#sg-runs option[value='{town['near']}']", state="attached")
+        page.select_option("#sg-runs", str(town["near"]))
+        page.wait_for_selector("#sg-results", state="visible")
+        page.wait_for_selector("#sg-warnings[data-loaded]")
+        assert page.text_content("#sg-warnings-count") == str(len(still))
+        page.click("#sg-warnings-toggle")
+        page.wait_for_selector(PANEL, state="visible")
+        ids = page.locator(ITEMS).evaluate_all("l => l.map(e => Number(e.dataset.id))")
+        assert ids == [f["id"] for f in still]
+        target = still[-1]
+        page.locator(f"{ITEMS}[data-id='{target['id']}'] button.sg-warning-go").click()
+        wait_for(page, f"{PICKED} && {PICKED}.getLayers()[0].feature.id === {target['id']}")
+        page.wait_for_timeout(800)  # the flight
+        assert _centred_on(page, target)
+        page.wait_for_selector(".leaflet-popup-content")
+        page.screenshot(path=str(_shot("analysis-list.png")))
+        page.keyboard.press("Escape")
+        page.wait_for_selector(PANEL, state="hidden")
+        assert page.locator("#sg-results").is_visible()
+        assert page.evaluate("document.activeElement.id") == "sg-warnings-toggle"
+        assert page.errors == []

@@ -157,15 +157,19 @@ function safegridWarnings(map, config) {
   }
 
   /* Padding that keeps a place out from under the open panel: on its right (a wide
-   * screen, the panel on the left) or above it (a phone, the panel below). */
+   * screen, the panel on the left) or above it (a phone, the panel below); and left of
+   * the analysis map's side panel. */
   function besidePanel() {
-    if (panel.hidden) return {};
-    const p = panel.getBoundingClientRect();
     const m = map.getContainer().getBoundingClientRect();
     const size = map.getSize();
-    if (p.right - m.left < size.x / 2) return {paddingTopLeft: [p.right - m.left, 0]};
-    if (p.top - m.top > size.y / 3) return {paddingBottomRight: [0, m.bottom - p.top]};
-    return {};
+    const side = document.getElementById("sg-panel");
+    const right = side ? m.right - side.getBoundingClientRect().left : 0;
+    const padding = {paddingBottomRight: [right > 0 && right < size.x / 3 ? right : 0, 0]};
+    if (panel.hidden) return padding;
+    const p = panel.getBoundingClientRect();
+    if (p.right - m.left < size.x / 2) padding.paddingTopLeft = [p.right - m.left, 0];
+    else if (p.top - m.top > size.y / 3) padding.paddingBottomRight[1] = m.bottom - p.top;
+    return padding;
   }
 
   /* The map on the warning's place, its outline bold, its popup open. */
