@@ -53,7 +53,7 @@ from .coverage import Borrowed, CoverageQuery, Scene, look, watching
 from .errors import UnknownJurisdiction, Unprocessable
 from .hotspots import AGGREGATE_ONLY, MIN_SHOWN
 from .incidents import read_incidents
-from .peerclient import PeerFeature, TheirSide, read_their_side
+from .peerclient import TIMEOUT, PeerFeature, TheirSide, read_their_side
 from .peers import Peer, peer_for
 from .peerwrite import replace_routes
 from .registry import INCIDENT_CATEGORIES, LAYERS
@@ -66,6 +66,8 @@ __all__ = ["READ_TABLES", "BadBorderRequest", "BorderQuery", "Neighbours", "bord
 MAX_WIDTH = 20_000.0
 HOT_CELL = 250.0  # metres: the side of the hot-spot cells over the zone
 MAX_TEAMS = 50
+PEER_TIMEOUT = TIMEOUT  # seconds: a view waits this long at most for the other side
+PLAN_TIMEOUT = 10.0  # seconds: a plan (asked for, and written on both) may wait longer
 
 
 class BadBorderRequest(Unprocessable):
@@ -250,16 +252,19 @@ def _load(conn: Connection, user: User, query: BorderQuery,
                    {query.a: side_a, query.b: side_b}, scene, their=their)
 
 
-def _peer_side(conn: Connection, user: User, query: BorderQuery) -> TheirSide | None:
+def _peer_side(conn: Connection, user: User, query: BorderQuery,
+               timeout: float = PEER_TIMEOUT) -> TheirSide | None:
     """The other side read from its server when a peer holds it (None: one database).
 
     The checks of the request (:func:`_require`) come first; the peer is asked only
-    for the bounding box of the zone (:func:`layers.peerclient.read_their_side`).
+    for the bounding box of the zone (:func:`layers.peerclient.read_their_side`),
+    within ``timeout`` seconds in all.
     """
     peer = peer_for(conn, query.a, query.b)
     if peer is None:
         return None
-    return read_their_side(conn, peer, _zone_lonlat(_load(conn, user, query)))
+    return read_their_side(conn, peer, _zone_lonlat(_load(conn, user, query)),
+                           timeout=timeout)
 
 
 def _in_zone(border: _Border, features: tuple[PeerFeature, ...], metres: float = 0.0
@@ -665,7 +670,7 @@ def patrol_plan(conn: Connection, user: User, query: BorderQuery, teams: dict) -
     require_write(user, LAYERS["patrol_routes"])
     _require(conn, user, query)
     counts = _teams(query, teams)
-    their = _peer_side(conn, user, query)
+    their = _peer_side(conn, user, query, PLAN_TIMEOUT)
     if their is not None:
         their.require_fresh()
     border = _read(conn, user, query, their)

@@ -155,19 +155,28 @@ def _same_server(peer: Peer, url: str) -> bool:
     return (mine.scheme, mine.netloc) == (theirs.scheme, theirs.netloc)
 
 
-def _get(session: requests.Session, peer: Peer, url: str, deadline: float,
+@dataclass(frozen=True)
+class _Clock:
+    """The end of a read (``time.monotonic()``) and the seconds it was given in all."""
+
+    end: float
+    budget: float
+
+
+def _get(session: requests.Session, peer: Peer, url: str, clock: _Clock,
          headers: dict | None = None) -> requests.Response:
-    """GET ``url`` within what is left of the deadline; _Failed naming what went wrong."""
-    left = deadline - time.monotonic()
+    """GET ``url`` within what is left of the read's time; _Failed naming what went wrong."""
+    budget = clock.budget
+    left = clock.end - time.monotonic()
     if left <= 0.05:
         raise _Failed(f"peer {peer.name} ({peer.url}) did not answer within "
-                      f"{TIMEOUT:g} s")
+                      f"{budget:g} s")
     try:
         return session.get(url, headers=headers or {}, allow_redirects=False,
                            timeout=(min(CONNECT_TIMEOUT, left), left))
     except requests.Timeout:
         raise _Failed(f"peer {peer.name} ({peer.url}) did not answer within "
-                      f"{TIMEOUT:g} s") from None
+                      f"{budget:g} s") from None
     except requests.ConnectionError:
         raise _Failed(f"peer {peer.name} ({peer.url}) cannot be reached (connection "
                       "refused or no route)") from None
@@ -238,11 +247,11 @@ def _page(peer: Peer, name: str, response: requests.Response) -> tuple[list, str
 
 
 def _fetch(session: requests.Session, peer: Peer, name: str, bbox: list[float],
-           etag: str | None, deadline: float) -> tuple[list[PeerFeature] | None, str | None]:
+           etag: str | None, clock: _Clock) -> tuple[list[PeerFeature] | None, str | None]:
     """(features, ETag) of collection ``name`` in ``bbox``; (None, ETag) when unchanged."""
     url = (f"{peer.url}/collections/{name}/items?bbox={','.join(f'{v:.7f}' for v in bbox)}"
            f"&limit={PAGE_LIMIT}")
-    response = _get(session, peer, url, deadline, {"If-None-Match": etag} if etag else None)
+    response = _get(session, peer, url, clock, {"If-None-Match": etag} if etag else None)
     if response.status_code == 304 and etag:
         return None, etag
     _check_status(peer, name, response)
@@ -257,7 +266,7 @@ def _fetch(session: requests.Session, peer: Peer, name: str, bbox: list[float],
                           f"FeatureCollection for {name} (a next link that "
                           f"{'loops' if following in seen else 'leaves its server'})")
         seen.add(following)
-        response = _get(session, peer, following, deadline)
+        response = _get(session, peer, following, clock)
         _check_status(peer, name, response)
         more, following = _page(peer, name, response)
         features.extend(more)
@@ -330,7 +339,7 @@ def read_their_side(conn: Connection, peer: Peer, zone_lonlat: shapely.Geometry,
     refuses by policy (its 403 on incidents) is left out with that reason, not stale.
     The outcome is recorded on the peer (:func:`layers.peers.record_contact`).
     """
-    deadline = time.monotonic() + timeout
+    clock = _Clock(time.monotonic() + timeout, timeout)
     bbox = _bbox(zone_lonlat)
     kept = _kept_state(conn, peer)
     read: dict[str, tuple[list[PeerFeature] | None, str | None]] = {}
@@ -346,7 +355,7 @@ def read_their_side(conn: Connection, peer: Peer, zone_lonlat: shapely.Geometry,
                 old_box, old_tag = kept.get(name, (None, None))
                 try:
                     read[name] = _fetch(session, peer, name, bbox,
-                                        old_tag if old_box == bbox else None, deadline)
+                                        old_tag if old_box == bbox else None, clock)
                 except _Failed as exc:
                     if not exc.policy:
                         failure = str(exc)

@@ -43,7 +43,7 @@ import shapely
 from sqlalchemy import text
 
 from layers.access import border_zone_wkb
-from layers.border import BorderQuery, border_view, patrol_plan
+from layers.border import PLAN_TIMEOUT, BorderQuery, border_view, patrol_plan
 from layers.db import engine
 from layers.peerclient import COLLECTIONS, TIMEOUT
 from layers.users import user_by_name
@@ -270,13 +270,20 @@ def test_a_peer_that_stops_gives_its_kept_side_stale_and_no_plan(cities):
 
 def test_a_frozen_peer_is_given_up_within_the_bound(cities):
     fresh = get(cities, BORDER).json()
+    on_a, on_b = routes(cities.a.db_url), routes(cities.b.db_url)
     os.kill(cities.b.proc.pid, signal.SIGSTOP)  # B takes connections and answers nothing
     try:
         started = time.perf_counter()
         frozen = get(cities, BORDER)
         took = time.perf_counter() - started
+        started = time.perf_counter()
+        refused = plan(cities)  # a plan waits longer for B's side, then is refused
+        plan_took = time.perf_counter() - started
     finally:
         os.kill(cities.b.proc.pid, signal.SIGCONT)
+    assert refused.status_code == 502 and "did not answer within" in refused.json()["error"]
+    assert plan_took < PLAN_TIMEOUT + 3, plan_took
+    assert routes(cities.a.db_url) == on_a and routes(cities.b.db_url) == on_b
     print(f"\nborder {KEY} with B frozen: answered in {took:.2f} s (bound {TIMEOUT:g} s)")
     assert frozen.status_code == 200 and took < TIMEOUT + 2, took
     source = frozen.json()["sources"][B]
