@@ -616,7 +616,7 @@ def kept_border_view(conn: Connection, user: User, query: BorderQuery) -> str:
             _ANSWERS.move_to_end(key)
             return _with_sources(kept[1], query, their, kept[2])
     body = _view(conn, user, query, their)
-    computed = body.pop("sources")[query.a]["as_of"]
+    computed = next(s["as_of"] for s in body.pop("sources").values() if s["server"] == "local")
     answer = json.dumps(body, ensure_ascii=False, default=str)
     if versions is not None:
         with _ANSWERS_LOCK:

@@ -86,10 +86,10 @@ def plan(cities) -> requests.Response:
                          headers={"Authorization": f"Bearer {cities.a.tokens['admin']}"})
 
 
-def reference(cities) -> dict:
+def reference(cities, a: str = A, b: str = B) -> dict:
     """The one-database answer (both cities in the reference database), as sent."""
     with engine(cities.reference_url).connect() as conn:
-        body = border_view(conn, user_by_name(conn, "admin")[0], BorderQuery(A, B))
+        body = border_view(conn, user_by_name(conn, "admin")[0], BorderQuery(a, b))
     return json.loads(json.dumps(body, ensure_ascii=False, default=str))
 
 
@@ -167,6 +167,11 @@ def test_the_two_server_border_is_the_one_database_border(cities):
         warm.append(time.perf_counter() - started)
         assert again.status_code == 200
         _check_equal(again.json(), one)
+    # the pair the other way round: the same, B still from the peer
+    reverse = get(cities, f"/api/border?a={B}&b={A}").json()
+    _check_equal(reverse, reference(cities, B, A))
+    assert reverse["sources"][B]["server"] == "peer" and not reverse["sources"][B]["stale"]
+    assert reverse["sources"][A]["server"] == "local"
     print(f"\nborder {KEY}: two servers over HTTP cold {cold_s:.2f} s, warm (revalidated) "
           f"{min(warm):.2f}-{max(warm):.2f} s; one database in-process cold {one_s[0]:.2f} s, "
           f"warm {one_s[1]:.2f} s")
