@@ -14,6 +14,7 @@ stops it could not reach and why.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import math
 import threading
@@ -359,7 +360,12 @@ def _borrowed(their: TheirSide) -> Borrowed:
                         "lon": f.geometry.x, "lat": f.geometry.y})
     buildings = tuple(f.geometry for f in their.features("buildings")
                       if f.geometry.geom_type in ("Polygon", "MultiPolygon"))
-    return Borrowed(their.peer.name, tuple(cameras), buildings, their.stamp)
+    # the views are kept under this: what they depend on only (not the peer's incidents,
+    # nor when it was read)
+    digest = hashlib.sha256(json.dumps(cameras, sort_keys=True, default=str).encode())
+    for footprint in buildings:
+        digest.update(shapely.to_wkb(footprint))
+    return Borrowed(their.peer.name, tuple(cameras), buildings, (digest.hexdigest(),))
 
 
 def _their_incidents(border: _Border, start: dt.datetime) -> dict:
