@@ -1,8 +1,12 @@
 """Patrol plans over stored layers on a hand-built border (inside a transaction that is
 rolled back): routes use the roads beyond the zone up to its width again, and say which
-stops they miss and why."""
+stops they miss and why. The other side held by another server (a loopback one playing
+it): its road, camera and incident join ours, and its kept copy when it is gone."""
 
+import datetime as dt
+import http.server
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -11,7 +15,8 @@ from pyproj import Transformer
 from sqlalchemy import text
 
 from geo.crs import metric_crs
-from layers.border import BorderQuery, patrol_plan
+from layers.border import BorderQuery, border_view, patrol_plan
+from layers.peers import peers_dir
 from layers.users import user_by_name
 
 pytestmark = pytest.mark.db
@@ -88,3 +93,80 @@ def test_crossing_roads_joined_beyond_the_zone_give_a_route_within_the_detour(bo
                           {"k": f"{A}-{B}"}).scalar_one()
     assert stored == 1
     assert body["parameters"]["detour_m"] == 1200
+
+
+class FakePeer(http.server.ThreadingHTTPServer):
+    """A loopback server playing the other city's safegrid: ``features`` per collection."""
+
+    daemon_threads = True
+
+    def __init__(self, features: dict[str, list[dict]]):
+        super().__init__(("127.0.0.1", 0), _PeerHandler)
+        self.features = features
+        self.url = f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _PeerHandler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args) -> None:  # quiet
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+        layer = self.path.split("/")[2]
+        body = json.dumps({"type": "FeatureCollection", "links": [],
+                           "features": self.server.features.get(layer, [])}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/geo+json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_the_other_side_read_from_a_peer_joins_ours(border, db, tmp_path, monkeypatch):
+    """B held by another server: its road crossing the border, its camera over that
+    crossing, its incident and its boundary join ours; when it is gone, the kept copy."""
+    conn, admin, lonlat = border
+
+    def feature(i: int, geom: shapely.Geometry, **properties) -> dict:
+        return {"type": "Feature", "id": i, "properties": properties,
+                "geometry": shapely.geometry.mapping(shapely.from_wkt(lonlat(geom)))}
+
+    held = {
+        "jurisdictions": [feature(1, CITIES[B], code=B, name="对端市", level="city")],
+        "roads": [feature(5, shapely.LineString([(-300, 2000), (1500, 2000)]),
+                          name="对端过境路", **{"class": "arterial"})],
+        "cameras": [feature(9, shapely.Point(30, 2000), code="XT-CAM-1", bearing=0.0,
+                            fov=360.0, range_m=80.0, status="online")],
+        "incidents": [feature(3, shapely.Point(500, 1000), category="theft", severity=2,
+                              occurred_at=dt.datetime.now(dt.UTC).isoformat())],
+    }
+    before = border_view(conn, admin, BorderQuery(A, B))
+    fake = FakePeer(held)
+    threading.Thread(target=fake.serve_forever, daemon=True).start()
+    monkeypatch.setenv("SAFEGRID_HOME", str(tmp_path))
+    peers_dir().mkdir(mode=0o700)
+    (peers_dir() / "fake.token").write_text("sg_fake\n")
+    with db.begin() as other:
+        other.execute(text("INSERT INTO peers (name, url, a, b, added_by) VALUES "
+                           "('fake', :u, :a, :b, 'test')"), {"u": fake.url, "a": A, "b": B})
+    try:
+        body = border_view(conn, admin, BorderQuery(A, B))
+        fake.shutdown()
+        fake.server_close()
+        down = border_view(conn, admin, BorderQuery(A, B))
+    finally:
+        with db.begin() as other:
+            other.execute(text("DELETE FROM peers WHERE name = 'fake'"))
+    crossings = {f["properties"]["road"]: f["properties"] for f in
+                 body["crossings"]["features"]}
+    assert len(crossings) == len(before["crossings"]["features"]) + 1
+    assert crossings["对端过境路"]["covered_by"] == ["XT-CAM-1"]
+    assert crossings["对端过境路"]["road_id"] == 5
+    assert body["incidents"]["by_side"] == {A: 0, B: 1}
+    assert body["sources"][A]["server"] == "local"
+    assert body["sources"][B] | {"as_of": None} == {
+        "server": "peer", "peer": "fake", "url": fake.url, "as_of": None, "stale": False,
+        "error": None}
+    assert before["sources"][B]["server"] == "local"
+    assert down["crossings"] == body["crossings"] and down["incidents"] == body["incidents"]
+    assert down["sources"][B]["stale"] and "cannot be reached" in down["sources"][B]["error"]
+    assert down["sources"][B]["as_of"] == body["sources"][B]["as_of"]
