@@ -54,7 +54,7 @@ from .coverage import Borrowed, CoverageQuery, Scene, look, watching
 from .errors import UnknownJurisdiction, Unprocessable
 from .hotspots import AGGREGATE_ONLY, MIN_SHOWN
 from .incidents import read_incidents
-from .peerclient import TIMEOUT, PeerFeature, TheirSide, read_their_side
+from .peerclient import RETRY_AFTER, TIMEOUT, PeerFeature, TheirSide, read_their_side
 from .peers import Peer, peer_for
 from .peerwrite import replace_routes
 from .registry import INCIDENT_CATEGORIES, LAYERS
@@ -254,18 +254,19 @@ def _load(conn: Connection, user: User, query: BorderQuery,
 
 
 def _peer_side(conn: Connection, user: User, query: BorderQuery,
-               timeout: float = PEER_TIMEOUT) -> TheirSide | None:
+               timeout: float = PEER_TIMEOUT, patient: bool = False) -> TheirSide | None:
     """The other side read from its server when a peer holds it (None: one database).
 
     The checks of the request (:func:`_require`) come first; the peer is asked only
     for the bounding box of the zone (:func:`layers.peerclient.read_their_side`),
-    within ``timeout`` seconds in all.
+    within ``timeout`` seconds in all; ``patient``: even when it just timed out (a
+    view takes the kept copy for a while instead).
     """
     peer = peer_for(conn, query.a, query.b)
     if peer is None:
         return None
     return read_their_side(conn, peer, _zone_lonlat(_load(conn, user, query)),
-                           timeout=timeout)
+                           timeout=timeout, retry_after=0.0 if patient else RETRY_AFTER)
 
 
 def _in_zone(border: _Border, features: tuple[PeerFeature, ...], metres: float = 0.0
@@ -676,7 +677,7 @@ def patrol_plan(conn: Connection, user: User, query: BorderQuery, teams: dict) -
     require_write(user, LAYERS["patrol_routes"])
     _require(conn, user, query)
     counts = _teams(query, teams)
-    their = _peer_side(conn, user, query, PLAN_TIMEOUT)
+    their = _peer_side(conn, user, query, PLAN_TIMEOUT, patient=True)
     if their is not None:
         their.require_fresh()
     border = _read(conn, user, query, their)

@@ -34,7 +34,7 @@ from sqlalchemy import Connection, text
 from .errors import PeerUnavailable
 from .peers import Peer, record_contact, token_of
 
-__all__ = ["COLLECTIONS", "MAX_PAGES", "PAGE_LIMIT", "TIMEOUT", "PeerCollection",
+__all__ = ["COLLECTIONS", "MAX_PAGES", "PAGE_LIMIT", "RETRY_AFTER", "TIMEOUT", "PeerCollection",
            "PeerFeature", "TheirSide", "cached_side", "read_their_side"]
 
 # What the border needs of the other side (jurisdictions: the row of their city)
@@ -46,6 +46,10 @@ TIMEOUT = 4.0  # seconds: the whole read, every collection and page
 CONNECT_TIMEOUT = 2.0  # seconds: to open one connection
 PAGE_LIMIT = 5000  # features asked per page
 MAX_PAGES = 200  # pages of one collection: more is not a border zone, it is a loop
+# seconds: a peer that did not answer in time is not asked again this soon (its kept copy
+# is used), so a frozen peer does not hold every request of ours in turn
+RETRY_AFTER = 15.0
+SLOW = "did not answer within"
 
 
 @dataclass(frozen=True)
@@ -169,13 +173,13 @@ def _get(session: requests.Session, peer: Peer, url: str, clock: _Clock,
     budget = clock.budget
     left = clock.end - time.monotonic()
     if left <= 0.05:
-        raise _Failed(f"peer {peer.name} ({peer.url}) did not answer within "
+        raise _Failed(f"peer {peer.name} ({peer.url}) {SLOW} "
                       f"{budget:g} s")
     try:
         return session.get(url, headers=headers or {}, allow_redirects=False,
                            timeout=(min(CONNECT_TIMEOUT, left), left))
     except requests.Timeout:
-        raise _Failed(f"peer {peer.name} ({peer.url}) did not answer within "
+        raise _Failed(f"peer {peer.name} ({peer.url}) {SLOW} "
                       f"{budget:g} s") from None
     except requests.ConnectionError:
         raise _Failed(f"peer {peer.name} ({peer.url}) cannot be reached (connection "
@@ -326,8 +330,17 @@ def _store(conn: Connection, peer: Peer, name: str, bbox: list[float], etag: str
               "props": json.dumps(f.properties, ensure_ascii=False)} for f in features])
 
 
+def _resting(peer: Peer, retry_after: float) -> bool:
+    """Whether ``peer`` timed out less than ``retry_after`` seconds ago (and not since)."""
+    if not retry_after or peer.last_error_at is None or SLOW not in (peer.last_error or ""):
+        return False
+    if peer.last_contact is not None and peer.last_contact >= peer.last_error_at:
+        return False
+    return (dt.datetime.now(dt.UTC) - peer.last_error_at).total_seconds() < retry_after
+
+
 def read_their_side(conn: Connection, peer: Peer, zone_lonlat: shapely.Geometry, *,
-                    timeout: float = TIMEOUT) -> TheirSide:
+                    timeout: float = TIMEOUT, retry_after: float = RETRY_AFTER) -> TheirSide:
     """The peer's side of the border: its collections within the zone's bounding box.
 
     ``zone_lonlat`` is the border zone in lon/lat (EPSG:4326); only its bounding box is
@@ -337,8 +350,13 @@ def read_their_side(conn: Connection, peer: Peer, zone_lonlat: shapely.Geometry,
     peer fails (down, slow, a refused token, an answer that is not a FeatureCollection)
     the copy kept before is returned, stale and with the reason; a collection the peer
     refuses by policy (its 403 on incidents) is left out with that reason, not stale.
-    The outcome is recorded on the peer (:func:`layers.peers.record_contact`).
+    The outcome is recorded on the peer (:func:`layers.peers.record_contact`). A peer
+    that did not answer in time less than ``retry_after`` seconds ago is not asked (0:
+    always asked): the kept copy is returned, stale, with that reason.
     """
+    if _resting(peer, retry_after):
+        return cached_side(conn, peer, f"{peer.last_error} (asked again {retry_after:g} s "
+                                       "after that)")
     clock = _Clock(time.monotonic() + timeout, timeout)
     bbox = _bbox(zone_lonlat)
     kept = _kept_state(conn, peer)

@@ -26,7 +26,7 @@ from sqlalchemy import text
 
 from layers.access import border_zone_wkb
 from layers.peerclient import COLLECTIONS, TIMEOUT, cached_side, read_their_side
-from layers.peers import Peer, peers_dir
+from layers.peers import Peer, peer_for, peers_dir
 
 pytestmark = pytest.mark.db
 
@@ -287,6 +287,15 @@ def test_a_slow_peer_is_given_up_in_bounded_time_and_a_missing_one_is_said(
         assert took < TIMEOUT + 1.0, took
         assert side.stale and side.absent and "did not answer within" in side.error
         assert kept(db, "slow") == {}
+        # asked again at once, it is not asked: the kept copy (none) and the reason
+        with db.connect() as conn:
+            again_peer = peer_for(conn, A, B)
+        asked = len(fake.paths)
+        started = time.monotonic()
+        again = read_their_side(db.connect(), again_peer, zone)
+        assert time.monotonic() - started < 1.0
+        assert len(fake.paths) == asked
+        assert again.stale and "asked again 15 s after that" in again.error
     with serving(Fake(_fine(zone))) as fake:
         url = fake.url
     with registered(db, url, "tok", tmp_path, monkeypatch, "gone") as peer:

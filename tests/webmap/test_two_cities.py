@@ -282,18 +282,28 @@ def test_a_frozen_peer_is_given_up_within_the_bound(cities):
         frozen = get(cities, BORDER)
         took = time.perf_counter() - started
         started = time.perf_counter()
+        resting = get(cities, BORDER)  # B is not asked again so soon: at once, the copy
+        rest_took = time.perf_counter() - started
+        started = time.perf_counter()
         refused = plan(cities)  # a plan waits longer for B's side, then is refused
         plan_took = time.perf_counter() - started
     finally:
         os.kill(cities.b.proc.pid, signal.SIGCONT)
+    assert rest_took < TIMEOUT / 2, rest_took
+    assert resting.json()["sources"][B]["stale"]
+    assert "asked again" in resting.json()["sources"][B]["error"]
+    assert resting.json()["crossings"] == fresh["crossings"]
     assert refused.status_code == 502 and "did not answer within" in refused.json()["error"]
     assert plan_took < PLAN_TIMEOUT + 3, plan_took
     assert routes(cities.a.db_url) == on_a and routes(cities.b.db_url) == on_b
-    print(f"\nborder {KEY} with B frozen: answered in {took:.2f} s (bound {TIMEOUT:g} s)")
+    print(f"\nborder {KEY} with B frozen: answered in {took:.2f} s (bound {TIMEOUT:g} s), "
+          f"then in {rest_took:.2f} s from the copy; a plan refused after {plan_took:.2f} s")
     assert frozen.status_code == 200 and took < TIMEOUT + 2, took
     source = frozen.json()["sources"][B]
     assert source["stale"] and "did not answer within" in source["error"]
     assert frozen.json()["crossings"] == fresh["crossings"]
+    # B is asked again once the pause after its time-out is over (a plan asked at once)
+    assert plan(cities).status_code == 200
     assert not get(cities, BORDER).json()["sources"][B]["stale"]  # back
 
 
