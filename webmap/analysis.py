@@ -227,7 +227,9 @@ PLACES_TEXT = {
                           "出现新情况即发出预警",
            "watched": "已关注（关注 #{id}）：每次检查都按同样的条件重新分析，"
                       "出现新情况即发出预警",
-           "already_watched": "这次分析已在关注中（关注 #{id}）"},
+           "already_watched": "这次分析已在关注中（关注 #{id}）",
+           "watch_400": "这次分析不能设为关注", "watch_401": "登录已失效，请重新登录",
+           "watch_403": "您的角色不能设置关注"},
     "en": {"places": "Risk levels of places", "risk_places": "risk levels of places",
            "legend_places": "Risk level of places", "score_range": "score",
            "f_risk_level": "risk level", "f_risk_score": "risk score",

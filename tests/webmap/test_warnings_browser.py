@@ -32,7 +32,7 @@ from layers.hotspots import HotspotQuery, run_emerging
 from layers.nearrepeat import NearRepeatQuery, run_near_repeat
 from layers.riskgrade import RiskPlacesQuery, run_risk_places
 from layers.store import write_features
-from layers.users import issue_token, user_by_name
+from layers.users import add_user, issue_token, remove_user, user_by_name
 from layers.validate import LOCAL_TZ, clean_features
 from layers.warnings import check_watches
 from tests.conftest import Server, fresh_database
@@ -393,3 +393,31 @@ def test_the_analysis_map_lists_the_warnings_too(town, warned):
         assert page.locator("#sg-results").is_visible()
         assert page.evaluate("document.activeElement.id") == "sg-warnings-toggle"
         assert page.errors == []
+
+
+def test_a_refused_watch_says_why_and_keeps_nothing(town, watched):
+    """An officer removed while their page is open: keeping a run is refused with the
+    server's reason and no watch is made."""
+    with engine(town["url"]).begin() as conn:
+        add_user(conn, "leaving", "police", _password("leaving"), WEST_TOWN)
+        admin = user_by_name(conn, "townadmin")[0]
+        run = run_emerging(conn, admin, HotspotQuery(
+            WEST_TOWN, T0 - dt.timedelta(days=56), T0, category="fraud", cell=200.0),
+            "week")["run"]  # a run nobody watches
+    before = town["call"]("townadmin", "/api/warnings/watches").json()["watches"]
+    with _login(town, "leaving", f"/map/analysis?jurisdiction={WEST_TOWN}") as page:
+        page.wait_for_selector(f"#sg-runs option[value='{run}']", state="attached")
+        page.select_option("#sg-runs", str(run))
+        page.locator("#sg-watch").wait_for(state="visible")
+        assert page.locator("#sg-watch").is_enabled()
+        with engine(town["url"]).begin() as conn:  # removed meanwhile
+            remove_user(conn, "leaving")
+        page.click("#sg-watch")
+        page.wait_for_selector("#sg-message.error")
+        said = page.text_content("#sg-message")
+        assert said.startswith("未完成 (401)：登录已失效，请重新登录")
+        assert "authentication required" in page.text_content("#sg-message .sg-code")
+        assert page.locator("#sg-watch").is_enabled()
+        page.screenshot(path=str(_shot("analysis-watch-refused.png")))
+    after = town["call"]("townadmin", "/api/warnings/watches").json()["watches"]
+    assert after == before

@@ -349,6 +349,24 @@ function safegridAnalysis(map, config) {
     button.title = watch != null ? t.already_watched.replace("{id}", watch) : t.watch_title;
   }
 
+  /* A refused watch: on the Chinese page why in Chinese, the server's reason as a code. */
+  function watchRefused(result) {
+    const words = t["watch_" + result.status];
+    const data = result.data || {};
+    const reason = data.error || data.message || "";
+    if (config.lang === "en" || !words) {
+      refusedRaw(result);
+      return;
+    }
+    const box = document.getElementById("sg-message");
+    box.textContent = t.refused + " (" + result.status + ")" + t.colon + words + " ";
+    box.className = "error";
+    const code = document.createElement("small");
+    code.className = "sg-code";
+    code.textContent = reason;
+    box.append(code);
+  }
+
   async function loadWatches() {
     if (!config.canWatch) return;
     const result = await get("/api/warnings/watches");
@@ -361,7 +379,7 @@ function safegridAnalysis(map, config) {
     const w = state.watch;
     if (!w) return;
     const result = await get("/api/warnings/watches", {run: w.id});
-    if (!result.ok) { refused(result); return; }
+    if (!result.ok) { watchRefused(result); return; }
     state.watched.set(w.id, result.data.id);
     showWatch();
     message(t.watched.replace("{id}", result.data.id), "ok");
