@@ -50,7 +50,7 @@ from geo.hotspots import (
 
 from . import edit
 from .access import BORDER_ZONE_M, Forbidden, require_within, require_write, subtree_codes
-from .coverage import Borrowed, CoverageQuery, Scene, look, watching
+from .coverage import REACH_M, Borrowed, CoverageQuery, Scene, look, watching
 from .errors import UnknownJurisdiction, Unprocessable
 from .hotspots import AGGREGATE_ONLY, MIN_SHOWN
 from .incidents import read_incidents
@@ -347,18 +347,32 @@ def _read_crossings(conn: Connection, border: _Border) -> None:
                                   border.scene.views, codes)
 
 
-CAMERA_FIELDS = ("code", "bearing", "fov", "range_m", "status")
+def _their_camera(f: PeerFeature) -> dict | None:
+    """A camera of the peer as the coverage scene takes it; None when it cannot see.
+
+    The peer's numbers are checked as our own cameras' are (bearing in [0, 360), field
+    of view in (0, 360], range in (0, REACH_M]): a peer's garbage costs no view.
+    """
+    p = f.properties
+    try:
+        bearing, fov, range_m = (float(p["bearing"]), float(p["fov"]), float(p["range_m"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+    if f.geometry.geom_type != "Point" or not isinstance(p.get("code"), str) or not (
+            0 <= bearing < 360 and 0 < fov <= 360 and 0 < range_m <= REACH_M):
+        return None
+    return {"id": f.id, "code": p["code"], "bearing": bearing, "fov": fov,
+            "range_m": range_m, "status": p.get("status"), "version": 0,
+            "lon": f.geometry.x, "lat": f.geometry.y}
 
 
 def _borrowed(their: TheirSide) -> Borrowed:
     """The peer's cameras (with what a view needs) and footprints, for the coverage scene."""
     cameras = []
     for f in their.features("cameras"):
-        p = f.properties
-        if f.geometry.geom_type != "Point" or any(p.get(k) is None for k in CAMERA_FIELDS):
-            continue  # a camera without position, bearing, field or range sees nothing
-        cameras.append({"id": f.id, **{k: p[k] for k in CAMERA_FIELDS}, "version": 0,
-                        "lon": f.geometry.x, "lat": f.geometry.y})
+        camera = _their_camera(f)
+        if camera is not None:
+            cameras.append(camera)
     buildings = tuple(f.geometry for f in their.features("buildings")
                       if f.geometry.geom_type in ("Polygon", "MultiPolygon"))
     # the views are kept under this: what they depend on only (not the peer's incidents,

@@ -135,7 +135,12 @@ def test_the_other_side_read_from_a_peer_joins_ours(border, db, tmp_path, monkey
         "roads": [feature(5, shapely.LineString([(-300, 2000), (1500, 2000)]),
                           name="对端过境路", **{"class": "arterial"})],
         "cameras": [feature(9, shapely.Point(30, 2000), code="XT-CAM-1", bearing=0.0,
-                            fov=360.0, range_m=80.0, status="online")],
+                            fov=360.0, range_m=80.0, status="online"),
+                    # what a camera cannot be is not looked through (nor costs a view)
+                    feature(10, shapely.Point(20, 2000), code="XT-BAD-1", bearing=0.0,
+                            fov="wide", range_m=80.0, status="online"),
+                    feature(11, shapely.Point(20, 2000), code="XT-BAD-2", bearing=0.0,
+                            fov=360.0, range_m=1e9, status="online")],
         "incidents": [feature(3, shapely.Point(500, 1000), category="theft", severity=2,
                               occurred_at=dt.datetime.now(dt.UTC).isoformat())],
     }
