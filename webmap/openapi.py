@@ -65,6 +65,9 @@ def _responses(ok: str) -> dict:
 
 
 _ID = {"name": "featureId", "in": "path", "required": True, "schema": {"type": "integer"}}
+_IF_NONE_MATCH = {"name": "If-None-Match", "in": "header", "required": False,
+                  "description": "ETags of a page read before: 304 when it is unchanged.",
+                  "schema": {"type": "string"}}
 _IF_MATCH = {"name": "If-Match", "in": "header", "required": False,
              "description": "The ETag of the version the change is based on.",
              "schema": {"type": "string"}}
@@ -461,7 +464,11 @@ def openapi_document(base_url: str) -> dict:
             "operationId": f"queryables_{layer.name}", "responses": _responses("schema")}}
         paths[f"{base}/items"] = {"get": {
             "summary": f"Features of {layer.name}", "operationId": f"items_{layer.name}",
-            "parameters": _common_item_params(layer), "responses": _responses("features")}}
+            "parameters": [*_common_item_params(layer), _IF_NONE_MATCH],
+            "responses": {**_responses("features (with a weak ETag: the layer's version, "
+                                       "the reader's scope and the query)"),
+                          "304": {"description": "unchanged since the ETag given in "
+                                                 "If-None-Match (no body)"}}}}
         paths[f"{base}/items/{{featureId}}"] = {"get": {
             "summary": f"One feature of {layer.name}", "operationId": f"item_{layer.name}",
             "parameters": [{"name": "featureId", "in": "path", "required": True,
