@@ -417,10 +417,13 @@ def _border_paths() -> dict:
     pair = [_param("a", "First jurisdiction code.", {"type": "string"}, required=True),
             _param("b", "Second jurisdiction code (a neighbour of a).", {"type": "string"},
                    required=True)]
-    return {
+    paths = {
         "/api/border": {"get": {
             "summary": "The shared border: line, zone (a feature per side), road crossings "
-                       "with cover, incidents of both sides, hot cells, key areas",
+                       "with cover, incidents of both sides, hot cells, key areas; `sources` "
+                       "says per side which server its data came from (this one, or the "
+                       "partner city's registered with `safegrid peers add`), as of when, "
+                       "and whether it is a kept copy (stale) or missing, and why",
             "operationId": "border",
             "parameters": pair + [
                 _param("width", "Metres either side of the border (default 2000, at most "
@@ -440,6 +443,15 @@ def _border_paths() -> dict:
                  "type": "integer", "minimum": 0, "maximum": 50}}},
             ["a", "b", "teams"])},
     }
+    plan = paths["/api/border/patrols"]["post"]
+    plan["summary"] += (": with a partner city's server, its teams' routes are written there "
+                        "(409 when a route there changed meanwhile, 502 when that server does "
+                        "not answer usably; nothing is written on either side)")
+    plan["responses"].update(_errors("409", "502"))
+    paths["/api/border"]["get"]["responses"]["200"]["description"] = (
+        "the border; 200 also when the partner's server is down (its kept side, marked "
+        "stale, or our side alone, saying why)")
+    return paths
 
 
 def openapi_document(base_url: str) -> dict:
