@@ -5,7 +5,8 @@
  * police and admins, one that acknowledges it (POST /api/warnings/{id}/ack): the item
  * then says by whom and when, and leaves the count. A refusal is said in the panel
  * with the server's reason. Esc closes the panel. The list is read again every five
- * minutes. The markup comes with the page (webmap.mapview.warnings_markup). */
+ * minutes while the panel is closed. The markup comes with the page
+ * (webmap.mapview.warnings_markup). */
 /* exported safegridWarnings */
 function safegridWarnings(map, config) {
   "use strict";
@@ -251,5 +252,6 @@ function safegridWarnings(map, config) {
     }
   });
   load();
-  window.setInterval(load, REFRESH_MS);
+  // not while the panel is open: the list would change under the officer's hand
+  window.setInterval(() => { if (panel.hidden) load(); }, REFRESH_MS);
 }
