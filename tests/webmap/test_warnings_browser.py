@@ -212,6 +212,10 @@ def test_the_english_page_says_warnings_in_english(town, warned):
                 "risk_level": "A place's risk level rose"}[found["properties"]["kind"]]
             assert item.locator(".sg-warning-when").text_content().startswith("raised 20")
             assert item.locator("button.sg-warning-ack").text_content() == "Acknowledge"
+        header = page.locator("#sg-header").bounding_box()
+        control = page.locator(".leaflet-control-layers").bounding_box()
+        assert header["x"] + header["width"] <= control["x"]  # the longer words fit too
+        assert page.locator(PANEL).bounding_box()["y"] >= header["y"] + header["height"]
         page.screenshot(path=str(_shot("admin-english.png")))
         assert page.errors == []
 

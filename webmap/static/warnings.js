@@ -231,6 +231,10 @@ function safegridWarnings(map, config) {
   }
 
   function setOpen(on) {
+    const header = document.getElementById("sg-header");
+    if (on && header && !window.matchMedia("(max-width: 600px)").matches) {
+      panel.style.top = Math.round(header.getBoundingClientRect().bottom + 6) + "px";
+    }  // below the overview's header however many lines it takes
     panel.hidden = !on;
     toggle.setAttribute("aria-expanded", on ? "true" : "false");
     if (on) {
