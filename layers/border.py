@@ -49,7 +49,15 @@ from geo.hotspots import (
 )
 
 from . import edit
-from .access import BORDER_ZONE_M, Forbidden, require_within, require_write, subtree_codes
+from .access import (
+    BORDER_ZONE_M,
+    Forbidden,
+    border_zone_wkb,
+    read_scope,
+    require_within,
+    require_write,
+    subtree_codes,
+)
 from .coverage import REACH_M, Borrowed, CoverageQuery, Scene, look, watching
 from .errors import UnknownJurisdiction, Unprocessable
 from .hotspots import AGGREGATE_ONLY, MIN_SHOWN
@@ -497,6 +505,81 @@ def _key_areas(conn: Connection, border: _Border) -> list[dict]:
             for r, s in zip(rows, sides, strict=True)]
 
 
+def _owners(conn: Connection, codes: list[str], level: str) -> dict[str, str]:
+    """Each jurisdiction of ``codes`` -> its ancestor (or itself) at ``level``, if any."""
+    rows = conn.execute(text("""
+        WITH RECURSIVE up(start, code, parent_code, level) AS (
+            SELECT j.code, j.code, j.parent_code, j.level::text FROM jurisdictions j
+            WHERE j.code = ANY(:codes)
+            UNION ALL
+            SELECT up.start, p.code, p.parent_code, p.level::text FROM up
+            JOIN jurisdictions p ON p.code = up.parent_code WHERE up.level <> :level)
+        SELECT start, code FROM up WHERE level = :level"""),
+        {"codes": codes, "level": level}).all()
+    return {r[0]: r[1] for r in rows}
+
+
+def _our_cameras(conn: Connection, user: User, ids: list[int]) -> dict[int, dict]:
+    """Our cameras of ``ids`` that ``user`` may read: id -> lon, lat, jurisdiction_code."""
+    try:
+        scope = read_scope(conn, user, LAYERS["cameras"])
+    except Forbidden:
+        return {}
+    where = f" AND ({scope.condition})" if scope.condition else ""
+    rows = conn.execute(text(
+        "SELECT t.id, ST_X(t.geom) AS lon, ST_Y(t.geom) AS lat, t.jurisdiction_code "
+        f"FROM cameras t WHERE t.id = ANY(:ids){where}"),
+        {"ids": ids, **scope.params}).mappings().all()
+    return {r["id"]: dict(r) for r in rows}
+
+
+def _camera_features(conn: Connection, user: User, border: _Border) -> list[dict]:
+    """The cameras that see into the zone (ours and the peer's), as the user may see them.
+
+    Points (lon/lat, as stored where they are kept) with code, status, bearing, fov,
+    range_m, ``side`` (the jurisdiction of the pair the camera stands in, the one it
+    belongs to when it stands on the border line, within the query's tolerance, or
+    beyond both: of the pair's level, the peer's city for the peer's cameras) and
+    ``server`` ("local", or the peer's name). Ours are those the user may read
+    (:func:`layers.access.read_scope`); a border partner gets only cameras standing in
+    the zone its scope allows, the peer's included.
+    """
+    cams = border.scene.cameras
+    if not len(cams):
+        return []
+    ours = _our_cameras(conn, user, [int(i) for i in cams["id"] if not isinstance(i, str)])
+    borrowed = border.scene.borrowed
+    source = None if borrowed is None else borrowed.source
+    theirs = {} if borrowed is None else {f"{source}:{c['id']}": c for c in borrowed.cameras}
+    zone = shapely.from_wkb(border_zone_wkb(conn, user.jurisdiction, user.partner)) \
+        if user.role == "border_partner" else None
+    level = conn.execute(text("SELECT level::text FROM jurisdictions WHERE code = :c"),
+                         {"c": border.query.a}).scalar_one()
+    owners = _owners(conn, sorted({r["jurisdiction_code"] for r in ours.values()
+                                   if r["jurisdiction_code"]}), level)
+    out = []
+    for row in cams.itertuples(index=False):
+        seen = ours.get(row.id) if not isinstance(row.id, str) else theirs.get(row.id)
+        if seen is None or (zone is not None and not zone.intersects(
+                shapely.Point(seen["lon"], seen["lat"]))):
+            continue
+        owner = border.their.peer.b if isinstance(row.id, str) else \
+            owners.get(seen["jurisdiction_code"], seen["jurisdiction_code"])
+        # within the border's tolerance of the city it belongs to (on the line itself):
+        # that city's side
+        standing = [code for code, shape in ((border.query.a, border.a),
+                                             (border.query.b, border.b))
+                    if shapely.dwithin(shape, row.geometry, border.query.tolerance)]
+        side = owner if owner in standing or not standing else standing[0]
+        out.append({"type": "Feature", "id": row.id if isinstance(row.id, str) else int(row.id),
+                    "geometry": {"type": "Point", "coordinates": [seen["lon"], seen["lat"]]},
+                    "properties": {"code": row.code, "status": row.status,
+                                   "bearing": float(row.bearing), "fov": float(row.fov),
+                                   "range_m": float(row.range_m), "side": side,
+                                   "server": source if isinstance(row.id, str) else "local"}})
+    return out
+
+
 def _road_cover(border: _Border) -> dict:
     lines = shapely.intersection(border.roads, border.zone) if len(border.roads) else []
     total = float(shapely.length(lines).sum()) if len(lines) else 0.0
@@ -539,6 +622,10 @@ def _sources(query: BorderQuery, their: TheirSide | None, computed: str | None =
 def border_view(conn: Connection, user: User, query: BorderQuery) -> dict:
     """The border, its zone (one feature per side), crossings, incidents, hot cells.
 
+    ``cameras``: the cameras that see into the zone, each with the server it came from
+    (:func:`_camera_features`), so every camera a crossing's ``covered_by`` names is
+    among them for a user who may read it.
+
     When a peer (another city's server, :mod:`layers.peers`) holds one side, that
     side's layers are read from it (:func:`layers.peerclient.read_their_side`) and
     merged with ours; ``sources`` says per side where its layers came from and as of
@@ -565,6 +652,8 @@ def _view(conn: Connection, user: User, query: BorderQuery, their: TheirSide | N
         "incidents": _incident_summary(border),
         "hot_cells": {"type": "FeatureCollection", "features": hot},
         "key_areas": {"type": "FeatureCollection", "features": _key_areas(conn, border)},
+        "cameras": {"type": "FeatureCollection",
+                    "features": _camera_features(conn, user, border)},
         "coverage": {"crossings": len(crossing_features), "uncovered_crossings": uncovered,
                      **_road_cover(border)},
         "parameters": {"width": query.width, "tolerance": query.tolerance,

@@ -172,6 +172,19 @@ def test_the_other_side_read_from_a_peer_joins_ours(border, db, tmp_path, monkey
         "server": "peer", "peer": "fake", "url": fake.url, "as_of": None, "stale": False,
         "error": None}
     assert before["sources"][B]["server"] == "local"
+    # its camera is listed with the server it came from; what cannot be a camera is not
+    cameras = {f["properties"]["code"]: f for f in body["cameras"]["features"]}
+    assert cameras["XT-CAM-1"]["id"] == "fake:9"
+    assert cameras["XT-CAM-1"]["properties"] == {
+        "code": "XT-CAM-1", "status": "online", "bearing": 0.0, "fov": 360.0,
+        "range_m": 80.0, "side": B, "server": "fake"}
+    assert shapely.Point(cameras["XT-CAM-1"]["geometry"]["coordinates"]).equals_exact(
+        shapely.from_wkt(lonlat(shapely.Point(30, 2000))), 1e-7)
+    assert not {"XT-BAD-1", "XT-BAD-2"} & set(cameras)
+    assert {f["properties"]["server"] for f in before["cameras"]["features"]} <= {"local"}
+    assert set(cameras) - {"XT-CAM-1"} == {f["properties"]["code"]
+                                           for f in before["cameras"]["features"]}
+    assert down["cameras"] == body["cameras"]
     assert down["crossings"] == body["crossings"] and down["incidents"] == body["incidents"]
     assert down["sources"][B]["stale"] and "cannot be reached" in down["sources"][B]["error"]
     assert down["sources"][B]["as_of"] == body["sources"][B]["as_of"]

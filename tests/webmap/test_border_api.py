@@ -10,6 +10,9 @@ import pytest
 import shapely
 from sqlalchemy import text
 
+from layers.access import border_zone_wkb
+from layers.users import user_by_name
+
 from .test_tiles import Z
 from .tilemath import tile_of
 
@@ -220,3 +223,86 @@ def test_the_pairs_a_user_may_open_are_neighbours_in_scope(api, db, user, codes)
     for p in pairs[:3]:  # each opens without a refusal
         r = api(user, f"/api/border?a={p.a}&b={p.b}&width=500")
         assert r.status_code == 200, r.text[:300]
+
+
+def _listed_cameras(body: dict) -> dict[str, dict]:
+    cameras = body["cameras"]["features"]
+    listed = {f["properties"]["code"]: f for f in cameras}
+    assert len(listed) == len(cameras)
+    return listed
+
+
+def test_the_cameras_that_see_into_the_zone_are_listed(api, db):
+    body = api("admin", f"/api/border?a={A}&b={B}").json()
+    listed = _listed_cameras(body)
+    assert listed, "the demo border has cameras"
+    zone = shapely.union_all([shapely.geometry.shape(f["geometry"])
+                              for f in body["zone"]["features"]])
+    with db.connect() as conn:
+        stored = {r[0]: r[1:] for r in conn.execute(text(
+            "SELECT code, ST_X(geom), ST_Y(geom), status, bearing, fov, range_m, "
+            "ST_DWithin(geom::geography, ST_GeomFromText(:z, 4326)::geography, range_m) "
+            "FROM cameras"), {"z": zone.wkt})}
+        sides = {code: conn.execute(text(
+            "SELECT code FROM jurisdictions WHERE code IN (:a, :b) AND ST_DWithin("
+            "geom::geography, ST_SetSRID(ST_MakePoint(:x, :y), 4326)::geography, 5)"),
+            {"a": A, "b": B, "x": stored[code][0], "y": stored[code][1]}).scalars().all()
+            for code in listed}
+    seeing = {code for code, row in stored.items() if row[6]}
+    # every camera within its range of the zone (to the zone's 1e-7 degree rounding)
+    assert len(seeing ^ set(listed)) <= 1, seeing ^ set(listed)
+    for code, f in listed.items():
+        lon, lat, status, bearing, fov, range_m, _near = stored[code]
+        p = f["properties"]
+        assert f["geometry"]["coordinates"] == [lon, lat]
+        assert (p["status"], p["bearing"], p["fov"], p["range_m"], p["server"]) == \
+            (status, bearing, fov, range_m, "local")
+        if sides[code]:  # the side it stands on (either, within 5 m of the line)
+            assert p["side"] in sides[code], code
+        else:  # beyond both: the city it belongs to
+            assert p["side"] not in (A, B) and len(p["side"]) == 6, code
+    assert {f["properties"]["side"] for f in listed.values()} >= {A, B}
+    # the partner (scope: the zone) sees only the cameras standing in the zone
+    mine = _listed_cameras(api("partner", f"/api/border?a={A}&b={B}").json())
+    with db.connect() as conn:
+        partner = user_by_name(conn, "partner")[0]
+        scope = shapely.from_wkb(border_zone_wkb(conn, partner.jurisdiction, partner.partner))
+    assert mine and set(mine) <= set(listed)
+    for code in listed:
+        lon, lat = stored[code][:2]
+        assert (code in mine) == scope.intersects(shapely.Point(lon, lat)), code
+    assert set(mine) < set(listed), "a camera outside the zone sees into it"
+
+
+CAMERA = ("INSERT INTO cameras (geom, code, bearing, fov, range_m, status) VALUES "
+          "(ST_SetSRID(ST_MakePoint(:x, :y), 4326), 'BORDER-CAM-TEST', 0, 360, 60, 'online')")
+
+
+@pytest.mark.parametrize("user", ["admin", "partner"])
+def test_every_camera_a_crossing_is_covered_by_is_on_the_map(api, db, user):
+    before = api(user, f"/api/border?a={A}&b={B}").json()
+    crossing = next(f for f in before["crossings"]["features"]
+                    if not f["properties"]["covered"])
+    x, y = crossing["geometry"]["coordinates"]
+    with db.begin() as conn:
+        conn.execute(text(CAMERA), {"x": x + 0.0002, "y": y})
+        posts = set(conn.execute(text("SELECT name FROM checkpoints")).scalars())
+    try:
+        body = api(user, f"/api/border?a={A}&b={B}").json()  # the kept answer is not given
+        listed = _listed_cameras(body)
+        by_camera = 0
+        for f in body["crossings"]["features"]:
+            for code in f["properties"]["covered_by"]:
+                assert code in listed or code in posts, code
+                by_camera += code in listed
+        assert by_camera > 0
+        camera = listed["BORDER-CAM-TEST"]
+        assert camera["geometry"]["coordinates"] == [x + 0.0002, y]
+        assert camera["properties"]["side"] == crossing["properties"]["side"] or \
+            camera["properties"]["side"] in (A, B)
+    finally:
+        with db.begin() as conn:
+            conn.execute(text("DELETE FROM cameras WHERE code = 'BORDER-CAM-TEST'"))
+    after = api(user, f"/api/border?a={A}&b={B}").json()
+    assert "BORDER-CAM-TEST" not in _listed_cameras(after)
+    assert after["cameras"] == before["cameras"]

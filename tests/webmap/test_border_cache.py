@@ -98,10 +98,13 @@ def test_a_new_camera_or_road_in_the_zone_is_seen_at_once(api, db):
         assert watched == _fresh(db, "admin", A, B)
         assert watched["coverage"]["uncovered_crossings"] < \
             before["coverage"]["uncovered_crossings"]
+        assert "TEST-BORDER-CACHE" in {f["properties"]["code"]
+                                       for f in watched["cameras"]["features"]}
     finally:
         with db.begin() as conn:
             conn.execute(text("DELETE FROM cameras WHERE id = :i"), {"i": camera})
     assert api("admin", path).json()["coverage"] == before["coverage"]
+    assert api("admin", path).json()["cameras"] == before["cameras"]
     # a road along the border, 100 m of it inside the zone
     with db.begin() as conn:
         road = conn.execute(text(

@@ -134,10 +134,31 @@ def _check_equal(two: dict, one: dict) -> None:
         for key, feature in ours.items():
             assert feature["properties"] == theirs[key]["properties"], (name, key)
             assert _same_geometry(feature["geometry"], theirs[key]["geometry"]), (name, key)
+    _check_cameras(two, one)
     b_areas = [f for f in two["key_areas"]["features"] if str(f["id"]).startswith(PEER)]
     assert b_areas and all(f["properties"]["side"] == B for f in b_areas)
     assert any(f["properties"]["covered"] for f in two["crossings"]["features"])
     assert any(not f["properties"]["covered"] for f in two["crossings"]["features"])
+
+
+def _check_cameras(two: dict, one: dict) -> None:
+    """The cameras of ``two`` are those of ``one``, B's from the peer (``server``).
+
+    B serves its border partner only the cameras standing in the zone: one of B's
+    outside it that sees in is listed by the one database only.
+    """
+    ours = {f["properties"]["code"]: f for f in two["cameras"]["features"]}
+    theirs = {f["properties"]["code"]: f for f in one["cameras"]["features"]}
+    assert ours and set(ours) <= set(theirs)
+    assert all(theirs[c]["properties"]["side"] == B for c in set(theirs) - set(ours))
+    for code, f in ours.items():
+        p, q = dict(f["properties"]), dict(theirs[code]["properties"])
+        assert p.pop("server") == (PEER if p["side"] == B else "local"), code
+        assert q.pop("server") == "local"
+        assert p == q, code
+        assert f["geometry"] == theirs[code]["geometry"], code
+        assert str(f["id"]).startswith(f"{PEER}:") == (p["side"] == B), code
+    assert {f["properties"]["server"] for f in ours.values()} == {"local", PEER}
 
 
 def test_the_two_server_border_is_the_one_database_border(cities):
@@ -177,8 +198,9 @@ def test_the_two_server_border_is_the_one_database_border(cities):
           f"warm {one_s[1]:.2f} s")
 
 
-CAMERA = ("INSERT INTO cameras (geom, code, bearing, fov, range_m, status) VALUES "
-          "(ST_SetSRID(ST_MakePoint(:x, :y), 4326), 'XT-BORDER-TEST', 0, 360, 60, 'online')")
+CAMERA = ("INSERT INTO cameras (geom, code, bearing, fov, range_m, status, "
+          "jurisdiction_code) VALUES (ST_SetSRID(ST_MakePoint(:x, :y), 4326), "
+          f"'XT-BORDER-TEST', 0, 360, 60, 'online', '{B}')")
 
 
 def test_a_crossing_watched_by_the_other_citys_camera_is_covered(cities):
@@ -198,6 +220,22 @@ def test_a_crossing_watched_by_the_other_citys_camera_is_covered(cities):
         assert after["coverage"]["uncovered_crossings"] == \
             before["coverage"]["uncovered_crossings"] - 1
         _check_equal(after, reference(cities))
+        # the camera is on A's map, from B's server, where B's database has it
+        listed = {f["properties"]["code"]: f for f in after["cameras"]["features"]}
+        camera = listed["XT-BORDER-TEST"]
+        with engine(cities.b.db_url).connect() as conn:
+            on_b = conn.execute(text(
+                "SELECT id, ST_X(geom), ST_Y(geom), status, range_m FROM cameras "
+                "WHERE code = 'XT-BORDER-TEST'")).one()
+        assert camera["id"] == f"{PEER}:{on_b[0]}"
+        assert camera["geometry"]["coordinates"] == [on_b[1], on_b[2]]
+        assert (camera["properties"]["server"], camera["properties"]["side"],
+                camera["properties"]["status"], camera["properties"]["range_m"]) == \
+            (PEER, B, on_b[3], on_b[4])
+        for f in after["crossings"]["features"]:  # each covering camera is on the map
+            cams = [c for c in f["properties"]["covered_by"] if c in listed]
+            posts = set(f["properties"]["covered_by"]) - set(cams)
+            assert all(not p.isascii() for p in posts), posts  # checkpoints' names
     finally:
         for url in (cities.b.db_url, cities.reference_url):
             with engine(url).begin() as conn:
