@@ -88,7 +88,7 @@ class Crossing:
 
     point: shapely.Point
     road: int
-    at: float  # metres along the road
+    at: float  # metres along the road (along its part, for a multi-part road)
 
 
 def _side(point: BaseGeometry, a: BaseGeometry, b: BaseGeometry) -> str:
@@ -104,20 +104,129 @@ def crossings(roads: np.ndarray, line: BaseGeometry, a: BaseGeometry,
     along a wiggle, crosses once); it counts when the road is on A's side just before
     it and on B's just after (or the other way round), so a road that only touches the
     border and turns back does not. A road that crosses twice counts twice.
+
+    Road data cut at the city limit cross too: a road piece on A's side ending within
+    ``2 * tolerance`` metres of the border, and one on B's side ending within that
+    distance of it and of the first end (a gap or overlap where the two cities
+    digitised differently), are one crossing, at the border point nearest the middle
+    of their two ends, given to the piece on A's side (``road`` is its index, ``at``
+    the metres along it to its end). Each end joins at most one: where two of A's roads
+    end at one point and one road goes on in B (a fork), that is one crossing; a road
+    ending at the border with nothing beyond it (a dead end at the city limit), or two
+    pieces that meet there from the same side, are none. These come after the
+    crossings of whole roads, in the order of the roads and their parts. Metres, one
+    metric CRS for all inputs.
     """
     out: list[Crossing] = []
     roads = np.asarray(roads, dtype=object)
     band = shapely.buffer(line, tolerance)
+    contact = shapely.buffer(line, tolerance / 10)  # once: a long border buffers slowly
+    crossed: dict[tuple[int, int], list[float]] = {}  # (road, part) -> metres of passages
     for i in shapely.STRtree(roads).query(band, predicate="intersects"):
-        road = roads[i]
-        for part in _lines(road):
-            out.extend(Crossing(p, int(i), d) for p, d in _passages(part, line, a, b, tolerance))
+        for k, part in enumerate(_lines(roads[i])):
+            found = _passages(part, line, contact, a, b, tolerance)
+            out.extend(Crossing(p, int(i), d) for p, d in found)
+            crossed[(int(i), k)] = [d for _p, d in found]
+    out.extend(_joined(roads, line, a, b, tolerance, crossed))
     return out
 
 
-def _passages(road: shapely.LineString, line: BaseGeometry, a: BaseGeometry,
-              b: BaseGeometry, tolerance: float) -> list[tuple[shapely.Point, float]]:
-    contact = shapely.intersection(road, shapely.buffer(line, tolerance / 10))
+@dataclass
+class _Ends:
+    """Road ends near the border: where, whose, and which way their road goes from them."""
+
+    xy: np.ndarray  # (n, 2) metres
+    road: np.ndarray  # index into the roads
+    part: np.ndarray  # the part of the road, counted as :func:`_lines` does
+    at: np.ndarray  # metres along the part
+    inward: np.ndarray  # (n, 2) unit vector from the end into its road
+    on_a: np.ndarray  # the road lies on A's side behind its end
+    usable: np.ndarray  # its side is clear and no passage of its road is near it
+
+
+def _road_ends(roads: np.ndarray, line: BaseGeometry, a: BaseGeometry, b: BaseGeometry,
+               tolerance: float, crossed: dict[tuple[int, int], list[float]]) -> _Ends:
+    """The ends of road parts within ``2 * tolerance`` metres of ``line``.
+
+    An end's side is that of its road ``4 * tolerance`` metres back from it (or of the
+    road's other end, when shorter): not the end itself, which may overlap the border.
+    It is not usable when that point is within ``tolerance`` of the line (a road along
+    the border), or when its road part already crosses within reach of it (a whole
+    road's passage, counted once by :func:`_passages`).
+    """
+    reach = 2 * tolerance
+    parts, owner = shapely.get_parts(roads, return_index=True)
+    keep = (shapely.get_type_id(parts) == 1) & (shapely.length(parts) > 0)
+    parts, owner = parts[keep], owner[keep]
+    number = np.arange(len(parts)) - np.searchsorted(owner, owner)
+    which = np.tile(np.arange(len(parts)), 2)
+    is_end = np.repeat([False, True], len(parts))
+    points = np.concatenate([np.asarray(shapely.get_point(parts, k), dtype=object)
+                             for k in (0, -1)])
+    near = np.sort(shapely.STRtree(points).query(shapely.buffer(line, reach),
+                                                 predicate="intersects"))
+    which, is_end, points = which[near], is_end[near], points[near]
+    length = shapely.length(parts[which])
+    at = np.where(is_end, length, 0.0)
+    back = np.where(is_end, np.maximum(length - 2 * reach, 0.0), np.minimum(2 * reach, length))
+    probes = shapely.line_interpolate_point(parts[which], back)
+    xy, inward = shapely.get_coordinates(points), shapely.get_coordinates(probes)
+    inward = inward - xy
+    inward /= np.maximum(np.hypot(inward[:, 0], inward[:, 1]), 1e-9)[:, None]
+    road, part = owner[which], number[which]
+    margin = 2 * reach + 2 * tolerance + 1.0  # the probe's way back and a passage's step
+    passed = np.array([any(abs(d - t) <= margin for d in crossed.get((int(r), int(k)), ()))
+                       for r, k, t in zip(road, part, at, strict=True)], dtype=bool)
+    clear = ~shapely.intersects(shapely.buffer(line, tolerance), probes)
+    on_a = shapely.distance(a, probes) <= shapely.distance(b, probes)
+    return _Ends(xy, road, part, at, inward, np.asarray(on_a, dtype=bool),
+                 np.asarray(clear & ~passed, dtype=bool))
+
+
+def _joined(roads: np.ndarray, line: BaseGeometry, a: BaseGeometry, b: BaseGeometry,
+            tolerance: float, crossed: dict[tuple[int, int], list[float]]) -> list[Crossing]:
+    """Crossings made of a road piece of A's side and one of B's meeting at the border.
+
+    Ends within ``2 * tolerance`` metres of each other are paired cheapest first, each
+    end at most once; the cost is their distance plus ``tolerance`` metres for a right
+    angle between the two roads (twice that for turning back), so that at a junction on
+    the border each road is paired with its own continuation.
+    """
+    ends = _road_ends(roads, line, a, b, tolerance, crossed)
+    ours = np.flatnonzero(ends.usable & ends.on_a)
+    theirs = np.flatnonzero(ends.usable & ~ends.on_a)
+    if len(ours) == 0 or len(theirs) == 0:
+        return []
+    tree = shapely.STRtree(np.asarray(shapely.points(ends.xy[theirs]), dtype=object))
+    pa, pb = tree.query(shapely.points(ends.xy[ours]), predicate="dwithin",
+                        distance=2 * tolerance)
+    pa, pb = ours[pa], theirs[pb]
+    other = (ends.road[pa] != ends.road[pb]) | (ends.part[pa] != ends.part[pb])
+    pa, pb = pa[other], pb[other]
+    gap = np.hypot(*(ends.xy[pa] - ends.xy[pb]).T)
+    cost = gap + tolerance * (1 + np.einsum("ij,ij->i", ends.inward[pa], ends.inward[pb]))
+    used: set[int] = set()
+    pairs = []
+    for k in np.lexsort((pb, pa, cost)):
+        if pa[k] not in used and pb[k] not in used:
+            used.update((int(pa[k]), int(pb[k])))
+            pairs.append(k)
+    pa, pb = pa[pairs], pb[pairs]
+    middle = shapely.points((ends.xy[pa] + ends.xy[pb]) / 2)
+    border = np.array([line], dtype=object)
+    where = shapely.line_interpolate_point(border, shapely.line_locate_point(border, middle))
+    order = np.lexsort((ends.at[pa], ends.part[pa], ends.road[pa]))
+    return [Crossing(where[k], int(ends.road[pa[k]]), float(ends.at[pa[k]])) for k in order]
+
+
+def _passages(road: shapely.LineString, line: BaseGeometry, near: BaseGeometry,
+              a: BaseGeometry, b: BaseGeometry,
+              tolerance: float) -> list[tuple[shapely.Point, float]]:
+    """Where ``road`` passes the border, and the metres along it.
+
+    ``near`` is the line's buffer of ``tolerance / 10`` metres.
+    """
+    contact = shapely.intersection(road, near)
     stretches = []  # (from, to) metres along the road touching the border
     for piece in shapely.get_parts(contact):
         coords = shapely.get_coordinates(piece)

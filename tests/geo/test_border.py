@@ -7,6 +7,7 @@ import networkx as nx
 import numpy as np
 import pytest
 import shapely
+import shapely.ops
 
 from geo.border import (
     NotNeighbours,
@@ -269,3 +270,172 @@ def test_a_route_leaves_the_zone_by_at_most_its_width_to_join_crossing_roads():
     assert wider.route.length == pytest.approx(5700 + 2500 + 1100 + 2500)
     with pytest.raises(ValueError, match="detour"):
         _detour_plan(detour=-1)
+
+
+# --- crossings of roads cut at the border (each city's data ends at its boundary) -------
+
+ROAD = shapely.LineString([(500, 50), (1500, 50)])  # crosses at (1000.75, 50)
+AT = (1000.75, 50)
+
+
+def _found(roads, **kw):
+    line = shared_border(A, B)
+    return [(round(c.point.x, 1), round(c.point.y, 1), c.road)
+            for c in crossings(np.array(roads, dtype=object), line, A, B, **kw)]
+
+
+def test_a_road_cut_at_the_border_crosses_where_the_whole_road_does():
+    line = shared_border(A, B)
+    pieces = list(shapely.get_parts(shapely.ops.split(ROAD, line)))
+    assert len(pieces) == 2 and pieces[0].coords[-1] == pytest.approx(AT)
+    assert _found([ROAD]) == [(1000.8, 50, 0)]
+    assert _found(pieces) == [(1000.8, 50, 0)]  # given to the piece on A's side
+    assert _found(pieces[::-1]) == [(1000.8, 50, 1)]
+    (whole,), (cut,) = crossings(np.array([ROAD]), line, A, B), \
+        crossings(np.array(pieces), line, A, B)
+    assert cut.point.distance(whole.point) < 1 and cut.at == pytest.approx(whole.at, abs=1)
+
+
+@pytest.mark.parametrize("a_end, b_start", [
+    (997.75, 1000.75),  # a 3 m gap, all on A's side
+    (999, 1002),  # a 3 m gap across the border
+    (1003, 998),  # 5 m of overlap
+    (1005, 996),  # 9 m of overlap: within twice the tolerance
+])
+def test_pieces_with_a_small_gap_or_overlap_are_one_crossing(a_end, b_start):
+    line = shared_border(A, B)
+    (found,) = crossings(np.array([shapely.LineString([(500, 50), (a_end, 50)]),
+                                   shapely.LineString([(b_start, 50), (1500, 50)])]),
+                         line, A, B)
+    assert found.point.distance(shapely.Point(AT)) < 0.1 and found.point.distance(line) < 1e-6
+    assert (found.road, found.at) == (0, pytest.approx(a_end - 500))
+
+
+def test_pieces_too_far_apart_or_from_the_border_are_not_joined():
+    assert _found([shapely.LineString([(500, 50), (1008, 50)]),  # ends 15 m apart
+                   shapely.LineString([(993, 50), (1500, 50)])]) == []
+    assert _found([shapely.LineString([(500, 50), (989, 50)]),  # 12 m short of the border
+                   shapely.LineString([(993, 50), (1500, 50)])]) == []
+    # with a wider tolerance they are one road again
+    assert len(_found([shapely.LineString([(500, 50), (1008, 50)]),
+                       shapely.LineString([(993, 50), (1500, 50)])], tolerance=8)) == 1
+
+
+def test_a_road_ending_at_the_border_with_nothing_beyond_is_a_dead_end():
+    assert _found([shapely.LineString([(500, 50), AT])]) == []
+    assert _found([shapely.LineString([AT, (1500, 50)])]) == []
+    # two pieces meeting at the border from the same side (a road that turns back there)
+    assert _found([shapely.LineString([(500, 50), AT]),
+                   shapely.LineString([AT, (500, 90)])]) == []
+    assert _found([shapely.LineString([(1500, 50), AT]),
+                   shapely.LineString([AT, (1500, 90)])]) == []
+
+
+def test_a_fork_at_the_border_with_one_road_beyond_is_one_crossing():
+    # two of A's roads end at the border point where one road goes on into B: one
+    # passage (each road end goes on at most once), given to the straight-on piece
+    fork = [shapely.LineString([(600, -300), AT]), shapely.LineString([(500, 50), AT]),
+            shapely.LineString([AT, (1500, 50)])]
+    assert _found(fork) == [(1000.8, 50, 1)]
+    assert _found(fork[::-1]) == [(1000.8, 50, 1)]
+    # the same, seen from B: one of A's roads meets two of B's
+    assert _found([fork[1], fork[2], shapely.LineString([AT, (1400, 400)])]) == \
+        [(1000.8, 50, 0)]
+    # a crossroads on the border cut into four pieces: two roads cross, as uncut
+    line = shared_border(A, B)
+    x = np.array([shapely.LineString([(600, -300), (1401.5, 400)]), ROAD])
+    cut = np.array([p for r in x for p in shapely.get_parts(shapely.ops.split(r, line))])
+    assert [p.coords[-1] for p in cut[[0, 2]]] == [pytest.approx(AT)] * 2
+    whole = sorted(crossings(x, line, A, B), key=lambda c: c.road)
+    pieces = crossings(cut, line, A, B)
+    assert [c.road for c in whole] == [0, 1] and [c.road for c in pieces] == [0, 2]
+    assert all(p.point.distance(w.point) < 1 for p, w in zip(pieces, whole, strict=True))
+
+
+def test_a_whole_road_is_not_counted_again_with_a_piece_of_it():
+    line = shared_border(A, B)
+    a_piece, b_piece = shapely.get_parts(shapely.ops.split(ROAD, line))
+    # the other city's copy of the road starts at the border; ours runs on across it
+    assert _found([ROAD, b_piece]) == [(1000.8, 50, 0)]
+    assert _found([a_piece, ROAD]) == [(1000.8, 50, 1)]
+    # a road turning along the border as it crosses, ending 14 m on, 6 m from the border,
+    # where a road of B's goes on: its end is near the border, but it crossed already
+    slant = shapely.LineString([(500, 50), AT, (1007, 63)])
+    assert _found([slant, shapely.LineString([(1008, 64), (1500, 64)])]) == [(1000.8, 50.3, 0)]
+    # and the roads that cross as a whole are found as before
+    assert _found(ROADS) == [(1000.8, 50, 0), (1000.2, 150, 3), (999, 200, 1),
+                             (1000, 300, 1), (999.5, 250, 4)]
+
+
+def test_multi_part_roads_cross_where_their_parts_meet():
+    line = shared_border(A, B)
+    parts = shapely.ops.split(ROAD, line)
+    both = shapely.MultiLineString(list(shapely.get_parts(parts)))
+    assert _found([shapely.LineString([(200, 20), (200, 480)]), both]) == [(1000.8, 50, 1)]
+    # a multi-part road of one city's pieces meeting a road of the other
+    ours = shapely.MultiLineString([[(500, 50), AT], [(500, 150), (1000.25, 150)]])
+    theirs = shapely.MultiLineString([[AT, (1500, 50)], [(1000.25, 150), (1500, 150)]])
+    assert _found([theirs, ours]) == [(1000.8, 50, 1), (1000.2, 150, 1)]
+
+
+def _wiggly_border_and_roads(seed: int, n: int = 80):
+    """Two neighbours sharing a wiggly edge, and roads across it: most cross once, some
+    go into B and come back (crossing twice)."""
+    rng = np.random.default_rng(seed)
+    ys = np.arange(0, 1201, 20.0)
+    edge = np.column_stack([1000 + 25 * np.sin(2 * np.pi * ys / 300) + rng.uniform(-3, 3, len(ys)),
+                            ys])
+    a = shapely.Polygon([(0, 0), *edge, (0, 1200)])
+    b = shapely.Polygon([*edge, (2000, 1200), (2000, 0)])
+    roads = []
+    for _ in range(n):
+        y0 = rng.uniform(100, 1000)
+        x0 = rng.uniform(600, 900)
+        if rng.random() < 0.3:
+            dy, x1 = rng.uniform(60, 150), rng.uniform(1100, 1300)
+            roads.append(shapely.LineString([(x0, y0), (x1, y0 + 10), (x1, y0 + dy),
+                                             (x0, y0 + dy)]))
+        else:
+            x1, y1 = rng.uniform(1100, 1400), y0 + rng.uniform(-100, 100)
+            mid = ((x0 + x1) / 2 + rng.uniform(-50, 50), (y0 + y1) / 2 + rng.uniform(-30, 30))
+            roads.append(shapely.LineString([(x0, y0), mid, (x1, y1)]))
+    return a, b, np.array(roads, dtype=object)
+
+
+def _nudged(piece: shapely.LineString, line, by: float) -> shapely.LineString:
+    """``piece`` with its end at the border moved ``by`` metres along its last segment
+    (less than 0: short of the border, a gap; more: over it)."""
+    xy = shapely.get_coordinates(piece)
+    start = shapely.Point(xy[0]).distance(line) < shapely.Point(xy[-1]).distance(line)
+    if start:
+        xy = xy[::-1]
+    step = xy[-1] - xy[-2]
+    xy[-1] = xy[-1] + by * step / np.hypot(*step)
+    return shapely.LineString(xy[::-1] if start else xy)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_roads_cut_at_a_wiggly_border_cross_where_the_whole_roads_do(seed):
+    a, b, roads = _wiggly_border_and_roads(seed)
+    line = shared_border(a, b)
+    whole = crossings(roads, line, a, b)
+    assert len(whole) > len(roads)  # the reference itself sees the roads that turn back
+    cuts = [list(shapely.get_parts(shapely.ops.split(r, line))) for r in roads]
+    rng = np.random.default_rng(seed)
+    cases = {
+        "pieces": ([p for c in cuts for p in c], 1.0),
+        "multi-part": ([shapely.MultiLineString(c) for c in cuts], 1.0),
+        # each piece's end moved up to 1.5 m short of or over the border
+        "gaps and overlaps": ([_nudged(p, line, rng.uniform(-1.5, 1.5)) for c in cuts
+                               for p in c], 2.0),
+    }
+    expected = sorted(line.project(c.point) for c in whole)
+    for name, (pieces, within) in cases.items():
+        found = crossings(np.array(pieces, dtype=object), line, a, b)
+        got = sorted(line.project(c.point) for c in found)
+        assert len(got) == len(expected), name
+        assert np.abs(np.subtract(got, expected)).max() < within, name
+        assert all(c.point.distance(line) < 1e-6 for c in found)
+    multi = crossings(np.array(cases["multi-part"][0], dtype=object), line, a, b)
+    for w in whole:  # each road crosses where its whole self does
+        assert any(c.road == w.road and c.point.distance(w.point) < 1 for c in multi)
