@@ -7,8 +7,10 @@ cron) analyses every watch again through :func:`layers.hotspots.run_emerging`,
 :func:`layers.nearrepeat.run_near_repeat` and :func:`layers.riskgrade.run_risk_places`
 (each check is saved as a run) and records a *warning* for
 
-- ``emerging_hot_spot``: a cell that is a new or intensifying hot spot now and was not
-  that category at the previous check;
+- ``emerging_hot_spot``: a cell holding incidents of its own that is a new or
+  intensifying hot spot now and was not that category at the previous check (a cell hot
+  only through its neighbours' incidents gives an officer nowhere to go: its neighbours
+  are warned about);
 - ``near_repeat_zone``: a near-repeat risk zone open now that overlaps no zone open at
   the previous check (it ends at the zone's ``until``).
 
@@ -222,6 +224,10 @@ def _hotspot_query(watch: dict, start: dt.datetime, end: dt.datetime) -> Hotspot
                         weekdays=p.get("weekdays"))
 
 
+def _incidents_en(n: int) -> str:
+    return f"{n} incident" if n == 1 else f"{n} incidents"
+
+
 def _check_emerging(conn: Connection, user: User, watch: dict, now: dt.datetime
                     ) -> tuple[dict, int, list[Candidate]]:
     """Cells that became new or intensifying hot spots since the previous state."""
@@ -237,7 +243,8 @@ def _check_emerging(conn: Connection, user: User, watch: dict, now: dt.datetime
     for feature in body["features"]:
         q = feature["properties"]
         cell, category = f"{q['row']}:{q['col']}", q["category"]
-        if category not in ALERT_CATEGORIES or before.get(cell) == category:
+        if category not in ALERT_CATEGORIES or before.get(cell) == category \
+                or q["count"] == 0:  # hot through its neighbours only: nothing to go to
             continue
         zh, en = _CATEGORY_WORDS[category]
         found.append(Candidate(
@@ -247,7 +254,7 @@ def _check_emerging(conn: Connection, user: User, watch: dict, now: dt.datetime
             f"{name}（{code}）第{q['row']}行第{q['col']}列网格单元成为{zh}："
             f"本期共{q['count']}起警情",
             f"Cell row {q['row']}, column {q['col']} of {name} ({code}) became a {en}: "
-            f"{q['count']} incidents in the period"))
+            f"{_incidents_en(q['count'])} in the period"))
     return _emerging_state(body), body["run"], found
 
 
@@ -277,7 +284,7 @@ def _check_near_repeat(conn: Connection, user: User, watch: dict, now: dt.dateti
             feature["geometry"], {"incidents": n, "space_m": p["band"][0],
                                   "days": p["band"][1]},
             f"{name}（{code}）出现近重复风险区：{n}起警情，有效至{local}",
-            f"A near-repeat risk zone opened in {name} ({code}): {n} incidents, open until "
+            f"A near-repeat risk zone opened in {name} ({code}): {_incidents_en(n)}, open until "
             f"{local}", until))
     return _near_repeat_state(body), body["run"], found
 

@@ -161,8 +161,12 @@ def test_a_zone_that_opens_and_a_new_hot_spot_are_warned_once(city):
     assert zone["until"] == day + dt.timedelta(days=7)  # B's circle lasts the band's 7 days
     assert zone["place"]["incidents"] == 1
     assert "近重复风险区" in zone["message_zh"] and "near-repeat" in zone["message_en"]
+    assert ": 1 incident, open until" in zone["message_en"]
     hot = [w for w in found if w["kind"] == "emerging_hot_spot"]
     assert hot and all(w["watch_id"] == city["emerging"]["id"] for w in hot)
+    # a neighbour hot through the cluster alone holds no incident: no warning sends an
+    # officer to an empty cell
+    assert all(w["place"]["count"] > 0 for w in hot), [w["place"] for w in hot]
     at_cluster = [w for w in hot if _cell_of(*HOT, w)]
     assert len(at_cluster) == 1 and at_cluster[0]["place"]["category"] == "new_hot_spot"
     cell = shapely.from_wkt(at_cluster[0]["wkt"])
