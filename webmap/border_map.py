@@ -6,7 +6,8 @@ A Folium map; ``static/border.js`` draws the two jurisdictions' rough outlines a
 (sent with the page), then asks ``/api/border`` and draws the zone (one colour
 per side), the border line, the road crossings (green when a checkpoint or camera
 covers them, red when not), the hot cells and key areas of both sides and the cameras
-in the zone, then plans patrols with ``POST /api/border/patrols`` and draws each team's
+that see into the zone (from the same answer: a partner server's hollow, named in the
+popup and the key), then plans patrols with ``POST /api/border/patrols`` and draws each team's
 sector and route. "Print" lays the plan out as a table under the map for the printer.
 """
 
@@ -46,6 +47,8 @@ WORDS = {
            "stale_cache": "对方数据暂不可用，显示 {time} 的缓存",
            "no_answer": "对方服务器未响应：{error}，仅显示本方",
            "peer_side": "对方服务器的数据 (虚线)",
+           "camera_ours": "摄像机 (本服务器)", "camera_theirs": "对方服务器 {name} 的摄像机 (空心)",
+           "camera_server": "对方服务器 {name}", "f_server": "数据来源",
            **{f"f_{f}": _CAMERA.get_field(f).title_zh
               for f in ("code", "status", "bearing", "fov", "range_m")}},
     "en": {"legend_sides": "The two sides", "side_of": "{name} side", "border_line": "border",
@@ -67,7 +70,10 @@ WORDS = {
            "stale_cache": "the partner's data are unavailable for now: showing the copy "
                           "of {time}",
            "no_answer": "the partner server did not answer: {error}; showing our side only",
-           "peer_side": "data from the partner server (dashed)"},
+           "peer_side": "data from the partner server (dashed)",
+           "camera_ours": "camera (this server)",
+           "camera_theirs": "camera on partner server {name} (hollow)",
+           "camera_server": "partner server {name}", "f_server": "from"},
 }
 
 TEXT = {

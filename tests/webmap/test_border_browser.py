@@ -8,8 +8,10 @@ import socket
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from sqlalchemy import text
 
+from layers.db import engine
 from layers.validate import LOCAL_TZ
 
 from ..conftest import Server
@@ -50,6 +52,17 @@ def test_the_partner_sees_the_border_and_plans_patrols(server, api):
                  for f in answer["zone"]["features"]}
         key = page.locator("#sg-legend div").all_text_contents()
         assert key[1:3] == [f" {sides['430100']}一侧", f" {sides['430300']}一侧"]
+        # the cameras seeing into the zone come with the answer, all from this server
+        assert answer["cameras"]["features"]
+        assert page.locator("path.sg-camera").count() == len(answer["cameras"]["features"])
+        assert page.locator("path.sg-camera-peer").count() == 0
+        assert " 摄像机" in key and not any("对方服务器" in k for k in key)
+        popup = _open_popup(page, "path.sg-camera")
+        assert "数据来源本地 (本服务器)" in popup and any(
+            f["properties"]["code"] in popup for f in answer["cameras"]["features"])
+        _shot(page, "border-camera-local.png")
+        page.click(".leaflet-popup-close-button")
+        page.wait_for_timeout(400)  # the popup fades out
         page.screenshot(path=str(OUTPUT / "border-zone.png"))
 
         page.fill("#sg-teams-a", "2")
@@ -70,6 +83,18 @@ def test_the_partner_sees_the_border_and_plans_patrols(server, api):
         assert not page.locator("#sg-panel").is_visible()
         page.screenshot(path=str(OUTPUT / "border-plan-print.png"))
         assert page.errors == []
+
+
+def _open_popup(page, selector: str) -> str:
+    """Click (the mouse) the first marker of ``selector`` nothing covers; its popup's text."""
+    markers = page.locator(selector)
+    for i in range(markers.count()):
+        try:
+            markers.nth(i).click(timeout=1500)
+        except PlaywrightTimeout:  # under another marker: the next
+            continue
+        return page.wait_for_selector(".leaflet-popup-content").text_content()
+    raise AssertionError(f"no marker of {selector} could be clicked")
 
 
 def _unreached(plan: dict) -> list[dict]:
@@ -442,6 +467,28 @@ def test_the_legend_of_a_border_across_two_servers(two_cities):
         assert _dashed_sides(page) == {"430100": False, "430300": True}
         assert _swatch_borders(page)[:2] == ["", "dashed"]  # the key matches the map
         _shot(page, "border-two-servers.png")
+
+        # the cameras: Xiangtan's (read from its server) hollow, said in the key and popup
+        cameras = drawn["cameras"]["features"]
+        theirs = {f["properties"]["code"]: f for f in cameras
+                  if f["properties"]["server"] == "xiangtan"}
+        assert theirs and len(theirs) < len(cameras)
+        assert page.locator("path.sg-camera").count() == len(cameras)
+        assert page.locator("path.sg-camera-peer").count() == len(theirs)
+        key = page.locator("#sg-legend div").all_text_contents()
+        assert " 摄像机 (本服务器)" in key and " 对方服务器 xiangtan 的摄像机 (空心)" in key
+        hollow = page.eval_on_selector("#sg-legend .sg-key-camera-peer",
+                                       "s => getComputedStyle(s).backgroundColor")
+        assert hollow == "rgb(255, 255, 255)"
+        popup = _open_popup(page, "path.sg-camera-peer")
+        assert "数据来源对方服务器 xiangtan" in popup, popup
+        code = next(c for c in theirs if c in popup)
+        with engine(b.db_url).connect() as conn:  # the camera as Xiangtan's database has it
+            lon, lat = conn.execute(text("SELECT ST_X(geom), ST_Y(geom) FROM cameras "
+                                         "WHERE code = :c"), {"c": code}).one()
+        assert theirs[code]["geometry"]["coordinates"] == [lon, lat]
+        _shot(page, "border-two-servers-camera.png")
+        page.click(".leaflet-popup-close-button")
 
         # the plan lands on both servers: Xiangtan's team's route on Xiangtan's server
         page.fill("#sg-teams-a", "1")

@@ -4,7 +4,9 @@
  * stops a route could not reach ringed on the map and listed in #sg-unreached with the
  * reason), printable. Errors are shown in #sg-message. The legend says per side which
  * server its data came from and as of when (a partner city's server, a peer, drawn
- * dashed), and warns when the partner's side is an old copy or missing. */
+ * dashed), and warns when the partner's side is an old copy or missing. The cameras that
+ * see into the zone come with the border's answer: ours filled, the partner server's
+ * hollow (white inside), each popup saying which server it came from. */
 /* exported safegridBorder */
 function safegridBorder(map, config) {
   "use strict";
@@ -29,6 +31,7 @@ function safegridBorder(map, config) {
   const {message, value, esc, call, errorText, refused, legend, rows, fixed} =
     safegridTools(config, state);
   const CROSSING = {covered: "#1a9641", uncovered: "#d7191c"};
+  const CAMERA = "#ff7f00";
   const STATUS = {online: t.online, offline: t.offline, planned: t.planned};
 
   /* A side's city or district by name (its code as secondary text): [name, code]. */
@@ -49,6 +52,9 @@ function safegridBorder(map, config) {
 
   function cameraPopup(p) {
     return rows([[t.f_code, p.code], [t.f_status, STATUS[p.status] || p.status],
+                 [t.f_server, p.server === "local" ? t.source_local
+                   : t.camera_server.replace("{name}", p.server)],
+                 [t.f_side, ...city(p.side)],
                  [t.f_bearing, Math.round(p.bearing)], [t.f_fov, Math.round(p.fov)],
                  [t.f_range_m, Math.round(p.range_m)]]);
   }
@@ -140,23 +146,45 @@ function safegridBorder(map, config) {
     box.replaceChildren(...lines);
   }
 
-  /* The key: which side is which city, the border, the crossings, the other layers. */
+  /* The partner's server the cameras came from, by name (null: all from this one). */
+  function cameraPeer(body) {
+    const peer = [body.a, body.b].map(code => source(body, code)).find(
+      s => s.server === "peer");
+    return peer ? peer.peer : null;
+  }
+
+  /* The key: which side is which city, the border, the crossings, the other layers; with
+   * a partner's server, its cameras (hollow) apart from ours. */
   function key(body) {
+    const peer = cameraPeer(body);
+    const cameras = peer ? [[t.camera_ours, CAMERA], [t.camera_theirs.replace(
+      "{name}", peer), CAMERA, false, "sg-key-camera-peer"]] : [[t.camera, CAMERA]];
     state.key = [
       [t.legend_sides, [body.a, body.b].map((code, i) => [
         t.side_of.replace("{name}", city(code)[0]), SIDES[i], fromPeer(body, code)]).concat(
         [[t.border_line, "#222", true]])],
       [t.legend_crossings, [[t.covered, CROSSING.covered], [t.uncovered, CROSSING.uncovered]]],
-      [t.legend_other, [[t.hot_cell_key, "#d7191c"], [t.key_area, "#b15928"],
-                        [t.camera, "#ff7f00"]]]];
-    legend(state.key);
+      [t.legend_other, [[t.hot_cell_key, "#d7191c"], [t.key_area, "#b15928"]].concat(
+        cameras.map(([label, colour, dashed, kind]) => [label, colour, dashed,
+                                                         kind || "sg-key-camera"]))]];
+    drawKey(state.key);
+  }
+
+  /* The key's sections drawn (safegridTools' legend); swatches of entries naming a class
+   * (fourth item) take it: the cameras' round ones. */
+  function drawKey(sections) {
+    legend(sections);
+    const swatches = document.querySelectorAll("#sg-legend .sg-swatch");
+    sections.flatMap(([, entries]) => entries).forEach((entry, i) => {
+      if (entry[3] && swatches[i]) swatches[i].classList.add(entry[3]);
+    });
   }
 
   /* The key with the teams of a plan added, each in its colour. */
   function teamKey(data) {
     const teams = data.features.filter(f => f.properties.kind === "sector")
       .map(f => [teamName(f.properties), teamColour(f.properties)]);
-    legend(state.key.concat([[t.legend_teams, teams]]));
+    drawKey(state.key.concat([[t.legend_teams, teams]]));
   }
 
   /* The width each side in metres, or null (and the reason shown) when unusable. */
@@ -183,17 +211,19 @@ function safegridBorder(map, config) {
     return TEAMS[(offset + p.team - 1) % TEAMS.length];
   }
 
-  async function cameras(bounds) {
-    const bbox = [bounds.getWest(), bounds.getSouth(), bounds.getEast(), bounds.getNorth()]
-      .map(v => v.toFixed(6)).join(",");
-    const result = await call("/collections/cameras/items?limit=5000&bbox=" + bbox);
-    if (!result.ok) return 0;
-    L.geoJSON(result.data, {
-      pointToLayer: (f, at) => L.circleMarker(at, {radius: 2, color: "#ff7f00", weight: 1,
-                                                   fillOpacity: 0.8}),
+  /* The cameras that see into the zone, from the answer: ours filled, a partner
+   * server's hollow with a darker outline; how many. */
+  function cameras(body) {
+    const found = body.cameras || {type: "FeatureCollection", features: []};
+    L.geoJSON(found, {
+      pointToLayer: (f, at) => f.properties.server === "local"
+        ? L.circleMarker(at, {radius: 4, color: CAMERA, weight: 1, fillColor: CAMERA,
+                              fillOpacity: 0.85, className: "sg-camera"})
+        : L.circleMarker(at, {radius: 5, color: "#b35806", weight: 2, fillColor: "#fff",
+                              fillOpacity: 0.9, className: "sg-camera sg-camera-peer"}),
       onEachFeature: (f, layer) => layer.bindPopup(cameraPopup(f.properties)),
     }).addTo(marks);
-    return result.data.features.length;
+    return found.features.length;
   }
 
   async function show() {
@@ -232,7 +262,7 @@ function safegridBorder(map, config) {
       onEachFeature: (f, layer) => layer.bindPopup(rows([
         [t.f_name, f.properties.name], [t.f_side, ...city(f.properties.side)]])),
     }).addTo(marks);
-    const seen = await cameras(zone.getBounds());
+    const seen = cameras(body);
     L.geoJSON(body.crossings, {
       pointToLayer: (f, at) => L.circleMarker(at, {
         radius: 7, weight: 2, color: "#fff", fillOpacity: 1,
