@@ -120,7 +120,7 @@ def crossings(roads: np.ndarray, line: BaseGeometry, a: BaseGeometry,
     out: list[Crossing] = []
     roads = np.asarray(roads, dtype=object)
     band = shapely.buffer(line, tolerance)
-    contact = shapely.buffer(line, tolerance / 10)  # once: a long border buffers slowly
+    contact = _tiles(shapely.buffer(line, tolerance / 10))
     crossed: dict[tuple[int, int], list[float]] = {}  # (road, part) -> metres of passages
     for i in shapely.STRtree(roads).query(band, predicate="intersects"):
         for k, part in enumerate(_lines(roads[i])):
@@ -178,9 +178,24 @@ def _road_ends(roads: np.ndarray, line: BaseGeometry, a: BaseGeometry, b: BaseGe
     passed = np.array([any(abs(d - t) <= margin for d in crossed.get((int(r), int(k)), ()))
                        for r, k, t in zip(road, part, at, strict=True)], dtype=bool)
     clear = ~shapely.intersects(shapely.buffer(line, tolerance), probes)
-    on_a = shapely.distance(a, probes) <= shapely.distance(b, probes)
+    on_a = _on_a(probes, a, b)
     return _Ends(xy, road, part, at, inward, np.asarray(on_a, dtype=bool),
                  np.asarray(clear & ~passed, dtype=bool))
+
+
+def _on_a(points: np.ndarray, a: BaseGeometry, b: BaseGeometry) -> np.ndarray:
+    """Per point: nearer A than B (as :func:`_side`), by containment where that decides."""
+    inside = []
+    for g in (a, b):
+        own = shapely.from_wkb(shapely.to_wkb(g))  # prepared, the caller's left as it was
+        shapely.prepare(own)
+        inside.append(np.asarray(shapely.intersects(own, points), dtype=bool))
+    in_a, in_b = inside
+    on_a = np.asarray(in_a & ~in_b, dtype=bool)
+    unsure = np.flatnonzero(in_a == in_b)
+    if len(unsure):
+        on_a[unsure] = shapely.distance(a, points[unsure]) <= shapely.distance(b, points[unsure])
+    return on_a
 
 
 def _joined(roads: np.ndarray, line: BaseGeometry, a: BaseGeometry, b: BaseGeometry,
@@ -219,16 +234,32 @@ def _joined(roads: np.ndarray, line: BaseGeometry, a: BaseGeometry, b: BaseGeome
     return [Crossing(where[k], int(ends.road[pa[k]]), float(ends.at[pa[k]])) for k in order]
 
 
-def _passages(road: shapely.LineString, line: BaseGeometry, near: BaseGeometry,
+def _tiles(band: BaseGeometry, size: float = 250.0) -> shapely.STRtree:
+    """``band`` cut into squares of ``size`` metres, indexed.
+
+    A road meets a few small pieces of a long border's buffer, not the whole of it
+    (which is slow).
+    """
+    x0, y0, x1, y1 = band.bounds
+    xs, ys = np.meshgrid(np.arange(x0, x1 + size, size), np.arange(y0, y1 + size, size))
+    boxes = shapely.box(xs.ravel(), ys.ravel(), xs.ravel() + size, ys.ravel() + size)
+    boxes = boxes[shapely.STRtree(boxes).query(band, predicate="intersects")]
+    tiles = shapely.intersection(boxes, band)
+    return shapely.STRtree(tiles[~shapely.is_empty(tiles)])
+
+
+def _passages(road: shapely.LineString, line: BaseGeometry, near: shapely.STRtree,
               a: BaseGeometry, b: BaseGeometry,
               tolerance: float) -> list[tuple[shapely.Point, float]]:
     """Where ``road`` passes the border, and the metres along it.
 
-    ``near`` is the line's buffer of ``tolerance / 10`` metres.
+    ``near`` holds the tiles of the line's buffer of ``tolerance / 10`` metres; a contact
+    cut at a tile's edge joins up again as the stretches merge.
     """
-    contact = shapely.intersection(road, near)
+    tiles = near.geometries.take(near.query(road, predicate="intersects"))
+    contact = shapely.get_parts(shapely.intersection(road, tiles))
     stretches = []  # (from, to) metres along the road touching the border
-    for piece in shapely.get_parts(contact):
+    for piece in contact:
         coords = shapely.get_coordinates(piece)
         if len(coords) == 0:
             continue
