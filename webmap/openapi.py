@@ -420,7 +420,9 @@ def _border_paths() -> dict:
     paths = {
         "/api/border": {"get": {
             "summary": "The shared border: line, zone (a feature per side), road crossings "
-                       "with cover, incidents of both sides, hot cells, key areas; `sources` "
+                       "with cover, incidents of both sides, hot cells, key areas, the "
+                       "cameras that see into the zone (each with its side and server); "
+                       "`sources` "
                        "says per side which server its data came from (this one, or the "
                        "partner city's registered with `safegrid peers add`), as of when, "
                        "and whether it is a kept copy (stale) or missing, and why",
