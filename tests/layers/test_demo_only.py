@@ -1,7 +1,8 @@
 """``safegrid demo --only CODE``: one city's installation of the demo.
 
-The partition, checked against the full demo (the ``demo_small`` database, where the store
-derived every feature's jurisdiction): for every layer, the features of ``--only A`` are
+The partition, checked against the full demo (loaded afresh into a database of this module's
+own, so no other test's edits of the shared demo interfere; the store derived every feature's
+jurisdiction): for every layer, the features of ``--only A`` are
 exactly the full demo's features whose ``jurisdiction_code`` lies in A's tree (same
 geometry, fields and code, as multisets); those of ``--only A`` and ``--only B`` have
 nothing in common; and ``--only A --only B`` holds exactly the two together. Each one-city
@@ -28,17 +29,17 @@ A, B, C = "430100", "430300", "430200"
 
 @pytest.fixture(scope="module")
 def only(db_url):
-    """Engines of three databases: ``--only A``, ``--only B``, ``--only A --only B``."""
+    """Engines of four databases: the full demo, ``--only A``, ``--only B``, both."""
     base = make_url(db_url).database
     out = {}
-    for key, codes in (("a", (A,)), ("b", (B,)), ("ab", (A, B))):
+    for key, codes in (("full", ()), ("a", (A,)), ("b", (B,)), ("ab", (A, B))):
         url = fresh_database(f"{base}_only_{key}")
         migrate(url)
         out[key] = engine(url)
         demo.load(out[key], "small", 1, end=DEMO_END, only=codes)
         out[key + "_url"] = url
     yield out
-    for key in ("a", "b", "ab"):
+    for key in ("full", "a", "b", "ab"):
         out[key].dispose()
 
 
@@ -59,7 +60,8 @@ def _signatures(db, name: str, codes: list[str] | None = None) -> Counter:
     return Counter(tuple(r) for r in rows)
 
 
-def test_each_layer_is_partitioned_between_the_cities(db, demo_small, only):
+def test_each_layer_is_partitioned_between_the_cities(only):
+    db = only["full"]
     with db.connect() as conn:
         tree = {A: subtree_codes(conn, A), B: subtree_codes(conn, B)}
     assert not set(tree[A]) & set(tree[B])
@@ -81,8 +83,8 @@ def test_each_layer_is_partitioned_between_the_cities(db, demo_small, only):
     assert sum(_signatures(only["b"], "patrol_routes").values()) > 0
 
 
-def test_neighbours_are_bare_boundaries(db, demo_small, only):
-    with db.connect() as conn:
+def test_neighbours_are_bare_boundaries(only):
+    with only["full"].connect() as conn:
         full = {r.code: r.wkb for r in conn.execute(text(
             "SELECT code, ST_AsBinary(geom) AS wkb FROM jurisdictions WHERE level = 'city'"))}
     for key, mine, neighbours in (("a", A, {B, C}), ("b", B, {A, C}), ("ab", A, {C})):
@@ -106,9 +108,9 @@ def test_neighbours_are_bare_boundaries(db, demo_small, only):
             assert mine in roots_codes
 
 
-def test_both_installations_compute_the_same_border_zone(db, demo_small, only):
+def test_both_installations_compute_the_same_border_zone(only):
     zones = []
-    for engine_ in (db, only["a"], only["b"], only["ab"]):
+    for engine_ in (only["full"], only["a"], only["b"], only["ab"]):
         with engine_.connect() as conn:
             zones.append(shapely.from_wkb(border_zone_wkb(conn, A, B)))
     assert zones[0].area > 0
