@@ -64,6 +64,11 @@ ALLOWED: dict[tuple[str, str], str] = {
         "_buildings: f'FROM buildings b WHERE b.geom && {_BOX}', constant text",
     ("layers/coverage.py", "only"):
         "_targets: literal ' AND k.category = ANY(:schools)' or ''",
+    # layers/border.py
+    ("layers/border.py", "scope.condition"):
+        "access.read_scope: fixed fragments with :scope_zone/:scope_codes placeholders",
+    ("layers/border.py", "where"):
+        "_our_cameras: ' AND (scope.condition)' or ''",
     # layers/edit.py
     ("layers/edit.py", "props"):
         "_snapshot: registry field names as JSON keys and q()-quoted columns",
