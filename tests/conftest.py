@@ -121,6 +121,21 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def answers(url: str, proc: subprocess.Popen, seconds: float = 60.0) -> bool:
+    """Whether the server at ``url`` answers ``/healthz`` within ``seconds`` (False as
+    soon as its process ``proc`` has ended)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return True
+        except requests.ConnectionError:
+            if proc.poll() is not None:
+                return False
+            time.sleep(0.2)
+    return False
+
+
 class Server:
     """A real ``safegrid serve`` process on a free loopback port, its output in ``log``."""
 
@@ -133,17 +148,9 @@ class Server:
             self.proc = subprocess.Popen(
                 [SAFEGRID, "serve", "--port", str(self.port), *args], env=full_env,
                 stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{self.url}/healthz", timeout=2).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                if self.proc.poll() is not None:
-                    break
-                time.sleep(0.3)
-        self.stop()
-        pytest.fail(f"safegrid serve did not come up: {log.read_text()[-2000:]}")
+        if not answers(self.url, self.proc):
+            self.stop()
+            pytest.fail(f"safegrid serve did not come up: {log.read_text()[-2000:]}")
 
     def output(self) -> str:
         """Everything the server printed so far."""

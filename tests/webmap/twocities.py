@@ -47,7 +47,7 @@ from sqlalchemy import create_engine
 
 from layers.cluster import managed_cluster
 
-from ..conftest import DEMO_END, SAFEGRID
+from ..conftest import DEMO_END, SAFEGRID, answers
 
 __all__ = ["A", "B", "City", "TwoCities", "two_cities"]
 
@@ -120,15 +120,8 @@ class City:
             self.proc = subprocess.Popen(
                 [SAFEGRID, "serve", "--port", str(self.port)], env=_env(self.home, self.db_url),
                 stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{self.url}/healthz", timeout=2).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                if self.proc.poll() is not None:
-                    break
-                time.sleep(0.2)
+        if answers(self.url, self.proc):
+            return
         self.stop()
         pytest.fail(f"safegrid serve of {self.code} did not come up: "
                     f"{self.log.read_text(errors='replace')[-2000:]}")
