@@ -32,7 +32,7 @@ from shapely.geometry import shape
 from sqlalchemy import Connection, text
 
 from .errors import PeerUnavailable
-from .peers import Peer, record_contact, token_of
+from .peers import SLOW, Peer, no_answer, record_contact, token_of
 
 __all__ = ["COLLECTIONS", "MAX_PAGES", "PAGE_LIMIT", "RETRY_AFTER", "TIMEOUT", "PeerCollection",
            "PeerFeature", "TheirSide", "cached_side", "read_their_side"]
@@ -49,7 +49,6 @@ MAX_PAGES = 200  # pages of one collection: more is not a border zone, it is a l
 # seconds: a peer that did not answer in time is not asked again this soon (its kept copy
 # is used), so a frozen peer does not hold every request of ours in turn
 RETRY_AFTER = 15.0
-SLOW = "did not answer within"
 
 
 @dataclass(frozen=True)
@@ -178,15 +177,8 @@ def _get(session: requests.Session, peer: Peer, url: str, clock: _Clock,
     try:
         return session.get(url, headers=headers or {}, allow_redirects=False,
                            timeout=(min(CONNECT_TIMEOUT, left), left))
-    except requests.Timeout:
-        raise _Failed(f"peer {peer.name} ({peer.url}) {SLOW} "
-                      f"{budget:g} s") from None
-    except requests.ConnectionError:
-        raise _Failed(f"peer {peer.name} ({peer.url}) cannot be reached (connection "
-                      "refused or no route)") from None
-    except requests.RequestException as exc:
-        raise _Failed(f"peer {peer.name} ({peer.url}) could not be asked: "
-                      f"{type(exc).__name__}") from None
+    except (requests.RequestException, OSError) as exc:
+        raise _Failed(no_answer(peer.name, peer.url, exc, budget)) from None
 
 
 def _message_of(response: requests.Response) -> str:

@@ -28,12 +28,14 @@ from .access import BORDER_TOLERANCE_M
 from .cluster import managed_cluster
 from .errors import BadRequest, Conflict, NotFound, PeerUnavailable
 
-__all__ = ["CONTACT_TIMEOUT_S", "Peer", "PeerError", "add_peer", "check_answers", "list_peers",
-           "peer_for", "peers_dir", "record_contact", "remove_peer", "token_of"]
+__all__ = ["CONTACT_TIMEOUT_S", "SLOW", "Peer", "PeerError", "add_peer", "check_answers",
+           "list_peers", "no_answer", "peer_for", "peers_dir", "record_contact", "remove_peer",
+           "token_of"]
 
 CONTACT_TIMEOUT_S = 5.0  # the longest add_peer waits for the peer's first answer
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 MAX_ERROR = 500  # characters of a peer's last error kept
+SLOW = "did not answer within"  # how a peer's timeout is said (and recognised in last_error)
 
 
 class PeerError(BadRequest):
@@ -216,15 +218,9 @@ def check_answers(name: str, url: str, token: str,
         r = requests.get(probe, params={"limit": 1}, timeout=timeout, allow_redirects=False,
                          headers={"Authorization": f"Bearer {token}",
                                   "Accept": "application/geo+json"})
-    except requests.Timeout:
-        raise PeerUnavailable(f"peer {name} at {url} did not answer within {timeout:g} s; "
-                              "nothing was written") from None
-    except requests.ConnectionError:
-        raise PeerUnavailable(f"peer {name} at {url} could not be reached (connection "
-                              "refused or no such host); nothing was written") from None
-    except requests.RequestException as exc:
-        raise PeerUnavailable(f"peer {name} at {url} could not be asked "
-                              f"({type(exc).__name__}); nothing was written") from None
+    except (requests.RequestException, OSError) as exc:
+        raise PeerUnavailable(f"{no_answer(name, url, exc, timeout)}; nothing was "
+                              "written") from None
     if r.status_code in (401, 403):
         raise PeerUnavailable(f"peer {name} at {url} refused the token (HTTP {r.status_code}); "
                               "ask its administrator for a border_partner token; nothing was "
@@ -241,6 +237,19 @@ def check_answers(name: str, url: str, token: str,
         raise PeerUnavailable(f"peer {name} at {url} answered {probe} with something that is "
                               "not a GeoJSON FeatureCollection; is it a safegrid server? "
                               "nothing was written")
+
+
+def no_answer(name: str, url: str, exc: Exception, waited: float) -> str:
+    """Why a request to peer ``name`` at ``url`` got no answer, in words (no token in it).
+
+    ``exc`` is what ``requests`` raised (or an OSError), ``waited`` the seconds allowed.
+    """
+    where = f"peer {name} ({url})"
+    if isinstance(exc, requests.Timeout):
+        return f"{where} {SLOW} {waited:g} s"
+    if isinstance(exc, requests.ConnectionError):
+        return f"{where} could not be reached (connection refused or no such host)"
+    return f"{where} could not be asked ({type(exc).__name__})"
 
 
 def _write_token(path: Path, token: str) -> None:

@@ -30,7 +30,7 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 
 from .errors import PeerConflict, PeerUnavailable
-from .peers import Peer, token_of
+from .peers import Peer, no_answer, token_of
 
 __all__ = ["COLLECTION", "replace_routes", "routes_on_peer"]
 
@@ -82,15 +82,9 @@ class _Link:
                         raise PeerUnavailable(f"{self.where()} answered more than "
                                               f"{MAX_BODY} bytes while {what}")
                 answer = Answer(r.status_code, r.headers, bytes(body), r.reason or "")
-        except requests.Timeout:
-            raise PeerUnavailable(f"{self.where()} did not answer within {self.timeout:g} s "
-                                  f"while {what}") from None
-        except requests.ConnectionError:
-            raise PeerUnavailable(f"{self.where()} could not be reached (connection refused "
-                                  f"or no such host) while {what}") from None
         except (requests.RequestException, OSError) as exc:
-            raise PeerUnavailable(f"{self.where()} could not be asked while {what} "
-                                  f"({type(exc).__name__})") from None
+            raise PeerUnavailable(f"{no_answer(self.peer.name, self.peer.url, exc, self.timeout)}"
+                                  f" while {what}") from None
         self._check_status(answer, what)
         return answer
 

@@ -186,5 +186,5 @@ def test_the_other_side_read_from_a_peer_joins_ours(border, db, tmp_path, monkey
                                            for f in before["cameras"]["features"]}
     assert down["cameras"] == body["cameras"]
     assert down["crossings"] == body["crossings"] and down["incidents"] == body["incidents"]
-    assert down["sources"][B]["stale"] and "cannot be reached" in down["sources"][B]["error"]
+    assert down["sources"][B]["stale"] and "could not be reached" in down["sources"][B]["error"]
     assert down["sources"][B]["as_of"] == body["sources"][B]["as_of"]

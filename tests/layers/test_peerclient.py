@@ -300,5 +300,5 @@ def test_a_slow_peer_is_given_up_in_bounded_time_and_a_missing_one_is_said(
         url = fake.url
     with registered(db, url, "tok", tmp_path, monkeypatch, "gone") as peer:
         side = read_their_side(db.connect(), peer, zone)
-        assert side.absent and "cannot be reached" in side.error
+        assert side.absent and "could not be reached" in side.error
         assert cached_side(db.connect(), peer).absent
