@@ -46,13 +46,33 @@ def _distances() -> tuple[float, ...] | None:
     return values
 
 
-def _query() -> TerrainQuery:
+def _jurisdiction() -> str:
     code = request.args.get("jurisdiction")
     if not code:
         raise BadRequest("jurisdiction is required (?jurisdiction=CODE)")
+    return code
+
+
+def _period(days: int) -> tuple[dt.datetime, dt.datetime]:
+    """(start, end) from ``from`` and ``to``; a bad value is a 400 naming its parameter.
+
+    ``to`` defaults to now, ``from`` to ``days`` before ``to``.
+    """
     end_raw, start_raw = request.args.get("to"), request.args.get("from")
-    end = period_end(end_raw) if end_raw else dt.datetime.now(dt.UTC)
-    start = instant(start_raw, False) if start_raw else end - dt.timedelta(days=DEFAULT_DAYS)
+    try:
+        end = period_end(end_raw) if end_raw else dt.datetime.now(dt.UTC)
+    except BadRequest as exc:
+        raise BadRequest(f"to: {exc}") from None
+    try:
+        start = instant(start_raw, False) if start_raw else end - dt.timedelta(days=days)
+    except BadRequest as exc:
+        raise BadRequest(f"from: {exc}") from None
+    return start, end
+
+
+def _query() -> TerrainQuery:
+    code = _jurisdiction()
+    start, end = _period(DEFAULT_DAYS)
     area = HotspotQuery(jurisdiction=code, start=start, end=end,
                         category=request.args.get("category"), cell=number_arg("cell"),
                         hours=request.args.get("hours"), weekdays=request.args.get("weekdays"))
@@ -74,24 +94,13 @@ PLACES_PARAMS = {"jurisdiction", "from", "to", "days"}
 
 
 def _places_query() -> RiskPlacesQuery:
-    code = request.args.get("jurisdiction")
-    if not code:
-        raise BadRequest("jurisdiction is required (?jurisdiction=CODE)")
+    code = _jurisdiction()
     if "from" in request.args and "days" in request.args:
         raise BadRequest("give from or days, not both (days counts back from to)")
     days = whole_arg("days", DEFAULT_DAYS)
     if not 1 <= days <= MAX_DAYS:
         raise BadRequest(f"days must be 1 to {MAX_DAYS}, got {days}")
-    end_raw, start_raw = request.args.get("to"), request.args.get("from")
-    try:
-        end = period_end(end_raw) if end_raw else dt.datetime.now(dt.UTC)
-    except BadRequest as exc:
-        raise BadRequest(f"to: {exc}") from None
-    try:
-        start = instant(start_raw, False) if start_raw else end - dt.timedelta(days=days)
-    except BadRequest as exc:
-        raise BadRequest(f"from: {exc}") from None
-    return RiskPlacesQuery(code, start, end)
+    return RiskPlacesQuery(code, *_period(days))
 
 
 @bp.get("/api/risk/places")
