@@ -13,9 +13,6 @@ nothing kept is lost.
 from __future__ import annotations
 
 import datetime as dt
-import http.server
-import json
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,8 +22,10 @@ import shapely
 from sqlalchemy import text
 
 from layers.access import border_zone_wkb
-from layers.peerclient import COLLECTIONS, TIMEOUT, cached_side, read_their_side
+from layers.peerclient import COLLECTIONS, cached_side, read_their_side
 from layers.peers import Peer, peer_for, peers_dir
+
+from ..peerhelp import Answering, serving
 
 pytestmark = pytest.mark.db
 
@@ -119,7 +118,10 @@ def test_the_zone_is_read_kept_and_revalidated(db, server, live_server, reader_t
             {c: [f.id for f in side.features(c)] for c in COLLECTIONS}
         tags = {c.name: c.etag for c in side.collections.values()}
         assert all(tags.values()), tags  # the peer's ETags: each collection answers 304
-        time.sleep(0.2)
+        deadline = time.monotonic() + 5  # the server's access log is written after answering
+        while live_server.output().count(" 304 ") < served + len(COLLECTIONS) and \
+                time.monotonic() < deadline:
+            time.sleep(0.02)
         assert live_server.output().count(" 304 ") >= served + len(COLLECTIONS)
         assert again.stamp == side.stamp  # nothing changed there: the same state
         # a road written there inside the zone is read at once, and its removal too
@@ -139,50 +141,6 @@ def test_the_zone_is_read_kept_and_revalidated(db, server, live_server, reader_t
         gone = read_their_side(db.connect(), peer, zone)
         assert road not in [f.id for f in gone.features("roads")]
         assert road not in kept(db, "xt-read")["roads"]
-
-
-class Fake(http.server.ThreadingHTTPServer):
-    """A loopback server answering every GET with ``answer(path)`` -> (status, body)."""
-
-    daemon_threads = True
-
-    def __init__(self, answer, delay: float = 0.0):
-        super().__init__(("127.0.0.1", 0), _FakeHandler)
-        self.answer, self.delay, self.paths, self.tokens = answer, delay, [], []
-        self.url = f"http://127.0.0.1:{self.server_address[1]}"
-
-
-class _FakeHandler(http.server.BaseHTTPRequestHandler):
-    def log_message(self, *args) -> None:  # quiet
-        pass
-
-    def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
-        server: Fake = self.server
-        server.paths.append(self.path)
-        server.tokens.append(self.headers.get("Authorization"))
-        if server.delay:
-            time.sleep(server.delay)
-        status, body = server.answer(self.path)
-        data = body if isinstance(body, bytes) else json.dumps(body).encode()
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/geo+json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-        except OSError:
-            pass  # the client gave up (the slow peer)
-
-
-@contextmanager
-def serving(fake: Fake) -> Iterator[Fake]:
-    thread = threading.Thread(target=fake.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield fake
-    finally:
-        fake.shutdown()
-        fake.server_close()
 
 
 def _features(path: str, zone: shapely.Geometry) -> list[dict]:
@@ -213,7 +171,7 @@ def _fine(zone):
 ])
 def test_a_peer_failing_keeps_the_copy_and_says_why(db, demo_small, zone, tmp_path,
                                                     monkeypatch, answer, reason):
-    with serving(Fake(_fine(zone))) as fake, \
+    with serving(Answering(_fine(zone))) as fake, \
             registered(db, fake.url, "tok-sekret-1", tmp_path, monkeypatch, "fake") as peer:
         first = read_their_side(db.connect(), peer, zone)
         assert not first.stale and first.features("roads")[0].id == 7
@@ -240,7 +198,7 @@ def test_a_peer_keeping_its_incidents_is_read_without_them(db, demo_small, zone,
             return 403, {"error": "role border_partner may not read incidents"}
         return _fine(zone)(path)
 
-    with serving(Fake(answer)) as fake, \
+    with serving(Answering(answer)) as fake, \
             registered(db, fake.url, "tok", tmp_path, monkeypatch, "fake") as peer:
         side = read_their_side(db.connect(), peer, zone)
     assert not side.stale and side.as_of is not None
@@ -260,7 +218,7 @@ def test_pages_are_followed_on_the_same_server_only_and_never_in_a_loop(
                      "features": [{"type": "Feature", "id": n, "geometry": at,
                                    "properties": {}}]}
 
-    with serving(Fake(paged)) as fake, \
+    with serving(Answering(paged)) as fake, \
             registered(db, fake.url, "tok", tmp_path, monkeypatch, "fake") as peer:
         side = read_their_side(db.connect(), peer, zone)
         assert [f.id for f in side.features("roads")] == [0, 1, 2]
@@ -279,12 +237,13 @@ def test_pages_are_followed_on_the_same_server_only_and_never_in_a_loop(
 
 def test_a_slow_peer_is_given_up_in_bounded_time_and_a_missing_one_is_said(
         db, demo_small, zone, tmp_path, monkeypatch):
-    with serving(Fake(_fine(zone), delay=30)) as fake, \
+    with serving(Answering(_fine(zone), delay=30)) as fake, \
             registered(db, fake.url, "tok", tmp_path, monkeypatch, "slow") as peer:
         started = time.monotonic()
-        side = read_their_side(db.connect(), peer, zone)
+        # a bound of 1 s instead of the default 4 s: the same give-up, sooner
+        side = read_their_side(db.connect(), peer, zone, timeout=1.0)
         took = time.monotonic() - started
-        assert took < TIMEOUT + 1.0, took
+        assert 0.9 <= took < 1.0 + 1.0, took
         assert side.stale and side.absent and "did not answer within" in side.error
         assert kept(db, "slow") == {}
         # asked again at once, it is not asked: the kept copy (none) and the reason
@@ -296,7 +255,7 @@ def test_a_slow_peer_is_given_up_in_bounded_time_and_a_missing_one_is_said(
         assert time.monotonic() - started < 1.0
         assert len(fake.paths) == asked
         assert again.stale and "asked again 15 s after that" in again.error
-    with serving(Fake(_fine(zone))) as fake:
+    with serving(Answering(_fine(zone))) as fake:
         url = fake.url
     with registered(db, url, "tok", tmp_path, monkeypatch, "gone") as peer:
         side = read_their_side(db.connect(), peer, zone)

@@ -2,11 +2,10 @@
 ``border_partner`` token is the realistic peer token, and against tiny real servers on
 loopback that refuse, hang or answer garbage. Every refusal writes nothing."""
 
-import http.server
 import os
 import socket
 import stat
-import threading
+from contextlib import ExitStack
 
 import pytest
 from sqlalchemy import text
@@ -23,6 +22,8 @@ from layers.peers import (
     remove_peer,
     token_of,
 )
+
+from ..peerhelp import Answering, always, serving
 
 pytestmark = pytest.mark.db
 
@@ -55,50 +56,18 @@ def _add(db, name, url, token, a=A, b=B):
         return add_peer(conn, name, url, a, b, token, "tester")
 
 
-class _Garbage(http.server.BaseHTTPRequestHandler):
-    body = b"<html><body>not an API</body></html>"
-    ctype = "text/html"
-
-    def do_GET(self):  # noqa: N802 - the name http.server calls
-        self.send_response(200)
-        self.send_header("Content-Type", self.ctype)
-        self.send_header("Content-Length", str(len(self.body)))
-        self.end_headers()
-        self.wfile.write(self.body)
-
-    def log_message(self, *args):
-        pass
-
-
-class _Forbidding(_Garbage):
-    def do_GET(self):  # noqa: N802 - the name http.server calls
-        self.send_response(403)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"{}")
-
-
-class _JsonNotFeatures(_Garbage):
-    body = b'{"type": "Feature", "geometry": null, "properties": {}}'
-    ctype = "application/json"
+# what a server that is not a safegrid peer may answer
+GARBAGE = always(200, b"<html><body>not an API</body></html>", "text/html")
+NOT_FEATURES = always(200, b'{"type": "Feature", "geometry": null, "properties": {}}',
+                      "application/json")
+FORBIDDING = always(403, b"{}", "application/json")
 
 
 @pytest.fixture
 def garbage_server():
-    """``garbage_server(handler)``: the URL of a real HTTP server on loopback."""
-    servers = []
-
-    def start(handler):
-        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
-        servers.append(srv)
-        return f"http://127.0.0.1:{srv.server_address[1]}"
-
-    yield start
-    for srv in servers:
-        srv.shutdown()
-        srv.server_close()
+    """``garbage_server(answer)``: the URL of a real HTTP server on loopback saying it."""
+    with ExitStack() as stack:
+        yield lambda answer: stack.enter_context(serving(Answering(answer))).url
 
 
 def test_add_list_record_remove_against_a_real_server(db, server, partner_token, home):
@@ -203,14 +172,14 @@ def test_wrong_token_is_refused(db, server, home):
 
 def test_a_forbidding_peer_is_refused(db, demo_small, garbage_server, home):
     with pytest.raises(PeerUnavailable, match="refused the token \\(HTTP 403\\)") as err:
-        _add(db, "closed", garbage_server(_Forbidding), "sg_secret_token_4")
+        _add(db, "closed", garbage_server(FORBIDDING), "sg_secret_token_4")
     assert "sg_secret_token_4" not in str(err.value)
     _nothing_written(db, home, "closed")
 
 
-@pytest.mark.parametrize("handler", [_Garbage, _JsonNotFeatures])
-def test_garbage_answers_are_refused(db, demo_small, garbage_server, handler, home):
-    url = garbage_server(handler)
+@pytest.mark.parametrize("answer", [GARBAGE, NOT_FEATURES], ids=["html", "not-features"])
+def test_garbage_answers_are_refused(db, demo_small, garbage_server, answer, home):
+    url = garbage_server(answer)
     with pytest.raises(PeerUnavailable, match="not a GeoJSON FeatureCollection") as err:
         _add(db, "junk", url, "sg_secret_token_2")
     assert "sg_secret_token_2" not in str(err.value)

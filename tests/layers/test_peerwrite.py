@@ -10,13 +10,10 @@ that answers garbage, answers nothing or is not there.
 from __future__ import annotations
 
 import datetime as dt
-import http.server
 import json
 import socket
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -29,6 +26,8 @@ from layers.access import border_zone_wkb
 from layers.errors import PeerConflict, PeerUnavailable
 from layers.peers import Peer, peers_dir
 from layers.peerwrite import replace_routes, routes_on_peer
+
+from ..peerhelp import Answering, Relay, always, serving
 
 pytestmark = pytest.mark.db
 
@@ -156,53 +155,6 @@ def test_replacing_twice_leaves_the_second_set_and_other_borders_alone(db, peer,
     assert stored(db, "border <> :k") == others  # nothing else touched
 
 
-class Relay(http.server.ThreadingHTTPServer):
-    """A loopback relay to ``target``; before the ``nth`` DELETE it runs ``meanwhile``."""
-
-    def __init__(self, target: str, nth: int, meanwhile: Callable[[str], None]):
-        super().__init__(("127.0.0.1", 0), _RelayHandler)
-        self.target, self.nth, self.meanwhile, self.deletes = target, nth, meanwhile, 0
-        self.url = f"http://127.0.0.1:{self.server_address[1]}"
-
-
-class _RelayHandler(http.server.BaseHTTPRequestHandler):
-    def log_message(self, *args) -> None:  # quiet
-        pass
-
-    def _relay(self) -> None:
-        server: Relay = self.server
-        if self.command == "DELETE":
-            server.deletes += 1
-            if server.deletes == server.nth:
-                server.meanwhile(self.path)
-        size = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(size) if size else None
-        headers = {k: v for k, v in self.headers.items()
-                   if k.lower() in ("authorization", "content-type", "if-match", "accept")}
-        r = requests.request(self.command, server.target + self.path, data=body,
-                             headers=headers, timeout=30, allow_redirects=False)
-        self.send_response(r.status_code)
-        for k in ("Content-Type", "ETag", "Location"):
-            if k in r.headers:
-                self.send_header(k, r.headers[k])
-        self.send_header("Content-Length", str(len(r.content)))
-        self.end_headers()
-        self.wfile.write(r.content)
-
-    do_GET = do_POST = do_PUT = do_DELETE = _relay
-
-
-@contextmanager
-def serving(httpd: http.server.HTTPServer) -> Iterator[http.server.HTTPServer]:
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield httpd
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-
-
 @pytest.mark.parametrize("nth", [1, 2])
 def test_a_route_changed_on_the_peer_meanwhile_is_a_conflict_and_kept(
         db, server, tokens, peer, places, nth, tmp_path, monkeypatch):
@@ -222,8 +174,16 @@ def test_a_route_changed_on_the_peer_meanwhile_is_a_conflict_and_kept(
         assert put.status_code == 200, put.text
         changed.append(feature["id"])
 
+    deletes: list[str] = []
+
+    def meanwhile(method: str, path: str) -> None:  # before the nth DELETE reaches the peer
+        if method == "DELETE":
+            deletes.append(path)
+            if len(deletes) == nth:
+                officer_edits(path)
+
     before = audit_rows(db)
-    with serving(Relay(server, nth, officer_edits)) as relay:
+    with serving(Relay(server, meanwhile)) as relay:
         via = as_peer(relay.url, peer_token(peer), tmp_path, monkeypatch)
         with pytest.raises(PeerConflict) as refused:
             replace_routes(via, KEY, [route(places, "新方案", 1)])
@@ -283,27 +243,6 @@ def test_a_route_the_peer_refuses_midway_leaves_nothing_of_the_plan(db, peer, pl
     assert made == 1  # it was written, then taken back
 
 
-def _garbage(status: int, content_type: str, body: bytes, delay: float = 0.0):
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args) -> None:
-            pass
-
-        def _answer(self) -> None:
-            time.sleep(delay)
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            try:
-                self.wfile.write(body)
-            except OSError:
-                pass
-
-        do_GET = do_POST = do_PUT = do_DELETE = _answer
-
-    return http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-
-
 @pytest.mark.parametrize(("status", "kind", "body", "said"), [
     (200, "text/html", b"<html><body>It works!</body></html>", "not JSON"),
     (200, "application/json", b'[1, 2, 3]', "not a GeoJSON FeatureCollection"),
@@ -314,8 +253,8 @@ def _garbage(status: int, content_type: str, body: bytes, delay: float = 0.0):
 ])
 def test_a_peer_answering_garbage_is_unavailable(places, tmp_path, monkeypatch, status, kind,
                                                  body, said):
-    with serving(_garbage(status, kind, body)) as httpd:
-        url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    with serving(Answering(always(status, body, kind))) as httpd:
+        url = httpd.url
         odd = as_peer(url, "some-token", tmp_path, monkeypatch)
         with pytest.raises(PeerUnavailable) as refused:
             replace_routes(odd, KEY, [route(places, "不该写入", 1)])
@@ -325,8 +264,8 @@ def test_a_peer_answering_garbage_is_unavailable(places, tmp_path, monkeypatch, 
 
 
 def test_a_silent_peer_times_out_and_a_missing_one_is_said(places, tmp_path, monkeypatch):
-    with serving(_garbage(200, "application/json", b"{}", delay=3)) as httpd:
-        url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    with serving(Answering(always(200, b"{}", "application/json"), delay=3)) as httpd:
+        url = httpd.url
         silent = as_peer(url, "some-token", tmp_path, monkeypatch)
         started = time.monotonic()
         with pytest.raises(PeerUnavailable) as refused:
