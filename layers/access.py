@@ -129,6 +129,10 @@ def read_scope(conn: Connection, user: User, layer: Layer) -> Scope:
     if user.role == "admin":
         return Scope(None, {}, personal, {"scope_all": "on"})
     if user.role == "border_partner":
+        if layer.name == "incidents" and user.incidents == "cells":
+            raise Forbidden(f"incident points are not shared with the {user.partner} "
+                            f"partner; it is given counts per cell of the zone "
+                            f"(collection incident_cells)")
         zone = border_zone_wkb(conn, user.jurisdiction, user.partner)
         return Scope("ST_Intersects(t.geom, ST_GeomFromEWKB(:scope_zone))",
                      {"scope_zone": zone}, personal, {"scope_zone": zone.hex()})

@@ -38,6 +38,7 @@ from geo.border import (
     plan_patrols,
     shared_border,
 )
+from geo.cellshare import CellTally, expand, tally
 from geo.crs import Projection
 from geo.hotspots import (
     benjamini_hochberg,
@@ -62,15 +63,16 @@ from .coverage import REACH_M, Borrowed, CoverageQuery, Scene, look, watching
 from .errors import UnknownJurisdiction, Unprocessable
 from .hotspots import AGGREGATE_ONLY, MIN_SHOWN
 from .incidents import read_incidents
-from .peerclient import RETRY_AFTER, TIMEOUT, PeerFeature, TheirSide, read_their_side
+from .peerclient import CELLS, RETRY_AFTER, TIMEOUT, PeerFeature, TheirSide, read_their_side
 from .peers import Peer, peer_for
 from .peerwrite import replace_routes
 from .registry import INCIDENT_CATEGORIES, LAYERS
 from .users import User
 from .validate import LOCAL_TZ
 
-__all__ = ["READ_TABLES", "BadBorderRequest", "BorderQuery", "Neighbours", "border_view",
-           "kept_border_view", "neighbour_pairs", "patrol_plan"]
+__all__ = ["HOT_CELL", "READ_TABLES", "BadBorderRequest", "BorderQuery", "Neighbours",
+           "border_view", "kept_border_view", "neighbour_pairs", "partner_incident_cells",
+           "patrol_plan"]
 
 MAX_WIDTH = 20_000.0
 HOT_CELL = 250.0  # metres: the side of the hot-spot cells over the zone
@@ -273,8 +275,12 @@ def _peer_side(conn: Connection, user: User, query: BorderQuery,
     peer = peer_for(conn, query.a, query.b)
     if peer is None:
         return None
+    start = (_period_start(query) - dt.timedelta(seconds=1)).astimezone(dt.UTC)
+    terms = {"width": f"{query.width:g}", "tolerance": f"{query.tolerance:g}",
+             "datetime": f"{start.isoformat(timespec='seconds')}/.."}
     return read_their_side(conn, peer, _zone_lonlat(_load(conn, user, query)),
-                           timeout=timeout, retry_after=0.0 if patient else RETRY_AFTER)
+                           timeout=timeout, retry_after=0.0 if patient else RETRY_AFTER,
+                           cells=terms)
 
 
 def _in_zone(border: _Border, features: tuple[PeerFeature, ...], metres: float = 0.0
@@ -412,22 +418,72 @@ def _their_incidents(border: _Border, start: dt.datetime) -> dict:
     return out
 
 
+def _period_start(query: BorderQuery) -> dt.datetime:
+    """The start of the incidents' period: ``days`` days before now."""
+    return dt.datetime.now(dt.UTC) - dt.timedelta(days=query.days)
+
+
+def _local_hours(epoch: np.ndarray) -> np.ndarray:
+    local = np.asarray(epoch, dtype=float) + \
+        LOCAL_TZ.utcoffset(dt.datetime.now()).total_seconds()  # no DST
+    return ((local // 3600) % 24).astype(int)
+
+
+def _their_cells(border: _Border) -> list[CellTally] | None:
+    """The peer's incidents as counts per cell when it gives them so (None otherwise).
+
+    A cell is used only when it is on our lattice (the zone's metric CRS and
+    :data:`HOT_CELL`) and adds up (its hours and categories count its incidents).
+    """
+    their = border.their
+    if their is None or CELLS not in their.collections or \
+            not their.collections["incidents"].refused:
+        return None
+    cells = []
+    for f in their.features(CELLS):
+        cell = _cell_tally(border, f.properties)
+        if cell is not None:
+            cells.append(cell)
+    return cells
+
+
+def _cell_tally(border: _Border, p: dict) -> CellTally | None:
+    """One of the peer's cells as a tally; None when it is not one of our lattice's."""
+    try:
+        hours = tuple(int(h) for h in p["by_hour"])
+        kinds = {str(k): int(v) for k, v in dict(p["by_category"]).items()}
+        cell = CellTally(int(p["col"]), int(p["row"]), str(p["side"]), int(p["count"]),
+                         float(p["severity"]), hours, kinds)
+        fits = p["crs"] == border.scene.crs and float(p["size_m"]) == HOT_CELL
+    except (KeyError, TypeError, ValueError):
+        return None
+    sound = (cell.count > 0 and len(hours) == 24 and min(hours) >= 0
+             and sum(hours) == cell.count and sum(kinds.values()) == cell.count
+             and min(kinds.values(), default=0) >= 0 and math.isfinite(cell.severity)
+             and cell.severity >= 0 and cell.side in border.sides)
+    return cell if fits and sound else None
+
+
 def _read_incidents(conn: Connection, border: _Border) -> None:
-    end = dt.datetime.now(dt.UTC)
-    start = end - dt.timedelta(days=border.query.days)
+    start = _period_start(border.query)
     incidents = read_incidents(conn, border.scene.crs, area=_zone_lonlat(border), start=start)
-    xy, epoch = incidents.xy, incidents.epoch
+    xy, epoch = incidents.xy.reshape(-1, 2), incidents.epoch
     category, severity = incidents.category, incidents.severity
     theirs = _their_incidents(border, start)
     if theirs["epoch"]:
         more = np.column_stack(border.scene.projection.project_xy(theirs["lon"], theirs["lat"]))
-        xy = np.concatenate([xy.reshape(-1, 2), more])
+        xy = np.concatenate([xy, more])
         epoch = np.concatenate([epoch, np.array(theirs["epoch"], dtype=float)])
         category = np.concatenate([category, np.array(theirs["category"], dtype=object)])
         severity = np.concatenate([severity, np.array(theirs["severity"], dtype=float)])
-    local = epoch + LOCAL_TZ.utcoffset(dt.datetime.now()).total_seconds()  # no DST
-    border.incidents = {"xy": xy, "hour": ((local // 3600) % 24).astype(int),
-                        "category": category, "severity": severity}
+    border.incidents = {"xy": xy, "hour": _local_hours(epoch), "category": category,
+                        "severity": severity, "side": _side_of(border, xy)}
+    cells = _their_cells(border)
+    if cells:  # the peer's incidents as stand-ins at their cells' centres
+        more = expand(cells, HOT_CELL)
+        for key, values in (("xy", more.xy), ("hour", more.hour), ("side", more.side),
+                            ("category", more.category), ("severity", more.severity)):
+            border.incidents[key] = np.concatenate([border.incidents[key], values])
 
 
 def _side_of(border: _Border, xy: np.ndarray) -> np.ndarray:
@@ -461,7 +517,7 @@ def _hot_cells(border: _Border, user: User) -> tuple[list[dict], list[tuple]]:
 
 def _incident_summary(border: _Border) -> dict:
     inc = border.incidents
-    sides = _side_of(border, inc["xy"])
+    sides = inc["side"]
     return {"total": int(len(inc["xy"])), "days": border.query.days,
             "by_side": {c: int((sides == c).sum()) for c in border.sides},
             "by_category": {c: int((inc["category"] == c).sum()) for c in INCIDENT_CATEGORIES
@@ -615,8 +671,19 @@ def _sources(query: BorderQuery, their: TheirSide | None, computed: str | None =
         peer: Peer = their.peer
         out[peer.b] = {"server": "peer", "peer": peer.name, "url": peer.url,
                        "as_of": _when(their.as_of), "stale": their.stale,
-                       "error": their.error}
+                       "error": their.error, "incidents": _incidents_shared(their)}
     return out
+
+
+def _incidents_shared(their: TheirSide) -> str:
+    """How the peer gives its incidents: ``points``, ``cells`` or ``none``.
+
+    ``cells``: counts per cell only; ``none``: kept to itself, or never read.
+    """
+    if not their.collections["incidents"].refused:
+        return "points" if their.collections["incidents"].as_of is not None else "none"
+    cells = their.collections.get(CELLS)
+    return "cells" if cells is not None and cells.as_of is not None else "none"
 
 
 def border_view(conn: Connection, user: User, query: BorderQuery) -> dict:
@@ -661,6 +728,37 @@ def _view(conn: Connection, user: User, query: BorderQuery, their: TheirSide | N
                        "hot_cell": HOT_CELL},
         "sources": _sources(query, their),
     }
+
+
+def partner_incident_cells(conn: Connection, user: User, query: BorderQuery,
+                           start: dt.datetime | None, end: dt.datetime | None = None
+                           ) -> list[dict]:
+    """Our incidents in the border zone of ``query`` in [start, end), as counts per cell.
+
+    What a border partner given cells only (``users.partner_incidents``) reads instead
+    of the points: one GeoJSON feature (lon/lat) per cell of :data:`HOT_CELL` metres in
+    the zone's metric CRS and per side of the border holding any incident, with the
+    tally of :func:`geo.cellshare.tally` (``col``, ``row``, ``side``, ``count``,
+    ``severity``, ``by_hour``, ``by_category``) and ``size_m`` and ``crs``, so the
+    partner lays the same lattice. Ordered by ``id`` (row, column, side).
+    """
+    border = _load(conn, user, query)
+    found = read_incidents(conn, border.scene.crs, area=_zone_lonlat(border), start=start,
+                           end=end)
+    xy = found.xy.reshape(-1, 2)
+    features = []
+    for t in tally(xy, _side_of(border, xy), _local_hours(found.epoch), found.category,
+                   found.severity, HOT_CELL):
+        box = shapely.box(t.col * HOT_CELL, t.row * HOT_CELL, (t.col + 1) * HOT_CELL,
+                          (t.row + 1) * HOT_CELL)
+        features.append({
+            "type": "Feature", "id": (t.row * 1_000_000 + t.col) * 2 + (t.side != query.a),
+            "geometry": border.lonlat(box),
+            "properties": {"col": t.col, "row": t.row, "side": t.side, "count": t.count,
+                           "severity": round(t.severity, 6), "by_hour": list(t.by_hour),
+                           "by_category": t.by_category, "size_m": HOT_CELL,
+                           "crs": border.scene.crs}})
+    return sorted(features, key=lambda f: f["id"])
 
 
 # The tables border_view reads: the two jurisdictions, the roads and their crossings,

@@ -99,6 +99,7 @@ users = Table(
     Column("role", Text, nullable=False),
     Column("jurisdiction_code", Text),
     Column("partner_code", Text),
+    Column("partner_incidents", Text, nullable=False, server_default="points"),
     Column("password_hash", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )

@@ -24,7 +24,7 @@ import json
 import math
 import time
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import requests
 import shapely
@@ -34,14 +34,17 @@ from sqlalchemy import Connection, text
 from .errors import PeerUnavailable
 from .peers import SLOW, Peer, no_answer, record_contact, token_of
 
-__all__ = ["COLLECTIONS", "MAX_PAGES", "PAGE_LIMIT", "RETRY_AFTER", "TIMEOUT", "PeerCollection",
-           "PeerFeature", "TheirSide", "cached_side", "read_their_side"]
+__all__ = ["CELLS", "COLLECTIONS", "MAX_PAGES", "PAGE_LIMIT", "RETRY_AFTER", "TIMEOUT",
+           "PeerCollection", "PeerFeature", "TheirSide", "cached_side", "read_their_side"]
 
 # What the border needs of the other side (jurisdictions: the row of their city)
 COLLECTIONS = ("jurisdictions", "roads", "checkpoints", "cameras", "buildings", "key_areas",
                "incidents")
 # A collection the peer may keep to itself by policy (its 403): read without it
-OPTIONAL = ("incidents",)
+OPTIONAL = ("incidents", "incident_cells")
+# What a peer that keeps its incident points to itself may give instead: its incidents
+# in the zone as counts per cell (see geo.cellshare), asked for with the zone's terms
+CELLS = "incident_cells"
 TIMEOUT = 4.0  # seconds: the whole read, every collection and page
 CONNECT_TIMEOUT = 2.0  # seconds: to open one connection
 PAGE_LIMIT = 5000  # features asked per page
@@ -186,7 +189,8 @@ def _message_of(response: requests.Response) -> str:
         body = response.json()
     except ValueError:
         return ""
-    found = body.get("message") or body.get("description") if isinstance(body, dict) else None
+    found = (body.get("error") or body.get("message") or body.get("description")
+             if isinstance(body, dict) else None)
     return f": {str(found)[:200]}" if found else ""
 
 
@@ -243,10 +247,14 @@ def _page(peer: Peer, name: str, response: requests.Response) -> tuple[list, str
 
 
 def _fetch(session: requests.Session, peer: Peer, name: str, bbox: list[float],
-           etag: str | None, clock: _Clock) -> tuple[list[PeerFeature] | None, str | None]:
-    """(features, ETag) of collection ``name`` in ``bbox``; (None, ETag) when unchanged."""
+           etag: str | None, clock: _Clock, terms: dict[str, str] | None = None
+           ) -> tuple[list[PeerFeature] | None, str | None]:
+    """(features, ETag) of collection ``name`` in ``bbox``; (None, ETag) when unchanged.
+
+    ``terms``: more query parameters (those of :data:`CELLS`).
+    """
     url = (f"{peer.url}/collections/{name}/items?bbox={','.join(f'{v:.7f}' for v in bbox)}"
-           f"&limit={PAGE_LIMIT}")
+           f"&limit={PAGE_LIMIT}{'&' + urlencode(terms) if terms else ''}")
     response = _get(session, peer, url, clock, {"If-None-Match": etag} if etag else None)
     if response.status_code == 304 and etag:
         return None, etag
@@ -278,7 +286,8 @@ def cached_side(conn: Connection, peer: Peer, error: str | None = None) -> Their
     kept = {r["collection"]: r for r in conn.execute(text(
         "SELECT collection, etag, fetched_at FROM peer_collections WHERE peer = :p"),
         {"p": peer.name}).mappings()}
-    features: dict[str, list[PeerFeature]] = {name: [] for name in COLLECTIONS}
+    names = COLLECTIONS + ((CELLS,) if CELLS in kept else ())
+    features: dict[str, list[PeerFeature]] = {name: [] for name in names}
     for r in conn.execute(text(
             "SELECT collection, feature_id, ST_AsBinary(geom) AS wkb, properties "
             "FROM peer_features WHERE peer = :p ORDER BY collection, feature_id"),
@@ -289,7 +298,7 @@ def cached_side(conn: Connection, peer: Peer, error: str | None = None) -> Their
     return TheirSide(peer, {name: PeerCollection(
         name, tuple(features[name]),
         kept[name]["fetched_at"] if name in kept else None, error is not None, error,
-        kept[name]["etag"] if name in kept else None) for name in COLLECTIONS})
+        kept[name]["etag"] if name in kept else None) for name in names})
 
 
 def _kept_state(conn: Connection, peer: Peer) -> dict[str, tuple[list[float], str | None]]:
@@ -331,8 +340,35 @@ def _resting(peer: Peer, retry_after: float) -> bool:
     return (dt.datetime.now(dt.UTC) - peer.last_error_at).total_seconds() < retry_after
 
 
+def _read_all(session: requests.Session, peer: Peer, bbox: list[float],
+              kept: dict[str, tuple[list[float], str | None]], clock: _Clock,
+              cells: dict[str, str] | None) -> tuple[dict, dict[str, str], str | None]:
+    """Every collection read (or revalidated): (read, refused by policy, failure).
+
+    When the peer refuses its incident points by policy and ``cells`` (the zone's
+    terms) is given, its incidents are asked for as counts per cell (:data:`CELLS`).
+    """
+    read: dict[str, tuple[list[PeerFeature] | None, str | None]] = {}
+    refused: dict[str, str] = {}
+    names = list(COLLECTIONS)
+    for name in names:
+        old_box, old_tag = kept.get(name, (None, None))
+        try:
+            read[name] = _fetch(session, peer, name, bbox,
+                                old_tag if old_box == bbox else None, clock,
+                                cells if name == CELLS else None)
+        except _Failed as exc:
+            if not exc.policy:
+                return read, refused, str(exc)
+            refused[name] = str(exc)
+            if name == "incidents" and cells is not None:
+                names.append(CELLS)
+    return read, refused, None
+
+
 def read_their_side(conn: Connection, peer: Peer, zone_lonlat: shapely.Geometry, *,
-                    timeout: float = TIMEOUT, retry_after: float = RETRY_AFTER) -> TheirSide:
+                    timeout: float = TIMEOUT, retry_after: float = RETRY_AFTER,
+                    cells: dict[str, str] | None = None) -> TheirSide:
     """The peer's side of the border: its collections within the zone's bounding box.
 
     ``zone_lonlat`` is the border zone in lon/lat (EPSG:4326); only its bounding box is
@@ -342,6 +378,9 @@ def read_their_side(conn: Connection, peer: Peer, zone_lonlat: shapely.Geometry,
     peer fails (down, slow, a refused token, an answer that is not a FeatureCollection)
     the copy kept before is returned, stale and with the reason; a collection the peer
     refuses by policy (its 403 on incidents) is left out with that reason, not stale.
+    A peer that refuses its incident points is asked for :data:`CELLS` instead with the
+    query parameters ``cells`` (the zone's ``width``, ``tolerance`` and the period's
+    ``datetime``), when given; what it held of them is dropped once it shares points.
     The outcome is recorded on the peer (:func:`layers.peers.record_contact`). A peer
     that did not answer in time less than ``retry_after`` seconds ago is not asked (0:
     always asked): the kept copy is returned, stale, with that reason.
@@ -354,35 +393,27 @@ def read_their_side(conn: Connection, peer: Peer, zone_lonlat: shapely.Geometry,
     kept = _kept_state(conn, peer)
     read: dict[str, tuple[list[PeerFeature] | None, str | None]] = {}
     refused: dict[str, str] = {}
-    failure = None
     try:
         session = _session(peer)
     except PeerUnavailable as exc:
-        failure = str(exc)
+        failure: str | None = str(exc)
     else:
         with session:
-            for name in COLLECTIONS:
-                old_box, old_tag = kept.get(name, (None, None))
-                try:
-                    read[name] = _fetch(session, peer, name, bbox,
-                                        old_tag if old_box == bbox else None, clock)
-                except _Failed as exc:
-                    if not exc.policy:
-                        failure = str(exc)
-                        break
-                    refused[name] = str(exc)
+            read, refused, failure = _read_all(session, peer, bbox, kept, clock, cells)
     now = dt.datetime.now(dt.UTC)
     with conn.engine.begin() as write:
         for name, (features, tag) in read.items():
             _store(write, peer, name, bbox, tag, features, now)
-        for name in refused:  # what the peer no longer shares is not kept either
+        gone = set(refused) | ({CELLS} if "incidents" in read else set())
+        for name in gone:  # what the peer no longer shares (or no longer needs) goes
             write.execute(text("DELETE FROM peer_collections WHERE peer = :p AND "
                                "collection = :c"), {"p": peer.name, "c": name})
         record_contact(write, peer.name, failure)
     with conn.engine.connect() as fresh:
         side = cached_side(fresh, peer)
     collections = dict(side.collections)
-    for name in COLLECTIONS:
+    for name in (*COLLECTIONS, *((CELLS,) if CELLS in collections or CELLS in refused
+                                 else ())):
         if name in refused:
             collections[name] = PeerCollection(name, error=refused[name])
         elif name not in read:

@@ -18,6 +18,7 @@ from .errors import BadRequest
 from .registry import ROLES
 
 __all__ = [
+    "PARTNER_INCIDENTS",
     "User",
     "UserError",
     "add_user",
@@ -25,6 +26,7 @@ __all__ = [
     "issue_token",
     "list_users",
     "remove_user",
+    "set_partner_incidents",
     "user_by_name",
     "user_for_token",
     "verify_password",
@@ -32,6 +34,9 @@ __all__ = [
 
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 MIN_PASSWORD = 8
+# What a border partner is given of our incidents in the zone: each as a point, or only
+# counts per cell of the zone (collection incident_cells)
+PARTNER_INCIDENTS = ("points", "cells")
 
 
 class UserError(BadRequest):
@@ -42,13 +47,19 @@ class UserError(BadRequest):
 
 @dataclass(frozen=True)
 class User:
-    """A safegrid user: role, jurisdiction (None for admins) and border partner."""
+    """A safegrid user: role, jurisdiction (None for admins) and border partner.
+
+    ``incidents``: for a border partner, whether our incidents in the border zone are
+    given as ``points`` or only as counts per cell (``cells``, see
+    :data:`PARTNER_INCIDENTS`).
+    """
 
     id: int
     name: str
     role: str
     jurisdiction: str | None
     partner: str | None
+    incidents: str = "points"
 
 
 def hash_password(password: str) -> str:
@@ -77,12 +88,14 @@ def _token_hash(token: str) -> str:
 
 
 def _row_user(row) -> User:
-    return User(row.id, row.name, row.role, row.jurisdiction_code, row.partner_code)
+    return User(row.id, row.name, row.role, row.jurisdiction_code, row.partner_code,
+                row.partner_incidents)
 
 
 def add_user(conn: Connection, name: str, role: str, password: str,
-             jurisdiction: str | None = None, partner: str | None = None) -> User:
-    """Create a user after checking role, jurisdiction, partner and password."""
+             jurisdiction: str | None = None, partner: str | None = None,
+             incidents: str = "points") -> User:
+    """Create a user after checking role, jurisdiction, partner, incidents and password."""
     if not name or not name.replace("_", "").replace("-", "").replace(".", "").isalnum():
         raise UserError(f"user name {name!r} must be letters, digits, '.', '-' or '_'")
     if role not in ROLES:
@@ -93,6 +106,7 @@ def add_user(conn: Connection, name: str, role: str, password: str,
         raise UserError("a border_partner needs --partner, the neighbouring city's code")
     if role != "border_partner" and partner:
         raise UserError("--partner is for border_partner users only")
+    _check_incidents(role, incidents)
     for code, what in ((jurisdiction, "jurisdiction"), (partner, "partner")):
         if code and not conn.execute(text("SELECT 1 FROM jurisdictions WHERE code = :c"),
                                      {"c": code}).first():
@@ -102,18 +116,39 @@ def add_user(conn: Connection, name: str, role: str, password: str,
     if conn.execute(text("SELECT 1 FROM users WHERE name = :n"), {"n": name}).first():
         raise UserError(f"user {name!r} already exists")
     row = conn.execute(text(
-        "INSERT INTO users (name, role, jurisdiction_code, partner_code, password_hash) "
-        "VALUES (:n, :r, :j, :p, :h) "
-        "RETURNING id, name, role, jurisdiction_code, partner_code"),
-        {"n": name, "r": role, "j": jurisdiction, "p": partner,
+        "INSERT INTO users (name, role, jurisdiction_code, partner_code, partner_incidents, "
+        "password_hash) VALUES (:n, :r, :j, :p, :i, :h) "
+        "RETURNING id, name, role, jurisdiction_code, partner_code, partner_incidents"),
+        {"n": name, "r": role, "j": jurisdiction, "p": partner, "i": incidents,
          "h": hash_password(password)}).one()
     return _row_user(row)
+
+
+def _check_incidents(role: str, incidents: str) -> None:
+    if incidents not in PARTNER_INCIDENTS:
+        raise UserError(f"--incidents must be one of {', '.join(PARTNER_INCIDENTS)}, "
+                        f"got {incidents!r}")
+    if role != "border_partner" and incidents != "points":
+        raise UserError("--incidents is for border_partner users only")
+
+
+def set_partner_incidents(conn: Connection, name: str, incidents: str) -> User:
+    """What border partner ``name`` is given of our incidents: points or cells only."""
+    found = user_by_name(conn, name)
+    if found is None:
+        raise UserError(f"no user called {name!r}")
+    _check_incidents(found[0].role, incidents)
+    conn.execute(text("UPDATE users SET partner_incidents = :i WHERE name = :n"),
+                 {"i": incidents, "n": name})
+    return User(*[getattr(found[0], f) for f in ("id", "name", "role", "jurisdiction",
+                                                 "partner")], incidents)
 
 
 def user_by_name(conn: Connection, name: str) -> tuple[User, str] | None:
     """The user called ``name`` and their password hash, or None."""
     row = conn.execute(text(
-        "SELECT id, name, role, jurisdiction_code, partner_code, password_hash "
+        "SELECT id, name, role, jurisdiction_code, partner_code, partner_incidents, "
+        "password_hash "
         "FROM users WHERE name = :n"), {"n": name}).first()
     return None if row is None else (_row_user(row), row.password_hash)
 
@@ -122,7 +157,8 @@ def list_users(engine: Engine) -> list[User]:
     """All users, by name."""
     with engine.connect() as conn:
         rows = conn.execute(text(
-            "SELECT id, name, role, jurisdiction_code, partner_code FROM users ORDER BY name"))
+            "SELECT id, name, role, jurisdiction_code, partner_code, partner_incidents "
+            "FROM users ORDER BY name"))
         return [_row_user(r) for r in rows]
 
 
@@ -146,7 +182,7 @@ def issue_token(conn: Connection, name: str) -> str:
 def user_for_token(conn: Connection, token: str) -> User | None:
     """The user an API token belongs to, or None."""
     row = conn.execute(text(
-        "SELECT u.id, u.name, u.role, u.jurisdiction_code, u.partner_code "
+        "SELECT u.id, u.name, u.role, u.jurisdiction_code, u.partner_code, u.partner_incidents "
         "FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = :h"),
         {"h": _token_hash(token)}).first()
     return None if row is None else _row_user(row)

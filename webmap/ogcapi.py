@@ -2,17 +2,22 @@
 
 Resources: ``/`` (landing), ``/conformance``, ``/openapi`` (service description),
 ``/collections``, ``/collections/{layer}``, ``/collections/{layer}/items``,
-``/collections/{layer}/items/{id}`` and ``/collections/{layer}/queryables``.
+``/collections/{layer}/items/{id}`` and ``/collections/{layer}/queryables``; for a
+border partner given our incidents only as counts per cell, ``/collections/incident_cells``
+(:func:`layers.border.partner_incident_cells`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 
+import shapely
 from flask import Blueprint, Response, current_app, redirect, request, url_for
 
 from layers.access import Forbidden, enter_scope, read_scope
+from layers.border import BorderQuery, partner_incident_cells
 from layers.errors import NotFound
 from layers.features import (
     CRS84,
@@ -28,7 +33,7 @@ from layers.registry import LAYERS, get_layer
 from .auth import current_user
 from .db import db_engine
 from .openapi import openapi_document
-from .params import BadRequest, item_query, only_params, parse_crs_uri
+from .params import BadRequest, cells_query, item_query, only_params, parse_crs_uri
 from .ratelimit import charge, page_cost
 
 bp = Blueprint("ogcapi", __name__)
@@ -146,6 +151,8 @@ def collections():
     with db_engine(current_app).connect() as conn:
         listed = [_collection(conn, layer) for layer in LAYERS.values()
                   if _readable(conn, layer)]
+    if current_user().role == "border_partner":
+        listed.append(_cells_collection())
     return _json({
         "links": [_link(_url("ogcapi.collections"), "self")],
         "collections": listed,
@@ -268,3 +275,86 @@ def item(layer: str, feature_id: str):
     body = feature[:-1] + f', "links": {links}}}'
     return Response(body, 200, content_type=GEOJSON,
                     headers={"Content-Crs": f"<{crs}>", "ETag": f'"{version}"'})
+
+
+CELLS = "incident_cells"
+
+
+def _cells_collection() -> dict:
+    return {
+        "id": CELLS,
+        "title": "警情网格统计（边界区）",
+        "description": "Incidents of the border zone as counts per 250 m cell and side of "
+                       "the border (count, summed severity, per local hour, per category); "
+                       "items take width, tolerance (metres) and datetime",
+        "itemType": "feature",
+        "links": [_link(_url("ogcapi.cells_collection"), "self"),
+                  _link(_url("ogcapi.cells_items"), "items", GEOJSON, "the cells")],
+        "crs": [CRS84],
+        "storageCrs": CRS84,
+    }
+
+
+def _partner_only():
+    user = current_user()
+    if user.role != "border_partner":
+        raise Forbidden(f"{CELLS} is what a border partner is given of the incidents in "
+                        "its zone; other roles read the incidents and the analysis API")
+    return user
+
+
+@bp.get("/collections/incident_cells")
+def cells_collection():
+    """The description of the incident cells (border partners only)."""
+    _check_no_params()
+    _partner_only()
+    return _json(_cells_collection())
+
+
+@bp.get("/collections/incident_cells/items")
+def cells_items():
+    """Our incidents in the partner's border zone as counts per cell, a page of them.
+
+    ``width`` and ``tolerance`` (metres) lay the zone as ``/api/border`` does, for the
+    pair of the partner's city (``a``) and ours (``b``); ``datetime`` bounds the period;
+    ``bbox`` keeps the cells that meet it; ``limit`` and ``after`` page by id.
+    """
+    user = _partner_only()
+    args = cells_query(request.args, LAYERS["incidents"])
+    query = BorderQuery(user.partner, user.jurisdiction,
+                        **{k: args[k] for k in ("width", "tolerance") if args[k] is not None})
+    with db_engine(current_app).connect() as conn:
+        version = (table_version(conn, "incidents"), table_version(conn, "jurisdictions"))
+        tag = hashlib.sha256(json.dumps([CELLS, version, user.id, request.host_url,
+                                         request.query_string.decode("latin-1")])
+                             .encode()).hexdigest()[:32]
+        headers = {"Content-Crs": f"<{CRS84}>", "ETag": f'W/"{tag}"',
+                   "Cache-Control": "private, no-cache", "Vary": "Authorization, Cookie"}
+        if request.if_none_match.contains_weak(tag) and None not in version:
+            return Response(status=304, headers=headers)
+        features = partner_incident_cells(conn, user, query, args["start"], args["end"])
+    body = _cells_page(features, args)
+    return Response(json.dumps(body, ensure_ascii=False), 200, content_type=GEOJSON,
+                    headers=headers)
+
+
+def _cells_page(features: list[dict], args: dict) -> dict:
+    """The page of ``features`` (ordered by id) after ``after`` meeting ``bbox``."""
+    if args["bbox"] is not None:
+        box = shapely.box(*args["bbox"])
+        features = [f for f in features if shapely.intersects(
+            box, shapely.from_geojson(json.dumps(f["geometry"])))]
+    matched = len(features)
+    if args["after"] is not None:
+        features = [f for f in features if f["id"] > args["after"]]
+    page = features[:args["limit"]]
+    query = {k: v for k, v in request.args.items() if k != "after"}
+    links = [_link(_url("ogcapi.cells_items", **request.args), "self", GEOJSON),
+             _link(_url("ogcapi.cells_collection"), "collection")]
+    if len(features) > len(page):
+        links.append(_link(_url("ogcapi.cells_items", **query, after=page[-1]["id"]),
+                           "next", GEOJSON, "next page"))
+    return {"type": "FeatureCollection", "numberMatched": matched,
+            "numberReturned": len(page), "timeStamp":
+            dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "links": links, "features": page}

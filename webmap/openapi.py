@@ -456,6 +456,33 @@ def _border_paths() -> dict:
     return paths
 
 
+def _cells_paths() -> dict:
+    """The incident cells a border partner given no incident points reads instead."""
+    number = {"type": "number"}
+    return {
+        "/collections/incident_cells": {"get": {
+            "summary": "Incidents of the border zone as counts per cell (border partners "
+                       "only)", "operationId": "describe_incident_cells",
+            "responses": _responses("the collection")}},
+        "/collections/incident_cells/items": {"get": {
+            "summary": "Our incidents in the partner's border zone as counts per 250 m cell "
+                       "and side (count, summed severity, per local hour, per category); "
+                       "border partners only",
+            "operationId": "items_incident_cells",
+            "parameters": [
+                _param("bbox", "The cells meeting this box (lon/lat).", {"type": "string"}),
+                _param("datetime", "The period of the incidents (RFC 3339 interval).",
+                       {"type": "string"}),
+                _param("width", "Metres either side of the border, as /api/border.", number),
+                _param("tolerance", "Metres, as /api/border.", number),
+                _param("limit", "Cells per page.", {"type": "integer", "minimum": 1}),
+                _param("after", "The last id of the page before.", {"type": "integer"}),
+                _IF_NONE_MATCH],
+            "responses": {**_responses("the cells (weak ETag)"),
+                          "304": {"description": "unchanged (no body)"}}}},
+    }
+
+
 def openapi_document(base_url: str) -> dict:
     """OpenAPI 3.0.3 description of the service at ``base_url``."""
     paths: dict = {
@@ -515,6 +542,7 @@ def openapi_document(base_url: str) -> dict:
                 "application/vnd.mapbox-vector-tile": {"schema": {
                     "type": "string", "format": "binary"}}}},
                 "304": {"description": "unchanged"}, **_errors("401", "403", "404")}}}
+    paths.update(_cells_paths())
     paths.update(_grid_paths())
     paths.update(_hotspot_paths())
     paths.update(_risk_paths())

@@ -15,7 +15,7 @@ from layers.features import CRS84, OUTPUT_CRS, ItemQuery
 from layers.registry import Layer
 from layers.validate import instant
 
-__all__ = ["BadRequest", "flag_arg", "item_query", "json_body", "number_arg",
+__all__ = ["BadRequest", "cells_query", "flag_arg", "item_query", "json_body", "number_arg",
            "only_params", "parse_crs_uri"]
 
 MAX_LIMIT = 10_000
@@ -280,3 +280,34 @@ def _value(raw: str, f) -> object:
     if f.choices and raw not in f.choices:
         raise BadRequest(f"{f.name}={raw!r} is not one of {', '.join(f.choices)}")
     return raw
+
+
+CELLS_PARAMS = ("f", "bbox", "datetime", "width", "tolerance", "limit", "after")
+
+
+def cells_query(args: MultiDict, layer: Layer) -> dict:
+    """The parameters of an ``incident_cells`` items request, or 400 naming the first bad one.
+
+    ``layer`` is the incidents layer (its time field reads ``datetime``). Returns bbox
+    (lon/lat or None), start, end, width and tolerance (metres or None: the border's
+    defaults), limit and after.
+    """
+    for key in args:
+        if key not in CELLS_PARAMS:
+            raise BadRequest(f"unknown parameter {key!r}; incident_cells items take "
+                             f"{', '.join(CELLS_PARAMS)}")
+        if len(args.getlist(key)) > 1:
+            raise BadRequest(f"parameter {key!r} is given more than once")
+    if args.get("f", "json") not in ("json", "geojson"):
+        raise BadRequest(f"f={args['f']!r} is not offered; items come as GeoJSON (f=json)")
+    start, end = _interval(args.get("datetime"), layer)
+    out: dict = {"bbox": _bbox(args.get("bbox"), CRS84), "start": start, "end": end,
+                 "limit": parse_limit(args.get("limit")), "after": _id(args.get("after"),
+                                                                       "after")}
+    for name in ("width", "tolerance"):
+        raw = args.get(name)
+        try:
+            out[name] = None if raw is None else float(raw)
+        except ValueError:
+            raise BadRequest(f"{name} {raw!r} is not a number of metres") from None
+    return out

@@ -45,8 +45,8 @@ from sqlalchemy import create_engine, text
 from layers.access import border_zone_wkb
 from layers.border import PLAN_TIMEOUT, BorderQuery, border_view, patrol_plan
 from layers.db import engine
-from layers.peerclient import COLLECTIONS, TIMEOUT
-from layers.users import user_by_name
+from layers.peerclient import CELLS, COLLECTIONS, TIMEOUT
+from layers.users import set_partner_incidents, user_by_name
 
 from . import twocities
 
@@ -521,7 +521,7 @@ def test_what_leaves_a_city_is_the_zone(cities):
             assert query.get("border") == [KEY] or path.split("?")[0].split("/")[-1].isdigit(), \
                 path
             continue
-        assert layer in COLLECTIONS, path
+        assert layer in (*COLLECTIONS, CELLS), path
         if query == {"limit": ["1"]} and layer == "jurisdictions":
             continue  # the check of `peers add` that the token is taken
         x0, y0, x1, y1 = (float(v) for v in query["bbox"][0].split(","))
@@ -591,3 +591,42 @@ def test_b_stops_and_comes_back_on_the_same_url(two_cities):
     two_cities.start_b()
     assert two_cities.b.url == url
     assert two_cities.b.get("peer", "/collections/cameras/items").status_code == 200
+
+
+def _b_gives(cities, incidents: str) -> None:
+    """B's administrator decides what A's server is given of B's incidents."""
+    with engine(cities.b.db_url).begin() as conn:
+        set_partner_incidents(conn, f"peer_{A}", incidents)
+
+
+def test_a_peer_giving_cells_only_gives_the_same_border(cities):
+    """B gives its incidents as counts per cell only: A is refused B's points, reads the
+    cells, and its border (incidents per side, hour and category, hot cells, crossings)
+    is still the one-database border; a plan is still made and lands on both."""
+    _b_gives(cities, "cells")
+    try:
+        started = len(cities.b.access_log())
+        body = get(cities, BORDER).json()
+        _check_equal(body, reference(cities))
+        assert body["sources"][B]["incidents"] == "cells"
+        assert not body["sources"][B]["stale"]
+        assert "does not share incidents" in body["sources"][B]["error"]
+        reverse = get(cities, f"/api/border?a={B}&b={A}").json()
+        _check_equal(reverse, reference(cities, B, A))
+        kept = {collection for collection, *_ in peer_features(cities)}
+        assert CELLS in kept and "incidents" not in kept
+        asked = [line.split() for line in cities.b.access_log()[started:].splitlines()
+                 if "safegrid.access" in line and line.rstrip().endswith(f" peer_{A}")]
+        served = {(words[5].split("?")[0], words[6]) for words in asked}
+        assert ("/collections/incidents/items", "403") in served
+        assert (f"/collections/{CELLS}/items", "200") in served
+        assert all(status != "200" for path, status in served if "/incidents/" in path)
+        made = plan(cities)
+        assert made.status_code == 200, made.text[:300]
+        assert made.json()["summary"]["incidents"] == body["incidents"]["total"]
+    finally:
+        _b_gives(cities, "points")
+    again = get(cities, BORDER).json()
+    assert again["sources"][B]["incidents"] == "points"
+    assert "incidents" in {collection for collection, *_ in peer_features(cities)}
+    assert CELLS not in {collection for collection, *_ in peer_features(cities)}
