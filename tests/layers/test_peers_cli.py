@@ -7,6 +7,8 @@ import stat
 import pytest
 from sqlalchemy import text
 
+from ..clihelp import run_in_process
+
 pytestmark = pytest.mark.db
 
 
@@ -19,6 +21,19 @@ def peers(cli, tmp_path):
         return cli("peers", *args, input=input, env={"SAFEGRID_HOME": str(home)})
 
     run.home = home
+    return run
+
+
+@pytest.fixture
+def peers_here(db_url, peers):
+    """As :func:`peers`, the command run in this process (no new process's start-up); for
+    the tests that run one command over many inputs, beside the real processes."""
+
+    def run(*args, input=None):
+        return run_in_process(db_url, "peers", *args, input=input,
+                              env={"SAFEGRID_HOME": str(peers.home)})
+
+    run.home = peers.home
     return run
 
 
@@ -37,7 +52,9 @@ def _no_peers(db, peers):
     assert not (peers.home / "peers").exists() or not list((peers.home / "peers").iterdir())
 
 
-def test_add_list_remove(peers, db, server, tokens):
+def test_add_list_remove(peers, peers_here, db, server, tokens):
+    # add, list and remove each run once as a real process; the checks between them run
+    # the same commands in this process
     token = tokens["partner"]
     added = peers("add", "xiangtan", server, "--border", "430100-430300", "--token-stdin",
                   input=token + "\n")
@@ -56,15 +73,15 @@ def test_add_list_remove(peers, db, server, tokens):
     with db.begin() as conn:  # as the border view records a failure
         from layers.peers import record_contact
         record_contact(conn, "xiangtan", "timed out after 3 s")
-    assert "timed out after 3 s" in peers("list").stdout
-    again = peers("add", "xiangtan", server, "--border", "430100-430300", "--token-stdin",
-                  input=token)
+    assert "timed out after 3 s" in peers_here("list").stdout
+    again = peers_here("add", "xiangtan", server, "--border", "430100-430300",
+                       "--token-stdin", input=token)
     _one_line_error(again, "already exists")
     removed = peers("remove", "xiangtan")
     assert removed.returncode == 0 and "peer xiangtan removed" in removed.stdout
     assert not path.exists()
-    assert peers("list").stdout.strip() == "no peers"
-    _one_line_error(peers("remove", "xiangtan"), "no peer called 'xiangtan'")
+    assert peers_here("list").stdout.strip() == "no peers"
+    _one_line_error(peers_here("remove", "xiangtan"), "no peer called 'xiangtan'")
     _no_peers(db, peers)
 
 
@@ -82,11 +99,12 @@ def _refused_port() -> int:
     (("--border", "430100-430300", "--token-stdin"), "sg_secret_x", ["refused the token",
                                                                         "401"]),
 ])
-def test_bad_adds_exit_with_one_line_and_write_nothing(peers, db, server, args, stdin, words):
-    result = peers("add", "bad", server, *args, input=stdin)
+def test_bad_adds_exit_with_one_line_and_write_nothing(peers_here, db, server, args, stdin,
+                                                        words):
+    result = peers_here("add", "bad", server, *args, input=stdin)
     _one_line_error(result, *words)
     assert "sg_secret_x" not in result.stderr
-    _no_peers(db, peers)
+    _no_peers(db, peers_here)
 
 
 def test_unreachable_and_bad_url_are_refused(peers, db, demo_small):
@@ -100,10 +118,11 @@ def test_unreachable_and_bad_url_are_refused(peers, db, demo_small):
     _no_peers(db, peers)
 
 
-def test_help_explains_every_option(peers):
-    text_ = peers("add", "--help").stdout
+def test_help_explains_every_option(peers, peers_here):
+    shown = peers("add", "--help")  # a real process: the installed command's help
+    assert shown.returncode == 0, shown.stderr
     for word in ("--border", "OURS-THEIRS", "--token-stdin", "standard input", "NAME", "URL"):
-        assert word in text_
-    assert "last error" in peers("list", "--help").stdout
-    assert "token file" in peers("remove", "--help").stdout
-    assert "0600" in peers("--help").stdout
+        assert word in shown.stdout
+    assert "last error" in peers_here("list", "--help").stdout
+    assert "token file" in peers_here("remove", "--help").stdout
+    assert "0600" in peers_here("--help").stdout

@@ -4,6 +4,8 @@ import pytest
 import requests
 from sqlalchemy import text
 
+from ..clihelp import run_in_process
+
 pytestmark = pytest.mark.db
 
 
@@ -51,10 +53,13 @@ def test_add_token_use_list_remove(cli, db, server, demo_small):
     (["admin", "--role", "admin"], "long-enough-1", "already exists"),
     (["bad name!", "--role", "admin"], "long-enough-1", "must be letters"),
 ])
-def test_bad_user_input_is_refused_and_nothing_written(cli, db, demo_small, args, password,
-                                                       message):
+def test_bad_user_input_is_refused_and_nothing_written(db, db_url, demo_small, args,
+                                                       password, message):
+    # `safegrid users add` in this process: the same command, its message and exit code,
+    # without a new process's start-up per case (the other tests run it as a process)
     before = _users(db)
-    result = cli("users", "add", *args, "--password-stdin", input=password + "\n")
+    result = run_in_process(db_url, "users", "add", *args, "--password-stdin",
+                            input=password + "\n")
     assert result.returncode != 0
     assert message in result.stderr
     assert "Traceback" not in result.stderr
