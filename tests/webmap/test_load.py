@@ -169,9 +169,13 @@ def reshape_grid(client: Client, grid_id: int, outline, seed: int, deadline: flo
             client.log.fail(f"grid {grid_id}: {r.status_code} {r.text[:200]}")
 
 
-def reader(client: Client, paths: list[str], deadline: float, check=None) -> None:
-    """GET the paths in turn until the deadline; each must answer 200."""
-    while time.monotonic() < deadline:
+def reader(client: Client, paths: list[str], deadline: float, edited: threading.Event,
+           check=None) -> None:
+    """GET the paths in turn while the editors edit (three rounds at least, and not past
+    the deadline); each must answer 200."""
+    rounds = 0
+    while time.monotonic() < deadline and not (edited.is_set() and rounds >= 3):
+        rounds += 1
         for path in paths:
             r = client.call("GET", path)
             if r.status_code != 200:
@@ -241,14 +245,18 @@ def test_24_editors_and_4_readers_at_once(load_db, load_server):
         ([f"/collections/households/items?bbox={bbox}&limit=100"], None, police[0]),
         ([f"/tiles/grids/14/{x}/{y}.mvt", f"/tiles/roads/14/{x}/{y}.mvt"], None, viewer[1]),
     ]
+    edited = threading.Event()  # the editors are done: reading on proves nothing more
     for paths, check, token in readers:
-        spawn(reader, Client(base, token, log), paths, deadline, check)
+        spawn(reader, Client(base, token, log), paths, deadline, edited, check)
     assert len(threads) == 24 + 4
 
     began = time.perf_counter()
     for t in threads:
         t.start()
-    for t in threads:
+    for t in threads[:24]:
+        t.join(timeout=90)
+    edited.set()
+    for t in threads[24:]:
         t.join(timeout=90)
     elapsed = time.perf_counter() - began
     assert not any(t.is_alive() for t in threads), "a client hung"
