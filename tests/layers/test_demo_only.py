@@ -9,18 +9,21 @@ nothing in common; and ``--only A --only B`` holds exactly the two together. Eac
 database holds its neighbours' city boundaries only, so both compute the same border zone.
 """
 
+import os
+import subprocess
 from collections import Counter
 
 import pytest
 import shapely
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from layers import LAYERS, demo
 from layers.access import border_zone_wkb, subtree_codes
 from layers.db import engine, migrate
 
-from ..conftest import DEMO_END, fresh_database, run_cli
+from ..clihelp import run_in_process
+from ..conftest import DEMO_END, SAFEGRID, fresh_database, run_cli
 
 pytestmark = pytest.mark.db
 
@@ -29,18 +32,51 @@ A, B, C = "430100", "430300", "430200"
 
 @pytest.fixture(scope="module")
 def only(db_url):
-    """Engines of four databases: the full demo, ``--only A``, ``--only B``, both."""
+    """Engines of four databases: the full demo, ``--only A``, ``--only B``, both.
+
+    ``--only B`` is loaded by the installed command, ``safegrid demo --only B`` (a real
+    process, while the others load here; its result is ``out["b_cli"]``): the tests below
+    check that database layer by layer against the full demo, and the others show that
+    ``demo.load`` does the same in process.
+    """
     base = make_url(db_url).database
-    out = {}
-    for key, codes in (("full", ()), ("a", (A,)), ("b", (B,)), ("ab", (A, B))):
-        url = fresh_database(f"{base}_only_{key}")
-        migrate(url)
-        out[key] = engine(url)
-        demo.load(out[key], "small", 1, end=DEMO_END, only=codes)
+    out = {"full_url": fresh_database(f"{base}_only_full")}
+    migrate(out["full_url"])  # the other three start as copies of it, migrated and empty
+    for key, url in zip(("a", "b", "ab"), _copies(out["full_url"], [
+            f"{base}_only_{key}" for key in ("a", "b", "ab")]), strict=True):
         out[key + "_url"] = url
+    for key in ("full", "a", "b", "ab"):
+        out[key] = engine(out[key + "_url"])
+    env = {**os.environ, "SAFEGRID_DATABASE_URL": out["b_url"]}
+    loading_b = subprocess.Popen([SAFEGRID, "demo", "--only", B, "--end", DEMO_END.isoformat()],
+                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True)
+    try:
+        for key, codes in (("full", ()), ("a", (A,)), ("ab", (A, B))):
+            demo.load(out[key], "small", 1, end=DEMO_END, only=codes)
+    finally:
+        stdout, stderr = loading_b.communicate(timeout=600)
+    out["b_cli"] = subprocess.CompletedProcess(loading_b.args, loading_b.returncode, stdout,
+                                               stderr)
+    assert loading_b.returncode == 0, stderr
     yield out
     for key in ("full", "a", "b", "ab"):
         out[key].dispose()
+
+
+def _copies(template: str, names: list[str]) -> list[str]:
+    """URLs of databases ``names``, made afresh as copies of the database at ``template``."""
+    url = make_url(template)
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:  # a template must have no one connected
+        conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                          "WHERE datname = :d AND pid <> pg_backend_pid()"),
+                     {"d": url.database})
+        for name in names:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{url.database}"'))
+    admin.dispose()
+    return [url.set(database=name).render_as_string(hide_password=False) for name in names]
 
 
 def _fields(name: str) -> list[str]:
@@ -131,13 +167,12 @@ def test_demo_users_of_a_one_city_installation(only):
     assert users == {u["name"]: (u["jurisdiction"], u["partner"]) for u in demo.DEMO_USERS}
 
 
-@pytest.mark.parametrize("code", ["999999", "430102", "", "430000"])
-def test_bad_codes_are_refused_and_nothing_is_written(only, code):
-    url = only["a_url"]
+def _refused(only, run, code):
+    """``safegrid demo --only A --only code`` through ``run``: one line, nothing written."""
     with only["a"].connect() as conn:
         before = conn.execute(text("SELECT layer, version FROM layer_versions "
                                    "ORDER BY layer")).all()
-    result = run_cli(url, "demo", "--only", A, "--only", code)
+    result = run(only["a_url"], "demo", "--only", A, "--only", code)
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "is not a demo city" in lines[0] and "430300" in lines[0]
@@ -146,12 +181,21 @@ def test_bad_codes_are_refused_and_nothing_is_written(only, code):
                                  "ORDER BY layer")).all() == before
 
 
-def test_cli_loads_one_city(only, db_url):
-    url = fresh_database(f"{make_url(db_url).database}_only_cli")
-    migrate(url)
-    result = run_cli(url, "demo", "--only", B, "--end", DEMO_END.isoformat())
+@pytest.mark.parametrize("code", ["999999", "430102", "", "430000"])
+def test_bad_codes_are_refused_and_nothing_is_written(only, code):
+    _refused(only, run_in_process, code)  # the command in this process, for each code
+
+
+def test_a_bad_code_is_refused_by_the_installed_command(only):
+    _refused(only, run_cli, "999999")
+
+
+def test_cli_loads_one_city(only):
+    result = only["b_cli"]  # the fixture's `safegrid demo --only B`
     assert result.returncode == 0, result.stderr
     assert f"only {B}" in result.stdout and "partner" in result.stdout
     assert f"{B} with partner {A}" in result.stdout
-    for name in ("incidents", "roads"):
-        assert _signatures(engine(url), name) == _signatures(only["b"], name), name
+    for name in ("incidents", "roads"):  # what the full demo holds in B's tree
+        with only["b"].connect() as conn:
+            tree = subtree_codes(conn, B)
+        assert _signatures(only["b"], name) == _signatures(only["full"], name, tree), name
