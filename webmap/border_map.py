@@ -47,6 +47,8 @@ WORDS = {
            "stale_cache": "对方数据暂不可用，显示 {time} 的缓存",
            "no_answer": "对方服务器未响应：{error}，仅显示本方",
            "peer_side": "对方服务器的数据 (虚线)",
+           "incidents_cells": "对方警情仅按 250 米网格计数共享 (不含单起警情的位置)",
+           "incidents_none": "对方未共享警情：警情统计与热点仅含本方",
            "camera_ours": "摄像机 (本服务器)", "camera_theirs": "对方服务器 {name} 的摄像机 (空心)",
            "camera_server": "对方服务器 {name}", "f_server": "数据来源",
            **{f"f_{f}": _CAMERA.get_field(f).title_zh
@@ -71,6 +73,10 @@ WORDS = {
                           "of {time}",
            "no_answer": "the partner server did not answer: {error}; showing our side only",
            "peer_side": "data from the partner server (dashed)",
+           "incidents_cells": "the partner shares its incidents only as counts per 250 m "
+                              "cell (no single incident's place)",
+           "incidents_none": "the partner does not share its incidents: the counts and hot "
+                             "cells are of ours only",
            "camera_ours": "camera (this server)",
            "camera_theirs": "camera on partner server {name} (hollow)",
            "camera_server": "partner server {name}", "f_server": "from"},

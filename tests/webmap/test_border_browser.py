@@ -1,26 +1,24 @@
 """The border page in headless Chromium: the partner sees the zone of both sides, the
 crossings coloured by cover, plans patrols and gets the printable sheet; the legend
 says which server each side's data came from (a partner city's server that is down is
-said, and refuses the plan). Screenshots go to test-output/."""
+said, and refuses the plan; the legend across two servers is in test_two_cities.py).
+Screenshots go to test-output/."""
 
-import datetime as dt
 import socket
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from sqlalchemy import text
 
-from layers.db import engine
-from layers.validate import LOCAL_TZ
-
 from ..conftest import Server
-from . import twocities
+from .borderpage import STATE
+from .borderpage import clock as _clock
+from .borderpage import dashed_sides as _dashed_sides
+from .borderpage import open_popup as _open_popup
+from .borderpage import shot as _shot
 from .browser import OUTPUT, logged_in, wait_for
 
 pytestmark = [pytest.mark.db, pytest.mark.browser]
 
-STATE = "window.safegridBorderState"
 
 
 def _colours(page, group):
@@ -83,18 +81,6 @@ def test_the_partner_sees_the_border_and_plans_patrols(server, api):
         assert not page.locator("#sg-panel").is_visible()
         page.screenshot(path=str(OUTPUT / "border-plan-print.png"))
         assert page.errors == []
-
-
-def _open_popup(page, selector: str) -> str:
-    """Click (the mouse) the first marker of ``selector`` nothing covers; its popup's text."""
-    markers = page.locator(selector)
-    for i in range(markers.count()):
-        try:
-            markers.nth(i).click(timeout=1500)
-        except PlaywrightTimeout:  # under another marker: the next
-            continue
-        return page.wait_for_selector(".leaflet-popup-content").text_content()
-    raise AssertionError(f"no marker of {selector} could be clicked")
 
 
 def _unreached(plan: dict) -> list[dict]:
@@ -290,36 +276,6 @@ def test_the_outlines_are_drawn_before_the_border_is_computed(server):
 
 # --- the legend: where each side's data came from -------------------------------------
 
-SHOTS = Path("/tmp/h/shots")
-
-
-def _clock(iso: str) -> str:
-    """``iso`` as the page writes it: HH:MM in Asia/Shanghai ("MM-DD HH:MM" if not today)."""
-    when = dt.datetime.fromisoformat(iso).astimezone(LOCAL_TZ)
-    today = dt.datetime.now(LOCAL_TZ).date()
-    return when.strftime("%H:%M") if when.date() == today else when.strftime("%m-%d %H:%M")
-
-
-def _shot(page, name: str) -> None:
-    page.wait_for_timeout(400)  # the map's zoom to the zone
-    page.screenshot(path=str(OUTPUT / name))
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / name))
-
-
-def _dashed_sides(page) -> dict[str, bool]:
-    """Side code -> whether its part of the zone is drawn dashed."""
-    return page.evaluate(f"""() => {{
-      const out = {{}};
-      {STATE}.zone.eachLayer(g => g.eachLayer && g.eachLayer(l => {{
-        if (l.feature && l.feature.properties.side && l.feature.geometry.type !== 'Point'
-            && 'area_m2' in l.feature.properties)
-          out[l.feature.properties.side] = !!l.options.dashArray;
-      }}));
-      return out;
-    }}""")
-
-
 def test_the_legend_says_both_sides_come_from_this_server(server):
     with logged_in(server, "partner", "/map/border?a=430100&b=430300&width=1500") as page:
         page.wait_for_selector("#sg-message.ok")
@@ -434,99 +390,4 @@ def test_a_partner_server_that_is_down_is_said_and_refuses_the_plan(db, peer_dow
         assert warning.endswith("; showing our side only")
         assert f"partner server xiangtan ({gone})" in page.text_content("#sg-sources")
         _shot(page, "border-legend-peer-down-en.png")
-        assert page.errors == []
-
-
-two_cities = twocities.two_cities
-
-
-def _swatch_borders(page) -> list[str]:
-    """The border style of each swatch of the key ("dashed" for a partner's side)."""
-    return page.eval_on_selector_all("#sg-legend .sg-swatch",
-                                     "s => s.map(e => e.style.borderStyle)")
-
-
-def test_the_legend_of_a_border_across_two_servers(two_cities):
-    a, b = two_cities.a, two_cities.b
-    with logged_in(a.url, "admin", "/map/border?a=430100&b=430300&width=1500") as page:
-        page.wait_for_selector("#sg-message.ok")
-        drawn = page.evaluate(f"{STATE}.state.border")
-        ours, theirs = drawn["sources"]["430100"], drawn["sources"]["430300"]
-        assert ours["server"] == "local" and not ours["stale"]
-        assert (theirs["server"], theirs["peer"], theirs["url"], theirs["stale"]) == \
-            ("peer", "xiangtan", b.url, False)
-        names = {f["properties"]["side"]: f["properties"]["name"]
-                 for f in drawn["zone"]["features"]}
-        lines = page.locator("#sg-sources div").all_text_contents()
-        assert lines == [
-            "数据来源",
-            f" {names['430100']}一侧：本地 (本服务器) · 截至 {_clock(ours['as_of'])}",
-            f" {names['430300']}一侧：对方服务器 xiangtan ({b.url}) · 截至 "
-            f"{_clock(theirs['as_of'])}"], lines
-        assert page.locator(".sg-source-warn").count() == 0
-        assert _dashed_sides(page) == {"430100": False, "430300": True}
-        assert _swatch_borders(page)[:2] == ["", "dashed"]  # the key matches the map
-        _shot(page, "border-two-servers.png")
-
-        # the cameras: Xiangtan's (read from its server) hollow, said in the key and popup
-        cameras = drawn["cameras"]["features"]
-        theirs = {f["properties"]["code"]: f for f in cameras
-                  if f["properties"]["server"] == "xiangtan"}
-        assert theirs and len(theirs) < len(cameras)
-        assert page.locator("path.sg-camera").count() == len(cameras)
-        assert page.locator("path.sg-camera-peer").count() == len(theirs)
-        key = page.locator("#sg-legend div").all_text_contents()
-        assert " 摄像机 (本服务器)" in key and " 对方服务器 xiangtan 的摄像机 (空心)" in key
-        hollow = page.eval_on_selector("#sg-legend .sg-key-camera-peer",
-                                       "s => getComputedStyle(s).backgroundColor")
-        assert hollow == "rgb(255, 255, 255)"
-        popup = _open_popup(page, "path.sg-camera-peer")
-        assert "数据来源对方服务器 xiangtan" in popup, popup
-        code = next(c for c in theirs if c in popup)
-        with engine(b.db_url).connect() as conn:  # the camera as Xiangtan's database has it
-            lon, lat = conn.execute(text("SELECT ST_X(geom), ST_Y(geom) FROM cameras "
-                                         "WHERE code = :c"), {"c": code}).one()
-        assert theirs[code]["geometry"]["coordinates"] == [lon, lat]
-        _shot(page, "border-two-servers-camera.png")
-        page.click(".leaflet-popup-close-button")
-
-        # the plan lands on both servers: Xiangtan's team's route on Xiangtan's server
-        page.fill("#sg-teams-a", "1")
-        page.fill("#sg-teams-b", "1")
-        page.click("#sg-plan")
-        wait_for(page, f"{STATE}.state.plan !== null")
-        page.wait_for_selector("#sg-message.ok")
-        on_b = b.get("admin", "/collections/patrol_routes/items?border=430100-430300").json()
-        assert [f["properties"]["jurisdiction_code"] for f in on_b["features"]] == ["430300"]
-        _shot(page, "border-two-servers-plan.png")
-
-        two_cities.stop_b()
-        try:
-            page.click("#sg-show")
-            wait_for(page, f"{STATE}.state.border.sources['430300'].stale")
-            page.wait_for_selector("#sg-message.ok")
-            kept = page.evaluate(f"{STATE}.state.border.sources['430300']")
-            assert page.text_content(".sg-source-warn") == \
-                f"⚠ 对方数据暂不可用，显示 {_clock(kept['as_of'])} 的缓存"
-            assert page.get_attribute(".sg-source-warn", "role") == "alert"
-            _shot(page, "border-two-servers-stale.png")
-            page.click("#sg-plan")
-            page.wait_for_selector("#sg-message.error")
-            said = page.text_content("#sg-message")
-            assert said.startswith("未完成 (502)：对方市的服务器未能完成，方案未写入（"), said
-            assert "xiangtan" in said
-            _shot(page, "border-two-servers-stale-plan.png")
-
-            page.click("#sg-panel a:has-text('English')")
-            page.wait_for_url("**lang=en**")
-            page.wait_for_selector(".sg-source-warn")
-            kept = page.evaluate(f"{STATE}.state.border.sources['430300']")
-            assert page.text_content(".sg-source-warn") == (
-                "⚠ the partner's data are unavailable for now: showing the copy of "
-                f"{_clock(kept['as_of'])}")
-            assert f"partner server xiangtan ({b.url}) · as of" in \
-                page.text_content("#sg-sources")
-            _shot(page, "border-two-servers-stale-en.png")
-        finally:
-            two_cities.start_b()
         assert page.errors == []

@@ -20,6 +20,12 @@ database, B registered on A as the peer of that border (``safegrid peers add ...
   sides' routes as they were.
 - What leaves a city is the zone: B's access log shows only zone-box requests by its
   border partner, and every feature A received intersects the zone in B's database.
+- B gives its incidents as counts per cell only (``users.partner_incidents = cells``):
+  A is refused the points, reads ``incident_cells``, and its border is still the
+  one-database border.
+- The border page (headless Chromium, by mouse): the legend names each side's server
+  and time, the partner's side dashed and its cameras hollow; cells only is said; B
+  stopped, the old copy is said and the plan refused.
 
 The times (two servers cold, warm, one database) are printed (``-s``) and not asserted
 beyond the bound on a peer that is down.
@@ -49,6 +55,8 @@ from layers.peerclient import CELLS, COLLECTIONS, TIMEOUT
 from layers.users import set_partner_incidents, user_by_name
 
 from . import twocities
+from .borderpage import STATE, clock, dashed_sides, open_popup, shot, swatch_borders
+from .browser import logged_in, wait_for
 
 pytestmark = pytest.mark.db
 
@@ -630,3 +638,120 @@ def test_a_peer_giving_cells_only_gives_the_same_border(cities):
     assert again["sources"][B]["incidents"] == "points"
     assert "incidents" in {collection for collection, *_ in peer_features(cities)}
     assert CELLS not in {collection for collection, *_ in peer_features(cities)}
+
+
+@pytest.mark.browser
+def test_the_border_page_says_which_server_each_side_came_from(cities):
+    """In the browser, by mouse: the legend names each side's server and time, the
+    partner's side dashed and its cameras hollow (key and popup), the plan lands on both
+    servers; a partner giving cells only is said under its line (Chinese, English); B
+    stopped: the old copy is said (role=alert) and the plan refused with 502."""
+    a, b = cities.a, cities.b
+    with logged_in(a.url, "admin", "/map/border?a=430100&b=430300&width=1500") as page:
+        page.wait_for_selector("#sg-message.ok")
+        drawn = page.evaluate(f"{STATE}.state.border")
+        ours, theirs = drawn["sources"]["430100"], drawn["sources"]["430300"]
+        assert ours["server"] == "local" and not ours["stale"]
+        assert (theirs["server"], theirs["peer"], theirs["url"], theirs["stale"]) == \
+            ("peer", "xiangtan", b.url, False)
+        names = {f["properties"]["side"]: f["properties"]["name"]
+                 for f in drawn["zone"]["features"]}
+        lines = page.locator("#sg-sources div").all_text_contents()
+        assert lines == [
+            "数据来源",
+            f" {names['430100']}一侧：本地 (本服务器) · 截至 {clock(ours['as_of'])}",
+            f" {names['430300']}一侧：对方服务器 xiangtan ({b.url}) · 截至 "
+            f"{clock(theirs['as_of'])}"], lines
+        assert page.locator(".sg-source-warn").count() == 0
+        assert dashed_sides(page) == {"430100": False, "430300": True}
+        assert swatch_borders(page)[:2] == ["", "dashed"]  # the key matches the map
+        shot(page, "border-two-servers.png")
+
+        # the cameras: Xiangtan's (read from its server) hollow, said in the key and popup
+        cameras = drawn["cameras"]["features"]
+        theirs = {f["properties"]["code"]: f for f in cameras
+                  if f["properties"]["server"] == "xiangtan"}
+        assert theirs and len(theirs) < len(cameras)
+        assert page.locator("path.sg-camera").count() == len(cameras)
+        assert page.locator("path.sg-camera-peer").count() == len(theirs)
+        key = page.locator("#sg-legend div").all_text_contents()
+        assert " 摄像机 (本服务器)" in key and " 对方服务器 xiangtan 的摄像机 (空心)" in key
+        hollow = page.eval_on_selector("#sg-legend .sg-key-camera-peer",
+                                       "s => getComputedStyle(s).backgroundColor")
+        assert hollow == "rgb(255, 255, 255)"
+        popup = open_popup(page, "path.sg-camera-peer")
+        assert "数据来源对方服务器 xiangtan" in popup, popup
+        code = next(c for c in theirs if c in popup)
+        with engine(b.db_url).connect() as conn:  # the camera as Xiangtan's database has it
+            lon, lat = conn.execute(text("SELECT ST_X(geom), ST_Y(geom) FROM cameras "
+                                         "WHERE code = :c"), {"c": code}).one()
+        assert theirs[code]["geometry"]["coordinates"] == [lon, lat]
+        shot(page, "border-two-servers-camera.png")
+        page.click(".leaflet-popup-close-button")
+
+        # the plan lands on both servers: Xiangtan's team's route on Xiangtan's server
+        page.fill("#sg-teams-a", "1")
+        page.fill("#sg-teams-b", "1")
+        page.click("#sg-plan")
+        wait_for(page, f"{STATE}.state.plan !== null")
+        page.wait_for_selector("#sg-message.ok")
+        on_b = b.get("admin", "/collections/patrol_routes/items?border=430100-430300").json()
+        assert [f["properties"]["jurisdiction_code"] for f in on_b["features"]] == ["430300"]
+        shot(page, "border-two-servers-plan.png")
+
+        # B now gives its incidents as counts per cell only: said under its line
+        _b_gives(cities, "cells")
+        try:
+            page.click("#sg-show")
+            wait_for(page, f"{STATE}.state.border.sources['430300'].incidents === 'cells'")
+            page.wait_for_selector("#sg-message.ok")
+            assert page.text_content(".sg-source-note") == \
+                "ⓘ 对方警情仅按 250 米网格计数共享 (不含单起警情的位置)"
+            assert page.locator(".sg-source-warn").count() == 0
+            shot(page, "border-two-servers-cells.png")
+        finally:
+            _b_gives(cities, "points")
+        page.click("#sg-show")
+        wait_for(page, f"{STATE}.state.border.sources['430300'].incidents === 'points'")
+        assert page.locator(".sg-source-note").count() == 0
+
+        cities.stop_b()
+        try:
+            page.click("#sg-show")
+            wait_for(page, f"{STATE}.state.border.sources['430300'].stale")
+            page.wait_for_selector("#sg-message.ok")
+            kept = page.evaluate(f"{STATE}.state.border.sources['430300']")
+            assert page.text_content(".sg-source-warn") == \
+                f"⚠ 对方数据暂不可用，显示 {clock(kept['as_of'])} 的缓存"
+            assert page.get_attribute(".sg-source-warn", "role") == "alert"
+            shot(page, "border-two-servers-stale.png")
+            page.click("#sg-plan")
+            page.wait_for_selector("#sg-message.error")
+            said = page.text_content("#sg-message")
+            assert said.startswith("未完成 (502)：对方市的服务器未能完成，方案未写入（"), said
+            assert "xiangtan" in said
+            shot(page, "border-two-servers-stale-plan.png")
+
+            page.click("#sg-panel a:has-text('English')")
+            page.wait_for_url("**lang=en**")
+            page.wait_for_selector(".sg-source-warn")
+            kept = page.evaluate(f"{STATE}.state.border.sources['430300']")
+            assert page.text_content(".sg-source-warn") == (
+                "⚠ the partner's data are unavailable for now: showing the copy of "
+                f"{clock(kept['as_of'])}")
+            assert f"partner server xiangtan ({b.url}) · as of" in \
+                page.text_content("#sg-sources")
+            shot(page, "border-two-servers-stale-en.png")
+        finally:
+            cities.start_b()
+        assert page.errors == []
+    _b_gives(cities, "cells")
+    try:
+        with logged_in(a.url, "admin", "/map/border?a=430100&b=430300&lang=en") as page:
+            page.wait_for_selector("#sg-message.ok")
+            assert page.text_content(".sg-source-note") == (
+                "ⓘ the partner shares its incidents only as counts per 250 m cell (no "
+                "single incident's place)")
+            assert page.errors == []
+    finally:
+        _b_gives(cities, "points")

@@ -142,6 +142,13 @@ function safegridBorder(map, config) {
         if (s.as_of && s.error) line.title = s.error;
         lines.push(line);
       }
+      const shared = s.server === "peer" && s.as_of ? s.incidents : null;
+      if (shared === "cells" || shared === "none") {
+        const note = sourceLine(null, false, "ⓘ " + t["incidents_" + shared],
+                                "sg-source sg-source-note");
+        if (s.error) note.title = s.error;
+        lines.push(note);
+      }
     }
     box.replaceChildren(...lines);
   }
