@@ -10,15 +10,16 @@ import os
 import re
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from .cluster import Cluster, managed_cluster
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 __all__ = [
     "check_duration",
@@ -84,6 +85,8 @@ def check_duration(name: str, value: str) -> str:
 
 
 def _alembic_config(url: str) -> Config:
+    from alembic.config import Config  # Alembic loads only when migrations are looked at
+
     cfg = Config()
     cfg.set_main_option("script_location", str(_MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -92,11 +95,15 @@ def _alembic_config(url: str) -> Config:
 
 def migrate(url: str | None = None) -> None:
     """Apply every Alembic migration to the database at ``url``."""
+    from alembic import command
+
     command.upgrade(_alembic_config(url or database_url()), "head")
 
 
 def downgrade_all(url: str | None = None) -> None:
     """Undo every migration: drops all safegrid tables (data included)."""
+    from alembic import command
+
     command.downgrade(_alembic_config(url or database_url()), "base")
 
 
@@ -109,6 +116,8 @@ def head_revision() -> str:
 
 def schema_revision(url: str | None = None) -> str | None:
     """The Alembic revision the database is at, or None when unmigrated."""
+    from alembic.runtime.migration import MigrationContext
+
     with engine(url).connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 

@@ -21,10 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import requests
 from sqlalchemy import Connection, text
 
-from .access import BORDER_TOLERANCE_M
 from .cluster import managed_cluster
 from .errors import BadRequest, Conflict, NotFound, PeerUnavailable
 
@@ -191,6 +189,8 @@ def _checked_url(url: str) -> str:
 
 def _check_border(conn: Connection, a: str, b: str) -> None:
     """:class:`PeerError` unless ``a`` and ``b`` are stored jurisdictions that touch."""
+    from .access import BORDER_TOLERANCE_M  # with the geometry libraries: not for listing
+
     if a == b:
         raise PeerError(f"--border {a}-{b}: the two sides must differ")
     for code, side in ((a, "ours"), (b, "theirs")):
@@ -213,6 +213,8 @@ def check_answers(name: str, url: str, token: str,
 
     The message names the peer and the problem, never the token.
     """
+    import requests  # not for listing or removing peers
+
     probe = f"{url}/collections/jurisdictions/items"
     try:
         r = requests.get(probe, params={"limit": 1}, timeout=timeout, allow_redirects=False,
@@ -244,6 +246,8 @@ def no_answer(name: str, url: str, exc: Exception, waited: float) -> str:
 
     ``exc`` is what ``requests`` raised (or an OSError), ``waited`` the seconds allowed.
     """
+    import requests  # loaded already by the request that failed
+
     where = f"peer {name} ({url})"
     if isinstance(exc, requests.Timeout):
         return f"{where} {SLOW} {waited:g} s"
