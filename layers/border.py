@@ -436,8 +436,7 @@ def _their_cells(border: _Border) -> list[CellTally] | None:
     :data:`HOT_CELL`) and adds up (its hours and categories count its incidents).
     """
     their = border.their
-    if their is None or CELLS not in their.collections or \
-            not their.collections["incidents"].refused:
+    if their is None or _incidents_shared(their) != "cells":
         return None
     cells = []
     for f in their.features(CELLS):
@@ -680,9 +679,9 @@ def _incidents_shared(their: TheirSide) -> str:
 
     ``cells``: counts per cell only; ``none``: kept to itself, or never read.
     """
-    if not their.collections["incidents"].refused:
-        return "points" if their.collections["incidents"].as_of is not None else "none"
-    cells = their.collections.get(CELLS)
+    if their.collections["incidents"].as_of is not None:
+        return "points"
+    cells = their.collections.get(CELLS)  # kept only while the points are not shared
     return "cells" if cells is not None and cells.as_of is not None else "none"
 
 

@@ -632,6 +632,14 @@ def test_a_peer_giving_cells_only_gives_the_same_border(cities):
         made = plan(cities)
         assert made.status_code == 200, made.text[:300]
         assert made.json()["summary"]["incidents"] == body["incidents"]["total"]
+        cities.stop_b()  # the kept cells stand in for B's incidents, marked stale
+        try:
+            kept = get(cities, BORDER).json()
+        finally:
+            cities.start_b()
+        assert kept["sources"][B]["stale"] and kept["sources"][B]["incidents"] == "cells"
+        assert kept["incidents"] == body["incidents"]
+        assert kept["hot_cells"] == body["hot_cells"]
     finally:
         _b_gives(cities, "points")
     again = get(cities, BORDER).json()
