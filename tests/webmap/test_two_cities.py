@@ -34,12 +34,10 @@ beyond the bound on a peer that is down.
 from __future__ import annotations
 
 import datetime as dt
-import http.server
 import json
 import os
 import signal
 import stat
-import threading
 import time
 from urllib.parse import parse_qs, urlsplit
 
@@ -54,6 +52,7 @@ from layers.db import engine
 from layers.peerclient import CELLS, COLLECTIONS, TIMEOUT
 from layers.users import set_partner_incidents, user_by_name
 
+from ..peerhelp import Answering, Relay, always, serving
 from . import twocities
 from .borderpage import STATE, clock, dashed_sides, open_popup, shot, swatch_borders
 from .browser import logged_in, wait_for
@@ -353,29 +352,7 @@ def test_a_frozen_peer_is_given_up_within_the_bound(cities):
     assert not get(cities, BORDER).json()["sources"][B]["stale"]  # back
 
 
-class Garbage(http.server.ThreadingHTTPServer):
-    """A loopback server answering every request with an HTML page."""
-
-    daemon_threads = True
-
-    def __init__(self):
-        super().__init__(("127.0.0.1", 0), _GarbageHandler)
-        self.url = f"http://127.0.0.1:{self.server_address[1]}"
-
-
-class _GarbageHandler(http.server.BaseHTTPRequestHandler):
-    def log_message(self, *args) -> None:  # quiet
-        pass
-
-    def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
-        body = b"<html><body>router login</body></html>"
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    do_POST = do_DELETE = do_GET
+GARBAGE = always(200, b"<html><body>router login</body></html>", "text/html")
 
 
 def test_a_wrong_token_or_a_garbage_peer_is_said_and_nothing_written(cities):
@@ -383,12 +360,17 @@ def test_a_wrong_token_or_a_garbage_peer_is_said_and_nothing_written(cities):
     kept, on_a, on_b = peer_features(cities), routes(cities.a.db_url), routes(cities.b.db_url)
     token_file = cities.a.home / "peers" / f"{PEER}.token"
     good = token_file.read_text()
-    garbage = Garbage()
-    threading.Thread(target=garbage.serve_forever, daemon=True).start()
+    with serving(Answering(GARBAGE)) as garbage:
+        _wrong_token_or_garbage(cities, garbage.url, good, kept, on_a, on_b)
+
+
+def _wrong_token_or_garbage(cities, garbage_url: str, good: str, kept: list,
+                            on_a: list, on_b: list) -> None:
+    token_file = cities.a.home / "peers" / f"{PEER}.token"
     try:
         # adding a peer with a wrong token or at a URL answering garbage: refused, no row
         for url, token, why in ((cities.b.url, "sg_wrong", "refused the token"),
-                                (garbage.url, "sg_any", "not a GeoJSON FeatureCollection")):
+                                (garbage_url, "sg_any", "not a GeoJSON FeatureCollection")):
             added = cities.a.cli("peers", "add", "other", url, "--border", f"{A}-430200",
                                  "--token-stdin", input=token + "\n")
             assert added.returncode != 0
@@ -407,7 +389,7 @@ def test_a_wrong_token_or_a_garbage_peer_is_said_and_nothing_written(cities):
         # the peer's address now answers garbage
         with engine(cities.a.db_url).begin() as conn:
             conn.execute(text("UPDATE peers SET url = :u WHERE name = :p"),
-                         {"u": garbage.url, "p": PEER})
+                         {"u": garbage_url, "p": PEER})
         body = get(cities, BORDER).json()
         assert "not a FeatureCollection" in body["sources"][B]["error"]
         assert plan(cities).status_code == 502
@@ -418,71 +400,40 @@ def test_a_wrong_token_or_a_garbage_peer_is_said_and_nothing_written(cities):
         with engine(cities.a.db_url).begin() as conn:
             conn.execute(text("UPDATE peers SET url = :u WHERE name = :p"),
                          {"u": cities.b.url, "p": PEER})
-        garbage.shutdown()
-        garbage.server_close()
 
 
-class Relay(http.server.ThreadingHTTPServer):
-    """A loopback relay to B's server that refuses writes, as ``refuse`` says: DELETE of
-    the routes ``kept`` with 412 (changed there meanwhile) or POST with 503 (B failing)."""
-
-    daemon_threads = True
-
-    def __init__(self, target: str, kept: set[int]):
-        super().__init__(("127.0.0.1", 0), _RelayHandler)
-        self.target, self.refuse, self.kept = target, "DELETE", kept
-        self.url = f"http://127.0.0.1:{self.server_address[1]}"
-
-
-class _RelayHandler(http.server.BaseHTTPRequestHandler):
-    def log_message(self, *args) -> None:  # quiet
-        pass
-
-    def _relay(self) -> None:
-        server: Relay = self.server
-        last = self.path.split("?")[0].rsplit("/", 1)[-1]
-        if self.command == server.refuse and (
-                self.command == "POST" or (last.isdigit() and int(last) in server.kept)):
-            status = 412 if self.command == "DELETE" else 503
-            body = json.dumps({"error": "refused by the relay"}).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-            return
-        size = int(self.headers.get("Content-Length") or 0)
-        data = self.rfile.read(size) if size else None
-        headers = {k: v for k, v in self.headers.items() if k.lower() in (
-            "authorization", "content-type", "if-match", "if-none-match", "accept")}
-        r = requests.request(self.command, server.target + self.path, data=data,
-                             headers=headers, timeout=30, allow_redirects=False)
-        self.send_response(r.status_code)
-        for k in ("Content-Type", "ETag", "Location"):
-            if k in r.headers:
-                self.send_header(k, r.headers[k])
-        self.send_header("Content-Length", str(len(r.content)))
-        self.end_headers()
-        self.wfile.write(r.content)
-
-    do_GET = do_POST = do_PUT = do_DELETE = _relay
+def _refusing(kept: set[int], refuse: dict[str, str]):
+    """A relay's meddling: DELETE of the routes ``kept`` gets 412 (changed there
+    meanwhile) or POST gets 503 (B failing), as ``refuse["method"]`` says."""
+    def meddle(method: str, path: str):
+        last = path.split("?")[0].rsplit("/", 1)[-1]
+        if method == refuse["method"] and (
+                method == "POST" or (last.isdigit() and int(last) in kept)):
+            return (412 if method == "DELETE" else 503, {"error": "refused by the relay"},
+                    "application/json")
+        return None
+    return meddle
 
 
 def test_a_plan_the_peer_refuses_is_written_nowhere(cities):
     assert plan(cities).status_code == 200
     on_a, on_b = routes(cities.a.db_url), routes(cities.b.db_url)
     assert len(on_a) == len(on_b) == 2
-    relay = Relay(cities.b.url, {r[0] for r in on_b})
-    threading.Thread(target=relay.serve_forever, daemon=True).start()
+    refuse = {"method": "DELETE"}
+    with serving(Relay(cities.b.url, _refusing({r[0] for r in on_b}, refuse))) as relay:
+        _refused_plan(cities, relay.url, refuse, on_a, on_b)
+
+
+def _refused_plan(cities, relay_url: str, refuse: dict, on_a: list, on_b: list) -> None:
     with engine(cities.a.db_url).begin() as conn:
         conn.execute(text("UPDATE peers SET url = :u WHERE name = :p"),
-                     {"u": relay.url, "p": PEER})
+                     {"u": relay_url, "p": PEER})
     try:
         conflict = plan(cities)  # a route of B's changed there meanwhile: 409
         assert conflict.status_code == 409, conflict.text[:300]
         assert PEER in conflict.json()["error"] and "changed" in conflict.json()["error"]
         assert routes(cities.a.db_url) == on_a and routes(cities.b.db_url) == on_b
-        relay.refuse = "POST"  # B fails while the routes are written there: 502
+        refuse["method"] = "POST"  # B fails while the routes are written there: 502
         failed = plan(cities)
         assert failed.status_code == 502, failed.text[:300]
         assert PEER in failed.json()["error"]
@@ -491,8 +442,6 @@ def test_a_plan_the_peer_refuses_is_written_nowhere(cities):
         with engine(cities.a.db_url).begin() as conn:
             conn.execute(text("UPDATE peers SET url = :u WHERE name = :p"),
                          {"u": cities.b.url, "p": PEER})
-        relay.shutdown()
-        relay.server_close()
 
 
 def test_what_leaves_a_city_is_the_zone(cities):
