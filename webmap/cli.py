@@ -11,25 +11,54 @@ import json
 import sys
 import time
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-import psycopg
-from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from layers import LAYERS, get_layer
-from layers.cluster import ClusterError, managed_cluster
-from layers.db import database_url, downgrade_all, engine, external_url, migrate
 from layers.errors import SafegridError
 from layers.registry import ROLES, UnknownLayer
-from layers.users import User
 from webmap.osm_cli import import_osm_cmd
 from webmap.peers_cli import peers_group
 from webmap.warnings_cli import warnings_group
 
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from layers.users import User
+
+# The database and analysis libraries are imported inside the commands that use them:
+# `safegrid --help` and the light commands start without loading them.
+
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
-OPERATOR = User(0, "cli", "admin", None, None)  # who the reports and batch runs are by
+
+
+@cache
+def _operator() -> User:
+    """Who the reports and batch runs are by: the command line, as an administrator."""
+    from layers.users import User
+
+    return User(0, "cli", "admin", None, None)
+
+
+def _engine() -> Engine:
+    """The engine of the database every command uses (:func:`layers.db.engine`)."""
+    from layers.db import engine
+
+    return engine()
+
+
+def _loaded(module: str, *names: str) -> tuple[type, ...]:
+    """The classes ``names`` of ``module`` when it is imported, else none.
+
+    An exception can only be of a class whose module is loaded, so the error handling
+    needs no import of the database libraries.
+    """
+    found = sys.modules.get(module)
+    return tuple(getattr(found, name) for name in names) if found else ()
 
 
 class SafegridGroup(click.Group):
@@ -47,26 +76,41 @@ class SafegridGroup(click.Group):
         except UnknownLayer as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(EXIT_BAD_INPUT)
-        except ClusterError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(EXIT_FAILED)
-        except ProgrammingError as exc:
-            if not isinstance(exc.orig, psycopg.errors.UndefinedTable):
-                raise
-            reason = str(exc.orig).strip().splitlines()[0]
-            click.echo(f"error: the database has no safegrid schema yet ({reason}); run "
-                       "'safegrid db up' to apply the migrations; nothing was written", err=True)
-            sys.exit(EXIT_FAILED)
-        except OperationalError as exc:  # lost, never reached, or a query cancelled
-            reason = str(exc.orig or exc).strip().splitlines()[0]
-            hint = "" if external_url() else ". Start it with 'safegrid db up'"
-            lost = not isinstance(exc.orig, (psycopg.errors.TransactionRollback,
-                                             psycopg.errors.QueryCanceled,
-                                             psycopg.errors.LockNotAvailable))
-            what = "the database is not reachable" if lost else "the database stopped the work"
-            click.echo(f"error: {what} ({reason}); nothing was written"
-                       f"{hint if lost else ''}", err=True)
-            sys.exit(EXIT_FAILED)
+        except Exception as exc:
+            if isinstance(exc, _loaded("layers.cluster", "ClusterError")):
+                click.echo(f"error: {exc}", err=True)
+                sys.exit(EXIT_FAILED)
+            _exit_on_database_error(exc)
+            raise
+
+
+def _exit_on_database_error(exc: Exception) -> None:
+    """A missing schema, or a database lost or stopping the work: one line and exit 1."""
+    programming, operational = _loaded("sqlalchemy.exc", "ProgrammingError",
+                                       "OperationalError") or (None, None)
+    if programming is None or not isinstance(exc, (programming, operational)):
+        return
+    import psycopg  # loaded already: the error came from a connection
+
+    from layers.db import external_url
+
+    if isinstance(exc, programming):
+        if not isinstance(exc.orig, psycopg.errors.UndefinedTable):
+            return
+        reason = str(exc.orig).strip().splitlines()[0]
+        click.echo(f"error: the database has no safegrid schema yet ({reason}); run "
+                   "'safegrid db up' to apply the migrations; nothing was written", err=True)
+        sys.exit(EXIT_FAILED)
+    # lost, never reached, or a query cancelled
+    reason = str(exc.orig or exc).strip().splitlines()[0]
+    hint = "" if external_url() else ". Start it with 'safegrid db up'"
+    lost = not isinstance(exc.orig, (psycopg.errors.TransactionRollback,
+                                     psycopg.errors.QueryCanceled,
+                                     psycopg.errors.LockNotAvailable))
+    what = "the database is not reachable" if lost else "the database stopped the work"
+    click.echo(f"error: {what} ({reason}); nothing was written"
+               f"{hint if lost else ''}", err=True)
+    sys.exit(EXIT_FAILED)
 
 
 @click.group(cls=SafegridGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -96,6 +140,9 @@ def db_up(port: int | None) -> None:
 
     With SAFEGRID_DATABASE_URL set, only the migrations are applied to that database.
     """
+    from layers.cluster import managed_cluster
+    from layers.db import external_url, migrate
+
     if external_url() is None:
         cluster = managed_cluster()
         cluster.up(tcp_port=port)
@@ -112,12 +159,15 @@ def _prepare_partitions() -> None:
 
     for layer in LAYERS.values():
         if layer.partitioned:
-            prepare(engine(), layer)
+            prepare(_engine(), layer)
 
 
 @db.command("down")
 def db_down() -> None:
     """Stop the local cluster (the data stays)."""
+    from layers.cluster import managed_cluster
+    from layers.db import external_url
+
     if external_url():
         click.echo("SAFEGRID_DATABASE_URL is set: the external database is not ours to stop")
         return
@@ -128,7 +178,8 @@ def db_down() -> None:
 @db.command("status")
 def db_status() -> None:
     """Say whether the database is up, and its URL. Exit 1 when it is down."""
-    from layers.db import postgis_version, schema_revision
+    from layers.cluster import managed_cluster
+    from layers.db import external_url, postgis_version, schema_revision
 
     if external_url() is None:
         cluster = managed_cluster()
@@ -155,6 +206,9 @@ def db_status() -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def db_reset(yes: bool) -> None:
     """Drop every safegrid table (all data) and create them empty again."""
+    from layers.cluster import managed_cluster
+    from layers.db import downgrade_all, external_url, migrate
+
     if not yes:
         click.confirm(f"Delete all safegrid data in {_safe_url()}?", abort=True)
     if external_url() is None:
@@ -166,6 +220,8 @@ def db_reset(yes: bool) -> None:
 
 def _safe_url() -> str:
     from sqlalchemy.engine import make_url
+
+    from layers.db import database_url
 
     return make_url(database_url()).render_as_string(hide_password=True)
 
@@ -180,7 +236,7 @@ def layers_cmd(as_json: bool) -> None:
     """List the layers with their feature counts and extents (lon/lat)."""
     from layers.store import layer_summary
 
-    rows = layer_summary(engine())
+    rows = layer_summary(_engine())
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False))
         return
@@ -252,7 +308,7 @@ def import_cmd(layer: str, file: Path, crs: str | None, coords: str, sheet: str 
         _echo_table(raw.attrs)
     clean = clean_features(raw, declaration)
     try:
-        n = write_features(engine(), declaration, clean, mode=mode, actor=actor,
+        n = write_features(_engine(), declaration, clean, mode=mode, actor=actor,
                            source=file.name)
     except InputRejected as exc:
         raise at_source_rows(exc, raw.attrs.get("rows")) from None
@@ -298,7 +354,7 @@ def export_cmd(layer: str, file: Path, bbox: str | None, crs: str | None, coords
             box = ()
         if len(box) != 4 or not (box[0] < box[2] and box[1] < box[3]):
             raise InputRejected(f"--bbox {bbox!r} must be MINLON,MINLAT,MAXLON,MAXLAT")
-    features = read_features(engine(), declaration, box)
+    features = read_features(_engine(), declaration, box)
     n = write_file(features, file, crs=crs, coords=coords, layer_name=layer)
     click.echo(f"exported {n} features of {layer} to {file}")
 
@@ -327,7 +383,7 @@ def users_add(name: str, role: str, jurisdiction: str | None, partner: str | Non
     from layers.users import add_user
 
     password = sys.stdin.readline().rstrip("\n")
-    with engine().begin() as conn:
+    with _engine().begin() as conn:
         user = add_user(conn, name, role, password, jurisdiction, partner)
     click.echo(f"user {user.name} added ({user.role}"
                f"{', ' + user.jurisdiction if user.jurisdiction else ''}"
@@ -339,7 +395,7 @@ def users_list() -> None:
     """List users with their role, jurisdiction and partner."""
     from layers.users import list_users
 
-    for user in list_users(engine()):
+    for user in list_users(_engine()):
         click.echo(f"{user.name:<16} {user.role:<15} {user.jurisdiction or '-':<14} "
                    f"{user.partner or '-'}")
 
@@ -350,7 +406,7 @@ def users_remove(name: str) -> None:
     """Remove user NAME and their API tokens."""
     from layers.users import remove_user
 
-    with engine().begin() as conn:
+    with _engine().begin() as conn:
         remove_user(conn, name)
     click.echo(f"user {name} removed")
 
@@ -361,7 +417,7 @@ def users_token(name: str) -> None:
     """Issue a new API token for NAME; it is printed once, on the last line."""
     from layers.users import issue_token
 
-    with engine().begin() as conn:
+    with _engine().begin() as conn:
         token = issue_token(conn, name)
     click.echo(f"API token for {name} (send it as 'Authorization: Bearer <token>'):")
     click.echo(token)
@@ -402,7 +458,7 @@ def demo_cmd(scale: str, seed: int, end: dt.datetime | None, unless_loaded: bool
     from layers import demo
 
     only = demo.checked_cities(only)
-    if unless_loaded and demo.is_loaded(engine()):
+    if unless_loaded and demo.is_loaded(_engine()):
         click.echo("demo: data already loaded, left as it is")
         return
     t0 = time.perf_counter()
@@ -415,7 +471,7 @@ def demo_cmd(scale: str, seed: int, end: dt.datetime | None, unless_loaded: bool
             bar.update(1)
 
         last = end.date() if end else demo.default_end()
-        counts = demo.load(engine(), scale, seed, step, last, only)
+        counts = demo.load(_engine(), scale, seed, step, last, only)
     summary = ", ".join(f"{k} {v}" for k, v in counts.items())
     first = demo.demo_start(last).date()
     which = f", only {' '.join(only)}" if only else ""
@@ -447,8 +503,8 @@ def report_cmd(code: str, month: str, out: Path) -> None:
 
     if out.suffix.lower() not in (".html", ".pdf"):
         raise click.BadParameter(f"--out must end in .html or .pdf, got {out.name!r}")
-    with engine().connect() as conn:
-        html = render_notice(notice_figures(conn, OPERATOR, code, month))
+    with _engine().connect() as conn:
+        html = render_notice(notice_figures(conn, _operator(), code, month))
     if out.suffix.lower() == ".pdf":
         write_pdf(html, out)
     else:
@@ -497,8 +553,8 @@ def grids_generate_cmd(code: str, weight: str | None, replace: bool, lang: str,
     from webmap.grids_api import generation_note
 
     given = {w: targets[t.field] for w, t in TARGETS.items() if targets[t.field] is not None}
-    with engine().begin() as conn:
-        generated = generate_grids(conn, OPERATOR, code, given, replace, weight=weight)
+    with _engine().begin() as conn:
+        generated = generate_grids(conn, _operator(), code, given, replace, weight=weight)
     click.echo(f"{len(generated.ids)} grids generated under {code}: "
                f"{generation_note(generated, lang)}")
 
@@ -551,9 +607,9 @@ def _batch_operator(code: str) -> User:
     """The command line's operator (an administrator), once ``code`` is known to exist."""
     from layers.access import jurisdiction_to_analyse
 
-    with engine().connect() as conn:  # before any cluster starts: a typo fails at once
-        jurisdiction_to_analyse(conn, OPERATOR, code)
-    return OPERATOR
+    with _engine().connect() as conn:  # before any cluster starts: a typo fails at once
+        jurisdiction_to_analyse(conn, _operator(), code)
+    return _operator()
 
 
 def _on_dask(desc: str, scheduler: str | None, workers: int, work) -> dict:
@@ -608,7 +664,7 @@ def batch_hotspots(code: str, start: str, end: str, cell: float, shape: str,
     query.check()
     operator = _batch_operator(code)
     body = _on_dask("batch hotspots", scheduler, workers,
-                    lambda client: run_batch(engine(), operator, query, client, step))
+                    lambda client: run_batch(_engine(), operator, query, client, step))
     if out is not None:
         _write_json(out, body)
     summary = body["summary"]
@@ -639,7 +695,7 @@ def batch_coverage(code: str, target: str, planned: bool, scheduler: str | None,
     query.check()
     operator = _batch_operator(code)
     def work(client) -> dict:
-        with engine().connect() as conn:
+        with _engine().connect() as conn:
             return coverage(conn, operator, query, client)
 
     body = _on_dask("batch coverage", scheduler, workers, work)

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import click
 
-from layers.db import engine
 from layers.errors import InputRejected
 from layers.registry import get_layer
 
@@ -71,6 +70,7 @@ def import_osm_cmd(file: Path, bbox: str | None, within: str | None,
     Features outside every jurisdiction (stored or in the file) are skipped. A summary
     says per layer what was taken and what was skipped, with counts per reason.
     """  # noqa: D301 - click's \b keeps the table's lines as written
+    from layers.db import engine
     from layers.osm import import_osm
 
     summary = import_osm(engine(), file, bbox=bbox, within=within, actor=actor,

@@ -7,9 +7,6 @@ import sys
 
 import click
 
-from layers.db import engine
-from layers.peers import PeerError
-
 __all__ = ["peers_group"]
 
 
@@ -25,7 +22,9 @@ def peers_group() -> None:
 
 
 def _border(value: str) -> tuple[str, str]:
-    """``A-B`` as (A, B), or :class:`PeerError`."""
+    """``A-B`` as (A, B), or :class:`~layers.peers.PeerError`."""
+    from layers.peers import PeerError
+
     a, sep, b = (value or "").strip().partition("-")
     if not sep or not a or not b or "-" in b:
         raise PeerError(f"--border {value!r} must be two jurisdiction codes OURS-THEIRS, "
@@ -50,7 +49,8 @@ def peers_add(name: str, url: str, border: str, token_stdin: bool) -> None:
     OGC API with the token before anything is written. NAME is 1-40
     lower-case letters, digits, '-' or '_'.
     """
-    from layers.peers import add_peer
+    from layers.db import engine
+    from layers.peers import PeerError, add_peer
 
     a, b = _border(border)
     if not token_stdin:
@@ -72,6 +72,7 @@ def _when(value: dt.datetime | None) -> str:
 @peers_group.command("list", short_help="List the peers and how the last contact went.")
 def peers_list() -> None:
     """List the peers: name, URL, border (ours-theirs), when added, last contact, last error."""
+    from layers.db import engine
     from layers.peers import list_peers
 
     with engine().connect() as conn:
@@ -91,6 +92,7 @@ def peers_list() -> None:
 @click.argument("name")
 def peers_remove(name: str) -> None:
     """Remove peer NAME, what was read from it and its token file."""
+    from layers.db import engine
     from layers.peers import remove_peer
 
     with engine().begin() as conn:

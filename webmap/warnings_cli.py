@@ -7,9 +7,6 @@ import sys
 
 import click
 
-from layers.db import engine
-from layers.validate import instant
-
 __all__ = ["warnings_group"]
 
 
@@ -30,6 +27,8 @@ def check_cmd(now_text: str | None) -> None:
     whose risk level (风险等级) rose, since the previous check, is recorded once. One line
     per watch; exit 1 when a watch could not be checked (the others still are).
     """
+    from layers.db import engine
+    from layers.validate import instant
     from layers.warnings import check_watches
 
     now = instant(now_text, False) if now_text else dt.datetime.now(dt.UTC)
