@@ -66,12 +66,21 @@ def safegrid(home: Path, *args: str, **kw) -> subprocess.CompletedProcess:
                           env=_env(home), **kw)
 
 
-@pytest.fixture
-def served(home, db, tmp_path):
-    server = Server(managed_cluster(home).url(), tmp_path / "serve.log",
-                    {"SAFEGRID_HOME": str(home)})
+def _serve(home: Path, db, log: Path, env: dict | None = None) -> Server:
+    """A server on the private cluster, with an administrator's token as ``token``."""
+    server = Server(managed_cluster(home).url(), log, {"SAFEGRID_HOME": str(home), **(env or {})})
     with db.begin() as conn:
         server.token = issue_token(conn, "admin")
+    return server
+
+
+@pytest.fixture(scope="module")
+def served(home, db, tmp_path_factory):
+    """One server for the tests that take the database away under it (it must recover
+    every time, and its whole output stays free of tracebacks) and for the held lock:
+    an edit gives up after waiting 1 s for a lock."""
+    server = _serve(home, db, tmp_path_factory.mktemp("served") / "serve.log",
+                    {"SAFEGRID_DB_LOCK_TIMEOUT": "1s"})
     yield server
     server.stop()
 
@@ -163,7 +172,8 @@ def _generate_grids(server: Server) -> subprocess.Popen:
         stdout=subprocess.PIPE, text=True)
 
 
-def test_an_edit_killed_with_the_server_leaves_nothing(home, db, served):
+def test_an_edit_killed_with_the_server_leaves_nothing(home, db, tmp_path):
+    served = _serve(home, db, tmp_path / "serve.log")  # a server of its own: it is killed
     before = fingerprint(db, "grids")
     edit = _generate_grids(served)
     try:
@@ -172,6 +182,7 @@ def test_an_edit_killed_with_the_server_leaves_nothing(home, db, served):
         served.proc.wait(timeout=10)
     finally:
         edit.wait(timeout=30)
+        served.stop()
     assert_write_dropped(db, "grids")
     assert fingerprint(db, "grids") == before
     # the same edit, with a server started again, goes through whole
@@ -279,31 +290,25 @@ def test_an_edit_cut_off_by_a_database_crash_is_503_and_leaves_nothing(home, db,
     assert "Traceback" not in served.output()
 
 
-def test_an_edit_waiting_on_a_held_lock_gives_up_with_503(home, db, tmp_path):
-    server = Server(managed_cluster(home).url(), tmp_path / "serve.log",
-                    {"SAFEGRID_HOME": str(home), "SAFEGRID_DB_LOCK_TIMEOUT": "1s"})
-    with db.begin() as conn:
-        token = issue_token(conn, "admin")
+def test_an_edit_waiting_on_a_held_lock_gives_up_with_503(db, served):
+    with db.connect() as conn:
         camera = conn.execute(text("SELECT id FROM cameras ORDER BY id LIMIT 1")).scalar_one()
-    item = f"{server.url}/collections/cameras/items/{camera}"
-    auth = {"Authorization": f"Bearer {token}"}
+    item = f"{served.url}/collections/cameras/items/{camera}"
+    auth = {"Authorization": f"Bearer {served.token}"}
 
     def patch(etag):
         return requests.patch(item, data='{"properties": {"fov": 33}}', timeout=30, headers={
             **auth, "If-Match": etag, "Content-Type": "application/merge-patch+json"})
 
-    try:
-        etag = requests.get(item, headers=auth, timeout=30).headers["ETag"]
-        with db.connect() as holder:  # another transaction keeps the row locked
-            holder.execute(text("SELECT 1 FROM cameras WHERE id = :i FOR UPDATE"),
-                           {"i": camera})
-            began = time.monotonic()
-            r = patch(etag)
-            took = time.monotonic() - began
-            holder.rollback()
-        assert r.status_code == 503 and "another change holds" in r.json()["error"]
-        assert 0.9 < took < 5
-        assert requests.get(item, headers=auth, timeout=30).headers["ETag"] == etag
-        assert patch(etag).status_code == 200  # once the lock is gone
-    finally:
-        server.stop()
+    etag = requests.get(item, headers=auth, timeout=30).headers["ETag"]
+    with db.connect() as holder:  # another transaction keeps the row locked
+        holder.execute(text("SELECT 1 FROM cameras WHERE id = :i FOR UPDATE"), {"i": camera})
+        began = time.monotonic()
+        r = patch(etag)
+        took = time.monotonic() - began
+        holder.rollback()
+    assert r.status_code == 503 and "another change holds" in r.json()["error"]
+    assert 0.9 < took < 5
+    assert requests.get(item, headers=auth, timeout=30).headers["ETag"] == etag
+    assert patch(etag).status_code == 200  # once the lock is gone
+    assert "Traceback" not in served.output()
