@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from layers.cluster import managed_cluster
 from layers.db import head_revision
 from tests.conftest import SAFEGRID
 
@@ -47,8 +48,8 @@ def test_lifecycle_of_a_private_cluster():
         assert stopped.returncode == 0 and "stopped" in stopped.stdout
         after = _run(home, "db", "status")
         assert after.returncode == 1 and after.stdout.startswith("down")
-    finally:
-        _run(home, "db", "down")
+    finally:  # clean up without another command: stop the server if a check failed
+        managed_cluster(home).down()
         shutil.rmtree(home, ignore_errors=True)
 
 
