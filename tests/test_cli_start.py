@@ -25,7 +25,7 @@ from tests.conftest import SAFEGRID, fresh_database
 
 HEAVY = ("geopandas", "pandas", "scipy", "shapely", "flask", "networkx")
 GROUPS = {"db": ("up", "down", "status", "reset"),
-          "users": ("add", "list", "remove", "token"),
+          "users": ("add", "list", "remove", "set", "token"),
           "grids": ("generate",),
           "batch": ("hotspots", "coverage"),
           "peers": ("add", "list", "remove"),

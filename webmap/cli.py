@@ -375,29 +375,49 @@ def users() -> None:
               help="Code of the user's jurisdiction (all roles but admin need one).")
 @click.option("--partner", default=None,
               help="border_partner only: code of the neighbouring city.")
+@click.option("--incidents", type=click.Choice(["points", "cells"]), default=None,
+              help="border_partner only: give our incidents in the border zone as points "
+                   "(the default) or only as counts per 250 m cell.")
 @click.option("--password-stdin", is_flag=True, required=True,
               help="Read the password from standard input (never from the command line).")
 def users_add(name: str, role: str, jurisdiction: str | None, partner: str | None,
-              password_stdin: bool) -> None:
+              incidents: str | None, password_stdin: bool) -> None:
     """Add user NAME with a role and scope; the password comes on standard input."""
     from layers.users import add_user
 
     password = sys.stdin.readline().rstrip("\n")
     with _engine().begin() as conn:
-        user = add_user(conn, name, role, password, jurisdiction, partner)
+        user = add_user(conn, name, role, password, jurisdiction, partner,
+                        incidents or "points")
     click.echo(f"user {user.name} added ({user.role}"
                f"{', ' + user.jurisdiction if user.jurisdiction else ''}"
-               f"{', partner ' + user.partner if user.partner else ''})")
+               f"{', partner ' + user.partner if user.partner else ''}"
+               f"{', incidents as ' + user.incidents if user.partner else ''})")
+
+
+@users.command("set")
+@click.argument("name")
+@click.option("--incidents", type=click.Choice(["points", "cells"]), required=True,
+              help="What border partner NAME is given of our incidents in the border zone: "
+                   "each as a point, or only counts per 250 m cell.")
+def users_set(name: str, incidents: str) -> None:
+    """Change what border partner NAME is given of our incidents (its tokens stay)."""
+    from layers.users import set_partner_incidents
+
+    with _engine().begin() as conn:
+        user = set_partner_incidents(conn, name, incidents)
+    click.echo(f"user {user.name}: incidents given as {user.incidents}")
 
 
 @users.command("list")
 def users_list() -> None:
-    """List users with their role, jurisdiction and partner."""
+    """List users with their role, jurisdiction, partner (and how it is given incidents)."""
     from layers.users import list_users
 
     for user in list_users(_engine()):
         click.echo(f"{user.name:<16} {user.role:<15} {user.jurisdiction or '-':<14} "
-                   f"{user.partner or '-'}")
+                   f"{user.partner or '-'}"
+                   f"{'  incidents as ' + user.incidents if user.partner else ''}")
 
 
 @users.command("remove")

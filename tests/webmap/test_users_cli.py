@@ -52,6 +52,10 @@ def test_add_token_use_list_remove(cli, db, server, demo_small):
     (["x6", "--role", "viewer", "--jurisdiction", "430100"], "short", "at least 8"),
     (["admin", "--role", "admin"], "long-enough-1", "already exists"),
     (["bad name!", "--role", "admin"], "long-enough-1", "must be letters"),
+    (["x7", "--role", "police", "--jurisdiction", "430100", "--incidents", "cells"],
+     "long-enough-1", "--incidents is for border_partner users only"),
+    (["x8", "--role", "border_partner", "--jurisdiction", "430300", "--partner", "430100",
+      "--incidents", "heatmap"], "long-enough-1", "'heatmap' is not one of"),
 ])
 def test_bad_user_input_is_refused_and_nothing_written(db, db_url, demo_small, args,
                                                        password, message):
@@ -72,3 +76,40 @@ def test_token_and_remove_of_unknown_users_fail(cli, db, demo_small):
         result = cli("users", *command)
         assert result.returncode != 0 and "no user called 'nobody'" in result.stderr
     assert _users(db) == before
+
+
+def test_what_a_border_partner_is_given_of_our_incidents(cli, db, server, demo_small):
+    """``--incidents cells`` on add, ``users set`` to change it: the partner's token is
+    refused the incident points and reads the cells instead, then the points again."""
+    added = cli("users", "add", "xt.border", "--role", "border_partner", "--jurisdiction",
+                "430300", "--partner", "430100", "--incidents", "cells", "--password-stdin",
+                input="a-long-password\n")
+    assert added.returncode == 0, added.stderr
+    assert "(border_partner, 430300, partner 430100, incidents as cells)" in added.stdout
+    try:
+        token = cli("users", "token", "xt.border").stdout.strip().splitlines()[-1]
+        listed = [line for line in cli("users", "list").stdout.splitlines()
+                  if line.startswith("xt.border ")]
+        assert listed and listed[0].endswith("incidents as cells")
+
+        def status(layer: str) -> int:
+            return requests.get(f"{server}/collections/{layer}/items?limit=1", timeout=60,
+                                headers={"Authorization": f"Bearer {token}"}).status_code
+
+        assert (status("incidents"), status("incident_cells")) == (403, 200)
+        changed = cli("users", "set", "xt.border", "--incidents", "points")
+        assert changed.returncode == 0, changed.stderr
+        assert changed.stdout.strip() == "user xt.border: incidents given as points"
+        assert status("incidents") == 200  # the same token, now given the points
+        before = _users(db)
+        for args, message in ((["nobody", "--incidents", "cells"], "no user called"),
+                              (["planner", "--incidents", "cells"], "border_partner users"),
+                              (["xt.border", "--incidents", "dots"], "'dots' is not one of")):
+            refused = cli("users", "set", *args)
+            assert refused.returncode != 0 and message in refused.stderr, refused.stderr
+        assert _users(db) == before
+        with db.connect() as conn:
+            assert conn.execute(text("SELECT partner_incidents FROM users WHERE name = "
+                                     "'xt.border'")).scalar_one() == "points"
+    finally:
+        cli("users", "remove", "xt.border")
