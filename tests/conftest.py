@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import os
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,21 @@ DATA = Path(__file__).resolve().parent / "data"
 # data whatever day they run: its incidents span 2025-11-01 to 2026-10-31 (CST).
 DEMO_END = dt.date(2026, 10, 31)
 SAFEGRID = str(Path(sys.executable).with_name("safegrid"))
+
+
+_RUN_DIR: list[Path] = []  # the test run's directory shared by its workers, once known
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _run_dir(tmp_path_factory) -> None:
+    """Note this run's shared directory (see :func:`shared_dir`) for :func:`demo_database`."""
+    _RUN_DIR[:] = [shared_dir(tmp_path_factory)]
+
+
+def _base_name() -> str:
+    """The name of the test database before pytest-xdist adds a worker's suffix."""
+    external = os.environ.get("SAFEGRID_TEST_DATABASE_URL")
+    return make_url(external).database if external else "safegrid_test"
 
 
 def _worker_suffix() -> str:
@@ -74,16 +91,76 @@ def fresh_database(name: str) -> str:
     return own
 
 
+def _admin_url():
+    """URL of the ``postgres`` database of the server the test databases live on."""
+    external = os.environ.get("SAFEGRID_TEST_DATABASE_URL")
+    if external:
+        return make_url(external).set(database="postgres")
+    cluster = managed_cluster()
+    cluster.up()
+    return make_url(cluster.url("postgres"))
+
+
+def shared_dir(tmp_path_factory) -> Path:
+    """A directory of this test run that every pytest-xdist worker of the run shares
+    (the run's base temporary directory; each worker's own is inside it)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if _worker_suffix() else base
+
+
+def copied_database(name: str, template: str, build: Callable[[str], None],
+                    shared: Path) -> str:
+    """A fresh database ``name`` copied from the database ``template``; its URL.
+
+    ``template`` is made once per test run: the first caller, holding a lock in the
+    ``shared`` directory (see :func:`shared_dir`), creates and migrates it and calls
+    ``build(url)`` to fill it (``build`` closes its connections: PostgreSQL copies a
+    database nobody is connected to); a template left by an earlier run is made
+    anew. The others wait for it and copy it (``CREATE DATABASE ... TEMPLATE``: half
+    a second for the city demo, which takes half a minute or more to load).
+    """
+    with open(shared / f"{template}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+        built = shared / f"{template}.built"
+        if not built.exists():
+            url = fresh_database(template)
+            migrate(url)
+            build(url)
+            built.touch()
+        admin_url = _admin_url()
+        admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                # a connection left in a pool somewhere would make the copy fail
+                conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                  "WHERE datname = :t"), {"t": template})
+                conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+        finally:
+            admin.dispose()
+    return admin_url.set(database=name).render_as_string(hide_password=False)
+
+
+def _load_small(url: str) -> None:
+    """The small demo (seed 1, ending on :data:`DEMO_END`) into the database at ``url``."""
+    from layers import demo
+
+    demo.load(engine(url), "small", 1, end=DEMO_END)
+    engine(url).dispose()
+
+
 def demo_database(name: str) -> str:
     """A fresh database ``name`` with the small demo (seed 1), migrated; its URL.
 
-    For tests that write a lot (load, fuzzing) and must not change the shared one.
+    For tests that write a lot (load, fuzzing) and must not change the shared one. In a
+    test run it is a copy of a template the run loads once (see :func:`copied_database`).
     """
-    from layers import demo
-
+    if _RUN_DIR:
+        return copied_database(name, f"{_base_name()}_small_template", _load_small,
+                               _RUN_DIR[0])
     url = fresh_database(name)
     migrate(url)
-    demo.load(engine(url), "small", 1, end=DEMO_END)
+    _load_small(url)
     return url
 
 
@@ -175,18 +252,26 @@ def live_server(db_url, demo_small, tmp_path_factory) -> Server:
     server.stop()
 
 
+def _load_city(url: str) -> None:
+    """The city demo (seed 1, ending on :data:`DEMO_END`) into the database at ``url``."""
+    from layers import demo
+
+    demo.load(engine(url), "city", 1, end=DEMO_END)
+    engine(url).dispose()
+
+
 @pytest.fixture(scope="session")
 def city_server(db_url, tmp_path_factory):
     """(URL, engine) of a server of its own on the city demo (seed 1, ending on
     :data:`DEMO_END`), in a database named after the suite's; for the tests that must
-    see the city's sizes (page budgets, each role's day)."""
-    from layers import demo
+    see the city's sizes (page budgets, each role's day).
 
-    name = f"{make_url(db_url).database}_city"
-    url = fresh_database(name)
-    migrate(url)
+    The city demo is loaded once per test run (about half a minute, more on a busy
+    machine) into a template database, and each worker's database is a copy of it.
+    """
+    url = copied_database(f"{make_url(db_url).database}_city", f"{_base_name()}_city_template",
+                          _load_city, shared_dir(tmp_path_factory))
     city_engine = engine(url)
-    demo.load(city_engine, "city", 1, end=DEMO_END)
     server = Server(url, tmp_path_factory.mktemp("city") / "serve.log")
     try:
         yield server.url, city_engine
