@@ -132,7 +132,9 @@ class _RelayHandler(http.server.BaseHTTPRequestHandler):
 @contextmanager
 def serving(httpd: http.server.HTTPServer) -> Iterator[http.server.HTTPServer]:
     """Serve ``httpd`` in a daemon thread for the block; shut it down and close it after."""
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    # shutdown() waits for the loop to look again: every 0.05 s rather than the 0.5 s default
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
     thread.start()
     try:
         yield httpd
