@@ -57,9 +57,9 @@ def read_grids(base: str, headers: dict) -> dict[int, shapely.Geometry]:
     return {f["id"]: shapely.geometry.shape(f["geometry"]) for f in r.json()["features"]}
 
 
-def edit(base: str, headers: dict, op: str, pick: int, dx: float, dy: float,
-         angle: float) -> requests.Response | None:
-    grids = read_grids(base, headers)
+def edit(base: str, headers: dict, grids: dict[int, shapely.Geometry], op: str, pick: int,
+         dx: float, dy: float, angle: float) -> requests.Response | None:
+    """One random edit of the served ``grids``; None when none was sent."""
     ids = sorted(grids)
     key = ids[pick % len(ids)]
     geom = grids[key]
@@ -97,10 +97,11 @@ def test_random_edits_served_as_a_valid_coverage(served, seed):
     base, headers, area = served
     rng = np.random.default_rng(seed)
     answered = []
+    grids = read_grids(base, headers)  # then read again after each edit, as checked
     for _ in range(25):
         op = rng.choice(["move", "move", "move", "split", "merge"])
-        answer = edit(base, headers, op, int(rng.integers(10_000)), *rng.uniform(-1, 1, 2),
-                      rng.uniform(0, np.pi))
+        answer = edit(base, headers, grids, op, int(rng.integers(10_000)),
+                      *rng.uniform(-1, 1, 2), rng.uniform(0, np.pi))
         if answer is None:
             continue
         assert answer.status_code in (200, 422), answer.text
