@@ -1,8 +1,8 @@
 """``safegrid demo --only CODE``: one city's installation of the demo.
 
-The partition, checked against the full demo (loaded afresh into a database of this module's
-own, so no other test's edits of the shared demo interfere; the store derived every feature's
-jurisdiction): for every layer, the features of ``--only A`` are
+The partition, checked against the full demo (in a database of this module's own, a copy
+of the small demo as loaded, so no other test's edits of the shared demo interfere; the store
+derived every feature's jurisdiction): for every layer, the features of ``--only A`` are
 exactly the full demo's features whose ``jurisdiction_code`` lies in A's tree (same
 geometry, fields and code, as multisets); those of ``--only A`` and ``--only B`` have
 nothing in common; and ``--only A --only B`` holds exactly the two together. Each one-city
@@ -23,7 +23,7 @@ from layers.access import border_zone_wkb, subtree_codes
 from layers.db import engine, migrate
 
 from ..clihelp import run_in_process
-from ..conftest import DEMO_END, SAFEGRID, fresh_database, run_cli
+from ..conftest import DEMO_END, SAFEGRID, demo_database, fresh_database, run_cli
 
 pytestmark = pytest.mark.db
 
@@ -40,10 +40,11 @@ def only(db_url):
     ``demo.load`` does the same in process.
     """
     base = make_url(db_url).database
-    out = {"full_url": fresh_database(f"{base}_only_full")}
-    migrate(out["full_url"])  # the other three start as copies of it, migrated and empty
-    for key, url in zip(("a", "b", "ab"), _copies(out["full_url"], [
-            f"{base}_only_{key}" for key in ("a", "b", "ab")]), strict=True):
+    out = {"full_url": demo_database(f"{base}_only_full"),  # a copy of the run's small demo
+           "a_url": fresh_database(f"{base}_only_a")}
+    migrate(out["a_url"])  # the other two start as copies of it, migrated and empty
+    for key, url in zip(("b", "ab"), _copies(out["a_url"], [f"{base}_only_b",
+                                                           f"{base}_only_ab"]), strict=True):
         out[key + "_url"] = url
     for key in ("full", "a", "b", "ab"):
         out[key] = engine(out[key + "_url"])
@@ -52,7 +53,7 @@ def only(db_url):
                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                  text=True)
     try:
-        for key, codes in (("full", ()), ("a", (A,)), ("ab", (A, B))):
+        for key, codes in (("a", (A,)), ("ab", (A, B))):
             demo.load(out[key], "small", 1, end=DEMO_END, only=codes)
     finally:
         stdout, stderr = loading_b.communicate(timeout=600)
