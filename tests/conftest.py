@@ -28,6 +28,13 @@ DEMO_END = dt.date(2026, 10, 31)
 SAFEGRID = str(Path(sys.executable).with_name("safegrid"))
 
 
+def pytest_sessionfinish(session) -> None:
+    """Close the headless Chromium the browser tests shared, if one was started."""
+    browser = sys.modules.get("tests.webmap.browser")
+    if browser is not None:
+        browser.close_chromium()
+
+
 _RUN_DIR: list[Path] = []  # the test run's directory shared by its workers, once known
 
 

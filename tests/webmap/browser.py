@@ -4,9 +4,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
-from playwright.sync_api import Error, Page, sync_playwright
+from playwright.sync_api import Browser, Error, Page, sync_playwright
 
 from ..conftest import demo_password
 
@@ -14,6 +14,42 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 OUTPUT = Path(__file__).resolve().parents[2] / "test-output"  # screenshots
+
+
+_RUNNING: dict = {}  # this process's Playwright and Chromium, once started
+_SESSIONS: dict[tuple[str, str, str], list] = {}  # (server, user, password) -> cookies
+
+
+def chromium() -> Browser:
+    """This test process's headless Chromium, launched on first use and shared by the
+    tests that follow (each works in a browser context of its own: cookies, storage
+    and cache apart); :func:`close_chromium` ends it."""
+    browser = _RUNNING.get("browser")
+    if browser is None or not browser.is_connected():
+        if "playwright" not in _RUNNING:
+            _RUNNING["playwright"] = sync_playwright().start()
+        browser = _RUNNING["playwright"].chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        _RUNNING["browser"] = browser
+    return browser
+
+
+def close_chromium() -> None:
+    """Close the shared Chromium and its Playwright, if they were started."""
+    browser = _RUNNING.pop("browser", None)
+    if browser is not None and browser.is_connected():
+        browser.close()
+    playwright = _RUNNING.pop("playwright", None)
+    if playwright is not None:
+        playwright.stop()
+
+
+def log_in(page: Page, server: str, user: str, path: str, password: str) -> None:
+    """Log in through the /login form, by keyboard and mouse, and land on ``path``."""
+    page.goto(f"{server}/login?next={quote(path, safe='/')}")
+    page.fill("input[name=name]", user)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"**{path.split('?')[0]}**")
 
 
 @contextmanager
@@ -24,28 +60,34 @@ def logged_in(server: str, user: str, path: str, viewport: tuple[int, int] = (12
     ``viewport`` is the window's width and height in CSS pixels; ``password`` is the
     demo user's unless given.
 
+    The first time in a test process a user logs in to a server it is through the
+    /login form; after that the page starts with that login's session cookie (and no
+    other stored state) and opens ``path`` directly, or logs in by the form again if
+    the server no longer takes the session.
+
     Basemap tiles are refused: the maps must work without them.
     """
     password = password or demo_password(user)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+    key = (server, user, password)
+    context = chromium().new_context(viewport={"width": viewport[0], "height": viewport[1]})
+    try:
+        page = context.new_page()
         page.route("**/tile.openstreetmap.org/**", lambda route: route.abort())
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.on("console", lambda msg: errors.append(msg.text)
                 if "Content Security Policy" in msg.text else None)
-        page.goto(f"{server}/login?next={quote(path, safe='/')}")
-        page.fill("input[name=name]", user)
-        page.fill("input[name=password]", password)
-        page.click("button[type=submit]")
-        page.wait_for_url(f"**{path.split('?')[0]}**")
+        if key in _SESSIONS:
+            context.add_cookies(_SESSIONS[key])
+            page.goto(f"{server}{path}")
+        if key not in _SESSIONS or urlsplit(page.url).path == "/login":
+            log_in(page, server, user, path, password)
+            _SESSIONS[key] = context.cookies()
         page.errors = errors
         OUTPUT.mkdir(exist_ok=True)
-        try:
-            yield page
-        finally:
-            browser.close()
+        yield page
+    finally:
+        context.close()
 
 
 def wait_for(page: Page, expression: str, timeout: float = 30) -> object:
