@@ -37,7 +37,8 @@ STATE = "window.safegridPlannerState"
 
 
 @pytest.fixture
-def planner_page(server):
+def planner_page(server, planned):
+    """The planner's map of the community, opened once its grids are planned."""
     with logged_in(server, "planner", f"/map/plan?jurisdiction={COMMUNITY}") as page:
         yield page
 
@@ -89,7 +90,6 @@ def test_planner_drags_a_shared_vertex_and_saves(planner_page, db, planned):
     key = planned[0]
     neighbour, xy = shared_vertex(grids, key)
     before = versions(db, [key, neighbour])
-    page.goto(page.url)  # the grids were planned after the login: load them
     open_grid(page, key, grids[key])
     page.click("#sg-edit")
     page.wait_for_selector(".marker-icon")
@@ -116,7 +116,6 @@ def test_a_conflicting_save_shows_the_412_message(planner_page, db, api, planned
     grids = geoms(db)
     key = planned[1]
     neighbour, xy = shared_vertex(grids, key)
-    page.goto(page.url)
     open_grid(page, key, grids[key])
     page.click("#sg-edit")
     page.wait_for_selector(".marker-icon")
@@ -175,7 +174,6 @@ def crossing(page, grid: shapely.Polygon) -> list[tuple[float, float]]:
 def open_visible_grid(page, db, planned) -> tuple[int, dict]:
     """Select the first planned grid that shows clear of the panel; its id and all grids."""
     grids = geoms(db)
-    page.goto(page.url)
     wait_for(page, f"{STATE} && {' && '.join(f'{STATE}.byId.has({i})' for i in planned)}")
     key = next(i for i in planned if on_screen(page, grids[i]))
     open_grid(page, key, grids[key])
@@ -468,7 +466,6 @@ def new_grid_box(db, page, planned) -> tuple[shapely.Polygon, dict]:
     """A box around a corner of three grids or more, a quarter of their size, shown
     large enough on the map to be drawn by clicks; and all grids before."""
     grids = geoms(db)
-    page.goto(page.url)
     wait_for(page, f"{STATE} && {' && '.join(f'{STATE}.byId.has({i})' for i in planned)}")
     corners = [xy for xy in inner_corners(grids, community(db))
                if on_screen(page, shapely.Point(xy).buffer(1e-6))]
@@ -594,7 +591,6 @@ def test_escape_and_cancel_leave_the_new_grid_with_nothing_written(planner_page,
 def test_a_refused_new_grid_says_what_to_do(planner_page, db, planned):
     page = planner_page
     grids = geoms(db)
-    page.goto(page.url)
     wait_for(page, f"{STATE} && {' && '.join(f'{STATE}.byId.has({i})' for i in planned)}")
     before = state(db)
     # a box around a whole grid would cover it
@@ -703,7 +699,6 @@ SHORT_LABEL = r"(第\d+网格|[^·]{1,20}) · \d+户"
 def test_labels_are_short_and_never_overlap(planner_page, db, planned):
     page = planner_page
     grids = geoms(db)
-    page.goto(page.url)
     wait_for(page, f"{STATE} && {' && '.join(f'{STATE}.byId.has({i})' for i in planned)}")
     page.focus(".leaflet-container")
     for key in ("+", "-", "-"):  # labels show from zoom 15; zoom out until they crowd
@@ -828,7 +823,6 @@ def test_regenerating_units_is_a_write_without_a_body(planner_page, db, planned)
     page = planner_page
     grids = geoms(db)
     key = planned[0]
-    page.goto(page.url)
     open_grid(page, key, grids[key])
     page.click("#sg-units")
     page.wait_for_selector("#sg-message.ok, #sg-message.error")
