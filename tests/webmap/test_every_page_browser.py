@@ -12,11 +12,10 @@ Pages a role may not open answer a page in the user's language, not raw JSON.
 import re
 
 import pytest
-from playwright.sync_api import sync_playwright
 from sqlalchemy import text
 
 from ..conftest import demo_password
-from .browser import ARGS, CHROMIUM, OUTPUT
+from .browser import OUTPUT, chromium
 
 pytestmark = [pytest.mark.db, pytest.mark.browser]
 
@@ -83,10 +82,7 @@ def names(db, demo_small) -> tuple[list[str], set[str]]:
 
 @pytest.fixture(scope="module")
 def browser():
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield chromium
-        chromium.close()
+    return chromium()
 
 
 def _log_in(browser, server: str, user: str):
@@ -102,13 +98,17 @@ def _log_in(browser, server: str, user: str):
     return context, page
 
 
+# Resolves once the page has drawn two more frames (what the last answers changed).
+FRAMES = "new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
+
+
 def _settle(page) -> None:
     """Wait until the page has fetched and drawn what it shows at first."""
     try:
         page.wait_for_load_state("networkidle", timeout=20_000)
     except Exception:  # a page polling for ever is still checked as it stands
         pass
-    page.wait_for_timeout(300)
+    page.evaluate(FRAMES)
 
 
 def _leaks(texts: list[str], lang: str, names: tuple[list[str], set[str]]) -> list[str]:
@@ -135,9 +135,12 @@ def _leaks(texts: list[str], lang: str, names: tuple[list[str], set[str]]) -> li
     return bad
 
 
+def _address(server: str, path: str, lang: str) -> str:
+    return f"{server}{path}{'&' if '?' in path else '?'}lang={lang}"
+
+
 def _visit(page, server: str, path: str, lang: str) -> int:
-    sep = "&" if "?" in path else "?"
-    response = page.goto(f"{server}{path}{sep}lang={lang}")
+    response = page.goto(_address(server, path, lang))
     _settle(page)
     return response.status
 
@@ -146,6 +149,14 @@ def _shot(page, role: str, path: str, lang: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     name = re.sub(r"[^a-z]+", "_", path).strip("_") or "root"
     page.screenshot(path=str(SHOTS / f"{role}-{name}-{lang}.png"))
+
+
+def _problems(page, lang: str, names) -> list[str]:
+    """The page's texts in the other language, and its ``<html lang>`` if wrong."""
+    leaks = _leaks(page.evaluate(TEXTS), lang, names)
+    if page.evaluate("document.documentElement.lang") != lang:
+        leaks.append("<html lang> is not " + lang)
+    return leaks
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -160,9 +171,7 @@ def test_every_page_speaks_the_users_language(server, browser, names, role):
                 assert status == (403 if refused else 200), (role, path, lang, status)
                 assert "html" in page.evaluate("document.contentType"), (role, path)
                 _shot(page, role, path, lang)
-                leaks = _leaks(page.evaluate(TEXTS), lang, names)
-                if page.evaluate("document.documentElement.lang") != lang:
-                    leaks.append("<html lang> is not " + lang)
+                leaks = _problems(page, lang, names)
                 if leaks:
                     problems[f"{path} {lang}"] = sorted(set(leaks))[:20]
             # the notice, opened from the overview's link as a user does
@@ -175,9 +184,7 @@ def test_every_page_speaks_the_users_language(server, browser, names, role):
             page.wait_for_url("**/reports/notice**")
             _settle(page)
             _shot(page, role, "/reports/notice?from-map", lang)
-            leaks = _leaks(page.evaluate(TEXTS), lang, names)
-            if page.evaluate("document.documentElement.lang") != lang:
-                leaks.append("<html lang> is not " + lang)
+            leaks = _problems(page, lang, names)
             if leaks:
                 problems[f"/reports/notice {lang}"] = sorted(set(leaks))[:20]
         assert not page.errors, page.errors
