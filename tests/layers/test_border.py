@@ -170,7 +170,7 @@ def test_the_other_side_read_from_a_peer_joins_ours(border, db, tmp_path, monkey
     assert body["sources"][A]["server"] == "local"
     assert body["sources"][B] | {"as_of": None} == {
         "server": "peer", "peer": "fake", "url": fake.url, "as_of": None, "stale": False,
-        "error": None}
+        "error": None, "incidents": "points"}
     assert before["sources"][B]["server"] == "local"
     # its camera is listed with the server it came from; what cannot be a camera is not
     cameras = {f["properties"]["code"]: f for f in body["cameras"]["features"]}

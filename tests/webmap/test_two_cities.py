@@ -319,7 +319,11 @@ def test_a_peer_that_stops_gives_its_kept_side_stale_and_no_plan(cities):
 
 
 def test_a_frozen_peer_is_given_up_within_the_bound(cities):
+    # the bound is on the wait for B: an answer may take what an answer with B awake
+    # takes (on a busy machine, seconds) on top of it
+    started = time.perf_counter()
     fresh = get(cities, BORDER).json()
+    normal = time.perf_counter() - started
     on_a, on_b = routes(cities.a.db_url), routes(cities.b.db_url)
     os.kill(cities.b.proc.pid, signal.SIGSTOP)  # B takes connections and answers nothing
     try:
@@ -334,16 +338,17 @@ def test_a_frozen_peer_is_given_up_within_the_bound(cities):
         plan_took = time.perf_counter() - started
     finally:
         os.kill(cities.b.proc.pid, signal.SIGCONT)
-    assert rest_took < TIMEOUT / 2, rest_took
+    assert rest_took < TIMEOUT / 2 + normal, (rest_took, normal)
     assert resting.json()["sources"][B]["stale"]
     assert "asked again" in resting.json()["sources"][B]["error"]
     assert resting.json()["crossings"] == fresh["crossings"]
     assert refused.status_code == 502 and "did not answer within" in refused.json()["error"]
-    assert plan_took < PLAN_TIMEOUT + 3, plan_took
+    assert plan_took < PLAN_TIMEOUT + 3 + normal, (plan_took, normal)
     assert routes(cities.a.db_url) == on_a and routes(cities.b.db_url) == on_b
     print(f"\nborder {KEY} with B frozen: answered in {took:.2f} s (bound {TIMEOUT:g} s), "
-          f"then in {rest_took:.2f} s from the copy; a plan refused after {plan_took:.2f} s")
-    assert frozen.status_code == 200 and took < TIMEOUT + 2, took
+          f"then in {rest_took:.2f} s from the copy; a plan refused after {plan_took:.2f} s "
+          f"(with B awake: {normal:.2f} s)")
+    assert frozen.status_code == 200 and took < TIMEOUT + 1.5 + normal, (took, normal)
     source = frozen.json()["sources"][B]
     assert source["stale"] and "did not answer within" in source["error"]
     assert frozen.json()["crossings"] == fresh["crossings"]
