@@ -39,6 +39,8 @@ def upgrade() -> None:
             IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
                 CREATE ROLE {APP_ROLE} NOLOGIN NOSUPERUSER NOBYPASSRLS;
             END IF;
+        EXCEPTION  -- roles belong to the cluster: another database migrating meanwhile
+            WHEN duplicate_object OR unique_violation THEN NULL;
         END $$""")
     op.execute(f"GRANT {APP_ROLE} TO CURRENT_USER")
     op.execute(f"GRANT USAGE ON SCHEMA public TO {APP_ROLE}")
