@@ -50,6 +50,13 @@ def _base_name() -> str:
     return make_url(external).database if external else "safegrid_test"
 
 
+def _template_name(kind: str) -> str:
+    """The template database of the ``kind`` demo for this run's processes: the workers
+    of a pytest-xdist run share one, a process of its own (the API fuzzing, running
+    beside them) has another."""
+    return f"{_base_name()}{'_workers' if _worker_suffix() else ''}_{kind}_template"
+
+
 def _worker_suffix() -> str:
     """``_gw0``, ``_gw1``... under pytest-xdist (each worker has databases of its own)."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
@@ -163,7 +170,7 @@ def demo_database(name: str) -> str:
     test run it is a copy of a template the run loads once (see :func:`copied_database`).
     """
     if _RUN_DIR:
-        return copied_database(name, f"{_base_name()}_small_template", _load_small,
+        return copied_database(name, _template_name("small"), _load_small,
                                _RUN_DIR[0])
     url = fresh_database(name)
     migrate(url)
@@ -276,7 +283,7 @@ def city_server(db_url, tmp_path_factory):
     The city demo is loaded once per test run (about half a minute, more on a busy
     machine) into a template database, and each worker's database is a copy of it.
     """
-    url = copied_database(f"{make_url(db_url).database}_city", f"{_base_name()}_city_template",
+    url = copied_database(f"{make_url(db_url).database}_city", _template_name("city"),
                           _load_city, shared_dir(tmp_path_factory))
     city_engine = engine(url)
     server = Server(url, tmp_path_factory.mktemp("city") / "serve.log")
