@@ -28,18 +28,6 @@ DEMO_END = dt.date(2026, 10, 31)
 SAFEGRID = str(Path(sys.executable).with_name("safegrid"))
 
 
-def pytest_collection_modifyitems(config, items) -> None:
-    """The long files first: those with a browser or slow test (in their own order).
-
-    Under ``--dist loadfile`` each file runs whole on one worker, in the order the files
-    were collected; a long file handed out last would run alone at the end of the run
-    while the other workers wait.
-    """
-    long_files = {item.nodeid.split("::")[0] for item in items
-                  if item.get_closest_marker("browser") or item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.nodeid.split("::")[0] not in long_files)
-
-
 def pytest_sessionfinish(session) -> None:
     """Close the headless Chromium the browser tests shared, if one was started."""
     browser = sys.modules.get("tests.webmap.browser")

@@ -12,7 +12,7 @@ from layers.coverage import CoverageQuery, coverage
 from layers.hotspots import HotspotQuery, get_run, run_batch, run_emerging, run_hotspots
 from layers.users import User
 
-pytestmark = [pytest.mark.db, pytest.mark.slow]
+pytestmark = pytest.mark.db
 
 ADMIN = User(0, "test", "admin", None, None)
 CST = dt.timezone(dt.timedelta(hours=8))

@@ -22,7 +22,7 @@ from layers.db import engine
 
 from ..conftest import fresh_database, run_cli
 
-pytestmark = [pytest.mark.db, pytest.mark.slow]
+pytestmark = pytest.mark.db
 
 HELSINKI = Path(__file__).resolve().parents[1] / "data" / "osm" / "helsinki.osm.pbf"
 GEOD = Geod(ellps="WGS84")

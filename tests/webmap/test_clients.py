@@ -24,7 +24,7 @@ from layers.users import issue_token
 from ..conftest import Server, demo_database, demo_password, login_form, run_cli
 from .gridhelp import COMMUNITY
 
-pytestmark = [pytest.mark.db, pytest.mark.slow]
+pytestmark = pytest.mark.db
 
 RATE_LIMIT = "300/minute"  # ordinary requests; a page of features costs a tenth of one
 LOGIN_LIMIT = "3/5minutes"

@@ -30,7 +30,7 @@ from layers.users import issue_token
 
 from ..conftest import SAFEGRID, Server
 
-pytestmark = [pytest.mark.db, pytest.mark.slow]
+pytestmark = pytest.mark.db
 
 CITY = "430100"
 
