@@ -10,7 +10,7 @@ import base64
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import Connection, Engine, text
 
@@ -140,8 +140,7 @@ def set_partner_incidents(conn: Connection, name: str, incidents: str) -> User:
     _check_incidents(found[0].role, incidents)
     conn.execute(text("UPDATE users SET partner_incidents = :i WHERE name = :n"),
                  {"i": incidents, "n": name})
-    return User(*[getattr(found[0], f) for f in ("id", "name", "role", "jurisdiction",
-                                                 "partner")], incidents)
+    return replace(found[0], incidents=incidents)
 
 
 def user_by_name(conn: Connection, name: str) -> tuple[User, str] | None:
